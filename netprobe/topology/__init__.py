@@ -1,0 +1,34 @@
+"""Topologies: specs, loading, building on real kernel objects, ownership and cleanup."""
+
+from __future__ import annotations
+
+from .build import build
+from .cleanup import CleanReport, clean, down, leftovers
+from .live import RunResult, Topology
+from .load import load, loads
+from .spec import Bond, Bridge, Firewall, Host, Interface, Macvlan, Route, Spec, Tap, Veth, Vlan
+from .validate import validate
+
+__all__ = [
+    "Bond",
+    "Bridge",
+    "CleanReport",
+    "Firewall",
+    "Host",
+    "Interface",
+    "Macvlan",
+    "Route",
+    "RunResult",
+    "Spec",
+    "Tap",
+    "Topology",
+    "Veth",
+    "Vlan",
+    "build",
+    "clean",
+    "down",
+    "leftovers",
+    "load",
+    "loads",
+    "validate",
+]

@@ -1,0 +1,316 @@
+"""Build a Spec into real kernel objects, fast, and never leave half of it behind.
+
+Order: namespaces → masters (bridges, bonds) → TAPs → veths → stacked links (macvlan,
+vlan) → per-link settings → addresses → sysctls → routes → firewall → self-check.
+In namespaces netprobe owns, IPv6 DAD and router solicitation are switched off in the
+namespace's defaults before any link exists, so links can come up as they are created.
+Elsewhere each link is created down, tagged, quietened, then brought up.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from ..errors import SetupError, TopologyError
+from . import netns, owner
+from .links import FEATURE, IFF_UP, address_message, create_message, route_message
+from .live import HostState, Topology
+from .netlink import CREATE, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWROUTE, NetlinkError, Rtnl, link_msg
+from .selfcheck import verify
+from .spec import Bond, Bridge, Host, Interface, Macvlan, Spec, Tap, Veth, Vlan
+from .tap import open_tap
+from .validate import validate
+
+__all__ = ["build"]
+
+_FIREWALL_TOOLS = {"nft": ["nft", "-f"], "iptables": ["iptables-restore"],
+                   "ip6tables": ["ip6tables-restore"]}
+
+
+def build(spec: Spec, *, persistent: bool = False) -> Topology:
+    """Build `spec` and return the live Topology; on any failure remove what was made.
+
+    Use it as ``with build(spec) as topo:`` so teardown always runs. With
+    `persistent=True` the run id is the spec's name (so namespaces read np-NAME-HOST);
+    call `topo.keep()` to leave it up.
+    """
+    from ..capabilities import require_root
+
+    require_root()
+    validate(spec)
+    pid, start = owner.current_owner()
+    runid = owner.persistent_runid(spec.name) if persistent else owner.new_runid()
+    record = owner.RunRecord(
+        runid=runid, pid=pid, start_time=start, name=spec.name,
+        adopted=tuple(h.adopt for h in spec.hosts if h.adopt), root=any(h.root for h in spec.hosts),
+        spec_path=spec.source, hosts=tuple(h.name for h in spec.hosts),
+    )
+    try:
+        owner.register(record)  # before anything exists, so a killed run can be cleaned
+    except FileExistsError:
+        raise SetupError(f"a topology named {spec.name!r} is already up",
+                         remedy=f"netprobe topo down {spec.name}") from None
+    topo = Topology(spec, record)
+    topo.guard_signals()
+    try:
+        _Builder(topo).run()
+    except BaseException:
+        topo.teardown()
+        raise
+    return topo
+
+
+class _Builder:
+    def __init__(self, topo: Topology) -> None:
+        self.topo = topo
+        self.spec = topo.spec
+        self.indexes: dict[tuple[str, str], int] = {}
+        self.pending_up: list[tuple[str, Interface]] = []
+
+    def run(self) -> None:
+        for host in self.spec.hosts:
+            self._open_host(host)
+        self._create_links()
+        self._configure_links()
+        for host in self.spec.hosts:
+            self._addresses(host)
+            self._sysctls(host)
+            self._routes(host)
+            self._firewall(host)
+        verify(self.topo)
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def state(self, host: str) -> HostState:
+        return self.topo.hosts[host]
+
+    def kname(self, host: str, name: str) -> str:
+        return self.topo.ifname(host, name)
+
+    def index(self, host: str, name: str) -> int:
+        key = (host, name)
+        if key not in self.indexes:
+            with _netlink_errors(f"looking up {host}:{name}", f"{host}:{name}"):
+                self.indexes[key] = self.state(host).nl.index(self.kname(host, name))
+        return self.indexes[key]
+
+    def request(self, host: str, what: str, msg: Any, msg_type: int, flags: int = 0) -> None:
+        with _netlink_errors(what, host):
+            self.state(host).nl.request(msg, msg_type, flags)
+
+    # -- namespaces ----------------------------------------------------------------------
+
+    def _open_host(self, host: Host) -> None:
+        ns = None if host.root else host.adopt or owner.ns_name(self.topo.runid, host.name)
+        if host.owned:
+            assert ns is not None
+            try:
+                netns.create(ns)
+            except FileExistsError:
+                raise TopologyError(f"namespace {ns} already exists", obj=ns) from None
+        elif ns is not None and not netns.exists(ns):
+            raise TopologyError(f"host {host.name!r} adopts namespace {ns!r}, which does not "
+                                f"exist (see `ip netns list`)", obj=ns)
+        fd = netns.open_fd(ns) if ns else os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+        try:
+            nl = Rtnl(fd)
+        except OSError:
+            os.close(fd)
+            raise
+        self.topo.hosts[host.name] = HostState(host, ns, fd, nl)
+        if host.owned:
+            self._quiet_ipv6(host, "default")
+            self._quiet_ipv6(host, "all")
+            self.request(host.name, "bringing lo up", _up(link_msg(1)), RTM_NEWLINK)
+
+    def _quiet_ipv6(self, host: Host, conf: str) -> None:
+        """No DAD probes and no router solicitations unless the spec asks for them."""
+        keys = [k for k, wanted in (("accept_dad", host.ipv6_dad),
+                                    ("router_solicitations", host.ipv6_router_solicitation))
+                if not wanted]
+        state = self.state(host.name)
+        with netns.entered(state.fd):
+            for key in keys:
+                path = f"/proc/sys/net/ipv6/conf/{conf}/{key}"
+                if not os.path.exists(path):
+                    continue  # a kernel without IPv6
+                if not host.owned:
+                    with open(path) as src:
+                        state.saved_sysctls.append((path, src.read().strip()))
+                with open(path, "w") as out:
+                    out.write("0")
+
+    # -- links ---------------------------------------------------------------------------
+
+    def _create_links(self) -> None:
+        todo = [(h, i) for h in self.spec.hosts for i in h.interfaces]
+        for host, iface in todo:
+            if isinstance(iface.kind, (Bridge, Bond)):
+                self._create(host, iface)
+        for host, iface in todo:
+            if isinstance(iface.kind, Tap):
+                self._create_tap(host, iface)
+        done: set[tuple[str, str]] = set()
+        for host, iface in todo:
+            if isinstance(iface.kind, Veth) and (host.name, iface.name) not in done:
+                self._create_veth(host, iface)
+                done |= {(host.name, iface.name), (iface.kind.peer_host, iface.kind.peer_ifname)}
+        stacked = [(h, i) for h, i in todo if isinstance(i.kind, (Macvlan, Vlan))]
+        while stacked:  # parents first; a parent may itself be stacked (QinQ)
+            made = {(h.name, i.name) for h, i in stacked}
+            ready = [(h, i) for h, i in stacked
+                     if (h.name, i.kind.parent) not in made]  # type: ignore[union-attr]
+            for host, iface in ready:
+                self._create(host, iface, parent=iface.kind.parent)  # type: ignore[union-attr]
+            stacked = [p for p in stacked if p not in ready]
+            if not ready:
+                raise TopologyError("stacked interfaces form a cycle of parents")
+
+    def _up_at_once(self, host: Host, iface: Interface) -> bool:
+        return host.owned and iface.up
+
+    def _after_create(self, host: Host, iface: Interface, configured: bool) -> None:
+        """Note a new link; `configured`: its master and up state were set at creation."""
+        if not host.owned:
+            self.state(host.name).made_links.append(self.kname(host.name, iface.name))
+        if not configured or not self._up_at_once(host, iface) or iface.learning is not None:
+            self.pending_up.append((host.name, iface))
+
+    def _create(self, host: Host, iface: Interface, parent: str | None = None) -> None:
+        master = self.index(host.name, iface.master) if iface.master else None
+        kind, msg = create_message(
+            iface, name=self.kname(host.name, iface.name), up=self._up_at_once(host, iface),
+            master_index=master,
+            parent_index=self.index(host.name, parent) if parent else None)
+        with _netlink_errors(f"creating {kind} {host.name}:{iface.name}", iface.name, kind):
+            self.state(host.name).nl.request(msg, RTM_NEWLINK, CREATE)
+        self._after_create(host, iface, configured=True)
+
+    def _create_veth(self, host: Host, iface: Interface) -> None:
+        assert isinstance(iface.kind, Veth)
+        far_host = self.spec.host(iface.kind.peer_host)
+        far = far_host.interface(iface.kind.peer_ifname) or Interface(iface.kind.peer_ifname)
+        if far.master and not iface.master:  # create from the bridge's side: master at once
+            host, iface, far_host, far = far_host, far, host, iface
+        master = self.index(host.name, iface.master) if iface.master else None
+        far_fd = None if far_host is host else self.state(far_host.name).fd
+        # The peer cannot come up inside the creating request (the kernel answers
+        # ENOTCONN: the pair is not joined yet), so it is brought up afterwards.
+        peer = (far, self.kname(far_host.name, far.name), far_fd, False)
+        _, msg = create_message(iface, name=self.kname(host.name, iface.name),
+                                up=self._up_at_once(host, iface), master_index=master, peer=peer)
+        what = f"creating veth {host.name}:{iface.name} <-> {far_host.name}:{far.name}"
+        with _netlink_errors(what, f"{host.name}:{iface.name}", "veth"):
+            self.state(host.name).nl.request(msg, RTM_NEWLINK, CREATE)
+        self._after_create(host, iface, configured=True)
+        self._after_create(far_host, far, configured=False)
+
+    def _create_tap(self, host: Host, iface: Interface) -> None:
+        name = self.kname(host.name, iface.name)
+        try:
+            fd = open_tap(self.state(host.name).fd, name)
+        except OSError as exc:
+            raise TopologyError(f"creating tap {host.name}:{iface.name}: {exc.strerror}",
+                                errno=exc.errno, obj=iface.name) from exc
+        self.topo.taps[(host.name, iface.name)] = fd
+        self._after_create(host, iface, configured=False)  # mac, mtu, master: by netlink
+
+    def _configure_links(self) -> None:
+        """What creation could not do: late masters, port flags, tags, and bringing up."""
+        seen: set[tuple[str, str]] = set()
+        for host_name, iface in self.pending_up:
+            if (host_name, iface.name) in seen:
+                continue
+            seen.add((host_name, iface.name))
+            host = self.spec.host(host_name)
+            index = self.index(host_name, iface.name)
+            attrs: dict[str, Any] = {}
+            if isinstance(iface.kind, Tap):
+                attrs.update({k: v for k, v in (("IFLA_ADDRESS", iface.mac),
+                                                ("IFLA_MTU", iface.mtu)) if v})
+            if iface.master:
+                attrs["IFLA_MASTER"] = self.index(host_name, iface.master)
+            if not host.owned:
+                attrs["IFLA_IFALIAS"] = owner.link_tag(self.topo.runid)
+                self._quiet_ipv6(host, self.kname(host_name, iface.name))
+            msg = link_msg(index, **attrs)
+            self.request(host_name, f"configuring {host_name}:{iface.name}",
+                         _up(msg) if iface.up else msg, RTM_NEWLINK)
+            if iface.learning is not None:
+                port = link_msg(index, IFLA_LINKINFO={"attrs": [
+                    ("IFLA_INFO_SLAVE_KIND", "bridge"),
+                    ("IFLA_INFO_SLAVE_DATA", {"attrs": [
+                        ("IFLA_BRPORT_LEARNING", int(iface.learning))]})]})
+                self.request(host_name, f"setting learning on {host_name}:{iface.name}",
+                             port, RTM_NEWLINK)
+
+    # -- layer 3 and above ---------------------------------------------------------------
+
+    def _addresses(self, host: Host) -> None:
+        for iface in host.interfaces:
+            for addr in iface.addresses:
+                msg = address_message(self.index(host.name, iface.name), addr, dad=host.ipv6_dad)
+                self.request(host.name, f"adding {addr} to {host.name}:{iface.name}", msg,
+                             RTM_NEWADDR, CREATE)
+
+    def _sysctls(self, host: Host) -> None:
+        state = self.state(host.name)
+        for key, value in host.sysctls:
+            path = "/proc/sys/" + (key if "/" in key else key.replace(".", "/"))
+            try:
+                with netns.entered(state.fd):
+                    if not host.owned:
+                        with open(path) as src:
+                            state.saved_sysctls.append((path, src.read().strip()))
+                    with open(path, "w") as out:
+                        out.write(value)
+            except FileNotFoundError:
+                raise TopologyError(f"sysctl {key} does not exist in {host.name}'s namespace "
+                                    "(not a per-namespace sysctl, or a missing interface)",
+                                    obj=key) from None
+            except OSError as exc:
+                raise TopologyError(f"setting sysctl {key}={value} in {host.name}: {exc.strerror}",
+                                    errno=exc.errno, obj=key) from exc
+
+    def _routes(self, host: Host) -> None:
+        state = self.state(host.name)
+        for route in host.routes:
+            oif = self.index(host.name, route.dev) if route.dev else None
+            msg = route_message(route, oif)
+            self.request(host.name, f"adding route to {route.to} in {host.name}", msg,
+                         RTM_NEWROUTE, CREATE)
+            if not host.owned:
+                state.added_routes.append(route_message(route, oif))
+
+    def _firewall(self, host: Host) -> None:
+        for rules in host.firewall:
+            argv = [*_FIREWALL_TOOLS[rules.kind], rules.path]
+            result = self.topo.run(host.name, argv)
+            if not result.ok:
+                raise TopologyError(f"loading {rules.path} into {host.name} with "
+                                    f"{argv[0]} failed:\n{result.stderr.strip()}", obj=rules.path)
+
+
+def _up(msg: Any) -> Any:
+    msg["flags"] = IFF_UP
+    msg["change"] = IFF_UP
+    return msg
+
+
+@contextmanager
+def _netlink_errors(what: str, obj: str, kind: str | None = None) -> Iterator[None]:
+    """NetlinkError → TopologyError (or SetupError when the kernel lacks the link type)."""
+    try:
+        yield
+    except NetlinkError as exc:
+        detail = os.strerror(exc.code) + (f" ({exc.args[1]})" if len(exc.args) > 1
+                                          and exc.args[1] else "")
+        if exc.code == errno.EOPNOTSUPP and kind in FEATURE:
+            feature, remedy = FEATURE[kind]
+            raise SetupError(f"{what}: this kernel has no {feature} ({detail})",
+                             remedy=remedy) from exc
+        raise TopologyError(f"{what}: {detail}", errno=exc.code, obj=obj) from exc

@@ -1,0 +1,104 @@
+"""Find and remove what netprobe runs left behind, and nothing else.
+
+A run's objects are removed only when its record says so: the owning process is gone
+(a killed run), or the run is persistent and the user asked (`--all`, `topo down`).
+Namespaces that look like netprobe's but have no record are reported, never touched.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from ..errors import TopologyError
+from . import netns, owner
+from .netlink import RTM_DELLINK, NetlinkError, Rtnl, link_msg
+
+__all__ = ["CleanReport", "clean", "down", "leftovers", "remove_run"]
+
+
+@dataclass
+class CleanReport:
+    """What `clean` did and what it deliberately left alone."""
+
+    removed_runs: list[str] = field(default_factory=list)
+    removed_namespaces: list[str] = field(default_factory=list)
+    removed_links: list[str] = field(default_factory=list)
+    kept_live: list[str] = field(default_factory=list)
+    kept_persistent: list[str] = field(default_factory=list)
+    unknown_namespaces: list[str] = field(default_factory=list)
+
+
+def clean(*, all: bool = False) -> CleanReport:
+    """Remove the leftovers of dead runs; with `all`, persistent topologies too."""
+    report = CleanReport()
+    names = netns.list_names()  # listed before the records: a record precedes its objects
+    records = owner.read_records()
+    for record in records:
+        if owner.is_alive(record):
+            report.kept_live.append(record.runid)
+        elif record.persistent and not all:
+            report.kept_persistent.append(record.name)
+        else:
+            remove_run(record, names, report)
+    prefixes = tuple(owner.ns_prefix(r.runid) for r in records)
+    report.unknown_namespaces = [n for n in names if n.startswith(owner.NS_PREFIX)
+                                 and not n.startswith(prefixes)]
+    return report
+
+
+def down(name: str) -> CleanReport:
+    """Remove the persistent topology `name` (`netprobe topo down`)."""
+    runid = owner.persistent_runid(name)
+    for record in owner.read_records():
+        if record.runid == runid and record.persistent:
+            report = CleanReport()
+            remove_run(record, netns.list_names(), report)
+            return report
+    raise TopologyError(f"no topology named {name!r} is up (netprobe topo up FILE makes one)")
+
+
+def remove_run(record: owner.RunRecord, names: list[str], report: CleanReport) -> None:
+    """Delete a run's namespaces and tagged links, then its record."""
+    tag = owner.link_tag(record.runid)
+    foreign: list[str | None] = [*record.adopted, *([None] if record.root else [])]
+    for ns in foreign:
+        if ns is None or netns.exists(ns):
+            report.removed_links += _remove_tagged_links(ns, tag)
+    prefix = owner.ns_prefix(record.runid)
+    for name in names:
+        if name.startswith(prefix):
+            netns.delete(name)
+            report.removed_namespaces.append(name)
+    owner.unregister(record.runid)
+    report.removed_runs.append(record.runid)
+
+
+def _remove_tagged_links(ns: str | None, tag: str) -> list[str]:
+    fd = netns.open_fd(ns) if ns else os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    removed = []
+    try:
+        with Rtnl(fd) as nl:
+            for name, link in nl.links().items():
+                if link.get_attr("IFLA_IFALIAS") == tag:
+                    try:
+                        nl.request(link_msg(link["index"]), RTM_DELLINK)
+                        removed.append(f"{ns or 'root'}:{name}")
+                    except NetlinkError as exc:
+                        if exc.code != 19:  # a veth peer removed with its other end
+                            raise
+    finally:
+        os.close(fd)
+    return removed
+
+
+def leftovers() -> list[str]:
+    """Every netprobe object on the machine: records, np-* namespaces, tagged root links."""
+    found = [f"record {r.runid} ({r.name})" for r in owner.read_records()]
+    found += [f"namespace {n}" for n in netns.list_names() if n.startswith(owner.NS_PREFIX)]
+    with Rtnl() as nl:
+        for name, link in nl.links().items():
+            alias = link.get_attr("IFLA_IFALIAS") or ""
+            if alias.startswith("netprobe:"):
+                found.append(f"root link {name} ({alias})")
+    return found

@@ -1,0 +1,151 @@
+"""rtnetlink messages that create links of each kind, and the kernel feature each needs."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from typing import Any
+
+from .netlink import addr_msg, link_msg, route_msg
+from .spec import BOND_MODES, Bond, Bridge, Interface, IPInterface, Macvlan, Route, Vlan
+
+__all__ = [
+    "FEATURE",
+    "IFF_UP",
+    "address_message",
+    "bridge_info",
+    "create_message",
+    "route_message",
+]
+
+IFF_UP = 0x1
+_IFA_F_NODAD = 0x02
+_MACVLAN_MODE = {"private": 1, "vepa": 2, "bridge": 4, "passthru": 8, "source": 16}
+_VLAN_PROTO = {"802.1Q": 0x8100, "802.1ad": 0x88A8}
+_RT_SCOPE_LINK = 253
+
+# What to tell a user whose kernel refuses a kind (EOPNOTSUPP: "Unknown device type").
+FEATURE = {
+    "vlan": ("802.1Q VLAN devices", "load the 8021q module, or run in a full-kernel VM"),
+    "bond": ("bonding", "load the bonding module, or run in a full-kernel VM"),
+    "bridge": ("Linux bridges", "load the bridge module"),
+    "veth": ("veth pairs", "load the veth module"),
+    "macvlan": ("macvlan devices", "load the macvlan module"),
+}
+
+
+def _common(iface: Interface) -> dict[str, Any]:
+    attrs: dict[str, Any] = {"IFLA_IFNAME": iface.name}
+    if iface.mac:
+        attrs["IFLA_ADDRESS"] = iface.mac
+    if iface.mtu:
+        attrs["IFLA_MTU"] = iface.mtu
+    return attrs
+
+
+def _flags(msg: Any, up: bool) -> Any:
+    if up:
+        msg["flags"] = IFF_UP
+        msg["change"] = IFF_UP
+    return msg
+
+
+def bridge_info(bridge: Bridge) -> list[tuple[str, int]]:
+    """IFLA_INFO_DATA of a bridge. STP must be set at creation: later it answers EBUSY."""
+    data = [("IFLA_BR_STP_STATE", int(bridge.stp))]
+    if bridge.ageing is not None:
+        data.append(("IFLA_BR_AGEING_TIME", round(bridge.ageing * 100)))  # centiseconds
+    if bridge.forward_delay is not None:
+        data.append(("IFLA_BR_FORWARD_DELAY", round(bridge.forward_delay * 100)))
+    return data
+
+
+def create_message(
+    iface: Interface,
+    *,
+    name: str,
+    up: bool,
+    parent_index: int | None = None,
+    master_index: int | None = None,
+    peer: tuple[Interface, str, int | None, bool] | None = None,
+) -> tuple[str, Any]:
+    """(kind name, RTM_NEWLINK message) creating `iface` under kernel name `name`.
+
+    `peer` is for veths: (far Interface, its kernel name, its namespace fd or None for
+    the same namespace, whether it may come up at once).
+    """
+    kind = iface.kind
+    attrs = _common(iface)
+    attrs["IFLA_IFNAME"] = name
+    if master_index is not None:
+        attrs["IFLA_MASTER"] = master_index
+    if parent_index is not None:
+        attrs["IFLA_LINK"] = parent_index
+    info: list[tuple[str, Any]]
+    if isinstance(kind, Bridge):
+        kind_name, info = "bridge", [("IFLA_INFO_DATA", {"attrs": bridge_info(kind)})]
+    elif isinstance(kind, Macvlan):
+        kind_name = "macvlan"
+        info = [("IFLA_INFO_DATA", {"attrs": [("IFLA_MACVLAN_MODE", _MACVLAN_MODE[kind.mode])]})]
+    elif isinstance(kind, Vlan):
+        kind_name = "vlan"
+        info = [("IFLA_INFO_DATA", {"attrs": [("IFLA_VLAN_ID", kind.id),
+                                              ("IFLA_VLAN_PROTOCOL", _VLAN_PROTO[kind.protocol])]})]
+    elif isinstance(kind, Bond):
+        kind_name = "bond"
+        info = [("IFLA_INFO_DATA", {"attrs": [("IFLA_BOND_MODE", BOND_MODES.index(kind.mode))]})]
+    elif peer is not None:
+        kind_name, info = "veth", [("IFLA_INFO_DATA", {"attrs": [("VETH_INFO_PEER",
+                                                                  _peer_attrs(*peer))]})]
+    else:
+        raise ValueError(f"no creation message for {iface!r}")
+    attrs["IFLA_LINKINFO"] = {"attrs": [("IFLA_INFO_KIND", kind_name), *info]}
+    return kind_name, _flags(link_msg(**attrs), up)
+
+
+def _peer_attrs(far: Interface, name: str, ns_fd: int | None, up: bool) -> dict[str, Any]:
+    attrs = list(_common(far).items())
+    attrs[0] = ("IFLA_IFNAME", name)
+    if ns_fd is not None:
+        attrs.append(("IFLA_NET_NS_FD", ns_fd))
+    peer: dict[str, Any] = {"attrs": attrs}
+    if up:
+        peer["flags"] = IFF_UP
+        peer["change"] = IFF_UP
+    return peer
+
+
+def address_message(index: int, addr: IPInterface, *, dad: bool) -> Any:
+    """RTM_NEWADDR for `addr`; IPv6 addresses skip DAD unless asked (no tentative state)."""
+    ip = str(addr.ip)
+    if addr.version == 4:
+        attrs: list[tuple[str, Any]] = [("IFA_LOCAL", ip), ("IFA_ADDRESS", ip)]
+        if addr.network.prefixlen < 31:
+            attrs.append(("IFA_BROADCAST", str(addr.network.broadcast_address)))
+        return addr_msg(index, socket.AF_INET, addr.network.prefixlen, attrs)
+    attrs = [("IFA_LOCAL", ip), ("IFA_ADDRESS", ip)]
+    if not dad:
+        attrs.append(("IFA_FLAGS", _IFA_F_NODAD))
+    msg = addr_msg(index, socket.AF_INET6, addr.network.prefixlen, attrs)
+    if addr.ip.is_link_local:
+        msg["scope"] = _RT_SCOPE_LINK
+    return msg
+
+
+def route_message(route: Route, oif: int | None) -> Any:
+    """RTM_NEWROUTE (or DELROUTE, same body) for `route` in the main table."""
+    family = socket.AF_INET if route.family == 4 else socket.AF_INET6
+    attrs: list[tuple[str, Any]] = []
+    dst_len = 0
+    if route.to not in ("default", "default6"):
+        net = ipaddress.ip_network(route.to, strict=False)
+        dst_len = net.prefixlen
+        attrs.append(("RTA_DST", str(net.network_address)))
+    if route.via is not None:
+        attrs.append(("RTA_GATEWAY", route.via))
+    if oif is not None:
+        attrs.append(("RTA_OIF", oif))
+    if route.metric is not None:
+        attrs.append(("RTA_PRIORITY", route.metric))
+    scope = _RT_SCOPE_LINK if route.via is None else 0
+    return route_msg(family, dst_len, scope, attrs)

@@ -1,0 +1,241 @@
+"""YAML topology files → `Spec`, with the file and line of every problem.
+
+The loader walks PyYAML's node tree rather than the plain data so that it can refuse
+duplicate keys (which PyYAML silently merges) and point at lines. Whatever the input,
+it returns a valid Spec or raises SpecError.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import yaml
+
+from ..errors import SpecError
+from .spec import (
+    Bond,
+    Bridge,
+    Firewall,
+    Host,
+    Interface,
+    Kind,
+    Macvlan,
+    Route,
+    Spec,
+    Tap,
+    Veth,
+    Vlan,
+)
+from .validate import validate
+
+__all__ = ["load", "loads"]
+
+_TOP_KEYS = {"name", "description", "hosts"}
+_HOST_KEYS = {"interfaces", "routes", "sysctls", "firewall", "adopt", "root", "ipv6_dad",
+              "ipv6_router_solicitation"}
+_IFACE_KEYS = {"addresses", "master", "learning", "mac", "mtu", "up"}
+_KINDS: dict[str, tuple[Callable[..., Kind], set[str]]] = {
+    "veth": (Veth, {"peer"}),
+    "bridge": (Bridge, {"stp", "ageing", "forward_delay"}),
+    "tap": (Tap, set()),
+    "macvlan": (Macvlan, {"parent", "mode"}),
+    "vlan": (Vlan, {"parent", "id", "protocol"}),
+    "bond": (Bond, {"mode"}),
+}
+_ROUTE_KEYS = {"to", "via", "dev", "metric"}
+_FIREWALL_KINDS = ("nft", "iptables", "ip6tables")
+
+
+def load(path: str | os.PathLike[str]) -> Spec:
+    """Read a topology file. Raises SpecError naming the file and line of any problem."""
+    path = os.fspath(path)
+    try:
+        with open(path, encoding="utf-8") as src:
+            text = src.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"cannot read topology file: {exc}", file=path) from None
+    return loads(text, source=path)
+
+
+def loads(text: str, *, source: str | None = None) -> Spec:
+    """Parse topology YAML from a string; relative ruleset paths resolve against `source`."""
+    reader = _Reader(source)
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        raise SpecError(f"invalid YAML: {exc.problem or exc.context}", file=source,
+                        line=mark.line + 1 if mark else None) from None
+    except (yaml.YAMLError, ValueError) as exc:
+        raise SpecError(f"invalid YAML: {exc}", file=source) from None
+    if root is None:
+        raise SpecError("the topology file is empty", file=source)
+    spec = reader.spec(root)
+    try:
+        return validate(spec)
+    except SpecError as exc:
+        raise SpecError(exc.reason, file=source, line=reader.line_of(exc.path)) from None
+
+
+class _Reader:
+    """Turns nodes into spec objects while recording the line of every path."""
+
+    def __init__(self, source: str | None) -> None:
+        self.source = source
+        self.base = os.path.dirname(os.path.abspath(source)) if source else os.getcwd()
+        self.lines: dict[tuple[str, ...], int] = {}
+        self._constructor = yaml.SafeLoader("")
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def error(self, node: yaml.Node, message: str) -> SpecError:
+        return SpecError(message, file=self.source, line=node.start_mark.line + 1)
+
+    def line_of(self, path: tuple[str, ...]) -> int | None:
+        for end in range(len(path), -1, -1):
+            if path[:end] in self.lines:
+                return self.lines[path[:end]]
+        return None
+
+    def mapping(self, node: yaml.Node, what: str, allowed: set[str],
+                path: tuple[str, ...]) -> dict[str, yaml.Node]:
+        if not isinstance(node, yaml.MappingNode):
+            raise self.error(node, f"{what} must be a mapping")
+        out: dict[str, yaml.Node] = {}
+        for key_node, value in node.value:
+            key = self.scalar(key_node, f"a key in {what}")
+            if not isinstance(key, str):
+                raise self.error(key_node, f"keys in {what} must be names, not {key!r}")
+            if allowed and key not in allowed:
+                raise self.error(key_node, f"unknown key {key!r} in {what} "
+                                           f"(expected one of: {', '.join(sorted(allowed))})")
+            if key in out:
+                raise self.error(key_node, f"duplicate key {key!r} in {what}")
+            out[key] = value
+            self.lines[(*path, key)] = key_node.start_mark.line + 1
+        return out
+
+    def sequence(self, node: yaml.Node, what: str) -> list[yaml.Node]:
+        if not isinstance(node, yaml.SequenceNode):
+            raise self.error(node, f"{what} must be a list")
+        return list(node.value)
+
+    def scalar(self, node: yaml.Node, what: str) -> Any:
+        if not isinstance(node, yaml.ScalarNode):
+            raise self.error(node, f"{what} must be a single value")
+        try:
+            return self._constructor.construct_object(node, deep=True)
+        except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:
+            raise self.error(node, f"bad value for {what}: {exc}") from None
+
+    def typed(self, node: yaml.Node, what: str, *types: type) -> Any:
+        value = self.scalar(node, what)
+        if not isinstance(value, types) or (bool not in types and isinstance(value, bool)):
+            names = " or ".join(t.__name__.replace("str", "text") for t in types)
+            raise self.error(node, f"{what} must be {names}, not {value!r}")
+        return value
+
+    def build(self, node: yaml.Node, factory: Callable[..., Any], **kwargs: Any) -> Any:
+        try:
+            return factory(**kwargs)
+        except SpecError as exc:
+            raise self.error(node, exc.reason) from None
+
+    # -- the schema ----------------------------------------------------------------------
+
+    def spec(self, node: yaml.Node) -> Spec:
+        top = self.mapping(node, "the topology", _TOP_KEYS, ())
+        if "hosts" not in top:
+            raise self.error(node, "the topology has no `hosts`")
+        default = os.path.splitext(os.path.basename(self.source))[0] if self.source else "topology"
+        name = self.typed(top["name"], "name", str) if "name" in top else default
+        if "description" in top:
+            self.typed(top["description"], "description", str)
+        hosts_node = self.mapping(top["hosts"], "hosts", set(), ("hosts",))
+        hosts = [self.host(n, v) for n, v in hosts_node.items()]
+        return self.build(node, Spec, name=name, hosts=hosts, source=self.source)
+
+    def host(self, name: str, node: yaml.Node) -> Host:
+        path = ("hosts", name)
+        if isinstance(node, yaml.ScalarNode) and self.scalar(node, "host") is None:
+            return self.build(node, Host, name=name)  # `red:` alone: an empty host
+        raw = self.mapping(node, f"host {name!r}", _HOST_KEYS, path)
+        kwargs: dict[str, Any] = {"name": name}
+        if "interfaces" in raw:
+            ifaces = self.mapping(raw["interfaces"], f"interfaces of {name!r}", set(),
+                                  (*path, "interfaces"))
+            kwargs["interfaces"] = [self.interface(n, v, (*path, "interfaces", n))
+                                    for n, v in ifaces.items()]
+        if "routes" in raw:
+            kwargs["routes"] = [self.route(r, (*path, "routes", str(i)))
+                                for i, r in enumerate(self.sequence(raw["routes"], "routes"))]
+        if "sysctls" in raw:
+            table = self.mapping(raw["sysctls"], "sysctls", set(), (*path, "sysctls"))
+            kwargs["sysctls"] = [(k, self.typed(v, f"sysctl {k}", str, int, float, bool))
+                                 for k, v in table.items()]
+        if "firewall" in raw:
+            kwargs["firewall"] = self.firewall(raw["firewall"], (*path, "firewall"))
+        if "adopt" in raw:
+            kwargs["adopt"] = self.typed(raw["adopt"], "adopt", str)
+        for flag in ("root", "ipv6_dad", "ipv6_router_solicitation"):
+            if flag in raw:
+                kwargs[flag] = self.typed(raw[flag], flag, bool)
+        return self.build(node, Host, **kwargs)
+
+    def interface(self, name: str, node: yaml.Node, path: tuple[str, ...]) -> Interface:
+        if isinstance(node, yaml.ScalarNode) and self.scalar(node, "interface") is None:
+            return self.build(node, Interface, name=name)
+        raw = self.mapping(node, f"interface {name!r}", _IFACE_KEYS | set(_KINDS), path)
+        kinds = [k for k in raw if k in _KINDS]
+        if len(kinds) > 1:
+            raise self.error(node, f"interface {name!r} has two types: {' and '.join(kinds)}")
+        kwargs: dict[str, Any] = {"name": name}
+        if kinds:
+            kwargs["kind"] = self.kind(kinds[0], raw[kinds[0]], (*path, kinds[0]))
+        if "addresses" in raw:
+            kwargs["addresses"] = [self.typed(a, "an address", str)
+                                   for a in self.sequence(raw["addresses"], "addresses")]
+        if "master" in raw:
+            kwargs["master"] = self.typed(raw["master"], "master", str)
+        for key, types in (("learning", (bool,)), ("up", (bool,)), ("mac", (str,)),
+                           ("mtu", (int,))):
+            if key in raw:
+                kwargs[key] = self.typed(raw[key], key, *types)
+        return self.build(node, Interface, **kwargs)
+
+    def kind(self, kind: str, node: yaml.Node, path: tuple[str, ...]) -> Kind:
+        factory, keys = _KINDS[kind]
+        if kind == "veth" and isinstance(node, yaml.ScalarNode):
+            return self.build(node, Veth, peer=self.typed(node, "veth peer", str))
+        if isinstance(node, yaml.ScalarNode) and self.scalar(node, kind) in (None, True):
+            return self.build(node, factory)  # `tap: true`, `bridge:` with defaults
+        raw = self.mapping(node, kind, keys, path)
+        kwargs = {k: self.typed(v, f"{kind} {k}", str, int, float, bool) for k, v in raw.items()}
+        return self.build(node, factory, **kwargs)  # types checked by the dataclasses
+
+    def route(self, node: yaml.Node, path: tuple[str, ...]) -> Route:
+        raw = self.mapping(node, "a route", _ROUTE_KEYS, path)
+        if "to" not in raw:
+            raise self.error(node, "a route needs `to` (default or a CIDR network)")
+        kwargs: dict[str, Any] = {k: self.typed(v, f"route {k}", str)
+                                  for k, v in raw.items() if k != "metric"}
+        if "metric" in raw:
+            kwargs["metric"] = self.typed(raw["metric"], "route metric", int)
+        return self.build(node, Route, **kwargs)
+
+    def firewall(self, node: yaml.Node, path: tuple[str, ...]) -> list[Firewall]:
+        items = self.sequence(node, "firewall") if isinstance(node, yaml.SequenceNode) else [node]
+        rules = []
+        for index, item in enumerate(items):
+            raw = self.mapping(item, "a firewall entry", set(_FIREWALL_KINDS),
+                               (*path, str(index)))
+            if len(raw) != 1:
+                raise self.error(item, "a firewall entry is one of nft: FILE, iptables: FILE, "
+                                       "ip6tables: FILE")
+            (kind, value), = raw.items()
+            file = os.path.join(self.base, self.typed(value, kind, str))
+            self.lines[(*path, str(index))] = item.start_mark.line + 1
+            rules.append(self.build(item, Firewall, kind=kind, path=file))
+        return rules

@@ -1,0 +1,180 @@
+"""Ownership: every object netprobe makes is traceable to a run, and every run to a process.
+
+A run writes its record to /run/netprobe/RUNID.json *before* it creates anything, so a
+run killed at any point leaves a record that names what to look for:
+
+- namespaces it owns are named ``np-RUNID-HOST`` (RUNID never contains "-");
+- links it makes in namespaces it does not own (the root namespace, adopted ones)
+  carry the interface alias ``netprobe:RUNID``.
+
+The record also names the owning process (pid and its start time, so a recycled pid
+is not mistaken for the owner) and whether the run is persistent (`netprobe topo up`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import secrets
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+
+__all__ = [
+    "RUN_DIR",
+    "RunRecord",
+    "is_alive",
+    "link_tag",
+    "new_runid",
+    "ns_name",
+    "ns_prefix",
+    "persistent_runid",
+    "read_records",
+    "register",
+    "root_ifname",
+    "scratch_run",
+    "unregister",
+]
+
+RUN_DIR = "/run/netprobe"
+NS_PREFIX = "np-"
+ROOT_IF_PREFIX_LEN = 6  # "np" + 4 hex characters
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What a run owns and who owns the run."""
+
+    runid: str
+    pid: int
+    start_time: int
+    name: str
+    persistent: bool = False
+    adopted: tuple[str, ...] = ()
+    root: bool = False
+    spec_path: str | None = None
+    hosts: tuple[str, ...] = field(default_factory=tuple)
+    created: float = field(default_factory=time.time)
+
+
+def _process_start_time(pid: int) -> int | None:
+    """Start time of `pid` in clock ticks since boot, or None if it does not exist."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            data = stat.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # The command name may contain spaces and parentheses: split after the last ')'.
+    fields = data[data.rindex(b")") + 2 :].split()
+    return int(fields[19])
+
+
+def current_owner() -> tuple[int, int]:
+    pid = os.getpid()
+    start = _process_start_time(pid)
+    assert start is not None
+    return pid, start
+
+
+def is_alive(record: RunRecord) -> bool:
+    return _process_start_time(record.pid) == record.start_time
+
+
+def new_runid() -> str:
+    """A fresh id for an ephemeral run: 6 hex digits not used by any live record."""
+    taken = {r.runid for r in read_records()}
+    while True:
+        runid = secrets.token_hex(3)
+        if runid not in taken:
+            return runid
+
+
+def persistent_runid(name: str) -> str:
+    """Persistent runs use the topology's name, so `ip netns` shows np-redblue-red."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", name)
+
+
+def ns_prefix(runid: str) -> str:
+    return f"{NS_PREFIX}{runid}-"
+
+
+def ns_name(runid: str, host: str) -> str:
+    return f"{ns_prefix(runid)}{host}"
+
+
+def link_tag(runid: str) -> str:
+    return f"netprobe:{runid}"
+
+
+def root_ifname(runid: str, name: str) -> str:
+    """Links made in the root namespace get a run-specific prefix: np + 4 hex digits."""
+    digest = hashlib.sha1(runid.encode()).hexdigest()[:4]
+    return f"np{digest}{name}"
+
+
+def _record_path(runid: str) -> str:
+    return os.path.join(RUN_DIR, f"{runid}.json")
+
+
+def register(record: RunRecord) -> None:
+    """Write the record atomically; refuse if the run id is taken."""
+    os.makedirs(RUN_DIR, mode=0o755, exist_ok=True)
+    path = _record_path(record.runid)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as out:
+        json.dump(asdict(record), out)
+    try:
+        os.link(tmp, path)  # fails if another run holds this id
+    finally:
+        os.unlink(tmp)
+
+
+def update(record: RunRecord) -> None:
+    """Replace an existing record (a run that becomes persistent changes its owner)."""
+    path = _record_path(record.runid)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as out:
+        json.dump(asdict(record), out)
+    os.replace(tmp, path)
+
+
+def unregister(runid: str) -> None:
+    try:
+        os.unlink(_record_path(runid))
+    except FileNotFoundError:
+        pass
+
+
+def read_records() -> list[RunRecord]:
+    try:
+        names = sorted(os.listdir(RUN_DIR))
+    except FileNotFoundError:
+        return []
+    records = []
+    for name in names:
+        if not name.endswith(".json"):
+            continue
+        try:
+            with open(os.path.join(RUN_DIR, name)) as src:
+                raw = json.load(src)
+            raw["adopted"] = tuple(raw.get("adopted", ()))
+            raw["hosts"] = tuple(raw.get("hosts", ()))
+            records.append(RunRecord(**raw))
+        except (OSError, ValueError, TypeError):
+            continue  # being written, or not ours: never act on what we cannot read
+    return records
+
+
+@contextmanager
+def scratch_run(purpose: str) -> Iterator[str]:
+    """A short-lived run for probes (doctor, feature tests): registered, then removed."""
+    pid, start = current_owner()
+    runid = new_runid()
+    register(RunRecord(runid=runid, pid=pid, start_time=start, name=purpose))
+    try:
+        yield runid
+    finally:
+        unregister(runid)

@@ -1,0 +1,81 @@
+"""After building, prove the topology is what the spec says before anything uses it.
+
+Links must be administratively up with carrier, and addresses must have left the
+tentative state. Carrier of a bridge is only required when a port can forward (STP off
+and at least one port), since a bridge without forwarding ports has none by design.
+"""
+
+from __future__ import annotations
+
+import time
+
+from ..errors import TopologyError
+from .live import HostState, Topology
+from .netlink import RTM_GETADDR
+from .spec import Bridge, Host, Interface
+
+__all__ = ["verify"]
+
+_IFF_UP = 0x1
+_IFA_F_DADFAILED = 0x08
+_IFA_F_TENTATIVE = 0x40
+_DAD_WAIT = 5.0  # seconds, only when a host asked for duplicate address detection
+
+
+def verify(topo: Topology, *, timeout: float = 2.0) -> None:
+    """Raise TopologyError naming the first object that is not as specified."""
+    for state in topo.hosts.values():
+        deadline = time.monotonic() + (_DAD_WAIT if state.spec.ipv6_dad else timeout)
+        while True:
+            problem = _problem(topo, state)
+            if problem is None:
+                break
+            if time.monotonic() > deadline:
+                raise TopologyError(f"self-check failed: {problem}", obj=problem.split(":")[0])
+            time.sleep(0.01)
+
+
+def _problem(topo: Topology, state: HostState) -> str | None:
+    host = state.spec
+    links = state.nl.links()
+    for iface in host.interfaces:
+        name = topo.ifname(host.name, iface.name)
+        link = links.get(name)
+        if link is None:
+            return f"{host.name}:{iface.name} does not exist"
+        if not iface.up:
+            continue
+        if not link["flags"] & _IFF_UP:
+            return f"{host.name}:{iface.name} is down"
+        if _needs_carrier(host, iface) and not link.get_attr("IFLA_CARRIER"):
+            return f"{host.name}:{iface.name} is up but has no carrier"
+    return _address_problem(state, {link["index"]: n for n, link in links.items()})
+
+
+def _needs_carrier(host: Host, iface: Interface) -> bool:
+    if isinstance(iface.kind, Bridge):
+        ports = [i for i in host.interfaces if i.master == iface.name and i.up]
+        return not iface.kind.stp and bool(ports)
+    return True
+
+
+def _address_problem(state: HostState, names: dict[int, str]) -> str | None:
+    wanted = {(str(a.ip), i.name) for i in state.spec.interfaces for a in i.addresses}
+    wanted_ips = {ip for ip, _ in wanted}
+    present: set[str] = set()
+    for msg in state.nl.dump(RTM_GETADDR):
+        flags = msg.get_attr("IFA_FLAGS") or msg["flags"]
+        ip = msg.get_attr("IFA_LOCAL") or msg.get_attr("IFA_ADDRESS")
+        if ip not in wanted_ips:
+            continue  # link-local and pre-existing addresses are not the spec's
+        where = f"{state.spec.name}:{names.get(msg['index'], msg['index'])}"
+        if flags & _IFA_F_DADFAILED:
+            return f"{where}: address {ip} failed duplicate address detection"
+        if flags & _IFA_F_TENTATIVE:
+            return f"{where}: address {ip} is still tentative"
+        present.add(ip)
+    missing = {w for w in wanted if w[0] not in present}
+    if missing:
+        ip, iface = sorted(missing)[0]
+        return f"{state.spec.name}:{iface}: address {ip} is missing"
+    return None

@@ -1,0 +1,289 @@
+"""The topology spec: frozen dataclasses, built from YAML by `load` or directly in Python.
+
+A topology is a set of hosts. Each host is a network namespace (made by netprobe, or
+adopted when it already exists) holding interfaces. An interface has a kind (veth, bridge,
+tap, macvlan, vlan, bond) or none: then it is the far end of a veth declared elsewhere.
+
+Constructors accept the loose forms a person writes (lists, dicts, "10.0.0.1/24" strings)
+and normalise them, so that ``Host("red", interfaces=[...])`` reads naturally in Python.
+Cross-references (peers, masters, parents) are checked by `validate`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+from ..errors import SpecError
+
+__all__ = [
+    "BOND_MODES",
+    "MACVLAN_MODES",
+    "Bond",
+    "Bridge",
+    "Firewall",
+    "Host",
+    "IPInterface",
+    "Interface",
+    "Kind",
+    "Macvlan",
+    "Route",
+    "Spec",
+    "Tap",
+    "Veth",
+    "Vlan",
+]
+
+IPInterface = Union[ipaddress.IPv4Interface, ipaddress.IPv6Interface]
+
+MACVLAN_MODES = ("private", "vepa", "bridge", "passthru", "source")
+BOND_MODES = (
+    "balance-rr", "active-backup", "balance-xor", "broadcast",
+    "802.3ad", "balance-tlb", "balance-alb",
+)
+
+
+def _set(obj: object, name: str, value: object) -> None:
+    object.__setattr__(obj, name, value)  # normalising a frozen dataclass in __post_init__
+
+
+@dataclass(frozen=True)
+class Veth:
+    """One end of a veth pair; `peer` is "HOST:IFNAME" of the other end."""
+
+    peer: str
+
+    @property
+    def peer_host(self) -> str:
+        return self.peer.partition(":")[0]
+
+    @property
+    def peer_ifname(self) -> str:
+        return self.peer.partition(":")[2]
+
+    def __post_init__(self) -> None:
+        host, sep, ifname = str(self.peer).partition(":")
+        if not sep or not host or not ifname:
+            raise SpecError(f"veth peer must be HOST:IFNAME, not {self.peer!r}")
+
+
+@dataclass(frozen=True)
+class Bridge:
+    """A Linux bridge. Times in seconds; None keeps the kernel's default."""
+
+    stp: bool = False
+    ageing: float | None = None
+    forward_delay: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("ageing", "forward_delay"):
+            value = getattr(self, name)
+            if value is not None and (not _is_number(value) or value < 0):
+                raise SpecError(f"bridge {name} must be a number of seconds >= 0, not {value!r}")
+
+
+@dataclass(frozen=True)
+class Tap:
+    """A TAP device; netprobe holds its file descriptor, playing the VM's side."""
+
+
+@dataclass(frozen=True)
+class Macvlan:
+    parent: str
+    mode: str = "bridge"
+
+    def __post_init__(self) -> None:
+        if self.mode not in MACVLAN_MODES:
+            raise SpecError(f"macvlan mode must be one of {', '.join(MACVLAN_MODES)}")
+
+
+@dataclass(frozen=True)
+class Vlan:
+    """An 802.1Q (or 802.1ad) sub-interface of `parent`."""
+
+    parent: str
+    id: int
+    protocol: str = "802.1Q"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.id, int) or isinstance(self.id, bool) or not 1 <= self.id <= 4094:
+            raise SpecError(f"vlan id must be an integer 1..4094, not {self.id!r}")
+        if self.protocol not in ("802.1Q", "802.1ad"):
+            raise SpecError("vlan protocol must be 802.1Q or 802.1ad")
+
+
+@dataclass(frozen=True)
+class Bond:
+    """A bond; its members name it as their `master`."""
+
+    mode: str = "active-backup"
+
+    def __post_init__(self) -> None:
+        if self.mode not in BOND_MODES:
+            raise SpecError(f"bond mode must be one of {', '.join(BOND_MODES)}")
+
+
+Kind = Union[Veth, Bridge, Tap, Macvlan, Vlan, Bond]
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _address(value: object) -> IPInterface:
+    try:
+        return ipaddress.ip_interface(str(value) if not isinstance(value, str) else value)
+    except ValueError:
+        raise SpecError(f"bad address {value!r}: expected CIDR like 10.0.0.1/24") from None
+
+
+def _tuple(value: Iterable[Any] | None, what: str) -> tuple[Any, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, (str, bytes, Mapping)):
+        raise SpecError(f"{what} must be a list")
+    return tuple(value)
+
+
+@dataclass(frozen=True)
+class Interface:
+    """An interface of a host. `kind=None`: the far end of a veth declared elsewhere."""
+
+    name: str
+    kind: Kind | None = None
+    addresses: tuple[IPInterface, ...] = ()
+    master: str | None = None
+    learning: bool | None = None
+    mac: str | None = None
+    mtu: int | None = None
+    up: bool = True
+
+    def __post_init__(self) -> None:
+        _set(self, "addresses", tuple(_address(a) for a in _tuple(self.addresses, "addresses")))
+        if self.mtu is not None and (not isinstance(self.mtu, int) or not 68 <= self.mtu <= 65535):
+            raise SpecError(f"mtu must be an integer 68..65535, not {self.mtu!r}")
+        if self.learning is not None and not isinstance(self.learning, bool):
+            raise SpecError("learning must be true or false")
+        if self.mac is not None and not _is_mac(self.mac):
+            raise SpecError(f"bad MAC address {self.mac!r}")
+
+
+def _is_mac(value: object) -> bool:
+    parts = str(value).split(":")
+    return len(parts) == 6 and all(len(p) == 2 and _is_hex(p) for p in parts)
+
+
+def _is_hex(text: str) -> bool:
+    try:
+        int(text, 16)
+    except ValueError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class Route:
+    """`to` is "default" or a network in CIDR form; give `via`, `dev`, or both."""
+
+    to: str
+    via: str | None = None
+    dev: str | None = None
+    metric: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.via is None and self.dev is None:
+            raise SpecError("a route needs `via` or `dev`")
+        if self.to not in ("default", "default6"):
+            try:
+                ipaddress.ip_network(self.to, strict=False)
+            except ValueError:
+                raise SpecError(f"bad route destination {self.to!r}") from None
+        if self.via is not None:
+            try:
+                ipaddress.ip_address(self.via)
+            except ValueError:
+                raise SpecError(f"bad gateway address {self.via!r}") from None
+        if self.metric is not None and (not isinstance(self.metric, int) or self.metric < 0):
+            raise SpecError("route metric must be a non-negative integer")
+
+    @property
+    def family(self) -> int:
+        """4 or 6, from the destination or else the gateway."""
+        if self.to == "default6":
+            return 6
+        if self.to != "default":
+            return ipaddress.ip_network(self.to, strict=False).version
+        if self.via is not None:
+            return ipaddress.ip_address(self.via).version
+        return 4
+
+
+@dataclass(frozen=True)
+class Firewall:
+    """A ruleset file applied inside the host: `nft -f`, `iptables-restore` or `ip6tables-restore`."""
+
+    kind: str
+    path: str
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("nft", "iptables", "ip6tables"):
+            raise SpecError("firewall kind must be nft, iptables or ip6tables")
+
+
+@dataclass(frozen=True)
+class Host:
+    """A network namespace. `adopt` takes an existing one; `root` is the machine's own."""
+
+    name: str
+    interfaces: tuple[Interface, ...] = ()
+    routes: tuple[Route, ...] = ()
+    sysctls: tuple[tuple[str, str], ...] = ()
+    firewall: tuple[Firewall, ...] = ()
+    adopt: str | None = None
+    root: bool = False
+    ipv6_dad: bool = False
+    ipv6_router_solicitation: bool = False
+
+    def __post_init__(self) -> None:
+        _set(self, "interfaces", _tuple(self.interfaces, "interfaces"))
+        _set(self, "routes", _tuple(self.routes, "routes"))
+        _set(self, "firewall", _tuple(self.firewall, "firewall"))
+        sysctls: Any = self.sysctls
+        pairs = sysctls.items() if isinstance(sysctls, Mapping) else _tuple(sysctls, "sysctls")
+        _set(self, "sysctls", tuple((str(k), _sysctl_value(v)) for k, v in pairs))
+
+    def interface(self, name: str) -> Interface | None:
+        return next((i for i in self.interfaces if i.name == name), None)
+
+    @property
+    def owned(self) -> bool:
+        """True when netprobe makes (and removes) this host's namespace."""
+        return self.adopt is None and not self.root
+
+
+def _sysctl_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, (int, float, str)):
+        return str(value)
+    raise SpecError(f"sysctl value must be a number or a string, not {value!r}")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A whole topology. `source` is the file it came from, if any."""
+
+    name: str
+    hosts: tuple[Host, ...] = ()
+    source: str | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        _set(self, "hosts", _tuple(self.hosts, "hosts"))
+
+    def host(self, name: str) -> Host:
+        for host in self.hosts:
+            if host.name == name:
+                return host
+        raise KeyError(name)

@@ -1,0 +1,126 @@
+"""capabilities against the real kernel: structure, speed, and that nothing is left behind.
+
+Which optional features exist depends on the kernel, so only what netprobe cannot run
+without (netns, veth, bridge) is asserted present. Other people's runs may own np-*
+namespaces at the same time, so leftovers are judged by what this probe created.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections import Counter
+from collections.abc import Iterator
+
+import pytest
+
+from netprobe import capabilities
+from netprobe.errors import SetupError
+from netprobe.topology import netns, owner
+
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.skipif(not capabilities.is_root(), reason="needs root (CAP_NET_ADMIN)"),
+]
+
+
+@pytest.fixture
+def created(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Names of the namespaces the probe creates (netns.create, spied on)."""
+    names: list[str] = []
+    real_create = netns.create
+
+    def spy(name: str) -> None:
+        names.append(name)
+        real_create(name)
+
+    monkeypatch.setattr(netns, "create", spy)
+    capabilities.clear_cache()
+    yield names
+    capabilities.clear_cache()
+
+
+def np_namespaces() -> set[str]:
+    return {n for n in netns.list_names() if n.startswith("np-")}
+
+
+def root_state() -> tuple[str, str]:
+    """The root namespace's links and nat rules, which probing must not change."""
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True)
+    nat = subprocess.run(["iptables", "-t", "nat", "-S"], capture_output=True, text=True)
+    return links.stdout, nat.stdout
+
+
+def assert_nothing_left(created: list[str], np_before: set[str]) -> None:
+    assert len(created) == 1, "one scratch namespace for the whole probe"
+    (name,) = created
+    runid = name.removeprefix("np-").removesuffix("-doctor")
+    assert name == owner.ns_name(runid, "doctor")
+    assert not netns.exists(name)
+    assert runid not in {r.runid for r in owner.read_records()}
+    assert not {r for r in owner.read_records() if r.name == "doctor"}
+    assert not np_namespaces() - np_before
+
+
+def test_probe_reports_every_capability_once(created: list[str]) -> None:
+    np_before = np_namespaces()
+    links_before, nat_before = root_state()
+    start = time.perf_counter()
+    caps = capabilities.probe()
+    elapsed = time.perf_counter() - start
+    print(f"probe() took {elapsed * 1000:.0f} ms")
+
+    kernel = Counter(c.name for c in caps if c.kind == "kernel")
+    tools = Counter(c.name for c in caps if c.kind == "tool")
+    assert kernel == Counter(capabilities.KERNEL_FEATURES)
+    assert tools == Counter(capabilities.TOOLS)
+    for cap in caps:
+        assert cap.detail, cap
+        assert (cap.remedy is None) == cap.present, cap
+    by_name = {c.name: c for c in caps if c.kind == "kernel"}
+    for name in ("netns", "veth", "bridge"):
+        assert by_name[name].present, by_name[name]
+    assert elapsed < 2.0, "the doctor must stay quick (about 0.1 s here, 0.25 s cold)"
+
+    assert_nothing_left(created, np_before)
+    links_after, nat_after = root_state()
+    assert "npd" not in links_after and links_after == links_before
+    assert nat_after == nat_before
+    ruleset = subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True)
+    assert "nptest" not in ruleset.stdout
+
+
+def test_probe_is_cached(created: list[str]) -> None:
+    first = capabilities.probe(["veth", "tap"])
+    assert capabilities.probe(["veth", "tap"]) == first
+    assert len(created) == 1
+
+
+def test_require_agrees_with_probe(created: list[str]) -> None:
+    capabilities.require("netns", "veth", "bridge")
+    absent = [c for c in capabilities.probe() if not c.present]
+    if not absent:
+        pytest.skip("this machine has everything; nothing absent to require")
+    with pytest.raises(SetupError) as caught:
+        capabilities.require(*(f"{c.kind}:{c.name}" for c in absent))
+    for cap in absent:
+        assert f"{cap.name} ({cap.kind}): {cap.detail}" in str(caught.value)
+        assert f"{cap.name}: {cap.remedy}" in str(caught.value.remedy)
+
+
+def test_an_interrupted_probe_leaves_nothing(
+    created: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    np_before = np_namespaces()
+
+    def interrupted(scratch: object) -> str:
+        raise KeyboardInterrupt  # as if Ctrl-C arrived halfway through the probes
+
+    feature = capabilities._FEATURES["vxlan"]
+    monkeypatch.setitem(
+        capabilities._FEATURES, "vxlan", capabilities._Feature(feature.what, "", interrupted)
+    )
+    with pytest.raises(KeyboardInterrupt):
+        capabilities.probe()
+    assert_nothing_left(created, np_before)
+    assert not capabilities._cache, "an interrupted probe caches nothing"
