@@ -1,9 +1,13 @@
 """netprobe: prove what a Linux virtual network's data path does, with packet evidence.
 
-Import nothing heavy here: the CLI and the pytest plugin load this module at start-up.
+The public names are loaded on first use, so that `import netprobe` (and with it the CLI
+and the pytest plugin) starts fast and imports neither pyroute2 nor scapy.
 """
 
 from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from .errors import (
     CheckFailed,
@@ -13,29 +17,40 @@ from .errors import (
     TopologyError,
     TrafficError,
 )
-from .topology import (
-    Bond,
-    Bridge,
-    CleanReport,
-    Firewall,
-    Host,
-    Interface,
-    Macvlan,
-    Route,
-    RunResult,
-    Spec,
-    Tap,
-    Topology,
-    Veth,
-    Vlan,
-    build,
-    clean,
-    load,
-    loads,
-    validate,
-)
+
+if TYPE_CHECKING:
+    from .topology import (
+        Bond,
+        Bridge,
+        CleanReport,
+        Firewall,
+        Host,
+        Interface,
+        Macvlan,
+        Route,
+        RunResult,
+        Spec,
+        Tap,
+        Topology,
+        Veth,
+        Vlan,
+        build,
+        clean,
+        load,
+        loads,
+        validate,
+    )
 
 __version__ = "0.1.0"
+
+_LAZY = {
+    name: "netprobe.topology"
+    for name in (
+        "Bond", "Bridge", "CleanReport", "Firewall", "Host", "Interface", "Macvlan", "Route",
+        "RunResult", "Spec", "Tap", "Topology", "Veth", "Vlan", "build", "clean", "load",
+        "loads", "validate",
+    )
+}
 
 __all__ = [
     "Bond",
@@ -65,3 +80,16 @@ __all__ = [
     "loads",
     "validate",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'netprobe' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from netprobe.errors import SetupError
+from netprobe.privilege import cap_eff_has, is_root, require_root
 from netprobe.topology import netns, owner
 
 __all__ = [
@@ -39,7 +40,6 @@ KERNEL_FEATURES: tuple[str, ...] = (
 )  # fmt: skip
 TOOLS: tuple[str, ...] = ("ip", "tcpdump", "nft", "iptables", "nmap", "ethtool", "ovs-vsctl")
 
-_CAP_NET_ADMIN = 12
 _TOOL_TIMEOUT = 3.0  # seconds for every version query together
 _CMD_TIMEOUT = 5.0  # seconds for one nft/iptables run inside the scratch namespace
 _TUNSETIFF = 0x400454CA
@@ -75,31 +75,6 @@ class Capability:
 
 class _ProbeFailed(Exception):
     """A probe failed with a message already fit for `Capability.detail`."""
-
-
-def cap_eff_has(status: str, bit: int) -> bool:
-    """Whether the CapEff line of a /proc/PID/status text has capability `bit` set."""
-    for line in status.splitlines():
-        if line.startswith("CapEff:"):
-            return bool(int(line.split()[1], 16) >> bit & 1)
-    return False
-
-
-def is_root() -> bool:
-    """Effective CAP_NET_ADMIN, which is what building links needs (uid 0 may lack it)."""
-    try:
-        with open("/proc/self/status") as src:
-            return cap_eff_has(src.read(), _CAP_NET_ADMIN)
-    except OSError:
-        return os.geteuid() == 0
-
-
-def require_root() -> None:
-    if not is_root():
-        raise SetupError(
-            "netprobe needs root (CAP_NET_ADMIN) to build namespaces, links and rulesets",
-            remedy="run it as root (sudo netprobe ...), or rootless inside `unshare -Urnm`",
-        )
 
 
 def describe_errno(code: int, what: str) -> str:
@@ -234,7 +209,7 @@ _FEATURES: dict[str, _Feature] = {
     "bridge vlan_filtering": _Feature(
         "bridge vlan_filtering", f"needs CONFIG_BRIDGE_VLAN_FILTERING: use OVS netdev {_VM}",
         _vlan_filtering),
-    "tap": _Feature("tun/tap driver",
+    "tap": _Feature("tun/tap driver or /dev/net/tun",
                     "modprobe tun; if /dev/net/tun is missing: mknod /dev/net/tun c 10 200", _tap),
     "macvlan": _Feature("'macvlan' link type", "modprobe macvlan (CONFIG_MACVLAN)",
                         _link("npdmv0", on_veth=True, kind="macvlan", macvlan_mode="bridge")),

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from ..errors import SetupError, TopologyError
+from ..privilege import require_root
 from . import netns, owner
 from .links import FEATURE, IFF_UP, address_message, create_message, route_message
 from .live import HostState, Topology
@@ -30,7 +31,6 @@ __all__ = ["build"]
 _FIREWALL_TOOLS = {"nft": ["nft", "-f"], "iptables": ["iptables-restore"],
                    "ip6tables": ["ip6tables-restore"]}
 
-
 def build(spec: Spec, *, persistent: bool = False) -> Topology:
     """Build `spec` and return the live Topology; on any failure remove what was made.
 
@@ -38,7 +38,6 @@ def build(spec: Spec, *, persistent: bool = False) -> Topology:
     `persistent=True` the run id is the spec's name (so namespaces read np-NAME-HOST);
     call `topo.keep()` to leave it up.
     """
-    from ..capabilities import require_root
 
     require_root()
     validate(spec)
@@ -47,7 +46,7 @@ def build(spec: Spec, *, persistent: bool = False) -> Topology:
     record = owner.RunRecord(
         runid=runid, pid=pid, start_time=start, name=spec.name,
         adopted=tuple(h.adopt for h in spec.hosts if h.adopt), root=any(h.root for h in spec.hosts),
-        spec_path=spec.source, hosts=tuple(h.name for h in spec.hosts),
+        spec_path=spec.source, namespaces={h.name: _namespace(h, runid) for h in spec.hosts},
     )
     try:
         owner.register(record)  # before anything exists, so a killed run can be cleaned
@@ -62,7 +61,6 @@ def build(spec: Spec, *, persistent: bool = False) -> Topology:
         topo.teardown()
         raise
     return topo
-
 
 class _Builder:
     def __init__(self, topo: Topology) -> None:
@@ -105,7 +103,7 @@ class _Builder:
     # -- namespaces ----------------------------------------------------------------------
 
     def _open_host(self, host: Host) -> None:
-        ns = None if host.root else host.adopt or owner.ns_name(self.topo.runid, host.name)
+        ns = _namespace(host, self.topo.runid) or None
         if host.owned:
             assert ns is not None
             try:
@@ -294,12 +292,16 @@ class _Builder:
                 raise TopologyError(f"loading {rules.path} into {host.name} with "
                                     f"{argv[0]} failed:\n{result.stderr.strip()}", obj=rules.path)
 
+def _namespace(host: Host, runid: str) -> str:
+    """The /run/netns name a host lives in ("" for the root namespace)."""
+    if host.root:
+        return ""
+    return host.adopt or owner.ns_name(runid, host.name)
 
 def _up(msg: Any) -> Any:
     msg["flags"] = IFF_UP
     msg["change"] = IFF_UP
     return msg
-
 
 @contextmanager
 def _netlink_errors(what: str, obj: str, kind: str | None = None) -> Iterator[None]:

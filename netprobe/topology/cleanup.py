@@ -11,11 +11,11 @@ import os
 from dataclasses import dataclass, field
 
 from ..errors import TopologyError
+from ..privilege import require_root
 from . import netns, owner
 from .netlink import RTM_DELLINK, NetlinkError, Rtnl, link_msg
 
 __all__ = ["CleanReport", "clean", "down", "leftovers", "remove_run"]
-
 
 @dataclass
 class CleanReport:
@@ -28,9 +28,10 @@ class CleanReport:
     kept_persistent: list[str] = field(default_factory=list)
     unknown_namespaces: list[str] = field(default_factory=list)
 
-
 def clean(*, all: bool = False) -> CleanReport:
     """Remove the leftovers of dead runs; with `all`, persistent topologies too."""
+
+    require_root()
     report = CleanReport()
     names = netns.list_names()  # listed before the records: a record precedes its objects
     records = owner.read_records()
@@ -46,9 +47,10 @@ def clean(*, all: bool = False) -> CleanReport:
                                  and not n.startswith(prefixes)]
     return report
 
-
 def down(name: str) -> CleanReport:
     """Remove the persistent topology `name` (`netprobe topo down`)."""
+
+    require_root()
     runid = owner.persistent_runid(name)
     for record in owner.read_records():
         if record.runid == runid and record.persistent:
@@ -56,7 +58,6 @@ def down(name: str) -> CleanReport:
             remove_run(record, netns.list_names(), report)
             return report
     raise TopologyError(f"no topology named {name!r} is up (netprobe topo up FILE makes one)")
-
 
 def remove_run(record: owner.RunRecord, names: list[str], report: CleanReport) -> None:
     """Delete a run's namespaces and tagged links, then its record."""
@@ -72,7 +73,6 @@ def remove_run(record: owner.RunRecord, names: list[str], report: CleanReport) -
             report.removed_namespaces.append(name)
     owner.unregister(record.runid)
     report.removed_runs.append(record.runid)
-
 
 def _remove_tagged_links(ns: str | None, tag: str) -> list[str]:
     fd = netns.open_fd(ns) if ns else os.open("/proc/thread-self/ns/net", os.O_RDONLY)
@@ -90,7 +90,6 @@ def _remove_tagged_links(ns: str | None, tag: str) -> list[str]:
     finally:
         os.close(fd)
     return removed
-
 
 def leftovers() -> list[str]:
     """Every netprobe object on the machine: records, np-* namespaces, tagged root links."""

@@ -56,7 +56,7 @@ class RunRecord:
     adopted: tuple[str, ...] = ()
     root: bool = False
     spec_path: str | None = None
-    hosts: tuple[str, ...] = field(default_factory=tuple)
+    namespaces: dict[str, str] = field(default_factory=dict)  # host → netns ("" = root)
     created: float = field(default_factory=time.time)
 
 
@@ -161,7 +161,7 @@ def read_records() -> list[RunRecord]:
             with open(os.path.join(RUN_DIR, name)) as src:
                 raw = json.load(src)
             raw["adopted"] = tuple(raw.get("adopted", ()))
-            raw["hosts"] = tuple(raw.get("hosts", ()))
+            raw["namespaces"] = dict(raw.get("namespaces", {}))
             records.append(RunRecord(**raw))
         except (OSError, ValueError, TypeError):
             continue  # being written, or not ours: never act on what we cannot read

@@ -78,11 +78,13 @@ def test_describe_errno_survives_an_unknown_code() -> None:
 def test_require_names_every_missing_capability_with_its_remedy(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    bond_detail = "EOPNOTSUPP: kernel has no 'bond' link type"
+    ovs_remedy = "apt-get install openvswitch-switch"
     fake = [
         Capability("veth", "kernel", True, "created a veth link", None),
-        Capability("bond", "kernel", False, "EOPNOTSUPP: kernel has no 'bond' link type", "modprobe bonding"),
-        Capability("ovs-vsctl", "tool", False, "not found on PATH", "apt-get install openvswitch-switch"),
-    ]  # fmt: skip
+        Capability("bond", "kernel", False, bond_detail, "modprobe bonding"),
+        Capability("ovs-vsctl", "tool", False, "not found on PATH", ovs_remedy),
+    ]
     asked: list[tuple[str, ...]] = []
 
     def fake_probe(names: tuple[str, ...]) -> list[Capability]:
@@ -109,9 +111,11 @@ def test_require_is_silent_when_everything_is_present(monkeypatch: pytest.Monkey
 
 
 def test_require_root_explains_itself(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(capabilities, "is_root", lambda: False)
+    from netprobe import privilege
+
+    monkeypatch.setattr(privilege, "is_root", lambda: False)
     with pytest.raises(SetupError, match=r"netprobe needs root \(CAP_NET_ADMIN\)") as caught:
-        capabilities.require_root()
+        privilege.require_root()
     assert caught.value.remedy
 
 
@@ -172,8 +176,8 @@ def test_not_root_reports_every_kernel_feature_unprobed(monkeypatch: pytest.Monk
     monkeypatch.setattr(capabilities, "is_root", lambda: False)
     caps = capabilities.probe(f"kernel:{n}" for n in capabilities.KERNEL_FEATURES)
     assert [c.name for c in caps] == list(capabilities.KERNEL_FEATURES)
-    for cap in caps:
-        assert (cap.present, cap.detail, cap.remedy) == (False, "not probed: needs root", "run as root")
+    unprobed = (False, "not probed: needs root", "run as root")
+    assert all((c.present, c.detail, c.remedy) == unprobed for c in caps)
 
 
 def test_results_are_cached_until_cleared(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,130 @@
+"""The `netprobe` command. Thin: it parses, calls the library, and renders.
+
+Exit codes: 0 success, 1 a check failed or was inconclusive, 2 bad input or environment.
+A NetprobeError becomes one readable message; a bug in netprobe keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import click
+
+from . import __version__
+from .errors import NetprobeError
+
+__all__ = ["main"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+EXIT_BAD_INPUT = 2
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """NetprobeError → one message on stderr and exit 2; Ctrl-C → exit 130."""
+    try:
+        yield
+    except NetprobeError as exc:
+        click.echo(f"netprobe: error: {exc}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    except KeyboardInterrupt:
+        click.echo("netprobe: interrupted", err=True)
+        sys.exit(130)
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="netprobe")
+def cli() -> None:
+    """Prove what a Linux virtual network's data path does, with packet evidence."""
+
+
+@cli.command()
+def doctor() -> None:
+    """Report which kernel features and tools this machine has, with remedies."""
+    with _errors():
+        from . import capabilities
+        from .report.text import doctor_table
+
+        found = capabilities.probe()
+        _console().print(doctor_table(found, root=capabilities.is_root()))
+
+
+@cli.command()
+@click.option("--all", "everything", is_flag=True,
+              help="Also remove persistent topologies (made by `topo up`).")
+def clean(everything: bool) -> None:
+    """Remove what killed netprobe runs left behind, and nothing else."""
+    with _errors():
+        from .report.text import clean_summary
+        from .topology import clean as do_clean
+
+        click.echo(clean_summary(do_clean(all=everything)))
+
+
+@cli.group()
+def topo() -> None:
+    """Bring topologies up and down, and look inside them."""
+
+
+@topo.command("up")
+@click.argument("file", type=click.Path(dir_okay=False))
+def topo_up(file: str) -> None:
+    """Build FILE and leave it up, under the topology's name."""
+    with _errors():
+        from .report.text import topo_up_summary
+        from .topology import build, load
+
+        spec = load(file)
+        topology = build(spec, persistent=True)
+        topology.keep()
+        click.echo(topo_up_summary(spec, topology.record))
+
+
+@topo.command("down")
+@click.argument("name")
+def topo_down(name: str) -> None:
+    """Remove the topology NAME left up by `topo up`."""
+    with _errors():
+        from .topology import down
+
+        report = down(name)
+        click.echo(f"removed {name}: {len(report.removed_namespaces)} namespaces")
+
+
+@topo.command("show")
+@click.argument("name")
+def topo_show(name: str) -> None:
+    """Print the links, addresses and routes of each host of topology NAME."""
+    with _errors():
+        from .report.text import host_view_text
+        from .topology.inspect import describe_topology
+
+        for view in describe_topology(name):
+            click.echo(host_view_text(view))
+
+
+@topo.command("list")
+def topo_list() -> None:
+    """List the topologies left up, and runs in progress."""
+    with _errors():
+        from .report.text import runs_table
+        from .topology.owner import read_records
+
+        _console().print(runs_table(read_records()))
+
+
+def main() -> None:
+    cli(prog_name="netprobe")
+
+
+if __name__ == "__main__":
+    main()

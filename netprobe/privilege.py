@@ -1,0 +1,36 @@
+"""Whether this process may build topologies: effective CAP_NET_ADMIN."""
+
+from __future__ import annotations
+
+import os
+
+from .errors import SetupError
+
+__all__ = ["cap_eff_has", "is_root", "require_root"]
+
+_CAP_NET_ADMIN = 12
+
+
+def cap_eff_has(status: str, bit: int) -> bool:
+    """Whether the CapEff line of a /proc/PID/status text has capability `bit` set."""
+    for line in status.splitlines():
+        if line.startswith("CapEff:"):
+            return bool(int(line.split()[1], 16) >> bit & 1)
+    return False
+
+
+def is_root() -> bool:
+    """Effective CAP_NET_ADMIN, which is what building links needs (uid 0 may lack it)."""
+    try:
+        with open("/proc/self/status") as src:
+            return cap_eff_has(src.read(), _CAP_NET_ADMIN)
+    except OSError:
+        return os.geteuid() == 0
+
+
+def require_root() -> None:
+    if not is_root():
+        raise SetupError(
+            "netprobe needs root (CAP_NET_ADMIN) to build namespaces, links and rulesets",
+            remedy="run it as root (sudo netprobe ...), or rootless inside `unshare -Urnm`",
+        )

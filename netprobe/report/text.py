@@ -1,0 +1,79 @@
+"""Human-readable output of the commands: rich tables and short summaries."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from rich.table import Table
+
+from ..capabilities import Capability
+from ..topology.cleanup import CleanReport
+from ..topology.inspect import HostView
+from ..topology.owner import RunRecord, is_alive
+from ..topology.spec import Spec
+
+__all__ = ["clean_summary", "doctor_table", "host_view_text", "runs_table", "topo_up_summary"]
+
+
+def doctor_table(found: Sequence[Capability], *, root: bool) -> Any:
+    table = Table(title="netprobe doctor" + ("" if root else " (not root: kernel not probed)"))
+    for column in ("kind", "name", "status", "detail / remedy"):
+        table.add_column(column)
+    for cap in found:
+        status = "[green]present[/]" if cap.present else "[red]missing[/]"
+        note = cap.detail if cap.present else f"{cap.detail}\n→ {cap.remedy or ''}"
+        table.add_row(cap.kind, cap.name, status, note)
+    return table
+
+
+def clean_summary(report: CleanReport) -> str:
+    lines = []
+    if report.removed_runs:
+        lines.append(f"removed {len(report.removed_runs)} dead run(s): "
+                     f"{len(report.removed_namespaces)} namespaces, "
+                     f"{len(report.removed_links)} links")
+        lines += [f"  - {name}" for name in report.removed_namespaces + report.removed_links]
+    else:
+        lines.append("nothing to clean")
+    if report.kept_live:
+        lines.append(f"left alone: {len(report.kept_live)} run(s) still in progress")
+    if report.kept_persistent:
+        lines.append("left up (persistent; `--all` or `netprobe topo down NAME` removes): "
+                     + ", ".join(report.kept_persistent))
+    if report.unknown_namespaces:
+        lines.append("left alone, not recorded as netprobe's: "
+                     + ", ".join(report.unknown_namespaces))
+    return "\n".join(lines)
+
+
+def topo_up_summary(spec: Spec, record: RunRecord) -> str:
+    lines = [f"topology {spec.name} is up (remove it with: netprobe topo down {spec.name})"]
+    width = max(len(h) for h in record.namespaces)
+    for host, ns in record.namespaces.items():
+        enter = f"ip netns exec {ns} bash" if ns else "(the root namespace)"
+        lines.append(f"  {host:<{width}}  {enter}")
+    return "\n".join(lines)
+
+
+def host_view_text(view: HostView) -> str:
+    lines = [f"{view.host}  ({view.namespace})"]
+    for link in view.links:
+        state = "UP" if link.up else "DOWN"
+        state += "" if link.carrier or not link.up else " no-carrier"
+        master = f" master {link.master}" if link.master else ""
+        addrs = " ".join(link.addresses)
+        lines.append(f"  {link.name:<15} {link.kind:<8} {state:<14} {link.mac} mtu {link.mtu}"
+                     f"{master}  {addrs}".rstrip())
+    lines += [f"  route {r}" for r in view.routes]
+    return "\n".join(lines)
+
+
+def runs_table(records: Sequence[RunRecord]) -> Any:
+    table = Table(title="netprobe topologies")
+    for column in ("name", "run id", "state", "hosts", "owner pid"):
+        table.add_column(column)
+    for rec in records:
+        state = "persistent" if rec.persistent else ("running" if is_alive(rec) else "dead")
+        table.add_row(rec.name, rec.runid, state, str(len(rec.namespaces)), str(rec.pid))
+    return table
