@@ -36,10 +36,13 @@ def clean(*, all: bool = False) -> CleanReport:
     names = netns.list_names()  # listed before the records: a record precedes its objects
     records = owner.read_records()
     for record in records:
-        if owner.is_alive(record):
+        if record.persistent:  # its owner was `topo up`, long gone by design
+            if all:
+                remove_run(record, names, report)
+            else:
+                report.kept_persistent.append(record.name)
+        elif owner.is_alive(record):
             report.kept_live.append(record.runid)
-        elif record.persistent and not all:
-            report.kept_persistent.append(record.name)
         else:
             remove_run(record, names, report)
     prefixes = tuple(owner.ns_prefix(r.runid) for r in records)

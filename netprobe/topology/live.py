@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import subprocess
@@ -56,6 +57,7 @@ class Topology:
         self.taps: dict[tuple[str, str], int] = {}
         self._torn_down = False
         self._old_sigterm: Any = None
+        _live.append(self)
 
     # -- what users ask of it ----------------------------------------------------------
 
@@ -130,12 +132,14 @@ class Topology:
         self._release()
         self._restore_sigterm()
         self._torn_down = True
+        _live.remove(self)
 
     def teardown(self) -> None:
         """Remove everything this topology made, in reverse order. Safe to call twice."""
         if self._torn_down:
             return
         self._torn_down = True
+        _live.remove(self)
         problems: list[str] = []
         with _signals_deferred():
             for state in reversed(list(self.hosts.values())):
@@ -165,6 +169,19 @@ class Topology:
         if self._old_sigterm is not None:
             signal.signal(signal.SIGTERM, self._old_sigterm)
             self._old_sigterm = None
+
+
+_live: list[Topology] = []
+
+
+@atexit.register
+def _teardown_leftovers() -> None:
+    """Topologies built without `with` still go when the interpreter exits (SIGTERM too)."""
+    for topo in reversed(list(_live)):
+        try:
+            topo.teardown()
+        except TopologyError as exc:
+            print(f"netprobe: {exc}", file=__import__("sys").stderr)
 
 
 def _undo_in_foreign(state: HostState) -> list[str]:

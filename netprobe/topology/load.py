@@ -54,7 +54,7 @@ def load(path: str | os.PathLike[str]) -> Spec:
     try:
         with open(path, encoding="utf-8") as src:
             text = src.read()
-    except (OSError, UnicodeDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError) as exc:  # ValueError: NUL in the path
         raise SpecError(f"cannot read topology file: {exc}", file=path) from None
     return loads(text, source=path)
 
@@ -127,7 +127,7 @@ class _Reader:
             raise self.error(node, f"{what} must be a single value")
         try:
             return self._constructor.construct_object(node, deep=True)
-        except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:
+        except Exception as exc:  # a tagged scalar (!!bool foo) makes PyYAML raise anything
             raise self.error(node, f"bad value for {what}: {exc}") from None
 
     def typed(self, node: yaml.Node, what: str, *types: type) -> Any:
@@ -140,8 +140,8 @@ class _Reader:
     def build(self, node: yaml.Node, factory: Callable[..., Any], **kwargs: Any) -> Any:
         try:
             return factory(**kwargs)
-        except SpecError as exc:
-            raise self.error(node, exc.reason) from None
+        except (SpecError, TypeError) as exc:  # TypeError: a required key is missing
+            raise self.error(node, str(exc)) from None
 
     # -- the schema ----------------------------------------------------------------------
 
@@ -217,6 +217,7 @@ class _Reader:
 
     def route(self, node: yaml.Node, path: tuple[str, ...]) -> Route:
         raw = self.mapping(node, "a route", _ROUTE_KEYS, path)
+        self.lines[path] = node.start_mark.line + 1
         if "to" not in raw:
             raise self.error(node, "a route needs `to` (default or a CIDR network)")
         kwargs: dict[str, Any] = {k: self.typed(v, f"route {k}", str)

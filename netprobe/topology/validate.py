@@ -65,7 +65,8 @@ def _check_host(host: Host) -> None:
             raise _fail(f"sysctl {key!r}: only per-namespace net.* sysctls can be set",
                         host.name, "sysctls", key)
     for index, rules in enumerate(host.firewall):
-        if not os.access(rules.path, os.R_OK) or not os.path.isfile(rules.path):
+        if "\0" in rules.path or not os.access(rules.path, os.R_OK) \
+                or not os.path.isfile(rules.path):  # NUL: os.access raises ValueError
             raise _fail(f"cannot read ruleset file {rules.path!r}",
                         host.name, "firewall", str(index))
 

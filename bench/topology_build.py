@@ -1,0 +1,480 @@
+"""Topology build + teardown: netprobe against the two ways people script it with `ip`.
+
+Contenders, each building the same topology and removing it again:
+
+  netprobe   `netprobe.build(spec)` then `topo.teardown()`, in this process;
+  ip_per_op  a generated bash script with one `ip` process per operation (the kernel
+             selftests' style), torn down with one `ip netns del` per namespace;
+  ip_batch   a generated bash script with as few `ip` processes as iproute2 allows: one
+             root `ip -batch` (all `netns add` and all veths), then one `ip -n NS -batch`
+             per namespace (batch lines cannot switch namespace), one `ip -batch` of
+             `netns del` to tear down.
+
+Both scripts are generated from the very Spec netprobe builds, so they do the same work:
+same namespaces, lo up in each, same bridges, veths, MACs, masters and addresses
+(IPv6 without DAD, as netprobe adds them). netprobe additionally writes two IPv6 sysctls
+per namespace and self-checks the result; the scripts do neither.
+
+Each contender is verified once (which also warms caches), then timed, the three taking
+turns in every repetition, so a noisy neighbour hurts all of them alike. The last line of
+output is one line of JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # so `python3 bench/topology_build.py` runs from a checkout
+
+import netprobe  # noqa: E402
+from netprobe import Bridge, Host, Interface, Spec, Veth  # noqa: E402
+
+BENCH_PREFIX = "npbench-"
+CONTENDERS = ("netprobe", "ip_per_op", "ip_batch")
+
+# host, argv -> (returncode, stdout)
+Runner = Callable[[str, Sequence[str]], tuple[int, str]]
+
+
+def star_spec(hosts: int) -> Spec:
+    """Host "switch" with bridge br0 and ports p0..pN-1; host hI's eth0 is pI's peer."""
+    switch = Host("switch", interfaces=[Interface("br0", Bridge()),
+                                        *(Interface(f"p{i}", master="br0")
+                                          for i in range(hosts))])
+    leaves = [Host(f"h{i}", interfaces=[Interface(
+        "eth0", Veth(f"switch:p{i}"), addresses=[f"10.0.{i // 250}.{i % 250 + 1}/16"])])
+        for i in range(hosts)]
+    return Spec("star", hosts=[switch, *leaves])
+
+
+# -- the baselines: a Spec rendered as ip commands -------------------------------------
+
+
+@dataclass(frozen=True)
+class VethPair:
+    host: str
+    name: str
+    mac: str | None
+    peer_host: str
+    peer_name: str
+    peer_mac: str | None
+
+
+@dataclass
+class Plan:
+    """The operations a Spec needs, in the terms `ip` speaks (host names, not namespaces)."""
+
+    hosts: list[str] = field(default_factory=list)
+    bridges: list[tuple[str, str, Bridge]] = field(default_factory=list)
+    veths: list[VethPair] = field(default_factory=list)
+    masters: dict[tuple[str, str], str] = field(default_factory=dict)
+    ups: list[tuple[str, str]] = field(default_factory=list)
+    addresses: list[tuple[str, str, ipaddress.IPv4Interface | ipaddress.IPv6Interface]] = (
+        field(default_factory=list))
+
+
+def plan_of(spec: Spec) -> Plan:
+    """Translate the subset of specs these benchmarks use; refuse anything else loudly."""
+    plan = Plan(hosts=[h.name for h in spec.hosts])
+    done: set[tuple[str, str]] = set()
+    for host in spec.hosts:
+        if not host.owned or host.routes or host.sysctls or host.firewall:
+            raise ValueError(f"host {host.name}: the ip baselines support only owned, "
+                             "route-, sysctl- and firewall-free hosts")
+        for iface in host.interfaces:
+            if iface.mtu is not None or iface.learning is not None:
+                raise ValueError(f"{host.name}:{iface.name}: mtu/learning not supported")
+            if isinstance(iface.kind, Bridge):
+                plan.bridges.append((host.name, iface.name, iface.kind))
+            elif isinstance(iface.kind, Veth) and (host.name, iface.name) not in done:
+                plan.veths.append(_veth_pair(spec, host, iface))
+                done |= {(host.name, iface.name), (iface.kind.peer_host, iface.kind.peer_ifname)}
+            elif iface.kind is not None and not isinstance(iface.kind, Veth):
+                raise ValueError(f"{host.name}:{iface.name}: kind {iface.kind!r} not supported")
+            if iface.master:
+                plan.masters[(host.name, iface.name)] = iface.master
+            if iface.up:
+                plan.ups.append((host.name, iface.name))
+            plan.addresses += [(host.name, iface.name, a) for a in iface.addresses]
+    return plan
+
+
+def _veth_pair(spec: Spec, host: Host, iface: Interface) -> VethPair:
+    assert isinstance(iface.kind, Veth)
+    far = spec.host(iface.kind.peer_host).interface(iface.kind.peer_ifname)
+    pair = VethPair(host.name, iface.name, iface.mac, iface.kind.peer_host,
+                    iface.kind.peer_ifname, far.mac if far else None)
+    if far is not None and far.master and not iface.master:
+        # Create from the bridge's side, as netprobe does (star: `link add pN ... peer eth0`).
+        pair = VethPair(pair.peer_host, pair.peer_name, pair.peer_mac,
+                        pair.host, pair.name, pair.mac)
+    return pair
+
+
+def _bridge_args(name: str, bridge: Bridge) -> str:
+    args = f"link add {name} type bridge stp_state {int(bridge.stp)}"
+    if bridge.ageing is not None:
+        args += f" ageing_time {round(bridge.ageing * 100)}"  # centiseconds, like netprobe
+    if bridge.forward_delay is not None:
+        args += f" forward_delay {round(bridge.forward_delay * 100)}"
+    return args
+
+
+def _veth_args(pair: VethPair, ns: Callable[[str], str], *, main_netns: bool) -> str:
+    """`link add` of a veth pair; `main_netns`: say where the first end goes (root batch)."""
+    mac = f" address {pair.mac}" if pair.mac else ""
+    peer_mac = f" address {pair.peer_mac}" if pair.peer_mac else ""
+    where = f" netns {ns(pair.host)}" if main_netns else ""
+    peer_where = f" netns {ns(pair.peer_host)}" if pair.peer_host != pair.host or main_netns else ""
+    return (f"link add {pair.name}{mac}{where} type veth "
+            f"peer name {pair.peer_name}{peer_mac}{peer_where}")
+
+
+def _addr_args(name: str, addr: ipaddress.IPv4Interface | ipaddress.IPv6Interface) -> str:
+    # Same flags netprobe sends: IPv4 with its broadcast address, IPv6 without DAD.
+    extra = " brd +" if addr.version == 4 and addr.network.prefixlen < 31 else ""
+    extra += " nodad" if addr.version == 6 else ""
+    return f"addr add {addr.with_prefixlen}{extra} dev {name}"
+
+
+def per_op_lines(plan: Plan, ns: Callable[[str], str]) -> tuple[list[str], list[str]]:
+    """(build, teardown) commands, one `ip` process each, in the kernel selftests' style."""
+    up: list[str] = [f"ip netns add {ns(h)}" for h in plan.hosts]
+    up += [f"ip -n {ns(h)} link set lo up" for h in plan.hosts]
+    up += [f"ip -n {ns(h)} {_bridge_args(n, b)}" for h, n, b in plan.bridges]
+    up += [f"ip -n {ns(p.host)} {_veth_args(p, ns, main_netns=False)}" for p in plan.veths]
+    up += [f"ip -n {ns(h)} link set {n} master {m}" for (h, n), m in plan.masters.items()]
+    up += [f"ip -n {ns(h)} link set {n} up" for h, n in plan.ups]
+    up += [f"ip -n {ns(h)} {_addr_args(n, a)}" for h, n, a in plan.addresses]
+    return up, [f"ip netns del {ns(h)}" for h in plan.hosts]
+
+
+def batch_files(plan: Plan, ns: Callable[[str], str]) -> tuple[list[str], dict[str, list[str]],
+                                                                 list[str]]:
+    """(root batch, batch per host, teardown batch); one `ip` process per batch."""
+    root = [f"netns add {ns(h)}" for h in plan.hosts]
+    root += [_veth_args(p, ns, main_netns=True) for p in plan.veths]
+    per_host: dict[str, list[str]] = {h: [] for h in plan.hosts}
+    for host, name, bridge in plan.bridges:
+        per_host[host].append(_bridge_args(name, bridge))
+    for host, name in plan.ups:  # master and up in one request, as `ip link set` allows
+        master = plan.masters.get((host, name))
+        per_host[host].append(f"link set {name}{f' master {master}' if master else ''} up")
+    for host, name, addr in plan.addresses:
+        per_host[host].append(_addr_args(name, addr))
+    for host in plan.hosts:
+        per_host[host].append("link set lo up")
+    return root, per_host, [f"netns del {ns(h)}" for h in plan.hosts]
+
+
+_SCRIPT = """\
+#!/bin/bash
+# Generated by bench/topology_build.py ({what}). Usage: bash {script} up|down|both
+set -e
+NAMESPACES=({namespaces})
+cleanup() {{  # on failure: delete whatever of ours exists, so no run leaks namespaces
+    for ns in "${{NAMESPACES[@]}}"; do
+        [ -e "/run/netns/$ns" ] && ip netns del "$ns" 2>/dev/null || true
+    done
+}}
+trap 'rc=$?; [ $rc -eq 0 ] || cleanup; exit $rc' EXIT
+up() {{
+{up}
+}}
+down() {{
+{down}
+}}
+case "$1" in
+    up) up ;;
+    down) down ;;
+    both) echo "T0 $EPOCHREALTIME"; up; echo "T1 $EPOCHREALTIME"; down; echo "T2 $EPOCHREALTIME" ;;
+    *) echo "usage: $0 up|down|both" >&2; exit 2 ;;
+esac
+"""
+
+
+@dataclass(frozen=True)
+class Script:
+    """A generated baseline: run `bash path MODE`; its namespaces all start with `prefix`."""
+
+    path: Path
+    prefix: str
+    namespaces: dict[str, str]  # host -> namespace
+
+    def run(self, mode: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["bash", str(self.path), mode], capture_output=True, text=True,
+                              check=False)
+
+
+def write_script(kind: str, plan: Plan, workdir: Path, runid: str) -> Script:
+    prefix = f"{BENCH_PREFIX}{runid}-"
+    namespaces = {h: f"{prefix}{h}" for h in plan.hosts}
+    ns = namespaces.__getitem__
+    path = workdir / f"{kind}.sh"
+    if kind == "ip_per_op":
+        up, down = per_op_lines(plan, ns)
+    else:
+        root, per_host, teardown = batch_files(plan, ns)
+        (workdir / "root.batch").write_text("\n".join(root) + "\n")
+        (workdir / "down.batch").write_text("\n".join(teardown) + "\n")
+        up = [f"ip -batch {workdir / 'root.batch'}"]
+        for i, (host, lines) in enumerate(per_host.items()):
+            (workdir / f"ns{i}.batch").write_text("\n".join(lines) + "\n")
+            up.append(f"ip -n {ns(host)} -batch {workdir / f'ns{i}.batch'}")
+        down = [f"ip -batch {workdir / 'down.batch'}"]
+    path.write_text(_SCRIPT.format(
+        what=kind, script=path.name, namespaces=" ".join(map(shlex.quote, namespaces.values())),
+        up=_indent(up), down=_indent(down)))
+    return Script(path, prefix, namespaces)
+
+
+def _indent(lines: list[str]) -> str:
+    return "\n".join(f"    {line}" for line in lines)
+
+
+def remove_namespaces(prefix: str) -> list[str]:
+    """Delete every namespace whose name starts with `prefix`; return their names."""
+    names = [n for n in ip_netns_names() if n.startswith(prefix)]
+    for name in names:
+        subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
+    return names
+
+
+def ip_netns_names() -> list[str]:
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True)
+    return [line.split()[0] for line in out.stdout.splitlines() if line.strip()]
+
+
+# -- verification: each contender must have built a working topology -------------------
+
+
+def verify(spec: Spec, plan: Plan, run: Runner, who: str, *, timeout: float = 5.0) -> None:
+    """Poll until `problem` finds none. The scripts return before the kernel's linkwatch
+    has reported carrier (it may defer that by up to a second), so a check made at once
+    could see NO-CARRIER on a port that is fine a moment later."""
+    deadline = time.monotonic() + timeout
+    while (problem := _problem(spec, plan, run)) is not None:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{who} built a broken topology: {problem}")
+        time.sleep(0.1)
+
+
+def _problem(spec: Spec, plan: Plan, run: Runner) -> str | None:
+    """Sample hosts: address and UP on their links, lo UP, bridge ports UP, then a ping."""
+    addressed = [h.name for h in spec.hosts if any(i.addresses for i in h.interfaces)]
+    sample = list(dict.fromkeys([addressed[0], addressed[len(addressed) // 2], addressed[-1]]))
+    for host in sample:
+        for iface in spec.host(host).interfaces:
+            _, out = run(host, ["ip", "-br", "addr", "show", "dev", iface.name])
+            words = out.split()
+            missing = [str(a) for a in iface.addresses if str(a) not in words]
+            if len(words) < 2 or words[1] != "UP" or missing:
+                return f"{host}:{iface.name} is not UP with {missing}: {out!r}"
+        _, lo = run(host, ["ip", "-o", "link", "show", "lo"])
+        if ",UP" not in lo:
+            return f"lo of {host} is down: {lo!r}"
+    for host, bridge, _ in plan.bridges:
+        ports = [n for (h, n), m in plan.masters.items() if h == host and m == bridge]
+        _, out = run(host, ["ip", "-br", "link", "show", "master", bridge])
+        up = [line for line in out.splitlines() if line.split()[1:2] == ["UP"]]
+        if len(up) != len(ports):
+            return f"{len(up)} of {len(ports)} ports of {host}:{bridge} are UP"
+    target = _v4(spec.host(sample[-1]))[0]
+    code, out = run(sample[0], ["ping", "-c", "1", "-W", "2", str(target.ip)])
+    return None if code == 0 else f"{sample[0]} cannot ping {target.ip}: {out!r}"
+
+
+def _v4(host: Host) -> list[ipaddress.IPv4Interface | ipaddress.IPv6Interface]:
+    return [a for i in host.interfaces for a in i.addresses if a.version == 4]
+
+
+def ns_runner(namespaces: dict[str, str]) -> Runner:
+    def run(host: str, argv: Sequence[str]) -> tuple[int, str]:
+        proc = subprocess.run(["ip", "netns", "exec", namespaces[host], *argv],
+                              capture_output=True, text=True, check=False)
+        return proc.returncode, proc.stdout + proc.stderr
+    return run
+
+
+def verify_script(spec: Spec, plan: Plan, script: Script, who: str) -> None:
+    try:
+        proc = script.run("up")
+        if proc.returncode != 0:
+            raise RuntimeError(f"{who} failed to build: {proc.stderr.strip()}")
+        verify(spec, plan, ns_runner(script.namespaces), who)
+        proc = script.run("down")
+        if proc.returncode != 0:
+            raise RuntimeError(f"{who} failed to tear down: {proc.stderr.strip()}")
+    finally:
+        remove_namespaces(script.prefix)
+
+
+def verify_netprobe(spec: Spec, plan: Plan) -> None:
+    with netprobe.build(spec) as topo:
+        def run(host: str, argv: Sequence[str]) -> tuple[int, str]:
+            result = topo.run(host, argv)
+            return result.returncode, result.stdout + result.stderr
+        verify(spec, plan, run, "netprobe")
+
+
+# -- timing ---------------------------------------------------------------------------
+
+
+@dataclass
+class Sample:
+    build: float
+    teardown: float
+    total: float
+
+
+def time_netprobe(spec: Spec) -> Sample:
+    t0 = time.perf_counter()
+    topo = netprobe.build(spec)
+    t1 = time.perf_counter()
+    topo.teardown()
+    t2 = time.perf_counter()
+    return Sample(t1 - t0, t2 - t1, t2 - t0)
+
+
+def time_script(script: Script) -> Sample:
+    t0 = time.perf_counter()
+    proc = script.run("both")
+    total = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"{script.path.name} failed: {proc.stderr.strip()}")
+    # The script stamps its phases; bash's own start-up is in `total` only.
+    stamps = {w[0]: float(w[1]) for w in map(str.split, proc.stdout.splitlines()) if len(w) == 2}
+    return Sample(stamps["T1"] - stamps["T0"], stamps["T2"] - stamps["T1"], total)
+
+
+def settle(limit: float = 0.25, max_wait: float = 2.0) -> None:
+    """Wait (bounded) until the CPUs are mostly idle: namespace teardown finishes in the
+    kernel's workqueue after `ip netns del` returns, and must not bill the next contender."""
+    deadline = time.monotonic() + max_wait
+    before = _cpu_times()
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        after = _cpu_times()
+        total, idle = after[0] - before[0], after[1] - before[1]
+        if total and 1 - idle / total < limit:
+            return
+        before = after
+
+
+def _cpu_times() -> tuple[int, int]:
+    with open("/proc/stat") as stat:
+        fields = [int(v) for v in stat.readline().split()[1:]]
+    return sum(fields), fields[3] + fields[4]  # idle + iowait
+
+
+def measure(spec: Spec, reps: int, workdir: Path) -> dict[str, list[Sample]]:
+    plan = plan_of(spec)
+    scripts = {k: write_script(k, plan, _subdir(workdir, f"{spec.name}-{k}"),
+                               f"{os.getpid():x}-{tag}")
+               for k, tag in (("ip_per_op", "op"), ("ip_batch", "ba"))}
+    verify_netprobe(spec, plan)
+    for kind, script in scripts.items():
+        verify_script(spec, plan, script, kind)
+    samples: dict[str, list[Sample]] = {k: [] for k in CONTENDERS}
+    for rep in range(reps):
+        order = CONTENDERS[rep % 3:] + CONTENDERS[: rep % 3]  # rotate who goes first
+        for who in order:
+            settle()
+            try:
+                sample = time_netprobe(spec) if who == "netprobe" else time_script(scripts[who])
+            finally:  # whatever happened, no baseline namespace outlives its repetition
+                for script in scripts.values():
+                    remove_namespaces(script.prefix)
+            samples[who].append(sample)
+    return samples
+
+
+def _subdir(parent: Path, name: str) -> Path:
+    path = parent / name
+    path.mkdir()
+    return path
+
+
+# -- report ---------------------------------------------------------------------------
+
+
+def median(samples: list[Sample], what: str = "total") -> float:
+    return statistics.median(getattr(s, what) for s in samples)
+
+
+def print_table(results: dict[str, dict[str, list[Sample]]]) -> None:
+    head = (f"{'topology':<10} {'contender':<10} {'build':>9} {'teardown':>9} "
+            f"{'total':>9} {'min':>9} {'max':>9} {'reps':>5}")
+    print(head)
+    print("-" * len(head))
+    for topo, by_who in results.items():
+        for who, samples in by_who.items():
+            totals = [s.total for s in samples]
+            print(f"{topo:<10} {who:<10} {median(samples, 'build'):>8.4f}s "
+                  f"{median(samples, 'teardown'):>8.4f}s {median(samples):>8.4f}s "
+                  f"{min(totals):>8.4f}s {max(totals):>8.4f}s {len(samples):>5}")
+    print("(medians in seconds; build/teardown of the scripts exclude bash start-up, "
+          "total includes it)")
+
+
+def summary(results: dict[str, dict[str, list[Sample]]], keys: list[str]) -> dict[str, object]:
+    def med(topo: str, who: str) -> float | None:
+        return round(median(results[topo][who]), 5) if topo in results else None
+
+    def ratio(topo: str, num: str, den: str) -> float | None:
+        a, b = med(topo, num), med(topo, den)
+        return round(a / b, 3) if a is not None and b else None
+
+    return {
+        "bench": "topology_build",
+        "netprobe_s": {k: med(k, "netprobe") for k in keys},
+        "baseline": {who: {k: med(k, who) for k in keys} for who in ("ip_per_op", "ip_batch")},
+        "ratio": {
+            "netprobe_vs_ip_batch": {k: ratio(k, "netprobe", "ip_batch") for k in keys},
+            "ip_per_op_vs_netprobe": {k: ratio(k, "ip_per_op", "netprobe") for k in keys},
+        },
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, help="repetitions (default: 20 redblue, 5 star)")
+    parser.add_argument("--hosts", type=int, default=200, help="leaves of the star")
+    parser.add_argument("--only", choices=("redblue", "star"))
+    args = parser.parse_args(argv)
+    if os.geteuid() != 0:
+        parser.error("needs root: it builds network namespaces")
+    star_key = f"star{args.hosts}"
+    jobs = {"redblue": (netprobe.load(str(ROOT / "examples/redblue.yaml")), args.reps or 20),
+            star_key: (star_spec(args.hosts), args.reps or 5)}
+    if args.only:
+        jobs = {k: v for k, v in jobs.items() if k.startswith(args.only)}
+    stale = [n for n in ip_netns_names() if n.startswith(BENCH_PREFIX)]
+    if stale:
+        print(f"warning: {len(stale)} {BENCH_PREFIX}* namespaces from another run exist",
+              file=sys.stderr)
+    results: dict[str, dict[str, list[Sample]]] = {}
+    with tempfile.TemporaryDirectory(prefix="npbench-") as tmp:
+        for key, (spec, reps) in jobs.items():
+            print(f"{key}: verifying, then {reps} repetitions ...", file=sys.stderr, flush=True)
+            results[key] = measure(spec, reps, Path(tmp))
+    print_table(results)
+    print(json.dumps(summary(results, ["redblue", star_key])))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

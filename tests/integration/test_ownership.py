@@ -1,0 +1,202 @@
+"""Ownership and cleanup: nothing left behind, nothing foreign touched, whatever happens."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import netprobe
+from netprobe import Host, Interface, Route, Spec, Veth
+from netprobe.topology import netns, owner
+
+pytestmark = pytest.mark.root
+
+_CHILD = """
+import sys, time, netprobe
+topo = netprobe.build(netprobe.load(sys.argv[1]))
+print("ready", topo.runid, flush=True)
+time.sleep(120)
+"""
+
+
+def _machine_state() -> dict[str, object]:
+    """What a run must leave exactly as it found it."""
+    def sh(*argv: str) -> str:
+        return subprocess.run(argv, capture_output=True, text=True, check=False).stdout
+
+    return {
+        "namespaces": netns.list_names(),
+        "records": sorted(os.listdir(owner.RUN_DIR)) if os.path.isdir(owner.RUN_DIR) else [],
+        "root links": sorted(link["ifname"] for link in json.loads(sh("ip", "-j", "link"))),
+        "root routes": sh("ip", "route"),
+        "root firewall": sh("nft", "list", "ruleset"),
+    }
+
+
+def _star_yaml(path: Path, hosts: int, extra_hosts: str = "") -> Path:
+    lines = ["name: star", "hosts:", "  sw:", "    interfaces:", "      br0: {bridge: {}}"]
+    lines += [f"      p{i}: {{master: br0}}" for i in range(hosts)]
+    for i in range(hosts):
+        lines += [f"  h{i}:", "    interfaces:",
+                  f"      eth0: {{veth: sw:p{i}, addresses: [10.50.{i // 250}.{i % 250 + 1}/16]}}"]
+    path.write_text("\n".join(lines) + "\n" + extra_hosts)
+    return path
+
+
+def _record_of(pid: int) -> owner.RunRecord | None:
+    return next((r for r in owner.read_records() if r.pid == pid), None)
+
+
+@pytest.fixture
+def foreign_ns() -> Iterator[str]:
+    """A namespace netprobe did not make (as Docker or a person would)."""
+    name = f"foreign-{uuid.uuid4().hex[:6]}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+def test_sigkill_in_the_middle_of_building_then_clean_restores_the_machine(
+        tmp_path: Path) -> None:
+    before = _machine_state()
+    spec = _star_yaml(tmp_path / "star.yaml", 150)
+    child = subprocess.Popen([sys.executable, "-c", _CHILD, str(spec)],
+                             stdout=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    made: list[str] = []
+    while time.monotonic() < deadline and len(made) < 10:
+        record = _record_of(child.pid)
+        if record is not None:
+            made = [n for n in netns.list_names() if n.startswith(owner.ns_prefix(record.runid))]
+    child.kill()
+    child.wait()
+    assert len(made) >= 10, "the run was not caught in the middle of building"
+    assert _machine_state() != before  # it really left things behind
+    report = netprobe.clean()
+    assert report.removed_runs and len(report.removed_namespaces) >= 10
+    assert _machine_state() == before
+
+
+def test_sigterm_and_ctrl_c_tear_down(tmp_path: Path) -> None:
+    spec = tmp_path / "pair.yaml"
+    spec.write_text("hosts:\n  sig-a:\n    interfaces:\n      eth0: {veth: sig-b:eth0}\n"
+                    "  sig-b:\n")
+    for sig, code in ((signal.SIGTERM, 128 + signal.SIGTERM), (signal.SIGINT, None)):
+        child = subprocess.Popen([sys.executable, "-c", _CHILD, str(spec)],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert child.stdout is not None
+        ready = child.stdout.readline().split()
+        assert ready[0] == "ready"
+        assert any(n.startswith(owner.ns_prefix(ready[1])) for n in netns.list_names())
+        child.send_signal(sig)
+        returncode = child.wait(timeout=30)
+        assert code is None or returncode == code
+        assert not any(n.startswith(owner.ns_prefix(ready[1])) for n in netns.list_names())
+        assert ready[1] not in {r.runid for r in owner.read_records()}
+
+
+def test_adopted_namespace_gets_only_additions_and_keeps_living(foreign_ns: str) -> None:
+    sysctl = "net.ipv4.conf.all.forwarding"
+    old = subprocess.run(["ip", "netns", "exec", foreign_ns, "sysctl", "-n", sysctl],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    spec = Spec("adopt", hosts=[
+        Host("ext", adopt=foreign_ns,
+             interfaces=[Interface("np9", Veth("mine:eth0"), addresses=["10.66.0.1/24"])],
+             routes=[Route("10.67.0.0/16", via="10.66.0.2")], sysctls={sysctl: 1}),
+        Host("mine", interfaces=[Interface("eth0", addresses=["10.66.0.2/24"])]),
+    ])
+    with netprobe.build(spec) as topo:
+        assert topo.namespace("ext") == foreign_ns
+        link = json.loads(topo.run("ext", ["ip", "-j", "-d", "link", "show", "np9"]).stdout)[0]
+        assert link["ifalias"] == f"netprobe:{topo.runid}"
+        assert topo.run("ext", ["ping", "-c1", "-W2", "10.66.0.2"]).ok
+        assert "10.67.0.0/16 via 10.66.0.2" in topo.run("ext", ["ip", "route"]).stdout
+    assert foreign_ns in netns.list_names()
+    after = subprocess.run(["ip", "netns", "exec", foreign_ns, "ip", "-j", "link"],
+                           capture_output=True, text=True, check=True).stdout
+    assert [link["ifname"] for link in json.loads(after)] == ["lo"]
+    now = subprocess.run(["ip", "netns", "exec", foreign_ns, "sysctl", "-n", sysctl],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    assert now == old
+
+
+def test_clean_after_a_killed_run_removes_tagged_links_in_adopted_and_root(
+        tmp_path: Path, foreign_ns: str) -> None:
+    spec = tmp_path / "attach.yaml"
+    spec.write_text(f"""
+hosts:
+  machine:
+    root: true
+    interfaces:
+      rv0: {{veth: inner:eth0}}
+  ext:
+    adopt: {foreign_ns}
+    interfaces:
+      ev0: {{veth: inner:eth1}}
+  inner:
+""")
+    before = _machine_state()
+    child = subprocess.Popen([sys.executable, "-c", _CHILD, str(spec)],
+                             stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    runid = child.stdout.readline().split()[1]
+    root_name = owner.root_ifname(runid, "rv0")
+    assert root_name in _machine_state()["root links"]  # type: ignore[operator]
+    child.kill()
+    child.wait()
+    report = netprobe.clean()
+    assert runid in report.removed_runs
+    assert f"root:{root_name}" in report.removed_links
+    assert f"{foreign_ns}:ev0" in report.removed_links
+    assert foreign_ns in netns.list_names()  # adopted: never deleted
+    assert _machine_state() == before
+
+
+def test_clean_spares_live_runs_foreign_namespaces_and_persistent_topologies(
+        foreign_ns: str) -> None:
+    lookalike = f"np-{uuid.uuid4().hex[:6]}-someone"  # our naming, but no record of ours
+    subprocess.run(["ip", "netns", "add", lookalike], check=True)
+    try:
+        spec = Spec("keepme", hosts=[Host("keep-a")])
+        with netprobe.build(spec) as live:
+            persistent = netprobe.build(Spec("np_persist_test", hosts=[Host("keep-p")]),
+                                        persistent=True)
+            persistent.keep()
+            report = netprobe.clean()
+            assert live.runid in report.kept_live
+            assert "np_persist_test" in report.kept_persistent
+            assert lookalike in report.unknown_namespaces
+            names = netns.list_names()
+            assert {live.namespace("keep-a"), "np-np_persist_test-keep-p", lookalike,
+                    foreign_ns} <= set(names)
+            report = netprobe.clean(all=True)
+            assert "np_persist_test" in report.removed_runs
+            assert "np-np_persist_test-keep-p" not in netns.list_names()
+            assert live.namespace("keep-a") in netns.list_names()
+    finally:
+        subprocess.run(["ip", "netns", "del", lookalike], check=False)
+
+
+def test_root_attachment_is_prefixed_tagged_and_removed() -> None:
+    spec = Spec("rootattach", hosts=[
+        Host("machine", root=True, interfaces=[Interface("rv1", Veth("ra:eth0"))]),
+        Host("ra"),
+    ])
+    with netprobe.build(spec) as topo:
+        name = topo.ifname("machine", "rv1")
+        assert name.startswith("np") and name.endswith("rv1") and len(name) == 9
+        link = json.loads(topo.run("machine", ["ip", "-j", "-d", "link", "show", name]).stdout)
+        assert link[0]["ifalias"] == f"netprobe:{topo.runid}"
+        assert topo.run("ra", ["ip", "link", "show", "eth0"]).ok
+    assert name not in _machine_state()["root links"]  # type: ignore[operator]
