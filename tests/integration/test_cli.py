@@ -1,0 +1,106 @@
+"""The command line: topo up/show/list/down, doctor, clean, and bad input."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from netprobe.cli import cli
+from netprobe.topology import netns, owner
+
+pytestmark = pytest.mark.root
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def _np_state() -> tuple[list[str], list[str]]:
+    return ([n for n in netns.list_names() if n.startswith("np-")],
+            sorted(r.runid for r in owner.read_records()))
+
+
+def test_topo_up_show_list_down(tmp_path: Path) -> None:
+    spec = tmp_path / "clitopo.yaml"
+    spec.write_text((EXAMPLES / "router.yaml").read_text().replace("name: router",
+                                                                   "name: clitopo"))
+    runner = CliRunner()
+    up = runner.invoke(cli, ["topo", "up", str(spec)])
+    try:
+        assert up.exit_code == 0, up.output
+        assert "ip netns exec np-clitopo-router bash" in up.output
+        ping = subprocess.run(["ip", "netns", "exec", "np-clitopo-left", "ping", "-c1", "-W2",
+                               "10.2.0.10"], capture_output=True, check=False)
+        assert ping.returncode == 0  # it stayed up after the command returned
+        show = runner.invoke(cli, ["topo", "show", "clitopo"])
+        assert show.exit_code == 0
+        assert "10.1.0.1/24" in show.output and "default via 10.1.0.1" in show.output
+        listing = runner.invoke(cli, ["topo", "list"])
+        assert "clitopo" in listing.output and "persistent" in listing.output
+        again = runner.invoke(cli, ["topo", "up", str(spec)])
+        assert again.exit_code == 2 and "already up" in again.stderr
+    finally:
+        down = runner.invoke(cli, ["topo", "down", "clitopo"])
+    assert down.exit_code == 0, down.output
+    assert not [n for n in netns.list_names() if n.startswith("np-clitopo-")]
+    gone = runner.invoke(cli, ["topo", "down", "clitopo"])
+    assert gone.exit_code == 2 and "no topology named 'clitopo'" in gone.stderr
+
+
+@pytest.mark.parametrize(("text", "where", "message"), [
+    ("hosts:\n  a:\n    interfacez: {}\n", ":3:", "unknown key 'interfacez'"),
+    ("hosts:\n  a:\n    interfaces:\n      eth0: {veth: nowhere:eth0}\n", ":4:",
+     "unknown host 'nowhere'"),
+    ("hosts:\n  a:\n    interfaces:\n      eth0: {addresses: [10.0.0.300/24]}\n", ":4:",
+     "bad address"),
+    ("hosts:\n  a:\n    firewall: {nft: missing.nft}\n", ":3:", "cannot read ruleset"),
+])
+def test_bad_input_is_one_message_with_file_and_line_exit_2_and_nothing_made(
+        tmp_path: Path, text: str, where: str, message: str) -> None:
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(text)
+    before = _np_state()
+    result = CliRunner().invoke(cli, ["topo", "up", str(spec)])
+    assert result.exit_code == 2
+    assert f"{spec}{where}" in result.stderr and message in result.stderr
+    assert "Traceback" not in result.output + result.stderr
+    assert _np_state() == before
+
+
+def test_missing_file_and_unknown_topology_are_exit_2() -> None:
+    runner = CliRunner()
+    missing = runner.invoke(cli, ["topo", "up", "/nonexistent/topo.yaml"])
+    assert missing.exit_code == 2 and "cannot read topology file" in missing.stderr
+    show = runner.invoke(cli, ["topo", "show", "no-such-topology"])
+    assert show.exit_code == 2 and "no topology named" in show.stderr
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv (util-linux)")
+def test_without_cap_net_admin_one_clear_message() -> None:
+    drop = ["setpriv", "--inh-caps=-net_admin", "--bounding-set=-net_admin"]
+    code = "from netprobe.cli import main; main()"
+    for argv in (["topo", "up", str(EXAMPLES / "redblue.yaml")], ["clean"]):
+        proc = subprocess.run([*drop, sys.executable, "-c", code, *argv],
+                              capture_output=True, text=True, check=False)
+        assert proc.returncode == 2, proc.stderr
+        assert "needs root (CAP_NET_ADMIN)" in proc.stderr
+        assert "Traceback" not in proc.stderr
+
+
+def test_doctor_reports_every_feature_and_tool() -> None:
+    from netprobe.capabilities import KERNEL_FEATURES, TOOLS
+
+    result = CliRunner().invoke(cli, ["doctor"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    for name in (*KERNEL_FEATURES, *TOOLS):
+        assert name in result.output
+    assert "present" in result.output
+
+
+def test_clean_says_what_it_did() -> None:
+    result = CliRunner().invoke(cli, ["clean"])
+    assert result.exit_code == 0
+    assert "nothing to clean" in result.output or "removed" in result.output
