@@ -46,9 +46,25 @@ __version__ = "0.1.0"
 _LAZY = {
     name: "netprobe.topology"
     for name in (
-        "Bond", "Bridge", "CleanReport", "Firewall", "Host", "Interface", "Macvlan", "Route",
-        "RunResult", "Spec", "Tap", "Topology", "Veth", "Vlan", "build", "clean", "load",
-        "loads", "validate",
+        "Bond",
+        "Bridge",
+        "CleanReport",
+        "Firewall",
+        "Host",
+        "Interface",
+        "Macvlan",
+        "Route",
+        "RunResult",
+        "Spec",
+        "Tap",
+        "Topology",
+        "Veth",
+        "Vlan",
+        "build",
+        "clean",
+        "load",
+        "loads",
+        "validate",
     )
 }
 

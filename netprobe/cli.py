@@ -59,8 +59,12 @@ def doctor() -> None:
 
 
 @cli.command()
-@click.option("--all", "everything", is_flag=True,
-              help="Also remove persistent topologies (made by `topo up`).")
+@click.option(
+    "--all",
+    "everything",
+    is_flag=True,
+    help="Also remove persistent topologies (made by `topo up`).",
+)
 def clean(everything: bool) -> None:
     """Remove what killed netprobe runs left behind, and nothing else."""
     with _errors():

@@ -1,11 +1,11 @@
 """The exception tree. Every error netprobe raises on purpose is a NetprobeError.
 
-    NetprobeError
-    ├── SetupError       not root, a missing tool, a kernel feature this machine lacks
-    ├── SpecError        bad input: a topology file or spec object, with file and line
-    ├── TopologyError    building or checking a topology failed (keeps the errno)
-    ├── TrafficError     injecting or capturing frames failed
-    └── CheckFailed      a check did not pass (also an AssertionError, for pytest)
+NetprobeError
+├── SetupError       not root, a missing tool, a kernel feature this machine lacks
+├── SpecError        bad input: a topology file or spec object, with file and line
+├── TopologyError    building or checking a topology failed (keeps the errno)
+├── TrafficError     injecting or capturing frames failed
+└── CheckFailed      a check did not pass (also an AssertionError, for pytest)
 """
 
 from __future__ import annotations

@@ -30,20 +30,25 @@ def doctor_table(found: Sequence[Capability], *, root: bool) -> Any:
 def clean_summary(report: CleanReport) -> str:
     lines = []
     if report.removed_runs:
-        lines.append(f"removed {len(report.removed_runs)} dead run(s): "
-                     f"{len(report.removed_namespaces)} namespaces, "
-                     f"{len(report.removed_links)} links")
+        lines.append(
+            f"removed {len(report.removed_runs)} dead run(s): "
+            f"{len(report.removed_namespaces)} namespaces, "
+            f"{len(report.removed_links)} links"
+        )
         lines += [f"  - {name}" for name in report.removed_namespaces + report.removed_links]
     else:
         lines.append("nothing to clean")
     if report.kept_live:
         lines.append(f"left alone: {len(report.kept_live)} run(s) still in progress")
     if report.kept_persistent:
-        lines.append("left up (persistent; `--all` or `netprobe topo down NAME` removes): "
-                     + ", ".join(report.kept_persistent))
+        lines.append(
+            "left up (persistent; `--all` or `netprobe topo down NAME` removes): "
+            + ", ".join(report.kept_persistent)
+        )
     if report.unknown_namespaces:
-        lines.append("left alone, not recorded as netprobe's: "
-                     + ", ".join(report.unknown_namespaces))
+        lines.append(
+            "left alone, not recorded as netprobe's: " + ", ".join(report.unknown_namespaces)
+        )
     return "\n".join(lines)
 
 
@@ -63,8 +68,10 @@ def host_view_text(view: HostView) -> str:
         state += "" if link.carrier or not link.up else " no-carrier"
         master = f" master {link.master}" if link.master else ""
         addrs = " ".join(link.addresses)
-        lines.append(f"  {link.name:<15} {link.kind:<8} {state:<14} {link.mac} mtu {link.mtu}"
-                     f"{master}  {addrs}".rstrip())
+        lines.append(
+            f"  {link.name:<15} {link.kind:<8} {state:<14} {link.mac} mtu {link.mtu}"
+            f"{master}  {addrs}".rstrip()
+        )
     lines += [f"  route {r}" for r in view.routes]
     return "\n".join(lines)
 

@@ -28,8 +28,12 @@ from .validate import validate
 
 __all__ = ["build"]
 
-_FIREWALL_TOOLS = {"nft": ["nft", "-f"], "iptables": ["iptables-restore"],
-                   "ip6tables": ["ip6tables-restore"]}
+_FIREWALL_TOOLS = {
+    "nft": ["nft", "-f"],
+    "iptables": ["iptables-restore"],
+    "ip6tables": ["ip6tables-restore"],
+}
+
 
 def build(spec: Spec, *, persistent: bool = False) -> Topology:
     """Build `spec` and return the live Topology; on any failure remove what was made.
@@ -44,15 +48,22 @@ def build(spec: Spec, *, persistent: bool = False) -> Topology:
     pid, start = owner.current_owner()
     runid = owner.persistent_runid(spec.name) if persistent else owner.new_runid()
     record = owner.RunRecord(
-        runid=runid, pid=pid, start_time=start, name=spec.name,
-        adopted=tuple(h.adopt for h in spec.hosts if h.adopt), root=any(h.root for h in spec.hosts),
-        spec_path=spec.source, namespaces={h.name: _namespace(h, runid) for h in spec.hosts},
+        runid=runid,
+        pid=pid,
+        start_time=start,
+        name=spec.name,
+        adopted=tuple(h.adopt for h in spec.hosts if h.adopt),
+        root=any(h.root for h in spec.hosts),
+        spec_path=spec.source,
+        namespaces={h.name: _namespace(h, runid) for h in spec.hosts},
     )
     try:
         owner.register(record)  # before anything exists, so a killed run can be cleaned
     except FileExistsError:
-        raise SetupError(f"a topology named {spec.name!r} is already up",
-                         remedy=f"netprobe topo down {spec.name}") from None
+        raise SetupError(
+            f"a topology named {spec.name!r} is already up",
+            remedy=f"netprobe topo down {spec.name}",
+        ) from None
     topo = Topology(spec, record)
     topo.guard_signals()
     try:
@@ -61,6 +72,7 @@ def build(spec: Spec, *, persistent: bool = False) -> Topology:
         topo.teardown()
         raise
     return topo
+
 
 class _Builder:
     def __init__(self, topo: Topology) -> None:
@@ -111,8 +123,11 @@ class _Builder:
             except FileExistsError:
                 raise TopologyError(f"namespace {ns} already exists", obj=ns) from None
         elif ns is not None and not netns.exists(ns):
-            raise TopologyError(f"host {host.name!r} adopts namespace {ns!r}, which does not "
-                                f"exist (see `ip netns list`)", obj=ns)
+            raise TopologyError(
+                f"host {host.name!r} adopts namespace {ns!r}, which does not "
+                f"exist (see `ip netns list`)",
+                obj=ns,
+            )
         fd = netns.open_fd(ns) if ns else os.open("/proc/thread-self/ns/net", os.O_RDONLY)
         try:
             nl = Rtnl(fd)
@@ -127,9 +142,14 @@ class _Builder:
 
     def _quiet_ipv6(self, host: Host, conf: str) -> None:
         """No DAD probes and no router solicitations unless the spec asks for them."""
-        keys = [k for k, wanted in (("accept_dad", host.ipv6_dad),
-                                    ("router_solicitations", host.ipv6_router_solicitation))
-                if not wanted]
+        keys = [
+            k
+            for k, wanted in (
+                ("accept_dad", host.ipv6_dad),
+                ("router_solicitations", host.ipv6_router_solicitation),
+            )
+            if not wanted
+        ]
         state = self.state(host.name)
         with netns.entered(state.fd):
             for key in keys:
@@ -160,8 +180,7 @@ class _Builder:
         stacked = [(h, i) for h, i in todo if isinstance(i.kind, (Macvlan, Vlan))]
         while stacked:  # parents first; a parent may itself be stacked (QinQ)
             made = {(h.name, i.name) for h, i in stacked}
-            ready = [(h, i) for h, i in stacked
-                     if (h.name, i.kind.parent) not in made]  # type: ignore[union-attr]
+            ready = [(h, i) for h, i in stacked if (h.name, i.kind.parent) not in made]  # type: ignore[union-attr]
             for host, iface in ready:
                 self._create(host, iface, parent=iface.kind.parent)  # type: ignore[union-attr]
             stacked = [p for p in stacked if p not in ready]
@@ -181,9 +200,12 @@ class _Builder:
     def _create(self, host: Host, iface: Interface, parent: str | None = None) -> None:
         master = self.index(host.name, iface.master) if iface.master else None
         kind, msg = create_message(
-            iface, name=self.kname(host.name, iface.name), up=self._up_at_once(host, iface),
+            iface,
+            name=self.kname(host.name, iface.name),
+            up=self._up_at_once(host, iface),
             master_index=master,
-            parent_index=self.index(host.name, parent) if parent else None)
+            parent_index=self.index(host.name, parent) if parent else None,
+        )
         with _netlink_errors(f"creating {kind} {host.name}:{iface.name}", iface.name, kind):
             self.state(host.name).nl.request(msg, RTM_NEWLINK, CREATE)
         self._after_create(host, iface, configured=True)
@@ -199,8 +221,13 @@ class _Builder:
         # The peer cannot come up inside the creating request (the kernel answers
         # ENOTCONN: the pair is not joined yet), so it is brought up afterwards.
         peer = (far, self.kname(far_host.name, far.name), far_fd, False)
-        _, msg = create_message(iface, name=self.kname(host.name, iface.name),
-                                up=self._up_at_once(host, iface), master_index=master, peer=peer)
+        _, msg = create_message(
+            iface,
+            name=self.kname(host.name, iface.name),
+            up=self._up_at_once(host, iface),
+            master_index=master,
+            peer=peer,
+        )
         what = f"creating veth {host.name}:{iface.name} <-> {far_host.name}:{far.name}"
         with _netlink_errors(what, f"{host.name}:{iface.name}", "veth"):
             self.state(host.name).nl.request(msg, RTM_NEWLINK, CREATE)
@@ -212,8 +239,11 @@ class _Builder:
         try:
             fd = open_tap(self.state(host.name).fd, name)
         except OSError as exc:
-            raise TopologyError(f"creating tap {host.name}:{iface.name}: {exc.strerror}",
-                                errno=exc.errno, obj=iface.name) from exc
+            raise TopologyError(
+                f"creating tap {host.name}:{iface.name}: {exc.strerror}",
+                errno=exc.errno,
+                obj=iface.name,
+            ) from exc
         self.topo.taps[(host.name, iface.name)] = fd
         self._after_create(host, iface, configured=False)  # mac, mtu, master: by netlink
 
@@ -228,23 +258,37 @@ class _Builder:
             index = self.index(host_name, iface.name)
             attrs: dict[str, Any] = {}
             if isinstance(iface.kind, Tap):
-                attrs.update({k: v for k, v in (("IFLA_ADDRESS", iface.mac),
-                                                ("IFLA_MTU", iface.mtu)) if v})
+                attrs.update(
+                    {k: v for k, v in (("IFLA_ADDRESS", iface.mac), ("IFLA_MTU", iface.mtu)) if v}
+                )
             if iface.master:
                 attrs["IFLA_MASTER"] = self.index(host_name, iface.master)
             if not host.owned:
                 attrs["IFLA_IFALIAS"] = owner.link_tag(self.topo.runid)
                 self._quiet_ipv6(host, self.kname(host_name, iface.name))
             msg = link_msg(index, **attrs)
-            self.request(host_name, f"configuring {host_name}:{iface.name}",
-                         _up(msg) if iface.up else msg, RTM_NEWLINK)
+            self.request(
+                host_name,
+                f"configuring {host_name}:{iface.name}",
+                _up(msg) if iface.up else msg,
+                RTM_NEWLINK,
+            )
             if iface.learning is not None:
-                port = link_msg(index, IFLA_LINKINFO={"attrs": [
-                    ("IFLA_INFO_SLAVE_KIND", "bridge"),
-                    ("IFLA_INFO_SLAVE_DATA", {"attrs": [
-                        ("IFLA_BRPORT_LEARNING", int(iface.learning))]})]})
-                self.request(host_name, f"setting learning on {host_name}:{iface.name}",
-                             port, RTM_NEWLINK)
+                port = link_msg(
+                    index,
+                    IFLA_LINKINFO={
+                        "attrs": [
+                            ("IFLA_INFO_SLAVE_KIND", "bridge"),
+                            (
+                                "IFLA_INFO_SLAVE_DATA",
+                                {"attrs": [("IFLA_BRPORT_LEARNING", int(iface.learning))]},
+                            ),
+                        ]
+                    },
+                )
+                self.request(
+                    host_name, f"setting learning on {host_name}:{iface.name}", port, RTM_NEWLINK
+                )
 
     # -- layer 3 and above ---------------------------------------------------------------
 
@@ -252,8 +296,13 @@ class _Builder:
         for iface in host.interfaces:
             for addr in iface.addresses:
                 msg = address_message(self.index(host.name, iface.name), addr, dad=host.ipv6_dad)
-                self.request(host.name, f"adding {addr} to {host.name}:{iface.name}", msg,
-                             RTM_NEWADDR, CREATE)
+                self.request(
+                    host.name,
+                    f"adding {addr} to {host.name}:{iface.name}",
+                    msg,
+                    RTM_NEWADDR,
+                    CREATE,
+                )
 
     def _sysctls(self, host: Host) -> None:
         state = self.state(host.name)
@@ -267,20 +316,26 @@ class _Builder:
                     with open(path, "w") as out:
                         out.write(value)
             except FileNotFoundError:
-                raise TopologyError(f"sysctl {key} does not exist in {host.name}'s namespace "
-                                    "(not a per-namespace sysctl, or a missing interface)",
-                                    obj=key) from None
+                raise TopologyError(
+                    f"sysctl {key} does not exist in {host.name}'s namespace "
+                    "(not a per-namespace sysctl, or a missing interface)",
+                    obj=key,
+                ) from None
             except OSError as exc:
-                raise TopologyError(f"setting sysctl {key}={value} in {host.name}: {exc.strerror}",
-                                    errno=exc.errno, obj=key) from exc
+                raise TopologyError(
+                    f"setting sysctl {key}={value} in {host.name}: {exc.strerror}",
+                    errno=exc.errno,
+                    obj=key,
+                ) from exc
 
     def _routes(self, host: Host) -> None:
         state = self.state(host.name)
         for route in host.routes:
             oif = self.index(host.name, route.dev) if route.dev else None
             msg = route_message(route, oif)
-            self.request(host.name, f"adding route to {route.to} in {host.name}", msg,
-                         RTM_NEWROUTE, CREATE)
+            self.request(
+                host.name, f"adding route to {route.to} in {host.name}", msg, RTM_NEWROUTE, CREATE
+            )
             if not host.owned:
                 state.added_routes.append(route_message(route, oif))
 
@@ -289,8 +344,12 @@ class _Builder:
             argv = [*_FIREWALL_TOOLS[rules.kind], rules.path]
             result = self.topo.run(host.name, argv)
             if not result.ok:
-                raise TopologyError(f"loading {rules.path} into {host.name} with "
-                                    f"{argv[0]} failed:\n{result.stderr.strip()}", obj=rules.path)
+                raise TopologyError(
+                    f"loading {rules.path} into {host.name} with "
+                    f"{argv[0]} failed:\n{result.stderr.strip()}",
+                    obj=rules.path,
+                )
+
 
 def _namespace(host: Host, runid: str) -> str:
     """The /run/netns name a host lives in ("" for the root namespace)."""
@@ -298,10 +357,12 @@ def _namespace(host: Host, runid: str) -> str:
         return ""
     return host.adopt or owner.ns_name(runid, host.name)
 
+
 def _up(msg: Any) -> Any:
     msg["flags"] = IFF_UP
     msg["change"] = IFF_UP
     return msg
+
 
 @contextmanager
 def _netlink_errors(what: str, obj: str, kind: str | None = None) -> Iterator[None]:
@@ -309,10 +370,12 @@ def _netlink_errors(what: str, obj: str, kind: str | None = None) -> Iterator[No
     try:
         yield
     except NetlinkError as exc:
-        detail = os.strerror(exc.code) + (f" ({exc.args[1]})" if len(exc.args) > 1
-                                          and exc.args[1] else "")
+        detail = os.strerror(exc.code) + (
+            f" ({exc.args[1]})" if len(exc.args) > 1 and exc.args[1] else ""
+        )
         if exc.code == errno.EOPNOTSUPP and kind in FEATURE:
             feature, remedy = FEATURE[kind]
-            raise SetupError(f"{what}: this kernel has no {feature} ({detail})",
-                             remedy=remedy) from exc
+            raise SetupError(
+                f"{what}: this kernel has no {feature} ({detail})", remedy=remedy
+            ) from exc
         raise TopologyError(f"{what}: {detail}", errno=exc.code, obj=obj) from exc

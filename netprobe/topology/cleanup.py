@@ -17,6 +17,7 @@ from .netlink import RTM_DELLINK, NetlinkError, Rtnl, link_msg
 
 __all__ = ["CleanReport", "clean", "down", "leftovers", "remove_run"]
 
+
 @dataclass
 class CleanReport:
     """What `clean` did and what it deliberately left alone."""
@@ -27,6 +28,7 @@ class CleanReport:
     kept_live: list[str] = field(default_factory=list)
     kept_persistent: list[str] = field(default_factory=list)
     unknown_namespaces: list[str] = field(default_factory=list)
+
 
 def clean(*, all: bool = False) -> CleanReport:
     """Remove the leftovers of dead runs; with `all`, persistent topologies too."""
@@ -46,9 +48,11 @@ def clean(*, all: bool = False) -> CleanReport:
         else:
             remove_run(record, names, report)
     prefixes = tuple(owner.ns_prefix(r.runid) for r in records)
-    report.unknown_namespaces = [n for n in names if n.startswith(owner.NS_PREFIX)
-                                 and not n.startswith(prefixes)]
+    report.unknown_namespaces = [
+        n for n in names if n.startswith(owner.NS_PREFIX) and not n.startswith(prefixes)
+    ]
     return report
+
 
 def down(name: str) -> CleanReport:
     """Remove the persistent topology `name` (`netprobe topo down`)."""
@@ -61,6 +65,7 @@ def down(name: str) -> CleanReport:
             remove_run(record, netns.list_names(), report)
             return report
     raise TopologyError(f"no topology named {name!r} is up (netprobe topo up FILE makes one)")
+
 
 def remove_run(record: owner.RunRecord, names: list[str], report: CleanReport) -> None:
     """Delete a run's namespaces and tagged links, then its record."""
@@ -76,6 +81,7 @@ def remove_run(record: owner.RunRecord, names: list[str], report: CleanReport) -
             report.removed_namespaces.append(name)
     owner.unregister(record.runid)
     report.removed_runs.append(record.runid)
+
 
 def _remove_tagged_links(ns: str | None, tag: str) -> list[str]:
     fd = netns.open_fd(ns) if ns else os.open("/proc/thread-self/ns/net", os.O_RDONLY)
@@ -93,6 +99,7 @@ def _remove_tagged_links(ns: str | None, tag: str) -> list[str]:
     finally:
         os.close(fd)
     return removed
+
 
 def leftovers() -> list[str]:
     """Every netprobe object on the machine: records, np-* namespaces, tagged root links."""

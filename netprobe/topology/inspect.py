@@ -39,9 +39,13 @@ def describe_topology(name: str) -> list[HostView]:
     """Views of every host of the topology `name` (a persistent one, or a run id)."""
     for record in owner.read_records():
         if name in (record.runid, record.name, owner.persistent_runid(name)) and (
-                record.persistent or record.runid == name):
-            return [describe(host, ns) for host, ns in record.namespaces.items()
-                    if ns and netns.exists(ns)]
+            record.persistent or record.runid == name
+        ):
+            return [
+                describe(host, ns)
+                for host, ns in record.namespaces.items()
+                if ns and netns.exists(ns)
+            ]
     raise TopologyError(f"no topology named {name!r} is up (see `netprobe topo list`)")
 
 
@@ -55,12 +59,18 @@ def describe(host: str, ns: str) -> HostView:
             for msg in nl.dump(RTM_GETADDR):
                 ip = msg.get_attr("IFA_ADDRESS")
                 addrs.setdefault(msg["index"], []).append(f"{ip}/{msg['prefixlen']}")
-            routes = [_route_text(m, names) for family in (socket.AF_INET, socket.AF_INET6)
-                      for m in nl.dump(RTM_GETROUTE, family) if m.get_attr("RTA_TABLE") == 254]
+            routes = [
+                _route_text(m, names)
+                for family in (socket.AF_INET, socket.AF_INET6)
+                for m in nl.dump(RTM_GETROUTE, family)
+                if m.get_attr("RTA_TABLE") == 254
+            ]
     finally:
         os.close(fd)
-    views = [_link_view(n, link, names, addrs.get(link["index"], [])) for n, link in
-             sorted(links.items(), key=lambda item: item[1]["index"])]
+    views = [
+        _link_view(n, link, names, addrs.get(link["index"], []))
+        for n, link in sorted(links.items(), key=lambda item: item[1]["index"])
+    ]
     return HostView(host, ns, tuple(views), tuple(routes))
 
 

@@ -89,14 +89,25 @@ def create_message(
         info = [("IFLA_INFO_DATA", {"attrs": [("IFLA_MACVLAN_MODE", _MACVLAN_MODE[kind.mode])]})]
     elif isinstance(kind, Vlan):
         kind_name = "vlan"
-        info = [("IFLA_INFO_DATA", {"attrs": [("IFLA_VLAN_ID", kind.id),
-                                              ("IFLA_VLAN_PROTOCOL", _VLAN_PROTO[kind.protocol])]})]
+        info = [
+            (
+                "IFLA_INFO_DATA",
+                {
+                    "attrs": [
+                        ("IFLA_VLAN_ID", kind.id),
+                        ("IFLA_VLAN_PROTOCOL", _VLAN_PROTO[kind.protocol]),
+                    ]
+                },
+            )
+        ]
     elif isinstance(kind, Bond):
         kind_name = "bond"
         info = [("IFLA_INFO_DATA", {"attrs": [("IFLA_BOND_MODE", BOND_MODES.index(kind.mode))]})]
     elif peer is not None:
-        kind_name, info = "veth", [("IFLA_INFO_DATA", {"attrs": [("VETH_INFO_PEER",
-                                                                  _peer_attrs(*peer))]})]
+        kind_name, info = (
+            "veth",
+            [("IFLA_INFO_DATA", {"attrs": [("VETH_INFO_PEER", _peer_attrs(*peer))]})],
+        )
     else:
         raise ValueError(f"no creation message for {iface!r}")
     attrs["IFLA_LINKINFO"] = {"attrs": [("IFLA_INFO_KIND", kind_name), *info]}

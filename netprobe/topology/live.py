@@ -80,23 +80,35 @@ class Topology:
         except KeyError:
             raise KeyError(f"{host}:{name} is not a TAP of this topology") from None
 
-    def run(self, host: str, argv: Sequence[str], *, timeout: float = 60,
-            input: str | None = None, check: bool = False) -> RunResult:
+    def run(
+        self,
+        host: str,
+        argv: Sequence[str],
+        *,
+        timeout: float = 60,
+        input: str | None = None,
+        check: bool = False,
+    ) -> RunResult:
         """Run `argv` inside `host`'s namespace (as `ip netns exec` does)."""
         ns = self._host(host).ns
         full = list(argv) if ns is None else ["ip", "netns", "exec", ns, *argv]
         try:
-            proc = subprocess.run(full, capture_output=True, text=True, timeout=timeout,
-                                  input=input, check=False)
+            proc = subprocess.run(
+                full, capture_output=True, text=True, timeout=timeout, input=input, check=False
+            )
         except FileNotFoundError as exc:
-            raise SetupError(f"cannot run {full[0]!r}: not installed",
-                             remedy=f"install the package that provides {full[0]}") from exc
+            raise SetupError(
+                f"cannot run {full[0]!r}: not installed",
+                remedy=f"install the package that provides {full[0]}",
+            ) from exc
         except subprocess.TimeoutExpired as exc:
             raise TopologyError(f"{' '.join(argv)} in {host} timed out after {timeout} s") from exc
         result = RunResult(proc.returncode, proc.stdout, proc.stderr)
         if check and not result.ok:
-            raise TopologyError(f"{' '.join(argv)} in {host} failed ({proc.returncode}): "
-                                f"{proc.stderr.strip() or proc.stdout.strip()}")
+            raise TopologyError(
+                f"{' '.join(argv)} in {host} failed ({proc.returncode}): "
+                f"{proc.stderr.strip() or proc.stdout.strip()}"
+            )
         return result
 
     def _host(self, name: str) -> HostState:
@@ -110,8 +122,12 @@ class Topology:
     def __enter__(self) -> Topology:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         try:
             self.teardown()
         except TopologyError:
@@ -225,8 +241,10 @@ def _signals_deferred() -> Iterator[None]:
         yield
         return
     received: list[int] = []
-    old = {s: signal.signal(s, lambda n, f: received.append(n))
-           for s in (signal.SIGINT, signal.SIGTERM)}
+    old = {
+        s: signal.signal(s, lambda n, f: received.append(n))
+        for s in (signal.SIGINT, signal.SIGTERM)
+    }
     try:
         yield
     finally:

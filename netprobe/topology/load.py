@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -32,9 +32,19 @@ from .validate import validate
 
 __all__ = ["load", "loads"]
 
+T = TypeVar("T")
+
 _TOP_KEYS = {"name", "description", "hosts"}
-_HOST_KEYS = {"interfaces", "routes", "sysctls", "firewall", "adopt", "root", "ipv6_dad",
-              "ipv6_router_solicitation"}
+_HOST_KEYS = {
+    "interfaces",
+    "routes",
+    "sysctls",
+    "firewall",
+    "adopt",
+    "root",
+    "ipv6_dad",
+    "ipv6_router_solicitation",
+}
 _IFACE_KEYS = {"addresses", "master", "learning", "mac", "mtu", "up"}
 _KINDS: dict[str, tuple[Callable[..., Kind], set[str]]] = {
     "veth": (Veth, {"peer"}),
@@ -66,8 +76,11 @@ def loads(text: str, *, source: str | None = None) -> Spec:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        raise SpecError(f"invalid YAML: {exc.problem or exc.context}", file=source,
-                        line=mark.line + 1 if mark else None) from None
+        raise SpecError(
+            f"invalid YAML: {exc.problem or exc.context}",
+            file=source,
+            line=mark.line + 1 if mark else None,
+        ) from None
     except (yaml.YAMLError, ValueError) as exc:
         raise SpecError(f"invalid YAML: {exc}", file=source) from None
     if root is None:
@@ -99,8 +112,9 @@ class _Reader:
                 return self.lines[path[:end]]
         return None
 
-    def mapping(self, node: yaml.Node, what: str, allowed: set[str],
-                path: tuple[str, ...]) -> dict[str, yaml.Node]:
+    def mapping(
+        self, node: yaml.Node, what: str, allowed: set[str], path: tuple[str, ...]
+    ) -> dict[str, yaml.Node]:
         if not isinstance(node, yaml.MappingNode):
             raise self.error(node, f"{what} must be a mapping")
         out: dict[str, yaml.Node] = {}
@@ -109,8 +123,11 @@ class _Reader:
             if not isinstance(key, str):
                 raise self.error(key_node, f"keys in {what} must be names, not {key!r}")
             if allowed and key not in allowed:
-                raise self.error(key_node, f"unknown key {key!r} in {what} "
-                                           f"(expected one of: {', '.join(sorted(allowed))})")
+                raise self.error(
+                    key_node,
+                    f"unknown key {key!r} in {what} "
+                    f"(expected one of: {', '.join(sorted(allowed))})",
+                )
             if key in out:
                 raise self.error(key_node, f"duplicate key {key!r} in {what}")
             out[key] = value
@@ -137,7 +154,7 @@ class _Reader:
             raise self.error(node, f"{what} must be {names}, not {value!r}")
         return value
 
-    def build(self, node: yaml.Node, factory: Callable[..., Any], **kwargs: Any) -> Any:
+    def build(self, node: yaml.Node, factory: Callable[..., T], **kwargs: Any) -> T:
         try:
             return factory(**kwargs)
         except (SpecError, TypeError) as exc:  # TypeError: a required key is missing
@@ -164,17 +181,22 @@ class _Reader:
         raw = self.mapping(node, f"host {name!r}", _HOST_KEYS, path)
         kwargs: dict[str, Any] = {"name": name}
         if "interfaces" in raw:
-            ifaces = self.mapping(raw["interfaces"], f"interfaces of {name!r}", set(),
-                                  (*path, "interfaces"))
-            kwargs["interfaces"] = [self.interface(n, v, (*path, "interfaces", n))
-                                    for n, v in ifaces.items()]
+            ifaces = self.mapping(
+                raw["interfaces"], f"interfaces of {name!r}", set(), (*path, "interfaces")
+            )
+            kwargs["interfaces"] = [
+                self.interface(n, v, (*path, "interfaces", n)) for n, v in ifaces.items()
+            ]
         if "routes" in raw:
-            kwargs["routes"] = [self.route(r, (*path, "routes", str(i)))
-                                for i, r in enumerate(self.sequence(raw["routes"], "routes"))]
+            kwargs["routes"] = [
+                self.route(r, (*path, "routes", str(i)))
+                for i, r in enumerate(self.sequence(raw["routes"], "routes"))
+            ]
         if "sysctls" in raw:
             table = self.mapping(raw["sysctls"], "sysctls", set(), (*path, "sysctls"))
-            kwargs["sysctls"] = [(k, self.typed(v, f"sysctl {k}", str, int, float, bool))
-                                 for k, v in table.items()]
+            kwargs["sysctls"] = [
+                (k, self.typed(v, f"sysctl {k}", str, int, float, bool)) for k, v in table.items()
+            ]
         if "firewall" in raw:
             kwargs["firewall"] = self.firewall(raw["firewall"], (*path, "firewall"))
         if "adopt" in raw:
@@ -195,12 +217,18 @@ class _Reader:
         if kinds:
             kwargs["kind"] = self.kind(kinds[0], raw[kinds[0]], (*path, kinds[0]))
         if "addresses" in raw:
-            kwargs["addresses"] = [self.typed(a, "an address", str)
-                                   for a in self.sequence(raw["addresses"], "addresses")]
+            kwargs["addresses"] = [
+                self.typed(a, "an address", str)
+                for a in self.sequence(raw["addresses"], "addresses")
+            ]
         if "master" in raw:
             kwargs["master"] = self.typed(raw["master"], "master", str)
-        for key, types in (("learning", (bool,)), ("up", (bool,)), ("mac", (str,)),
-                           ("mtu", (int,))):
+        for key, types in (
+            ("learning", (bool,)),
+            ("up", (bool,)),
+            ("mac", (str,)),
+            ("mtu", (int,)),
+        ):
             if key in raw:
                 kwargs[key] = self.typed(raw[key], key, *types)
         return self.build(node, Interface, **kwargs)
@@ -220,8 +248,9 @@ class _Reader:
         self.lines[path] = node.start_mark.line + 1
         if "to" not in raw:
             raise self.error(node, "a route needs `to` (default or a CIDR network)")
-        kwargs: dict[str, Any] = {k: self.typed(v, f"route {k}", str)
-                                  for k, v in raw.items() if k != "metric"}
+        kwargs: dict[str, Any] = {
+            k: self.typed(v, f"route {k}", str) for k, v in raw.items() if k != "metric"
+        }
         if "metric" in raw:
             kwargs["metric"] = self.typed(raw["metric"], "route metric", int)
         return self.build(node, Route, **kwargs)
@@ -230,12 +259,12 @@ class _Reader:
         items = self.sequence(node, "firewall") if isinstance(node, yaml.SequenceNode) else [node]
         rules = []
         for index, item in enumerate(items):
-            raw = self.mapping(item, "a firewall entry", set(_FIREWALL_KINDS),
-                               (*path, str(index)))
+            raw = self.mapping(item, "a firewall entry", set(_FIREWALL_KINDS), (*path, str(index)))
             if len(raw) != 1:
-                raise self.error(item, "a firewall entry is one of nft: FILE, iptables: FILE, "
-                                       "ip6tables: FILE")
-            (kind, value), = raw.items()
+                raise self.error(
+                    item, "a firewall entry is one of nft: FILE, iptables: FILE, ip6tables: FILE"
+                )
+            ((kind, value),) = raw.items()
             file = os.path.join(self.base, self.typed(value, kind, str))
             self.lines[(*path, str(index))] = item.start_mark.line + 1
             rules.append(self.build(item, Firewall, kind=kind, path=file))

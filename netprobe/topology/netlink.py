@@ -45,8 +45,9 @@ class Rtnl:
 
     def __init__(self, ns_fd: int | None = None) -> None:
         with netns.entered(ns_fd):
-            self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC,
-                                      0)  # NETLINK_ROUTE
+            self.sock = socket.socket(
+                socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, 0
+            )  # NETLINK_ROUTE
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
         self.sock.setsockopt(_SOL_NETLINK, _NETLINK_CAP_ACK, 1)
         self.sock.setsockopt(_SOL_NETLINK, _NETLINK_EXT_ACK, 1)

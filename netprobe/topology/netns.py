@@ -12,7 +12,7 @@ import ctypes
 import errno
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 __all__ = [
     "NETNS_DIR",
@@ -90,10 +90,8 @@ def delete(name: str) -> None:
     """Unmount and remove /run/netns/NAME; the kernel frees the namespace when unused."""
     path = _path(name)
     _libc.umount2(path.encode(), _MNT_DETACH)
-    try:
+    with suppress(FileNotFoundError):
         os.unlink(path)
-    except FileNotFoundError:
-        pass
 
 
 def exists(name: str) -> bool:

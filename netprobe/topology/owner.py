@@ -20,7 +20,7 @@ import re
 import secrets
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 
 __all__ = [
@@ -142,10 +142,8 @@ def update(record: RunRecord) -> None:
 
 
 def unregister(runid: str) -> None:
-    try:
+    with suppress(FileNotFoundError):
         os.unlink(_record_path(runid))
-    except FileNotFoundError:
-        pass
 
 
 def read_records() -> list[RunRecord]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 from ..errors import SpecError
 
@@ -36,12 +36,17 @@ __all__ = [
     "Vlan",
 ]
 
-IPInterface = Union[ipaddress.IPv4Interface, ipaddress.IPv6Interface]
+IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 
 MACVLAN_MODES = ("private", "vepa", "bridge", "passthru", "source")
 BOND_MODES = (
-    "balance-rr", "active-backup", "balance-xor", "broadcast",
-    "802.3ad", "balance-tlb", "balance-alb",
+    "balance-rr",
+    "active-backup",
+    "balance-xor",
+    "broadcast",
+    "802.3ad",
+    "balance-tlb",
+    "balance-alb",
 )
 
 
@@ -125,7 +130,7 @@ class Bond:
             raise SpecError(f"bond mode must be one of {', '.join(BOND_MODES)}")
 
 
-Kind = Union[Veth, Bridge, Tap, Macvlan, Vlan, Bond]
+Kind = Veth | Bridge | Tap | Macvlan | Vlan | Bond
 
 
 def _is_number(value: object) -> bool:
@@ -222,7 +227,7 @@ class Route:
 
 @dataclass(frozen=True)
 class Firewall:
-    """A ruleset file applied inside the host: `nft -f`, `iptables-restore` or `ip6tables-restore`."""
+    """A ruleset file loaded inside the host by `nft -f` or `iptables-restore` (ip6tables too)."""
 
     kind: str
     path: str

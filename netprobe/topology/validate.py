@@ -28,8 +28,9 @@ def _fail(message: str, *path: str) -> SpecError:
 def validate(spec: Spec) -> Spec:
     """Return `spec` unchanged if it is consistent, else raise SpecError."""
     if not isinstance(spec.name, str) or not _NAME.match(spec.name):
-        raise SpecError(f"topology name {spec.name!r} must be letters, digits, '_', '-', '.'",
-                        path=("name",))
+        raise SpecError(
+            f"topology name {spec.name!r} must be letters, digits, '_', '-', '.'", path=("name",)
+        )
     if not spec.hosts:
         raise SpecError("a topology needs at least one host", path=("hosts",))
     for name, count in Counter(h.name for h in spec.hosts).items():
@@ -45,30 +46,47 @@ def validate(spec: Spec) -> Spec:
 
 def _check_host(host: Host) -> None:
     if not isinstance(host.name, str) or not _NAME.match(host.name) or len(host.name) > 64:
-        raise _fail(f"host name {host.name!r} must be 1-64 letters, digits, '_', '-', '.'",
-                    str(host.name))
+        raise _fail(
+            f"host name {host.name!r} must be 1-64 letters, digits, '_', '-', '.'", str(host.name)
+        )
     _check_placement(host)
     names = Counter(i.name for i in host.interfaces)
     for name, count in names.items():
         if count > 1:
-            raise _fail(f"interface {name!r} is defined {count} times in host {host.name!r}",
-                        host.name, "interfaces", name)
+            raise _fail(
+                f"interface {name!r} is defined {count} times in host {host.name!r}",
+                host.name,
+                "interfaces",
+                name,
+            )
     for iface in host.interfaces:
         _check_interface(host, iface)
     _check_addresses(host)
     for index, route in enumerate(host.routes):
         if route.dev is not None and host.interface(route.dev) is None:
-            raise _fail(f"route to {route.to} uses dev {route.dev!r}, not an interface of "
-                        f"{host.name!r}", host.name, "routes", str(index))
+            raise _fail(
+                f"route to {route.to} uses dev {route.dev!r}, not an interface of {host.name!r}",
+                host.name,
+                "routes",
+                str(index),
+            )
     for key, _ in host.sysctls:
         if not _SYSCTL.match(key) or ".." in key:
-            raise _fail(f"sysctl {key!r}: only per-namespace net.* sysctls can be set",
-                        host.name, "sysctls", key)
+            raise _fail(
+                f"sysctl {key!r}: only per-namespace net.* sysctls can be set",
+                host.name,
+                "sysctls",
+                key,
+            )
     for index, rules in enumerate(host.firewall):
-        if "\0" in rules.path or not os.access(rules.path, os.R_OK) \
-                or not os.path.isfile(rules.path):  # NUL: os.access raises ValueError
-            raise _fail(f"cannot read ruleset file {rules.path!r}",
-                        host.name, "firewall", str(index))
+        if (
+            "\0" in rules.path
+            or not os.access(rules.path, os.R_OK)
+            or not os.path.isfile(rules.path)
+        ):  # NUL: os.access raises ValueError
+            raise _fail(
+                f"cannot read ruleset file {rules.path!r}", host.name, "firewall", str(index)
+            )
 
 
 def _check_placement(host: Host) -> None:
@@ -76,46 +94,69 @@ def _check_placement(host: Host) -> None:
     if host.root and host.adopt is not None:
         raise _fail("a host is either `root` or `adopt`, not both", host.name)
     if host.root and (host.routes or host.sysctls or host.firewall):
-        raise _fail("the root namespace is the machine's own: netprobe adds interfaces "
-                    "there, never routes, sysctls or firewall rules", host.name)
+        raise _fail(
+            "the root namespace is the machine's own: netprobe adds interfaces "
+            "there, never routes, sysctls or firewall rules",
+            host.name,
+        )
     if host.adopt is not None:
         if not isinstance(host.adopt, str) or not _NAME.match(host.adopt):
-            raise _fail(f"adopt must name a namespace in /run/netns, not {host.adopt!r}",
-                        host.name, "adopt")
+            raise _fail(
+                f"adopt must name a namespace in /run/netns, not {host.adopt!r}", host.name, "adopt"
+            )
         if host.firewall:
-            raise _fail("netprobe does not load firewall rules into a namespace it adopted",
-                        host.name, "firewall")
+            raise _fail(
+                "netprobe does not load firewall rules into a namespace it adopted",
+                host.name,
+                "firewall",
+            )
 
 
 def _check_interface(host: Host, iface: Interface) -> None:
     path = (host.name, "interfaces", str(iface.name))
     limit = IFNAMSIZ - ROOT_IF_PREFIX_LEN if host.root else IFNAMSIZ
-    if not isinstance(iface.name, str) or not iface.name or len(iface.name) > limit \
-            or not _NAME.match(iface.name):
-        extra = f" (root-namespace names get a {ROOT_IF_PREFIX_LEN}-character prefix)" \
-            if host.root else ""
-        raise _fail(f"interface name {iface.name!r} must be 1-{limit} characters of letters, "
-                    f"digits, '_', '-', '.'{extra}", *path)
+    if (
+        not isinstance(iface.name, str)
+        or not iface.name
+        or len(iface.name) > limit
+        or not _NAME.match(iface.name)
+    ):
+        extra = (
+            f" (root-namespace names get a {ROOT_IF_PREFIX_LEN}-character prefix)"
+            if host.root
+            else ""
+        )
+        raise _fail(
+            f"interface name {iface.name!r} must be 1-{limit} characters of letters, "
+            f"digits, '_', '-', '.'{extra}",
+            *path,
+        )
     if iface.name == "lo":
         raise _fail("'lo' exists in every namespace already", *path)
     kind = iface.kind
     if isinstance(kind, (Macvlan, Vlan)):
         parent = host.interface(kind.parent)
         if parent is None:
-            raise _fail(f"parent {kind.parent!r} of {iface.name!r} is not an interface of "
-                        f"{host.name!r}", *path)
+            raise _fail(
+                f"parent {kind.parent!r} of {iface.name!r} is not an interface of {host.name!r}",
+                *path,
+            )
     if iface.master is not None:
         master = host.interface(iface.master)
         if master is None or not isinstance(master.kind, (Bridge, Bond)):
-            raise _fail(f"master {iface.master!r} of {iface.name!r} is not a bridge or bond of "
-                        f"{host.name!r}", *path)
+            raise _fail(
+                f"master {iface.master!r} of {iface.name!r} is not a bridge or bond of "
+                f"{host.name!r}",
+                *path,
+            )
         if iface.master == iface.name:
             raise _fail(f"{iface.name!r} cannot be its own master", *path)
     if iface.learning is not None:
         master = host.interface(iface.master) if iface.master else None
         if master is None or not isinstance(master.kind, Bridge):
-            raise _fail(f"`learning` applies to bridge ports; {iface.name!r} has no bridge "
-                        "master", *path)
+            raise _fail(
+                f"`learning` applies to bridge ports; {iface.name!r} has no bridge master", *path
+            )
 
 
 def _check_addresses(host: Host) -> None:
@@ -124,8 +165,12 @@ def _check_addresses(host: Host) -> None:
         for addr in iface.addresses:
             key = str(addr.ip)
             if key in seen:
-                raise _fail(f"address {key} is on both {seen[key]!r} and {iface.name!r}",
-                            host.name, "interfaces", iface.name)
+                raise _fail(
+                    f"address {key} is on both {seen[key]!r} and {iface.name!r}",
+                    host.name,
+                    "interfaces",
+                    iface.name,
+                )
             seen[key] = iface.name
 
 
@@ -142,14 +187,22 @@ def _check_veths(spec: Spec) -> None:
             path = (host.name, "interfaces", iface.name)
             far_host = hosts.get(there[0])
             if far_host is None:
-                raise _fail(f"veth {iface.name!r} of {host.name!r} goes to unknown host "
-                            f"{there[0]!r}", *path)
+                raise _fail(
+                    f"veth {iface.name!r} of {host.name!r} goes to unknown host {there[0]!r}", *path
+                )
             if there == here:
                 raise _fail(f"veth {iface.name!r} cannot be its own peer", *path)
             far = far_host.interface(there[1])
-            if far is not None and far.kind is not None and far.kind != Veth(f"{host.name}:{iface.name}"):
-                raise _fail(f"veth peer {iface.kind.peer} is already a {type(far.kind).__name__.lower()}"
-                            f" or the end of another veth", *path)
+            if (
+                far is not None
+                and far.kind is not None
+                and far.kind != Veth(f"{host.name}:{iface.name}")
+            ):
+                raise _fail(
+                    f"veth peer {iface.kind.peer} is already a {type(far.kind).__name__.lower()}"
+                    f" or the end of another veth",
+                    *path,
+                )
             for end, other in ((here, there), (there, here)):
                 if peer_of.setdefault(end, other) != other:
                     raise _fail(f"{end[0]}:{end[1]} is the end of two veth pairs", *path)
@@ -157,13 +210,20 @@ def _check_veths(spec: Spec) -> None:
     for host in spec.hosts:
         for iface in host.interfaces:
             if iface.kind is None and (host.name, iface.name) not in peer_of:
-                raise _fail(f"interface {iface.name!r} of {host.name!r} has no type and no veth "
-                            "leads to it (give it veth/bridge/tap/macvlan/vlan/bond)",
-                            host.name, "interfaces", iface.name)
+                raise _fail(
+                    f"interface {iface.name!r} of {host.name!r} has no type and no veth "
+                    "leads to it (give it veth/bridge/tap/macvlan/vlan/bond)",
+                    host.name,
+                    "interfaces",
+                    iface.name,
+                )
 
 
 def _check_peer_name(host: Host, name: str, path: tuple[str, ...]) -> None:
     limit = IFNAMSIZ - ROOT_IF_PREFIX_LEN if host.root else IFNAMSIZ
     if not _NAME.match(name) or len(name) > limit:
-        raise _fail(f"veth peer name {name!r} must be 1-{limit} characters of letters, digits, "
-                    "'_', '-', '.'", *path)
+        raise _fail(
+            f"veth peer name {name!r} must be 1-{limit} characters of letters, digits, "
+            "'_', '-', '.'",
+            *path,
+        )

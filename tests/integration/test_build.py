@@ -30,8 +30,9 @@ def _left(*hosts: str) -> list[str]:
 
 def _pair(a: str = "a", b: str = "b", **extra: object) -> list[Host]:
     return [
-        Host(a, interfaces=[Interface("eth0", Veth(f"{b}:eth0"), addresses=["10.9.0.1/24"])],
-             **extra),  # type: ignore[arg-type]
+        Host(
+            a, interfaces=[Interface("eth0", Veth(f"{b}:eth0"), addresses=["10.9.0.1/24"])], **extra
+        ),  # type: ignore[arg-type]
         Host(b, interfaces=[Interface("eth0", addresses=["10.9.0.2/24"])]),
     ]
 
@@ -68,13 +69,19 @@ def test_examples_behave_as_their_comments_say() -> None:
 
 
 def test_bridge_options_and_per_port_learning() -> None:
-    spec = Spec("br", hosts=[
-        Host("sw", interfaces=[
-            Interface("br0", Bridge(stp=True, ageing=12.5, forward_delay=4)),
-            Interface("p1", Veth("h:eth0"), master="br0", learning=False),
-        ]),
-        Host("h"),
-    ])
+    spec = Spec(
+        "br",
+        hosts=[
+            Host(
+                "sw",
+                interfaces=[
+                    Interface("br0", Bridge(stp=True, ageing=12.5, forward_delay=4)),
+                    Interface("p1", Veth("h:eth0"), master="br0", learning=False),
+                ],
+            ),
+            Host("h"),
+        ],
+    )
     with netprobe.build(spec) as topo:
         br = _link(topo, "sw", "br0")["linkinfo"]["info_data"]  # type: ignore[index]
         assert br["stp_state"] == 1 and br["ageing_time"] == 1250
@@ -84,54 +91,88 @@ def test_bridge_options_and_per_port_learning() -> None:
 
 
 def test_tap_is_held_open_with_carrier_and_can_be_written() -> None:
-    spec = Spec("tap", hosts=[Host("hv", interfaces=[
-        Interface("br0", Bridge()),
-        Interface("tap0", Tap(), master="br0", mac="02:00:00:00:aa:01", mtu=1400),
-    ])])
+    spec = Spec(
+        "tap",
+        hosts=[
+            Host(
+                "hv",
+                interfaces=[
+                    Interface("br0", Bridge()),
+                    Interface("tap0", Tap(), master="br0", mac="02:00:00:00:aa:01", mtu=1400),
+                ],
+            )
+        ],
+    )
     with netprobe.build(spec) as topo:
         fd = topo.tap("hv", "tap0")
         link = _link(topo, "hv", "tap0")
         assert "LOWER_UP" in link["flags"] and link["mtu"] == 1400  # type: ignore[operator]
         assert link["address"] == "02:00:00:00:aa:01" and link["master"] == "br0"
-        frame = bytes.fromhex("ffffffffffff" "02000000aa01" "88b5") + b"netprobe" * 8
+        frame = bytes.fromhex("ffffffffffff02000000aa0188b5") + b"netprobe" * 8
         assert os.write(fd, frame) == len(frame)
         rx = json.loads(topo.run("hv", ["ip", "-s", "-j", "link", "show", "tap0"]).stdout)
         assert rx[0]["stats64"]["rx"]["packets"] >= 1  # the "VM" sent it into the host
 
 
 def test_macvlan_addresses_routes_and_sysctls() -> None:
-    spec = Spec("l3", hosts=[
-        Host("a", interfaces=[
-            Interface("eth0", Veth("b:eth0"), addresses=["10.9.0.1/24", "fd09::1/64"]),
-            Interface("mv0", Macvlan("eth0", mode="bridge"), addresses=["10.9.1.1/24"]),
-        ], routes=[Route("default", via="10.9.0.2"), Route("10.77.0.0/16", dev="mv0", metric=7)],
-             sysctls={"net.ipv4.ip_forward": 1, "net.ipv4.conf.all.rp_filter": 2}),
-        Host("b", interfaces=[Interface("eth0", addresses=["10.9.0.2/24"])]),
-    ])
+    spec = Spec(
+        "l3",
+        hosts=[
+            Host(
+                "a",
+                interfaces=[
+                    Interface("eth0", Veth("b:eth0"), addresses=["10.9.0.1/24", "fd09::1/64"]),
+                    Interface("mv0", Macvlan("eth0", mode="bridge"), addresses=["10.9.1.1/24"]),
+                ],
+                routes=[
+                    Route("default", via="10.9.0.2"),
+                    Route("10.77.0.0/16", dev="mv0", metric=7),
+                ],
+                sysctls={"net.ipv4.ip_forward": 1, "net.ipv4.conf.all.rp_filter": 2},
+            ),
+            Host("b", interfaces=[Interface("eth0", addresses=["10.9.0.2/24"])]),
+        ],
+    )
     with netprobe.build(spec) as topo:
         assert _link(topo, "a", "mv0")["linkinfo"]["info_data"]["mode"] == "bridge"  # type: ignore[index]
         routes = topo.run("a", ["ip", "route"], check=True).stdout
         assert "default via 10.9.0.2 dev eth0" in routes
         assert "10.77.0.0/16 dev mv0" in routes and "metric 7" in routes
-        sysctl = topo.run("a", ["sysctl", "-n", "net.ipv4.ip_forward",
-                                "net.ipv4.conf.all.rp_filter"], check=True).stdout.split()
+        sysctl = topo.run(
+            "a", ["sysctl", "-n", "net.ipv4.ip_forward", "net.ipv4.conf.all.rp_filter"], check=True
+        ).stdout.split()
         assert sysctl == ["1", "2"]
         addrs = topo.run("a", ["ip", "-6", "-j", "addr", "show", "eth0"]).stdout
         assert '"tentative"' not in addrs and "fd09::1" in addrs
-        assert topo.run("a", ["sysctl", "-n", "net.ipv6.conf.eth0.accept_dad"]).stdout.strip() \
-            == "0"
+        assert (
+            topo.run("a", ["sysctl", "-n", "net.ipv6.conf.eth0.accept_dad"]).stdout.strip() == "0"
+        )
 
 
 def test_nft_and_iptables_rulesets_load_inside_the_host(tmp_path: Path) -> None:
     nft = tmp_path / "r.nft"
-    nft.write_text("table inet np_test {\n chain input {\n"
-                   "  type filter hook input priority 0; policy accept;\n"
-                   "  tcp dport 23 drop\n }\n}\n")
+    nft.write_text(
+        "table inet np_test {\n chain input {\n"
+        "  type filter hook input priority 0; policy accept;\n"
+        "  tcp dport 23 drop\n }\n}\n"
+    )
     ipt = tmp_path / "r.rules"
-    ipt.write_text("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n"
-                   "-A INPUT -p tcp --dport 22 -j ACCEPT\nCOMMIT\n")
-    spec = Spec("fw", hosts=[Host("a", firewall=[netprobe.Firewall("nft", str(nft)),
-                                                 netprobe.Firewall("iptables", str(ipt))])])
+    ipt.write_text(
+        "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+        "-A INPUT -p tcp --dport 22 -j ACCEPT\nCOMMIT\n"
+    )
+    spec = Spec(
+        "fw",
+        hosts=[
+            Host(
+                "a",
+                firewall=[
+                    netprobe.Firewall("nft", str(nft)),
+                    netprobe.Firewall("iptables", str(ipt)),
+                ],
+            )
+        ],
+    )
     with netprobe.build(spec) as topo:
         ruleset = topo.run("a", ["nft", "list", "ruleset"], check=True).stdout
         assert "table inet np_test" in ruleset and "tcp dport 23 drop" in ruleset
@@ -140,19 +181,25 @@ def test_nft_and_iptables_rulesets_load_inside_the_host(tmp_path: Path) -> None:
     assert "np_test" not in root  # the machine's own firewall was never touched
 
 
-@pytest.mark.parametrize(("kind", "feature"), [
-    (Vlan("eth0", 10), "802.1Q VLAN"), (Bond("active-backup"), "bonding")])
-def test_kernel_features_this_machine_lacks_raise_setup_error(kind: object,
-                                                             feature: str) -> None:
+@pytest.mark.parametrize(
+    ("kind", "feature"), [(Vlan("eth0", 10), "802.1Q VLAN"), (Bond("active-backup"), "bonding")]
+)
+def test_kernel_features_this_machine_lacks_raise_setup_error(kind: object, feature: str) -> None:
     from netprobe.capabilities import probe
 
     name = "802.1Q vlan" if isinstance(kind, Vlan) else "bond"
     if probe([name])[0].present:
         pytest.skip(f"this kernel has {name}")
-    spec = Spec("missing", hosts=[
-        Host("lacking-a", interfaces=[Interface("eth0", Veth("lacking-b:eth0")),
-                                      Interface("x0", kind)]),  # type: ignore[arg-type]
-        Host("lacking-b")])
+    spec = Spec(
+        "missing",
+        hosts=[
+            Host(
+                "lacking-a",
+                interfaces=[Interface("eth0", Veth("lacking-b:eth0")), Interface("x0", kind)],
+            ),  # type: ignore[arg-type]
+            Host("lacking-b"),
+        ],
+    )
     with pytest.raises(netprobe.SetupError, match=feature) as caught:
         netprobe.build(spec)
     assert caught.value.remedy
@@ -160,10 +207,13 @@ def test_kernel_features_this_machine_lacks_raise_setup_error(kind: object,
 
 
 def test_self_check_names_the_link_without_carrier() -> None:
-    spec = Spec("nocarrier", hosts=[
-        Host("nc-a", interfaces=[Interface("eth0", Veth("nc-b:eth0"))]),
-        Host("nc-b", interfaces=[Interface("eth0", up=False)]),
-    ])
+    spec = Spec(
+        "nocarrier",
+        hosts=[
+            Host("nc-a", interfaces=[Interface("eth0", Veth("nc-b:eth0"))]),
+            Host("nc-b", interfaces=[Interface("eth0", up=False)]),
+        ],
+    )
     with pytest.raises(netprobe.TopologyError, match=r"nc-a:eth0 is up but has no carrier"):
         netprobe.build(spec)
     assert not _left("-nc-a", "-nc-b")
@@ -177,12 +227,17 @@ def test_an_exception_inside_the_with_block_still_tears_down() -> None:
 
 
 def test_build_failure_midway_removes_what_was_made() -> None:
-    spec = Spec("midway", hosts=[
-        Host("mid-a", interfaces=[Interface("eth0", Veth("mid-b:eth0"),
-                                            addresses=["10.9.0.1/24"])],
-             sysctls={"net.ipv4.no_such_thing": 1}),
-        Host("mid-b", interfaces=[Interface("eth0")]),
-    ])
+    spec = Spec(
+        "midway",
+        hosts=[
+            Host(
+                "mid-a",
+                interfaces=[Interface("eth0", Veth("mid-b:eth0"), addresses=["10.9.0.1/24"])],
+                sysctls={"net.ipv4.no_such_thing": 1},
+            ),
+            Host("mid-b", interfaces=[Interface("eth0")]),
+        ],
+    )
     with pytest.raises(netprobe.TopologyError, match="no_such_thing"):
         netprobe.build(spec)
     assert not _left("-mid-a", "-mid-b")

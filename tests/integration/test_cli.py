@@ -19,21 +19,25 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def _np_state() -> tuple[list[str], list[str]]:
-    return ([n for n in netns.list_names() if n.startswith("np-")],
-            sorted(r.runid for r in owner.read_records()))
+    return (
+        [n for n in netns.list_names() if n.startswith("np-")],
+        sorted(r.runid for r in owner.read_records()),
+    )
 
 
 def test_topo_up_show_list_down(tmp_path: Path) -> None:
     spec = tmp_path / "clitopo.yaml"
-    spec.write_text((EXAMPLES / "router.yaml").read_text().replace("name: router",
-                                                                   "name: clitopo"))
+    spec.write_text((EXAMPLES / "router.yaml").read_text().replace("name: router", "name: clitopo"))
     runner = CliRunner()
     up = runner.invoke(cli, ["topo", "up", str(spec)])
     try:
         assert up.exit_code == 0, up.output
         assert "ip netns exec np-clitopo-router bash" in up.output
-        ping = subprocess.run(["ip", "netns", "exec", "np-clitopo-left", "ping", "-c1", "-W2",
-                               "10.2.0.10"], capture_output=True, check=False)
+        ping = subprocess.run(
+            ["ip", "netns", "exec", "np-clitopo-left", "ping", "-c1", "-W2", "10.2.0.10"],
+            capture_output=True,
+            check=False,
+        )
         assert ping.returncode == 0  # it stayed up after the command returned
         show = runner.invoke(cli, ["topo", "show", "clitopo"])
         assert show.exit_code == 0
@@ -50,16 +54,26 @@ def test_topo_up_show_list_down(tmp_path: Path) -> None:
     assert gone.exit_code == 2 and "no topology named 'clitopo'" in gone.stderr
 
 
-@pytest.mark.parametrize(("text", "where", "message"), [
-    ("hosts:\n  a:\n    interfacez: {}\n", ":3:", "unknown key 'interfacez'"),
-    ("hosts:\n  a:\n    interfaces:\n      eth0: {veth: nowhere:eth0}\n", ":4:",
-     "unknown host 'nowhere'"),
-    ("hosts:\n  a:\n    interfaces:\n      eth0: {addresses: [10.0.0.300/24]}\n", ":4:",
-     "bad address"),
-    ("hosts:\n  a:\n    firewall: {nft: missing.nft}\n", ":3:", "cannot read ruleset"),
-])
+@pytest.mark.parametrize(
+    ("text", "where", "message"),
+    [
+        ("hosts:\n  a:\n    interfacez: {}\n", ":3:", "unknown key 'interfacez'"),
+        (
+            "hosts:\n  a:\n    interfaces:\n      eth0: {veth: nowhere:eth0}\n",
+            ":4:",
+            "unknown host 'nowhere'",
+        ),
+        (
+            "hosts:\n  a:\n    interfaces:\n      eth0: {addresses: [10.0.0.300/24]}\n",
+            ":4:",
+            "bad address",
+        ),
+        ("hosts:\n  a:\n    firewall: {nft: missing.nft}\n", ":3:", "cannot read ruleset"),
+    ],
+)
 def test_bad_input_is_one_message_with_file_and_line_exit_2_and_nothing_made(
-        tmp_path: Path, text: str, where: str, message: str) -> None:
+    tmp_path: Path, text: str, where: str, message: str
+) -> None:
     spec = tmp_path / "bad.yaml"
     spec.write_text(text)
     before = _np_state()
@@ -83,8 +97,9 @@ def test_without_cap_net_admin_one_clear_message() -> None:
     drop = ["setpriv", "--inh-caps=-net_admin", "--bounding-set=-net_admin"]
     code = "from netprobe.cli import main; main()"
     for argv in (["topo", "up", str(EXAMPLES / "redblue.yaml")], ["clean"]):
-        proc = subprocess.run([*drop, sys.executable, "-c", code, *argv],
-                              capture_output=True, text=True, check=False)
+        proc = subprocess.run(
+            [*drop, sys.executable, "-c", code, *argv], capture_output=True, text=True, check=False
+        )
         assert proc.returncode == 2, proc.stderr
         assert "needs root (CAP_NET_ADMIN)" in proc.stderr
         assert "Traceback" not in proc.stderr

@@ -30,6 +30,7 @@ time.sleep(120)
 
 def _machine_state() -> dict[str, object]:
     """What a run must leave exactly as it found it."""
+
     def sh(*argv: str) -> str:
         return subprocess.run(argv, capture_output=True, text=True, check=False).stdout
 
@@ -46,8 +47,11 @@ def _star_yaml(path: Path, hosts: int, extra_hosts: str = "") -> Path:
     lines = ["name: star", "hosts:", "  sw:", "    interfaces:", "      br0: {bridge: {}}"]
     lines += [f"      p{i}: {{master: br0}}" for i in range(hosts)]
     for i in range(hosts):
-        lines += [f"  h{i}:", "    interfaces:",
-                  f"      eth0: {{veth: sw:p{i}, addresses: [10.50.{i // 250}.{i % 250 + 1}/16]}}"]
+        lines += [
+            f"  h{i}:",
+            "    interfaces:",
+            f"      eth0: {{veth: sw:p{i}, addresses: [10.50.{i // 250}.{i % 250 + 1}/16]}}",
+        ]
     path.write_text("\n".join(lines) + "\n" + extra_hosts)
     return path
 
@@ -67,12 +71,12 @@ def foreign_ns() -> Iterator[str]:
         subprocess.run(["ip", "netns", "del", name], check=False)
 
 
-def test_sigkill_in_the_middle_of_building_then_clean_restores_the_machine(
-        tmp_path: Path) -> None:
+def test_sigkill_in_the_middle_of_building_then_clean_restores_the_machine(tmp_path: Path) -> None:
     before = _machine_state()
     spec = _star_yaml(tmp_path / "star.yaml", 150)
-    child = subprocess.Popen([sys.executable, "-c", _CHILD, str(spec)],
-                             stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, str(spec)], stdout=subprocess.PIPE, text=True
+    )
     deadline = time.monotonic() + 30
     made: list[str] = []
     while time.monotonic() < deadline and len(made) < 10:
@@ -90,11 +94,14 @@ def test_sigkill_in_the_middle_of_building_then_clean_restores_the_machine(
 
 def test_sigterm_and_ctrl_c_tear_down(tmp_path: Path) -> None:
     spec = tmp_path / "pair.yaml"
-    spec.write_text("hosts:\n  sig-a:\n    interfaces:\n      eth0: {veth: sig-b:eth0}\n"
-                    "  sig-b:\n")
+    spec.write_text("hosts:\n  sig-a:\n    interfaces:\n      eth0: {veth: sig-b:eth0}\n  sig-b:\n")
     for sig, code in ((signal.SIGTERM, 128 + signal.SIGTERM), (signal.SIGINT, None)):
-        child = subprocess.Popen([sys.executable, "-c", _CHILD, str(spec)],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        child = subprocess.Popen(
+            [sys.executable, "-c", _CHILD, str(spec)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         assert child.stdout is not None
         ready = child.stdout.readline().split()
         assert ready[0] == "ready"
@@ -108,14 +115,25 @@ def test_sigterm_and_ctrl_c_tear_down(tmp_path: Path) -> None:
 
 def test_adopted_namespace_gets_only_additions_and_keeps_living(foreign_ns: str) -> None:
     sysctl = "net.ipv4.conf.all.forwarding"
-    old = subprocess.run(["ip", "netns", "exec", foreign_ns, "sysctl", "-n", sysctl],
-                         capture_output=True, text=True, check=True).stdout.strip()
-    spec = Spec("adopt", hosts=[
-        Host("ext", adopt=foreign_ns,
-             interfaces=[Interface("np9", Veth("mine:eth0"), addresses=["10.66.0.1/24"])],
-             routes=[Route("10.67.0.0/16", via="10.66.0.2")], sysctls={sysctl: 1}),
-        Host("mine", interfaces=[Interface("eth0", addresses=["10.66.0.2/24"])]),
-    ])
+    old = subprocess.run(
+        ["ip", "netns", "exec", foreign_ns, "sysctl", "-n", sysctl],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    spec = Spec(
+        "adopt",
+        hosts=[
+            Host(
+                "ext",
+                adopt=foreign_ns,
+                interfaces=[Interface("np9", Veth("mine:eth0"), addresses=["10.66.0.1/24"])],
+                routes=[Route("10.67.0.0/16", via="10.66.0.2")],
+                sysctls={sysctl: 1},
+            ),
+            Host("mine", interfaces=[Interface("eth0", addresses=["10.66.0.2/24"])]),
+        ],
+    )
     with netprobe.build(spec) as topo:
         assert topo.namespace("ext") == foreign_ns
         link = json.loads(topo.run("ext", ["ip", "-j", "-d", "link", "show", "np9"]).stdout)[0]
@@ -123,16 +141,25 @@ def test_adopted_namespace_gets_only_additions_and_keeps_living(foreign_ns: str)
         assert topo.run("ext", ["ping", "-c1", "-W2", "10.66.0.2"]).ok
         assert "10.67.0.0/16 via 10.66.0.2" in topo.run("ext", ["ip", "route"]).stdout
     assert foreign_ns in netns.list_names()
-    after = subprocess.run(["ip", "netns", "exec", foreign_ns, "ip", "-j", "link"],
-                           capture_output=True, text=True, check=True).stdout
+    after = subprocess.run(
+        ["ip", "netns", "exec", foreign_ns, "ip", "-j", "link"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert [link["ifname"] for link in json.loads(after)] == ["lo"]
-    now = subprocess.run(["ip", "netns", "exec", foreign_ns, "sysctl", "-n", sysctl],
-                         capture_output=True, text=True, check=True).stdout.strip()
+    now = subprocess.run(
+        ["ip", "netns", "exec", foreign_ns, "sysctl", "-n", sysctl],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     assert now == old
 
 
 def test_clean_after_a_killed_run_removes_tagged_links_in_adopted_and_root(
-        tmp_path: Path, foreign_ns: str) -> None:
+    tmp_path: Path, foreign_ns: str
+) -> None:
     spec = tmp_path / "attach.yaml"
     spec.write_text(f"""
 hosts:
@@ -147,8 +174,9 @@ hosts:
   inner:
 """)
     before = _machine_state()
-    child = subprocess.Popen([sys.executable, "-c", _CHILD, str(spec)],
-                             stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, str(spec)], stdout=subprocess.PIPE, text=True
+    )
     assert child.stdout is not None
     runid = child.stdout.readline().split()[1]
     root_name = owner.root_ifname(runid, "rv0")
@@ -164,22 +192,28 @@ hosts:
 
 
 def test_clean_spares_live_runs_foreign_namespaces_and_persistent_topologies(
-        foreign_ns: str) -> None:
+    foreign_ns: str,
+) -> None:
     lookalike = f"np-{uuid.uuid4().hex[:6]}-someone"  # our naming, but no record of ours
     subprocess.run(["ip", "netns", "add", lookalike], check=True)
     try:
         spec = Spec("keepme", hosts=[Host("keep-a")])
         with netprobe.build(spec) as live:
-            persistent = netprobe.build(Spec("np_persist_test", hosts=[Host("keep-p")]),
-                                        persistent=True)
+            persistent = netprobe.build(
+                Spec("np_persist_test", hosts=[Host("keep-p")]), persistent=True
+            )
             persistent.keep()
             report = netprobe.clean()
             assert live.runid in report.kept_live
             assert "np_persist_test" in report.kept_persistent
             assert lookalike in report.unknown_namespaces
             names = netns.list_names()
-            assert {live.namespace("keep-a"), "np-np_persist_test-keep-p", lookalike,
-                    foreign_ns} <= set(names)
+            assert {
+                live.namespace("keep-a"),
+                "np-np_persist_test-keep-p",
+                lookalike,
+                foreign_ns,
+            } <= set(names)
             report = netprobe.clean(all=True)
             assert "np_persist_test" in report.removed_runs
             assert "np-np_persist_test-keep-p" not in netns.list_names()
@@ -189,10 +223,13 @@ def test_clean_spares_live_runs_foreign_namespaces_and_persistent_topologies(
 
 
 def test_root_attachment_is_prefixed_tagged_and_removed() -> None:
-    spec = Spec("rootattach", hosts=[
-        Host("machine", root=True, interfaces=[Interface("rv1", Veth("ra:eth0"))]),
-        Host("ra"),
-    ])
+    spec = Spec(
+        "rootattach",
+        hosts=[
+            Host("machine", root=True, interfaces=[Interface("rv1", Veth("ra:eth0"))]),
+            Host("ra"),
+        ],
+    )
     with netprobe.build(spec) as topo:
         name = topo.ifname("machine", "rv1")
         assert name.startswith("np") and name.endswith("rv1") and len(name) == 9

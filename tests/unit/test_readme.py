@@ -23,7 +23,7 @@ def test_readme_topology_file_loads(tmp_path: Path) -> None:
 
 def test_readme_python_spec_validates() -> None:
     blocks = re.findall(r"```python\n(.*?)```", README, re.S)
-    (code,) = [b for b in blocks if "Spec(\"pair\"" in b]
+    (code,) = [b for b in blocks if 'Spec("pair"' in b]
     scope: dict[str, object] = {}
     exec(code, scope)
     spec = scope["spec"]
