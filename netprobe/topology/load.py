@@ -7,8 +7,10 @@ it returns a valid Spec or raises SpecError.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable
+from dataclasses import MISSING, fields
 from typing import Any, TypeVar
 
 import yaml
@@ -154,11 +156,27 @@ class _Reader:
             raise self.error(node, f"{what} must be {names}, not {value!r}")
         return value
 
-    def build(self, node: yaml.Node, factory: Callable[..., T], **kwargs: Any) -> T:
+    def build(
+        self, node: yaml.Node, factory: Callable[..., T], at: tuple[str, ...] = (), **kw: Any
+    ) -> T:
+        """Construct a spec object; its complaints point at the key of `at`, else at `node`."""
         try:
-            return factory(**kwargs)
+            return factory(**kw)
         except (SpecError, TypeError) as exc:  # TypeError: a required key is missing
-            raise self.error(node, str(exc)) from None
+            line = self.lines.get(at) if at else None
+            if line is None:
+                raise self.error(node, str(exc)) from None
+            raise SpecError(str(exc), file=self.source, line=line) from None
+
+    def address(self, node: yaml.Node) -> str:
+        text: str = self.typed(node, "an address", str)
+        try:
+            ipaddress.ip_interface(text)
+        except ValueError:
+            raise self.error(
+                node, f"bad address {text!r}: expected CIDR like 10.0.0.1/24"
+            ) from None
+        return text
 
     # -- the schema ----------------------------------------------------------------------
 
@@ -204,7 +222,7 @@ class _Reader:
         for flag in ("root", "ipv6_dad", "ipv6_router_solicitation"):
             if flag in raw:
                 kwargs[flag] = self.typed(raw[flag], flag, bool)
-        return self.build(node, Host, **kwargs)
+        return self.build(node, Host, path, **kwargs)
 
     def interface(self, name: str, node: yaml.Node, path: tuple[str, ...]) -> Interface:
         if isinstance(node, yaml.ScalarNode) and self.scalar(node, "interface") is None:
@@ -218,8 +236,7 @@ class _Reader:
             kwargs["kind"] = self.kind(kinds[0], raw[kinds[0]], (*path, kinds[0]))
         if "addresses" in raw:
             kwargs["addresses"] = [
-                self.typed(a, "an address", str)
-                for a in self.sequence(raw["addresses"], "addresses")
+                self.address(a) for a in self.sequence(raw["addresses"], "addresses")
             ]
         if "master" in raw:
             kwargs["master"] = self.typed(raw["master"], "master", str)
@@ -231,15 +248,20 @@ class _Reader:
         ):
             if key in raw:
                 kwargs[key] = self.typed(raw[key], key, *types)
-        return self.build(node, Interface, **kwargs)
+        return self.build(node, Interface, path, **kwargs)
 
     def kind(self, kind: str, node: yaml.Node, path: tuple[str, ...]) -> Kind:
         factory, keys = _KINDS[kind]
         if kind == "veth" and isinstance(node, yaml.ScalarNode):
             return self.build(node, Veth, peer=self.typed(node, "veth peer", str))
         if isinstance(node, yaml.ScalarNode) and self.scalar(node, kind) in (None, True):
-            return self.build(node, factory)  # `tap: true`, `bridge:` with defaults
+            return self.build(node, factory)  # `tap: true`, `bridge:` with defaults; or
+            # "missing argument" for kinds that need settings, turned into a SpecError
         raw = self.mapping(node, kind, keys, path)
+        required = [f.name for f in fields(factory) if f.default is MISSING]  # type: ignore[arg-type]
+        missing = [k for k in required if k not in raw]
+        if missing:
+            raise self.error(node, f"{kind} needs {', '.join(missing)}")
         kwargs = {k: self.typed(v, f"{kind} {k}", str, int, float, bool) for k, v in raw.items()}
         return self.build(node, factory, **kwargs)  # types checked by the dataclasses
 

@@ -158,10 +158,12 @@ def read_records() -> list[RunRecord]:
         try:
             with open(os.path.join(RUN_DIR, name)) as src:
                 raw = json.load(src)
+            if not isinstance(raw, dict):
+                continue
             raw["adopted"] = tuple(raw.get("adopted", ()))
             raw["namespaces"] = dict(raw.get("namespaces", {}))
             records.append(RunRecord(**raw))
-        except (OSError, ValueError, TypeError):
+        except (OSError, ValueError, TypeError, AttributeError):
             continue  # being written, or not ours: never act on what we cannot read
     return records
 

@@ -83,10 +83,14 @@ class Bridge:
     forward_delay: float | None = None
 
     def __post_init__(self) -> None:
+        if not isinstance(self.stp, bool):
+            raise SpecError(f"bridge stp must be true or false, not {self.stp!r}")
         for name in ("ageing", "forward_delay"):
             value = getattr(self, name)
-            if value is not None and (not _is_number(value) or value < 0):
-                raise SpecError(f"bridge {name} must be a number of seconds >= 0, not {value!r}")
+            if value is not None and (
+                not _is_number(value) or not 0 <= value <= 1_000_000  # also refuses NaN, inf
+            ):
+                raise SpecError(f"bridge {name} must be seconds, 0 to 1000000, not {value!r}")
 
 
 @dataclass(frozen=True)

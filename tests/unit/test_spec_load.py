@@ -607,7 +607,10 @@ def test_python_host_sysctls_mapping_becomes_string_pairs() -> None:
         (lambda: Vlan("eth0", True), "vlan id must be an integer 1..4094"),
         (lambda: Route("default"), "a route needs `via` or `dev`"),
         (lambda: Route("10.0.0.0/33", dev="eth0"), "bad route destination"),
-        (lambda: Bridge(ageing=-1), "bridge ageing must be a number of seconds >= 0"),
+        (lambda: Bridge(ageing=-1), "bridge ageing must be seconds, 0 to 1000000"),
+        (lambda: Bridge(ageing=float("nan")), "bridge ageing must be seconds"),
+        (lambda: Bridge(forward_delay=float("inf")), "bridge forward_delay must be seconds"),
+        (lambda: Bridge(stp="yes"), "bridge stp must be true or false"),  # type: ignore[arg-type]
         (lambda: Host("a", sysctls={"net.x": [1]}), "sysctl value must be a number or a string"),
     ],
 )
@@ -672,3 +675,32 @@ def test_inconsistent_python_spec_fails_validate_with_a_path(
     assert caught.value.path == path
     assert message in caught.value.reason
     assert caught.value.file is None
+
+
+@pytest.mark.parametrize(
+    ("interface", "message"),
+    [
+        ("{macvlan: {mode: bridge}}", "macvlan needs parent"),
+        ("{vlan: {parent: eth1}}", "vlan needs id"),
+        ("{veth: {}}", "veth needs peer"),
+    ],
+)
+def test_a_type_missing_its_required_setting_says_which(
+    tmp_path: Path, interface: str, message: str
+) -> None:
+    path = tmp_path / "t.yaml"
+    path.write_text(f"hosts:\n  a:\n    interfaces:\n      eth1: {{}}\n      x: {interface}\n")
+    with pytest.raises(SpecError, match=message) as caught:
+        netprobe.load(path)
+    assert caught.value.line == 5
+
+
+def test_a_bad_address_in_block_style_points_at_the_address_line(tmp_path: Path) -> None:
+    path = tmp_path / "t.yaml"
+    path.write_text(
+        "hosts:\n  a:\n    interfaces:\n      eth0:\n        veth: b:eth0\n"
+        "        addresses:\n          - 10.0.0.1/24\n          - 10.0.0.999/24\n  b:\n"
+    )
+    with pytest.raises(SpecError, match="bad address '10.0.0.999/24'") as caught:
+        netprobe.load(path)
+    assert caught.value.line == 8
