@@ -39,8 +39,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if topo is not None:
             topo.teardown()  # outside the profile: teardown is a few unmounts
-    print(f"star{args.hosts}: build took {built:.3f} s under cProfile "
-          f"(profiling inflates Python-heavy code)\n")
+    print(
+        f"star{args.hosts}: build took {built:.3f} s under cProfile "
+        f"(profiling inflates Python-heavy code)\n"
+    )
     pstats.Stats(profile, stream=sys.stdout).sort_stats(args.sort).print_stats(args.top)
     return 0
 

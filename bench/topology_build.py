@@ -51,13 +51,15 @@ Runner = Callable[[str, Sequence[str]], tuple[int, str]]
 
 def star_spec(hosts: int) -> Spec:
     """Host "switch" with bridge br0 and ports p0..pN-1; host hI's eth0 is pI's peer."""
-    switch = Host("switch", interfaces=[Interface("br0", Bridge()),
-                                        *(Interface(f"p{i}", master="br0")
-                                          for i in range(hosts))])
-    leaves = [Host(f"h{i}", interfaces=[Interface(
-        "eth0", Veth(f"switch:p{i}"), addresses=[f"10.0.{i // 250}.{i % 250 + 1}/16"])])
-        for i in range(hosts)]
-    return Spec("star", hosts=[switch, *leaves])
+    ports = tuple(Interface(f"p{i}", master="br0") for i in range(hosts))
+    switch = Host("switch", interfaces=(Interface("br0", Bridge()), *ports))
+    return Spec("star", hosts=(switch, *(_leaf(i) for i in range(hosts))))
+
+
+def _leaf(i: int) -> Host:
+    address = ipaddress.ip_interface(f"10.0.{i // 250}.{i % 250 + 1}/16")
+    eth0 = Interface("eth0", Veth(f"switch:p{i}"), addresses=(address,))
+    return Host(f"h{i}", interfaces=(eth0,))
 
 
 # -- the baselines: a Spec rendered as ip commands -------------------------------------
@@ -82,8 +84,9 @@ class Plan:
     veths: list[VethPair] = field(default_factory=list)
     masters: dict[tuple[str, str], str] = field(default_factory=dict)
     ups: list[tuple[str, str]] = field(default_factory=list)
-    addresses: list[tuple[str, str, ipaddress.IPv4Interface | ipaddress.IPv6Interface]] = (
-        field(default_factory=list))
+    addresses: list[tuple[str, str, ipaddress.IPv4Interface | ipaddress.IPv6Interface]] = field(
+        default_factory=list
+    )
 
 
 def plan_of(spec: Spec) -> Plan:
@@ -92,8 +95,10 @@ def plan_of(spec: Spec) -> Plan:
     done: set[tuple[str, str]] = set()
     for host in spec.hosts:
         if not host.owned or host.routes or host.sysctls or host.firewall:
-            raise ValueError(f"host {host.name}: the ip baselines support only owned, "
-                             "route-, sysctl- and firewall-free hosts")
+            raise ValueError(
+                f"host {host.name}: the ip baselines support only owned, "
+                "route-, sysctl- and firewall-free hosts"
+            )
         for iface in host.interfaces:
             if iface.mtu is not None or iface.learning is not None:
                 raise ValueError(f"{host.name}:{iface.name}: mtu/learning not supported")
@@ -115,12 +120,19 @@ def plan_of(spec: Spec) -> Plan:
 def _veth_pair(spec: Spec, host: Host, iface: Interface) -> VethPair:
     assert isinstance(iface.kind, Veth)
     far = spec.host(iface.kind.peer_host).interface(iface.kind.peer_ifname)
-    pair = VethPair(host.name, iface.name, iface.mac, iface.kind.peer_host,
-                    iface.kind.peer_ifname, far.mac if far else None)
+    pair = VethPair(
+        host.name,
+        iface.name,
+        iface.mac,
+        iface.kind.peer_host,
+        iface.kind.peer_ifname,
+        far.mac if far else None,
+    )
     if far is not None and far.master and not iface.master:
         # Create from the bridge's side, as netprobe does (star: `link add pN ... peer eth0`).
-        pair = VethPair(pair.peer_host, pair.peer_name, pair.peer_mac,
-                        pair.host, pair.name, pair.mac)
+        pair = VethPair(
+            pair.peer_host, pair.peer_name, pair.peer_mac, pair.host, pair.name, pair.mac
+        )
     return pair
 
 
@@ -139,8 +151,10 @@ def _veth_args(pair: VethPair, ns: Callable[[str], str], *, main_netns: bool) ->
     peer_mac = f" address {pair.peer_mac}" if pair.peer_mac else ""
     where = f" netns {ns(pair.host)}" if main_netns else ""
     peer_where = f" netns {ns(pair.peer_host)}" if pair.peer_host != pair.host or main_netns else ""
-    return (f"link add {pair.name}{mac}{where} type veth "
-            f"peer name {pair.peer_name}{peer_mac}{peer_where}")
+    return (
+        f"link add {pair.name}{mac}{where} type veth "
+        f"peer name {pair.peer_name}{peer_mac}{peer_where}"
+    )
 
 
 def _addr_args(name: str, addr: ipaddress.IPv4Interface | ipaddress.IPv6Interface) -> str:
@@ -162,8 +176,9 @@ def per_op_lines(plan: Plan, ns: Callable[[str], str]) -> tuple[list[str], list[
     return up, [f"ip netns del {ns(h)}" for h in plan.hosts]
 
 
-def batch_files(plan: Plan, ns: Callable[[str], str]) -> tuple[list[str], dict[str, list[str]],
-                                                                 list[str]]:
+def batch_files(
+    plan: Plan, ns: Callable[[str], str]
+) -> tuple[list[str], dict[str, list[str]], list[str]]:
     """(root batch, batch per host, teardown batch); one `ip` process per batch."""
     root = [f"netns add {ns(h)}" for h in plan.hosts]
     root += [_veth_args(p, ns, main_netns=True) for p in plan.veths]
@@ -215,8 +230,9 @@ class Script:
     namespaces: dict[str, str]  # host -> namespace
 
     def run(self, mode: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["bash", str(self.path), mode], capture_output=True, text=True,
-                              check=False)
+        return subprocess.run(
+            ["bash", str(self.path), mode], capture_output=True, text=True, check=False
+        )
 
 
 def write_script(kind: str, plan: Plan, workdir: Path, runid: str) -> Script:
@@ -235,9 +251,15 @@ def write_script(kind: str, plan: Plan, workdir: Path, runid: str) -> Script:
             (workdir / f"ns{i}.batch").write_text("\n".join(lines) + "\n")
             up.append(f"ip -n {ns(host)} -batch {workdir / f'ns{i}.batch'}")
         down = [f"ip -batch {workdir / 'down.batch'}"]
-    path.write_text(_SCRIPT.format(
-        what=kind, script=path.name, namespaces=" ".join(map(shlex.quote, namespaces.values())),
-        up=_indent(up), down=_indent(down)))
+    path.write_text(
+        _SCRIPT.format(
+            what=kind,
+            script=path.name,
+            namespaces=" ".join(map(shlex.quote, namespaces.values())),
+            up=_indent(up),
+            down=_indent(down),
+        )
+    )
     return Script(path, prefix, namespaces)
 
 
@@ -262,7 +284,7 @@ def ip_netns_names() -> list[str]:
 
 
 def verify(spec: Spec, plan: Plan, run: Runner, who: str, *, timeout: float = 5.0) -> None:
-    """Poll until `problem` finds none. The scripts return before the kernel's linkwatch
+    """Poll until `_problem` finds none. The scripts return before the kernel's linkwatch
     has reported carrier (it may defer that by up to a second), so a check made at once
     could see NO-CARRIER on a port that is fine a moment later."""
     deadline = time.monotonic() + timeout
@@ -303,9 +325,14 @@ def _v4(host: Host) -> list[ipaddress.IPv4Interface | ipaddress.IPv6Interface]:
 
 def ns_runner(namespaces: dict[str, str]) -> Runner:
     def run(host: str, argv: Sequence[str]) -> tuple[int, str]:
-        proc = subprocess.run(["ip", "netns", "exec", namespaces[host], *argv],
-                              capture_output=True, text=True, check=False)
+        proc = subprocess.run(
+            ["ip", "netns", "exec", namespaces[host], *argv],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         return proc.returncode, proc.stdout + proc.stderr
+
     return run
 
 
@@ -324,9 +351,11 @@ def verify_script(spec: Spec, plan: Plan, script: Script, who: str) -> None:
 
 def verify_netprobe(spec: Spec, plan: Plan) -> None:
     with netprobe.build(spec) as topo:
+
         def run(host: str, argv: Sequence[str]) -> tuple[int, str]:
             result = topo.run(host, argv)
             return result.returncode, result.stdout + result.stderr
+
         verify(spec, plan, run, "netprobe")
 
 
@@ -382,15 +411,16 @@ def _cpu_times() -> tuple[int, int]:
 
 def measure(spec: Spec, reps: int, workdir: Path) -> dict[str, list[Sample]]:
     plan = plan_of(spec)
-    scripts = {k: write_script(k, plan, _subdir(workdir, f"{spec.name}-{k}"),
-                               f"{os.getpid():x}-{tag}")
-               for k, tag in (("ip_per_op", "op"), ("ip_batch", "ba"))}
+    scripts = {
+        k: write_script(k, plan, _subdir(workdir, f"{spec.name}-{k}"), f"{os.getpid():x}-{tag}")
+        for k, tag in (("ip_per_op", "op"), ("ip_batch", "ba"))
+    }
     verify_netprobe(spec, plan)
     for kind, script in scripts.items():
         verify_script(spec, plan, script, kind)
     samples: dict[str, list[Sample]] = {k: [] for k in CONTENDERS}
     for rep in range(reps):
-        order = CONTENDERS[rep % 3:] + CONTENDERS[: rep % 3]  # rotate who goes first
+        order = CONTENDERS[rep % 3 :] + CONTENDERS[: rep % 3]  # rotate who goes first
         for who in order:
             settle()
             try:
@@ -412,22 +442,43 @@ def _subdir(parent: Path, name: str) -> Path:
 
 
 def median(samples: list[Sample], what: str = "total") -> float:
-    return statistics.median(getattr(s, what) for s in samples)
+    return statistics.median(float(getattr(s, what)) for s in samples)
 
 
 def print_table(results: dict[str, dict[str, list[Sample]]]) -> None:
-    head = (f"{'topology':<10} {'contender':<10} {'build':>9} {'teardown':>9} "
-            f"{'total':>9} {'min':>9} {'max':>9} {'reps':>5}")
+    head = (
+        f"{'topology':<10} {'contender':<10} {'build':>9} {'teardown':>9} "
+        f"{'total':>9} {'min':>9} {'max':>9} {'reps':>5}"
+    )
     print(head)
     print("-" * len(head))
     for topo, by_who in results.items():
         for who, samples in by_who.items():
             totals = [s.total for s in samples]
-            print(f"{topo:<10} {who:<10} {median(samples, 'build'):>8.4f}s "
-                  f"{median(samples, 'teardown'):>8.4f}s {median(samples):>8.4f}s "
-                  f"{min(totals):>8.4f}s {max(totals):>8.4f}s {len(samples):>5}")
-    print("(medians in seconds; build/teardown of the scripts exclude bash start-up, "
-          "total includes it)")
+            print(
+                f"{topo:<10} {who:<10} {median(samples, 'build'):>8.4f}s "
+                f"{median(samples, 'teardown'):>8.4f}s {median(samples):>8.4f}s "
+                f"{min(totals):>8.4f}s {max(totals):>8.4f}s {len(samples):>5}"
+            )
+    print(
+        "(medians in seconds; build/teardown of the scripts exclude bash start-up, "
+        "total includes it)"
+    )
+    print(
+        "\nratios of medians, and in brackets the median of per-repetition ratios (the "
+        "contenders of one repetition ran back to back, so that one resists drifting load):"
+    )
+    for topo, by_who in results.items():
+        print(
+            f"  {topo:<10} netprobe/ip_batch {_ratio(by_who, 'netprobe', 'ip_batch')}"
+            f"   ip_per_op/netprobe {_ratio(by_who, 'ip_per_op', 'netprobe')}"
+        )
+
+
+def _ratio(by_who: dict[str, list[Sample]], num: str, den: str) -> str:
+    pairs = zip(by_who[num], by_who[den], strict=True)
+    paired = statistics.median(a.total / b.total for a, b in pairs)
+    return f"{median(by_who[num]) / median(by_who[den]):5.2f} [{paired:5.2f}]"
 
 
 def summary(results: dict[str, dict[str, list[Sample]]], keys: list[str]) -> dict[str, object]:
@@ -458,14 +509,18 @@ def main(argv: list[str] | None = None) -> int:
     if os.geteuid() != 0:
         parser.error("needs root: it builds network namespaces")
     star_key = f"star{args.hosts}"
-    jobs = {"redblue": (netprobe.load(str(ROOT / "examples/redblue.yaml")), args.reps or 20),
-            star_key: (star_spec(args.hosts), args.reps or 5)}
+    jobs = {
+        "redblue": (netprobe.load(str(ROOT / "examples/redblue.yaml")), args.reps or 20),
+        star_key: (star_spec(args.hosts), args.reps or 5),
+    }
     if args.only:
         jobs = {k: v for k, v in jobs.items() if k.startswith(args.only)}
     stale = [n for n in ip_netns_names() if n.startswith(BENCH_PREFIX)]
     if stale:
-        print(f"warning: {len(stale)} {BENCH_PREFIX}* namespaces from another run exist",
-              file=sys.stderr)
+        print(
+            f"warning: {len(stale)} {BENCH_PREFIX}* namespaces from another run exist",
+            file=sys.stderr,
+        )
     results: dict[str, dict[str, list[Sample]]] = {}
     with tempfile.TemporaryDirectory(prefix="npbench-") as tmp:
         for key, (spec, reps) in jobs.items():
