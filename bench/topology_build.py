@@ -23,11 +23,14 @@ output is one line of JSON.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import ipaddress
 import json
 import os
 import shlex
+import socket
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -325,13 +328,7 @@ def _v4(host: Host) -> list[ipaddress.IPv4Interface | ipaddress.IPv6Interface]:
 
 def ns_runner(namespaces: dict[str, str]) -> Runner:
     def run(host: str, argv: Sequence[str]) -> tuple[int, str]:
-        proc = subprocess.run(
-            ["ip", "netns", "exec", namespaces[host], *argv],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        return proc.returncode, proc.stdout + proc.stderr
+        return _ip_output(["ip", "netns", "exec", namespaces[host], *argv])
 
     return run
 
@@ -389,18 +386,85 @@ def time_script(script: Script) -> Sample:
     return Sample(stamps["T1"] - stamps["T0"], stamps["T2"] - stamps["T1"], total)
 
 
-def settle(limit: float = 0.25, max_wait: float = 2.0) -> None:
-    """Wait (bounded) until the CPUs are mostly idle: namespace teardown finishes in the
-    kernel's workqueue after `ip netns del` returns, and must not bill the next contender."""
+class RtnlProbe:
+    """A no-op rtnetlink change (lo up, in a scratch namespace of our own) whose latency
+    shows whether the kernel is still freeing earlier namespaces: that work runs in a
+    workqueue after `ip netns del` returns and holds the RTNL lock for tens of
+    milliseconds at a time with the CPUs idle, stalling whoever builds next."""
+
+    def __init__(self, ns: str) -> None:
+        subprocess.run(["ip", "netns", "add", ns], check=True)
+        self.ns = ns
+        home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+        target = os.open(f"/run/netns/{ns}", os.O_RDONLY)
+        try:
+            _setns(target)
+            try:
+                self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)
+            finally:
+                _setns(home)
+        finally:
+            os.close(target)
+            os.close(home)
+        self.sock.bind((0, 0))
+        self.sock.settimeout(5)
+        self.seq = 0
+        self.latency()
+        _, lo = _ip_output(["ip", "-n", ns, "-o", "link", "show", "lo"])
+        if ",UP" not in lo:
+            raise RuntimeError(f"the settle probe did not bring lo of {ns} up: {lo!r}")
+
+    def latency(self) -> float:
+        """Seconds for the kernel to answer RTM_NEWLINK(lo, IFF_UP)."""
+        self.seq += 1
+        # nlmsghdr (RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK) + ifinfomsg (index 1, IFF_UP).
+        msg = struct.pack("=IHHII", 32, 16, 0x5, self.seq, 0) + struct.pack(
+            "=BxHiII", 0, 0, 1, 1, 1
+        )
+        t0 = time.perf_counter()
+        self.sock.send(msg)
+        reply = self.sock.recv(4096)
+        elapsed = time.perf_counter() - t0
+        (error,) = struct.unpack_from("=i", reply, 16)
+        if error:
+            raise OSError(-error, f"settle probe in {self.ns}: {os.strerror(-error)}")
+        return elapsed
+
+    def close(self) -> None:
+        self.sock.close()
+        subprocess.run(["ip", "netns", "del", self.ns], capture_output=True, check=False)
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _setns(fd: int) -> None:
+    if _libc.setns(fd, 0x40000000) != 0:  # CLONE_NEWNET; os.setns needs Python 3.12
+        err = ctypes.get_errno()
+        raise OSError(err, f"setns: {os.strerror(err)}")
+
+
+def _ip_output(argv: Sequence[str]) -> tuple[int, str]:
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def settle(probe: RtnlProbe, max_wait: float = 3.0) -> None:
+    """Wait (bounded) until the CPUs are mostly idle and RTNL is free: what the previous
+    contender tore down must not bill the next one."""
     deadline = time.monotonic() + max_wait
     before = _cpu_times()
     while time.monotonic() < deadline:
         time.sleep(0.05)
         after = _cpu_times()
         total, idle = after[0] - before[0], after[1] - before[1]
-        if total and 1 - idle / total < limit:
-            return
+        if total and 1 - idle / total < 0.25:
+            break
         before = after
+    quick = 0
+    while quick < 3 and time.monotonic() < deadline:
+        quick = quick + 1 if probe.latency() < 0.002 else 0
+        time.sleep(0.01)
 
 
 def _cpu_times() -> tuple[int, int]:
@@ -409,7 +473,7 @@ def _cpu_times() -> tuple[int, int]:
     return sum(fields), fields[3] + fields[4]  # idle + iowait
 
 
-def measure(spec: Spec, reps: int, workdir: Path) -> dict[str, list[Sample]]:
+def measure(spec: Spec, reps: int, workdir: Path, probe: RtnlProbe) -> dict[str, list[Sample]]:
     plan = plan_of(spec)
     scripts = {
         k: write_script(k, plan, _subdir(workdir, f"{spec.name}-{k}"), f"{os.getpid():x}-{tag}")
@@ -422,7 +486,7 @@ def measure(spec: Spec, reps: int, workdir: Path) -> dict[str, list[Sample]]:
     for rep in range(reps):
         order = CONTENDERS[rep % 3 :] + CONTENDERS[: rep % 3]  # rotate who goes first
         for who in order:
-            settle()
+            settle(probe)
             try:
                 sample = time_netprobe(spec) if who == "netprobe" else time_script(scripts[who])
             finally:  # whatever happened, no baseline namespace outlives its repetition
@@ -522,10 +586,14 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
     results: dict[str, dict[str, list[Sample]]] = {}
-    with tempfile.TemporaryDirectory(prefix="npbench-") as tmp:
-        for key, (spec, reps) in jobs.items():
-            print(f"{key}: verifying, then {reps} repetitions ...", file=sys.stderr, flush=True)
-            results[key] = measure(spec, reps, Path(tmp))
+    probe = RtnlProbe(f"{BENCH_PREFIX}{os.getpid():x}-settle")
+    try:
+        with tempfile.TemporaryDirectory(prefix="npbench-") as tmp:
+            for key, (spec, reps) in jobs.items():
+                print(f"{key}: verifying, then {reps} reps ...", file=sys.stderr, flush=True)
+                results[key] = measure(spec, reps, Path(tmp), probe)
+    finally:
+        probe.close()
     print_table(results)
     print(json.dumps(summary(results, ["redblue", star_key])))
     return 0

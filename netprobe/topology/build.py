@@ -87,6 +87,7 @@ class _Builder:
         self._create_links()
         self._configure_links()
         for host in self.spec.hosts:
+            self._learn_indexes(host)
             self._addresses(host)
             self._sysctls(host)
             self._routes(host)
@@ -107,6 +108,15 @@ class _Builder:
             with _netlink_errors(f"looking up {host}:{name}", f"{host}:{name}"):
                 self.indexes[key] = self.state(host).nl.index(self.kname(host, name))
         return self.indexes[key]
+
+    def _learn_indexes(self, host: Host) -> None:
+        """One dump per host gives every index the address and route steps need."""
+        with _netlink_errors(f"listing links of {host.name}", host.name):
+            links = self.state(host.name).nl.link_states()
+        for iface in host.interfaces:
+            link = links.get(self.kname(host.name, iface.name))
+            if link is not None:
+                self.indexes[(host.name, iface.name)] = link.index
 
     def request(self, host: str, what: str, msg: Any, msg_type: int, flags: int = 0) -> None:
         with _netlink_errors(what, host):
@@ -136,11 +146,10 @@ class _Builder:
             raise
         self.topo.hosts[host.name] = HostState(host, ns, fd, nl)
         if host.owned:
-            self._quiet_ipv6(host, "default")
-            self._quiet_ipv6(host, "all")
+            self._quiet_ipv6(host, "default", "all")  # links made later inherit "default"
             self.request(host.name, "bringing lo up", _up(link_msg(1)), RTM_NEWLINK)
 
-    def _quiet_ipv6(self, host: Host, conf: str) -> None:
+    def _quiet_ipv6(self, host: Host, *confs: str) -> None:
         """No DAD probes and no router solicitations unless the spec asks for them."""
         keys = [
             k
@@ -152,8 +161,7 @@ class _Builder:
         ]
         state = self.state(host.name)
         with netns.entered(state.fd):
-            for key in keys:
-                path = f"/proc/sys/net/ipv6/conf/{conf}/{key}"
+            for path in (f"/proc/sys/net/ipv6/conf/{c}/{k}" for c in confs for k in keys):
                 if not os.path.exists(path):
                     continue  # a kernel without IPv6
                 if not host.owned:
@@ -255,8 +263,7 @@ class _Builder:
                 continue
             seen.add((host_name, iface.name))
             host = self.spec.host(host_name)
-            index = self.index(host_name, iface.name)
-            attrs: dict[str, Any] = {}
+            attrs: dict[str, Any] = {"IFLA_IFNAME": self.kname(host_name, iface.name)}
             if isinstance(iface.kind, Tap):
                 attrs.update(
                     {k: v for k, v in (("IFLA_ADDRESS", iface.mac), ("IFLA_MTU", iface.mtu)) if v}
@@ -266,7 +273,7 @@ class _Builder:
             if not host.owned:
                 attrs["IFLA_IFALIAS"] = owner.link_tag(self.topo.runid)
                 self._quiet_ipv6(host, self.kname(host_name, iface.name))
-            msg = link_msg(index, **attrs)
+            msg = link_msg(0, **attrs)  # found by name: no index lookup needed
             self.request(
                 host_name,
                 f"configuring {host_name}:{iface.name}",
@@ -275,7 +282,8 @@ class _Builder:
             )
             if iface.learning is not None:
                 port = link_msg(
-                    index,
+                    0,
+                    IFLA_IFNAME=attrs["IFLA_IFNAME"],
                     IFLA_LINKINFO={
                         "attrs": [
                             ("IFLA_INFO_SLAVE_KIND", "bridge"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import socket
 import struct
+from dataclasses import dataclass
 from typing import Any
 
 from pyroute2.netlink import (
@@ -26,7 +27,16 @@ from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
 from . import netns
 
-__all__ = ["CREATE", "NetlinkError", "Rtnl", "addr_msg", "link_msg", "route_msg"]
+__all__ = [
+    "CREATE",
+    "AddrState",
+    "LinkState",
+    "NetlinkError",
+    "Rtnl",
+    "addr_msg",
+    "link_msg",
+    "route_msg",
+]
 
 RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18
 RTM_NEWADDR, RTM_GETADDR = 20, 22
@@ -109,6 +119,41 @@ class Rtnl:
             out.append(decoded)
         return out
 
+    def link_states(self) -> dict[str, LinkState]:
+        """Name, index, flags, carrier and alias of every link: a dump parsed for just those.
+
+        pyroute2 decodes every attribute (statistics included), which made the self-check
+        of a 200-host topology cost more than building it.
+        """
+        seq = self._send(ifinfmsg(), RTM_GETLINK, NLM_F_DUMP)
+        out = {}
+        for _mtype, chunk in self._replies(seq):
+            _family, _type, index, flags, _change = _IFINFO.unpack_from(chunk, _HDR.size)
+            attrs = _scan(
+                chunk, _HDR.size + _IFINFO.size, {_IFLA_IFNAME, _IFLA_CARRIER, _IFLA_IFALIAS}
+            )
+            name = _text(attrs.get(_IFLA_IFNAME)) or str(index)
+            carrier = attrs.get(_IFLA_CARRIER)
+            out[name] = LinkState(
+                index, flags, bool(carrier and carrier[0]), _text(attrs.get(_IFLA_IFALIAS))
+            )
+        return out
+
+    def addr_states(self) -> list[AddrState]:
+        """Every address with its interface index and flags (IFA_FLAGS when present)."""
+        seq = self._send(ifaddrmsg(), RTM_GETADDR, NLM_F_DUMP)
+        out = []
+        for _mtype, chunk in self._replies(seq):
+            family, _plen, flags, _scope, index = _IFADDR.unpack_from(chunk, _HDR.size)
+            attrs = _scan(chunk, _HDR.size + _IFADDR.size, {_IFA_ADDRESS, _IFA_LOCAL, _IFA_FLAGS})
+            raw = attrs.get(_IFA_LOCAL) or attrs.get(_IFA_ADDRESS)
+            if raw is None:
+                continue
+            if _IFA_FLAGS in attrs:
+                (flags,) = struct.unpack_from("=I", attrs[_IFA_FLAGS])
+            out.append(AddrState(index, socket.inet_ntop(family, raw), flags))
+        return out
+
     def links(self) -> dict[str, Any]:
         """Links of this namespace by name."""
         return {m.get_attr("IFLA_IFNAME"): m for m in self.dump(RTM_GETLINK)}
@@ -124,6 +169,45 @@ class Rtnl:
             index: int = reply["index"]
             return index
         raise NetlinkError(19, f"no interface {name}")
+
+
+@dataclass(frozen=True)
+class LinkState:
+    index: int
+    flags: int
+    carrier: bool
+    alias: str | None
+
+
+@dataclass(frozen=True)
+class AddrState:
+    index: int
+    address: str
+    flags: int
+
+
+_IFINFO = struct.Struct("=BxHiII")
+_IFADDR = struct.Struct("=BBBBI")
+_IFLA_IFNAME, _IFLA_IFALIAS, _IFLA_CARRIER = 3, 20, 33
+_IFA_ADDRESS, _IFA_LOCAL, _IFA_FLAGS = 1, 2, 8
+_NLA_TYPE_MASK = 0x3FFF
+
+
+def _scan(chunk: bytes, offset: int, wanted: set[int]) -> dict[int, bytes]:
+    """The payloads of the wanted top-level attributes of one message."""
+    found = {}
+    while offset + 4 <= len(chunk):
+        alen, atype = struct.unpack_from("=HH", chunk, offset)
+        if alen < 4:
+            break
+        if atype & _NLA_TYPE_MASK in wanted:
+            found[atype & _NLA_TYPE_MASK] = chunk[offset + 4 : offset + alen]
+        offset += (alen + 3) & ~3
+    return found
+
+
+def _text(raw: bytes | None) -> str | None:
+    return raw.rstrip(b"\0").decode(errors="replace") if raw is not None else None
 
 
 def _raise_for_ack(chunk: bytes) -> None:

@@ -11,7 +11,6 @@ import time
 
 from ..errors import TopologyError
 from .live import HostState, Topology
-from .netlink import RTM_GETADDR
 from .spec import Bridge, Host, Interface
 
 __all__ = ["verify"]
@@ -37,19 +36,18 @@ def verify(topo: Topology, *, timeout: float = 2.0) -> None:
 
 def _problem(topo: Topology, state: HostState) -> str | None:
     host = state.spec
-    links = state.nl.links()
+    links = state.nl.link_states()
     for iface in host.interfaces:
-        name = topo.ifname(host.name, iface.name)
-        link = links.get(name)
+        link = links.get(topo.ifname(host.name, iface.name))
         if link is None:
             return f"{host.name}:{iface.name} does not exist"
         if not iface.up:
             continue
-        if not link["flags"] & _IFF_UP:
+        if not link.flags & _IFF_UP:
             return f"{host.name}:{iface.name} is down"
-        if _needs_carrier(host, iface) and not link.get_attr("IFLA_CARRIER"):
+        if _needs_carrier(host, iface) and not link.carrier:
             return f"{host.name}:{iface.name} is up but has no carrier"
-    return _address_problem(state, {link["index"]: n for n, link in links.items()})
+    return _address_problem(state, {link.index: n for n, link in links.items()})
 
 
 def _needs_carrier(host: Host, iface: Interface) -> bool:
@@ -60,22 +58,18 @@ def _needs_carrier(host: Host, iface: Interface) -> bool:
 
 
 def _address_problem(state: HostState, names: dict[int, str]) -> str | None:
-    wanted = {(str(a.ip), i.name) for i in state.spec.interfaces for a in i.addresses}
-    wanted_ips = {ip for ip, _ in wanted}
+    wanted = {str(a.ip): i.name for i in state.spec.interfaces for a in i.addresses}
     present: set[str] = set()
-    for msg in state.nl.dump(RTM_GETADDR):
-        flags = msg.get_attr("IFA_FLAGS") or msg["flags"]
-        ip = msg.get_attr("IFA_LOCAL") or msg.get_attr("IFA_ADDRESS")
-        if ip not in wanted_ips:
+    for addr in state.nl.addr_states():
+        if addr.address not in wanted:
             continue  # link-local and pre-existing addresses are not the spec's
-        where = f"{state.spec.name}:{names.get(msg['index'], msg['index'])}"
-        if flags & _IFA_F_DADFAILED:
-            return f"{where}: address {ip} failed duplicate address detection"
-        if flags & _IFA_F_TENTATIVE:
-            return f"{where}: address {ip} is still tentative"
-        present.add(ip)
-    missing = {w for w in wanted if w[0] not in present}
+        where = f"{state.spec.name}:{names.get(addr.index, addr.index)}"
+        if addr.flags & _IFA_F_DADFAILED:
+            return f"{where}: address {addr.address} failed duplicate address detection"
+        if addr.flags & _IFA_F_TENTATIVE:
+            return f"{where}: address {addr.address} is still tentative"
+        present.add(addr.address)
+    missing = sorted(set(wanted) - present)
     if missing:
-        ip, iface = sorted(missing)[0]
-        return f"{state.spec.name}:{iface}: address {ip} is missing"
+        return f"{state.spec.name}:{wanted[missing[0]]}: address {missing[0]} is missing"
     return None
