@@ -74,44 +74,38 @@ def create_message(
     `peer` is for veths: (far Interface, its kernel name, its namespace fd or None for
     the same namespace, whether it may come up at once).
     """
-    kind = iface.kind
     attrs = _common(iface)
     attrs["IFLA_IFNAME"] = name
     if master_index is not None:
         attrs["IFLA_MASTER"] = master_index
     if parent_index is not None:
         attrs["IFLA_LINK"] = parent_index
-    info: list[tuple[str, Any]]
-    if isinstance(kind, Bridge):
-        kind_name, info = "bridge", [("IFLA_INFO_DATA", {"attrs": bridge_info(kind)})]
-    elif isinstance(kind, Macvlan):
-        kind_name = "macvlan"
-        info = [("IFLA_INFO_DATA", {"attrs": [("IFLA_MACVLAN_MODE", _MACVLAN_MODE[kind.mode])]})]
-    elif isinstance(kind, Vlan):
-        kind_name = "vlan"
-        info = [
-            (
-                "IFLA_INFO_DATA",
-                {
-                    "attrs": [
-                        ("IFLA_VLAN_ID", kind.id),
-                        ("IFLA_VLAN_PROTOCOL", _VLAN_PROTO[kind.protocol]),
-                    ]
-                },
-            )
-        ]
-    elif isinstance(kind, Bond):
-        kind_name = "bond"
-        info = [("IFLA_INFO_DATA", {"attrs": [("IFLA_BOND_MODE", BOND_MODES.index(kind.mode))]})]
-    elif peer is not None:
-        kind_name, info = (
-            "veth",
-            [("IFLA_INFO_DATA", {"attrs": [("VETH_INFO_PEER", _peer_attrs(*peer))]})],
-        )
-    else:
-        raise ValueError(f"no creation message for {iface!r}")
-    attrs["IFLA_LINKINFO"] = {"attrs": [("IFLA_INFO_KIND", kind_name), *info]}
+    kind_name, data = _kind_data(iface, peer)
+    attrs["IFLA_LINKINFO"] = {
+        "attrs": [("IFLA_INFO_KIND", kind_name), ("IFLA_INFO_DATA", {"attrs": data})]
+    }
     return kind_name, _flags(link_msg(**attrs), up)
+
+
+def _kind_data(
+    iface: Interface, peer: tuple[Interface, str, int | None, bool] | None
+) -> tuple[str, list[tuple[str, Any]]]:
+    """The rtnetlink kind name and its IFLA_INFO_DATA attributes."""
+    kind = iface.kind
+    if isinstance(kind, Bridge):
+        return "bridge", bridge_info(kind)
+    if isinstance(kind, Macvlan):
+        return "macvlan", [("IFLA_MACVLAN_MODE", _MACVLAN_MODE[kind.mode])]
+    if isinstance(kind, Vlan):
+        return "vlan", [
+            ("IFLA_VLAN_ID", kind.id),
+            ("IFLA_VLAN_PROTOCOL", _VLAN_PROTO[kind.protocol]),
+        ]
+    if isinstance(kind, Bond):
+        return "bond", [("IFLA_BOND_MODE", BOND_MODES.index(kind.mode))]
+    if peer is not None:
+        return "veth", [("VETH_INFO_PEER", _peer_attrs(*peer))]
+    raise ValueError(f"no creation message for {iface!r}")
 
 
 def _peer_attrs(far: Interface, name: str, ns_fd: int | None, up: bool) -> dict[str, Any]:
