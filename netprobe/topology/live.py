@@ -6,7 +6,7 @@ import atexit
 import os
 import signal
 import subprocess
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from types import FrameType, TracebackType
@@ -57,6 +57,7 @@ class Topology:
         self.taps: dict[tuple[str, str], int] = {}
         self._torn_down = False
         self._old_sigterm: Any = None
+        self._cleanups: list[Callable[[], None]] = []
         _live.append(self)
 
     # -- what users ask of it ----------------------------------------------------------
@@ -111,6 +112,14 @@ class Topology:
             )
         return result
 
+    def fd_of(self, host: str) -> int:
+        """A descriptor of `host`'s namespace (for setns), valid while the topology lives."""
+        return self._host(host).fd
+
+    def add_cleanup(self, callback: Callable[[], None]) -> None:
+        """Run `callback` first thing at teardown (layers above close their sockets here)."""
+        self._cleanups.append(callback)
+
     def _host(self, name: str) -> HostState:
         try:
             return self.hosts[name]
@@ -158,6 +167,11 @@ class Topology:
         _live.remove(self)
         problems: list[str] = []
         with _signals_deferred():
+            while self._cleanups:
+                try:
+                    self._cleanups.pop()()
+                except Exception as exc:  # a layer above failing must not stop teardown
+                    problems.append(f"cleanup {exc!r}")
             for state in reversed(list(self.hosts.values())):
                 if not state.spec.owned:
                     problems += _undo_in_foreign(state)
