@@ -24,7 +24,7 @@ from ..traffic.port import VM_SUFFIX, ports
 from .match import Match, compare, expected_fields
 from .outcome import Copy, Outcome, PortReport, Verdict
 
-__all__ = ["Barrier", "Where", "at", "at_any", "at_exactly", "expect", "nowhere"]
+__all__ = ["Barrier", "Where", "at", "at_any", "at_exactly", "end_ports", "expect", "nowhere"]
 
 
 @dataclass(frozen=True)
@@ -78,10 +78,18 @@ def end_ports(topo: Topology) -> list[str]:
     return out
 
 
-def expect(topo: Topology, frame: Template, port: str, where: Where, *,
-           match: Match | None = None, count: int = 1,
-           barrier: Barrier | Literal["auto"] | None = "auto", timeout: float = 1.0,
-           quiet: float = 0.05) -> Outcome:
+def expect(
+    topo: Topology,
+    frame: Template,
+    port: str,
+    where: Where,
+    *,
+    match: Match | None = None,
+    count: int = 1,
+    barrier: Barrier | Literal["auto"] | None = "auto",
+    timeout: float = 1.0,
+    quiet: float = 0.05,
+) -> Outcome:
     """Send `count` probes of `frame` into `port` and judge them against `where`."""
     match = match or Match()
     positive = list(where.ports)
@@ -98,29 +106,46 @@ def expect(topo: Topology, frame: Template, port: str, where: Where, *,
     return run.outcome(where, decided_by)
 
 
-def _barrier_targets(barrier: Barrier | None, port: str, negative: Sequence[str],
-                     positive: Sequence[str]) -> list[str]:
+def _barrier_targets(
+    barrier: Barrier | None, port: str, negative: Sequence[str], positive: Sequence[str]
+) -> list[str]:
     if barrier is None:
         return []
     ingress = barrier.port or port
     return [p for p in negative if p != ingress] or list(positive)
 
 
-def _barrier(barrier: Barrier | Literal["auto"] | None, frame: Template, port: str
-             ) -> Barrier | None:
+def _barrier(
+    barrier: Barrier | Literal["auto"] | None, frame: Template, port: str
+) -> Barrier | None:
     if barrier != "auto":
         return barrier
     sent = decode(frame.data)  # same source MAC and tags: it teaches the bridge nothing new
     tags = tuple(vid for _, vid in sent.get("vlan", ()))
-    return Barrier(ethernet(sent.get("eth.src", "02:00:00:00:00:00"), "ff:ff:ff:ff:ff:ff",
-                            ethertype=LOCAL_ETHERTYPE, vlan=tags or None), port)
+    return Barrier(
+        ethernet(
+            sent.get("eth.src", "02:00:00:00:00:00"),
+            "ff:ff:ff:ff:ff:ff",
+            ethertype=LOCAL_ETHERTYPE,
+            vlan=tags or None,
+        ),
+        port,
+    )
 
 
 class _Run:
     """One expectation in flight: captures, what was sent, and what came back."""
 
-    def __init__(self, topo: Topology, frame: Template, port: str, positive: list[str],
-                 negative: list[str], match: Match, count: int) -> None:
+    def __init__(
+        self,
+        topo: Topology,
+        frame: Template,
+        port: str,
+        positive: list[str],
+        negative: list[str],
+        match: Match,
+        count: int,
+    ) -> None:
         self.pset = ports(topo)
         self.frame, self.port, self.match = frame, port, match
         self.positive, self.negative = positive, negative
@@ -182,17 +207,27 @@ class _Run:
         return _barrier_targets(self.barrier, self.port, self.negative, self.positive)
 
     def _barrier_done(self) -> bool:
-        return all(any(find_nonce(f.data) == self.barrier_nonce for f in self.seen[p])
-                   for p in self.barrier_targets())
+        return all(
+            any(find_nonce(f.data) == self.barrier_nonce for f in self.seen[p])
+            for p in self.barrier_targets()
+        )
 
     def outcome(self, where: Where, decided_by: str) -> Outcome:
         reports = {p: self._report(p) for p in self.caps}
-        verdict, reason = _judge(where.kind, reports, self.positive, self.negative, self.count,
-                                 self.barrier_targets())
+        verdict, reason = _judge(
+            where.kind, reports, self.positive, self.negative, self.count, self.barrier_targets()
+        )
         return Outcome(
-            verdict=verdict, reason=reason, probe=self.frame.summary, port=self.port,
-            where=where, match=self.match, sent=[s[2] for s in self.sent], reports=reports,
-            decided_by=decided_by, elapsed=time.perf_counter() - self.started,
+            verdict=verdict,
+            reason=reason,
+            probe=self.frame.summary,
+            port=self.port,
+            where=where,
+            match=self.match,
+            sent=[s[2] for s in self.sent],
+            reports=reports,
+            decided_by=decided_by,
+            elapsed=time.perf_counter() - self.started,
             barrier=self.barrier.frame.summary if self.barrier else None,
         )
 
@@ -202,17 +237,30 @@ class _Run:
             expected, ignored = expected_fields(fields, self.match)
             for frame in self.seen[port]:
                 if find_nonce(frame.data) == nonce:
-                    copies.append(Copy(index, frame, compare(expected, ignored,
-                                                             decode(frame.data))))
+                    copies.append(
+                        Copy(index, frame, compare(expected, ignored, decode(frame.data)))
+                    )
         barrier_seen = self.barrier_nonce is not None and any(
-            find_nonce(f.data) == self.barrier_nonce for f in self.seen[port])
-        return PortReport(port, self.seen[port], copies, barrier_seen,
-                          self.caps[port].stats(), port in self.negative)
+            find_nonce(f.data) == self.barrier_nonce for f in self.seen[port]
+        )
+        return PortReport(
+            port,
+            self.seen[port],
+            copies,
+            barrier_seen,
+            self.caps[port].stats(),
+            port in self.negative,
+        )
 
 
-def _judge(kind: str, reports: dict[str, PortReport], positive: Sequence[str],
-           negative: Sequence[str], count: int, barrier_targets: Sequence[str]
-           ) -> tuple[Verdict, str]:
+def _judge(
+    kind: str,
+    reports: dict[str, PortReport],
+    positive: Sequence[str],
+    negative: Sequence[str],
+    count: int,
+    barrier_targets: Sequence[str],
+) -> tuple[Verdict, str]:
     for port in negative:
         if reports[port].copies:
             first = reports[port].copies[0]
@@ -220,10 +268,12 @@ def _judge(kind: str, reports: dict[str, PortReport], positive: Sequence[str],
     lossy = [r for r in reports.values() if r.stats.drops]
     if lossy:
         return Verdict.INCONCLUSIVE, "capture lost frames at " + ", ".join(
-            f"{r.port} ({r.stats.drops} dropped)" for r in lossy)
+            f"{r.port} ({r.stats.drops} dropped)" for r in lossy
+        )
     for index in range(count):
-        hits = [p for p in positive if any(c.index == index and not c.diffs
-                                           for c in reports[p].copies)]
+        hits = [
+            p for p in positive if any(c.index == index and not c.diffs for c in reports[p].copies)
+        ]
         if kind == "at_any" and positive and not hits:
             return Verdict.FAIL, f"probe {index + 1} reached none of {', '.join(positive)}"
         missing = [p for p in positive if p not in hits]
@@ -233,6 +283,7 @@ def _judge(kind: str, reports: dict[str, PortReport], positive: Sequence[str],
             return Verdict.FAIL, f"probe {index + 1} {how} {missing[0]}"
     late = [p for p in barrier_targets if not reports[p].barrier_seen]
     if late:
-        return Verdict.INCONCLUSIVE, ("the barrier never reached " + ", ".join(late)
-                                      + ": absence there is not proven")
+        return Verdict.INCONCLUSIVE, (
+            "the barrier never reached " + ", ".join(late) + ": absence there is not proven"
+        )
     return Verdict.PASS, "as expected"

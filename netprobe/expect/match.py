@@ -13,7 +13,7 @@ from typing import Any
 
 from ..traffic.decode import ALIASES, Fields
 
-__all__ = ["Diff", "Match", "ROUTED", "compare", "expected_fields"]
+__all__ = ["ROUTED", "Diff", "Match", "compare", "expected_fields"]
 
 _CHECKSUMS = ("ip.chksum", "l4.chksum")
 
@@ -47,8 +47,9 @@ class Match:
     mask: frozenset[str] = frozenset()
     rewrites: Mapping[str, Any] = field(default_factory=dict)
 
-    def __init__(self, mask: Iterable[str] = (), rewrites: Mapping[str, Any] | None = None,
-                 **rewrite: Any) -> None:
+    def __init__(
+        self, mask: Iterable[str] = (), rewrites: Mapping[str, Any] | None = None, **rewrite: Any
+    ) -> None:
         object.__setattr__(self, "mask", frozenset(mask))
         object.__setattr__(self, "rewrites", {**(rewrites or {}), **rewrite})
 
@@ -87,8 +88,16 @@ def expected_fields(sent: Fields, match: Match) -> tuple[Fields, set[str]]:
     for name, value in match.rewrites.items():
         for concrete in _resolve(name, sent):
             expected[concrete] = value
-    if match.rewrites or match.mask & {"src", "dst", "ip.src", "ip.dst", "sport", "dport",
-                                       "ttl", "ip.ttl"}:
+    if match.rewrites or match.mask & {
+        "src",
+        "dst",
+        "ip.src",
+        "ip.dst",
+        "sport",
+        "dport",
+        "ttl",
+        "ip.ttl",
+    }:
         ignored.update(_CHECKSUMS)  # they change with what they cover
     return expected, ignored
 

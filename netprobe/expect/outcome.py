@@ -85,11 +85,13 @@ class Outcome:
         return self.pcaps
 
     def evidence(self) -> str:
-        lines = [f"{self.verdict.value}: {self.reason}",
-                 f"  probe: {self.probe}, {len(self.sent)} sent into {self.port}",
-                 f"  expected {self.where.kind} {' '.join(self.where.ports)}".rstrip()
-                 + f" ({self.match.describe()})",
-                 f"  decided by {self.decided_by} after {self.elapsed * 1000:.1f} ms"]
+        lines = [
+            f"{self.verdict.value}: {self.reason}",
+            f"  probe: {self.probe}, {len(self.sent)} sent into {self.port}",
+            f"  expected {self.where.kind} {' '.join(self.where.ports)}".rstrip()
+            + f" ({self.match.describe()})",
+            f"  decided by {self.decided_by} after {self.elapsed * 1000:.1f} ms",
+        ]
         if self.barrier:
             lines.append(f"  barrier: {self.barrier}")
         for report in self.reports.values():
@@ -105,8 +107,10 @@ class Outcome:
 def _port_lines(report: PortReport, sent: list[Fields], match: Match) -> list[str]:
     role = "must not see it" if report.negative else "must see it"
     stats = f", {report.stats.drops} lost" if report.stats.drops else ""
-    lines = [f"  {report.port} ({role}): {len(report.frames)} frames{stats}"
-             + (", barrier arrived" if report.barrier_seen else "")]
+    lines = [
+        f"  {report.port} ({role}): {len(report.frames)} frames{stats}"
+        + (", barrier arrived" if report.barrier_seen else "")
+    ]
     for copy in report.copies[:SHOWN_FRAMES]:
         state = "matches" if not copy.diffs else "differs"
         lines.append(f"    probe {copy.index + 1} {state}: {summary(decode(copy.frame.data))}")
@@ -124,8 +128,10 @@ def _closest(frames: list[Captured], sent: Fields, match: Match) -> list[str]:
     """No copy arrived: the frame that differs in the fewest fields, and how."""
     expected, ignored = expected_fields(sent, match)
     ignored = ignored | {"payload"}  # another frame's payload always differs
-    ranked = sorted(((compare(expected, ignored, decode(f.data)), f) for f in frames[:500]),
-                    key=lambda pair: len(pair[0]))
+    ranked = sorted(
+        ((compare(expected, ignored, decode(f.data)), f) for f in frames[:500]),
+        key=lambda pair: len(pair[0]),
+    )
     diffs, frame = ranked[0]
     lines = [f"    closest frame (no copy of the probe): {summary(decode(frame.data))}"]
     return lines + [f"      {diff}" for diff in diffs]

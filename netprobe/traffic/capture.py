@@ -17,11 +17,12 @@ import subprocess
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from ..errors import SetupError, TrafficError
 from ..topology import netns
 
-__all__ = ["Capture", "CaptureStats", "Captured", "compile_filter", "wait_readable"]
+__all__ = ["Capture", "CaptureStats", "Captured", "Source", "compile_filter", "wait_readable"]
 
 SOL_PACKET = 263
 _PACKET_AUXDATA = 8
@@ -56,12 +57,31 @@ class CaptureStats:
     drops: int
 
 
+class Source(Protocol):
+    """Anything frames can be read from: a capture socket, or a TAP seen from the VM."""
+
+    port: str
+
+    def fileno(self) -> int: ...
+    def drain(self) -> None: ...
+    def read(self, limit: int = ...) -> list[Captured]: ...
+    def stats(self) -> CaptureStats: ...
+    def close(self) -> None: ...
+
+
 class Capture:
     """A capture socket on one interface inside a namespace."""
 
-    def __init__(self, port: str, ns_fd: int | None, ifname: str, *,
-                 bpf: list[tuple[int, int, int, int]] | None = None, outgoing: bool = False,
-                 buffer: int = DEFAULT_BUFFER) -> None:
+    def __init__(
+        self,
+        port: str,
+        ns_fd: int | None,
+        ifname: str,
+        *,
+        bpf: list[tuple[int, int, int, int]] | None = None,
+        outgoing: bool = False,
+        buffer: int = DEFAULT_BUFFER,
+    ) -> None:
         self.port = port
         with netns.entered(ns_fd):
             self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW | socket.SOCK_CLOEXEC, 0)
@@ -121,8 +141,9 @@ class Capture:
             out.append(self._frame(data, ancdata, addr))
         return out
 
-    def _frame(self, data: bytes, ancdata: list[tuple[int, int, bytes]],
-               addr: tuple[object, ...]) -> Captured:
+    def _frame(
+        self, data: bytes, ancdata: list[tuple[int, int, bytes]], addr: tuple[object, ...]
+    ) -> Captured:
         stamp = time.time()
         for level, kind, payload in ancdata:
             if level == SOL_PACKET and kind == _PACKET_AUXDATA:
@@ -157,11 +178,17 @@ def compile_filter(expression: str) -> list[tuple[int, int, int, int]]:
     """A tcpdump filter expression as classic BPF (compiled by tcpdump, cached)."""
     if expression not in _compiled:
         try:
-            proc = subprocess.run(["tcpdump", "-ddd", "-y", "EN10MB", expression],
-                                  capture_output=True, text=True, timeout=10, check=False)
+            proc = subprocess.run(
+                ["tcpdump", "-ddd", "-y", "EN10MB", expression],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=False,
+            )
         except FileNotFoundError:
-            raise SetupError("compiling a capture filter needs tcpdump",
-                             remedy="apt-get install tcpdump") from None
+            raise SetupError(
+                "compiling a capture filter needs tcpdump", remedy="apt-get install tcpdump"
+            ) from None
         if proc.returncode != 0:
             raise TrafficError(f"bad capture filter {expression!r}: {proc.stderr.strip()}")
         lines = proc.stdout.split("\n")
@@ -172,7 +199,7 @@ def compile_filter(expression: str) -> list[tuple[int, int, int, int]]:
     return _compiled[expression]
 
 
-def wait_readable(captures: Iterable[Capture], timeout: float) -> list[Capture]:
+def wait_readable(captures: Iterable[Source], timeout: float) -> list[Source]:
     """The captures with frames waiting, after at most `timeout` seconds."""
     by_fd = {c.fileno(): c for c in captures}
     if not by_fd:

@@ -71,16 +71,18 @@ class Template:
             (old,) = struct.unpack_from("!H", self.data, self.csum_at)
             if old or not self.udp_checksum:  # IPv4 UDP checksum 0 means "none"
                 new = _adjust(old, _SLOT, nonce)
-                struct.pack_into("!H", frame, self.csum_at, new or (0xFFFF if
-                                                                     self.udp_checksum else 0))
+                struct.pack_into(
+                    "!H", frame, self.csum_at, new or (0xFFFF if self.udp_checksum else 0)
+                )
         return bytes(frame), nonce
 
 
 def _adjust(csum: int, old: bytes, new: bytes) -> int:
     """RFC 1624: the checksum after 16-bit-aligned bytes `old` became `new`."""
     total = ~csum & 0xFFFF
-    for (was,), (now,) in zip(struct.iter_unpack("!H", old), struct.iter_unpack("!H", new),
-                              strict=True):
+    for (was,), (now,) in zip(
+        struct.iter_unpack("!H", old), struct.iter_unpack("!H", new), strict=True
+    ):
         total += (~was & 0xFFFF) + now
     while total >> 16:
         total = (total & 0xFFFF) + (total >> 16)
@@ -129,8 +131,9 @@ def _l2(src: str, dst: str, vlan: int | Sequence[int] | None, ethertype: int | N
     """Ethernet, with one 802.1Q tag (vlan=10) or two (vlan=(100, 10): 802.1ad outer)."""
     from scapy.layers.l2 import Dot1AD, Dot1Q, Ether
 
-    frame = Ether(src=src, dst=dst) if ethertype is None else Ether(src=src, dst=dst,
-                                                                    type=ethertype)
+    frame = (
+        Ether(src=src, dst=dst) if ethertype is None else Ether(src=src, dst=dst, type=ethertype)
+    )
     if vlan is None:
         return frame
     tags = [vlan] if isinstance(vlan, int) else list(vlan)
@@ -148,8 +151,14 @@ def _l3(src_ip: str, dst_ip: str, ttl: int) -> Any:
     return IP(src=src_ip, dst=dst_ip, ttl=ttl)
 
 
-def ethernet(src: str, dst: str, *, ethertype: int = LOCAL_ETHERTYPE,
-             vlan: int | Sequence[int] | None = None, size: int = 64) -> Template:
+def ethernet(
+    src: str,
+    dst: str,
+    *,
+    ethertype: int = LOCAL_ETHERTYPE,
+    vlan: int | Sequence[int] | None = None,
+    size: int = 64,
+) -> Template:
     """A bare L2 frame of `size` bytes (no FCS) carrying only the nonce."""
     from scapy.packet import Raw
 
@@ -160,58 +169,111 @@ def ethernet(src: str, dst: str, *, ethertype: int = LOCAL_ETHERTYPE,
     return from_scapy(head / Raw(_SLOT + bytes(pad)))
 
 
-def udp(src_mac: str, dst_mac: str, src_ip: str, dst_ip: str, *, sport: int = 40000,
-        dport: int = 9, ttl: int = 64, vlan: int | Sequence[int] | None = None) -> Template:
+def udp(
+    src_mac: str,
+    dst_mac: str,
+    src_ip: str,
+    dst_ip: str,
+    *,
+    sport: int = 40000,
+    dport: int = 9,
+    ttl: int = 64,
+    vlan: int | Sequence[int] | None = None,
+) -> Template:
     from scapy.layers.inet import UDP
     from scapy.packet import Raw
 
-    return from_scapy(_l2(src_mac, dst_mac, vlan) / _l3(src_ip, dst_ip, ttl)
-                      / UDP(sport=sport, dport=dport) / Raw(_SLOT))
+    return from_scapy(
+        _l2(src_mac, dst_mac, vlan)
+        / _l3(src_ip, dst_ip, ttl)
+        / UDP(sport=sport, dport=dport)
+        / Raw(_SLOT)
+    )
 
 
-def tcp(src_mac: str, dst_mac: str, src_ip: str, dst_ip: str, *, sport: int = 40000,
-        dport: int = 80, flags: str = "S", seq: int = 1000, ttl: int = 64,
-        vlan: int | Sequence[int] | None = None) -> Template:
+def tcp(
+    src_mac: str,
+    dst_mac: str,
+    src_ip: str,
+    dst_ip: str,
+    *,
+    sport: int = 40000,
+    dport: int = 80,
+    flags: str = "S",
+    seq: int = 1000,
+    ttl: int = 64,
+    vlan: int | Sequence[int] | None = None,
+) -> Template:
     """A TCP segment (a SYN by default) whose payload carries the nonce."""
     from scapy.layers.inet import TCP
     from scapy.packet import Raw
 
-    return from_scapy(_l2(src_mac, dst_mac, vlan) / _l3(src_ip, dst_ip, ttl)
-                      / TCP(sport=sport, dport=dport, flags=flags, seq=seq) / Raw(_SLOT))
+    return from_scapy(
+        _l2(src_mac, dst_mac, vlan)
+        / _l3(src_ip, dst_ip, ttl)
+        / TCP(sport=sport, dport=dport, flags=flags, seq=seq)
+        / Raw(_SLOT)
+    )
 
 
-def icmp_echo(src_mac: str, dst_mac: str, src_ip: str, dst_ip: str, *, ident: int = 0x4E50,
-              seq: int = 1, ttl: int = 64, vlan: int | Sequence[int] | None = None) -> Template:
+def icmp_echo(
+    src_mac: str,
+    dst_mac: str,
+    src_ip: str,
+    dst_ip: str,
+    *,
+    ident: int = 0x4E50,
+    seq: int = 1,
+    ttl: int = 64,
+    vlan: int | Sequence[int] | None = None,
+) -> Template:
     """An echo request (ICMP or ICMPv6 by address family); replies echo the nonce back."""
     from scapy.layers.inet import ICMP
     from scapy.layers.inet6 import ICMPv6EchoRequest
     from scapy.packet import Raw
 
     l3 = _l3(src_ip, dst_ip, ttl)
-    echo = (ICMPv6EchoRequest(id=ident, seq=seq) if l3.version == 6
-            else ICMP(type=8, id=ident, seq=seq))
+    echo = (
+        ICMPv6EchoRequest(id=ident, seq=seq) if l3.version == 6 else ICMP(type=8, id=ident, seq=seq)
+    )
     return from_scapy(_l2(src_mac, dst_mac, vlan) / l3 / echo / Raw(_SLOT))
 
 
-def arp(src_mac: str, src_ip: str, dst_ip: str, *, op: str = "who-has",
-        dst_mac: str = "ff:ff:ff:ff:ff:ff", vlan: int | Sequence[int] | None = None) -> Template:
+def arp(
+    src_mac: str,
+    src_ip: str,
+    dst_ip: str,
+    *,
+    op: str = "who-has",
+    dst_mac: str = "ff:ff:ff:ff:ff:ff",
+    vlan: int | Sequence[int] | None = None,
+) -> Template:
     """An ARP request (or reply with op="is-at"); the nonce rides in the frame's padding."""
     from scapy.layers.l2 import ARP
     from scapy.packet import Padding
 
-    body = ARP(op=op, hwsrc=src_mac, psrc=src_ip, pdst=dst_ip,
-               hwdst=dst_mac if op == "is-at" else "00:00:00:00:00:00")
+    body = ARP(
+        op=op,
+        hwsrc=src_mac,
+        psrc=src_ip,
+        pdst=dst_ip,
+        hwdst=dst_mac if op == "is-at" else "00:00:00:00:00:00",
+    )
     return from_scapy(_l2(src_mac, dst_mac, vlan) / body / Padding(_SLOT + bytes(2)))
 
 
-def dhcp_discover(src_mac: str, *, xid: int = 0x4E50, vlan: int | Sequence[int] | None = None
-                  ) -> Template:
+def dhcp_discover(
+    src_mac: str, *, xid: int = 0x4E50, vlan: int | Sequence[int] | None = None
+) -> Template:
     """A DHCPDISCOVER broadcast; the nonce sits in BOOTP's unused `sname` field."""
     from scapy.layers.dhcp import BOOTP, DHCP
     from scapy.layers.inet import IP, UDP
 
     chaddr = bytes.fromhex(src_mac.replace(":", ""))
     return from_scapy(
-        _l2(src_mac, "ff:ff:ff:ff:ff:ff", vlan) / IP(src="0.0.0.0", dst="255.255.255.255")
-        / UDP(sport=68, dport=67) / BOOTP(chaddr=chaddr, xid=xid, sname=_SLOT, flags=0x8000)
-        / DHCP(options=[("message-type", "discover"), "end"]))
+        _l2(src_mac, "ff:ff:ff:ff:ff:ff", vlan)
+        / IP(src="0.0.0.0", dst="255.255.255.255")
+        / UDP(sport=68, dport=67)
+        / BOOTP(chaddr=chaddr, xid=xid, sname=_SLOT, flags=0x8000)
+        / DHCP(options=[("message-type", "discover"), "end"])
+    )

@@ -61,25 +61,43 @@ def decode(frame: bytes) -> Fields:
     return fields
 
 
-
 def _l3(ethertype: int, body: bytes, fields: Fields) -> None:
     if ethertype == 0x0800:
         ip = dpkt.ip.IP(body)
-        fields.update({"ip.src": socket.inet_ntop(socket.AF_INET, ip.src),
-                       "ip.dst": socket.inet_ntop(socket.AF_INET, ip.dst), "ip.ttl": ip.ttl,
-                       "ip.proto": ip.p, "ip.id": ip.id, "ip.tos": ip.tos, "ip.chksum": ip.sum})
+        fields.update(
+            {
+                "ip.src": socket.inet_ntop(socket.AF_INET, ip.src),
+                "ip.dst": socket.inet_ntop(socket.AF_INET, ip.dst),
+                "ip.ttl": ip.ttl,
+                "ip.proto": ip.p,
+                "ip.id": ip.id,
+                "ip.tos": ip.tos,
+                "ip.chksum": ip.sum,
+            }
+        )
         _l4(ip.p, ip.data, fields)
     elif ethertype == 0x86DD:
         ip6 = dpkt.ip6.IP6(body)
-        fields.update({"ip6.src": socket.inet_ntop(socket.AF_INET6, ip6.src),
-                       "ip6.dst": socket.inet_ntop(socket.AF_INET6, ip6.dst),
-                       "ip6.hlim": ip6.hlim, "ip6.nh": ip6.nxt})
+        fields.update(
+            {
+                "ip6.src": socket.inet_ntop(socket.AF_INET6, ip6.src),
+                "ip6.dst": socket.inet_ntop(socket.AF_INET6, ip6.dst),
+                "ip6.hlim": ip6.hlim,
+                "ip6.nh": ip6.nxt,
+            }
+        )
         _l4(ip6.nxt, ip6.data, fields)
     elif ethertype == 0x0806:
         a = dpkt.arp.ARP(body)
-        fields.update({"arp.op": a.op, "arp.sha": _mac(a.sha), "arp.tha": _mac(a.tha),
-                       "arp.spa": socket.inet_ntop(socket.AF_INET, a.spa),
-                       "arp.tpa": socket.inet_ntop(socket.AF_INET, a.tpa)})
+        fields.update(
+            {
+                "arp.op": a.op,
+                "arp.sha": _mac(a.sha),
+                "arp.tha": _mac(a.tha),
+                "arp.spa": socket.inet_ntop(socket.AF_INET, a.spa),
+                "arp.tpa": socket.inet_ntop(socket.AF_INET, a.tpa),
+            }
+        )
         fields["payload"] = bytes(a.data)
     else:
         fields["payload"] = body
@@ -105,8 +123,9 @@ def _l4(proto: int, seg: Any, fields: Fields) -> None:
 def summary(fields: Fields) -> str:
     """One line, tcpdump-like: 02:..:01 > 02:..:02 vlan 10 IPv4 10.0.0.1.40000 > ... UDP."""
     parts = [f"{fields.get('eth.src', '?')} > {fields.get('eth.dst', '?')}"]
-    parts += [f"vlan {vid}" + ("(ad)" if tpid == 0x88A8 else "")
-              for tpid, vid in fields.get("vlan", ())]
+    parts += [
+        f"vlan {vid}" + ("(ad)" if tpid == 0x88A8 else "") for tpid, vid in fields.get("vlan", ())
+    ]
     if "ip.src" in fields or "ip6.src" in fields:
         v = "ip" if "ip.src" in fields else "ip6"
         sport, dport = fields.get("l4.sport"), fields.get("l4.dport")
@@ -118,8 +137,9 @@ def summary(fields: Fields) -> str:
         verb = "who-has" if fields["arp.op"] == 1 else "is-at"
         parts.append(f"ARP {verb} {fields['arp.tpa']} tell {fields['arp.spa']}")
     else:
-        parts.append(f"ethertype 0x{fields.get('eth.type', 0):04x} len "
-                     f"{len(fields.get('payload', b''))}")
+        parts.append(
+            f"ethertype 0x{fields.get('eth.type', 0):04x} len {len(fields.get('payload', b''))}"
+        )
     if fields.get("nonce"):
         parts.append(f"[nonce …{fields['nonce'][-4:].hex()}]")
     return " ".join(parts)
@@ -128,10 +148,12 @@ def summary(fields: Fields) -> str:
 def _proto(fields: Fields) -> str:
     if "tcp.flags" in fields:
         flags = fields["tcp.flags"]
-        names = "".join(c for bit, c in ((2, "S"), (16, "A"), (1, "F"), (4, "R"), (8, "P"))
-                        if flags & bit)
+        names = "".join(
+            c for bit, c in ((2, "S"), (16, "A"), (1, "F"), (4, "R"), (8, "P")) if flags & bit
+        )
         return f"TCP [{names}]"
     if "icmp.type" in fields:
         return f"ICMP type {fields['icmp.type']}"
     proto = fields.get("ip.proto", fields.get("ip6.nh"))
-    return {17: "UDP", 6: "TCP", 1: "ICMP", 58: "ICMPv6"}.get(proto, f"proto {proto}")
+    protocols = {17: "UDP", 6: "TCP", 1: "ICMP", 58: "ICMPv6"}
+    return protocols.get(proto, f"proto {proto}") if isinstance(proto, int) else "?"

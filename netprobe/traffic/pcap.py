@@ -21,8 +21,10 @@ def write_pcap(path: str | os.PathLike[str], port: str, frames: Iterable[Capture
     """Write the frames seen at `port` as pcapng, interface named after the port."""
     idb = pcapng.InterfaceDescriptionBlockLE(
         snaplen=65535,
-        opts=[pcapng.PcapngOptionLE(code=pcapng.PCAPNG_OPT_IF_NAME, text=port),
-              pcapng.PcapngOptionLE(code=pcapng.PCAPNG_OPT_ENDOFOPT)],
+        opts=[
+            pcapng.PcapngOptionLE(code=pcapng.PCAPNG_OPT_IF_NAME, text=port),
+            pcapng.PcapngOptionLE(code=pcapng.PCAPNG_OPT_ENDOFOPT),
+        ],
     )
     with open(path, "wb") as out:
         writer = pcapng.Writer(out, snaplen=65535, idb=idb)

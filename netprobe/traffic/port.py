@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 
 from ..errors import TrafficError
 from ..topology import Topology, netns
-from .capture import Capture, Captured, CaptureStats
+from .capture import Capture, Captured, CaptureStats, Source
 
 __all__ = ["Ports", "Sender", "TapSide", "parse_port", "ports"]
 
@@ -26,7 +26,7 @@ VM_SUFFIX = "@vm"
 
 
 def parse_port(port: str) -> tuple[str, str, bool]:
-    """"host:if" → (host, if, False); "host:tap@vm" → (host, tap, True)."""
+    """ "host:if" → (host, if, False); "host:tap@vm" → (host, tap, True)."""
     host, sep, ifname = port.partition(":")
     if not sep or not host or not ifname:
         raise TrafficError(f"a port is HOST:IFNAME (or HOST:TAP@vm), not {port!r}")
@@ -118,7 +118,7 @@ class Ports:
     def __init__(self, topo: Topology) -> None:
         self.topo = topo
         self._senders: dict[str, Sender | TapSide] = {}
-        self._captures: dict[str, Capture | TapSide] = {}
+        self._captures: dict[str, Source] = {}
         topo.add_cleanup(self.close)
 
     def _locate(self, port: str) -> tuple[int | None, str, int | None]:
@@ -133,18 +133,20 @@ class Ports:
     def sender(self, port: str) -> Sender | TapSide:
         if port not in self._senders:
             ns_fd, ifname, tap_fd = self._locate(port)
-            self._senders[port] = (TapSide(port, tap_fd) if tap_fd is not None
-                                   else Sender(port, ns_fd, ifname))
+            self._senders[port] = (
+                TapSide(port, tap_fd) if tap_fd is not None else Sender(port, ns_fd, ifname)
+            )
         return self._senders[port]
 
-    def capture(self, port: str) -> Capture | TapSide:
+    def capture(self, port: str) -> Source:
         if port not in self._captures:
             ns_fd, ifname, tap_fd = self._locate(port)
-            self._captures[port] = (TapSide(port, tap_fd) if tap_fd is not None
-                                    else Capture(port, ns_fd, ifname))
+            self._captures[port] = (
+                TapSide(port, tap_fd) if tap_fd is not None else Capture(port, ns_fd, ifname)
+            )
         return self._captures[port]
 
-    def captures(self, names: Sequence[str]) -> list[Capture | TapSide]:
+    def captures(self, names: Sequence[str]) -> list[Source]:
         return [self.capture(p) for p in names]
 
     def close(self) -> None:
