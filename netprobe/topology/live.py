@@ -112,6 +112,15 @@ class Topology:
             )
         return result
 
+    def mac(self, host: str, name: str) -> str:
+        """The MAC address interface `name` of `host` has now (assigned or random)."""
+        state = self._host(host)
+        link = state.nl.links().get(self.ifname(host, name))
+        if link is None:
+            raise KeyError(f"{host} has no interface {name!r}")
+        mac: str = link.get_attr("IFLA_ADDRESS")
+        return mac
+
     def fd_of(self, host: str) -> int:
         """A descriptor of `host`'s namespace (for setns), valid while the topology lives."""
         return self._host(host).fd

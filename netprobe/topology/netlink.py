@@ -129,14 +129,33 @@ class Rtnl:
         out = {}
         for _mtype, chunk in self._replies(seq):
             _family, _type, index, flags, _change = _IFINFO.unpack_from(chunk, _HDR.size)
-            attrs = _scan(
-                chunk, _HDR.size + _IFINFO.size, {_IFLA_IFNAME, _IFLA_CARRIER, _IFLA_IFALIAS}
-            )
+            wanted = {_IFLA_IFNAME, _IFLA_CARRIER, _IFLA_IFALIAS, _IFLA_OPERSTATE}
+            attrs = _scan(chunk, _HDR.size + _IFINFO.size, wanted)
             name = _text(attrs.get(_IFLA_IFNAME)) or str(index)
-            carrier = attrs.get(_IFLA_CARRIER)
+            carrier, oper = attrs.get(_IFLA_CARRIER), attrs.get(_IFLA_OPERSTATE)
+            alias = _text(attrs.get(_IFLA_IFALIAS))
             out[name] = LinkState(
-                index, flags, bool(carrier and carrier[0]), _text(attrs.get(_IFLA_IFALIAS))
+                index, flags, bool(carrier and carrier[0]), alias, oper[0] if oper else 0
             )
+        return out
+
+    def bridge_port_states(self) -> dict[str, int]:
+        """STP state of every bridge port (3: forwarding), from an AF_BRIDGE link dump.
+
+        A port starts forwarding only when the kernel's link watcher has seen its carrier,
+        a moment after the carrier itself: frames sent before are dropped silently.
+        """
+        msg = ifinfmsg()
+        msg["family"] = socket.AF_BRIDGE
+        seq = self._send(msg, RTM_GETLINK, NLM_F_DUMP)
+        out = {}
+        for _mtype, chunk in self._replies(seq):
+            attrs = _scan(chunk, _HDR.size + _IFINFO.size, {_IFLA_IFNAME, _IFLA_PROTINFO})
+            name, info = _text(attrs.get(_IFLA_IFNAME)), attrs.get(_IFLA_PROTINFO)
+            if name is not None and info is not None:
+                state = _scan(info, 0, {_IFLA_BRPORT_STATE}).get(_IFLA_BRPORT_STATE)
+                if state:
+                    out[name] = state[0]
         return out
 
     def addr_states(self) -> list[AddrState]:
@@ -177,6 +196,7 @@ class LinkState:
     flags: int
     carrier: bool
     alias: str | None
+    operstate: int = 0  # RFC 2863: 6 is up; set by the kernel's link watcher
 
 
 @dataclass(frozen=True)
@@ -188,7 +208,8 @@ class AddrState:
 
 _IFINFO = struct.Struct("=BxHiII")
 _IFADDR = struct.Struct("=BBBBI")
-_IFLA_IFNAME, _IFLA_IFALIAS, _IFLA_CARRIER = 3, 20, 33
+_IFLA_IFNAME, _IFLA_PROTINFO, _IFLA_OPERSTATE, _IFLA_IFALIAS, _IFLA_CARRIER = 3, 12, 16, 20, 33
+_IFLA_BRPORT_STATE = 1
 _IFA_ADDRESS, _IFA_LOCAL, _IFA_FLAGS = 1, 2, 8
 _NLA_TYPE_MASK = 0x3FFF
 

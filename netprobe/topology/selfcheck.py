@@ -11,11 +11,13 @@ import time
 
 from ..errors import TopologyError
 from .live import HostState, Topology
-from .spec import Bridge, Host, Interface
+from .spec import Bridge, Host, Interface, Tap
 
 __all__ = ["verify"]
 
 _IFF_UP = 0x1
+_BR_STATE_FORWARDING = 3
+_IF_OPER_UP = 6
 _IFA_F_DADFAILED = 0x08
 _IFA_F_TENTATIVE = 0x40
 _DAD_WAIT = 5.0  # seconds, only when a host asked for duplicate address detection
@@ -47,7 +49,31 @@ def _problem(topo: Topology, state: HostState) -> str | None:
             return f"{host.name}:{iface.name} is down"
         if _needs_carrier(host, iface) and not link.carrier:
             return f"{host.name}:{iface.name} is up but has no carrier"
-    return _address_problem(state, {link.index: n for n, link in links.items()})
+        if (
+            link.operstate != _IF_OPER_UP
+            and _needs_carrier(host, iface)
+            and not isinstance(iface.kind, Tap)
+        ):  # a TAP reports "unknown" for good
+            # Carrier is on, but the kernel's link watcher (a work queue) has not yet
+            # activated the transmit queue: until it has, every frame sent is dropped
+            # (QDISC_DROP), though a bridge may already call the port forwarding.
+            return f"{host.name}:{iface.name} has carrier but is not operational yet"
+    problem = _port_problem(topo, state)
+    return problem or _address_problem(state, {link.index: n for n, link in links.items()})
+
+
+def _port_problem(topo: Topology, state: HostState) -> str | None:
+    """Ports of STP-less bridges must be forwarding (with STP they take forward_delay)."""
+    host = state.spec
+    bridges = {i.name for i in host.interfaces if isinstance(i.kind, Bridge) and not i.kind.stp}
+    ports = [i for i in host.interfaces if i.master in bridges and i.up]
+    if not ports:
+        return None
+    states = state.nl.bridge_port_states()
+    for port in ports:
+        if states.get(topo.ifname(host.name, port.name)) != _BR_STATE_FORWARDING:
+            return f"{host.name}:{port.name} is not forwarding yet on bridge {port.master}"
+    return None
 
 
 def _needs_carrier(host: Host, iface: Interface) -> bool:

@@ -22,7 +22,7 @@ def write_pcap(path: str | os.PathLike[str], port: str, frames: Iterable[Capture
     idb = pcapng.InterfaceDescriptionBlockLE(
         snaplen=65535,
         opts=[
-            pcapng.PcapngOptionLE(code=pcapng.PCAPNG_OPT_IF_NAME, text=port),
+            pcapng.PcapngOptionLE(code=pcapng.PCAPNG_OPT_IF_NAME, data=port.encode()),
             pcapng.PcapngOptionLE(code=pcapng.PCAPNG_OPT_ENDOFOPT),
         ],
     )
