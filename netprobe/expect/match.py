@@ -16,6 +16,24 @@ from ..traffic.decode import ALIASES, Fields
 __all__ = ["ROUTED", "Diff", "Match", "compare", "expected_fields"]
 
 _CHECKSUMS = ("ip.chksum", "l4.chksum")
+# Fields a checksum covers (the L4 one includes the IP addresses through its pseudo-header).
+_COVERED = {
+    "ip.src",
+    "ip.dst",
+    "ip6.src",
+    "ip6.dst",
+    "ip.ttl",
+    "ip.tos",
+    "ip.id",
+    "l4.sport",
+    "l4.dport",
+    "payload",
+    "icmp.type",
+    "icmp.code",
+    "icmp.id",
+    "icmp.seq",
+    "tcp.flags",
+}
 
 
 @dataclass(frozen=True)
@@ -88,16 +106,7 @@ def expected_fields(sent: Fields, match: Match) -> tuple[Fields, set[str]]:
     for name, value in match.rewrites.items():
         for concrete in _resolve(name, sent):
             expected[concrete] = value
-    if match.rewrites or match.mask & {
-        "src",
-        "dst",
-        "ip.src",
-        "ip.dst",
-        "sport",
-        "dport",
-        "ttl",
-        "ip.ttl",
-    }:
+    if match.rewrites or ignored & _COVERED:
         ignored.update(_CHECKSUMS)  # they change with what they cover
     return expected, ignored
 

@@ -61,6 +61,7 @@ class Template:
     csum_at: int | None
     summary: str
     udp_checksum: bool = False  # a result of 0 must be sent as 0xffff (RFC 768)
+    csum_from: int = 0  # where the bytes the checksum covers begin (its 16-bit alignment)
 
     def probe(self, nonce: bytes | None = None) -> tuple[bytes, bytes]:
         """(frame bytes, nonce) for one probe; a fresh nonce unless one is given."""
@@ -70,11 +71,22 @@ class Template:
         if self.csum_at is not None:
             (old,) = struct.unpack_from("!H", self.data, self.csum_at)
             if old or not self.udp_checksum:  # IPv4 UDP checksum 0 means "none"
-                new = _adjust(old, _SLOT, nonce)
+                lo, hi = self._words()
+                new = _adjust(old, _pad(self.data[lo:hi]), _pad(bytes(frame[lo:hi])))
                 struct.pack_into(
                     "!H", frame, self.csum_at, new or (0xFFFF if self.udp_checksum else 0)
                 )
         return bytes(frame), nonce
+
+    def _words(self) -> tuple[int, int]:
+        """The nonce slot widened to whole 16-bit words of the checksummed bytes."""
+        lo = self.nonce_at - (self.nonce_at - self.csum_from) % 2
+        hi = self.nonce_at + NONCE_LEN
+        return lo, hi + (hi - self.csum_from) % 2
+
+
+def _pad(data: bytes) -> bytes:
+    return data + b"\0" if len(data) % 2 else data  # a checksum pads an odd tail with zero
 
 
 def _adjust(csum: int, old: bytes, new: bytes) -> int:
@@ -98,22 +110,24 @@ def from_scapy(packet: Any) -> Template:
         packet = packet / Raw(_SLOT)
         data = bytes(packet)
     at = data.find(_SLOT)
-    csum_at, is_udp = _checksum_offset(packet, data)
-    return Template(data, at, csum_at, packet.summary(), is_udp)
+    start, csum_at, is_udp = _checksum_offset(packet, data)
+    return Template(data, at, csum_at, packet.summary(), is_udp, start)
 
 
-def _checksum_offset(packet: Any, data: bytes) -> tuple[int | None, bool]:
-    """Offset of the L4 checksum (UDP, TCP, ICMP, ICMPv6) in `data`, if there is one."""
+def _checksum_offset(packet: Any, data: bytes) -> tuple[int, int | None, bool]:
+    """(start of the L4 header, offset of its checksum, is it UDP) for UDP, TCP, ICMP and
+    ICMPv6; (0, None, False) when no checksum covers the payload."""
     from scapy.layers.inet import ICMP, TCP, UDP
 
     for layer_type, field_at in ((UDP, 6), (TCP, 16), (ICMP, 2)):
         if packet.haslayer(layer_type):
             start = len(data) - len(bytes(packet[layer_type]))
-            return start + field_at, layer_type is UDP
+            return start, start + field_at, layer_type is UDP
     layer = _icmpv6(packet)
     if layer is not None:
-        return len(data) - len(bytes(layer)) + 2, False
-    return None, False
+        start = len(data) - len(bytes(layer))
+        return start, start + 2, False
+    return 0, None, False
 
 
 def _icmpv6(packet: Any) -> Any:

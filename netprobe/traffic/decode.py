@@ -83,10 +83,10 @@ def _l3(ethertype: int, body: bytes, fields: Fields) -> None:
                 "ip6.src": socket.inet_ntop(socket.AF_INET6, ip6.src),
                 "ip6.dst": socket.inet_ntop(socket.AF_INET6, ip6.dst),
                 "ip6.hlim": ip6.hlim,
-                "ip6.nh": ip6.nxt,
+                "ip6.nh": ip6.p,  # the protocol after any extension headers
             }
         )
-        _l4(ip6.nxt, ip6.data, fields)
+        _l4(ip6.p, ip6.data, fields)
     elif ethertype == 0x0806:
         a = dpkt.arp.ARP(body)
         fields.update(
@@ -133,9 +133,10 @@ def summary(fields: Fields) -> str:
         dst = f"{fields[v + '.dst']}" + (f".{dport}" if dport is not None else "")
         ttl = fields.get("ip.ttl", fields.get("ip6.hlim"))
         parts.append(f"{'IPv4' if v == 'ip' else 'IPv6'} {src} > {dst} {_proto(fields)} ttl {ttl}")
+    elif fields.get("arp.op") == 1:
+        parts.append(f"ARP who-has {fields['arp.tpa']} tell {fields['arp.spa']}")
     elif "arp.op" in fields:
-        verb = "who-has" if fields["arp.op"] == 1 else "is-at"
-        parts.append(f"ARP {verb} {fields['arp.tpa']} tell {fields['arp.spa']}")
+        parts.append(f"ARP reply {fields['arp.spa']} is-at {fields['arp.sha']}")
     else:
         parts.append(
             f"ethertype 0x{fields.get('eth.type', 0):04x} len {len(fields.get('payload', b''))}"

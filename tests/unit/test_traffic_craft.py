@@ -218,11 +218,6 @@ def test_from_scapy_appends_a_nonce_slot_when_the_packet_has_none() -> None:
     assert _rebuilt_by_scapy(frame) == frame
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: Template.probe's RFC 1624 update assumes the nonce slot is 16-bit aligned "
-    "within the checksummed data; from_scapy appends it after an odd-length payload",
-)
 @pytest.mark.parametrize("layer", ["UDP", "TCP"])
 def test_from_scapy_checksum_is_right_when_the_slot_lands_at_an_odd_offset(layer: str) -> None:
     from scapy.layers import inet
