@@ -9,6 +9,7 @@ from .errors import SetupError
 __all__ = ["cap_eff_has", "is_root", "require_root"]
 
 _CAP_NET_ADMIN = 12
+_CAP_SYS_ADMIN = 21
 
 
 def cap_eff_has(status: str, bit: int) -> bool:
@@ -20,17 +21,20 @@ def cap_eff_has(status: str, bit: int) -> bool:
 
 
 def is_root() -> bool:
-    """Effective CAP_NET_ADMIN, which is what building links needs (uid 0 may lack it)."""
+    """Effective CAP_NET_ADMIN (links, rules) and CAP_SYS_ADMIN (mounting and entering
+    namespaces): what building a topology needs. uid 0 in a container may lack either."""
     try:
         with open("/proc/self/status") as src:
-            return cap_eff_has(src.read(), _CAP_NET_ADMIN)
+            status = src.read()
     except OSError:
         return os.geteuid() == 0
+    return cap_eff_has(status, _CAP_NET_ADMIN) and cap_eff_has(status, _CAP_SYS_ADMIN)
 
 
 def require_root() -> None:
     if not is_root():
         raise SetupError(
-            "netprobe needs root (CAP_NET_ADMIN) to build namespaces, links and rulesets",
-            remedy="run it as root (sudo netprobe ...), or rootless inside `unshare -Urnm`",
+            "netprobe needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN) to build namespaces, "
+            "links and rulesets",
+            remedy="run it as root (sudo netprobe ...); in a container, add both capabilities",
         )

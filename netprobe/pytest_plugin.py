@@ -49,7 +49,7 @@ def lab() -> Iterator[Lab]:
     from .privilege import is_root
 
     if not is_root():
-        pytest.skip("netprobe needs root (CAP_NET_ADMIN) to build topologies")
+        pytest.skip("netprobe needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN) to build topologies")
     factory = Lab()
     try:
         yield factory
@@ -58,7 +58,9 @@ def lab() -> Iterator[Lab]:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "root: needs root (CAP_NET_ADMIN); skipped without it")
+    config.addinivalue_line(
+        "markers", "root: needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN); skipped without it"
+    )
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -66,4 +68,4 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         from .privilege import is_root
 
         if not is_root():
-            pytest.skip("needs root (CAP_NET_ADMIN)")
+            pytest.skip("needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN)")

@@ -47,6 +47,8 @@ def build(spec: Spec, *, persistent: bool = False) -> Topology:
     validate(spec)
     pid, start = owner.current_owner()
     runid = owner.persistent_runid(spec.name) if persistent else owner.new_runid()
+    foreign = _foreign_links(spec, runid)
+    _refuse_taken_names(foreign)
     record = owner.RunRecord(
         runid=runid,
         pid=pid,
@@ -56,14 +58,12 @@ def build(spec: Spec, *, persistent: bool = False) -> Topology:
         root=any(h.root for h in spec.hosts),
         spec_path=spec.source,
         namespaces={h.name: _namespace(h, runid) for h in spec.hosts},
+        foreign_links=foreign,
     )
     try:
         owner.register(record)  # before anything exists, so a killed run can be cleaned
     except FileExistsError:
-        raise SetupError(
-            f"a topology named {spec.name!r} is already up",
-            remedy=f"netprobe topo down {spec.name}",
-        ) from None
+        raise _taken(runid, spec.name) from None
     topo = Topology(spec, record)
     topo.guard_signals()
     try:
@@ -72,6 +72,60 @@ def build(spec: Spec, *, persistent: bool = False) -> Topology:
         topo.teardown()
         raise
     return topo
+
+
+def _foreign_links(spec: Spec, runid: str) -> dict[str, list[str]]:
+    """Kernel names of the links this run will create in namespaces it does not own: every
+    interface such a host lists, and veth ends that lead into it."""
+    names: dict[str, list[str]] = {}
+    for host in spec.hosts:
+        for iface in host.interfaces:
+            ends = [(host, iface.name)]
+            if isinstance(iface.kind, Veth):
+                ends.append((spec.host(iface.kind.peer_host), iface.kind.peer_ifname))
+            for end_host, name in ends:
+                if not end_host.owned:
+                    kname = owner.root_ifname(runid, name) if end_host.root else name
+                    listed = names.setdefault(_namespace(end_host, runid), [])
+                    if kname not in listed:
+                        listed.append(kname)
+    return names
+
+
+def _refuse_taken_names(foreign: dict[str, list[str]]) -> None:
+    """Before anything is made: no link to be created in a foreign namespace may exist
+    already, so that whatever bears one of these names later is netprobe's."""
+    for ns, names in foreign.items():
+        if ns and not netns.exists(ns):
+            raise TopologyError(
+                f"namespace {ns!r} to adopt does not exist (see `ip netns list`)", obj=ns
+            )
+        fd = netns.open_fd(ns) if ns else os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+        try:
+            with Rtnl(fd) as nl:
+                taken = sorted(set(names) & set(nl.link_states()))
+        finally:
+            os.close(fd)
+        if taken:
+            raise TopologyError(
+                f"{', '.join(taken)} already exist(s) in namespace "
+                f"{ns or '(root)'}: netprobe only adds links of its own there",
+                obj=taken[0],
+            )
+
+
+def _taken(runid: str, name: str) -> SetupError:
+    """Why run id `runid` is in use, and what to do about it."""
+    holder = next((r for r in owner.read_records() if r.runid == runid), None)
+    if holder is not None and not holder.persistent and not owner.is_alive(holder):
+        return SetupError(
+            f"a run of {holder.name!r} was killed while building and left its remains",
+            remedy=f"netprobe topo down {name}, or netprobe clean",
+        )
+    held = holder.name if holder is not None else name
+    return SetupError(
+        f"a topology named {held!r} is already up", remedy=f"netprobe topo down {held}"
+    )
 
 
 class _Builder:
@@ -159,16 +213,22 @@ class _Builder:
             )
             if not wanted
         ]
-        state = self.state(host.name)
-        with netns.entered(state.fd):
+        with netns.entered(self.state(host.name).fd):
             for path in (f"/proc/sys/net/ipv6/conf/{c}/{k}" for c in confs for k in keys):
-                if not os.path.exists(path):
-                    continue  # a kernel without IPv6
-                if not host.owned:
-                    with open(path) as src:
-                        state.saved_sysctls.append((path, src.read().strip()))
-                with open(path, "w") as out:
-                    out.write("0")
+                if os.path.exists(path):  # else a kernel without IPv6
+                    self._write_sysctl(host, path, "0")
+
+    def _write_sysctl(self, host: Host, path: str, value: str) -> None:
+        """Write a sysctl (this thread is in the host's namespace); remember the old value
+        first where the namespace is not netprobe's."""
+        if not host.owned:
+            with open(path) as src:
+                old = src.read().strip()
+            self.topo.note_undo(
+                {"ns": _namespace(host, self.topo.runid), "sysctl": path, "value": old}
+            )
+        with open(path, "w") as out:
+            out.write(value)
 
     # -- links ---------------------------------------------------------------------------
 
@@ -200,8 +260,13 @@ class _Builder:
 
     def _after_create(self, host: Host, iface: Interface, configured: bool) -> None:
         """Note a new link; `configured`: its master and up state were set at creation."""
-        if not host.owned:
-            self.state(host.name).made_links.append(self.kname(host.name, iface.name))
+        if not host.owned:  # tag it now: a kill must not leave it unrecognisable
+            tag = link_msg(
+                0,
+                IFLA_IFNAME=self.kname(host.name, iface.name),
+                IFLA_IFALIAS=owner.link_tag(self.topo.runid),
+            )
+            self.request(host.name, f"tagging {host.name}:{iface.name}", tag, RTM_NEWLINK)
         if not configured or not self._up_at_once(host, iface) or iface.learning is not None:
             self.pending_up.append((host.name, iface))
 
@@ -271,7 +336,6 @@ class _Builder:
             if iface.master:
                 attrs["IFLA_MASTER"] = self.index(host_name, iface.master)
             if not host.owned:
-                attrs["IFLA_IFALIAS"] = owner.link_tag(self.topo.runid)
                 self._quiet_ipv6(host, self.kname(host_name, iface.name))
             msg = link_msg(0, **attrs)  # found by name: no index lookup needed
             self.request(
@@ -318,11 +382,7 @@ class _Builder:
             path = "/proc/sys/" + (key if "/" in key else key.replace(".", "/"))
             try:
                 with netns.entered(state.fd):
-                    if not host.owned:
-                        with open(path) as src:
-                            state.saved_sysctls.append((path, src.read().strip()))
-                    with open(path, "w") as out:
-                        out.write(value)
+                    self._write_sysctl(host, path, value)
             except FileNotFoundError:
                 raise TopologyError(
                     f"sysctl {key} does not exist in {host.name}'s namespace "
@@ -337,15 +397,16 @@ class _Builder:
                 ) from exc
 
     def _routes(self, host: Host) -> None:
-        state = self.state(host.name)
         for route in host.routes:
             oif = self.index(host.name, route.dev) if route.dev else None
+            if not host.owned:
+                dev = self.kname(host.name, route.dev) if route.dev else None
+                entry = {"to": route.to, "via": route.via, "dev": dev, "metric": route.metric}
+                self.topo.note_undo({"ns": _namespace(host, self.topo.runid), "route": entry})
             msg = route_message(route, oif)
             self.request(
                 host.name, f"adding route to {route.to} in {host.name}", msg, RTM_NEWROUTE, CREATE
             )
-            if not host.owned:
-                state.added_routes.append(route_message(route, oif))
 
     def _firewall(self, host: Host) -> None:
         for rules in host.firewall:

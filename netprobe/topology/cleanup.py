@@ -7,13 +7,12 @@ Namespaces that look like netprobe's but have no record are reported, never touc
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
 from ..errors import TopologyError
 from ..privilege import require_root
-from . import netns, owner
-from .netlink import RTM_DELLINK, NetlinkError, Rtnl, link_msg
+from . import netns, owner, undo
+from .netlink import Rtnl
 
 __all__ = ["CleanReport", "clean", "down", "leftovers", "remove_run"]
 
@@ -60,7 +59,8 @@ def down(name: str) -> CleanReport:
     require_root()
     runid = owner.persistent_runid(name)
     for record in owner.read_records():
-        if record.runid == runid and record.persistent:
+        # a `topo up` killed while building left a record that is not persistent yet
+        if record.runid == runid and (record.persistent or not owner.is_alive(record)):
             report = CleanReport()
             remove_run(record, netns.list_names(), report)
             return report
@@ -68,12 +68,12 @@ def down(name: str) -> CleanReport:
 
 
 def remove_run(record: owner.RunRecord, names: list[str], report: CleanReport) -> None:
-    """Delete a run's namespaces and tagged links, then its record."""
-    tag = owner.link_tag(record.runid)
-    foreign: list[str | None] = [*record.adopted, *([None] if record.root else [])]
-    for ns in foreign:
-        if ns is None or netns.exists(ns):
-            report.removed_links += _remove_tagged_links(ns, tag)
+    """Undo a run's changes where it does not own the namespace, delete the namespaces it
+    owns, then its record."""
+    removed, problems = undo.revert(record)
+    report.removed_links += removed
+    if problems:
+        raise TopologyError(f"cleaning run {record.runid}: " + "; ".join(problems))
     prefix = owner.ns_prefix(record.runid)
     for name in names:
         if name.startswith(prefix):
@@ -81,24 +81,6 @@ def remove_run(record: owner.RunRecord, names: list[str], report: CleanReport) -
             report.removed_namespaces.append(name)
     owner.unregister(record.runid)
     report.removed_runs.append(record.runid)
-
-
-def _remove_tagged_links(ns: str | None, tag: str) -> list[str]:
-    fd = netns.open_fd(ns) if ns else os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-    removed = []
-    try:
-        with Rtnl(fd) as nl:
-            for name, link in nl.links().items():
-                if link.get_attr("IFLA_IFALIAS") == tag:
-                    try:
-                        nl.request(link_msg(link["index"]), RTM_DELLINK)
-                        removed.append(f"{ns or 'root'}:{name}")
-                    except NetlinkError as exc:
-                        if exc.code != 19:  # a veth peer removed with its other end
-                            raise
-    finally:
-        os.close(fd)
-    return removed
 
 
 def leftovers() -> list[str]:

@@ -7,6 +7,7 @@ import socket
 from dataclasses import dataclass
 
 from ..errors import TopologyError
+from ..privilege import require_root
 from . import netns, owner
 from .netlink import RTM_GETADDR, RTM_GETROUTE, Rtnl
 
@@ -37,6 +38,7 @@ class HostView:
 
 def describe_topology(name: str) -> list[HostView]:
     """Views of every host of the topology `name` (a persistent one, or a run id)."""
+    require_root()
     for record in owner.read_records():
         if name in (record.runid, record.name, owner.persistent_runid(name)) and (
             record.persistent or record.runid == name
@@ -50,9 +52,19 @@ def describe_topology(name: str) -> list[HostView]:
 
 
 def describe(host: str, ns: str) -> HostView:
-    fd = netns.open_fd(ns)
     try:
-        with Rtnl(fd) as nl:
+        fd = netns.open_fd(ns)
+    except OSError as exc:
+        raise TopologyError(f"cannot open {host}'s namespace {ns}: {exc.strerror}") from None
+    try:
+        try:
+            nl = Rtnl(fd)
+        except OSError as exc:  # e.g. the empty placeholder of a run killed mid-creation
+            raise TopologyError(
+                f"cannot enter {host}'s namespace {ns}: {exc.strerror} "
+                "(a run killed while building? `netprobe clean`)"
+            ) from None
+        with nl:
             links = nl.links()
             names = {link["index"]: n for n, link in links.items()}
             addrs: dict[int, list[str]] = {}

@@ -8,15 +8,16 @@ import signal
 import subprocess
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from types import FrameType, TracebackType
 from typing import Any
 
 from ..errors import SetupError, TopologyError
 from . import netns, owner
-from .netlink import RTM_DELLINK, RTM_DELROUTE, NetlinkError, Rtnl, link_msg
+from .netlink import Rtnl
 from .spec import Host, Spec
 from .tap import make_persistent
+from .undo import revert
 
 __all__ = ["HostState", "RunResult", "Topology"]
 
@@ -42,9 +43,6 @@ class HostState:
     ns: str | None  # name under /run/netns; None for the root namespace
     fd: int
     nl: Rtnl
-    made_links: list[str] = field(default_factory=list)  # kernel names, non-owned hosts only
-    added_routes: list[Any] = field(default_factory=list)  # to delete, adopted hosts only
-    saved_sysctls: list[tuple[str, str]] = field(default_factory=list)  # (path, old value)
 
 
 class Topology:
@@ -56,7 +54,6 @@ class Topology:
         self.hosts: dict[str, HostState] = {}
         self.taps: dict[tuple[str, str], int] = {}
         self._torn_down = False
-        self._old_sigterm: Any = None
         self._cleanups: list[Callable[[], None]] = []
         _live.append(self)
 
@@ -121,6 +118,12 @@ class Topology:
         mac: str = link.get_attr("IFLA_ADDRESS")
         return mac
 
+    def note_undo(self, entry: dict[str, Any]) -> None:
+        """Record how to undo a change in a namespace netprobe does not own, before it is
+        made, so that even a killed run can be put right by `netprobe clean`."""
+        self.record.undo.append(entry)
+        owner.update(self.record)
+
     def fd_of(self, host: str) -> int:
         """A descriptor of `host`'s namespace (for setns), valid while the topology lives."""
         return self._host(host).fd
@@ -153,9 +156,8 @@ class Topology:
                 raise  # otherwise the original failure matters more
 
     def guard_signals(self) -> None:
-        """Turn SIGTERM into SystemExit while the topology lives, so teardown runs."""
-        if _in_main_thread() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-            self._old_sigterm = signal.signal(signal.SIGTERM, _exit_on_signal)
+        """Turn SIGTERM into SystemExit while any topology lives, so teardown runs."""
+        _sigterm.arm()
 
     def keep(self) -> None:
         """Leave the topology up after this process ends (`netprobe topo up`)."""
@@ -164,9 +166,9 @@ class Topology:
         self.record = replace(self.record, persistent=True)
         owner.update(self.record)
         self._release()
-        self._restore_sigterm()
         self._torn_down = True
         _live.remove(self)
+        _sigterm.disarm_if_idle()
 
     def teardown(self) -> None:
         """Remove everything this topology made, in reverse order. Safe to call twice."""
@@ -181,9 +183,8 @@ class Topology:
                     self._cleanups.pop()()
                 except Exception as exc:  # a layer above failing must not stop teardown
                     problems.append(f"cleanup {exc!r}")
-            for state in reversed(list(self.hosts.values())):
-                if not state.spec.owned:
-                    problems += _undo_in_foreign(state)
+            _removed, undo_problems = revert(self.record)
+            problems += undo_problems
             self._release()
             # By prefix, not by self.hosts: a build may die between creating a namespace
             # and recording it.
@@ -192,7 +193,7 @@ class Topology:
                 if name.startswith(prefix):
                     netns.delete(name)
             owner.unregister(self.runid)
-        self._restore_sigterm()
+        _sigterm.disarm_if_idle()
         if problems:
             raise TopologyError("teardown was incomplete:\n  " + "\n  ".join(problems))
 
@@ -204,13 +205,32 @@ class Topology:
             state.nl.close()
             os.close(state.fd)
 
-    def _restore_sigterm(self) -> None:
-        if self._old_sigterm is not None:
-            signal.signal(signal.SIGTERM, self._old_sigterm)
-            self._old_sigterm = None
-
 
 _live: list[Topology] = []
+
+
+class _SigtermGuard:
+    """One SIGTERM handler for all live topologies: installed with the first (unless the
+    program has its own), restored when the last one is gone."""
+
+    def __init__(self) -> None:
+        self.previous: Any = None
+        self.armed = False
+
+    def arm(self) -> None:
+        if self.armed or not _in_main_thread():
+            return
+        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            self.previous = signal.signal(signal.SIGTERM, _exit_on_signal)
+            self.armed = True
+
+    def disarm_if_idle(self) -> None:
+        if self.armed and not _live and _in_main_thread():
+            signal.signal(signal.SIGTERM, self.previous)
+            self.armed = False
+
+
+_sigterm = _SigtermGuard()
 
 
 @atexit.register
@@ -221,30 +241,6 @@ def _teardown_leftovers() -> None:
             topo.teardown()
         except TopologyError as exc:
             print(f"netprobe: {exc}", file=__import__("sys").stderr)
-
-
-def _undo_in_foreign(state: HostState) -> list[str]:
-    """In a namespace netprobe does not own, remove exactly what it added."""
-    problems = []
-    for msg in reversed(state.added_routes):
-        try:
-            state.nl.request(msg, RTM_DELROUTE)
-        except NetlinkError as exc:
-            if exc.code not in (2, 3, 19):  # gone with its link already
-                problems.append(f"route in {state.spec.name}: {exc}")
-    for path, value in reversed(state.saved_sysctls):
-        try:
-            with netns.entered(state.fd), open(path, "w") as out:
-                out.write(value)
-        except OSError as exc:
-            problems.append(f"restoring {path} in {state.spec.name}: {exc}")
-    for name in reversed(state.made_links):
-        try:
-            state.nl.request(link_msg(0, IFLA_IFNAME=name), RTM_DELLINK)
-        except NetlinkError as exc:
-            if exc.code != 19:  # ENODEV: a veth whose peer went first
-                problems.append(f"link {name} in {state.spec.name}: {exc}")
-    return problems
 
 
 def _in_main_thread() -> bool:

@@ -22,10 +22,14 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 __all__ = [
+    "NS_PREFIX",
+    "ROOT_IF_PREFIX_LEN",
     "RUN_DIR",
     "RunRecord",
+    "current_owner",
     "is_alive",
     "link_tag",
     "new_runid",
@@ -37,6 +41,7 @@ __all__ = [
     "root_ifname",
     "scratch_run",
     "unregister",
+    "update",
 ]
 
 RUN_DIR = "/run/netprobe"
@@ -57,6 +62,10 @@ class RunRecord:
     root: bool = False
     spec_path: str | None = None
     namespaces: dict[str, str] = field(default_factory=dict)  # host → netns ("" = root)
+    # In namespaces the run does not own ("" = root): links it creates, and how to undo
+    # its other changes there (see undo.py). Written before each change is made.
+    foreign_links: dict[str, list[str]] = field(default_factory=dict)
+    undo: list[dict[str, Any]] = field(default_factory=list)
     created: float = field(default_factory=time.time)
 
 
@@ -162,6 +171,8 @@ def read_records() -> list[RunRecord]:
                 continue
             raw["adopted"] = tuple(raw.get("adopted", ()))
             raw["namespaces"] = dict(raw.get("namespaces", {}))
+            raw["foreign_links"] = dict(raw.get("foreign_links", {}))
+            raw["undo"] = list(raw.get("undo", []))
             records.append(RunRecord(**raw))
         except (OSError, ValueError, TypeError, AttributeError):
             continue  # being written, or not ours: never act on what we cannot read

@@ -135,6 +135,7 @@ class Bond:
 
 
 Kind = Veth | Bridge | Tap | Macvlan | Vlan | Bond
+_KINDS = (Veth, Bridge, Tap, Macvlan, Vlan, Bond)
 
 
 def _is_number(value: object) -> bool:
@@ -177,6 +178,13 @@ class Interface:
             raise SpecError("learning must be true or false")
         if self.mac is not None and not _is_mac(self.mac):
             raise SpecError(f"bad MAC address {self.mac!r}")
+        if self.mac is not None and int(self.mac[:2], 16) & 1:
+            raise SpecError(f"MAC address {self.mac} is a multicast address")
+        if self.kind is not None and not isinstance(self.kind, _KINDS):
+            raise SpecError(
+                f"interface type must be Veth, Bridge, Tap, Macvlan, Vlan or Bond, "
+                f"not {self.kind!r}"
+            )
 
 
 def _is_mac(value: object) -> bool:
@@ -214,19 +222,24 @@ class Route:
                 ipaddress.ip_address(self.via)
             except ValueError:
                 raise SpecError(f"bad gateway address {self.via!r}") from None
-        if self.metric is not None and (not isinstance(self.metric, int) or self.metric < 0):
+        if self.metric is not None and (
+            not isinstance(self.metric, int) or isinstance(self.metric, bool) or self.metric < 0
+        ):
             raise SpecError("route metric must be a non-negative integer")
+        if self.via is not None and ipaddress.ip_address(self.via).version != self.family:
+            raise SpecError(
+                f"route to {self.to} via {self.via}: the gateway's address family "
+                "differs from the destination's"
+            )
 
     @property
     def family(self) -> int:
-        """4 or 6, from the destination or else the gateway."""
+        """4 or 6: default6 and IPv6 networks are 6; "default" follows its gateway."""
         if self.to == "default6":
             return 6
         if self.to != "default":
             return ipaddress.ip_network(self.to, strict=False).version
-        if self.via is not None:
-            return ipaddress.ip_address(self.via).version
-        return 4
+        return ipaddress.ip_address(self.via).version if self.via is not None else 4
 
 
 @dataclass(frozen=True)
@@ -256,9 +269,11 @@ class Host:
     ipv6_router_solicitation: bool = False
 
     def __post_init__(self) -> None:
-        _set(self, "interfaces", _tuple(self.interfaces, "interfaces"))
-        _set(self, "routes", _tuple(self.routes, "routes"))
-        _set(self, "firewall", _tuple(self.firewall, "firewall"))
+        for name, cls in (("interfaces", Interface), ("routes", Route), ("firewall", Firewall)):
+            items = _tuple(getattr(self, name), name)
+            if not all(isinstance(item, cls) for item in items):
+                raise SpecError(f"{name} of host {self.name!r} must be {cls.__name__} objects")
+            _set(self, name, items)
         sysctls: Any = self.sysctls
         pairs = sysctls.items() if isinstance(sysctls, Mapping) else _tuple(sysctls, "sysctls")
         _set(self, "sysctls", tuple((str(k), _sysctl_value(v)) for k, v in pairs))
@@ -289,7 +304,10 @@ class Spec:
     source: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
-        _set(self, "hosts", _tuple(self.hosts, "hosts"))
+        hosts = _tuple(self.hosts, "hosts")
+        if not all(isinstance(host, Host) for host in hosts):
+            raise SpecError("hosts must be Host objects")
+        _set(self, "hosts", hosts)
 
     def host(self, name: str) -> Host:
         for host in self.hosts:

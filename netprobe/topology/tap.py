@@ -14,6 +14,7 @@ _TUNSETIFF = 0x400454CA
 _TUNSETPERSIST = 0x400454CB
 _IFF_TAP = 0x0002
 _IFF_NO_PI = 0x1000
+_IFF_TUN_EXCL = 0x8000  # fail if the device exists: never take over someone else's TAP
 
 
 def open_tap(ns_fd: int, name: str) -> int:
@@ -25,7 +26,11 @@ def open_tap(ns_fd: int, name: str) -> int:
     with netns.entered(ns_fd):
         fd = os.open("/dev/net/tun", os.O_RDWR | os.O_CLOEXEC)
     try:
-        fcntl.ioctl(fd, _TUNSETIFF, struct.pack("16sH", name.encode(), _IFF_TAP | _IFF_NO_PI))
+        fcntl.ioctl(
+            fd,
+            _TUNSETIFF,
+            struct.pack("16sH", name.encode(), _IFF_TAP | _IFF_NO_PI | _IFF_TUN_EXCL),
+        )
     except OSError:
         os.close(fd)
         raise

@@ -18,7 +18,8 @@ __all__ = ["IFNAMSIZ", "validate"]
 
 IFNAMSIZ = 15  # usable characters of an interface name (16 with the NUL)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_SYSCTL = re.compile(r"^net\.[A-Za-z0-9_.\-/]+$")
+# net.ipv4.ip_forward, or with slashes when a name holds dots: net/ipv4/conf/eth0.10/rp_filter
+_SYSCTL = re.compile(r"^net[./][A-Za-z0-9_.\-/]+$")
 
 
 def _fail(message: str, *path: str) -> SpecError:
@@ -36,6 +37,9 @@ def validate(spec: Spec) -> Spec:
     for name, count in Counter(h.name for h in spec.hosts).items():
         if count > 1:
             raise _fail(f"host {name!r} is defined {count} times", name)
+    for ns, count in Counter(h.adopt for h in spec.hosts if h.adopt).items():
+        if count > 1:
+            raise SpecError(f"namespace {ns!r} is adopted by {count} hosts", path=("hosts",))
     if sum(h.root for h in spec.hosts) > 1:
         raise SpecError("only one host may be the root namespace", path=("hosts",))
     for host in spec.hosts:
@@ -131,11 +135,17 @@ def _check_interface(host: Host, iface: Interface) -> None:
             f"digits, '_', '-', '.'{extra}",
             *path,
         )
-    if iface.name == "lo":
-        raise _fail("'lo' exists in every namespace already", *path)
+    if iface.name in ("lo", "all", "default"):
+        raise _fail(
+            f"{iface.name!r} is reserved (lo exists already; all and default name "
+            "sysctl directories)",
+            *path,
+        )
     kind = iface.kind
     if isinstance(kind, (Macvlan, Vlan)):
         parent = host.interface(kind.parent)
+        if kind.parent == iface.name:
+            raise _fail(f"{iface.name!r} cannot be its own parent", *path)
         if parent is None:
             raise _fail(
                 f"parent {kind.parent!r} of {iface.name!r} is not an interface of {host.name!r}",

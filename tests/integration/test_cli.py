@@ -93,16 +93,24 @@ def test_missing_file_and_unknown_topology_are_exit_2() -> None:
 
 
 @pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv (util-linux)")
-def test_without_cap_net_admin_one_clear_message() -> None:
-    drop = ["setpriv", "--inh-caps=-net_admin", "--bounding-set=-net_admin"]
+def test_without_cap_net_admin_or_cap_sys_admin_one_clear_message() -> None:
     code = "from netprobe.cli import main; main()"
-    for argv in (["topo", "up", str(EXAMPLES / "redblue.yaml")], ["clean"]):
-        proc = subprocess.run(
-            [*drop, sys.executable, "-c", code, *argv], capture_output=True, text=True, check=False
-        )
-        assert proc.returncode == 2, proc.stderr
-        assert "needs root (CAP_NET_ADMIN)" in proc.stderr
-        assert "Traceback" not in proc.stderr
+    for cap in ("net_admin", "sys_admin"):  # a container often has only CAP_NET_ADMIN
+        drop = ["setpriv", f"--inh-caps=-{cap}", f"--bounding-set=-{cap}"]
+        for argv in (
+            ["topo", "up", str(EXAMPLES / "redblue.yaml")],
+            ["clean"],
+            ["topo", "show", "anything"],
+        ):
+            proc = subprocess.run(
+                [*drop, sys.executable, "-c", code, *argv],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            assert proc.returncode == 2, proc.stderr
+            assert "needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN)" in proc.stderr
+            assert "Traceback" not in proc.stderr
 
 
 def test_doctor_reports_every_feature_and_tool() -> None:

@@ -214,12 +214,50 @@ def test_clean_spares_live_runs_foreign_namespaces_and_persistent_topologies(
                 lookalike,
                 foreign_ns,
             } <= set(names)
-            report = netprobe.clean(all=True)
-            assert "np_persist_test" in report.removed_runs
-            assert "np-np_persist_test-keep-p" not in netns.list_names()
+            report = netprobe.topology.down("np_persist_test")
+            assert report.removed_namespaces == ["np-np_persist_test-keep-p"]
             assert live.namespace("keep-a") in netns.list_names()
     finally:
         subprocess.run(["ip", "netns", "del", lookalike], check=False)
+
+
+_ALL = """
+import netprobe
+from netprobe import Host, Spec
+netprobe.build(Spec("np_all_test", hosts=[Host("x")]), persistent=True).keep()
+with netprobe.build(Spec("np_live_test", hosts=[Host("y")])) as live:
+    report = netprobe.clean(all=True)
+    assert report.removed_runs == ["np_all_test"], report
+    assert report.kept_live == [live.runid], report
+print("ok")
+"""
+
+
+def test_clean_all_also_removes_persistent_topologies() -> None:
+    # In a private mount namespace with its own /run/netns and /run/netprobe, so that
+    # `clean --all` sees only this test's topologies, never a user's.
+    script = (
+        "mkdir -p /run/netns /run/netprobe && mount -t tmpfs np /run/netns && "
+        'mount -t tmpfs np /run/netprobe && exec "$0" -c "$1"'
+    )
+    proc = subprocess.run(
+        [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            script,
+            sys.executable,
+            _ALL,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
 
 
 def test_root_attachment_is_prefixed_tagged_and_removed() -> None:
@@ -237,3 +275,131 @@ def test_root_attachment_is_prefixed_tagged_and_removed() -> None:
         assert link[0]["ifalias"] == f"netprobe:{topo.runid}"
         assert topo.run("ra", ["ip", "link", "show", "eth0"]).ok
     assert name not in _machine_state()["root links"]  # type: ignore[operator]
+
+
+def test_an_existing_tap_in_an_adopted_namespace_is_never_taken_over(foreign_ns: str) -> None:
+    subprocess.run(["ip", "-n", foreign_ns, "tuntap", "add", "tap0", "mode", "tap"], check=True)
+    spec = Spec(
+        "taptake",
+        hosts=[Host("ext", adopt=foreign_ns, interfaces=[Interface("tap0", netprobe.Tap())])],
+    )
+    with pytest.raises(netprobe.TopologyError, match="tap0 already exist"):
+        netprobe.build(spec)
+    links = subprocess.run(
+        ["ip", "-n", foreign_ns, "-j", "link"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "tap0" in [link["ifname"] for link in json.loads(links)]  # still the user's
+
+
+def test_sigkill_while_building_in_an_adopted_namespace_then_clean(
+    tmp_path: Path, foreign_ns: str
+) -> None:
+    lines = [
+        "name: adoptkill",
+        "hosts:",
+        "  inner:",
+        "  ext:",
+        f"    adopt: {foreign_ns}",
+        "    interfaces:",
+    ]
+    lines += [f"      v{i}: {{veth: inner:e{i}}}" for i in range(150)]
+    spec = tmp_path / "adoptkill.yaml"
+    spec.write_text("\n".join(lines) + "\n")
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, str(spec)], stdout=subprocess.PIPE, text=True
+    )
+
+    def made() -> int:
+        out = subprocess.run(
+            ["ip", "-n", foreign_ns, "-j", "link"], capture_output=True, text=True, check=False
+        ).stdout
+        return len(json.loads(out or "[]")) - 1
+
+    deadline = time.monotonic() + 30
+    while made() < 20 and time.monotonic() < deadline:
+        time.sleep(0.002)
+    child.kill()
+    child.wait()
+    assert 20 <= made() < 150, "the run was not caught in the middle of building"
+    netprobe.clean()
+    assert made() == 0
+    assert foreign_ns in netns.list_names()
+
+
+def test_topo_down_and_clean_undo_changes_in_an_adopted_namespace(foreign_ns: str) -> None:
+    def forwarding() -> str:
+        return subprocess.run(
+            ["ip", "netns", "exec", foreign_ns, "sysctl", "-n", "net.ipv4.ip_forward"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+
+    before = forwarding()
+    spec = Spec(
+        "np_undo_test",
+        hosts=[
+            Host(
+                "ext",
+                adopt=foreign_ns,
+                sysctls={"net.ipv4.ip_forward": 1},
+                interfaces=[Interface("u0", Veth("in:eth0"), addresses=["10.68.0.1/24"])],
+                routes=[Route("10.69.0.0/16", via="10.68.0.2")],
+            ),
+            Host("in", interfaces=[Interface("eth0", addresses=["10.68.0.2/24"])]),
+        ],
+    )
+    netprobe.build(spec, persistent=True).keep()
+    assert forwarding() == "1"
+    netprobe.topology.down("np_undo_test")
+    assert forwarding() == before
+    routes = subprocess.run(
+        ["ip", "-n", foreign_ns, "route"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "10.69.0.0" not in routes and "u0" not in routes
+
+
+_TWO = """
+import time, netprobe
+from netprobe import Host, Spec
+a = netprobe.build(Spec("sig-one", hosts=[Host("sigone")]))
+b = netprobe.build(Spec("sig-two", hosts=[Host("sigtwo")]))
+a.teardown()
+print("ready", b.runid, flush=True)
+time.sleep(60)
+"""
+
+
+def test_sigterm_still_tears_down_after_another_topology_went() -> None:
+    child = subprocess.Popen([sys.executable, "-c", _TWO], stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    runid = child.stdout.readline().split()[1]
+    child.terminate()
+    assert child.wait(timeout=30) == 128 + signal.SIGTERM
+    assert not [n for n in netns.list_names() if n.startswith(owner.ns_prefix(runid))]
+
+
+def test_topo_down_removes_a_topo_up_killed_while_building(tmp_path: Path) -> None:
+    spec = (
+        _star_yaml(tmp_path / "star.yaml", 120)
+        .read_text()
+        .replace("name: star", "name: np_killed_up")
+    )
+    (tmp_path / "killed.yaml").write_text(spec)
+    code = "from netprobe.cli import main; main()"
+    child = subprocess.Popen(
+        [sys.executable, "-c", code, "topo", "up", str(tmp_path / "killed.yaml")],
+        stdout=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while (
+        time.monotonic() < deadline
+        and len([n for n in netns.list_names() if n.startswith("np-np_killed_up-")]) < 5
+    ):
+        time.sleep(0.002)
+    child.kill()
+    child.wait()
+    with pytest.raises(netprobe.SetupError, match="killed while building"):
+        netprobe.build(netprobe.load(tmp_path / "killed.yaml"), persistent=True)
+    netprobe.topology.down("np_killed_up")
+    assert not [n for n in netns.list_names() if n.startswith("np-np_killed_up-")]

@@ -50,89 +50,132 @@ def router() -> Iterator[netprobe.Topology]:
 
 
 def _forward_rule(topo: netprobe.Topology, rule: str) -> None:
-    ruleset = ("table inet np_test {\n chain forward {\n"
-               f"  type filter hook forward priority 0;\n  {rule}\n }}\n}}\n")
+    ruleset = (
+        "table inet np_test {\n chain forward {\n"
+        f"  type filter hook forward priority 0;\n  {rule}\n }}\n}}\n"
+    )
     topo.run("router", ["nft", "-f", "-"], input=ruleset, check=True)
 
 
 def _left_to_right(topo: netprobe.Topology, dport: int) -> netprobe.traffic.Template:
-    return udp(topo.mac("left", "eth0"), topo.mac("router", "eth0"), "10.1.0.10",
-               "10.2.0.10", dport=dport)
+    return udp(
+        topo.mac("left", "eth0"), topo.mac("router", "eth0"), "10.1.0.10", "10.2.0.10", dport=dport
+    )
 
 
 def test_a_delivered_probe_passes_with_its_copy_as_evidence(redblue: netprobe.Topology) -> None:
-    outcome = expect(redblue, udp(RED, BLUE, "10.0.0.1", "10.0.0.2"), "red:eth0",
-                     at("blue:eth0"))
+    outcome = expect(redblue, udp(RED, BLUE, "10.0.0.1", "10.0.0.2"), "red:eth0", at("blue:eth0"))
     assert outcome.verdict is Verdict.PASS, outcome.evidence()
     (copy,) = outcome.reports["blue:eth0"].copies
     assert not copy.diffs and find_nonce(copy.frame.data) is not None
     assert "probe 1 matches" in outcome.evidence()
 
 
-def test_a_probe_dropped_by_nft_is_proven_absent_by_a_barrier(router: netprobe.Topology
-                                                               ) -> None:
+def test_a_probe_dropped_by_nft_is_proven_absent_by_a_barrier(router: netprobe.Topology) -> None:
     _forward_rule(router, "udp dport 7777 drop")
     barrier = Barrier(_left_to_right(router, 7778))
-    outcome = expect(router, _left_to_right(router, 7777), "left:eth0",
-                     nowhere(among=["right:eth0"]), barrier=barrier)
+    outcome = expect(
+        router,
+        _left_to_right(router, 7777),
+        "left:eth0",
+        nowhere(among=["right:eth0"]),
+        barrier=barrier,
+    )
     assert outcome.verdict is Verdict.PASS, outcome.evidence()
     assert outcome.decided_by == "barrier" and outcome.elapsed < 0.5
     assert outcome.reports["right:eth0"].barrier_seen
     # the same expectation on a probe the rule lets through fails, naming the port
-    leaked = expect(router, _left_to_right(router, 7779), "left:eth0",
-                    nowhere(among=["right:eth0"]), barrier=barrier)
+    leaked = expect(
+        router,
+        _left_to_right(router, 7779),
+        "left:eth0",
+        nowhere(among=["right:eth0"]),
+        barrier=barrier,
+    )
     assert leaked.verdict is Verdict.FAIL
     assert "probe 1 reached right:eth0, where it must not" in leaked.evidence()
 
 
 def test_a_barrier_that_cannot_arrive_makes_the_verdict_inconclusive(
-        router: netprobe.Topology) -> None:
+    router: netprobe.Topology,
+) -> None:
     # the automatic barrier is an L2 broadcast: it cannot cross the router
-    outcome = expect(router, _left_to_right(router, 7777), "left:eth0",
-                     nowhere(among=["right:eth0"]), timeout=0.2)
+    outcome = expect(
+        router,
+        _left_to_right(router, 7777),
+        "left:eth0",
+        nowhere(among=["right:eth0"]),
+        timeout=0.2,
+    )
     assert outcome.verdict is Verdict.FAIL  # nothing drops it here: it did arrive
     router.run("router", ["sysctl", "-w", "net.ipv4.ip_forward=0"], check=True)
-    outcome = expect(router, _left_to_right(router, 7777), "left:eth0",
-                     nowhere(among=["right:eth0"]), timeout=0.2)
+    outcome = expect(
+        router,
+        _left_to_right(router, 7777),
+        "left:eth0",
+        nowhere(among=["right:eth0"]),
+        timeout=0.2,
+    )
     assert outcome.verdict is Verdict.INCONCLUSIVE
     assert "barrier never reached right:eth0" in outcome.reason
 
 
 def test_without_a_barrier_a_bounded_quiet_period_decides_and_says_so(
-        router: netprobe.Topology) -> None:
+    router: netprobe.Topology,
+) -> None:
     router.run("router", ["sysctl", "-w", "net.ipv4.ip_forward=0"], check=True)
-    outcome = expect(router, _left_to_right(router, 7777), "left:eth0",
-                     nowhere(among=["right:eth0"]), barrier=None, quiet=0.03)
+    outcome = expect(
+        router,
+        _left_to_right(router, 7777),
+        "left:eth0",
+        nowhere(among=["right:eth0"]),
+        barrier=None,
+        quiet=0.03,
+    )
     assert outcome.verdict is Verdict.PASS
     assert "quiet period of 30 ms" in outcome.evidence()
 
 
 def test_flooding_reaches_exactly_the_other_ports() -> None:
-    hosts = [Host(h, interfaces=[Interface("eth0", Veth(f"sw:{h}"), mac=f"02:00:00:00:0f:0{i}")])
-             for i, h in enumerate(("fa", "fb", "fc"), start=1)]
-    sw = Host("sw", interfaces=[Interface("br0", Bridge()),
-                                *(Interface(h.name, master="br0") for h in hosts)])
+    hosts = [
+        Host(h, interfaces=[Interface("eth0", Veth(f"sw:{h}"), mac=f"02:00:00:00:0f:0{i}")])
+        for i, h in enumerate(("fa", "fb", "fc"), start=1)
+    ]
+    sw = Host(
+        "sw",
+        interfaces=[Interface("br0", Bridge()), *(Interface(h.name, master="br0") for h in hosts)],
+    )
     with netprobe.build(Spec("flood", hosts=[*hosts, sw])) as topo:
         a, b = "02:00:00:00:0f:01", "02:00:00:00:0f:02"
         everyone = ["fa:eth0", "fb:eth0", "fc:eth0"]
-        broadcast = expect(topo, ethernet(a, "ff:ff:ff:ff:ff:ff"), "fa:eth0",
-                           at_exactly(["fb:eth0", "fc:eth0"], among=everyone))
+        broadcast = expect(
+            topo,
+            ethernet(a, "ff:ff:ff:ff:ff:ff"),
+            "fa:eth0",
+            at_exactly(["fb:eth0", "fc:eth0"], among=everyone),
+        )
         assert broadcast.verdict is Verdict.PASS, broadcast.evidence()
-        unknown = expect(topo, ethernet(a, "02:00:00:00:0f:99"), "fa:eth0",
-                         at_exactly(["fb:eth0", "fc:eth0"]))
+        unknown = expect(
+            topo, ethernet(a, "02:00:00:00:0f:99"), "fa:eth0", at_exactly(["fb:eth0", "fc:eth0"])
+        )
         assert unknown.verdict is Verdict.PASS, unknown.evidence()
         expect(topo, ethernet(b, a), "fb:eth0", at("fa:eth0")).assert_passed()  # b learned
         known = expect(topo, ethernet(a, b), "fa:eth0", at_exactly(["fb:eth0"]))
         assert known.verdict is Verdict.PASS, known.evidence()
-        wrong = expect(topo, ethernet(a, "ff:ff:ff:ff:ff:ff"), "fa:eth0",
-                       at_exactly(["fb:eth0"]))
+        wrong = expect(topo, ethernet(a, "ff:ff:ff:ff:ff:ff"), "fa:eth0", at_exactly(["fb:eth0"]))
         assert wrong.verdict is Verdict.FAIL and "reached fc:eth0" in wrong.reason
 
 
 def test_a_natted_probe_is_recognised_by_its_nonce_and_its_rewrite_checked() -> None:
     with netprobe.build(netprobe.load(EXAMPLES / "nat-gateway.yaml")) as topo:
-        probe = udp("02:10:10:10:00:65", topo.mac("pve", "vmbr1"), "10.10.10.101",
-                    "203.0.113.1", sport=41000, dport=5353)
+        probe = udp(
+            "02:10:10:10:00:65",
+            topo.mac("pve", "vmbr1"),
+            "10.10.10.101",
+            "203.0.113.1",
+            sport=41000,
+            dport=5353,
+        )
         snat = ROUTED.rewriting(src="203.0.113.10").masking("sport")
         outcome = expect(topo, probe, "vm1:eth0", at("internet:eth0"), match=snat, count=3)
         assert outcome.verdict is Verdict.PASS, outcome.evidence()
@@ -147,25 +190,35 @@ def test_a_natted_probe_is_recognised_by_its_nonce_and_its_rewrite_checked() -> 
 def test_established_flow_and_first_packet_are_judged_one_by_one() -> None:
     with netprobe.build(netprobe.load(EXAMPLES / "router.yaml")) as topo:
         _forward_rule(topo, "udp dport 6000 ct original packets > 1 drop")  # the flow's 2nd+
-        outcome = expect(topo, _left_to_right(topo, 6000), "left:eth0", at("right:eth0"),
-                         match=ROUTED, count=3, timeout=0.3)
+        outcome = expect(
+            topo,
+            _left_to_right(topo, 6000),
+            "left:eth0",
+            at("right:eth0"),
+            match=ROUTED,
+            count=3,
+            timeout=0.3,
+        )
         assert outcome.verdict is Verdict.FAIL
         assert outcome.reason == "probe 2 never reached right:eth0"
         assert [c.index for c in outcome.reports["right:eth0"].copies] == [0]
 
 
 @pytest.mark.parametrize("vlan", [10, (100, 10)])
-def test_vlan_tags_survive_a_veth_and_a_plain_bridge(redblue: netprobe.Topology,
-                                                      vlan: int | tuple[int, int]) -> None:
+def test_vlan_tags_survive_a_veth_and_a_plain_bridge(
+    redblue: netprobe.Topology, vlan: int | tuple[int, int]
+) -> None:
     tags = (vlan,) if isinstance(vlan, int) else vlan
-    outcome = expect(redblue, udp(RED, BLUE, "10.0.0.1", "10.0.0.2", vlan=vlan), "red:eth0",
-                     at("blue:eth0"))
+    outcome = expect(
+        redblue, udp(RED, BLUE, "10.0.0.1", "10.0.0.2", vlan=vlan), "red:eth0", at("blue:eth0")
+    )
     assert outcome.verdict is Verdict.PASS, outcome.evidence()
     seen = decode(outcome.reports["blue:eth0"].copies[0].frame.data)
     assert tuple(vid for _, vid in seen["vlan"]) == tags
     assert seen["vlan"][0][0] == (0x8100 if len(tags) == 1 else 0x88A8)
-    on_port = expect(redblue, udp(RED, BLUE, "10.0.0.1", "10.0.0.2", vlan=vlan), "red:eth0",
-                     at("switch:red"))  # the bridge port's own view: tag still there
+    on_port = expect(
+        redblue, udp(RED, BLUE, "10.0.0.1", "10.0.0.2", vlan=vlan), "red:eth0", at("switch:red")
+    )  # the bridge port's own view: tag still there
     assert on_port.verdict is Verdict.PASS, on_port.evidence()
 
 
@@ -179,9 +232,16 @@ def test_a_tap_is_a_vm_nic_frames_in_and_replies_out() -> None:
         replies = [decode(f.data) for f in outcome.reports["pve:tap100i0"].frames]
         assert any(f.get("arp.spa") == vm_ip for f in replies)
         vmbr1 = topo.mac("pve", "vmbr1")
-        reply = Match(("ip.id", "ttl", "ip.chksum", "l4.chksum"), {
-            "eth.src": vmbr1, "eth.dst": vm_mac, "src": "10.10.10.1", "dst": vm_ip,
-            "icmp.type": 0})
+        reply = Match(
+            ("ip.id", "ttl", "ip.chksum", "l4.chksum"),
+            {
+                "eth.src": vmbr1,
+                "eth.dst": vm_mac,
+                "src": "10.10.10.1",
+                "dst": vm_ip,
+                "icmp.type": 0,
+            },
+        )
         echo = icmp_echo(vm_mac, vmbr1, vm_ip, "10.10.10.1")
         back = expect(topo, echo, vm, at(vm), match=reply)  # the host answers the "VM"
         assert back.verdict is Verdict.PASS, back.evidence()
@@ -191,8 +251,14 @@ def test_capture_loss_is_inconclusive_never_pass(redblue: netprobe.Topology) -> 
     capture = ports(redblue).capture("blue:eth0")
     capture.set_buffer(4096)  # the kernel's minimum: a burst must overflow it
     try:
-        outcome = expect(redblue, udp(RED, BLUE, "10.0.0.1", "10.0.0.2"), "red:eth0",
-                         at("blue:eth0"), count=2000, timeout=0.3)
+        outcome = expect(
+            redblue,
+            udp(RED, BLUE, "10.0.0.1", "10.0.0.2"),
+            "red:eth0",
+            at("blue:eth0"),
+            count=2000,
+            timeout=0.3,
+        )
     finally:
         capture.set_buffer(64 << 20)
     assert outcome.verdict is Verdict.INCONCLUSIVE, outcome.evidence()
@@ -200,10 +266,12 @@ def test_capture_loss_is_inconclusive_never_pass(redblue: netprobe.Topology) -> 
 
 
 def test_tcpdump_backend_waits_until_listening_and_writes_a_pcap(
-        redblue: netprobe.Topology, tmp_path: Path) -> None:
+    redblue: netprobe.Topology, tmp_path: Path
+) -> None:
     path = tmp_path / "blue.pcap"
-    dump = TcpdumpCapture("blue:eth0", redblue.namespace("blue"), "eth0", str(path),
-                          expression="udp")
+    dump = TcpdumpCapture(
+        "blue:eth0", redblue.namespace("blue"), "eth0", str(path), expression="udp"
+    )
     frame, nonce = udp(RED, BLUE, "10.0.0.1", "10.0.0.2").probe()
     ports(redblue).sender("red:eth0").send(frame)
     stats = dump.stop()
@@ -212,8 +280,13 @@ def test_tcpdump_backend_waits_until_listening_and_writes_a_pcap(
 
 
 def test_failure_evidence_names_ports_diffs_and_pcaps(redblue: netprobe.Topology) -> None:
-    outcome = expect(redblue, udp(RED, BLUE, "10.0.0.1", "10.0.0.2"), "red:eth0",
-                     at("blue:eth0"), match=Match(dst="10.0.0.99"))
+    outcome = expect(
+        redblue,
+        udp(RED, BLUE, "10.0.0.1", "10.0.0.2"),
+        "red:eth0",
+        at("blue:eth0"),
+        match=Match(dst="10.0.0.99"),
+    )
     assert outcome.verdict is Verdict.FAIL
     with pytest.raises(netprobe.CheckFailed) as failed:
         outcome.assert_passed()

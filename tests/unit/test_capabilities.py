@@ -114,7 +114,9 @@ def test_require_root_explains_itself(monkeypatch: pytest.MonkeyPatch) -> None:
     from netprobe import privilege
 
     monkeypatch.setattr(privilege, "is_root", lambda: False)
-    with pytest.raises(SetupError, match=r"netprobe needs root \(CAP_NET_ADMIN\)") as caught:
+    with pytest.raises(
+        SetupError, match=r"netprobe needs root \(CAP_NET_ADMIN and CAP_SYS_ADMIN\)"
+    ) as caught:
         privilege.require_root()
     assert caught.value.remedy
 

@@ -506,14 +506,17 @@ def test_unreadable_ruleset_file(spec_dir: Path) -> None:
 
 
 def test_root_interface_name_of_nine_characters_is_fine(tmp_path: Path) -> None:
-    path = write_spec(tmp_path, """\
+    path = write_spec(
+        tmp_path,
+        """\
         hosts:
           machine:
             root: true
             interfaces:
               uplink012: {veth: b:eth0}
           b:
-        """)
+        """,
+    )
     spec = netprobe.load(path)
     assert spec.host("machine").root
     assert not spec.host("machine").owned
@@ -607,6 +610,12 @@ def test_python_host_sysctls_mapping_becomes_string_pairs() -> None:
         (lambda: Vlan("eth0", True), "vlan id must be an integer 1..4094"),
         (lambda: Route("default"), "a route needs `via` or `dev`"),
         (lambda: Route("10.0.0.0/33", dev="eth0"), "bad route destination"),
+        (lambda: Route("default6", via="10.0.0.1"), "address family differs"),
+        (lambda: Route("10.5.0.0/16", via="fd00::1"), "address family differs"),
+        (lambda: Route("default", via="10.0.0.1", metric=True), "metric must be"),
+        (lambda: Interface("e0", kind="veth"), "interface type must be"),  # type: ignore[arg-type]
+        (lambda: Interface("e0", mac="01:00:5e:00:00:01"), "multicast"),
+        (lambda: Host("a", interfaces=[None]), "must be Interface objects"),  # type: ignore[list-item]
         (lambda: Bridge(ageing=-1), "bridge ageing must be seconds, 0 to 1000000"),
         (lambda: Bridge(ageing=float("nan")), "bridge ageing must be seconds"),
         (lambda: Bridge(forward_delay=float("inf")), "bridge forward_delay must be seconds"),
@@ -653,17 +662,25 @@ def test_python_constructors_refuse_bad_values(build: object, message: str) -> N
             "either `root` or `adopt`",
         ),
         (
-            Spec("x", hosts=[Host("a", interfaces=[
-                Interface("e0", Tap(), addresses=["10.0.0.1/24"]),
-                Interface("e1", Tap(), addresses=["10.0.0.1/16"]),
-            ])]),
+            Spec(
+                "x",
+                hosts=[
+                    Host(
+                        "a",
+                        interfaces=[
+                            Interface("e0", Tap(), addresses=["10.0.0.1/24"]),
+                            Interface("e1", Tap(), addresses=["10.0.0.1/16"]),
+                        ],
+                    )
+                ],
+            ),
             ("hosts", "a", "interfaces", "e1"),
             "address 10.0.0.1 is on both 'e0' and 'e1'",
         ),
         (
             Spec("x", hosts=[Host("a", interfaces=[Interface("lo", Tap())])]),
             ("hosts", "a", "interfaces", "lo"),
-            "'lo' exists in every namespace",
+            "'lo' is reserved",
         ),
     ],
 )
