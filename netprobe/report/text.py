@@ -21,7 +21,14 @@ def doctor_table(found: Sequence[Capability], *, root: bool) -> Any:
     for column in ("kind", "name", "status", "detail / remedy"):
         table.add_column(column)
     for cap in found:
-        status = "[green]present[/]" if cap.present else "[red]missing[/]"
+        if cap.present:
+            status = "[green]present[/]"
+        else:
+            status = (
+                "[yellow]not probed[/]"
+                if cap.detail.startswith("not probed")
+                else "[red]missing[/]"
+            )
         note = cap.detail if cap.present else f"{cap.detail}\n→ {cap.remedy or ''}"
         table.add_row(cap.kind, cap.name, status, note)
     return table

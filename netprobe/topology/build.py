@@ -439,9 +439,10 @@ def _netlink_errors(what: str, obj: str, kind: str | None = None) -> Iterator[No
     try:
         yield
     except NetlinkError as exc:
-        detail = os.strerror(exc.code) + (
-            f" ({exc.args[1]})" if len(exc.args) > 1 and exc.args[1] else ""
-        )
+        text = exc.args[1] if len(exc.args) > 1 else None  # the kernel's extended ack
+        detail = os.strerror(exc.code)
+        if text and text != detail:
+            detail += f" ({text})"
         if exc.code == errno.EOPNOTSUPP and kind in FEATURE:
             feature, remedy = FEATURE[kind]
             raise SetupError(

@@ -178,7 +178,11 @@ class Rtnl:
         return {m.get_attr("IFLA_IFNAME"): m for m in self.dump(RTM_GETLINK)}
 
     def index(self, name: str) -> int:
-        """The ifindex of `name`; NetlinkError(ENODEV) if there is none."""
+        """The ifindex of `name`; NetlinkError(ENODEV) if there is none.
+
+        Asking for one link (not a dump) also makes the kernel process that link's pending
+        link-watch events first, so its operstate and transmit queue are current after it.
+        """
         msg = ifinfmsg()
         msg["attrs"] = [("IFLA_IFNAME", name)]
         seq = self._send(msg, RTM_GETLINK, 0)

@@ -7,10 +7,12 @@ and at least one port), since a bridge without forwarding ports has none by desi
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 from ..errors import TopologyError
 from .live import HostState, Topology
+from .netlink import NetlinkError
 from .spec import Bridge, Host, Interface, Tap
 
 __all__ = ["verify"]
@@ -31,13 +33,17 @@ def verify(topo: Topology, *, timeout: float = 2.0) -> None:
             problem = _problem(topo, state)
             if problem is None:
                 break
-            if time.monotonic() > deadline:
+            if time.monotonic() > deadline or "failed duplicate address" in problem:
                 raise TopologyError(f"self-check failed: {problem}", obj=problem.split(":")[0])
             time.sleep(0.01)
 
 
 def _problem(topo: Topology, state: HostState) -> str | None:
     host = state.spec
+    for iface in host.interfaces:
+        if iface.up:  # settles the kernel's pending link-watch work for this link
+            with contextlib.suppress(NetlinkError):
+                state.nl.index(topo.ifname(host.name, iface.name))
     links = state.nl.link_states()
     for iface in host.interfaces:
         link = links.get(topo.ifname(host.name, iface.name))
@@ -53,10 +59,10 @@ def _problem(topo: Topology, state: HostState) -> str | None:
             link.operstate != _IF_OPER_UP
             and _needs_carrier(host, iface)
             and not isinstance(iface.kind, Tap)
-        ):  # a TAP reports "unknown" for good
-            # Carrier is on, but the kernel's link watcher (a work queue) has not yet
-            # activated the transmit queue: until it has, every frame sent is dropped
-            # (QDISC_DROP), though a bridge may already call the port forwarding.
+        ):  # a TAP stays "unknown" for good
+            # Carrier is on, but the kernel's link watcher has not activated the transmit
+            # queue: until it has, every frame sent is dropped (QDISC_DROP), though a
+            # bridge may already call the port forwarding.
             return f"{host.name}:{iface.name} has carrier but is not operational yet"
     problem = _port_problem(topo, state)
     return problem or _address_problem(state, {link.index: n for n, link in links.items()})

@@ -80,7 +80,6 @@ def test_probe_reports_every_capability_once(created: list[str]) -> None:
     by_name = {c.name: c for c in caps if c.kind == "kernel"}
     for name in ("netns", "veth", "bridge"):
         assert by_name[name].present, by_name[name]
-    assert elapsed < 2.0, "the doctor must stay quick (about 0.1 s here, 0.25 s cold)"
 
     assert_nothing_left(created, np_before)
     links_after, nat_after = root_state()
