@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 
 from ..errors import TrafficError
 from ..topology import Topology, netns
-from .capture import Capture, Captured, CaptureStats, Source
+from .capture import Capture, Captured, CaptureStats, Source, compile_filter
 
 __all__ = ["Ports", "Sender", "TapSide", "parse_port", "ports"]
 
@@ -138,13 +138,20 @@ class Ports:
             )
         return self._senders[port]
 
-    def capture(self, port: str) -> Source:
-        if port not in self._captures:
+    def capture(self, port: str, *, filter: str | None = None) -> Source:
+        """The capture of `port`; with a tcpdump `filter` expression, a separate one that
+        keeps only matching frames (the kernel filters them, before they are queued)."""
+        key = port if filter is None else f"{port} [{filter}]"
+        if key not in self._captures:
             ns_fd, ifname, tap_fd = self._locate(port)
-            self._captures[port] = (
-                TapSide(port, tap_fd) if tap_fd is not None else Capture(port, ns_fd, ifname)
-            )
-        return self._captures[port]
+            if tap_fd is not None:
+                if filter is not None:
+                    raise TrafficError(f"{port} is read from a TAP descriptor: no filter")
+                self._captures[key] = TapSide(port, tap_fd)
+            else:
+                bpf = compile_filter(filter) if filter is not None else None
+                self._captures[key] = Capture(port, ns_fd, ifname, bpf=bpf)
+        return self._captures[key]
 
     def captures(self, names: Sequence[str]) -> list[Source]:
         return [self.capture(p) for p in names]

@@ -295,3 +295,18 @@ def test_failure_evidence_names_ports_diffs_and_pcaps(redblue: netprobe.Topology
     assert "blue:eth0 (must see it): " in text and "rewrites: dst=10.0.0.99" in text
     pcap = Path(outcome.pcaps["blue:eth0"])
     assert pcap.exists() and str(pcap) in text
+
+
+def test_a_filtered_capture_never_lets_an_unfiltered_frame_through(
+    redblue: netprobe.Topology,
+) -> None:
+    noise, _ = ethernet(RED, BLUE).probe()
+    sender = ports(redblue).sender("red:eth0")
+    sender.send_many([noise] * 50)  # queued before the capture exists: must never show
+    only_udp = ports(redblue).capture("blue:eth0", filter="udp")
+    sender.send_many([noise] * 50)
+    frame, nonce = udp(RED, BLUE, "10.0.0.1", "10.0.0.2").probe()
+    sender.send(frame)
+    seen = only_udp.read()
+    assert [find_nonce(f.data) for f in seen] == [nonce]
+    assert only_udp.stats().drops == 0
