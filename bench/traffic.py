@@ -243,7 +243,7 @@ def inject(topo: Topology, frame: bytes, sizes: Sizes) -> dict[str, float]:
 
 # -- 2. capture ------------------------------------------------------------------------
 
-BIG_BUFFER = 128 << 20  # the fix under test: DEFAULT_BUFFER (64 MB) holds ~161k 60-byte frames
+BIG_BUFFER = 128 << 20  # what DEFAULT_BUFFER now is; 64 MB held only ~161k 60-byte frames
 
 
 def burst_sender(topo: Topology, frame: bytes, n: int) -> Callable[[], float]:
@@ -468,7 +468,7 @@ def print_table(s: dict[str, Any], neg: dict[str, Any], pos: dict[str, Any]) -> 
         (
             "  burst sent at, then read in",
             f"{n['capture_burst_fps']:,} frames/s, {n['capture_read_s']:.2f} s",
-            "default 64 MB buffer",
+            "default buffer",
         ),
         ("  same, Capture(buffer=128 MB)", got("capture_128mb", n), "diagnostic"),
         (
