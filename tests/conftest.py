@@ -12,6 +12,8 @@ from netprobe.privilege import is_root
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 
+pytest_plugins = ["pytester"]
+
 _before: list[str] = []
 
 

@@ -1,0 +1,35 @@
+"""The pytest plugin, run in a pytest of its own: the lab fixture and the root marker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from netprobe.topology import netns
+
+pytestmark = pytest.mark.root
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def test_lab_builds_topologies_and_always_tears_them_down(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_user=f"""
+        import pytest
+
+        def test_red_reaches_blue(lab):
+            topo = lab.build("{EXAMPLES / 'redblue.yaml'}")
+            assert topo.run("red", ["ping", "-c1", "-W2", "10.0.0.2"]).ok
+
+        def test_a_failing_test_still_tears_down(lab):
+            topo = lab.build("{EXAMPLES / 'router.yaml'}")
+            assert topo.run("left", ["ping", "-c1", "-W1", "10.9.9.9"]).ok
+
+        @pytest.mark.root
+        def test_marked(lab):
+            pass
+    """)
+    before = [n for n in netns.list_names() if n.startswith("np-")]
+    result = pytester.runpytest_subprocess("-q")  # the plugin loads by its entry point
+    result.assert_outcomes(passed=2, failed=1)
+    assert [n for n in netns.list_names() if n.startswith("np-")] == before
