@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from ..errors import TrafficError
 from ..topology import Topology
 from ..topology.spec import Bond, Bridge, Tap
 from ..traffic.capture import Captured, wait_readable
@@ -155,6 +156,7 @@ class _Run:
         self.barrier_nonce: bytes | None = None
         self.seen: dict[str, list[Captured]] = {p: [] for p in self.caps}
         self.started = 0.0
+        self.send_error: str | None = None
 
     def start(self, barrier: Barrier | None) -> None:
         for cap in self.caps.values():
@@ -163,11 +165,14 @@ class _Run:
         probes = [self.frame.probe() for _ in range(self.count)]
         self.sent = [(data, nonce, decode(data)) for data, nonce in probes]
         self.started = time.perf_counter()
-        sender.send_many(data for data, _ in probes)
-        if barrier is not None:
-            self.barrier = barrier
-            data, self.barrier_nonce = barrier.frame.probe()
-            self.pset.sender(barrier.port or self.port).send(data)
+        try:
+            sender.send_many(data for data, _ in probes)
+            if barrier is not None:
+                self.barrier = barrier
+                data, self.barrier_nonce = barrier.frame.probe()
+                self.pset.sender(barrier.port or self.port).send(data)
+        except TrafficError as exc:  # the port cannot send (down, gone): that is the finding
+            self.send_error = str(exc)
 
     def collect(self, kind: str, timeout: float, quiet: float) -> str:
         """Read captures until decided; return how it was decided."""
@@ -213,9 +218,17 @@ class _Run:
 
     def outcome(self, where: Where, decided_by: str) -> Outcome:
         reports = {p: self._report(p) for p in self.caps}
-        verdict, reason = _judge(
-            where.kind, reports, self.positive, self.negative, self.count, self.barrier_targets()
-        )
+        if self.send_error is not None:
+            verdict, reason = Verdict.FAIL, self.send_error
+        else:
+            verdict, reason = _judge(
+                where.kind,
+                reports,
+                self.positive,
+                self.negative,
+                self.count,
+                self.barrier_targets(),
+            )
         return Outcome(
             verdict=verdict,
             reason=reason,

@@ -10,6 +10,7 @@ frame (veth and bridges strip it into skb metadata), and it is put back.
 
 from __future__ import annotations
 
+import errno
 import select
 import socket
 import struct
@@ -121,6 +122,10 @@ class Capture:
                 self.sock.recv(1 << 16)
             except BlockingIOError:
                 break
+            except OSError as exc:
+                if exc.errno != errno.ENETDOWN:  # a port that is down: nothing to drain
+                    raise
+                break
         self._read_stats()
         self.packets = self.drops = 0
 
@@ -143,6 +148,10 @@ class Capture:
             try:
                 data, ancdata, _flags, addr = recvmsg(1 << 16, _CMSG_SPACE)
             except BlockingIOError:
+                break
+            except OSError as exc:
+                if exc.errno != errno.ENETDOWN:  # the interface went down: it sees nothing
+                    raise
                 break
             out.append(self._frame(data, ancdata, addr))
         return out

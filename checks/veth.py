@@ -1,0 +1,71 @@
+"""veth: a veth pair is a pipe. Every frame sent into one end comes out of the other,
+byte for byte, in both directions: broadcast and unicast, tagged and untagged, IPv4, IPv6
+and ARP, up to the full MTU.
+"""
+
+from __future__ import annotations
+
+from netprobe.check import Check, Context
+from netprobe.expect import at
+from netprobe.traffic import Template, arp, ethernet, icmp_echo, udp
+
+__all__ = ["CHECK", "run"]
+
+
+def _frames(src: str, dst: str, mtu: int) -> dict[str, Template]:
+    return {
+        "broadcast": ethernet(src, "ff:ff:ff:ff:ff:ff"),
+        "unicast UDP": udp(src, dst, "192.0.2.1", "192.0.2.2"),
+        "802.1Q tagged": udp(src, dst, "192.0.2.1", "192.0.2.2", vlan=42),
+        "QinQ tagged": udp(src, dst, "192.0.2.1", "192.0.2.2", vlan=(100, 42)),
+        "ICMPv6 echo": icmp_echo(src, dst, "2001:db8::1", "2001:db8::2"),
+        "ARP request": arp(src, "192.0.2.1", "192.0.2.2"),
+        f"full-size ({mtu + 14} bytes)": ethernet(src, dst, size=mtu + 14),
+    }
+
+
+def body(ctx: Context, *, a: str = "red:eth0", b: str = "switch:red") -> None:
+    """Send each kind of frame into `a` and expect it unmodified at `b`, then back."""
+    for src, dst in ((a, b), (b, a)):
+        src_mac = ctx.topo.mac(*src.split(":", 1))
+        dst_mac = ctx.topo.mac(*dst.split(":", 1))
+        mtu = _mtu(ctx, src)
+        for kind, frame in _frames(src_mac, dst_mac, mtu).items():
+            outcome = ctx.expect(f"{kind} {src} → {dst}", frame, src, at(dst), timeout=0.5)
+            if not outcome.passed:
+                _diagnose(ctx, src, dst, kind)
+
+
+def _mtu(ctx: Context, port: str) -> int:
+    link = ctx.link(*port.split(":", 1))
+    return int(link["mtu"]) if link else 1500
+
+
+def _diagnose(ctx: Context, src: str, dst: str, kind: str) -> None:
+    far = ctx.link(*dst.split(":", 1))
+    near = ctx.link(*src.split(":", 1))
+    if far is None or near is None:
+        ctx.diagnose(f"{dst if far is None else src} does not exist")
+    elif "UP" not in far["flags"]:
+        ctx.diagnose(f"{dst} is down: a veth delivers nothing to an end that is down")
+    elif kind.startswith("full-size") and far["mtu"] < near["mtu"]:
+        ctx.diagnose(f"MTU mismatch: {dst} has MTU {far['mtu']}, {src} has {near['mtu']}; "
+                     f"the veth drops frames longer than the receiving end's MTU")
+    else:
+        ctx.diagnose(f"{kind} frames from {src} do not come out of {dst} unchanged "
+                     "(see the diff: something between them filters or rewrites)")
+
+
+CHECK = Check(
+    name="veth",
+    summary="a veth pair delivers every frame, unmodified, in both directions",
+    body=body,
+    reference="redblue.yaml",
+    requires=("veth", "AF_PACKET"),
+    params={"a": "one end, HOST:IFNAME", "b": "the other end, HOST:IFNAME"},
+)
+
+
+def run(topology: object = None, **params: object) -> object:
+    """Run the check (on the reference topology unless `topology` is given)."""
+    return CHECK.run(topology, **params)  # type: ignore[arg-type]

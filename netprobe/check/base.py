@@ -1,0 +1,165 @@
+"""Checks: a name, a reference topology, what the machine must have, and a body of steps.
+
+A check's body is a plain function ``body(ctx, **params)`` that probes the topology
+through its `Context` (each expectation becomes a step with its evidence) and names the
+fault it finds with `ctx.diagnose`. `Check.run` does the rest: SKIP when a capability is
+missing, build the reference topology when none is given, turn errors into ERROR.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import time
+from collections.abc import Callable, Mapping
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..capabilities import probe
+from ..errors import NetprobeError, SetupError, SpecError
+from ..expect import Outcome, Where, expect
+from ..topology import Spec, Topology, build, load
+from ..traffic import Template
+from .result import Result, Status, Step, overall
+
+__all__ = ["Check", "Context", "reference_path"]
+
+_REFERENCE_DIRS = (
+    Path(__file__).resolve().parents[2] / "examples",  # a checkout
+    Path(__file__).resolve().parents[1] / "checks" / "topologies",  # an installed package
+)
+
+
+def reference_path(name: str) -> Path:
+    """Where the reference topology `name` (e.g. "redblue.yaml") lives."""
+    for directory in _REFERENCE_DIRS:
+        if (directory / name).exists():
+            return directory / name
+    raise SetupError(f"reference topology {name} not found", remedy="reinstall netprobe")
+
+
+class Context:
+    """What a check body works with: the topology, its steps, and its diagnosis."""
+
+    def __init__(self, topo: Topology) -> None:
+        self.topo = topo
+        self.steps: list[Step] = []
+        self.diagnoses: list[str] = []
+
+    def expect(
+        self, name: str, frame: Template, port: str, where: Where, **options: Any
+    ) -> Outcome:
+        """Run an expectation and record it as a step."""
+        outcome = expect(self.topo, frame, port, where, **options)
+        self.steps.append(Step(name, Status.of(outcome.verdict), outcome.reason, outcome))
+        return outcome
+
+    def record(self, name: str, ok: bool, detail: str = "") -> bool:
+        """Record a step established otherwise (state read back, a command's answer)."""
+        self.steps.append(Step(name, Status.PASS if ok else Status.FAIL, detail))
+        return ok
+
+    def diagnose(self, text: str) -> None:
+        """Name the fault behind a failure, in words a person acts on."""
+        if text not in self.diagnoses:
+            self.diagnoses.append(text)
+
+    def link(self, host: str, name: str) -> dict[str, Any] | None:
+        """The kernel's detailed view of one link (`ip -d -j link`), or None if absent."""
+        ifname = self.topo.ifname(host, name)
+        result = self.topo.run(host, ["ip", "-d", "-j", "link", "show", "dev", ifname])
+        if not result.ok:
+            return None
+        links: list[dict[str, Any]] = json.loads(result.stdout)
+        return links[0] if links else None
+
+    def sysctl(self, host: str, key: str) -> str:
+        path = "/proc/sys/" + key.replace(".", "/")
+        return self.topo.run(host, ["cat", path]).stdout.strip()
+
+
+@dataclass(frozen=True)
+class Check:
+    """A named, runnable check. `body(ctx, **params)` holds its steps."""
+
+    name: str
+    summary: str
+    body: Callable[..., None]
+    reference: str
+    requires: tuple[str, ...] = ()
+    params: Mapping[str, str] = field(default_factory=dict)  # name → what it means
+
+    def run(
+        self, topology: Topology | Spec | str | os.PathLike[str] | None = None, **params: Any
+    ) -> Result:
+        """Run on `topology` (a live one, a spec, a file) or on the reference topology."""
+        start = time.perf_counter()
+        self._check_params(params)
+        skipped = self._missing()
+        if skipped is not None:
+            return skipped
+        try:
+            with ExitStack() as stack:
+                topo, label = self._topology(topology, stack)
+                ctx = Context(topo)
+                self.body(ctx, **params)
+        except SetupError as exc:
+            return Result(
+                self.name,
+                Status.SKIP,
+                str(exc),
+                diagnosis=exc.remedy,
+                duration=time.perf_counter() - start,
+            )
+        except NetprobeError as exc:
+            return Result(self.name, Status.ERROR, str(exc), duration=time.perf_counter() - start)
+        status = overall(ctx.steps)
+        failed = [s for s in ctx.steps if s.status is not Status.PASS]
+        summary = (
+            f"{len(ctx.steps)} steps passed"
+            if status is Status.PASS
+            else f"{failed[0].name}: {failed[0].detail}"
+            if failed
+            else "no steps"
+        )
+        return Result(
+            self.name,
+            status,
+            summary,
+            ctx.steps,
+            "; ".join(ctx.diagnoses) or None,
+            time.perf_counter() - start,
+            label,
+        )
+
+    def _check_params(self, params: Mapping[str, Any]) -> None:
+        try:
+            inspect.signature(self.body).bind(None, **params)
+        except TypeError:
+            known = ", ".join(self.params) or "none"
+            raise SpecError(
+                f"check {self.name} takes parameters {known}, not {', '.join(params)}"
+            ) from None
+
+    def _missing(self) -> Result | None:
+        absent = [c for c in probe(self.requires) if not c.present]
+        if not absent:
+            return None
+        reasons = "; ".join(f"{c.name}: {c.detail}" for c in absent)
+        remedies = "; ".join(c.remedy for c in absent if c.remedy)
+        return Result(
+            self.name, Status.SKIP, f"this machine lacks {reasons}", diagnosis=remedies or None
+        )
+
+    def _topology(
+        self, topology: Topology | Spec | str | os.PathLike[str] | None, stack: ExitStack
+    ) -> tuple[Topology, str]:
+        if isinstance(topology, Topology):
+            return topology, topology.spec.name
+        if topology is None:
+            topology = reference_path(self.reference)
+        spec = topology if isinstance(topology, Spec) else load(topology)
+        return stack.enter_context(build(spec)), spec.source or spec.name

@@ -1,0 +1,115 @@
+"""A check's result: a verdict, the steps that led to it, and a diagnosis that names the fault."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import CheckFailed
+from ..expect.outcome import Outcome
+from ..expect.outcome import Verdict as ExpectVerdict
+
+__all__ = ["Result", "Status", "Step"]
+
+
+class Status(enum.Enum):
+    """PASS, FAIL and INCONCLUSIVE as for expectations; SKIP when this machine lacks what
+    the check needs; ERROR when the check could not run (bad input, a broken topology)."""
+
+    PASS = "PASS"
+    FAIL = "FAIL"
+    INCONCLUSIVE = "INCONCLUSIVE"
+    SKIP = "SKIP"
+    ERROR = "ERROR"
+
+    @classmethod
+    def of(cls, verdict: ExpectVerdict) -> Status:
+        return cls(verdict.value)
+
+
+_SEVERITY = [Status.ERROR, Status.FAIL, Status.INCONCLUSIVE, Status.PASS, Status.SKIP]
+
+
+@dataclass
+class Step:
+    """One thing the check established, with its evidence."""
+
+    name: str
+    status: Status
+    detail: str = ""
+    outcome: Outcome | None = None
+
+    def evidence(self) -> str:
+        head = f"[{self.status.value}] {self.name}" + (f": {self.detail}" if self.detail else "")
+        if self.outcome is not None and self.status is not Status.PASS:
+            body = "\n".join("    " + line for line in self.outcome.evidence().splitlines())
+            return f"{head}\n{body}"
+        return head
+
+
+@dataclass
+class Result:
+    check: str
+    status: Status
+    summary: str
+    steps: list[Step] = field(default_factory=list)
+    diagnosis: str | None = None
+    duration: float = 0.0
+    topology: str | None = None
+
+    @property
+    def verdict(self) -> Status:
+        return self.status
+
+    @property
+    def passed(self) -> bool:
+        return self.status is Status.PASS
+
+    def assert_passed(self) -> None:
+        """Raise CheckFailed with the evidence unless the check passed."""
+        __tracebackhide__ = True
+        if not self.passed:
+            for step in self.steps:
+                if step.outcome is not None and step.status is not Status.PASS:
+                    step.outcome.save_pcaps()
+            raise CheckFailed(self.evidence(), self)
+
+    def evidence(self) -> str:
+        lines = [f"{self.check}: {self.status.value} — {self.summary}"]
+        if self.diagnosis:
+            lines.append(f"  diagnosis: {self.diagnosis}")
+        lines += ["  " + step.evidence().replace("\n", "\n  ") for step in self.steps]
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.evidence()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "check": self.check,
+            "status": self.status.value,
+            "summary": self.summary,
+            "diagnosis": self.diagnosis,
+            "duration": round(self.duration, 4),
+            "topology": self.topology,
+            "steps": [
+                {
+                    "name": s.name,
+                    "status": s.status.value,
+                    "detail": s.detail,
+                    "evidence": s.outcome.evidence() if s.outcome else None,
+                }
+                for s in self.steps
+            ],
+        }
+
+
+def overall(steps: list[Step]) -> Status:
+    """The worst status among the steps (a check with no steps has proven nothing)."""
+    if not steps:
+        return Status.ERROR
+    statuses = {s.status for s in steps}
+    if statuses == {Status.SKIP}:
+        return Status.SKIP
+    return next(s for s in _SEVERITY if s in statuses)
