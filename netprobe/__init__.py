@@ -19,6 +19,7 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
+    from .check import Check, Result, Status, run_check
     from .topology import (
         Bond,
         Bridge,
@@ -67,10 +68,12 @@ _LAZY = {
         "validate",
     )
 }
+_LAZY.update({name: "netprobe.check" for name in ("Check", "Result", "Status", "run_check")})
 
 __all__ = [
     "Bond",
     "Bridge",
+    "Check",
     "CheckFailed",
     "CleanReport",
     "Firewall",
@@ -78,11 +81,13 @@ __all__ = [
     "Interface",
     "Macvlan",
     "NetprobeError",
+    "Result",
     "Route",
     "RunResult",
     "SetupError",
     "Spec",
     "SpecError",
+    "Status",
     "Tap",
     "Topology",
     "TopologyError",
@@ -94,6 +99,7 @@ __all__ = [
     "clean",
     "load",
     "loads",
+    "run_check",
     "validate",
 ]
 

@@ -47,6 +47,93 @@ def cli() -> None:
     """Prove what a Linux virtual network's data path does, with packet evidence."""
 
 
+@cli.command("list")
+def list_checks() -> None:
+    """List the checks: name, what it proves, what it needs and whether this machine has it."""
+    with _errors():
+        from .check import registered
+        from .report.text import checks_table
+
+        _console().print(checks_table(registered()))
+
+
+@cli.command()
+@click.argument("names", nargs=-1, required=True)
+@click.option(
+    "--topology",
+    "topology",
+    type=click.Path(dir_okay=False),
+    help="Run on this topology file instead of the check's reference topology.",
+)
+@click.option(
+    "-p",
+    "--param",
+    "params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A check parameter (hosts and ports to use); repeatable.",
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False),
+    help="Also write the results as JSON to this file.",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Show the evidence of passing checks too.")
+def check(
+    names: tuple[str, ...],
+    topology: str | None,
+    params: tuple[str, ...],
+    json_path: str | None,
+    verbose: bool,
+) -> None:
+    """Run checks by NAME (or `all`) and report PASS/FAIL/SKIP/INCONCLUSIVE/ERROR."""
+    with _errors():
+        from .check import load_check, registered, run_check
+        from .report.text import result_details, results_table
+
+        chosen = list(registered()) if names == ("all",) else list(names)
+        for name in chosen:
+            load_check(name)  # unknown names fail here, with suggestions, before any run
+        kwargs = _parse_params(params)
+        console = _console()
+        results = []
+        for name in chosen:
+            with console.status(f"running {name} …"):
+                results.append(run_check(name, topology, **kwargs))
+        console.print(results_table(results))
+        for result in results:
+            if verbose or not result.passed:
+                console.print(result_details(result))
+        if json_path:
+            _write_json(json_path, results)
+        sys.exit(_exit_code(results))
+
+
+def _parse_params(params: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for item in params:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--param")
+        out[key.replace("-", "_")] = value
+    return out
+
+
+def _write_json(path: str, results: list[Any]) -> None:
+    import json
+
+    with open(path, "w") as out:
+        json.dump({"results": [r.to_dict() for r in results]}, out, indent=2)
+
+
+def _exit_code(results: list[Any]) -> int:
+    statuses = {r.status.value for r in results}
+    if "ERROR" in statuses:
+        return EXIT_BAD_INPUT
+    return 1 if statuses & {"FAIL", "INCONCLUSIVE"} else 0
+
+
 @cli.command()
 def doctor() -> None:
     """Report which kernel features and tools this machine has, with remedies."""

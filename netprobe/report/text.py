@@ -2,18 +2,37 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rich.table import Table
 
 from ..capabilities import Capability
+from ..check.registry import Registration
+from ..check.result import Result
 from ..topology.cleanup import CleanReport
 from ..topology.inspect import HostView
 from ..topology.owner import RunRecord, is_alive
 from ..topology.spec import Spec
 
-__all__ = ["clean_summary", "doctor_table", "host_view_text", "runs_table", "topo_up_summary"]
+__all__ = [
+    "checks_table",
+    "clean_summary",
+    "doctor_table",
+    "host_view_text",
+    "result_details",
+    "results_table",
+    "runs_table",
+    "topo_up_summary",
+]
+
+_STYLE = {
+    "PASS": "green",
+    "FAIL": "red",
+    "INCONCLUSIVE": "yellow",
+    "SKIP": "cyan",
+    "ERROR": "magenta",
+}
 
 
 def doctor_table(found: Sequence[Capability], *, root: bool) -> Any:
@@ -91,3 +110,46 @@ def runs_table(records: Sequence[RunRecord]) -> Any:
         state = "persistent" if rec.persistent else ("running" if is_alive(rec) else "dead")
         table.add_row(rec.name, rec.runid, state, str(len(rec.namespaces)), str(rec.pid))
     return table
+
+
+def checks_table(registrations: Mapping[str, Registration]) -> Any:
+    """The registered checks, what they prove, and whether this machine has what they need."""
+    from ..capabilities import probe
+    from ..check import Check, load_check
+
+    table = Table(title="netprobe checks")
+    for column in ("check", "proves", "needs", "here"):
+        table.add_column(column)
+    for name, reg in registrations.items():
+        try:
+            check = load_check(name)
+        except Exception as exc:  # a broken third-party entry point must not hide the rest
+            table.add_row(name, f"cannot load {reg.target}: {exc}", "", "[red]broken[/]")
+            continue
+        if not isinstance(check, Check):
+            continue
+        missing = [c.name for c in probe(check.requires) if not c.present]
+        here = "[green]yes[/]" if not missing else f"[red]no: {', '.join(missing)}[/]"
+        table.add_row(name, check.summary, ", ".join(check.requires), here)
+    return table
+
+
+def results_table(results: Sequence[Result]) -> Any:
+    table = Table(title="netprobe check results")
+    for column in ("check", "verdict", "time", "summary"):
+        table.add_column(column)
+    for result in results:
+        style = _STYLE[result.status.value]
+        table.add_row(
+            result.check,
+            f"[{style}]{result.status.value}[/]",
+            f"{result.duration:.2f} s",
+            result.summary,
+        )
+    return table
+
+
+def result_details(result: Result) -> Any:
+    from rich.text import Text
+
+    return Text(result.evidence() + "\n")
