@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 import os
 import socket
+import time
 import weakref
 from collections.abc import Iterable, Sequence
 
@@ -103,7 +104,7 @@ class TapSide:
                 data = os.read(self.fd, 1 << 16)
             except BlockingIOError:
                 break
-            out.append(Captured(self.port, data, _now()))
+            out.append(Captured(self.port, data, time.time()))
         self.packets += len(out)
         return out
 
@@ -112,12 +113,6 @@ class TapSide:
 
     def close(self) -> None:
         pass  # the topology owns the descriptor
-
-
-def _now() -> float:
-    import time
-
-    return time.time()
 
 
 class Ports:
