@@ -11,20 +11,20 @@ that never arrived, makes the verdict INCONCLUSIVE, never PASS.
 from __future__ import annotations
 
 import functools
+import struct
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from ..errors import TrafficError
 from ..topology import Topology
-from ..topology.spec import Bond, Bridge, Tap
-from ..traffic.capture import Captured, wait_readable
-from ..traffic.craft import LOCAL_ETHERTYPE, Template, ethernet, find_nonce
-from ..traffic.decode import Fields, decode
-from ..traffic.port import VM_SUFFIX, ports
-from .match import Match, compare, expected_fields
-from .outcome import Copy, Outcome, PortReport, Verdict
+from ..topology.spec import Bond, Bridge, Tap, Veth
+from ..traffic.craft import LOCAL_ETHERTYPE, SLOT, Template
+from ..traffic.decode import decode
+from ..traffic.port import VM_SUFFIX
+from .match import Match
+from .outcome import Outcome
+from .run import Run
 
 __all__ = ["Barrier", "Where", "at", "at_any", "at_exactly", "end_ports", "expect", "nowhere"]
 
@@ -92,29 +92,66 @@ def expect(
     timeout: float = 1.0,
     quiet: float = 0.05,
 ) -> Outcome:
-    """Send `count` probes of `frame` into `port` and judge them against `where`."""
+    """Send `count` probes of `frame` into `port` and judge them against `where`.
+
+    `barrier`: "auto" sends an Ethernet broadcast behind the probes from the same port;
+    where it cannot go (past a router), a `quiet` period decides and the evidence says so.
+    A `Barrier` you give must arrive wherever the probes must not: if it does not, the
+    verdict is INCONCLUSIVE. None: a quiet period decides every negative port.
+    """
     match = match or Match()
     positive = list(where.ports)
     negative: list[str] = []
     if where.kind in ("at_exactly", "nowhere"):
-        among = where.among if where.among is not None else end_ports(topo)
+        among = where.among if where.among is not None else _default_among(topo, port)
         negative = [p for p in among if p not in positive]
-    run = _Run(topo, frame, port, positive, negative, match, count)
+    run = Run(topo, frame, port, positive, negative, match, count)
     chosen = _barrier(barrier, frame, port) if negative else None
-    if not _barrier_targets(chosen, port, negative, positive):
-        chosen = None  # nowhere for it to prove anything: fall back to a quiet period
-    run.start(chosen)
-    decided_by = run.collect(where.kind, timeout, quiet)
-    return run.outcome(where, decided_by)
+    run.start(chosen.frame if chosen else None, chosen.port if chosen else None)
+    decided_by, quiet_ok = _collect(run, where.kind, timeout, quiet, barrier == "auto")
+    return run.outcome(where.kind, where, decided_by, quiet_ok)
 
 
-def _barrier_targets(
-    barrier: Barrier | None, port: str, negative: Sequence[str], positive: Sequence[str]
-) -> list[str]:
-    if barrier is None:
-        return []
-    ingress = barrier.port or port
-    return [p for p in negative if p != ingress] or list(positive)
+def _collect(run: Run, kind: str, timeout: float, quiet: float, auto: bool) -> tuple[str, bool]:
+    """Read until decided: (how it was decided, whether absence rests on a quiet period)."""
+    if run.send_error is not None:
+        return "the send failing", False
+    deadline = run.started + timeout
+    settled: float | None = None  # when the positives were all in
+    while True:
+        now = time.perf_counter()
+        run.read(max(0.0, min(deadline - now, 0.01)))
+        now = time.perf_counter()
+        if run.positives_done(kind):
+            settled = settled or now
+            if not run.negative:
+                return "positive match", False
+            missing = run.barrier_missing()
+            if not missing and run.barrier_port is not None:
+                return "barrier", False
+            if (run.barrier_port is None or auto) and now - settled >= quiet:
+                where = f" at {', '.join(missing)}" if run.barrier_port else ""
+                return (f"a quiet period of {quiet * 1000:.0f} ms{where} (no barrier path)", True)
+        if now >= deadline:
+            return "deadline", False
+
+
+def _default_among(topo: Topology, port: str) -> list[str]:
+    """Every end-host port but the far end of the ingress link, which always sees it."""
+    peer = _link_peer(topo, port)
+    return [p for p in end_ports(topo) if p != peer]
+
+
+def _link_peer(topo: Topology, port: str) -> str | None:
+    host, _, ifname = port.partition(":")
+    for h in topo.spec.hosts:
+        for iface in h.interfaces:
+            if isinstance(iface.kind, Veth):
+                if (h.name, iface.name) == (host, ifname):
+                    return iface.kind.peer
+                if iface.kind.peer == port:
+                    return f"{h.name}:{iface.name}"
+    return None
 
 
 def _barrier(
@@ -123,179 +160,16 @@ def _barrier(
     if barrier != "auto":
         return barrier
     sent = decode(frame.data)  # same source MAC and tags: it teaches the bridge nothing new
-    tags = tuple(vid for _, vid in sent.get("vlan", ()))
-    return Barrier(_broadcast(sent.get("eth.src", "02:00:00:00:00:00"), tags), port)
+    return Barrier(broadcast(sent.get("eth.src", "02:00:00:00:00:00"), sent.get("vlan", ())), port)
 
 
 @functools.lru_cache(maxsize=256)
-def _broadcast(src: str, tags: tuple[int, ...]) -> Template:
-    """The automatic barrier: built once per source and tags (scapy takes ~0.3 ms)."""
-    return ethernet(src, "ff:ff:ff:ff:ff:ff", ethertype=LOCAL_ETHERTYPE, vlan=tags or None)
-
-
-class _Run:
-    """One expectation in flight: captures, what was sent, and what came back."""
-
-    def __init__(
-        self,
-        topo: Topology,
-        frame: Template,
-        port: str,
-        positive: list[str],
-        negative: list[str],
-        match: Match,
-        count: int,
-    ) -> None:
-        self.pset = ports(topo)
-        self.frame, self.port, self.match = frame, port, match
-        self.positive, self.negative = positive, negative
-        self.caps = {p: self.pset.capture(p) for p in dict.fromkeys(positive + negative)}
-        self.count = count
-        self.sent: list[tuple[bytes, bytes, Fields]] = []
-        self.barrier: Barrier | None = None
-        self.barrier_nonce: bytes | None = None
-        self.seen: dict[str, list[Captured]] = {p: [] for p in self.caps}
-        self.started = 0.0
-        self.send_error: str | None = None
-
-    def start(self, barrier: Barrier | None) -> None:
-        for cap in self.caps.values():
-            cap.drain()
-        sender = self.pset.sender(self.port)
-        probes = [self.frame.probe() for _ in range(self.count)]
-        self.sent = [(data, nonce, decode(data)) for data, nonce in probes]
-        self.started = time.perf_counter()
-        try:
-            sender.send_many(data for data, _ in probes)
-            if barrier is not None:
-                self.barrier = barrier
-                data, self.barrier_nonce = barrier.frame.probe()
-                self.pset.sender(barrier.port or self.port).send(data)
-        except TrafficError as exc:  # the port cannot send (down, gone): that is the finding
-            self.send_error = str(exc)
-
-    def collect(self, kind: str, timeout: float, quiet: float) -> str:
-        """Read captures until decided; return how it was decided."""
-        deadline = self.started + timeout
-        while True:
-            remaining = deadline - time.perf_counter()
-            for cap in wait_readable(self.caps.values(), min(remaining, 0.05)):
-                self.seen[cap.port] += cap.read()
-            if self._positives_done(kind) and self._barrier_done():
-                break
-            if time.perf_counter() >= deadline:
-                return "deadline"
-        if not self.negative:
-            return "positive match"
-        if self.barrier is None:
-            time.sleep(quiet)
-            for port, cap in self.caps.items():
-                self.seen[port] += cap.read()
-            return f"quiet period of {quiet * 1000:.0f} ms (no barrier path)"
-        return "barrier"
-
-    def _copies(self, port: str, index: int) -> list[Captured]:
-        nonce = self.sent[index][1]
-        return [f for f in self.seen[port] if find_nonce(f.data) == nonce]
-
-    def _positives_done(self, kind: str) -> bool:
-        if kind == "at_any":
-            return all(any(self._copies(p, i) for p in self.positive) for i in range(self.count))
-        return all(self._copies(p, i) for p in self.positive for i in range(self.count))
-
-    def barrier_targets(self) -> list[str]:
-        """Where the barrier must arrive before absence counts as proven: every negative
-        port but its own ingress (a bridge never sends a frame back where it came from,
-        and a copy of a probe reflected there was queued before the barrier crossed the
-        fabric). With no such port, the positive ports: the fabric has done its work."""
-        return _barrier_targets(self.barrier, self.port, self.negative, self.positive)
-
-    def _barrier_done(self) -> bool:
-        return all(
-            any(find_nonce(f.data) == self.barrier_nonce for f in self.seen[p])
-            for p in self.barrier_targets()
-        )
-
-    def outcome(self, where: Where, decided_by: str) -> Outcome:
-        reports = {p: self._report(p) for p in self.caps}
-        if self.send_error is not None:
-            verdict, reason = Verdict.FAIL, self.send_error
-        else:
-            verdict, reason = _judge(
-                where.kind,
-                reports,
-                self.positive,
-                self.negative,
-                self.count,
-                self.barrier_targets(),
-            )
-        return Outcome(
-            verdict=verdict,
-            reason=reason,
-            probe=self.frame.summary,
-            port=self.port,
-            where=where,
-            match=self.match,
-            sent=[s[2] for s in self.sent],
-            reports=reports,
-            decided_by=decided_by,
-            elapsed=time.perf_counter() - self.started,
-            barrier=self.barrier.frame.summary if self.barrier else None,
-        )
-
-    def _report(self, port: str) -> PortReport:
-        copies = []
-        for index, (_data, nonce, fields) in enumerate(self.sent):
-            expected, ignored = expected_fields(fields, self.match)
-            for frame in self.seen[port]:
-                if find_nonce(frame.data) == nonce:
-                    copies.append(
-                        Copy(index, frame, compare(expected, ignored, decode(frame.data)))
-                    )
-        barrier_seen = self.barrier_nonce is not None and any(
-            find_nonce(f.data) == self.barrier_nonce for f in self.seen[port]
-        )
-        return PortReport(
-            port,
-            self.seen[port],
-            copies,
-            barrier_seen,
-            self.caps[port].stats(),
-            port in self.negative,
-        )
-
-
-def _judge(
-    kind: str,
-    reports: dict[str, PortReport],
-    positive: Sequence[str],
-    negative: Sequence[str],
-    count: int,
-    barrier_targets: Sequence[str],
-) -> tuple[Verdict, str]:
-    for port in negative:
-        if reports[port].copies:
-            first = reports[port].copies[0]
-            return Verdict.FAIL, f"probe {first.index + 1} reached {port}, where it must not"
-    lossy = [r for r in reports.values() if r.stats.drops]
-    if lossy:
-        return Verdict.INCONCLUSIVE, "capture lost frames at " + ", ".join(
-            f"{r.port} ({r.stats.drops} dropped)" for r in lossy
-        )
-    for index in range(count):
-        hits = [
-            p for p in positive if any(c.index == index and not c.diffs for c in reports[p].copies)
-        ]
-        if kind == "at_any" and positive and not hits:
-            return Verdict.FAIL, f"probe {index + 1} reached none of {', '.join(positive)}"
-        missing = [p for p in positive if p not in hits]
-        if kind != "at_any" and missing:
-            altered = any(c.index == index for c in reports[missing[0]].copies)
-            how = "arrived altered at" if altered else "never reached"
-            return Verdict.FAIL, f"probe {index + 1} {how} {missing[0]}"
-    late = [p for p in barrier_targets if not reports[p].barrier_seen]
-    if late:
-        return Verdict.INCONCLUSIVE, (
-            "the barrier never reached " + ", ".join(late) + ": absence there is not proven"
-        )
-    return Verdict.PASS, "as expected"
+def broadcast(src: str, tags: tuple[tuple[int, int], ...]) -> Template:
+    """An Ethernet broadcast with the given (TPID, VLAN id) tags, carrying a nonce slot.
+    Built from bytes: the automatic barrier must not cost a scapy build per expectation."""
+    head = bytes.fromhex("ffffffffffff" + src.replace(":", ""))
+    head += b"".join(struct.pack("!HH", tpid, vid) for tpid, vid in tags)
+    head += struct.pack("!H", LOCAL_ETHERTYPE)
+    data = head + SLOT + bytes(max(0, 60 - len(head) - len(SLOT)))
+    vlans = "".join(f" vlan {vid}" for _, vid in tags)
+    return Template(data, len(head), None, f"Ether broadcast from {src}{vlans} (barrier)")

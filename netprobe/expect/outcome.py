@@ -45,6 +45,7 @@ class PortReport:
     barrier_seen: bool
     stats: CaptureStats
     negative: bool  # the probes must not appear here
+    related: list[Copy] = field(default_factory=list)  # ICMP errors, replies quoting a probe
 
 
 @dataclass
@@ -117,7 +118,13 @@ def _port_lines(report: PortReport, sent: list[Fields], match: Match) -> list[st
         lines += [f"      {diff}" for diff in copy.diffs]
     if not report.copies and report.frames and not report.negative:
         lines += _closest(report.frames, sent[0], match)
-    shown = [f for f in report.frames if f not in {c.frame for c in report.copies}]
+    for rel in report.related[:SHOWN_FRAMES]:
+        lines.append(
+            f"    quotes probe {rel.index + 1} (an ICMP error or a reply, not a copy): "
+            f"{summary(decode(rel.frame.data))}"
+        )
+    known = {c.frame for c in report.copies} | {c.frame for c in report.related}
+    shown = [f for f in report.frames if f not in known]
     lines += [f"    {summary(decode(f.data))}" for f in shown[:SHOWN_FRAMES]]
     if len(shown) > SHOWN_FRAMES:
         lines.append(f"    … {len(shown) - SHOWN_FRAMES} more")

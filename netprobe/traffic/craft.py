@@ -20,8 +20,10 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "LOCAL_ETHERTYPE",
     "MAGIC",
     "NONCE_LEN",
+    "SLOT",
     "Template",
     "arp",
     "dhcp_discover",
@@ -36,10 +38,18 @@ __all__ = [
 
 MAGIC = b"NPRB"
 NONCE_LEN = 16  # MAGIC, 4 bytes of this process's session, 8 bytes of sequence
-_SLOT = MAGIC + bytes(NONCE_LEN - len(MAGIC))
+SLOT = MAGIC + bytes(NONCE_LEN - len(MAGIC))  # where a probe's nonce goes
 _SESSION = os.urandom(4)
 _sequence = itertools.count(1)
 LOCAL_ETHERTYPE = 0x88B5  # IEEE 802 "local experimental": never a real protocol
+
+
+def _reseed() -> None:
+    global _SESSION, _sequence
+    _SESSION, _sequence = os.urandom(4), itertools.count(1)
+
+
+os.register_at_fork(after_in_child=_reseed)  # a forked child must not repeat our nonces
 
 
 def new_nonce() -> bytes:
@@ -106,10 +116,10 @@ def from_scapy(packet: Any) -> Template:
     from scapy.packet import Raw
 
     data = bytes(packet)
-    if data.find(_SLOT) < 0:
-        packet = packet / Raw(_SLOT)
+    if data.find(SLOT) < 0:
+        packet = packet / Raw(SLOT)
         data = bytes(packet)
-    at = data.find(_SLOT)
+    at = data.find(SLOT)
     start, csum_at, is_udp = _checksum_offset(packet, data)
     return Template(data, at, csum_at, packet.summary(), is_udp, start)
 
@@ -151,6 +161,8 @@ def _l2(src: str, dst: str, vlan: int | Sequence[int] | None, ethertype: int | N
     if vlan is None:
         return frame
     tags = [vlan] if isinstance(vlan, int) else list(vlan)
+    if not 1 <= len(tags) <= 2 or not all(0 <= t <= 4095 for t in tags):
+        raise ValueError(f"vlan is one tag or two (outer, inner), each 0..4095, not {vlan!r}")
     if len(tags) == 2:
         return frame / Dot1AD(vlan=tags[0]) / Dot1Q(vlan=tags[1])
     return frame / Dot1Q(vlan=tags[0])
@@ -176,11 +188,11 @@ def ethernet(
     """A bare L2 frame of `size` bytes (no FCS) carrying only the nonce."""
     from scapy.packet import Raw
 
-    head = _l2(src, dst, vlan, None if vlan else ethertype)
+    head = _l2(src, dst, vlan, ethertype if vlan is None else None)
     if vlan is not None:
         head.lastlayer().type = ethertype
-    pad = max(0, size - len(head) - len(_SLOT))
-    return from_scapy(head / Raw(_SLOT + bytes(pad)))
+    pad = max(0, size - len(head) - len(SLOT))
+    return from_scapy(head / Raw(SLOT + bytes(pad)))
 
 
 def udp(
@@ -201,7 +213,7 @@ def udp(
         _l2(src_mac, dst_mac, vlan)
         / _l3(src_ip, dst_ip, ttl)
         / UDP(sport=sport, dport=dport)
-        / Raw(_SLOT)
+        / Raw(SLOT)
     )
 
 
@@ -226,7 +238,7 @@ def tcp(
         _l2(src_mac, dst_mac, vlan)
         / _l3(src_ip, dst_ip, ttl)
         / TCP(sport=sport, dport=dport, flags=flags, seq=seq)
-        / Raw(_SLOT)
+        / Raw(SLOT)
     )
 
 
@@ -250,7 +262,7 @@ def icmp_echo(
     echo = (
         ICMPv6EchoRequest(id=ident, seq=seq) if l3.version == 6 else ICMP(type=8, id=ident, seq=seq)
     )
-    return from_scapy(_l2(src_mac, dst_mac, vlan) / l3 / echo / Raw(_SLOT))
+    return from_scapy(_l2(src_mac, dst_mac, vlan) / l3 / echo / Raw(SLOT))
 
 
 def arp(
@@ -273,7 +285,7 @@ def arp(
         pdst=dst_ip,
         hwdst=dst_mac if op == "is-at" else "00:00:00:00:00:00",
     )
-    return from_scapy(_l2(src_mac, dst_mac, vlan) / body / Padding(_SLOT + bytes(2)))
+    return from_scapy(_l2(src_mac, dst_mac, vlan) / body / Padding(SLOT + bytes(2)))
 
 
 def dhcp_discover(
@@ -288,6 +300,6 @@ def dhcp_discover(
         _l2(src_mac, "ff:ff:ff:ff:ff:ff", vlan)
         / IP(src="0.0.0.0", dst="255.255.255.255")
         / UDP(sport=68, dport=67)
-        / BOOTP(chaddr=chaddr, xid=xid, sname=_SLOT, flags=0x8000)
+        / BOOTP(chaddr=chaddr, xid=xid, sname=SLOT, flags=0x8000)
         / DHCP(options=[("message-type", "discover"), "end"])
     )

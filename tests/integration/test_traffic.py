@@ -96,28 +96,35 @@ def test_a_probe_dropped_by_nft_is_proven_absent_by_a_barrier(router: netprobe.T
     assert "probe 1 reached right:eth0, where it must not" in leaked.evidence()
 
 
-def test_a_barrier_that_cannot_arrive_makes_the_verdict_inconclusive(
+def test_a_given_barrier_that_cannot_arrive_makes_the_verdict_inconclusive(
     router: netprobe.Topology,
 ) -> None:
-    # the automatic barrier is an L2 broadcast: it cannot cross the router
-    outcome = expect(
-        router,
-        _left_to_right(router, 7777),
-        "left:eth0",
-        nowhere(among=["right:eth0"]),
-        timeout=0.2,
-    )
-    assert outcome.verdict is Verdict.FAIL  # nothing drops it here: it did arrive
     router.run("router", ["sysctl", "-w", "net.ipv4.ip_forward=0"], check=True)
     outcome = expect(
         router,
         _left_to_right(router, 7777),
         "left:eth0",
         nowhere(among=["right:eth0"]),
+        barrier=Barrier(_left_to_right(router, 7778)),
         timeout=0.2,
     )
     assert outcome.verdict is Verdict.INCONCLUSIVE
     assert "barrier never reached right:eth0" in outcome.reason
+
+
+def test_where_the_automatic_barrier_cannot_go_a_quiet_period_decides(
+    router: netprobe.Topology,
+) -> None:
+    # the automatic barrier is an L2 broadcast: it cannot cross the router
+    leaked = expect(router, _left_to_right(router, 7777), "left:eth0", nowhere(), timeout=0.2)
+    assert leaked.verdict is Verdict.FAIL and "reached right:eth0" in leaked.reason
+    router.run("router", ["sysctl", "-w", "net.ipv4.ip_forward=0"], check=True)
+    outcome = expect(router, _left_to_right(router, 7777), "left:eth0", nowhere())
+    assert outcome.verdict is Verdict.PASS, outcome.evidence()
+    assert (
+        outcome.decided_by == "a quiet period of 50 ms at right:eth0, router:eth1 (no barrier path)"
+    )
+    assert outcome.elapsed < 0.5
 
 
 def test_without_a_barrier_a_bounded_quiet_period_decides_and_says_so(
