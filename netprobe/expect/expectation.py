@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
+from ..errors import TrafficError
 from ..topology import Topology
 from ..topology.spec import Bond, Bridge, Tap, Veth
 from ..traffic.craft import LOCAL_ETHERTYPE, SLOT, Template
@@ -43,12 +44,21 @@ def at(port: str) -> Where:
 
 
 def at_any(ports: Iterable[str]) -> Where:
-    return Where("at_any", tuple(ports))
+    return Where("at_any", _some(ports, "at_any"))
 
 
 def at_exactly(ports: Iterable[str], *, among: Iterable[str] | None = None) -> Where:
     """At each of `ports` and at no other port (flooding; the ingress port included)."""
-    return Where("at_exactly", tuple(ports), tuple(among) if among is not None else None)
+    return Where(
+        "at_exactly", _some(ports, "at_exactly"), tuple(among) if among is not None else None
+    )
+
+
+def _some(ports: Iterable[str], what: str) -> tuple[str, ...]:
+    chosen = tuple(ports)
+    if not chosen:
+        raise TrafficError(f"{what}() needs at least one port")
+    return chosen
 
 
 def nowhere(*, among: Iterable[str] | None = None) -> Where:

@@ -7,6 +7,7 @@ become something else (rewrites: SNAT sets ip.src, DNAT sets l4.dport).
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,25 +16,16 @@ from ..traffic.decode import ALIASES, Fields
 
 __all__ = ["ROUTED", "Diff", "Match", "compare", "expected_fields"]
 
-_CHECKSUMS = ("ip.chksum", "l4.chksum")
-# Fields a checksum covers (the L4 one includes the IP addresses through its pseudo-header).
-_COVERED = {
-    "ip.src",
-    "ip.dst",
-    "ip6.src",
-    "ip6.dst",
-    "ip.ttl",
-    "ip.tos",
-    "ip.id",
-    "l4.sport",
-    "l4.dport",
-    "payload",
-    "icmp.type",
-    "icmp.code",
-    "icmp.id",
-    "icmp.seq",
-    "tcp.flags",
-}
+# The checksums each field is covered by: the IPv4 header checksum covers the header, the
+# L4 one the segment and, through its pseudo-header, the addresses.
+_HEADER, _SEGMENT = ("ip.chksum",), ("l4.chksum",)
+_COVERED_BY = {
+    "ip.src": _HEADER + _SEGMENT, "ip.dst": _HEADER + _SEGMENT,
+    "ip6.src": _SEGMENT, "ip6.dst": _SEGMENT,
+    "ip.ttl": _HEADER, "ip.tos": _HEADER, "ip.id": _HEADER,
+    "l4.sport": _SEGMENT, "l4.dport": _SEGMENT, "payload": _SEGMENT, "tcp.flags": _SEGMENT,
+    "icmp.type": _SEGMENT, "icmp.code": _SEGMENT, "icmp.id": _SEGMENT, "icmp.seq": _SEGMENT,
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -106,9 +98,22 @@ def expected_fields(sent: Fields, match: Match) -> tuple[Fields, set[str]]:
     for name, value in match.rewrites.items():
         for concrete in _resolve(name, sent):
             expected[concrete] = value
-    if match.rewrites or ignored & _COVERED:
-        ignored.update(_CHECKSUMS)  # they change with what they cover
+    changed = set(ignored)
+    for name in match.rewrites:
+        changed.update(_resolve(name, sent))
+    for name in changed:  # a checksum changes with what it covers
+        ignored.update(_COVERED_BY.get(name, ()))
     return expected, ignored
+
+
+def _norm(value: Any) -> str:
+    """One spelling per value: a rewrite may say 8080 or "8080", FD00::1 or fd00:0::1,
+    02:00:00:00:00:AA or its lower case."""
+    text = str(value).strip().lower()
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return text
 
 
 def compare(expected: Fields, ignored: set[str], seen: Fields) -> list[Diff]:
@@ -121,7 +126,9 @@ def compare(expected: Fields, ignored: set[str], seen: Fields) -> list[Diff]:
         if isinstance(want, bytes) or isinstance(got, bytes) or want is None or got is None:
             differ = want != got
         else:
-            differ = str(want) != str(got)  # a rewrite may say 8080 or "8080"
+            differ = _norm(want) != _norm(got)
         if differ:
             diffs.append(Diff(name, want, got))
-    return diffs
+    # A checksum that differs only because a field it covers differs says nothing more.
+    explained = {c for d in diffs for c in _COVERED_BY.get(d.field, ())}
+    return [d for d in diffs if d.field not in explained]
