@@ -34,6 +34,7 @@ MARK = "# <-"
 
 EXPECTED_HOSTS = {
     "docker-bridge": ["c1", "c2", "c3", "c4", "dockerhost", "outside"],
+    "mac-learning": ["h1", "h2", "h3", "h4", "switch"],
     "nat-gateway": ["vm1", "pve", "internet"],
     "redblue": ["red", "blue", "switch"],
     "router": ["left", "right", "router"],

@@ -1,0 +1,194 @@
+"""isolation: two tenants with identical addressing each reach their own hosts and never
+each other's; no frame of one ever appears in the other.
+
+From every host of each tenant: a ping to the next host of its own tenant is answered,
+and an ARP request for that host's address, a broadcast and a unicast addressed to the
+other tenant's host (its MAC, and the address both tenants use) all stay inside the
+tenant. Absence in the other tenant is proven by a barrier that the other tenant's own
+bridge floods to every one of its hosts right behind the probe: a frame that leaked would
+be ahead of it on each of those ports. On a leak, the bridges' ports are read back to
+name what joins the tenants (a veth between the bridges, a host port on the wrong bridge).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from netprobe.check import Check, Context, Status
+from netprobe.errors import SpecError
+from netprobe.expect import Barrier, Outcome, Where, at_exactly, nowhere
+from netprobe.traffic import Template, arp, ethernet, udp
+
+from .bridge import echo_reply, ipv4_of, peer_port, port_faults, port_list, require_bridge
+
+__all__ = ["CHECK", "run"]
+
+_TIMEOUT = 0.5  # seconds for what must arrive; absence is decided by the barrier
+
+
+@dataclass(frozen=True)
+class _Tenant:
+    name: str
+    ports: tuple[str, ...]  # the hosts' ports, HOST:IFNAME
+    bridge: str  # HOST:BRIDGE that floods to every one of them (the barrier's way in)
+    barrier: Barrier
+
+
+def body(ctx: Context, *, tenant_a: str = "a1:eth0,a2:eth0", tenant_b: str = "b1:eth0,b2:eth0",
+         bridge_a: str = "", bridge_b: str = "") -> None:
+    """Probe from every host of each tenant; name what joins them if anything leaks."""
+    a = _tenant(ctx, "A", tenant_a, bridge_a)
+    b = _tenant(ctx, "B", tenant_b, bridge_b)
+    if set(a.ports) & set(b.ports):
+        raise SpecError(f"tenants A and B share ports: {', '.join(set(a.ports) & set(b.ports))}")
+    leaked = unreached = False
+    for own, other in ((a, b), (b, a)):
+        for index, src in enumerate(own.ports):
+            peer = own.ports[(index + 1) % len(own.ports)]
+            outcomes = _probe(ctx, own, other, src, peer)
+            leaked |= any(_reached(o, other) for o in outcomes)
+            unreached |= not outcomes[0].passed and not _reached(outcomes[0], other)
+    if leaked:
+        for text in _joins(ctx, a, b):
+            ctx.diagnose(text)
+    if unreached:
+        for text in _faults(ctx, a) + _faults(ctx, b):
+            ctx.diagnose(text)
+    failed = [s for s in ctx.steps if s.status in (Status.FAIL, Status.INCONCLUSIVE)]
+    if failed and not ctx.diagnoses:
+        ctx.diagnose(f"nothing leaked and every port is up and enslaved, yet {failed[0].name}: "
+                     f"{failed[0].detail}")
+
+
+def _tenant(ctx: Context, name: str, ports: str, bridge: str) -> _Tenant:
+    """A tenant and its barrier: a broadcast the tenant's bridge itself transmits, which
+    floods to every port of it. A probe that leaked toward this tenant reached the bridge
+    before the barrier was sent (the kernel normally carries it veth → bridge → veth in
+    the sender's own softirq, before send() returns; else in FIFO backlog order), so at
+    each port it is queued ahead of the barrier."""
+    names = tuple(port_list(ctx.topo, ports))
+    bridge = bridge or _bridge_of(ctx, names[0])
+    require_bridge(ctx, bridge)
+    flood = ethernet(ctx.topo.mac(*bridge.split(":", 1)), "ff:ff:ff:ff:ff:ff")
+    return _Tenant(name, names, bridge, Barrier(flood, bridge))
+
+
+def _bridge_of(ctx: Context, port: str) -> str:
+    """The bridge the veth at `port` leads to, as the spec builds it."""
+    peer = peer_port(ctx.topo, port)
+    if peer is not None:
+        host, _, ifname = peer.partition(":")
+        iface = ctx.topo.spec.host(host).interface(ifname)
+        if iface is not None and iface.master is not None:
+            return f"{host}:{iface.master}"
+    raise SpecError(f"cannot tell which bridge {port} is on: name it with bridge_a/bridge_b "
+                    "(HOST:BRIDGE)")
+
+
+def _probe(ctx: Context, own: _Tenant, other: _Tenant, src: str, peer: str) -> list[Outcome]:
+    """The four probes from `src`; the first is the ping to `peer`, its own tenant's host."""
+    src_ip, peer_ip = _ip(ctx, src), _ip(ctx, peer)
+    twin = next((p for p in other.ports if _ip(ctx, p) == peer_ip), other.ports[0])
+    twin_ip, twin_mac = _ip(ctx, twin), ctx.topo.mac(*twin.split(":", 1))
+    src_mac = ctx.topo.mac(*src.split(":", 1))
+    rest = [p for p in own.ports if p != src]
+    floods = at_exactly(rest, among=[*rest, *other.ports])
+    request, reply = echo_reply(ctx.topo, src, peer, src_ip, peer_ip)
+    probes: list[tuple[str, Template, Where, dict[str, Any]]] = [
+        (f"ping {src} → {peer} ({peer_ip}) answered, never seen in tenant {other.name}",
+         request, at_exactly([src], among=[src, *other.ports]), {"match": reply}),
+        (f"ARP who-has {peer_ip} from {src} floods tenant {own.name} only",
+         arp(src_mac, src_ip, peer_ip), floods, {}),
+        (f"broadcast from {src} floods tenant {own.name} only",
+         ethernet(src_mac, "ff:ff:ff:ff:ff:ff"), floods, {}),
+        (f"unicast {src} → tenant {other.name}'s {twin} ({twin_mac}, {twin_ip}) never arrives",
+         udp(src_mac, twin_mac, src_ip, twin_ip), nowhere(among=other.ports), {}),
+    ]
+    return [ctx.expect(name, frame, src, where, barrier=other.barrier, timeout=_TIMEOUT, **extra)
+            for name, frame, where, extra in probes]
+
+
+def _ip(ctx: Context, port: str) -> str:
+    found = ipv4_of(ctx.topo, port)
+    if found is None:
+        raise SpecError(f"{port} has no IPv4 address in the topology: isolation needs one")
+    return found
+
+
+def _reached(outcome: Outcome, tenant: _Tenant) -> bool:
+    """Did a copy of the probe (or of its reply) appear at one of `tenant`'s ports?"""
+    return any(outcome.reports[p].copies for p in tenant.ports if p in outcome.reports)
+
+
+def _faults(ctx: Context, tenant: _Tenant) -> list[str]:
+    return [f for port in tenant.ports for f in port_faults(ctx, tenant.bridge, port)]
+
+
+def _bridge_ports(ctx: Context, bridge: str) -> dict[str, dict[str, Any]]:
+    """The links enslaved to `bridge`, by name (`ip -d -j link show master`)."""
+    host, _, name = bridge.partition(":")
+    result = ctx.topo.run(host, ["ip", "-d", "-j", "link", "show", "master", name])
+    links: list[dict[str, Any]] = json.loads(result.stdout or "[]") if result.ok else []
+    return {link["ifname"]: link for link in links}
+
+
+def _joins(ctx: Context, a: _Tenant, b: _Tenant) -> list[str]:
+    """What joins the tenants: a shared bridge, a host port on the other tenant's bridge,
+    a veth between the two bridges, or any other bridge port that belongs to no host."""
+    if a.bridge == b.bridge:
+        return [f"tenants A and B share the bridge {a.bridge}: nothing separates them"]
+    found: list[str] = []
+    named: set[str] = set()  # a veth pair is reported once, from its first end
+    for own, other in ((a, b), (b, a)):
+        host = own.bridge.partition(":")[0]
+        mine = {peer_port(ctx.topo, p) for p in own.ports}
+        theirs = {peer_port(ctx.topo, p): p for p in other.ports}
+        across = _bridge_ports(ctx, other.bridge) if other.bridge.startswith(host + ":") else {}
+        for name, link in _bridge_ports(ctx, own.bridge).items():
+            port, peer = f"{host}:{name}", link.get("link")
+            if port in mine or port in named:
+                continue
+            if port in theirs:
+                found.append(f"{port}, the port of tenant {other.name}'s {theirs[port]}, is "
+                             f"enslaved to {own.bridge}, tenant {own.name}'s bridge")
+            elif peer in across:
+                named.add(f"{host}:{peer}")
+                found.append(f"veth {port} on {own.bridge} and its peer {host}:{peer} on "
+                             f"{other.bridge} join the tenants' bridges: a leak")
+            else:
+                found.append(f"{port} ({_describe(link)}) is a port of {own.bridge} but no "
+                             f"host of tenant {own.name} is behind it: a likely leak")
+    return found or [
+        f"frames cross between the tenants, yet no port of {a.bridge} or {b.bridge} joins "
+        "them: look for another path (a host forwarding or proxy-ARPing between them, "
+        "a macvlan, tc mirred)"
+    ]
+
+
+def _describe(link: dict[str, Any]) -> str:
+    kind = link.get("linkinfo", {}).get("info_kind", "link")
+    if "link" in link:
+        return f"{kind}, peer {link['link']}"
+    return f"{kind}, peer in another namespace" if "link_netnsid" in link else kind
+
+
+CHECK = Check(
+    name="isolation",
+    summary="two tenants with the same addressing reach their own hosts, never each other's",
+    body=body,
+    reference="tenants.yaml",
+    requires=("veth", "bridge", "AF_PACKET", "ip"),
+    params={
+        "tenant_a": "tenant A's host ports, HOST:IFNAME,HOST:IFNAME,...",
+        "tenant_b": "tenant B's host ports, HOST:IFNAME,HOST:IFNAME,...",
+        "bridge_a": "HOST:BRIDGE flooding to every tenant-A host (default: from the spec)",
+        "bridge_b": "HOST:BRIDGE flooding to every tenant-B host (default: from the spec)",
+    },
+)
+
+
+def run(topology: object = None, **params: object) -> object:
+    """Run the check (on the reference topology unless `topology` is given)."""
+    return CHECK.run(topology, **params)  # type: ignore[arg-type]

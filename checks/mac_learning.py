@@ -1,0 +1,230 @@
+"""mac-learning: a Linux bridge learns where each MAC lives and forwards by it.
+
+After a frame from station X enters port 1, the FDB holds X on port 1 and frames to X
+leave through port 1 only; unknown unicast and broadcast flood to every other port and
+never back out of the one they came in by; X moving to port 3 is learned there; and X's
+entry ages out after the bridge's ageing time (then frames to X flood again).
+
+The stations are made-up MACs (02:4e:50:...), not the hosts' own, so nothing the hosts
+send on their own (IPv6 multicast reports, ARP) can teach or refresh the FDB mid-check.
+The frames carry a local experimental EtherType: no IP, so the bridge host's iptables
+FORWARD chain (bridge-nf-call-iptables) never sees them; bridge-family nft rules would.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from netprobe import SpecError, Veth
+from netprobe.check import Check, Context, Status, Step
+from netprobe.expect import at_exactly
+from netprobe.traffic import ethernet
+
+__all__ = ["CHECK", "run"]
+
+MOVER = "02:4e:50:00:00:0a"  # station X: learned on port 1, then moves to port 3
+TALKER = "02:4e:50:00:00:0b"  # station Y: sends the frames addressed to X
+UNKNOWN = "02:4e:50:00:00:0c"  # never a source, so never in the FDB
+BROADCAST = "ff:ff:ff:ff:ff:ff"
+_LONGEST_AGEING = 10.0  # seconds; a longer ageing time is not watched (the step is SKIP)
+
+
+class _Bridge:
+    """The bridge behind the check's end ports: its host, name and the port of each."""
+
+    def __init__(self, ctx: Context, ends: Sequence[str]) -> None:
+        self.ctx = ctx
+        self.ends = list(ends)
+        self.ports = [_bridge_port(ctx, end) for end in ends]  # (host, ifname) per end
+        self.host = self.ports[0][0]
+        master = _master(ctx, *self.ports[0])
+        self.name = master or self.ports[0][1]
+
+    def port(self, index: int) -> str:
+        return ":".join(self.ports[index])
+
+    def info(self) -> dict[str, Any]:
+        link = self.ctx.link(self.host, self.name) or {}
+        data: dict[str, Any] = link.get("linkinfo", {}).get("info_data", {})
+        return data
+
+    def ageing(self) -> float | None:
+        """The ageing time in seconds (the kernel reports centiseconds)."""
+        value = self.info().get("ageing_time")
+        return None if value is None else float(value) / 100
+
+    def where(self, mac: str) -> str | None:
+        """The bridge port the FDB holds `mac` on ("host:ifname"), or None."""
+        argv = ["bridge", "-j", "fdb", "show", "br", self.ctx.topo.ifname(self.host, self.name)]
+        entries: list[dict[str, Any]] = json.loads(self.ctx.topo.run(self.host, argv).stdout)
+        for entry in entries:
+            if entry.get("mac", "").lower() == mac and "self" not in entry.get("flags", []):
+                return f"{self.host}:{entry['ifname']}"
+        return None
+
+
+def _bridge_port(ctx: Context, end: str) -> tuple[str, str]:
+    """The bridge port an end port hangs off: a veth's far end, or the TAP itself."""
+    host, _, ifname = end.partition(":")
+    if ifname.endswith("@vm"):
+        return host, ifname.removesuffix("@vm")
+    iface = ctx.topo.spec.host(host).interface(ifname)
+    if iface is not None and isinstance(iface.kind, Veth):
+        return iface.kind.peer_host, iface.kind.peer_ifname
+    for other in ctx.topo.spec.hosts:
+        for candidate in other.interfaces:
+            if isinstance(candidate.kind, Veth) and candidate.kind.peer == end:
+                return other.name, candidate.name
+    raise SpecError(f"{end} is neither a veth end nor a TAP's VM side: no bridge port behind it")
+
+
+def _master(ctx: Context, host: str, ifname: str) -> str | None:
+    link = ctx.link(host, ifname)
+    if link is not None and link.get("master"):
+        return str(link["master"])
+    iface = ctx.topo.spec.host(host).interface(ifname)
+    return iface.master if iface is not None else None
+
+
+def body(ctx: Context, *, ports: str | Sequence[str] = "h1:eth0,h2:eth0,h3:eth0,h4:eth0") -> None:
+    """Learn X at port 1, forward to it, flood the unknown, move X to port 3, age it out."""
+    ends = [p.strip() for p in ports.split(",")] if isinstance(ports, str) else list(ports)
+    if len(ends) < 3:
+        raise SpecError("mac-learning needs three or more ports on one bridge (ports=A,B,C)")
+    br = _Bridge(ctx, ends)
+    p1, p2, p3 = ends[:3]
+    _flood(ctx, "broadcast from X", ethernet(MOVER, BROADCAST), p1, ends)
+    _learned(ctx, br, MOVER, 0)
+    _forwarded(ctx, f"unicast to X leaves {p1} only", p2, p1, ends)
+    _flood(ctx, "unknown unicast", ethernet(TALKER, UNKNOWN), p2, ends)
+    moved = time.monotonic()
+    _flood(ctx, "broadcast from X after it moved", ethernet(MOVER, BROADCAST), p3, ends)
+    _learned(ctx, br, MOVER, 2)
+    _forwarded(ctx, f"unicast to the moved X leaves {p3} only", p2, p3, ends)
+    if _aged_out(ctx, br, moved):
+        _flood(ctx, "unicast to X after it aged out", ethernet(TALKER, MOVER), p2, ends)
+    if any(step.status is not Status.PASS for step in ctx.steps):
+        _diagnose(ctx, br)
+
+
+def _flood(ctx: Context, name: str, frame: Any, port: str, ends: list[str]) -> None:
+    """The frame must reach every other port, and never come back out of `port`."""
+    others = [p for p in ends if p != port]
+    ctx.expect(
+        f"{name} floods from {port} to every other port",
+        frame,
+        port,
+        at_exactly(others, among=ends),
+        timeout=0.5,
+    )
+
+
+def _forwarded(ctx: Context, name: str, sender: str, owner: str, ends: list[str]) -> None:
+    ctx.expect(name, ethernet(TALKER, MOVER), sender, at_exactly([owner], among=ends), timeout=0.5)
+
+
+def _learned(ctx: Context, br: _Bridge, mac: str, index: int) -> None:
+    want = br.port(index)
+    seen = br.where(mac)
+    ctx.record(
+        f"the FDB holds X ({mac}) on {want}",
+        seen == want,
+        f"{br.name}'s FDB holds {mac} on {seen}" if seen else f"{mac} is not in {br.name}'s FDB",
+    )
+
+
+def _aged_out(ctx: Context, br: _Bridge, since: float) -> bool:
+    """Poll the FDB until X is gone: not much sooner than the ageing time, nor later than 3
+    times it. `since` is when X was last heard from."""
+    name = "X ages out of the FDB after the ageing time"
+    ageing = br.ageing()
+    if ageing is None or ageing > _LONGEST_AGEING:
+        known = "unknown" if ageing is None else f"{ageing:g} s"
+        return _skip(
+            ctx,
+            name,
+            f"ageing time {known} is too long to watch; give the bridge "
+            "a short one (`ageing: 1`) to test ageing",
+        )
+    if br.where(MOVER) is None:
+        return _skip(ctx, name, "X is not in the FDB: nothing to watch age out")
+    deadline = since + 3 * ageing + 0.2
+    while br.where(MOVER) is not None:
+        if time.monotonic() > deadline:
+            return ctx.record(
+                name,
+                False,
+                f"X still in the FDB {3 * ageing + 0.2:.1f} s after "
+                f"it was last seen (ageing time {ageing:g} s)",
+            )
+        time.sleep(min(0.05, ageing / 10))
+    age = time.monotonic() - since
+    when = "before" if age < ageing / 2 else "after"
+    return ctx.record(
+        name,
+        when == "after",
+        f"gone {age:.2f} s after X was last seen, {when} the ageing time of {ageing:g} s",
+    )
+
+
+def _skip(ctx: Context, name: str, why: str) -> bool:
+    ctx.steps.append(Step(name, Status.SKIP, why))  # Context.record knows only PASS and FAIL
+    return False
+
+
+def _diagnose(ctx: Context, br: _Bridge) -> None:
+    for host, ifname in br.ports:
+        _diagnose_port(ctx, br, host, ifname)
+    if br.ageing() == 0:
+        ctx.diagnose(
+            f"{br.host}:{br.name} has ageing time 0: FDB entries expire at once, so "
+            "the bridge forgets every MAC it learns and everything floods (a hub)"
+        )
+    if not ctx.diagnoses:
+        ctx.diagnose(
+            f"{br.host}:{br.name} does not forward by what it learns (see the "
+            f"evidence; bridge-family nft or ebtables rules in {br.host} see every "
+            "frame)"
+        )
+
+
+def _diagnose_port(ctx: Context, br: _Bridge, host: str, ifname: str) -> None:
+    link = ctx.link(host, ifname)
+    if link is None:
+        ctx.diagnose(f"{host}:{ifname} does not exist")
+        return
+    if link.get("master") != ctx.topo.ifname(br.host, br.name):
+        ctx.diagnose(f"{host}:{ifname} has no master {br.name}: not enslaved to the bridge")
+    elif "UP" not in link["flags"]:
+        ctx.diagnose(f"{host}:{ifname} is down: the bridge neither learns nor forwards there")
+    port = link.get("linkinfo", {}).get("info_slave_data", {})
+    if port.get("learning") is False:
+        ctx.diagnose(
+            f"{host}:{ifname} has learning disabled: the bridge never records the "
+            "source MACs that arrive there, so frames to them flood to every port"
+        )
+    for key, what in (("flood", "unknown unicast"), ("bcast_flood", "broadcast")):
+        if port.get(key) is False:
+            ctx.diagnose(f"{host}:{ifname} has {key} off: {what} is never sent out of it")
+
+
+CHECK = Check(
+    name="mac-learning",
+    summary="a bridge learns source MACs, forwards known unicast to one port, floods the "
+    "rest, follows moves and ages entries out",
+    body=body,
+    reference="mac-learning.yaml",
+    requires=("veth", "bridge", "AF_PACKET", "ip"),
+    params={
+        "ports": "three or more end ports on one bridge, HOST:IFNAME,...; X is learned "
+        "on the first, moves to the third, and the second sends to it"
+    },
+)
+
+
+def run(topology: object = None, **params: object) -> object:
+    """Run the check (on the reference topology unless `topology` is given)."""
+    return CHECK.run(topology, **params)  # type: ignore[arg-type]

@@ -1,0 +1,276 @@
+"""routing: a router host forwards between subnets, where its routing table says it will.
+
+For each direction (left → right, right → left) and each address family both ends have:
+the sender's own routing table must send the destination through the router; an ICMP
+echo request crafted as the sender would send it must come out at the destination,
+routed (MACs and TTL changed, nothing else); the interface the probe is seen leaving the
+router by must be the one `ip route get <dst> from <src> iif <in>` predicts there; and
+the destination's echo reply, sent by its own kernel along its own routes, must come
+back to the sender (a missing return route shows up here).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from dataclasses import dataclass
+from ipaddress import ip_address
+from typing import Any
+
+from netprobe import SpecError
+from netprobe.check import Check, Context
+from netprobe.expect import ROUTED, Match, at
+from netprobe.traffic import Capture, Template, decode, find_nonce, icmp_echo
+
+__all__ = ["CHECK", "run"]
+
+_FORWARDING = {4: "net.ipv4.ip_forward", 6: "net.ipv6.conf.all.forwarding"}
+_ECHO_REPLY = {4: 0, 6: 129}
+
+
+@dataclass(frozen=True)
+class _End:
+    """One end host: its port, its address in the family under test, and its MAC."""
+
+    port: str
+    host: str
+    ip: str
+    mac: str
+    family: int
+
+
+def _end(ctx: Context, port: str, family: int) -> _End | None:
+    host, _, ifname = port.partition(":")
+    argv = ["ip", "-j", "addr", "show", "dev", ctx.topo.ifname(host, ifname)]
+    result = ctx.topo.run(host, argv)
+    if not result.ok:
+        raise SpecError(f"routing: no interface {port}: {result.stderr.strip()}")
+    kind = "inet" if family == 4 else "inet6"
+    for link in json.loads(result.stdout):
+        for addr in link.get("addr_info", []):
+            if addr["family"] == kind and addr.get("scope") == "global":
+                return _End(port, host, addr["local"], ctx.topo.mac(host, ifname), family)
+    return None
+
+
+def _route(
+    ctx: Context, host: str, dst: str, src: str, iif: str | None = None
+) -> tuple[dict[str, Any] | None, str]:
+    """`ip -j route get` in `host`: (the route, "") or (None, the kernel's refusal)."""
+    argv = ["ip", "-j", "route", "get", dst, "from", src] + (["iif", iif] if iif else [])
+    result = ctx.topo.run(host, argv)
+    if not result.ok:
+        return None, result.stderr.strip().removeprefix("RTNETLINK answers: ")
+    return json.loads(result.stdout)[0], ""
+
+
+class _Router:
+    """The router: its addresses, and captures of what leaves each of its interfaces
+    (a port's capture shows only what arrives)."""
+
+    def __init__(self, ctx: Context, name: str) -> None:
+        self.name = name
+        links = json.loads(ctx.topo.run(name, ["ip", "-j", "addr", "show"]).stdout)
+        self.addresses = [
+            (link["ifname"], ipaddress.ip_interface(f"{a['local']}/{a['prefixlen']}"))
+            for link in links
+            for a in link.get("addr_info", [])
+        ]
+        fd, ifname = ctx.topo.fd_of(name), ctx.topo.ifname
+        self.caps = {
+            i.name: Capture(f"{name}:{i.name}", fd, ifname(name, i.name), outgoing=True)
+            for i in ctx.topo.spec.host(name).interfaces
+            if i.master is None
+        }
+
+    def owner(self, ip: str | None) -> str | None:
+        """The interface that has address `ip`."""
+        return next((i for i, a in self.addresses if str(a.ip) == ip), None)
+
+    def neighbour(self, ip: str) -> str | None:
+        """The router's address on the subnet of `ip`."""
+        return next((str(a.ip) for _, a in self.addresses if ip_address(ip) in a.network), None)
+
+    def drain(self) -> None:
+        for cap in self.caps.values():
+            cap.drain()
+
+    def left_by(self, nonce: bytes, dst: str) -> list[str]:
+        """The interfaces the probe left by (ICMP errors quoting it do not count)."""
+        out = []
+        for name, cap in self.caps.items():
+            for frame in cap.read():
+                fields = decode(frame.data)
+                to = fields.get("ip.dst", fields.get("ip6.dst"))
+                if frame.outgoing and find_nonce(frame.data) == nonce and to == dst:
+                    out.append(name)
+                    break
+        return out
+
+    def close(self) -> None:
+        for cap in self.caps.values():
+            cap.close()
+
+
+def body(
+    ctx: Context, *, left: str = "left:eth0", right: str = "right:eth0", router: str = "router"
+) -> None:
+    """Probe both directions in each family both ends have, and the replies."""
+    rtr = _Router(ctx, router)
+    try:
+        for family in (4, 6):
+            a, b = _end(ctx, left, family), _end(ctx, right, family)
+            if a is not None and b is not None:
+                _leg(ctx, rtr, a, b)
+                _leg(ctx, rtr, b, a)
+    finally:
+        rtr.close()
+    if not ctx.steps:
+        raise SpecError(f"routing: {left} and {right} share no address family to route")
+
+
+def _leg(ctx: Context, rtr: _Router, src: _End, dst: _End) -> None:
+    name = f"{src.host}→{dst.host} IPv{src.family}"
+    ingress = _first_hop(ctx, name, rtr, src, dst)
+    if ingress is None:
+        return
+    route, refusal = _route(ctx, rtr.name, dst.ip, src.ip, ingress)
+    predicted = route["dev"] if route else None
+    frame = icmp_echo(src.mac, ctx.topo.mac(rtr.name, ingress), src.ip, dst.ip)
+    rtr.drain()
+    forward = ctx.expect(
+        f"{name}: {rtr.name} forwards an echo request to {dst.port}",
+        frame,
+        src.port,
+        at(dst.port),
+        match=ROUTED,
+        timeout=0.5,
+    )
+    seen = rtr.left_by(forward.sent[0]["nonce"], dst.ip)
+    said = f"via {predicted}" if predicted else f"not forwarded ({refusal})"
+    ctx.record(
+        f"{name}: `ip route get` on {rtr.name} agrees with the egress seen",
+        seen == ([predicted] if predicted else []),
+        f"{rtr.name} predicts {said}; the probe left by {', '.join(seen) or 'none'}",
+    )
+    if not forward.passed:
+        _diagnose_forward(ctx, rtr, ingress, src, dst, seen)
+    else:
+        _round_trip(ctx, rtr, name, frame, src, dst)
+
+
+def _round_trip(
+    ctx: Context, rtr: _Router, name: str, frame: Template, src: _End, dst: _End
+) -> None:
+    """The same request again: `dst`'s kernel answers along its own routes."""
+    back = Match(
+        ROUTED.mask | {"ip.id"},
+        {"src": dst.ip, "dst": src.ip, "icmp.type": _ECHO_REPLY[src.family]},
+    )
+    reply = ctx.expect(
+        f"{name}: {dst.host}'s echo reply comes back to {src.port}",
+        frame,
+        src.port,
+        at(src.port),
+        match=back,
+        timeout=0.5,
+    )
+    if not reply.passed:
+        _diagnose_return(ctx, rtr, dst, src)
+
+
+def _first_hop(ctx: Context, name: str, rtr: _Router, src: _End, dst: _End) -> str | None:
+    """The router interface `src` sends `dst`'s traffic to (None: recorded as a failure)."""
+    route, refusal = _route(ctx, src.host, dst.ip, src.ip)
+    gateway = route.get("gateway") if route else None
+    owner = rtr.owner(gateway)
+    if route is None:
+        detail = f"{src.host} has no route to {dst.ip}: {refusal}"
+        _diagnose_missing_route(ctx, rtr, src, dst)
+    elif gateway is None:
+        detail = f"{src.host} reaches {dst.ip} on its own link, not through a router"
+    else:
+        detail = f"{src.host} routes {dst.ip} via {gateway}"
+        detail += "" if owner else f", which is not an address of {rtr.name}"
+    if route is not None and owner is None:
+        ctx.diagnose(detail)
+    ctx.record(f"{name}: {src.host} sends {dst.ip} through {rtr.name}", bool(owner), detail)
+    return owner
+
+
+def _diagnose_missing_route(ctx: Context, rtr: _Router, host: _End, to: _End) -> None:
+    gateway = rtr.neighbour(host.ip)
+    fix = f" (add a default route via {gateway})" if gateway else ""
+    ctx.diagnose(
+        f"{host.host} has no route to {to.ip} ({to.host}): its replies and its own "
+        f"traffic to {to.host} have nowhere to go{fix}"
+    )
+
+
+def _diagnose_forward(
+    ctx: Context, rtr: _Router, ingress: str, src: _End, dst: _End, seen: list[str]
+) -> None:
+    """Why the request did not get through: forwarding off, no route, or a drop."""
+    key, per_if = _FORWARDING[src.family], f"net.ipv{src.family}.conf.{ingress}.forwarding"
+    route, refusal = _route(ctx, rtr.name, dst.ip, src.ip, ingress)
+    if ctx.sysctl(rtr.name, key) == "0":
+        short = "ip_forward" if src.family == 4 else key
+        ctx.diagnose(
+            f"{short} is 0 on {rtr.name}: it forwards no IPv{src.family} between its interfaces"
+        )
+    elif ctx.sysctl(rtr.name, per_if) == "0":
+        ctx.diagnose(f"{per_if} is 0 on {rtr.name}: it forwards nothing arriving on {ingress}")
+    elif route is None:
+        ctx.diagnose(f"{rtr.name} has no route to {dst.ip}: {refusal}")
+    elif not seen:
+        rules = ctx.topo.run(rtr.name, ["nft", "list", "ruleset"]).stdout.strip()
+        suspect = "its firewall's forward hook" if rules else "rp_filter or a missing neighbour"
+        ctx.diagnose(
+            f"{rtr.name} routes {dst.ip} out of {route['dev']} but the probe never "
+            f"left it: {suspect} dropped it"
+        )
+    else:
+        ctx.diagnose(
+            f"the probe left {rtr.name} by {', '.join(seen)} but never reached "
+            f"{dst.port}: something past {rtr.name} drops it"
+        )
+
+
+def _diagnose_return(ctx: Context, rtr: _Router, replier: _End, asker: _End) -> None:
+    """The request got there; say where the reply stops: at the replier or at the router."""
+    route, _ = _route(ctx, replier.host, asker.ip, replier.ip)
+    ingress = rtr.owner(route.get("gateway")) if route else None
+    if route is None:
+        _diagnose_missing_route(ctx, rtr, replier, asker)
+    elif ingress is None:
+        ctx.diagnose(
+            f"{replier.host} sends replies to {asker.ip} via "
+            f"{route.get('gateway', route['dev'])}, not through {rtr.name}"
+        )
+    else:
+        back, refusal = _route(ctx, rtr.name, asker.ip, replier.ip, ingress)
+        ctx.diagnose(
+            f"{rtr.name} has no route to {asker.ip}: {refusal}"
+            if back is None
+            else f"{rtr.name} routes replies to {asker.ip} out of {back['dev']}, and they "
+            f"never reach {asker.port} (see the evidence)"
+        )
+
+
+CHECK = Check(
+    name="routing",
+    summary="a router forwards between subnets as its routing table predicts, both ways",
+    body=body,
+    reference="router.yaml",
+    requires=("veth", "AF_PACKET", "ip"),
+    params={
+        "left": "an end host's port on one subnet, HOST:IFNAME",
+        "right": "an end host's port on another subnet, HOST:IFNAME",
+        "router": "the host that routes between them",
+    },
+)
+
+
+def run(topology: object = None, **params: object) -> object:
+    """Run the check (on the reference topology unless `topology` is given)."""
+    return CHECK.run(topology, **params)  # type: ignore[arg-type]

@@ -1,0 +1,140 @@
+"""The isolation check passes on separate tenants and names what joins them when they leak."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+import netprobe
+from netprobe import Interface, Spec, Veth
+from netprobe.check import Status, run_check
+
+pytestmark = pytest.mark.root
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+# A user's topology: tenants "red" (three hosts) and "green" (two) on 10.10.0.0/24 each,
+# with their bridges in two different hosts; LEAK is replaced by a sabotage or nothing.
+SITE = """\
+name: site
+hosts:
+  r1: {interfaces: {eth0: {veth: node1:r1, addresses: [10.10.0.1/24]}}}
+  r2: {interfaces: {eth0: {veth: node1:r2, addresses: [10.10.0.2/24]}}}
+  r3: {interfaces: {eth0: {veth: node1:r3, addresses: [10.10.0.3/24]}}}
+  g1: {interfaces: {eth0: {veth: node2:g1, addresses: [10.10.0.1/24]}}}
+  g2: {interfaces: {eth0: {veth: node2:g2, addresses: [10.10.0.2/24]}}}
+  node1:
+    interfaces:
+      br-red: {bridge: {}}
+      r1: {master: br-red}
+      r2: {master: br-red}
+      r3: {master: br-red}
+LEAK
+  node2:
+    interfaces:
+      br-green: {bridge: {}}
+      g1: {master: br-green}
+      g2: {master: br-green}
+"""
+CROSS_LEAK = "      uplink: {veth: node2:uplink, master: br-red}\n"
+SITE_PARAMS = {"tenant_a": "r1:eth0,r2:eth0,r3:eth0", "tenant_b": "g1:eth0,g2:eth0"}
+
+
+def _tenants() -> Spec:
+    return netprobe.load(EXAMPLES / "tenants.yaml")
+
+
+def _with_leak(spec: Spec) -> Spec:
+    """tenants.yaml plus a veth pair in hv with one end on br-a and the other on br-b."""
+    leak = (Interface("leak-a", Veth("hv:leak-b"), master="br-a"),
+            Interface("leak-b", master="br-b"))
+    hosts = tuple(dataclasses.replace(h, interfaces=h.interfaces + leak) if h.name == "hv"
+                  else h for h in spec.hosts)
+    return dataclasses.replace(spec, hosts=hosts)
+
+
+def _failed(result: netprobe.Result) -> str:
+    assert result.status is Status.FAIL, result.evidence()
+    assert result.diagnosis is not None, result.evidence()
+    return result.diagnosis
+
+
+def test_isolation_passes_on_its_reference_topology() -> None:
+    result = run_check("isolation")
+    assert result.status is Status.PASS, result.evidence()
+    assert len(result.steps) == 16  # four probes from each of four hosts
+    assert result.duration < 2
+    # every absence was proven by the other tenant's barrier, not by a quiet period
+    for step in result.steps:
+        assert step.outcome is not None and step.outcome.decided_by == "barrier", step.name
+
+
+def test_a_veth_between_the_tenants_bridges_is_named() -> None:
+    result = run_check("isolation", _with_leak(_tenants()))
+    diagnosis = _failed(result)
+    assert diagnosis == ("veth hv:leak-a on hv:br-a and its peer hv:leak-b on hv:br-b "
+                         "join the tenants' bridges: a leak")
+    leaked = [s.name for s in result.steps if s.status is Status.FAIL]
+    assert "broadcast from a1:eth0 floods tenant A only" in leaked
+    assert "ARP who-has 192.168.1.10 from b2:eth0 floods tenant B only" in leaked
+    assert any(n.startswith("unicast a1:eth0 → tenant B's b2:eth0") for n in leaked)
+
+
+def test_a_leak_added_to_the_live_topology_is_named() -> None:
+    with netprobe.build(_tenants()) as topo:
+        for argv in (["ip", "link", "add", "x1", "type", "veth", "peer", "name", "x2"],
+                     ["ip", "link", "set", "x1", "master", "br-b", "up"],
+                     ["ip", "link", "set", "x2", "master", "br-a", "up"]):
+            topo.run("hv", argv, check=True)
+        result = run_check("isolation", topo)
+    assert "veth hv:x2 on hv:br-a and its peer hv:x1 on hv:br-b join" in _failed(result)
+
+
+def test_a_tenant_port_on_the_other_tenants_bridge_is_named() -> None:
+    with netprobe.build(_tenants()) as topo:
+        topo.run("hv", ["ip", "link", "set", "b1", "master", "br-a"], check=True)
+        result = run_check("isolation", topo)
+    diagnosis = _failed(result)
+    assert ("hv:b1, the port of tenant B's b1:eth0, is enslaved to hv:br-a, "
+            "tenant A's bridge") in diagnosis
+
+
+def test_a_host_cut_off_from_its_own_tenant_is_named() -> None:
+    with netprobe.build(_tenants()) as topo:
+        topo.run("hv", ["ip", "link", "set", "a2", "nomaster"], check=True)
+        result = run_check("isolation", topo)
+    assert _failed(result).startswith("hv:a2 is not enslaved to br-a: it has no master")
+    assert result.summary.startswith("ping a1:eth0 → a2:eth0 (192.168.1.20) answered")
+
+
+def test_runs_on_a_users_topology_with_its_tenants(tmp_path: Path) -> None:
+    path = tmp_path / "site.yaml"
+    path.write_text(SITE.replace("LEAK\n", ""))
+    result = run_check("isolation", path, **SITE_PARAMS)
+    assert result.status is Status.PASS, result.evidence()
+    assert len(result.steps) == 4 * 5
+    explicit = run_check("isolation", path, **SITE_PARAMS, bridge_a="node1:br-red",
+                         bridge_b="node2:br-green")
+    assert explicit.status is Status.PASS, explicit.evidence()
+
+
+def test_a_leak_across_namespaces_is_named_on_a_users_topology(tmp_path: Path) -> None:
+    path = tmp_path / "site.yaml"
+    path.write_text(SITE.replace("LEAK\n", CROSS_LEAK).replace(
+        "      g2: {master: br-green}\n", "      g2: {master: br-green}\n"
+        "      uplink: {master: br-green}\n"))
+    diagnosis = _failed(run_check("isolation", path, **SITE_PARAMS))
+    assert ("node1:uplink (veth, peer in another namespace) is a port of node1:br-red but no "
+            "host of tenant A is behind it") in diagnosis
+    assert "node2:uplink (veth, peer in another namespace) is a port of node2:br-green" in \
+        diagnosis
+
+
+def test_bad_parameters_are_bad_input(tmp_path: Path) -> None:
+    with pytest.raises(netprobe.SpecError, match="takes parameters tenant_a, tenant_b"):
+        run_check("isolation", tenants="a1:eth0")
+    result = run_check("isolation", bridge_b="hv:b1")
+    assert result.status is Status.ERROR
+    assert "'hv:b1' is a veth link" in result.summary

@@ -1,0 +1,134 @@
+"""The mac-learning check passes on a learning bridge and names the fault on sabotaged ones."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+import netprobe
+from netprobe import Bridge, Spec
+from netprobe.check import Status, run_check
+
+pytestmark = pytest.mark.root
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "mac-learning.yaml"
+
+
+def _switch_variant(*, no_learning: str | None = None, ageing: float | None = None) -> Spec:
+    """The reference topology with one port's learning off, or another ageing time."""
+    spec = netprobe.load(EXAMPLE)
+    switch = spec.host("switch")
+    interfaces = []
+    for iface in switch.interfaces:
+        if iface.name == no_learning:
+            iface = dataclasses.replace(iface, learning=False)
+        if isinstance(iface.kind, Bridge) and ageing is not None:
+            iface = dataclasses.replace(iface, kind=dataclasses.replace(iface.kind, ageing=ageing))
+        interfaces.append(iface)
+    hosts = [
+        dataclasses.replace(h, interfaces=tuple(interfaces)) if h is switch else h
+        for h in spec.hosts
+    ]
+    return dataclasses.replace(spec, hosts=tuple(hosts))
+
+
+def _failed(result: netprobe.check.Result) -> list[str]:
+    return [s.name for s in result.steps if s.status is Status.FAIL]
+
+
+def test_mac_learning_passes_on_its_reference_topology() -> None:
+    result = run_check("mac-learning")
+    assert result.status is Status.PASS, result.evidence()
+    assert len(result.steps) == 9
+    ageing = next(s for s in result.steps if "ages out" in s.name)
+    assert ageing.detail.endswith("after the ageing time of 1 s")
+    assert result.duration < 2.5
+
+
+def test_learning_off_on_port_1_is_named() -> None:
+    result = run_check("mac-learning", _switch_variant(no_learning="p1"))
+    assert result.status is Status.FAIL
+    assert result.diagnosis is not None
+    assert "switch:p1 has learning disabled" in result.diagnosis
+    assert "p3" not in result.diagnosis
+    assert _failed(result) == [
+        "the FDB holds X (02:4e:50:00:00:0a) on switch:p1",
+        "unicast to X leaves h1:eth0 only",
+    ]
+
+
+def test_learning_off_where_the_mac_moves_to_is_named() -> None:
+    result = run_check("mac-learning", _switch_variant(no_learning="p3"))
+    assert result.status is Status.FAIL
+    assert result.diagnosis is not None and "switch:p3 has learning disabled" in result.diagnosis
+    assert _failed(result) == [
+        "the FDB holds X (02:4e:50:00:00:0a) on switch:p3",
+        "unicast to the moved X leaves h3:eth0 only",
+    ]
+
+
+def test_ageing_zero_is_diagnosed_as_forgetting_at_once() -> None:
+    result = run_check("mac-learning", _switch_variant(ageing=0))
+    assert result.status is Status.FAIL
+    assert result.diagnosis is not None
+    assert "switch:br0 has ageing time 0: FDB entries expire at once" in result.diagnosis
+    assert "everything floods" in result.diagnosis
+    assert _failed(result)  # the entries vanish within ~10 ms: lookups and unicast fail
+
+
+def test_learning_turned_off_on_a_live_topology_is_named() -> None:
+    with netprobe.build(netprobe.load(EXAMPLE)) as topo:
+        topo.run(
+            "switch",
+            ["ip", "link", "set", "dev", "p1", "type", "bridge_slave", "learning", "off"],
+            check=True,
+        )
+        result = run_check("mac-learning", topo)
+    assert result.status is Status.FAIL
+    assert result.diagnosis is not None and "switch:p1 has learning disabled" in result.diagnosis
+
+
+USER_TOPOLOGY = """\
+name: userlan
+hosts:
+  web:
+    interfaces:
+      ens3: {veth: hv:vweb, mac: "02:aa:00:00:00:01"}
+  db:
+    interfaces:
+      ens3: {veth: hv:vdb, mac: "02:aa:00:00:00:02"}
+  hv:
+    interfaces:
+      lan0: {bridge: {ageing: %s}}
+      vweb: {master: lan0}
+      vdb: {master: lan0}
+      tap5: {tap: {}, master: lan0}
+"""
+
+
+def test_it_runs_on_a_user_topology_with_a_vm_port(tmp_path: Path) -> None:
+    path = tmp_path / "userlan.yaml"
+    path.write_text(USER_TOPOLOGY % 2)
+    result = run_check("mac-learning", path, ports="hv:tap5@vm,db:ens3,web:ens3")
+    assert result.status is Status.PASS, result.evidence()
+    names = [s.name for s in result.steps]
+    assert "the FDB holds X (02:4e:50:00:00:0a) on hv:tap5" in names  # the TAP's port
+    assert "unicast to the moved X leaves web:ens3 only" in names
+
+
+def test_a_long_ageing_time_is_not_waited_for(tmp_path: Path) -> None:
+    path = tmp_path / "userlan.yaml"
+    path.write_text(USER_TOPOLOGY % 300)
+    result = run_check("mac-learning", path, ports="web:ens3,db:ens3,hv:tap5@vm")
+    assert result.status is Status.PASS, result.evidence()
+    (skipped,) = [s for s in result.steps if s.status is Status.SKIP]
+    assert "ageing time 300 s is too long to watch" in skipped.detail
+    assert result.duration < 2
+
+
+def test_fewer_than_three_ports_is_bad_input() -> None:
+    result = run_check("mac-learning", ports="h1:eth0,h2:eth0")
+    assert result.status is Status.ERROR
+    assert "three or more ports" in result.summary

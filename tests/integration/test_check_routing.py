@@ -1,0 +1,138 @@
+"""The routing check passes on a forwarding router and names the fault on sabotaged ones."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+import netprobe
+from netprobe import Spec
+from netprobe.check import Result, Status, run_check
+
+pytestmark = pytest.mark.root
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "router.yaml"
+
+
+def _with_host(spec: Spec, name: str, **changes: object) -> Spec:
+    hosts = [dataclasses.replace(h, **changes) if h.name == name else h for h in spec.hosts]
+    return dataclasses.replace(spec, hosts=tuple(hosts))
+
+
+def _failed(result: Result) -> list[str]:
+    return [s.name for s in result.steps if s.status is Status.FAIL]
+
+
+def test_routing_passes_on_its_reference_topology() -> None:
+    result = run_check("routing")
+    assert result.status is Status.PASS, result.evidence()
+    assert len(result.steps) == 16  # 2 families x 2 directions x 4 steps
+    agree = [s for s in result.steps if "agrees with the egress" in s.name]
+    assert agree[0].detail == "router predicts via eth1; the probe left by eth1"
+    assert result.duration < 2
+
+
+def test_ip_forward_off_fails_and_says_so() -> None:
+    spec = netprobe.load(EXAMPLE)
+    spec = _with_host(
+        spec, "router", sysctls={"net.ipv4.ip_forward": 0, "net.ipv6.conf.all.forwarding": 1}
+    )
+    result = run_check("routing", spec)
+    assert result.status is Status.FAIL
+    assert (
+        result.diagnosis == "ip_forward is 0 on router: it forwards no IPv4 between its interfaces"
+    )
+    assert _failed(result) == [
+        "left→right IPv4: router forwards an echo request to right:eth0",
+        "right→left IPv4: router forwards an echo request to left:eth0",
+    ]
+
+
+def test_ipv6_forwarding_off_is_named_and_contradicts_ip_route_get() -> None:
+    with netprobe.build(netprobe.load(EXAMPLE)) as topo:
+        topo.run("router", ["sysctl", "-qw", "net.ipv6.conf.all.forwarding=0"], check=True)
+        result = run_check("routing", topo)
+    assert result.status is Status.FAIL
+    assert result.diagnosis is not None
+    assert "net.ipv6.conf.all.forwarding is 0 on router" in result.diagnosis
+    # the IPv6 route lookup ignores forwarding: it predicts an egress the router never uses
+    disagree = [s for s in result.steps if "agrees" in s.name and s.status is Status.FAIL]
+    assert [s.detail for s in disagree] == [
+        "router predicts via eth1; the probe left by none",
+        "router predicts via eth0; the probe left by none",
+    ]
+
+
+def test_a_missing_return_route_names_the_host_without_it() -> None:
+    with netprobe.build(netprobe.load(EXAMPLE)) as topo:
+        topo.run("right", ["ip", "route", "del", "default"], check=True)
+        result = run_check("routing", topo)
+    assert result.status is Status.FAIL
+    assert result.diagnosis == (
+        "right has no route to 10.1.0.10 (left): its replies and its own traffic to left "
+        "have nowhere to go (add a default route via 10.2.0.1)"
+    )
+    assert _failed(result) == [
+        "left→right IPv4: right's echo reply comes back to left:eth0",
+        "right→left IPv4: right sends 10.1.0.10 through router",
+    ]
+
+
+def test_a_missing_return_route_in_the_spec_too() -> None:
+    spec = netprobe.load(EXAMPLE)
+    spec = _with_host(spec, "left", routes=())
+    result = run_check("routing", spec)
+    assert result.status is Status.FAIL
+    assert result.diagnosis is not None
+    assert "left has no route to 10.2.0.10 (right)" in result.diagnosis
+    assert "left has no route to fd02::10 (right)" in result.diagnosis
+    assert "right's" not in result.diagnosis
+
+
+def test_a_forward_drop_contradicts_the_routing_table() -> None:
+    ruleset = "table inet f { chain fw { type filter hook forward priority 0; policy drop; }; }"
+    with netprobe.build(netprobe.load(EXAMPLE)) as topo:
+        topo.run("router", ["nft", "-f", "-"], input=ruleset, check=True)
+        result = run_check("routing", topo)
+    assert result.status is Status.FAIL
+    assert result.diagnosis is not None
+    assert (
+        "router routes 10.2.0.10 out of eth1 but the probe never left it: its "
+        "firewall's forward hook dropped it" in result.diagnosis
+    )
+
+
+USER_TOPOLOGY = """\
+name: office
+hosts:
+  pc:
+    interfaces:
+      ens3: {veth: gw:inside, addresses: [192.168.7.20/24]}
+    routes: [{to: default, via: 192.168.7.1}]
+  srv:
+    interfaces:
+      ens4: {veth: gw:dmz, addresses: [172.16.9.5/24]}
+    routes: [{to: 192.168.7.0/24, via: 172.16.9.1}]
+  gw:
+    interfaces:
+      inside: {addresses: [192.168.7.1/24]}
+      dmz: {addresses: [172.16.9.1/24]}
+    sysctls: {net.ipv4.ip_forward: 1}
+"""
+
+
+def test_it_runs_on_a_user_topology_with_its_hosts_and_ports(tmp_path: Path) -> None:
+    path = tmp_path / "office.yaml"
+    path.write_text(USER_TOPOLOGY)
+    result = run_check("routing", path, left="pc:ens3", right="srv:ens4", router="gw")
+    assert result.status is Status.PASS, result.evidence()
+    assert len(result.steps) == 8  # IPv4 only: no IPv6 addresses
+    assert result.steps[0].detail == "pc routes 172.16.9.5 via 192.168.7.1"
+
+
+def test_an_unknown_port_is_an_error() -> None:
+    result = run_check("routing", left="left:eth9")
+    assert result.status is Status.ERROR
+    assert "no interface left:eth9" in result.summary
