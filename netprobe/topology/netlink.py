@@ -173,6 +173,16 @@ class Rtnl:
             out.append(AddrState(index, socket.inet_ntop(family, raw), flags))
         return out
 
+    def tx_dropped(self, name: str) -> int:
+        """How many frames link `name` has dropped on transmit (rtnl_link_stats64)."""
+        msg = ifinfmsg()
+        msg["attrs"] = [("IFLA_IFNAME", name)]
+        seq = self._send(msg, RTM_GETLINK, 0)
+        for _mtype, chunk in self._replies(seq):  # one reply, and no ack: stop at it
+            stats = _scan(chunk, _HDR.size + _IFINFO.size, {_IFLA_STATS64}).get(_IFLA_STATS64)
+            return int(struct.unpack_from("=Q", stats, 7 * 8)[0]) if stats else 0
+        return 0
+
     def links(self) -> dict[str, Any]:
         """Links of this namespace by name."""
         return {m.get_attr("IFLA_IFNAME"): m for m in self.dump(RTM_GETLINK)}
@@ -214,6 +224,7 @@ _IFINFO = struct.Struct("=BxHiII")
 _IFADDR = struct.Struct("=BBBBI")
 _IFLA_IFNAME, _IFLA_PROTINFO, _IFLA_OPERSTATE, _IFLA_IFALIAS, _IFLA_CARRIER = 3, 12, 16, 20, 33
 _IFLA_BRPORT_STATE = 1
+_IFLA_STATS64 = 23
 _IFA_ADDRESS, _IFA_LOCAL, _IFA_FLAGS = 1, 2, 8
 _NLA_TYPE_MASK = 0x3FFF
 

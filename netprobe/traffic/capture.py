@@ -189,17 +189,22 @@ def _attach(sock: socket.socket, bpf: list[tuple[int, int, int, int]]) -> None:
 _compiled: dict[str, list[tuple[int, int, int, int]]] = {}
 
 
-def compile_filter(expression: str) -> list[tuple[int, int, int, int]]:
-    """A tcpdump filter expression as classic BPF (compiled by tcpdump, cached)."""
-    if expression not in _compiled:
+def compile_filter(
+    expression: str, namespace: str | None = None, ifname: str | None = None
+) -> list[tuple[int, int, int, int]]:
+    """A tcpdump filter expression as classic BPF, compiled by tcpdump (and cached).
+
+    Given an interface, libpcap compiles for that live link, where the kernel has moved
+    VLAN tags into metadata: "vlan 10" then tests the tag where it really is. Without
+    one, it compiles for frames as they are on the wire (fine for pcap files).
+    """
+    key = f"{expression}@{'live' if ifname else 'wire'}"
+    if key not in _compiled:
+        argv = ["tcpdump", "-ddd", *(["-i", ifname] if ifname else ["-y", "EN10MB"]), expression]
+        if namespace:
+            argv = ["ip", "netns", "exec", namespace, *argv]
         try:
-            proc = subprocess.run(
-                ["tcpdump", "-ddd", "-y", "EN10MB", expression],
-                capture_output=True,
-                text=True,
-                timeout=10,
-                check=False,
-            )
+            proc = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
         except FileNotFoundError:
             raise SetupError(
                 "compiling a capture filter needs tcpdump", remedy="apt-get install tcpdump"
@@ -207,11 +212,11 @@ def compile_filter(expression: str) -> list[tuple[int, int, int, int]]:
         if proc.returncode != 0:
             raise TrafficError(f"bad capture filter {expression!r}: {proc.stderr.strip()}")
         lines = proc.stdout.split("\n")
-        _compiled[expression] = [
+        _compiled[key] = [
             (int(c), int(jt), int(jf), int(k))
             for c, jt, jf, k in (line.split() for line in lines[1:] if line.strip())
         ]
-    return _compiled[expression]
+    return _compiled[key]
 
 
 def wait_readable(captures: Iterable[Source], timeout: float) -> list[Source]:

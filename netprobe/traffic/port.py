@@ -16,7 +16,7 @@ import os
 import socket
 import time
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from ..errors import TrafficError
 from ..topology import Topology, netns
@@ -73,11 +73,13 @@ class Sender:
 class TapSide:
     """The VM's side of a TAP device: send by writing the descriptor, capture by reading it."""
 
-    def __init__(self, port: str, fd: int) -> None:
+    def __init__(self, port: str, fd: int, dropped: Callable[[], int] | None = None) -> None:
         self.port = port
         self.fd = fd
         os.set_blocking(fd, False)
         self.packets = 0
+        self._dropped = dropped  # the TAP's transmit drops: frames the "VM" never got
+        self._dropped_base = dropped() if dropped else 0
 
     def send(self, frame: bytes) -> None:
         os.write(self.fd, frame)
@@ -96,6 +98,7 @@ class TapSide:
     def drain(self) -> None:
         self.read()
         self.packets = 0
+        self._dropped_base = self._dropped() if self._dropped else 0
 
     def read(self, limit: int = 1 << 20) -> list[Captured]:
         out = []
@@ -109,7 +112,8 @@ class TapSide:
         return out
 
     def stats(self) -> CaptureStats:
-        return CaptureStats(self.packets, 0)  # a TAP queue that overflows drops before us
+        dropped = self._dropped() - self._dropped_base if self._dropped else 0
+        return CaptureStats(self.packets, dropped)
 
     def close(self) -> None:
         pass  # the topology owns the descriptor
@@ -150,9 +154,16 @@ class Ports:
             if tap_fd is not None:
                 if filter is not None:
                     raise TrafficError(f"{port} is read from a TAP descriptor: no filter")
-                self._captures[key] = TapSide(port, tap_fd)
+                host, tap, _ = parse_port(port)
+                nl, kname = self.topo.hosts[host].nl, self.topo.ifname(host, tap)
+                self._captures[key] = TapSide(port, tap_fd, lambda: nl.tx_dropped(kname))
             else:
-                bpf = compile_filter(filter) if filter is not None else None
+                host = port.partition(":")[0]
+                bpf = (
+                    compile_filter(filter, self.topo.namespace(host), ifname)
+                    if filter is not None
+                    else None
+                )
                 self._captures[key] = Capture(port, ns_fd, ifname, bpf=bpf)
         return self._captures[key]
 

@@ -317,3 +317,23 @@ def test_a_filtered_capture_never_lets_an_unfiltered_frame_through(
     seen = only_udp.read()
     assert [find_nonce(f.data) for f in seen] == [nonce]
     assert only_udp.stats().drops == 0
+
+
+def test_a_vlan_filter_sees_the_tag_the_kernel_moved_aside(redblue: netprobe.Topology) -> None:
+    tagged = ports(redblue).capture("blue:eth0", filter="vlan 10 and udp")
+    sender = ports(redblue).sender("red:eth0")
+    other, _ = udp(RED, BLUE, "10.0.0.1", "10.0.0.2", vlan=20).probe()
+    untagged, _ = udp(RED, BLUE, "10.0.0.1", "10.0.0.2").probe()
+    frame, nonce = udp(RED, BLUE, "10.0.0.1", "10.0.0.2", vlan=10).probe()
+    sender.send_many([other, untagged, frame])
+    assert [find_nonce(f.data) for f in tagged.read()] == [nonce]
+
+
+def test_frames_a_tap_drops_before_the_vm_reads_them_are_counted() -> None:
+    with netprobe.build(netprobe.load(EXAMPLES / "nat-gateway.yaml")) as topo:
+        burst = ethernet("02:10:10:10:00:65", "ff:ff:ff:ff:ff:ff")
+        # the TAP's queue holds ~1000 frames: unread, the rest are dropped, and counted
+        outcome = expect(topo, burst, "vm1:eth0", at("pve:tap100i0@vm"), count=1500,
+                         timeout=0.5)
+    assert outcome.verdict is Verdict.INCONCLUSIVE, outcome.reason
+    assert "capture lost frames at pve:tap100i0@vm" in outcome.reason
