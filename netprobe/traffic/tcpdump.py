@@ -7,6 +7,7 @@ Stopping sends SIGINT so tcpdump flushes the file and reports its kernel drops.
 
 from __future__ import annotations
 
+import os
 import re
 import select
 import signal
@@ -55,37 +56,41 @@ class TcpdumpCapture:
         if namespace:
             argv = ["ip", "netns", "exec", namespace, *argv]
         try:
-            self.proc = subprocess.Popen(
-                argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-            )
+            self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         except FileNotFoundError:
             raise SetupError(
                 "capturing to a file needs tcpdump", remedy="apt-get install tcpdump"
             ) from None
-        self._stderr: list[str] = []
+        self._stderr = b""
         self._wait_ready(ready_timeout)
         self.drops = 0
 
     def _wait_ready(self, timeout: float) -> None:
+        """Read stderr unbuffered until tcpdump says it is listening (or gives up)."""
         assert self.proc.stderr is not None
+        fd = self.proc.stderr.fileno()
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([self.proc.stderr], [], [], deadline - time.monotonic())
-            line = self.proc.stderr.readline() if ready else ""
-            self._stderr.append(line)
-            if "listening on" in line:
-                return
-            if not line and self.proc.poll() is not None:
-                break
-        self.proc.kill()
-        raise TrafficError(f"tcpdump on {self.port} did not start: {''.join(self._stderr)}")
+        while b"listening on" not in self._stderr:
+            left = deadline - time.monotonic()
+            ready, _, _ = select.select([fd], [], [], max(left, 0))
+            chunk = os.read(fd, 4096) if ready else b""
+            self._stderr += chunk
+            if left <= 0 or (not chunk and self.proc.poll() is not None):
+                self.proc.kill()
+                self.proc.wait()
+                text = self._stderr.decode(errors="replace").strip()
+                raise TrafficError(f"tcpdump on {self.port} did not start: {text}")
 
     def stop(self) -> CaptureStats:
         """Stop tcpdump; the frames are then in `path` (and `frames()`)."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
-        _, err = self.proc.communicate(timeout=10)
-        found = _DROPPED.search(err or "")
+        try:
+            _, err = self.proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            _, err = self.proc.communicate()
+        found = _DROPPED.search((self._stderr + (err or b"")).decode(errors="replace"))
         self.drops = int(found.group(1)) if found else 0
         return CaptureStats(len(self.frames()), self.drops)
 
