@@ -16,7 +16,7 @@ import itertools
 import os
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
@@ -72,12 +72,17 @@ class Template:
     summary: str
     udp_checksum: bool = False  # a result of 0 must be sent as 0xffff (RFC 768)
     csum_from: int = 0  # where the bytes the checksum covers begin (its 16-bit alignment)
+    # Set when several checksums cover the nonce (a tunnel, a quoted packet): each probe is
+    # then rebuilt by scapy instead of patched, slower but right.
+    rebuild: Any = field(default=None, compare=False, repr=False)
 
     def probe(self, nonce: bytes | None = None) -> tuple[bytes, bytes]:
         """(frame bytes, nonce) for one probe; a fresh nonce unless one is given."""
         nonce = nonce or new_nonce()
         frame = bytearray(self.data)
         frame[self.nonce_at : self.nonce_at + NONCE_LEN] = nonce
+        if self.rebuild is not None:
+            return _rebuilt(self.rebuild(bytes(frame))), nonce
         if self.csum_at is not None:
             (old,) = struct.unpack_from("!H", self.data, self.csum_at)
             if old or not self.udp_checksum:  # IPv4 UDP checksum 0 means "none"
@@ -120,8 +125,33 @@ def from_scapy(packet: Any) -> Template:
         packet = packet / Raw(SLOT)
         data = bytes(packet)
     at = data.find(SLOT)
+    if _covering_checksums(packet, data, at) > 1:
+        return Template(data, at, None, packet.summary(), rebuild=type(packet))
     start, csum_at, is_udp = _checksum_offset(packet, data)
     return Template(data, at, csum_at, packet.summary(), is_udp, start)
+
+
+def _covering_checksums(packet: Any, data: bytes, at: int) -> int:
+    """How many transport-layer checksums cover byte `at` (each L4 layer before it)."""
+    from scapy.layers.inet import ICMP, TCP, UDP
+    from scapy.layers.inet6 import _ICMPv6
+
+    count, layer = 0, packet
+    while layer is not None and layer.__class__.__name__ != "NoPayload":
+        if isinstance(layer, (UDP, TCP, ICMP, _ICMPv6)) and len(data) - len(bytes(layer)) <= at:
+            count += 1
+        layer = layer.payload
+    return count
+
+
+def _rebuilt(packet: Any) -> bytes:
+    """The bytes of a parsed packet with every checksum computed afresh."""
+    layer = packet
+    while layer is not None and layer.__class__.__name__ != "NoPayload":
+        for name in {"chksum", "cksum"} & {f.name for f in layer.fields_desc}:
+            setattr(layer, name, None)
+        layer = layer.payload
+    return bytes(packet)
 
 
 def _checksum_offset(packet: Any, data: bytes) -> tuple[int, int | None, bool]:

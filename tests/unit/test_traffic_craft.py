@@ -262,3 +262,23 @@ def test_importing_traffic_does_not_import_scapy_until_a_builder_runs() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "ok"
+
+
+def test_a_nonce_under_two_checksums_is_rebuilt_right() -> None:
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Ether
+    from scapy.layers.vxlan import VXLAN
+    from scapy.packet import Raw
+
+    from netprobe.traffic.craft import SLOT, from_scapy
+
+    inner = Ether() / IP(src="192.0.2.1", dst="192.0.2.2") / UDP(sport=5, dport=6) / Raw(SLOT)
+    packet = Ether() / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(dport=4789) / VXLAN(vni=5) / inner
+    template = from_scapy(packet)
+    for _ in range(3):
+        frame, nonce = template.probe()
+        fresh = Ether(frame)
+        fresh[UDP].chksum = None
+        fresh[VXLAN][UDP].chksum = None
+        assert Ether(bytes(fresh)) == Ether(frame)  # both checksums as scapy computes them
+        assert find_nonce(frame) == nonce
