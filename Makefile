@@ -1,5 +1,5 @@
 # The two entry points of a fresh Debian machine (run as root):
-#   make check   install what is needed, then run netprobe's main job
+#   make check   install what is needed, then run netprobe's main job (every check)
 #   make test    install what is needed, then lint, type-check and run the test suite
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -11,6 +11,7 @@ setup:
 
 check: setup
 	$(BIN)/netprobe doctor
+	$(BIN)/netprobe check all
 
 lint: setup
 	$(BIN)/ruff check netprobe checks tests bench

@@ -34,6 +34,8 @@ MARK = "# <-"
 
 EXPECTED_HOSTS = {
     "docker-bridge": ["c1", "c2", "c3", "c4", "dockerhost", "outside"],
+    "exposure": ["client", "web"],
+    "filter": ["client", "fw", "router", "outside"],
     "mac-learning": ["h1", "h2", "h3", "h4", "switch"],
     "nat-gateway": ["vm1", "pve", "internet"],
     "redblue": ["red", "blue", "switch"],

@@ -1,0 +1,213 @@
+"""filter: a host's firewall accepts and drops exactly what its policy says.
+
+The policy is a YAML list of expectations (the format in full: `filter_policy`):
+
+    - {proto: tcp, port: 22, from: [10.0.0.0/8, "fd00::/8"], expect: accept}
+    - {proto: tcp, port: 23, expect: drop}                      # chain: input by default
+    - {proto: tcp, port: 443, chain: forward, to: 198.51.100.0/24, expect: accept}
+    - {proto: tcp, port: 25, chain: output, expect: drop}
+
+Every line is probed over IPv4 and IPv6 (those `from`/`to` name) with real traffic: one
+step per line and family, expected verdict against observed.
+
+- INPUT: a neighbour sends a crafted TCP SYN or UDP datagram to the host. It counts as
+  accepted when the host's stack receives it: raw IP sockets opened in the host's
+  namespace get a copy of every TCP/UDP packet delivered locally, after the input hook.
+  No listener and no reply are involved, so the OUTPUT chain and ICMP rate limits cannot
+  blur the answer.
+- FORWARD: the neighbour's frame goes through the host to a machine behind it and must
+  (or must not) come out there: an expectation, `at` or `nowhere`.
+- OUTPUT: a crafted frame put on the host's wire skips its OUTPUT hook, so the host's own
+  kernel sends the probe, from a real socket opened in its namespace (TCP connect, UDP
+  sendto), and it must (or must not) reach the neighbour.
+
+A drop is proven by a barrier sent behind the probe along the same path: for INPUT and
+FORWARD a probe of an accept line that was seen to get through; for OUTPUT a frame sent
+from the host's egress interface (it skips netfilter, so it always goes). Where there is
+none, a short quiet period decides and the step says so. Each mismatch is explained with
+an nft trace of the probe: the rule or chain policy that decided, and for an accept
+shadowed by an earlier drop, both rules. `ruleset` (nft or iptables-restore files, comma
+separated) replaces the host's ruleset before probing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+
+from netprobe import SpecError
+from netprobe.check import Check, Context, Status, Step, reference_path
+from netprobe.expect import ROUTED, Barrier, at, nowhere
+from netprobe.traffic import ports
+
+from .filter_net import Plan, Planner
+from .filter_observe import QUIET, TIMEOUT, Stack, send_from_host, watch
+from .filter_policy import Line, load_policy
+from .filter_trace import explain
+
+__all__ = ["CHECK", "run"]
+
+_NAMES = {4: "IPv4", 6: "IPv6"}
+
+
+def body(ctx: Context, *, host: str = "fw", ruleset: str | Sequence[str] | None = None,
+         policy: str | None = None, client: str = "client", behind: str = "outside") -> None:
+    """Probe every policy line in each of its families; explain each mismatch."""
+    lines = load_policy(policy or reference_path("filter-policy.yml"))
+    if ruleset:
+        _load_ruleset(ctx, host, ruleset)
+    planner = Planner(ctx.topo, host, client, behind)
+    stack = Stack(ctx.topo, host)
+    order, mismatches = {}, []
+    try:  # accept lines first: those that get through become the barriers of the others
+        for line in sorted(lines, key=lambda item: item.expect != "accept"):
+            for family in line.families:
+                name = f"line {line.number}: {_row(line, family)}"
+                order[name] = (line.number, family)
+                plan = planner.plan(line, family)
+                if isinstance(plan, str):
+                    ctx.steps.append(Step(name, Status.SKIP, plan))
+                    continue
+                seen = _probe(ctx, plan, planner, stack, name)
+                if seen is not None and seen != line.expect:
+                    mismatches.append((plan, seen))
+    finally:
+        stack.close()
+    ctx.steps.sort(key=lambda step: order.get(step.name, (0, 0)))
+    for text in explain(ctx.topo, planner, mismatches):
+        ctx.diagnose(text)
+
+
+def _row(line: Line, family: int) -> str:
+    where = "".join(f" {word} {net}" for word, net in
+                    (("from", line.source(family)), ("to", line.dest(family))) if net)
+    return f"{line.chain.upper()} {line.service}{where} {_NAMES[family]}: expect {line.expect}"
+
+
+def _probe(ctx: Context, plan: Plan, planner: Planner, stack: Stack, name: str) -> str | None:
+    """Send the probe, record the step, return what was observed (None: undecided)."""
+    if plan.line.chain == "forward":
+        return _forward(ctx, plan, planner, name)
+    if plan.line.chain == "input":
+        seen, how = _input(ctx, plan, planner, stack)
+        where = f"{planner.host}'s stack"
+    else:
+        seen, how = _output(ctx, plan)
+        where = plan.observe
+    if seen is None:
+        ctx.steps.append(Step(name, Status.INCONCLUSIVE, how))
+        return None
+    observed = "accept" if seen else "drop"
+    status = Status.PASS if observed == plan.line.expect else Status.FAIL
+    verb = "reached" if seen else "never reached"
+    ctx.steps.append(Step(name, status, f"observed {observed}: the probe {verb} {where} ({how})"))
+    if seen and plan.line.chain == "input":
+        planner.barriers.setdefault(plan.path, plan)
+    return observed
+
+
+def _input(ctx: Context, plan: Plan, planner: Planner,
+           stack: Stack) -> tuple[bool | None, str]:
+    barrier = planner.barriers.get(plan.path)
+    sources = [stack.source(plan.family, plan.line.proto)]
+    if barrier is not None:
+        sources.append(stack.source(barrier.family, barrier.line.proto))
+    for source in sources:
+        source.drain()
+    assert plan.frame is not None
+    data, nonce = plan.frame.probe()
+    sender = ports(ctx.topo).sender(plan.port)
+    sender.send(data)
+    barrier_nonce = None
+    if barrier is not None and barrier.frame is not None:
+        barrier_data, barrier_nonce = barrier.frame.probe()
+        sender.send(barrier_data)
+    timeout = TIMEOUT if barrier or plan.line.expect == "accept" else QUIET
+    return watch(sources, lambda frame: nonce in frame, barrier_nonce, timeout)
+
+
+def _output(ctx: Context, plan: Plan) -> tuple[bool | None, str]:
+    capture = ports(ctx.topo).capture(plan.observe)
+    capture.drain()
+    error = send_from_host(ctx.topo, plan)
+    assert plan.barrier is not None
+    data, nonce = plan.barrier.probe()
+    ports(ctx.topo).sender(plan.port).send(data)  # AF_PACKET: no netfilter hook on the way
+    seen, how = watch([capture], plan.matches, nonce, TIMEOUT)
+    return seen, how + (f"; the socket said: {error}" if error else "")
+
+
+def _forward(ctx: Context, plan: Plan, planner: Planner, name: str) -> str | None:
+    assert plan.frame is not None
+    if plan.line.expect == "accept":
+        outcome = ctx.expect(name, plan.frame, plan.port, at(plan.observe), match=ROUTED,
+                             timeout=TIMEOUT)
+        seen = outcome.passed if outcome.verdict.value != "INCONCLUSIVE" else None
+    else:
+        barrier = planner.barriers.get(plan.path)
+        outcome = ctx.expect(
+            name, plan.frame, plan.port, nowhere(among=[plan.observe]), match=ROUTED,
+            barrier=Barrier(barrier.frame) if barrier and barrier.frame else None,
+            timeout=TIMEOUT, quiet=QUIET)
+        seen = None if outcome.verdict.value == "INCONCLUSIVE" else not outcome.passed
+    if seen is None:
+        return None
+    if seen:
+        planner.barriers.setdefault(plan.path, plan)
+    observed = "accept" if seen else "drop"
+    ctx.steps[-1].detail = f"observed {observed}: {outcome.reason} ({outcome.decided_by})"
+    return observed
+
+
+def _load_ruleset(ctx: Context, host: str, ruleset: str | Sequence[str]) -> None:
+    """Replace the host's ruleset: flush it, then load each file with its own tool."""
+    paths = ruleset.split(",") if isinstance(ruleset, str) else list(ruleset)
+    ctx.topo.run(host, ["nft", "flush", "ruleset"], check=True)
+    loaded = []
+    for path in (os.path.abspath(p.strip()) for p in paths):
+        kind = _kind(path)
+        argv = {"nft": ["nft", "-f", path], "iptables": ["iptables-restore", path],
+                "ip6tables": ["ip6tables-restore", path]}[kind]
+        result = ctx.topo.run(host, argv)
+        if not result.ok:
+            raise SpecError(f"{argv[0]} could not load it into {host}: "
+                            f"{result.stderr.strip()}", file=path)
+        loaded.append(f"{os.path.basename(path)} ({argv[0]})")
+    ctx.record(f"ruleset of {host} replaced", True, "loaded " + ", ".join(loaded))
+
+
+def _kind(path: str) -> str:
+    """nft, or iptables-restore input for IPv4 or IPv6 (by its contents or its name)."""
+    try:
+        with open(path, encoding="utf-8") as src:
+            text = src.read()
+    except OSError as exc:
+        raise SpecError(f"cannot read ruleset: {exc.strerror}", file=path) from None
+    if not re.search(r"^\*\w+\s*$", text, re.M) or "COMMIT" not in text:
+        return "nft"
+    six = re.search(r"ipv6-icmp|icmpv6|[0-9a-f]*::[0-9a-f]*/\d", text, re.I)
+    named = re.search(r"(6\.rules|\.v6|ip6tables[^/]*)$", path)
+    return "ip6tables" if six or named else "iptables"
+
+
+CHECK = Check(
+    name="filter",
+    summary="a host's firewall accepts and drops what its policy says, over IPv4 and IPv6",
+    body=body,
+    reference="filter.yaml",
+    requires=("veth", "nftables", "AF_PACKET", "nft"),
+    params={
+        "host": "the filtered host",
+        "ruleset": "nft or iptables-restore file(s), comma separated, loaded into host "
+                   "in place of its ruleset (default: keep the topology's)",
+        "policy": "the policy file (default: filter-policy.yml)",
+        "client": "the neighbour probes come from (and OUTPUT probes go to) by default",
+        "behind": "the host FORWARD probes go to by default",
+    },
+)
+
+
+def run(topology: object = None, **params: object) -> object:
+    """Run the check (on the reference topology unless `topology` is given)."""
+    return CHECK.run(topology, **params)  # type: ignore[arg-type]

@@ -1,0 +1,186 @@
+"""The filter check passes when a ruleset does what its policy says, on nft and on the
+iptables rules ufw writes, and names the policy line (and the rules) when it does not."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from netprobe.check import Status, run_check
+
+pytestmark = pytest.mark.root
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+SECURE_HOST = (EXAMPLES / "filter-secure-host.nft").read_text()
+
+
+def _failed(result: object) -> list[str]:
+    return [s.name for s in result.steps if s.status is Status.FAIL]  # type: ignore[attr-defined]
+
+
+def test_filter_passes_on_its_reference_topology() -> None:
+    result = run_check("filter")
+    assert result.status is Status.PASS, result.evidence()
+    names = [s.name for s in result.steps]
+    assert len(names) == 16  # 8 policy lines, each over IPv4 and IPv6
+    assert names[0] == "line 9: INPUT tcp/22 from 10.0.0.0/8 IPv4: expect accept"
+    assert {n.split(": ")[1].split()[0] for n in names} == {"INPUT", "FORWARD", "OUTPUT"}
+    assert result.duration < 2, result.duration
+
+
+def test_a_drop_before_the_accept_is_named_as_shadowing_the_policy_line(tmp_path: Path) -> None:
+    shadowed = SECURE_HOST.replace("        ip saddr 10.0.0.0/8 tcp dport 22 accept",
+                                   "        tcp dport 22 drop\n"
+                                   "        ip saddr 10.0.0.0/8 tcp dport 22 accept")
+    (tmp_path / "shadowed.nft").write_text(shadowed)
+    result = run_check("filter", ruleset=str(tmp_path / "shadowed.nft"))
+    assert result.status is Status.FAIL
+    assert _failed(result) == ["line 9: INPUT tcp/22 from 10.0.0.0/8 IPv4: expect accept",
+                               "line 9: INPUT tcp/22 from fd00::/8 IPv6: expect accept"]
+    assert result.diagnosis is not None
+    assert result.diagnosis == (
+        "policy line 9 (INPUT tcp/22 from 10.0.0.0/8, fd00::/8: accept) is shadowed over "
+        "IPv4, IPv6: `tcp dport 22 drop` (inet filter input) drops it before "
+        "`ip saddr 10.0.0.0/8 tcp dport 22 accept` / `ip6 saddr fd00::/8 tcp dport 22 accept`, "
+        "which would accept it, is reached")
+
+
+def test_an_accepting_forward_policy_is_named(tmp_path: Path) -> None:
+    (tmp_path / "open.nft").write_text(
+        SECURE_HOST.replace("hook forward priority filter; policy drop;",
+                            "hook forward priority filter; policy accept;"))
+    result = run_check("filter", ruleset=str(tmp_path / "open.nft"))
+    assert result.status is Status.FAIL
+    assert [n.split(" from")[0] for n in _failed(result)] == ["line 14: FORWARD tcp/22"] * 2
+    assert result.diagnosis is not None and "policy line 14" in result.diagnosis
+    assert "is accepted over IPv4, IPv6 (expected drop): by the policy of inet filter " \
+           "forward (accept)" in result.diagnosis
+
+
+# -- a ruleset as ufw writes it: iptables-restore input, the ufw-* chains, "allow 22/tcp" ---
+
+UFW_POLICY = """\
+- {proto: tcp, port: 22, expect: accept}
+- {proto: tcp, port: 23, expect: drop}
+- {proto: udp, port: 161, expect: drop}
+- {proto: tcp, port: 443, chain: forward, expect: drop}
+- {proto: udp, port: 53, chain: output, expect: accept}
+"""
+_STAGES = ("before-logging", "before", "after", "after-logging", "reject", "track")
+_HOOKS = ("input", "output", "forward")
+
+
+def _ufw(p: str, icmp: list[str], user: list[str]) -> str:
+    """user.rules (p="ufw") or user6.rules (p="ufw6") as `ufw enable` + `ufw allow 22/tcp`
+    leave them: default deny incoming and routed, allow outgoing."""
+    chains = [f"{p}-{s}-{h}" for s in _STAGES for h in _HOOKS]
+    chains += [f"{p}-{c}" for c in ("logging-deny", "logging-allow", "user-limit",
+                                     "user-limit-accept")]
+    chains += [f"{p}-{k}-{h}" for k in ("skip-to-policy", "user", "user-logging")
+               for h in _HOOKS]
+    rules = [f"-A {h.upper()} -j {p}-{s}-{h}" for h in _HOOKS for s in _STAGES]
+    rules += [f"-A {p}-before-input -i lo -j ACCEPT", f"-A {p}-before-output -o lo -j ACCEPT"]
+    rules += [f"-A {p}-before-{h} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"
+              for h in _HOOKS]
+    rules += [f"-A {p}-before-input -m conntrack --ctstate INVALID -j {p}-logging-deny",
+              f"-A {p}-before-input -m conntrack --ctstate INVALID -j DROP", *icmp]
+    rules += [f"-A {p}-before-{h} -j {p}-user-{h}" for h in _HOOKS]
+    rules += [
+        f'-A {p}-after-logging-input -m limit --limit 3/min --limit-burst 10 '
+        f'-j LOG --log-prefix "[UFW BLOCK] "',
+        f'-A {p}-logging-deny -m limit --limit 3/min --limit-burst 10 '
+        f'-j LOG --log-prefix "[UFW BLOCK] "',
+        f"-A {p}-skip-to-policy-input -j DROP", f"-A {p}-skip-to-policy-output -j ACCEPT",
+        f"-A {p}-skip-to-policy-forward -j DROP",
+        f"-A {p}-track-output -p tcp -m conntrack --ctstate NEW -j ACCEPT",
+        f"-A {p}-track-output -p udp -m conntrack --ctstate NEW -j ACCEPT",
+        "", "### RULES ###", *user, "### END RULES ###", "",
+        f'-A {p}-user-limit -m limit --limit 3/minute -j LOG --log-prefix "[UFW LIMIT BLOCK] "',
+        f"-A {p}-user-limit -j REJECT", f"-A {p}-user-limit-accept -j ACCEPT",
+    ]
+    head = ["*filter", ":INPUT DROP [0:0]", ":FORWARD DROP [0:0]", ":OUTPUT ACCEPT [0:0]"]
+    return "\n".join([*head, *(f":{c} - [0:0]" for c in chains), *rules, "COMMIT", ""])
+
+
+def _ufw_files(tmp_path: Path, allow: list[str] | None = None, v6: bool = True) -> str:
+    allow = allow or ["-A ufw-user-input -p tcp --dport 22 -j ACCEPT"]
+    icmp4 = [f"-A ufw-before-input -p icmp --icmp-type {t} -j ACCEPT"
+             for t in ("destination-unreachable", "time-exceeded", "echo-request")]
+    icmp6 = [f"-A ufw6-before-input -p icmpv6 --icmpv6-type {t} -j ACCEPT"
+             for t in ("destination-unreachable", "packet-too-big", "echo-request",
+                       "neighbor-solicitation", "neighbor-advertisement")]
+    (tmp_path / "user.rules").write_text(_ufw("ufw", icmp4, [
+        "### tuple ### allow tcp 22 0.0.0.0/0 any 0.0.0.0/0 in", *allow]))
+    (tmp_path / "user6.rules").write_text(_ufw("ufw6", icmp6, [
+        "### tuple ### allow tcp 22 ::/0 any ::/0 in",
+        "-A ufw6-user-input -p tcp --dport 22 -j ACCEPT"]))
+    (tmp_path / "ufw-policy.yaml").write_text(UFW_POLICY)
+    files = [tmp_path / "user.rules", *([tmp_path / "user6.rules"] if v6 else [])]
+    return ",".join(map(str, files))
+
+
+def test_filter_passes_on_the_rules_ufw_writes(tmp_path: Path) -> None:
+    rules = _ufw_files(tmp_path)
+    result = run_check("filter", ruleset=rules, policy=str(tmp_path / "ufw-policy.yaml"))
+    assert result.status is Status.PASS, result.evidence()
+    assert "user.rules (iptables-restore), user6.rules (ip6tables-restore)" in \
+        result.steps[0].detail
+    assert len(result.steps) == 1 + 10
+
+
+def test_a_shadowed_ufw_allow_is_named_with_its_chain(tmp_path: Path) -> None:
+    rules = _ufw_files(tmp_path, allow=["-A ufw-user-input -p tcp --dport 22 -j DROP",
+                                        "-A ufw-user-input -p tcp --dport 22 -j ACCEPT"])
+    result = run_check("filter", ruleset=rules, policy=str(tmp_path / "ufw-policy.yaml"))
+    assert result.status is Status.FAIL
+    assert _failed(result) == ["line 1: INPUT tcp/22 IPv4: expect accept"]
+    assert result.diagnosis == (
+        "policy line 1 (INPUT tcp/22: accept) is shadowed over IPv4: `tcp dport 22 drop` "
+        "(ip filter ufw-user-input) drops it before `tcp dport 22 accept`, which would "
+        "accept it, is reached")
+
+
+def test_ipv6_left_unfiltered_is_named(tmp_path: Path) -> None:
+    rules = _ufw_files(tmp_path, v6=False)  # user.rules loaded, user6.rules forgotten
+    result = run_check("filter", ruleset=rules, policy=str(tmp_path / "ufw-policy.yaml"))
+    assert result.status is Status.FAIL
+    assert all(name.endswith("IPv6: expect drop") for name in _failed(result))
+    assert result.diagnosis is not None
+    assert "policy line 2 (INPUT tcp/23: drop) is accepted over IPv6 (expected drop): no " \
+           "chain of fw's ruleset filters IPv6 at the input hook" in result.diagnosis
+
+
+def test_filter_runs_on_a_users_topology(tmp_path: Path) -> None:
+    policy = tmp_path / "router-policy.yaml"
+    policy.write_text("""\
+- {proto: tcp, port: 22, from: [10.1.0.0/24, "fd01::/64"], expect: accept}
+- {proto: tcp, port: 23, from: [10.2.0.0/24, "fd02::/64"], expect: drop}
+- {proto: udp, port: 5353, expect: drop}
+- {proto: tcp, port: 80, chain: forward, expect: accept}
+- {proto: tcp, port: 80, chain: forward, from: 10.2.0.10/32, to: 10.1.0.0/24, expect: drop}
+- {proto: tcp, port: 25, chain: output, to: [10.2.0.0/24, "fd02::/64"], expect: drop}
+""")
+    result = run_check("filter", EXAMPLES / "router.yaml", host="router", client="left",
+                       behind="right", ruleset=str(EXAMPLES / "filter-secure-host.nft"),
+                       policy=str(policy))
+    assert result.status is Status.PASS, result.evidence()
+    assert len(result.steps) == 1 + 11
+
+
+def test_a_bad_policy_is_bad_input_naming_its_line(tmp_path: Path) -> None:
+    (tmp_path / "bad.yaml").write_text("- {proto: tcp, port: 22, expect: accept}\n"
+                                       "- {proto: sctp, port: 22, expect: accept}\n")
+    result = run_check("filter", policy=str(tmp_path / "bad.yaml"))
+    assert result.status is Status.ERROR
+    assert "bad.yaml:2: proto must be tcp or udp" in result.summary
+
+
+def test_unknown_hosts_are_bad_input() -> None:
+    result = run_check("filter", host="gateway")
+    assert result.status is Status.ERROR
+    assert "no host 'gateway' to filter in topology 'filter'" in result.summary
+    result = run_check("filter", client="laptop")
+    assert result.status is Status.ERROR
+    assert "no host 'laptop' in this topology: name one with the client parameter" in \
+        result.summary
