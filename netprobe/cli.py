@@ -80,12 +80,21 @@ def list_checks() -> None:
     help="Also write the results as JSON to this file.",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Show the evidence of passing checks too.")
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(1, 16),
+    default=2,
+    show_default=True,
+    help="Checks run at once (each in a process of its own, on its own topology).",
+)
 def check(
     names: tuple[str, ...],
     topology: str | None,
     params: tuple[str, ...],
     json_path: str | None,
     verbose: bool,
+    jobs: int,
 ) -> None:
     """Run checks by NAME (or `all`) and report PASS/FAIL/SKIP/INCONCLUSIVE/ERROR."""
     with _errors():
@@ -97,10 +106,8 @@ def check(
             load_check(name)  # unknown names fail here, with suggestions, before any run
         kwargs = _parse_params(params)
         console = _console()
-        results = []
-        for name in chosen:
-            with console.status(f"running {name} …"):
-                results.append(run_check(name, topology, **kwargs))
+        with console.status(f"running {len(chosen)} check(s) …"):
+            results = _run_all(run_check, chosen, topology, kwargs, jobs)
         console.print(results_table(results))
         for result in results:
             if verbose or not result.passed:
@@ -108,6 +115,26 @@ def check(
         if json_path:
             _write_json(json_path, results)
         sys.exit(_exit_code(results))
+
+
+def _run_all(
+    run: Callable[..., Any],
+    names: list[str],
+    topology: str | None,
+    kwargs: dict[str, str],
+    jobs: int,
+) -> list[Any]:
+    """Run checks, several at once in forked processes: each builds its own topology, so
+    they share nothing but the kernel."""
+    if jobs == 1 or len(names) == 1 or topology is not None:
+        return [run(name, topology, **kwargs) for name in names]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        futures = [pool.submit(run, name, None, **kwargs) for name in names]
+        return [future.result() for future in futures]
 
 
 def _parse_params(params: tuple[str, ...]) -> dict[str, str]:
