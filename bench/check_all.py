@@ -4,7 +4,7 @@ Runs the command as a user would (a fresh process each time, so imports count), 
 check at a time and with two at once, alternating, and reports medians. The bar: under
 20 s in all, every check PASS or SKIP.
 
-    python3 bench/check_all.py [--reps 3]
+    .venv/bin/python bench/check_all.py [--reps 3]   (netprobe installed, checks registered)
 """
 
 from __future__ import annotations
@@ -29,9 +29,12 @@ def run_once(jobs: int) -> tuple[float, dict[str, str]]:
         out = os.path.join(tmp, "results.json")
         code = "from netprobe.cli import main; main()"
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-c", code, "check", "all", "-j", str(jobs),
-                        "--json", out], cwd=ROOT, capture_output=True, check=False)
+        proc = subprocess.run([sys.executable, "-c", code, "check", "all", "-j", str(jobs),
+                               "--json", out], cwd=ROOT, capture_output=True, text=True,
+                              check=False)
         elapsed = time.perf_counter() - start
+        if not os.path.exists(out):
+            sys.exit(f"netprobe check all failed (run with the venv's python):\n{proc.stderr}")
         with open(out) as src:
             results = json.load(src)["results"]
     return elapsed, {r["check"]: r["status"] for r in results}
