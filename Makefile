@@ -16,6 +16,7 @@ check: setup
 lint: setup
 	$(BIN)/ruff check netprobe checks tests bench
 	$(BIN)/mypy
+	$(BIN)/mypy --strict checks
 
 test: lint
 	$(BIN)/python -m pytest
