@@ -286,7 +286,9 @@ def test_tcpdump_backend_waits_until_listening_and_writes_a_pcap(
     assert [find_nonce(f.data) for f in dump.frames()] == [nonce]
 
 
-def test_failure_evidence_names_ports_diffs_and_pcaps(redblue: netprobe.Topology) -> None:
+def test_failure_evidence_names_ports_diffs_and_pcaps(
+    redblue: netprobe.Topology, tmp_path: Path
+) -> None:
     outcome = expect(
         redblue,
         udp(RED, BLUE, "10.0.0.1", "10.0.0.2"),
@@ -295,6 +297,7 @@ def test_failure_evidence_names_ports_diffs_and_pcaps(redblue: netprobe.Topology
         match=Match(dst="10.0.0.99"),
     )
     assert outcome.verdict is Verdict.FAIL
+    outcome.save_pcaps(str(tmp_path))  # else assert_passed keeps them in a new temp dir
     with pytest.raises(netprobe.CheckFailed) as failed:
         outcome.assert_passed()
     text = str(failed.value)
