@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import time
 
-from netprobe.check import Check, Context, Status, Step
+from netprobe.check import Check, Context, Status
 from netprobe.errors import SetupError, SpecError
 from netprobe.expect import Match, at, at_exactly
 from netprobe.topology import Topology, Veth
@@ -137,7 +137,7 @@ def _pair(ctx: Context, src: str, dst: str) -> list[tuple[str, str]]:
     src_ip, dst_ip = ipv4_of(ctx.topo, src), ipv4_of(ctx.topo, dst)
     if not l2.passed or src_ip is None or dst_ip is None:
         why = "no L2 path" if not l2.passed else f"{src if src_ip is None else dst} has no IPv4"
-        ctx.steps.append(Step(f"ARP and ping {src} → {dst}", Status.SKIP, why))
+        ctx.skip(f"ARP and ping {src} → {dst}", why)
         return []
     answered = _arp_answered(ctx, src, dst, src_ip, dst_ip)
     request, reply = echo_reply(ctx.topo, src, dst, src_ip, dst_ip)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import (
     CheckFailed,
     NetprobeError,
+    NotFound,
     SetupError,
     SpecError,
     TopologyError,
@@ -81,6 +82,7 @@ __all__ = [
     "Interface",
     "Macvlan",
     "NetprobeError",
+    "NotFound",
     "Result",
     "Route",
     "RunResult",

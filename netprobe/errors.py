@@ -13,6 +13,7 @@ from __future__ import annotations
 __all__ = [
     "CheckFailed",
     "NetprobeError",
+    "NotFound",
     "SetupError",
     "SpecError",
     "TopologyError",
@@ -60,6 +61,13 @@ class TopologyError(NetprobeError):
         super().__init__(message)
         self.errno = errno
         self.obj = obj
+
+
+class NotFound(TopologyError, KeyError):
+    """A host, interface or TAP a caller named is not in the topology."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""  # not KeyError's quoted repr
 
 
 class TrafficError(NetprobeError):

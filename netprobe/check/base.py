@@ -62,6 +62,14 @@ class Context:
         self.steps.append(Step(name, Status.PASS if ok else Status.FAIL, detail))
         return ok
 
+    def skip(self, name: str, why: str) -> None:
+        """Record a step this machine or topology cannot take, and why (shown in the summary)."""
+        self.steps.append(Step(name, Status.SKIP, why))
+
+    def inconclusive(self, name: str, why: str) -> None:
+        """Record a step whose answer could not be established: never a PASS."""
+        self.steps.append(Step(name, Status.INCONCLUSIVE, why))
+
     def diagnose(self, text: str) -> None:
         """Name the fault behind a failure, in words a person acts on."""
         if text not in self.diagnoses:
@@ -117,18 +125,10 @@ class Check:
         except NetprobeError as exc:
             return Result(self.name, Status.ERROR, str(exc), duration=time.perf_counter() - start)
         status = overall(ctx.steps)
-        failed = [s for s in ctx.steps if s.status is not Status.PASS]
-        summary = (
-            f"{len(ctx.steps)} steps passed"
-            if status is Status.PASS
-            else f"{failed[0].name}: {failed[0].detail}"
-            if failed
-            else "no steps"
-        )
         return Result(
             self.name,
             status,
-            summary,
+            _summary(status, ctx.steps),
             ctx.steps,
             "; ".join(ctx.diagnoses) or None,
             time.perf_counter() - start,
@@ -163,3 +163,18 @@ class Check:
             topology = reference_path(self.reference)
         spec = topology if isinstance(topology, Spec) else load(topology)
         return stack.enter_context(build(spec)), spec.source or spec.name
+
+
+def _summary(status: Status, steps: list[Step]) -> str:
+    """One line: what passed, and what was skipped or went wrong first."""
+    if not steps:
+        return "no steps: nothing was established"
+    skipped = [s for s in steps if s.status is Status.SKIP]
+    if status in (Status.PASS, Status.SKIP):
+        passed = len(steps) - len(skipped)
+        text = f"{passed} steps passed"
+        if skipped:
+            text += f", {len(skipped)} skipped ({skipped[0].name}: {skipped[0].detail})"
+        return text
+    first = next(s for s in steps if s.status is status)
+    return f"{first.name}: {first.detail}"

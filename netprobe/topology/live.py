@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from types import FrameType, TracebackType
 from typing import Any
 
-from ..errors import SetupError, TopologyError
+from ..errors import NotFound, SetupError, TopologyError
 from . import netns, owner
 from .netlink import Rtnl
 from .spec import Host, Spec
@@ -76,7 +76,7 @@ class Topology:
         try:
             return self.taps[(host, name)]
         except KeyError:
-            raise KeyError(f"{host}:{name} is not a TAP of this topology") from None
+            raise NotFound(f"{host}:{name} is not a TAP of this topology") from None
 
     def run(
         self,
@@ -114,7 +114,7 @@ class Topology:
         state = self._host(host)
         link = state.nl.links().get(self.ifname(host, name))
         if link is None:
-            raise KeyError(f"{host} has no interface {name!r}")
+            raise NotFound(f"{host} has no interface {name!r}")
         mac: str = link.get_attr("IFLA_ADDRESS")
         return mac
 
@@ -136,7 +136,7 @@ class Topology:
         try:
             return self.hosts[name]
         except KeyError:
-            raise KeyError(f"no host {name!r} in topology {self.spec.name!r}") from None
+            raise NotFound(f"no host {name!r} in topology {self.spec.name!r}") from None
 
     # -- lifetime ------------------------------------------------------------------------
 

@@ -41,7 +41,7 @@ def _failed(result: netprobe.check.Result) -> list[str]:
 def test_mac_learning_passes_on_its_reference_topology() -> None:
     result = run_check("mac-learning")
     assert result.status is Status.PASS, result.evidence()
-    assert len(result.steps) == 9
+    assert len(result.steps) == 10
     ageing = next(s for s in result.steps if "ages out" in s.name)
     assert ageing.detail.endswith("after the ageing time of 1 s")
     assert result.duration < 2.5
@@ -54,6 +54,7 @@ def test_learning_off_on_port_1_is_named() -> None:
     assert "switch:p1 has learning disabled" in result.diagnosis
     assert "p3" not in result.diagnosis
     assert _failed(result) == [
+        "every port learns and floods",
         "the FDB holds X (02:4e:50:00:00:0a) on switch:p1",
         "unicast to X leaves h1:eth0 only",
     ]
@@ -64,6 +65,7 @@ def test_learning_off_where_the_mac_moves_to_is_named() -> None:
     assert result.status is Status.FAIL
     assert result.diagnosis is not None and "switch:p3 has learning disabled" in result.diagnosis
     assert _failed(result) == [
+        "every port learns and floods",
         "the FDB holds X (02:4e:50:00:00:0a) on switch:p3",
         "unicast to the moved X leaves h3:eth0 only",
     ]
@@ -132,3 +134,19 @@ def test_fewer_than_three_ports_is_bad_input() -> None:
     result = run_check("mac-learning", ports="h1:eth0,h2:eth0")
     assert result.status is Status.ERROR
     assert "three or more ports" in result.summary
+
+
+@pytest.mark.parametrize(
+    ("port", "flag", "said"),
+    [
+        ("p2", "learning", "switch:p2 has learning disabled"),
+        ("p4", "learning", "switch:p4 has learning disabled"),
+        ("p2", "flood", "switch:p2 has flood off"),
+    ],
+)
+def test_any_port_with_learning_or_flooding_off_fails(port: str, flag: str, said: str) -> None:
+    with netprobe.build(netprobe.load(EXAMPLE)) as topo:
+        topo.run("switch", ["bridge", "link", "set", "dev", port, flag, "off"], check=True)
+        result = run_check("mac-learning", topo)
+    assert result.status is Status.FAIL
+    assert result.diagnosis is not None and said in result.diagnosis
