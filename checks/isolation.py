@@ -36,8 +36,14 @@ class _Tenant:
     barrier: Barrier
 
 
-def body(ctx: Context, *, tenant_a: str = "a1:eth0,a2:eth0", tenant_b: str = "b1:eth0,b2:eth0",
-         bridge_a: str = "", bridge_b: str = "") -> None:
+def body(
+    ctx: Context,
+    *,
+    tenant_a: str = "a1:eth0,a2:eth0",
+    tenant_b: str = "b1:eth0,b2:eth0",
+    bridge_a: str = "",
+    bridge_b: str = "",
+) -> None:
     """Probe from every host of each tenant; name what joins them if anything leaks."""
     a = _tenant(ctx, "A", tenant_a, bridge_a)
     b = _tenant(ctx, "B", tenant_b, bridge_b)
@@ -50,16 +56,25 @@ def body(ctx: Context, *, tenant_a: str = "a1:eth0,a2:eth0", tenant_b: str = "b1
             outcomes = _probe(ctx, own, other, src, peer)
             leaked |= any(_reached(o, other) for o in outcomes)
             unreached |= not outcomes[0].passed and not _reached(outcomes[0], other)
+    joins = _joins(ctx, a, b)
     if leaked:
-        for text in _joins(ctx, a, b):
+        for text in joins or [_UNSEEN_PATH.format(a=a.bridge, b=b.bridge)]:
             ctx.diagnose(text)
+    elif joins:  # nothing crossed, but a port nobody accounts for could carry traffic
+        ctx.inconclusive("nothing else is attached to the tenants' bridges", "; ".join(joins))
+        for text in joins:  # e.g. a router between them, which twin probes never reach
+            ctx.diagnose(text)
+    else:
+        ctx.record("nothing else is attached to the tenants' bridges", True)
     if unreached:
         for text in _faults(ctx, a) + _faults(ctx, b):
             ctx.diagnose(text)
     failed = [s for s in ctx.steps if s.status in (Status.FAIL, Status.INCONCLUSIVE)]
     if failed and not ctx.diagnoses:
-        ctx.diagnose(f"nothing leaked and every port is up and enslaved, yet {failed[0].name}: "
-                     f"{failed[0].detail}")
+        ctx.diagnose(
+            f"nothing leaked and every port is up and enslaved, yet {failed[0].name}: "
+            f"{failed[0].detail}"
+        )
 
 
 def _tenant(ctx: Context, name: str, ports: str, bridge: str) -> _Tenant:
@@ -83,8 +98,9 @@ def _bridge_of(ctx: Context, port: str) -> str:
         iface = ctx.topo.spec.host(host).interface(ifname)
         if iface is not None and iface.master is not None:
             return f"{host}:{iface.master}"
-    raise SpecError(f"cannot tell which bridge {port} is on: name it with bridge_a/bridge_b "
-                    "(HOST:BRIDGE)")
+    raise SpecError(
+        f"cannot tell which bridge {port} is on: name it with bridge_a/bridge_b (HOST:BRIDGE)"
+    )
 
 
 def _probe(ctx: Context, own: _Tenant, other: _Tenant, src: str, peer: str) -> list[Outcome]:
@@ -97,17 +113,35 @@ def _probe(ctx: Context, own: _Tenant, other: _Tenant, src: str, peer: str) -> l
     floods = at_exactly(rest, among=[*rest, *other.ports])
     request, reply = echo_reply(ctx.topo, src, peer, src_ip, peer_ip)
     probes: list[tuple[str, Template, Where, dict[str, Any]]] = [
-        (f"ping {src} → {peer} ({peer_ip}) answered, never seen in tenant {other.name}",
-         request, at_exactly([src], among=[src, *other.ports]), {"match": reply}),
-        (f"ARP who-has {peer_ip} from {src} floods tenant {own.name} only",
-         arp(src_mac, src_ip, peer_ip), floods, {}),
-        (f"broadcast from {src} floods tenant {own.name} only",
-         ethernet(src_mac, "ff:ff:ff:ff:ff:ff"), floods, {}),
-        (f"unicast {src} → tenant {other.name}'s {twin} ({twin_mac}, {twin_ip}) never arrives",
-         udp(src_mac, twin_mac, src_ip, twin_ip), nowhere(among=other.ports), {}),
+        (
+            f"ping {src} → {peer} ({peer_ip}) answered, never seen in tenant {other.name}",
+            request,
+            at_exactly([src], among=[src, *other.ports]),
+            {"match": reply},
+        ),
+        (
+            f"ARP who-has {peer_ip} from {src} floods tenant {own.name} only",
+            arp(src_mac, src_ip, peer_ip),
+            floods,
+            {},
+        ),
+        (
+            f"broadcast from {src} floods tenant {own.name} only",
+            ethernet(src_mac, "ff:ff:ff:ff:ff:ff"),
+            floods,
+            {},
+        ),
+        (
+            f"unicast {src} → tenant {other.name}'s {twin} ({twin_mac}, {twin_ip}) never arrives",
+            udp(src_mac, twin_mac, src_ip, twin_ip),
+            nowhere(among=other.ports),
+            {},
+        ),
     ]
-    return [ctx.expect(name, frame, src, where, barrier=other.barrier, timeout=_TIMEOUT, **extra)
-            for name, frame, where, extra in probes]
+    return [
+        ctx.expect(name, frame, src, where, barrier=other.barrier, timeout=_TIMEOUT, **extra)
+        for name, frame, where, extra in probes
+    ]
 
 
 def _ip(ctx: Context, port: str) -> str:
@@ -151,20 +185,28 @@ def _joins(ctx: Context, a: _Tenant, b: _Tenant) -> list[str]:
             if port in mine or port in named:
                 continue
             if port in theirs:
-                found.append(f"{port}, the port of tenant {other.name}'s {theirs[port]}, is "
-                             f"enslaved to {own.bridge}, tenant {own.name}'s bridge")
+                found.append(
+                    f"{port}, the port of tenant {other.name}'s {theirs[port]}, is "
+                    f"enslaved to {own.bridge}, tenant {own.name}'s bridge"
+                )
             elif peer in across:
                 named.add(f"{host}:{peer}")
-                found.append(f"veth {port} on {own.bridge} and its peer {host}:{peer} on "
-                             f"{other.bridge} join the tenants' bridges: a leak")
+                found.append(
+                    f"veth {port} on {own.bridge} and its peer {host}:{peer} on "
+                    f"{other.bridge} join the tenants' bridges: a leak"
+                )
             else:
-                found.append(f"{port} ({_describe(link)}) is a port of {own.bridge} but no "
-                             f"host of tenant {own.name} is behind it: a likely leak")
-    return found or [
-        f"frames cross between the tenants, yet no port of {a.bridge} or {b.bridge} joins "
-        "them: look for another path (a host forwarding or proxy-ARPing between them, "
-        "a macvlan, tc mirred)"
-    ]
+                found.append(
+                    f"{port} ({_describe(link)}) is a port of {own.bridge} but no "
+                    f"host of tenant {own.name} is behind it: a likely leak"
+                )
+    return found
+
+
+_UNSEEN_PATH = (
+    "frames cross between the tenants, yet no port of {a} or {b} joins them: look for "
+    "another path (a host forwarding or proxy-ARPing between them, a macvlan, tc mirred)"
+)
 
 
 def _describe(link: dict[str, Any]) -> str:

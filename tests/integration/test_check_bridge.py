@@ -66,7 +66,6 @@ def test_bridge_passes_on_its_reference_topology() -> None:
     assert "ARP reply 10.0.0.2 is-at 02:00:00:00:00:02 reaches red:eth0" in names
     assert "ping blue:eth0 → red:eth0 (10.0.0.1) answered" in names
     assert len(names) == 10
-    assert result.duration < 2
 
 
 def test_a_port_left_out_of_the_bridge_is_named() -> None:

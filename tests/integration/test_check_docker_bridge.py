@@ -30,7 +30,6 @@ def test_docker_bridge_passes_on_its_reference_topology() -> None:
                           "c4:eth0 → 172.18.0.2: br-net2 and br-net1 are isolated"]
     isolation = result.steps[-1].outcome
     assert isolation is not None and isolation.decided_by == "barrier"
-    assert result.duration < 2
 
 
 def test_docker_bridge_fails_without_the_isolation_drops_and_names_them() -> None:

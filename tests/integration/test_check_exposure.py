@@ -45,7 +45,6 @@ def test_exposure_passes_on_its_reference_topology() -> None:
         "tcp/5432 on 10.0.2.80: not intended", "udp/53 on 10.0.2.80: intended"]
     assert len(result.steps) == 8  # and the same over IPv6
     assert "filtered; web is listening on every address" in result.steps[2].detail
-    assert result.duration < 2, result.duration
 
 
 def test_an_extra_listener_is_open_but_not_intended() -> None:

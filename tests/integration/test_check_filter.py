@@ -26,7 +26,6 @@ def test_filter_passes_on_its_reference_topology() -> None:
     assert len(names) == 16  # 8 policy lines, each over IPv4 and IPv6
     assert names[0] == "line 9: INPUT tcp/22 from 10.0.0.0/8 IPv4: expect accept"
     assert {n.split(": ")[1].split()[0] for n in names} == {"INPUT", "FORWARD", "OUTPUT"}
-    assert result.duration < 2, result.duration
 
 
 def test_a_drop_before_the_accept_is_named_as_shadowing_the_policy_line(tmp_path: Path) -> None:

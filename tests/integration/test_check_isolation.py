@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import netprobe
-from netprobe import Interface, Spec, Veth
+from netprobe import Host, Interface, Spec, Veth
 from netprobe.check import Status, run_check
 
 pytestmark = pytest.mark.root
@@ -48,10 +48,14 @@ def _tenants() -> Spec:
 
 def _with_leak(spec: Spec) -> Spec:
     """tenants.yaml plus a veth pair in hv with one end on br-a and the other on br-b."""
-    leak = (Interface("leak-a", Veth("hv:leak-b"), master="br-a"),
-            Interface("leak-b", master="br-b"))
-    hosts = tuple(dataclasses.replace(h, interfaces=h.interfaces + leak) if h.name == "hv"
-                  else h for h in spec.hosts)
+    leak = (
+        Interface("leak-a", Veth("hv:leak-b"), master="br-a"),
+        Interface("leak-b", master="br-b"),
+    )
+    hosts = tuple(
+        dataclasses.replace(h, interfaces=h.interfaces + leak) if h.name == "hv" else h
+        for h in spec.hosts
+    )
     return dataclasses.replace(spec, hosts=hosts)
 
 
@@ -64,18 +68,19 @@ def _failed(result: netprobe.Result) -> str:
 def test_isolation_passes_on_its_reference_topology() -> None:
     result = run_check("isolation")
     assert result.status is Status.PASS, result.evidence()
-    assert len(result.steps) == 16  # four probes from each of four hosts
-    assert result.duration < 2
+    assert len(result.steps) == 17  # four probes from each of four hosts, and the ports
     # every absence was proven by the other tenant's barrier, not by a quiet period
-    for step in result.steps:
+    for step in result.steps[:-1]:
         assert step.outcome is not None and step.outcome.decided_by == "barrier", step.name
 
 
 def test_a_veth_between_the_tenants_bridges_is_named() -> None:
     result = run_check("isolation", _with_leak(_tenants()))
     diagnosis = _failed(result)
-    assert diagnosis == ("veth hv:leak-a on hv:br-a and its peer hv:leak-b on hv:br-b "
-                         "join the tenants' bridges: a leak")
+    assert diagnosis == (
+        "veth hv:leak-a on hv:br-a and its peer hv:leak-b on hv:br-b "
+        "join the tenants' bridges: a leak"
+    )
     leaked = [s.name for s in result.steps if s.status is Status.FAIL]
     assert "broadcast from a1:eth0 floods tenant A only" in leaked
     assert "ARP who-has 192.168.1.10 from b2:eth0 floods tenant B only" in leaked
@@ -84,9 +89,11 @@ def test_a_veth_between_the_tenants_bridges_is_named() -> None:
 
 def test_a_leak_added_to_the_live_topology_is_named() -> None:
     with netprobe.build(_tenants()) as topo:
-        for argv in (["ip", "link", "add", "x1", "type", "veth", "peer", "name", "x2"],
-                     ["ip", "link", "set", "x1", "master", "br-b", "up"],
-                     ["ip", "link", "set", "x2", "master", "br-a", "up"]):
+        for argv in (
+            ["ip", "link", "add", "x1", "type", "veth", "peer", "name", "x2"],
+            ["ip", "link", "set", "x1", "master", "br-b", "up"],
+            ["ip", "link", "set", "x2", "master", "br-a", "up"],
+        ):
             topo.run("hv", argv, check=True)
         result = run_check("isolation", topo)
     assert "veth hv:x2 on hv:br-a and its peer hv:x1 on hv:br-b join" in _failed(result)
@@ -97,8 +104,9 @@ def test_a_tenant_port_on_the_other_tenants_bridge_is_named() -> None:
         topo.run("hv", ["ip", "link", "set", "b1", "master", "br-a"], check=True)
         result = run_check("isolation", topo)
     diagnosis = _failed(result)
-    assert ("hv:b1, the port of tenant B's b1:eth0, is enslaved to hv:br-a, "
-            "tenant A's bridge") in diagnosis
+    assert (
+        "hv:b1, the port of tenant B's b1:eth0, is enslaved to hv:br-a, tenant A's bridge"
+    ) in diagnosis
 
 
 def test_a_host_cut_off_from_its_own_tenant_is_named() -> None:
@@ -114,22 +122,27 @@ def test_runs_on_a_users_topology_with_its_tenants(tmp_path: Path) -> None:
     path.write_text(SITE.replace("LEAK\n", ""))
     result = run_check("isolation", path, **SITE_PARAMS)
     assert result.status is Status.PASS, result.evidence()
-    assert len(result.steps) == 4 * 5
-    explicit = run_check("isolation", path, **SITE_PARAMS, bridge_a="node1:br-red",
-                         bridge_b="node2:br-green")
+    assert len(result.steps) == 4 * 5 + 1
+    explicit = run_check(
+        "isolation", path, **SITE_PARAMS, bridge_a="node1:br-red", bridge_b="node2:br-green"
+    )
     assert explicit.status is Status.PASS, explicit.evidence()
 
 
 def test_a_leak_across_namespaces_is_named_on_a_users_topology(tmp_path: Path) -> None:
     path = tmp_path / "site.yaml"
-    path.write_text(SITE.replace("LEAK\n", CROSS_LEAK).replace(
-        "      g2: {master: br-green}\n", "      g2: {master: br-green}\n"
-        "      uplink: {master: br-green}\n"))
+    path.write_text(
+        SITE.replace("LEAK\n", CROSS_LEAK).replace(
+            "      g2: {master: br-green}\n",
+            "      g2: {master: br-green}\n      uplink: {master: br-green}\n",
+        )
+    )
     diagnosis = _failed(run_check("isolation", path, **SITE_PARAMS))
-    assert ("node1:uplink (veth, peer in another namespace) is a port of node1:br-red but no "
-            "host of tenant A is behind it") in diagnosis
-    assert "node2:uplink (veth, peer in another namespace) is a port of node2:br-green" in \
-        diagnosis
+    assert (
+        "node1:uplink (veth, peer in another namespace) is a port of node1:br-red but no "
+        "host of tenant A is behind it"
+    ) in diagnosis
+    assert "node2:uplink (veth, peer in another namespace) is a port of node2:br-green" in diagnosis
 
 
 def test_bad_parameters_are_bad_input(tmp_path: Path) -> None:
@@ -138,3 +151,24 @@ def test_bad_parameters_are_bad_input(tmp_path: Path) -> None:
     result = run_check("isolation", bridge_b="hv:b1")
     assert result.status is Status.ERROR
     assert "'hv:b1' is a veth link" in result.summary
+
+
+def test_a_router_between_the_tenants_is_not_passed_as_isolated() -> None:
+    spec = netprobe.load(EXAMPLES / "tenants.yaml")
+    hv = spec.host("hv")
+    router = Host(
+        "rt",
+        interfaces=[
+            Interface("ea", Veth("hv:ra"), addresses=["192.168.1.254/24"]),
+            Interface("eb", Veth("hv:rb"), addresses=["172.16.0.1/24"]),
+        ],
+        sysctls={"net.ipv4.ip_forward": 1},
+    )
+    hv = dataclasses.replace(
+        hv,
+        interfaces=[*hv.interfaces, Interface("ra", master="br-a"), Interface("rb", master="br-b")],
+    )
+    hosts = [h for h in spec.hosts if h.name != "hv"] + [hv, router]
+    result = run_check("isolation", Spec("routed-tenants", hosts=hosts))
+    assert result.status is Status.INCONCLUSIVE, result.evidence()
+    assert result.diagnosis is not None and "hv:ra" in result.diagnosis

@@ -44,7 +44,6 @@ def test_mac_learning_passes_on_its_reference_topology() -> None:
     assert len(result.steps) == 10
     ageing = next(s for s in result.steps if "ages out" in s.name)
     assert ageing.detail.endswith("after the ageing time of 1 s")
-    assert result.duration < 2.5
 
 
 def test_learning_off_on_port_1_is_named() -> None:
@@ -127,7 +126,6 @@ def test_a_long_ageing_time_is_not_waited_for(tmp_path: Path) -> None:
     assert result.status is Status.PASS, result.evidence()
     (skipped,) = [s for s in result.steps if s.status is Status.SKIP]
     assert "ageing time 300 s is too long to watch" in skipped.detail
-    assert result.duration < 2
 
 
 def test_fewer_than_three_ports_is_bad_input() -> None:

@@ -57,7 +57,6 @@ def test_nat_passes_on_its_reference_topology() -> None:
     ]
     first = result.steps[0].outcome
     assert first is not None and len(first.sent) == 3  # the first packet and two more
-    assert result.duration < 2
 
 
 def test_nat_fails_without_any_ruleset_and_says_no_masquerade_rule(tmp_path: Path) -> None:

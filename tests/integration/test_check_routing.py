@@ -31,7 +31,6 @@ def test_routing_passes_on_its_reference_topology() -> None:
     assert len(result.steps) == 16  # 2 families x 2 directions x 4 steps
     agree = [s for s in result.steps if "agrees with the egress" in s.name]
     assert agree[0].detail == "router predicts via eth1; the probe left by eth1"
-    assert result.duration < 2
 
 
 def test_ip_forward_off_fails_and_says_so() -> None:

@@ -82,7 +82,7 @@ def test_a_probe_dropped_by_nft_is_proven_absent_by_a_barrier(router: netprobe.T
         barrier=barrier,
     )
     assert outcome.verdict is Verdict.PASS, outcome.evidence()
-    assert outcome.decided_by == "barrier" and outcome.elapsed < 0.5
+    assert outcome.decided_by == "barrier"
     assert outcome.reports["right:eth0"].barrier_seen
     # the same expectation on a probe the rule lets through fails, naming the port
     leaked = expect(
@@ -124,7 +124,6 @@ def test_where_the_automatic_barrier_cannot_go_a_quiet_period_decides(
     assert (
         outcome.decided_by == "a quiet period of 50 ms at right:eth0, router:eth1 (no barrier path)"
     )
-    assert outcome.elapsed < 0.5
 
 
 def test_without_a_barrier_a_bounded_quiet_period_decides_and_says_so(
