@@ -282,10 +282,10 @@ def parse_forward(spec: str) -> tuple[str, int, str, int]:
 def body(
     ctx: Context, *, inside: str = "vm1:eth0", vm: str | None = "pve:tap100i0@vm",
     vm_ip: str = "10.10.10.100", outside: str = "internet:eth0",
-    public_ip: str = "203.0.113.10", forward: str | None = None,
+    public_ip: str = "203.0.113.10", forward: str | None = "tcp/2222->vm1:eth0:22",
 ) -> None:
-    """Masquerade (out, reply, established) for `inside` and the TAP VM `vm`; a published
-    port when `forward` names one (nat-gateway publishes none)."""
+    """Masquerade (out, reply, established) for `inside` and the TAP VM `vm`, and the
+    published port `forward` names (give forward="" when there is none)."""
     out = endpoint(ctx, outside, public_ip)
     masquerade(ctx, endpoint(ctx, inside, out.ip), out, public_ip)
     if vm:
@@ -307,7 +307,7 @@ CHECK = Check(
         "vm_ip": "the IPv4 address the TAP VM uses",
         "outside": "the outside host, HOST:IFNAME",
         "public_ip": "the gateway's public address (what masquerade must rewrite to)",
-        "forward": "a published port to test, [tcp/]PORT->HOST:IFNAME:PORT (default: none)",
+        "forward": "a published port to test, [tcp/]PORT->HOST:IFNAME:PORT (\"\": none)",
     },
 )
 
