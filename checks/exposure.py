@@ -91,6 +91,7 @@ def body(ctx: Context, *, host: str = "web", neighbour: str = "client",
         with ThreadPoolExecutor(len(targets)) as pool:  # one nmap per family, at once
             scans = list(pool.map(lambda t: _Scan(t[0], t[1], t[2], _scan(
                 ctx.topo, neighbour, t[2], t[0], services)), targets))
+    _unscanned(ctx, host, neighbour, listening, targets)
     findings: dict[str, list[str]] = {}
     for scan in scans:
         for service in services:
@@ -125,6 +126,27 @@ def _judge(ctx: Context, host: str, neighbour: str, scan: _Scan, service: Servic
         how = "listening" if bound else "not listening"
         return f"{svc} intended but unreachable from {neighbour} ({how}, {state})"
     return None
+
+
+def _unscanned(ctx: Context, host: str, neighbour: str,
+               listening: dict[Service, dict[int, list[str]]],
+               targets: list[tuple[int, str, str]]) -> None:
+    """Listeners the scans cannot speak for (another address, a family the neighbour
+    lacks) are INCONCLUSIVE steps: what was not scanned is not proven closed."""
+    scanned = {family: target for family, _, target in targets}
+    for (proto, port), by_family in sorted(listening.items()):
+        for family, bound in sorted(by_family.items()):
+            target = scanned.get(family)
+            if target is None:
+                ctx.inconclusive(f"{proto}/{port} over {_NAMES[family]}: not scanned",
+                                 f"{host} listens, but {neighbour} has no {_NAMES[family]} "
+                                 "address to scan from")
+                continue
+            for address in bound:
+                if address not in ("*", "0.0.0.0", "::", target):  # wildcards are scanned
+                    ctx.inconclusive(f"{proto}/{port} on {address}: not scanned",
+                                     f"{host} listens there; the scan over "
+                                     f"{_NAMES[family]} went to {target}")
 
 
 def _intended(lines: list[Line], service: Service, source: str) -> bool:
