@@ -79,7 +79,14 @@ def list_checks() -> None:
     type=click.Path(dir_okay=False),
     help="Also write the results as JSON to this file.",
 )
+@click.option(
+    "--junit",
+    "junit_path",
+    type=click.Path(dir_okay=False),
+    help="Also write the results as JUnit XML to this file.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Show the evidence of passing checks too.")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing; the exit code says it all.")
 @click.option(
     "-j",
     "--jobs",
@@ -93,7 +100,9 @@ def check(
     topology: str | None,
     params: tuple[str, ...],
     json_path: str | None,
+    junit_path: str | None,
     verbose: bool,
+    quiet: bool,
     jobs: int,
 ) -> None:
     """Run checks by NAME (or `all`) and report PASS/FAIL/SKIP/INCONCLUSIVE/ERROR."""
@@ -106,14 +115,23 @@ def check(
             load_check(name)  # unknown names fail here, with suggestions, before any run
         kwargs = _parse_params(params)
         console = _console()
-        with console.status(f"running {len(chosen)} check(s) …"):
+        if quiet:
             results = _run_all(run_check, chosen, topology, kwargs, jobs)
-        console.print(results_table(results))
-        for result in results:
-            if verbose or not result.passed:
-                console.print(result_details(result))
+        else:
+            with console.status(f"running {len(chosen)} check(s) …"):
+                results = _run_all(run_check, chosen, topology, kwargs, jobs)
+        if not quiet:
+            console.print(results_table(results))
+            for result in results:
+                if verbose or not result.passed:
+                    console.print(result_details(result))
         if json_path:
             _write_json(json_path, results)
+        if junit_path:
+            from .report.junit import junit_xml
+
+            with open(junit_path, "w") as out:
+                out.write(junit_xml(results))
         sys.exit(_exit_code(results))
 
 

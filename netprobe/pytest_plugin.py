@@ -1,10 +1,15 @@
 """pytest plugin (entry point `pytest11`): topologies as fixtures, always torn down.
 
 Fixtures
-    lab     function scope. A factory: ``topo = lab.build("examples/redblue.yaml")`` builds
-            a topology (a path or a Spec) that is torn down when the test ends, pass or fail.
+    lab             function scope. A factory: ``topo = lab.build("examples/redblue.yaml")``
+                    builds a topology (a path or a Spec), torn down when the test ends.
+    netprobe_check  function scope. Runs a named check and returns its Result:
+                    ``netprobe_check("nat").assert_passed()``, or on a topology of the test:
+                    ``netprobe_check("veth", topo, a="x:eth0", b="y:eth0")``.
 Markers
-    root    the test needs CAP_NET_ADMIN; it is skipped, saying so, without it.
+    root                          needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN).
+    netprobe_requires(*names)     needs these kernel features or tools (names as in
+                                  `netprobe doctor`); skipped with the reason and remedy.
 
 Importing this module is cheap: netprobe's topology engine loads on first use.
 """
@@ -12,15 +17,16 @@ Importing this module is cheap: netprobe's topology engine loads on first use.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 if TYPE_CHECKING:
+    from .check import Result
     from .topology import Spec, Topology
 
-__all__ = ["Lab", "lab"]
+__all__ = ["Lab", "lab", "netprobe_check"]
 
 
 class Lab:
@@ -57,13 +63,38 @@ def lab() -> Iterator[Lab]:
         factory.teardown()
 
 
+@pytest.fixture
+def netprobe_check(lab: Lab) -> Callable[..., Result]:
+    """Run a registered check (its reference topology unless one is given)."""
+    from .check import run_check
+
+    def run(name: str, topology: Any = None, **params: Any) -> Result:
+        return run_check(name, topology, **params)
+
+    return run
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "root: needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN); skipped without it"
     )
+    config.addinivalue_line(
+        "markers",
+        "netprobe_requires(*names): needs these kernel features or tools "
+        "(as netprobe doctor names them); skipped, with the reason, without them",
+    )
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
+    required = [n for m in item.iter_markers("netprobe_requires") for n in m.args]
+    if required:
+        from .capabilities import probe
+
+        missing = [c for c in probe(required) if not c.present]
+        if missing:
+            pytest.skip(
+                "; ".join(f"needs {c.name}: {c.detail} (remedy: {c.remedy})" for c in missing)
+            )
     if item.get_closest_marker("root") is not None:
         from .privilege import is_root
 

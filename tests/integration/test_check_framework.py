@@ -44,8 +44,9 @@ def test_a_check_needing_what_the_machine_lacks_is_skipped_with_the_remedy() -> 
     if probe(["bond"])[0].present:
         pytest.skip("this kernel has bonding")
     ran = []
-    check = Check("needs-bond", "x", lambda ctx: ran.append(ctx), "redblue.yaml",
-                  requires=("bond",))
+    check = Check(
+        "needs-bond", "x", lambda ctx: ran.append(ctx), "redblue.yaml", requires=("bond",)
+    )
     result = check.run()
     assert result.status is Status.SKIP and not ran
     assert "bond" in result.summary and result.diagnosis
@@ -72,9 +73,46 @@ def test_cli_runs_checks_with_exit_codes_json_and_suggestions(tmp_path: Path) ->
     bad = runner.invoke(cli, ["check", "veth", "-p", "nope=1"])
     assert bad.exit_code == 2 and "takes parameters a, b" in bad.stderr
     sabotaged = tmp_path / "pair.yaml"
-    sabotaged.write_text("hosts:\n  x:\n    interfaces:\n      eth0: {veth: y:eth0}\n"
-                         "  y:\n    interfaces:\n      eth0: {mtu: 1280}\n")
-    failed = runner.invoke(cli, ["check", "veth", "--topology", str(sabotaged),
-                                 "-p", "a=x:eth0", "-p", "b=y:eth0"], terminal_width=200)
+    sabotaged.write_text(
+        "hosts:\n  x:\n    interfaces:\n      eth0: {veth: y:eth0}\n"
+        "  y:\n    interfaces:\n      eth0: {mtu: 1280}\n"
+    )
+    failed = runner.invoke(
+        cli,
+        ["check", "veth", "--topology", str(sabotaged), "-p", "a=x:eth0", "-p", "b=y:eth0"],
+        terminal_width=200,
+    )
     assert failed.exit_code == 1
     assert "MTU mismatch" in failed.output
+
+
+def test_cli_writes_junit_and_can_be_quiet(tmp_path: Path) -> None:
+    import xml.etree.ElementTree as ET
+
+    sabotaged = tmp_path / "pair.yaml"
+    sabotaged.write_text(
+        "hosts:\n  x:\n    interfaces:\n      eth0: {veth: y:eth0}\n"
+        "  y:\n    interfaces:\n      eth0: {mtu: 1280}\n"
+    )
+    junit = tmp_path / "junit.xml"
+    result = CliRunner().invoke(
+        cli,
+        [
+            "check",
+            "veth",
+            "-q",
+            "--junit",
+            str(junit),
+            "--topology",
+            str(sabotaged),
+            "-p",
+            "a=x:eth0",
+            "-p",
+            "b=y:eth0",
+        ],
+    )
+    assert result.exit_code == 1 and result.output == ""
+    suite = ET.parse(junit).getroot()
+    assert (suite.get("tests"), suite.get("failures")) == ("1", "1")
+    failure = suite.find("testcase/failure")
+    assert failure is not None and "MTU mismatch" in (failure.text or "")

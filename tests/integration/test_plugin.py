@@ -14,22 +14,60 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def test_lab_builds_topologies_and_always_tears_them_down(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_user=f"""
+    pytester.makepyfile(
+        test_user=f"""
         import pytest
 
         def test_red_reaches_blue(lab):
-            topo = lab.build("{EXAMPLES / 'redblue.yaml'}")
+            topo = lab.build("{EXAMPLES / "redblue.yaml"}")
             assert topo.run("red", ["ping", "-c1", "-W2", "10.0.0.2"]).ok
 
         def test_a_failing_test_still_tears_down(lab):
-            topo = lab.build("{EXAMPLES / 'router.yaml'}")
+            topo = lab.build("{EXAMPLES / "router.yaml"}")
             assert topo.run("left", ["ping", "-c1", "-W1", "10.9.9.9"]).ok
 
         @pytest.mark.root
         def test_marked(lab):
             pass
-    """)
+    """
+    )
     before = [n for n in netns.list_names() if n.startswith("np-")]
     result = pytester.runpytest_subprocess("-q")  # the plugin loads by its entry point
     result.assert_outcomes(passed=2, failed=1)
     assert [n for n in netns.list_names() if n.startswith("np-")] == before
+
+
+def test_check_fixture_and_requires_marker(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_checks=f"""
+        import pytest
+        import netprobe
+
+        def test_veth_on_its_reference(netprobe_check):
+            netprobe_check("veth").assert_passed()
+
+        def test_a_broken_pair_fails_with_the_evidence(lab, netprobe_check):
+            topo = lab.build("{EXAMPLES / "redblue.yaml"}")
+            topo.run("blue", ["ip", "link", "set", "eth0", "mtu", "1280"], check=True)
+            netprobe_check("veth", topo, a="switch:blue", b="blue:eth0").assert_passed()
+
+        @pytest.mark.netprobe_requires("veth", "tcpdump")
+        def test_present(netprobe_check):
+            pass
+
+        @pytest.mark.netprobe_requires("ovs-vsctl")
+        def test_missing(netprobe_check):
+            raise AssertionError("must be skipped")
+    """
+    )
+    result = pytester.runpytest_subprocess("-q", "-rs")
+    from netprobe.capabilities import probe
+
+    ovs = probe(["ovs-vsctl"])[0].present
+    if ovs:  # installed here: the marked test runs and fails by design
+        result.assert_outcomes(passed=2, failed=2)
+    else:
+        result.assert_outcomes(passed=2, failed=1, skipped=1)
+    result.stdout.fnmatch_lines(["*veth: FAIL*", "*MTU mismatch*"])
+    if not ovs:
+        result.stdout.fnmatch_lines(["*needs ovs-vsctl*remedy*"])
