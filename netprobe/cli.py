@@ -6,6 +6,7 @@ A NetprobeError becomes one readable message; a bug in netprobe keeps its traceb
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -238,9 +239,26 @@ def topo_down(name: str) -> None:
 
 @topo.command("show")
 @click.argument("name")
-def topo_show(name: str) -> None:
-    """Print the links, addresses and routes of each host of topology NAME."""
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "mermaid", "dot", "svg"]),
+    default="text",
+    show_default=True,
+    help="text: links, addresses and routes as the kernel has them; the others "
+    "draw the topology (NAME may also be a topology file).",
+)
+def topo_show(name: str, fmt: str) -> None:
+    """Print the links, addresses and routes of each host of topology NAME, or draw it."""
     with _errors():
+        if fmt != "text":
+            from .report import picture
+            from .topology import load
+            from .topology.inspect import recorded_spec
+
+            spec = load(name) if os.path.isfile(name) else recorded_spec(name)
+            click.echo(getattr(picture, fmt)(spec), nl=False)
+            return
         from .report.text import host_view_text
         from .topology.inspect import describe_topology
 

@@ -9,9 +9,11 @@ from dataclasses import dataclass
 from ..errors import TopologyError
 from ..privilege import require_root
 from . import netns, owner
+from .load import load
 from .netlink import RTM_GETADDR, RTM_GETROUTE, Rtnl
+from .spec import Spec
 
-__all__ = ["HostView", "LinkView", "describe", "describe_topology"]
+__all__ = ["HostView", "LinkView", "describe", "describe_topology", "recorded_spec"]
 
 _IFF_UP = 0x1
 
@@ -48,6 +50,19 @@ def describe_topology(name: str) -> list[HostView]:
                 for host, ns in record.namespaces.items()
                 if ns and netns.exists(ns)
             ]
+    raise TopologyError(f"no topology named {name!r} is up (see `netprobe topo list`)")
+
+
+def recorded_spec(name: str) -> Spec:
+    """The spec a persistent topology was built from (its file, as recorded)."""
+    for record in owner.read_records():
+        if record.persistent and record.runid == owner.persistent_runid(name):
+            if record.spec_path and os.path.isfile(record.spec_path):
+                return load(record.spec_path)
+            raise TopologyError(
+                f"topology {name!r} was not built from a file that still "
+                "exists: draw it from its file instead"
+            )
     raise TopologyError(f"no topology named {name!r} is up (see `netprobe topo list`)")
 
 

@@ -1,0 +1,102 @@
+"""A picture of a topology: hosts as boxes, their interfaces with addresses, the links.
+
+Mermaid text always (renders on GitHub, GitLab and in most Markdown viewers); Graphviz
+DOT always; SVG when Graphviz's `dot` is installed.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+
+from ..errors import SetupError
+from ..topology.spec import Bond, Bridge, Host, Interface, Macvlan, Spec, Tap, Veth, Vlan
+
+__all__ = ["dot", "mermaid", "svg"]
+
+
+def _id(host: str, name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", f"{host}__{name}")
+
+
+def _label(iface: Interface) -> str:
+    kind = {
+        Bridge: "bridge",
+        Tap: "tap",
+        Macvlan: "macvlan",
+        Vlan: "vlan",
+        Bond: "bond",
+        Veth: "",
+    }.get(type(iface.kind), "")
+    lines = [f"{iface.name} {kind}".strip(), *(str(a) for a in iface.addresses)]
+    return "\n".join(lines)
+
+
+def _edges(spec: Spec) -> list[tuple[str, str, str]]:
+    """(from, to, style): veth pairs are solid, port-to-master and stacking dotted."""
+    edges = []
+    for host in spec.hosts:
+        for iface in host.interfaces:
+            here = _id(host.name, iface.name)
+            if isinstance(iface.kind, Veth):
+                edges.append((here, _id(iface.kind.peer_host, iface.kind.peer_ifname), "veth"))
+            if iface.master:
+                edges.append((here, _id(host.name, iface.master), "port"))
+            if isinstance(iface.kind, (Macvlan, Vlan)):
+                edges.append((here, _id(host.name, iface.kind.parent), "port"))
+    return edges
+
+
+def _interfaces(spec: Spec, host: Host) -> list[Interface]:
+    """The host's interfaces, plus veth ends declared only by their peer."""
+    listed = {i.name for i in host.interfaces}
+    extra = [
+        Interface(i.kind.peer_ifname)
+        for h in spec.hosts
+        for i in h.interfaces
+        if isinstance(i.kind, Veth)
+        and i.kind.peer_host == host.name
+        and i.kind.peer_ifname not in listed
+    ]
+    return [*host.interfaces, *extra]
+
+
+def mermaid(spec: Spec) -> str:
+    lines = ["graph LR"]
+    for host in spec.hosts:
+        lines.append(f'  subgraph {_id(host.name, "")}["{host.name}"]')
+        for iface in _interfaces(spec, host):
+            text = _label(iface).replace("\n", "<br/>")
+            lines.append(f'    {_id(host.name, iface.name)}["{text}"]')
+        lines.append("  end")
+    arrows = {"veth": "---", "port": "-.-"}
+    lines += [f"  {a} {arrows[style]} {b}" for a, b, style in _edges(spec)]
+    return "\n".join(lines) + "\n"
+
+
+def dot(spec: Spec) -> str:
+    lines = [f'graph "{spec.name}" {{', "  rankdir=LR; node [shape=box, fontsize=10];"]
+    for host in spec.hosts:
+        lines.append(f'  subgraph "cluster_{host.name}" {{ label="{host.name}";')
+        for iface in _interfaces(spec, host):
+            text = _label(iface).replace("\n", "\\n")
+            lines.append(f'    {_id(host.name, iface.name)} [label="{text}"];')
+        lines.append("  }")
+    lines += [
+        f"  {a} -- {b}" + (" [style=dotted];" if style == "port" else ";")
+        for a, b, style in _edges(spec)
+    ]
+    return "\n".join(lines) + "\n}\n"
+
+
+def svg(spec: Spec) -> str:
+    if shutil.which("dot") is None:
+        raise SetupError(
+            "drawing SVG needs Graphviz",
+            remedy="apt-get install graphviz (or use --format mermaid or dot)",
+        )
+    proc = subprocess.run(
+        ["dot", "-Tsvg"], input=dot(spec), capture_output=True, text=True, check=True, timeout=30
+    )
+    return proc.stdout
