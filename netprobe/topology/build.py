@@ -21,6 +21,7 @@ from . import netns, owner
 from .links import FEATURE, IFF_UP, address_message, create_message, route_message
 from .live import HostState, Topology
 from .netlink import CREATE, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWROUTE, NetlinkError, Rtnl, link_msg
+from .preflight import foreign_links, namespace_of, refuse_taken_names, taken
 from .selfcheck import verify
 from .spec import Bond, Bridge, Host, Interface, Macvlan, Spec, Tap, Veth, Vlan
 from .tap import open_tap
@@ -47,8 +48,8 @@ def build(spec: Spec, *, persistent: bool = False) -> Topology:
     validate(spec)
     pid, start = owner.current_owner()
     runid = owner.persistent_runid(spec.name) if persistent else owner.new_runid()
-    foreign = _foreign_links(spec, runid)
-    _refuse_taken_names(foreign)
+    foreign = foreign_links(spec, runid)
+    refuse_taken_names(foreign)
     record = owner.RunRecord(
         runid=runid,
         pid=pid,
@@ -57,13 +58,13 @@ def build(spec: Spec, *, persistent: bool = False) -> Topology:
         adopted=tuple(h.adopt for h in spec.hosts if h.adopt),
         root=any(h.root for h in spec.hosts),
         spec_path=spec.source,
-        namespaces={h.name: _namespace(h, runid) for h in spec.hosts},
+        namespaces={h.name: namespace_of(h, runid) for h in spec.hosts},
         foreign_links=foreign,
     )
     try:
         owner.register(record)  # before anything exists, so a killed run can be cleaned
     except FileExistsError:
-        raise _taken(runid, spec.name) from None
+        raise taken(runid, spec.name) from None
     topo = Topology(spec, record)
     topo.guard_signals()
     try:
@@ -72,60 +73,6 @@ def build(spec: Spec, *, persistent: bool = False) -> Topology:
         topo.teardown()
         raise
     return topo
-
-
-def _foreign_links(spec: Spec, runid: str) -> dict[str, list[str]]:
-    """Kernel names of the links this run will create in namespaces it does not own: every
-    interface such a host lists, and veth ends that lead into it."""
-    names: dict[str, list[str]] = {}
-    for host in spec.hosts:
-        for iface in host.interfaces:
-            ends = [(host, iface.name)]
-            if isinstance(iface.kind, Veth):
-                ends.append((spec.host(iface.kind.peer_host), iface.kind.peer_ifname))
-            for end_host, name in ends:
-                if not end_host.owned:
-                    kname = owner.root_ifname(runid, name) if end_host.root else name
-                    listed = names.setdefault(_namespace(end_host, runid), [])
-                    if kname not in listed:
-                        listed.append(kname)
-    return names
-
-
-def _refuse_taken_names(foreign: dict[str, list[str]]) -> None:
-    """Before anything is made: no link to be created in a foreign namespace may exist
-    already, so that whatever bears one of these names later is netprobe's."""
-    for ns, names in foreign.items():
-        if ns and not netns.exists(ns):
-            raise TopologyError(
-                f"namespace {ns!r} to adopt does not exist (see `ip netns list`)", obj=ns
-            )
-        fd = netns.open_fd(ns) if ns else os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-        try:
-            with Rtnl(fd) as nl:
-                taken = sorted(set(names) & set(nl.link_states()))
-        finally:
-            os.close(fd)
-        if taken:
-            raise TopologyError(
-                f"{', '.join(taken)} already exist(s) in namespace "
-                f"{ns or '(root)'}: netprobe only adds links of its own there",
-                obj=taken[0],
-            )
-
-
-def _taken(runid: str, name: str) -> SetupError:
-    """Why run id `runid` is in use, and what to do about it."""
-    holder = next((r for r in owner.read_records() if r.runid == runid), None)
-    if holder is not None and not holder.persistent and not owner.is_alive(holder):
-        return SetupError(
-            f"a run of {holder.name!r} was killed while building and left its remains",
-            remedy=f"netprobe topo down {name}, or netprobe clean",
-        )
-    held = holder.name if holder is not None else name
-    return SetupError(
-        f"a topology named {held!r} is already up", remedy=f"netprobe topo down {held}"
-    )
 
 
 class _Builder:
@@ -179,7 +126,7 @@ class _Builder:
     # -- namespaces ----------------------------------------------------------------------
 
     def _open_host(self, host: Host) -> None:
-        ns = _namespace(host, self.topo.runid) or None
+        ns = namespace_of(host, self.topo.runid) or None
         if host.owned:
             assert ns is not None
             try:
@@ -225,7 +172,7 @@ class _Builder:
             with open(path) as src:
                 old = src.read().strip()
             self.topo.note_undo(
-                {"ns": _namespace(host, self.topo.runid), "sysctl": path, "value": old}
+                {"ns": namespace_of(host, self.topo.runid), "sysctl": path, "value": old}
             )
         with open(path, "w") as out:
             out.write(value)
@@ -402,7 +349,7 @@ class _Builder:
             if not host.owned:
                 dev = self.kname(host.name, route.dev) if route.dev else None
                 entry = {"to": route.to, "via": route.via, "dev": dev, "metric": route.metric}
-                self.topo.note_undo({"ns": _namespace(host, self.topo.runid), "route": entry})
+                self.topo.note_undo({"ns": namespace_of(host, self.topo.runid), "route": entry})
             msg = route_message(route, oif)
             self.request(
                 host.name, f"adding route to {route.to} in {host.name}", msg, RTM_NEWROUTE, CREATE
@@ -418,13 +365,6 @@ class _Builder:
                     f"{argv[0]} failed:\n{result.stderr.strip()}",
                     obj=rules.path,
                 )
-
-
-def _namespace(host: Host, runid: str) -> str:
-    """The /run/netns name a host lives in ("" for the root namespace)."""
-    if host.root:
-        return ""
-    return host.adopt or owner.ns_name(runid, host.name)
 
 
 def _up(msg: Any) -> Any:

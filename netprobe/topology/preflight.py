@@ -1,0 +1,74 @@
+"""Before a run creates anything: where each host lives, which links it will add to
+namespaces it does not own, and whether any of those names is already taken."""
+
+from __future__ import annotations
+
+import os
+
+from ..errors import SetupError, TopologyError
+from . import netns, owner
+from .netlink import Rtnl
+from .spec import Host, Spec, Veth
+
+__all__ = ["foreign_links", "namespace_of", "refuse_taken_names", "taken"]
+
+
+def namespace_of(host: Host, runid: str) -> str:
+    """The /run/netns name a host lives in ("" for the root namespace)."""
+    if host.root:
+        return ""
+    return host.adopt or owner.ns_name(runid, host.name)
+
+
+def foreign_links(spec: Spec, runid: str) -> dict[str, list[str]]:
+    """Kernel names of the links this run will create in namespaces it does not own: every
+    interface such a host lists, and veth ends that lead into it."""
+    names: dict[str, list[str]] = {}
+    for host in spec.hosts:
+        for iface in host.interfaces:
+            ends = [(host, iface.name)]
+            if isinstance(iface.kind, Veth):
+                ends.append((spec.host(iface.kind.peer_host), iface.kind.peer_ifname))
+            for end_host, name in ends:
+                if not end_host.owned:
+                    kname = owner.root_ifname(runid, name) if end_host.root else name
+                    listed = names.setdefault(namespace_of(end_host, runid), [])
+                    if kname not in listed:
+                        listed.append(kname)
+    return names
+
+
+def refuse_taken_names(foreign: dict[str, list[str]]) -> None:
+    """Before anything is made: no link to be created in a foreign namespace may exist
+    already, so that whatever bears one of these names later is netprobe's."""
+    for ns, names in foreign.items():
+        if ns and not netns.exists(ns):
+            raise TopologyError(
+                f"namespace {ns!r} to adopt does not exist (see `ip netns list`)", obj=ns
+            )
+        fd = netns.open_fd(ns) if ns else os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+        try:
+            with Rtnl(fd) as nl:
+                taken = sorted(set(names) & set(nl.link_states()))
+        finally:
+            os.close(fd)
+        if taken:
+            raise TopologyError(
+                f"{', '.join(taken)} already exist(s) in namespace "
+                f"{ns or '(root)'}: netprobe only adds links of its own there",
+                obj=taken[0],
+            )
+
+
+def taken(runid: str, name: str) -> SetupError:
+    """Why run id `runid` is in use, and what to do about it."""
+    holder = next((r for r in owner.read_records() if r.runid == runid), None)
+    if holder is not None and not holder.persistent and not owner.is_alive(holder):
+        return SetupError(
+            f"a run of {holder.name!r} was killed while building and left its remains",
+            remedy=f"netprobe topo down {name}, or netprobe clean",
+        )
+    held = holder.name if holder is not None else name
+    return SetupError(
+        f"a topology named {held!r} is already up", remedy=f"netprobe topo down {held}"
+    )
