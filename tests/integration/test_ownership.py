@@ -72,6 +72,7 @@ def foreign_ns() -> Iterator[str]:
 
 
 def test_sigkill_in_the_middle_of_building_then_clean_restores_the_machine(tmp_path: Path) -> None:
+    netprobe.clean()  # a dead run left over from elsewhere would be cleaned below too
     before = _machine_state()
     spec = _star_yaml(tmp_path / "star.yaml", 150)
     child = subprocess.Popen(
@@ -173,6 +174,7 @@ hosts:
       ev0: {{veth: inner:eth1}}
   inner:
 """)
+    netprobe.clean()  # a dead run left over from elsewhere would be cleaned below too
     before = _machine_state()
     child = subprocess.Popen(
         [sys.executable, "-c", _CHILD, str(spec)], stdout=subprocess.PIPE, text=True
