@@ -10,11 +10,9 @@ or "tool:iptables" one.
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
 import shutil
 import socket
-import struct
 import subprocess
 import threading
 import time
@@ -25,6 +23,7 @@ from typing import Any
 from netprobe.errors import SetupError
 from netprobe.privilege import cap_eff_has, is_root, require_root
 from netprobe.topology import netns, owner
+from netprobe.topology.tap import open_tap
 
 __all__ = [
     "KERNEL_FEATURES", "TOOLS", "Capability", "cap_eff_has", "clear_cache", "describe_errno",
@@ -42,9 +41,6 @@ TOOLS: tuple[str, ...] = ("ip", "tcpdump", "nft", "iptables", "nmap", "ethtool",
 
 _TOOL_TIMEOUT = 3.0  # seconds for every version query together
 _CMD_TIMEOUT = 5.0  # seconds for one nft/iptables run inside the scratch namespace
-_TUNSETIFF = 0x400454CA
-_IFF_TAP = 0x0002
-_IFF_NO_PI = 0x1000
 _ETH_P_ALL = 0x0003
 _TRACEFS_DIRS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 _KFREE_SKB_FORMAT = "events/skb/kfree_skb/format"
@@ -151,12 +147,10 @@ def _vlan_filtering(s: _Scratch) -> str:
 
 
 def _tap(s: _Scratch) -> str:
-    # The ioctl, not pyroute2's kind="tuntap": tun makes the device in the namespace of the
-    # thread that opened /dev/net/tun (pyroute2 does not enter the socket's namespace) and
-    # pyroute2 would also make it persistent.
-    fd = os.open("/dev/net/tun", os.O_RDWR | os.O_CLOEXEC)
+    # netprobe's own TAP opener (this thread is inside the scratch namespace already), not
+    # pyroute2's kind="tuntap", which makes a persistent device in the caller's namespace.
+    fd = open_tap(None, "npdtap0")
     try:
-        fcntl.ioctl(fd, _TUNSETIFF, struct.pack("16sH22x", b"npdtap0", _IFF_TAP | _IFF_NO_PI))
         if not s.ipr.link_lookup(ifname="npdtap0"):
             raise _ProbeFailed("TUNSETIFF succeeded but no tap appeared in the scratch namespace")
     finally:

@@ -18,7 +18,7 @@ from typing import Any
 from ..errors import SetupError, TopologyError
 from ..privilege import require_root
 from . import netns, owner
-from .links import FEATURE, IFF_UP, address_message, create_message, route_message
+from .links import FEATURE, address_message, create_message, raise_up, route_message
 from .live import HostState, Topology
 from .netlink import CREATE, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWROUTE, NetlinkError, Rtnl, link_msg
 from .preflight import foreign_links, namespace_of, refuse_taken_names, taken
@@ -139,7 +139,7 @@ class _Builder:
                 f"exist (see `ip netns list`)",
                 obj=ns,
             )
-        fd = netns.open_fd(ns) if ns else os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+        fd = netns.open_fd(ns) if ns else netns.open_current()
         try:
             nl = Rtnl(fd)
         except OSError:
@@ -148,7 +148,7 @@ class _Builder:
         self.topo.hosts[host.name] = HostState(host, ns, fd, nl)
         if host.owned:
             self._quiet_ipv6(host, "default", "all")  # links made later inherit "default"
-            self.request(host.name, "bringing lo up", _up(link_msg(1)), RTM_NEWLINK)
+            self.request(host.name, "bringing lo up", raise_up(link_msg(1)), RTM_NEWLINK)
 
     def _quiet_ipv6(self, host: Host, *confs: str) -> None:
         """No DAD probes and no router solicitations unless the spec asks for them."""
@@ -238,9 +238,7 @@ class _Builder:
             host, iface, far_host, far = far_host, far, host, iface
         master = self.index(host.name, iface.master) if iface.master else None
         far_fd = None if far_host is host else self.state(far_host.name).fd
-        # The peer cannot come up inside the creating request (the kernel answers
-        # ENOTCONN: the pair is not joined yet), so it is brought up afterwards.
-        peer = (far, self.kname(far_host.name, far.name), far_fd, False)
+        peer = (far, self.kname(far_host.name, far.name), far_fd)  # comes up afterwards
         _, msg = create_message(
             iface,
             name=self.kname(host.name, iface.name),
@@ -288,7 +286,7 @@ class _Builder:
             self.request(
                 host_name,
                 f"configuring {host_name}:{iface.name}",
-                _up(msg) if iface.up else msg,
+                raise_up(msg) if iface.up else msg,
                 RTM_NEWLINK,
             )
             if iface.learning is not None:
@@ -365,12 +363,6 @@ class _Builder:
                     f"{argv[0]} failed:\n{result.stderr.strip()}",
                     obj=rules.path,
                 )
-
-
-def _up(msg: Any) -> Any:
-    msg["flags"] = IFF_UP
-    msg["change"] = IFF_UP
-    return msg
 
 
 @contextmanager

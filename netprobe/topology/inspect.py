@@ -9,13 +9,12 @@ from dataclasses import dataclass
 from ..errors import TopologyError
 from ..privilege import require_root
 from . import netns, owner
+from .links import IFF_UP
 from .load import load
 from .netlink import RTM_GETADDR, RTM_GETROUTE, Rtnl
 from .spec import Spec
 
 __all__ = ["HostView", "LinkView", "describe", "describe_topology", "recorded_spec"]
-
-_IFF_UP = 0x1
 
 
 @dataclass(frozen=True)
@@ -109,7 +108,7 @@ def _link_view(name: str, link: object, names: dict[int, str], addrs: list[str])
     return LinkView(
         name=name,
         kind=kind or ("loopback" if name == "lo" else "device"),
-        up=bool(msg["flags"] & _IFF_UP),  # type: ignore[index]
+        up=bool(msg["flags"] & IFF_UP),  # type: ignore[index]
         carrier=bool(msg.get_attr("IFLA_CARRIER")),  # type: ignore[attr-defined]
         mac=msg.get_attr("IFLA_ADDRESS") or "",  # type: ignore[attr-defined]
         mtu=msg.get_attr("IFLA_MTU") or 0,  # type: ignore[attr-defined]

@@ -15,6 +15,7 @@ __all__ = [
     "address_message",
     "bridge_info",
     "create_message",
+    "raise_up",
     "route_message",
 ]
 
@@ -43,10 +44,10 @@ def _common(iface: Interface) -> dict[str, Any]:
     return attrs
 
 
-def _flags(msg: Any, up: bool) -> Any:
-    if up:
-        msg["flags"] = IFF_UP
-        msg["change"] = IFF_UP
+def raise_up(msg: Any) -> Any:
+    """Ask, in an RTM_NEWLINK message, for the link to be administratively up."""
+    msg["flags"] = IFF_UP
+    msg["change"] = IFF_UP
     return msg
 
 
@@ -67,12 +68,13 @@ def create_message(
     up: bool,
     parent_index: int | None = None,
     master_index: int | None = None,
-    peer: tuple[Interface, str, int | None, bool] | None = None,
+    peer: tuple[Interface, str, int | None] | None = None,
 ) -> tuple[str, Any]:
     """(kind name, RTM_NEWLINK message) creating `iface` under kernel name `name`.
 
     `peer` is for veths: (far Interface, its kernel name, its namespace fd or None for
-    the same namespace, whether it may come up at once).
+    the same namespace). The peer cannot come up in the same request: the kernel answers
+    ENOTCONN, the pair not being joined yet.
     """
     attrs = _common(iface)
     attrs["IFLA_IFNAME"] = name
@@ -84,11 +86,12 @@ def create_message(
     attrs["IFLA_LINKINFO"] = {
         "attrs": [("IFLA_INFO_KIND", kind_name), ("IFLA_INFO_DATA", {"attrs": data})]
     }
-    return kind_name, _flags(link_msg(**attrs), up)
+    msg = link_msg(**attrs)
+    return kind_name, raise_up(msg) if up else msg
 
 
 def _kind_data(
-    iface: Interface, peer: tuple[Interface, str, int | None, bool] | None
+    iface: Interface, peer: tuple[Interface, str, int | None] | None
 ) -> tuple[str, list[tuple[str, Any]]]:
     """The rtnetlink kind name and its IFLA_INFO_DATA attributes."""
     kind = iface.kind
@@ -108,16 +111,12 @@ def _kind_data(
     raise ValueError(f"no creation message for {iface!r}")
 
 
-def _peer_attrs(far: Interface, name: str, ns_fd: int | None, up: bool) -> dict[str, Any]:
+def _peer_attrs(far: Interface, name: str, ns_fd: int | None) -> dict[str, Any]:
     attrs = list(_common(far).items())
     attrs[0] = ("IFLA_IFNAME", name)
     if ns_fd is not None:
         attrs.append(("IFLA_NET_NS_FD", ns_fd))
-    peer: dict[str, Any] = {"attrs": attrs}
-    if up:
-        peer["flags"] = IFF_UP
-        peer["change"] = IFF_UP
-    return peer
+    return {"attrs": attrs}
 
 
 def address_message(index: int, addr: IPInterface, *, dad: bool) -> Any:

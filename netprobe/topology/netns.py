@@ -21,6 +21,7 @@ __all__ = [
     "entered",
     "exists",
     "list_names",
+    "open_current",
     "open_fd",
 ]
 
@@ -61,7 +62,9 @@ def _prepare_dir() -> None:
     _dir_ready = True
 
 
-def _current() -> int:
+def open_current() -> int:
+    """A descriptor of the namespace this thread is in now (the root one, for the main
+    thread of a process that never switched)."""
     return os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
 
 
@@ -70,7 +73,7 @@ def create(name: str) -> None:
     _prepare_dir()
     path = _path(name)
     os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444))
-    home = _current()
+    home = open_current()
     try:
         _check(_libc.unshare(_CLONE_NEWNET), "unshare(CLONE_NEWNET)")
         try:
@@ -120,7 +123,7 @@ def entered(ns_fd: int | None) -> Iterator[None]:
     if ns_fd is None:
         yield
         return
-    home = _current()
+    home = open_current()
     try:
         _check(_libc.setns(ns_fd, _CLONE_NEWNET), "setns")
         try:

@@ -46,7 +46,7 @@ def refuse_taken_names(foreign: dict[str, list[str]]) -> None:
             raise TopologyError(
                 f"namespace {ns!r} to adopt does not exist (see `ip netns list`)", obj=ns
             )
-        fd = netns.open_fd(ns) if ns else os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+        fd = netns.open_fd(ns) if ns else netns.open_current()
         try:
             with Rtnl(fd) as nl:
                 taken = sorted(set(names) & set(nl.link_states()))

@@ -11,13 +11,13 @@ import contextlib
 import time
 
 from ..errors import TopologyError
+from .links import IFF_UP
 from .live import HostState, Topology
 from .netlink import NetlinkError
 from .spec import Bridge, Host, Interface, Tap
 
 __all__ = ["verify"]
 
-_IFF_UP = 0x1
 _BR_STATE_FORWARDING = 3
 _IF_OPER_UP = 6
 _IFA_F_DADFAILED = 0x08
@@ -51,7 +51,7 @@ def _problem(topo: Topology, state: HostState) -> str | None:
             return f"{host.name}:{iface.name} does not exist"
         if not iface.up:
             continue
-        if not link.flags & _IFF_UP:
+        if not link.flags & IFF_UP:
             return f"{host.name}:{iface.name} is down"
         if _needs_carrier(host, iface) and not link.carrier:
             return f"{host.name}:{iface.name} is up but has no carrier"

@@ -17,7 +17,7 @@ _IFF_NO_PI = 0x1000
 _IFF_TUN_EXCL = 0x8000  # fail if the device exists: never take over someone else's TAP
 
 
-def open_tap(ns_fd: int, name: str) -> int:
+def open_tap(ns_fd: int | None, name: str) -> int:
     """Create TAP `name` in the namespace and return its descriptor (frames without PI header).
 
     The device exists while the descriptor is open (unless made persistent), and has

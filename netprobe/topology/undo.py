@@ -33,7 +33,7 @@ def revert(record: owner.RunRecord) -> tuple[list[str], list[str]]:
     for ns in places:
         if ns and not netns.exists(ns):
             continue  # an adopted namespace deleted by its owner: nothing left to undo
-        fd = netns.open_fd(ns) if ns else os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+        fd = netns.open_fd(ns) if ns else netns.open_current()
         try:
             with Rtnl(fd) as nl:
                 entries = [e for e in record.undo if e["ns"] == ns]

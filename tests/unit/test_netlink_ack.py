@@ -162,7 +162,7 @@ def info_data(link: ifinfmsg, name: str) -> object:
 
 def test_veth_message_encodes_with_its_peer() -> None:
     near = Interface("v0", Veth("b:v1"), mac="02:00:00:00:00:01", mtu=1400)
-    far = (Interface("v1"), "np1234v1", 7, True)
+    far = (Interface("v1"), "np1234v1", 7)
     kind, msg = create_message(near, name="v0", up=True, peer=far)
     link = decoded_link(msg)
     assert kind == "veth"
