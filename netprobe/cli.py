@@ -63,8 +63,19 @@ def list_checks() -> None:
 @click.option(
     "--topology",
     "topology",
-    type=click.Path(dir_okay=False),
+    type=click.Path(dir_okay=False, exists=True),
     help="Run on this topology file instead of the check's reference topology.",
+)
+@click.option(
+    "--ruleset",
+    type=click.Path(dir_okay=False, exists=True),
+    help="Load this nft or iptables-restore file into the checked host (checks that take "
+    "a ruleset: filter).",
+)
+@click.option(
+    "--policy",
+    type=click.Path(dir_okay=False, exists=True),
+    help="The policy file to hold the host to (checks that take one: filter, exposure).",
 )
 @click.option(
     "-p",
@@ -86,6 +97,16 @@ def list_checks() -> None:
     type=click.Path(dir_okay=False),
     help="Also write the results as JUnit XML to this file.",
 )
+@click.option(
+    "--bundle",
+    "bundle_dir",
+    type=click.Path(file_okay=False),
+    default="netprobe-reports",
+    show_default=True,
+    help="Where a failing or inconclusive check writes its bug-report bundle.",
+)
+@click.option("--no-bundle", is_flag=True, help="Write no bug-report bundle.")
+@click.option("--archive", is_flag=True, help="Also pack each bundle as a .tar.gz.")
 @click.option("-v", "--verbose", is_flag=True, help="Show the evidence of passing checks too.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing; the exit code says it all.")
 @click.option(
@@ -99,28 +120,40 @@ def list_checks() -> None:
 def check(
     names: tuple[str, ...],
     topology: str | None,
+    ruleset: str | None,
+    policy: str | None,
     params: tuple[str, ...],
     json_path: str | None,
     junit_path: str | None,
+    bundle_dir: str,
+    no_bundle: bool,
+    archive: bool,
     verbose: bool,
     quiet: bool,
     jobs: int,
 ) -> None:
-    """Run checks by NAME (or `all`) and report PASS/FAIL/SKIP/INCONCLUSIVE/ERROR."""
+    """Run checks by NAME (or `all`) and report PASS/FAIL/SKIP/INCONCLUSIVE/ERROR.
+
+    A check that fails or is inconclusive leaves a bug-report bundle (see `replay`)."""
     with _errors():
-        from .check import load_check, registered, run_check
+        from .check import load_check, registered
         from .report.text import result_details, results_table
+        from .topology import load
 
         chosen = list(registered()) if names == ("all",) else list(names)
         for name in chosen:
             load_check(name)  # unknown names fail here, with suggestions, before any run
-        kwargs = _parse_params(params)
+        if topology is not None:
+            load(topology)  # so is a bad topology file, once
+        kwargs: dict[str, Any] = _parse_params(params)
+        kwargs.update({k: v for k, v in (("ruleset", ruleset), ("policy", policy)) if v})
+        options = {"bundle_dir": None if no_bundle else bundle_dir, "archive": archive}
         console = _console()
         if quiet:
-            results = _run_all(run_check, chosen, topology, kwargs, jobs)
+            results = _run_all(chosen, topology, kwargs, options, jobs, lambda text: None)
         else:
-            with console.status(f"running {len(chosen)} check(s) …"):
-                results = _run_all(run_check, chosen, topology, kwargs, jobs)
+            with console.status(f"running {len(chosen)} check(s) …") as status:
+                results = _run_all(chosen, topology, kwargs, options, jobs, status.update)
         if not quiet:
             console.print(results_table(results))
             for result in results:
@@ -137,23 +170,34 @@ def check(
 
 
 def _run_all(
-    run: Callable[..., Any],
     names: list[str],
     topology: str | None,
-    kwargs: dict[str, str],
+    kwargs: dict[str, Any],
+    options: dict[str, Any],
     jobs: int,
+    progress: Callable[[str], Any],
 ) -> list[Any]:
     """Run checks, several at once in forked processes: each builds its own topology, so
-    they share nothing but the kernel."""
+    they share nothing but the kernel. `progress` hears of each check as it ends."""
+    from .check import run_check
+
+    done: list[str] = []
+
+    def finished(result: Any) -> Any:
+        done.append(f"{result.check} {result.status.value}")
+        progress(f"{len(done)}/{len(names)} checks done (last: {done[-1]}) …")
+        return result
+
     if jobs == 1 or len(names) == 1 or topology is not None:
-        return [run(name, topology, **kwargs) for name in names]
+        return [finished(run_check(n, topology, **options, **kwargs)) for n in names]
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures import ProcessPoolExecutor, as_completed
 
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-        futures = [pool.submit(run, name, None, **kwargs) for name in names]
-        return [future.result() for future in futures]
+        futures = {pool.submit(run_check, n, None, **options, **kwargs): n for n in names}
+        results = {futures[f]: finished(f.result()) for f in as_completed(futures)}
+        return [results[name] for name in names]
 
 
 def _parse_params(params: tuple[str, ...]) -> dict[str, str]:
@@ -169,8 +213,10 @@ def _parse_params(params: tuple[str, ...]) -> dict[str, str]:
 def _write_json(path: str, results: list[Any]) -> None:
     import json
 
+    from .report.document import results_document
+
     with open(path, "w") as out:
-        json.dump({"results": [r.to_dict() for r in results]}, out, indent=2)
+        json.dump(results_document(results), out, indent=2)
 
 
 def _exit_code(results: list[Any]) -> int:
@@ -178,6 +224,36 @@ def _exit_code(results: list[Any]) -> int:
     if "ERROR" in statuses:
         return EXIT_BAD_INPUT
     return 1 if statuses & {"FAIL", "INCONCLUSIVE"} else 0
+
+
+@cli.command()
+@click.argument("bundle", type=click.Path(exists=True))
+@click.option(
+    "--bundle",
+    "bundle_dir",
+    type=click.Path(file_okay=False),
+    help="Write a new bundle here if the check fails again.",
+)
+def replay(bundle: str, bundle_dir: str | None) -> None:
+    """Rebuild BUNDLE's topology, run its check again and compare, step by step.
+
+    Exit 0 when the outcome matches the recorded one, 1 when it differs."""
+    with _errors():
+        from .report.bundle import replay as do_replay
+
+        outcome = do_replay(bundle, bundle_dir=bundle_dir)
+        click.echo(outcome.text())
+        sys.exit(0 if outcome.matches else 1)
+
+
+@cli.command()
+@click.argument("bundle", type=click.Path(exists=True))
+def report(bundle: str) -> None:
+    """Print the human summary of a bug-report BUNDLE."""
+    with _errors():
+        from .report.bundle import bundle_summary
+
+        click.echo(bundle_summary(bundle))
 
 
 @cli.command()
@@ -252,8 +328,7 @@ def topo_show(name: str, fmt: str) -> None:
     """Print the links, addresses and routes of each host of topology NAME, or draw it."""
     with _errors():
         if fmt != "text":
-            from .report import picture
-            from .topology import load
+            from .topology import load, picture
             from .topology.inspect import recorded_spec
 
             spec = load(name) if os.path.isfile(name) else recorded_spec(name)

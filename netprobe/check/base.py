@@ -101,9 +101,18 @@ class Check:
     params: Mapping[str, str] = field(default_factory=dict)  # name → what it means
 
     def run(
-        self, topology: Topology | Spec | str | os.PathLike[str] | None = None, **params: Any
+        self,
+        topology: Topology | Spec | str | os.PathLike[str] | None = None,
+        *,
+        bundle_dir: str | os.PathLike[str] | None = None,
+        archive: bool = False,
+        **params: Any,
     ) -> Result:
-        """Run on `topology` (a live one, a spec, a file) or on the reference topology."""
+        """Run on `topology` (a live one, a spec, a file) or on the reference topology.
+
+        When it fails or is inconclusive and `bundle_dir` is given, a bug-report bundle
+        is written there (and a .tar.gz of it with `archive`) before the topology goes.
+        """
         start = time.perf_counter()
         self._check_params(params)
         skipped = self._missing()
@@ -114,6 +123,9 @@ class Check:
                 topo, label = self._topology(topology, stack)
                 ctx = Context(topo)
                 self.body(ctx, **params)
+                result = self._result(ctx, label, start)
+                if bundle_dir is not None and result.status in _BUNDLED:
+                    _bundle(result, topo, bundle_dir, params, archive)
         except SetupError as exc:
             return Result(
                 self.name,
@@ -124,6 +136,9 @@ class Check:
             )
         except NetprobeError as exc:
             return Result(self.name, Status.ERROR, str(exc), duration=time.perf_counter() - start)
+        return result
+
+    def _result(self, ctx: Context, label: str, start: float) -> Result:
         status = overall(ctx.steps)
         return Result(
             self.name,
@@ -163,6 +178,25 @@ class Check:
             topology = reference_path(self.reference)
         spec = topology if isinstance(topology, Spec) else load(topology)
         return stack.enter_context(build(spec)), spec.source or spec.name
+
+
+_BUNDLED = (Status.FAIL, Status.INCONCLUSIVE)
+
+
+def _bundle(
+    result: Result,
+    topo: Topology,
+    directory: str | os.PathLike[str],
+    params: dict[str, Any],
+    archive: bool,
+) -> None:
+    """Write the bundle; a bundle that cannot be written is said, not fatal."""
+    from .bundle import write_bundle
+
+    try:
+        write_bundle(result, topo, directory, params=params, archive=archive)
+    except OSError as exc:
+        result.summary += f" (no bug-report bundle: {exc})"
 
 
 def _summary(status: Status, steps: list[Step]) -> str:

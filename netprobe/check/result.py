@@ -57,6 +57,7 @@ class Result:
     diagnosis: str | None = None
     duration: float = 0.0
     topology: str | None = None
+    bundle: str | None = None  # the bug-report bundle written for this result, if any
 
     @property
     def verdict(self) -> Status:
@@ -71,8 +72,9 @@ class Result:
         __tracebackhide__ = True
         if not self.passed:
             for step in self.steps:
-                if step.outcome is not None and step.status is not Status.PASS:
-                    step.outcome.save_pcaps()
+                outcome = step.outcome
+                if outcome is not None and step.status is not Status.PASS and not outcome.pcaps:
+                    outcome.save_pcaps()
             raise CheckFailed(self.evidence(), self)
 
     def evidence(self) -> str:
@@ -80,6 +82,8 @@ class Result:
         if self.diagnosis:
             lines.append(f"  diagnosis: {self.diagnosis}")
         lines += ["  " + step.evidence().replace("\n", "\n  ") for step in self.steps]
+        if self.bundle:
+            lines.append(f"  bug-report bundle: {self.bundle}")
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -93,12 +97,14 @@ class Result:
             "diagnosis": self.diagnosis,
             "duration": round(self.duration, 4),
             "topology": self.topology,
+            "bundle": self.bundle,
             "steps": [
                 {
                     "name": s.name,
                     "status": s.status.value,
                     "detail": s.detail,
                     "evidence": s.outcome.evidence() if s.outcome else None,
+                    "expectation": s.outcome.to_dict() if s.outcome else None,
                 }
                 for s in self.steps
             ],

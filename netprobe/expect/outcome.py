@@ -6,7 +6,7 @@ import enum
 import os
 import tempfile
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import CheckFailed
 from ..traffic.capture import Captured, CaptureStats
@@ -62,6 +62,12 @@ class Outcome:
     elapsed: float
     barrier: str | None = None
     pcaps: dict[str, str] = field(default_factory=dict)
+    injected: list[Captured] = field(default_factory=list)  # the probes, then the barrier
+
+    @property
+    def count(self) -> int:
+        """How many probes were sent."""
+        return len(self.sent)
 
     @property
     def passed(self) -> bool:
@@ -85,6 +91,32 @@ class Outcome:
             self.pcaps[port] = path
         return self.pcaps
 
+    def to_dict(self) -> dict[str, Any]:
+        """The expectation as JSON data (format documented in docs/json.md)."""
+        barrier_frames = self.injected[self.count :]
+        return {
+            "probe": self.probe,
+            "port": self.port,
+            "where": {
+                "kind": self.where.kind,
+                "ports": list(self.where.ports),
+                "among": list(self.where.among) if self.where.among is not None else None,
+            },
+            "match": self.match.describe(),
+            "count": self.count,
+            "verdict": self.verdict.value,
+            "reason": self.reason,
+            "decided_by": self.decided_by,
+            "elapsed_ms": round(self.elapsed * 1000, 3),
+            "barrier": self.barrier,
+            "ports": {port: _port_dict(report) for port, report in self.reports.items()},
+            "pcaps": dict(self.pcaps),
+            "injected": [
+                {"port": f.port, "frame": f.data.hex(), "barrier": f in barrier_frames}
+                for f in self.injected
+            ],
+        }
+
     def evidence(self) -> str:
         lines = [
             f"{self.verdict.value}: {self.reason}",
@@ -103,6 +135,17 @@ class Outcome:
 
     def __str__(self) -> str:
         return self.evidence()
+
+
+def _port_dict(report: PortReport) -> dict[str, Any]:
+    return {
+        "role": "must not see it" if report.negative else "must see it",
+        "frames": len(report.frames),
+        "copies": len(report.copies),
+        "related": len(report.related),
+        "barrier_seen": report.barrier_seen,
+        "kernel_drops": report.stats.drops,
+    }
 
 
 def _port_lines(report: PortReport, sent: list[Fields], match: Match) -> list[str]:

@@ -69,6 +69,7 @@ class Run:
         self.barrier_port: str | None = None
         self.barrier_summary: str | None = None
         self.send_error: str | None = None
+        self.injected: list[Captured] = []  # what went in, in order: probes, then the barrier
         self.started = 0.0
 
     # -- sending -------------------------------------------------------------------------
@@ -81,12 +82,15 @@ class Run:
         self.expected = [expected_fields(fields, self.match) for _, _, fields in self.sent]
         self.by_nonce = {nonce: index for index, (_, nonce, _) in enumerate(self.sent)}
         self.started = time.perf_counter()
+        now = time.time()
+        self.injected = [Captured(self.port, data, now, outgoing=True) for data, _ in probes]
         try:
             self.pset.sender(self.port).send_many(data for data, _ in probes)
             if barrier is not None:
                 data, nonce = barrier.probe()
                 self.by_nonce[nonce] = _BARRIER
                 self.barrier_port, self.barrier_summary = barrier_port or self.port, barrier.summary
+                self.injected.append(Captured(self.barrier_port, data, time.time(), outgoing=True))
                 self.pset.sender(self.barrier_port).send(data)
         except TrafficError as exc:  # the port cannot send (down, gone): that is the finding
             self.send_error = str(exc)
@@ -153,6 +157,7 @@ class Run:
             decided_by=decided_by,
             elapsed=time.perf_counter() - self.started,
             barrier=self.barrier_summary,
+            injected=self.injected,
         )
 
     def _report(self, port: str) -> PortReport:

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 import netprobe
 from netprobe.cli import cli
-from netprobe.report.picture import dot, mermaid
+from netprobe.topology.picture import dot, mermaid
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

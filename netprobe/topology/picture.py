@@ -11,7 +11,7 @@ import shutil
 import subprocess
 
 from ..errors import SetupError
-from ..topology.spec import Bond, Bridge, Host, Interface, Macvlan, Spec, Tap, Veth, Vlan
+from .spec import Bond, Bridge, Host, Interface, Macvlan, Spec, Tap, Veth, Vlan
 
 __all__ = ["dot", "mermaid", "svg"]
 

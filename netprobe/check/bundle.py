@@ -1,0 +1,186 @@
+"""Bug-report bundles: everything someone else needs to see a failure for themselves.
+
+Written while the topology is still up (the state dumps read the live kernel), into
+DIR/CHECK-YYYYmmddTHHMMSSZ-RUNID/ (the run id keeps parallel runs apart):
+
+    README.md        what was checked, expected against observed, the diagnosis, replay
+    result.json      the Result, versioned (docs/json.md)
+    topology.yaml    the exact spec, with rulesets/ and inputs/ beside it
+    topology.mmd     the picture as mermaid and DOT text (topology.svg where Graphviz is)
+    injected.pcapng  every frame netprobe sent, one interface per port
+    pcaps/           what each watched port saw, per step
+    state/HOST.json  links, addresses, routes, neighbours, FDB, sysctls, rulesets, conntrack
+    environment.json kernel, distribution, libraries, capabilities
+    repro.sh         rebuild and replay without netprobe
+
+Paths of the machine it was made on are rewritten relative to the bundle.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tarfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..errors import SetupError
+from ..explain.state import topology_state
+from ..topology import Topology, picture
+from ..topology.dump import dump
+from ..traffic.pcap import write_pcap_ports
+from .environment import environment
+from .readme import readme
+from .repro import repro_script
+from .result import Result
+
+__all__ = ["FORMAT", "VERSION", "write_bundle"]
+
+FORMAT = "netprobe-bundle"
+VERSION = 1
+
+
+def write_bundle(
+    result: Result,
+    topo: Topology,
+    directory: str | os.PathLike[str],
+    *,
+    params: Mapping[str, Any],
+    archive: bool = False,
+) -> Path:
+    """Write the bundle of `result`; return its directory (the .tar.gz is beside it)."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    path = Path(directory).resolve() / f"{result.check}-{stamp}-{topo.runid}"
+    path.mkdir(parents=True)
+    secrets = _Paths(path)
+    rulesets = _copy_rulesets(topo, path, secrets)
+    inputs = _copy_inputs(params, path, secrets)
+    _write_pcaps(result, path)
+    _write(path / "topology.yaml", dump(topo.spec, rename=lambda p: rulesets[p][0]))
+    _write_picture(topo, path)
+    states = topology_state(topo)
+    for host, state in states.items():
+        _write(path / "state" / f"{host}.json", json.dumps(state, indent=1))
+    env = environment()
+    _write(path / "environment.json", json.dumps(env, indent=1))
+    result.bundle = str(path)
+    document = {
+        "format": FORMAT,
+        "version": VERSION,
+        "netprobe": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "check": result.check,
+        "params": inputs,
+        "topology": "topology.yaml",
+        "result": result.to_dict(),
+    }
+    text = secrets.scrub(json.dumps(document, indent=1))
+    _write(path / "result.json", text)
+    steps = json.loads(text)["result"]["steps"]
+    contents = {p: t for p, (_, t) in rulesets.items()}
+    script = repro_script(result.check, topo.spec, steps, contents, _macs(topo, states))
+    _write(path / "repro.sh", script, mode=0o755)
+    _write(
+        path / "README.md", secrets.scrub(readme(json.loads(text), env, picture.mermaid(topo.spec)))
+    )
+    if archive:
+        with tarfile.open(f"{path}.tar.gz", "w:gz") as tar:
+            tar.add(path, arcname=path.name)
+    return path
+
+
+def _write(path: Path, text: str, mode: int = 0o644) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(mode)
+
+
+class _Paths:
+    """Absolute paths of this machine that must not appear in the bundle."""
+
+    def __init__(self, bundle: Path) -> None:
+        self.replace: dict[str, str] = {f"{bundle}/": "", str(bundle): "."}
+        self.note(Path.cwd(), "")
+
+    def note(self, directory: Path, relative: str) -> None:
+        self.replace.setdefault(f"{directory}/", relative)
+
+    def scrub(self, text: str) -> str:
+        for old in sorted(self.replace, key=len, reverse=True):
+            text = text.replace(old, self.replace[old])
+        return text
+
+
+def _copy_rulesets(topo: Topology, path: Path, secrets: _Paths) -> dict[str, tuple[str, str]]:
+    """Each ruleset file → (its name in the bundle, its text)."""
+    out: dict[str, tuple[str, str]] = {}
+    for host in topo.spec.hosts:
+        for number, fw in enumerate(host.firewall, 1):
+            name = f"rulesets/{host.name}-{number}{Path(fw.path).suffix or '.rules'}"
+            text = Path(fw.path).read_text()
+            _write(path / name, text)
+            out[fw.path] = (name, text)
+            secrets.note(Path(fw.path).resolve().parent, "")
+    return out
+
+
+def _copy_inputs(params: Mapping[str, Any], path: Path, secrets: _Paths) -> dict[str, Any]:
+    """Parameters naming files (a policy, rulesets) point at copies in inputs/."""
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        parts = str(value).split(",") if isinstance(value, str) and value else []
+        if not parts or not all(os.path.isfile(p) for p in parts):
+            out[key] = value
+            continue
+        copies = []
+        for part in parts:
+            name = f"inputs/{Path(part).name}"
+            shutil.copyfile(part, path / _mkdir(path / "inputs") / Path(part).name)
+            secrets.note(Path(part).resolve().parent, "")
+            copies.append(name)
+        out[key] = ",".join(copies)
+    return out
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(exist_ok=True)
+    return path
+
+
+def _macs(topo: Topology, states: dict[str, dict[str, Any]]) -> dict[tuple[str, str], str]:
+    """(host, interface) → its MAC, read from the state dumps."""
+    out = {}
+    for host in topo.spec.hosts:
+        links = states[host.name].get("links")
+        by_name = (
+            {x.get("ifname"): x.get("address") for x in links if isinstance(x, dict)}
+            if isinstance(links, list)
+            else {}
+        )
+        for iface in host.interfaces:
+            mac = by_name.get(topo.ifname(host.name, iface.name))
+            if mac:
+                out[(host.name, iface.name)] = str(mac)
+    return out
+
+
+def _write_pcaps(result: Result, path: Path) -> None:
+    injected = []
+    for number, step in enumerate(result.steps, 1):
+        if step.outcome is None:
+            continue
+        step.outcome.save_pcaps(str(path / "pcaps" / f"step-{number:02d}"))
+        injected += step.outcome.injected
+    write_pcap_ports(path / "injected.pcapng", injected)
+
+
+def _write_picture(topo: Topology, path: Path) -> None:
+    _write(path / "topology.mmd", picture.mermaid(topo.spec))
+    _write(path / "topology.dot", picture.dot(topo.spec))
+    with contextlib.suppress(SetupError):  # without Graphviz the texts are the picture
+        _write(path / "topology.svg", picture.svg(topo.spec))

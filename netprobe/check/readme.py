@@ -1,0 +1,97 @@
+"""A bundle's README.md: the failure told for a person who has only this directory."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["readme"]
+
+_FILES = """\
+| file | what it holds |
+|---|---|
+| `result.json` | the result, versioned (format `netprobe-bundle`, version {version}) |
+| `topology.yaml` | the exact topology spec; `rulesets/` and `inputs/` beside it |
+| `topology.mmd`, `topology.dot` | the picture above, as mermaid and Graphviz text |
+| `injected.pcapng` | every frame netprobe sent, one interface per port |
+| `pcaps/step-NN/` | what each watched port saw during step NN |
+| `state/HOST.json` | each host's links, addresses, routes, neighbours, FDB, sysctls, \
+rulesets and conntrack, read just after the failure |
+| `environment.json` | kernel, distribution, libraries and capabilities |
+| `repro.sh` | rebuilds the topology and replays the frames without netprobe |
+"""
+
+
+def readme(document: dict[str, Any], env: dict[str, Any], mermaid: str) -> str:
+    """The README text for a bundle's result.json `document`."""
+    result = document["result"]
+    lines = [
+        f"# netprobe {result['check']}: {result['status']}",
+        "",
+        f"**{result['summary']}**",
+        "",
+    ]
+    if result.get("diagnosis"):
+        lines += [f"Diagnosis: {result['diagnosis']}", ""]
+    lines += [
+        f"Check `{result['check']}` ran on topology `{result.get('topology') or '?'}`"
+        + _params(document["params"])
+        + f" with netprobe {document['netprobe']}, on Linux {env['kernel']['release']} "
+        f"({env['distribution']}), at {document['created']}.",
+        "",
+        "## Expected against observed",
+        "",
+        "| step | verdict | detail |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {s['name']} | {s['status']} | {_cell(s['detail'])} |" for s in result["steps"]]
+    lines += _evidence(result["steps"])
+    lines += _explanation(result)
+    lines += [
+        "## The topology",
+        "",
+        "```mermaid",
+        mermaid.rstrip(),
+        "```",
+        "",
+        "## Replay",
+        "",
+        "- With netprobe: `netprobe replay .` in this directory rebuilds the topology, "
+        "runs the check again and compares the outcome with this one, step by step.",
+        "- Without netprobe: `sudo sh repro.sh` needs only iproute2, nft or iptables, and "
+        "python3 with scapy. It rebuilds the topology in fresh namespaces, sends the "
+        "injected frames again and prints what came out where, with each step's verdict "
+        "beside the recorded one. Steps that changed the topology while the check ran "
+        "(a link taken down, a timer waited for) are replayed without that change.",
+        "",
+        "## Files",
+        "",
+        _FILES.format(version=document["version"]),
+    ]
+    return "\n".join(lines)
+
+
+def _params(params: dict[str, Any]) -> str:
+    if not params:
+        return ""
+    return " with " + ", ".join(f"`{k}={v}`" for k, v in params.items())
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")[:200]
+
+
+def _evidence(steps: list[dict[str, Any]]) -> list[str]:
+    out = [""]
+    for step in steps:
+        if step["status"] != "PASS" and step.get("evidence"):
+            out += [f"### {step['name']}", "", "```text", step["evidence"], "```", ""]
+    return out
+
+
+def _explanation(result: dict[str, Any]) -> list[str]:
+    causes = result.get("explanation") or []
+    if not causes:
+        return []
+    out = ["## Why", ""]
+    out += [f"{n}. {c['text']}" for n, c in enumerate(causes, 1)]
+    return [*out, ""]

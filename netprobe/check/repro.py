@@ -1,0 +1,264 @@
+"""`repro.sh`: a standalone script that shows a failure without netprobe.
+
+It rebuilds the topology in fresh namespaces with iproute2 (rulesets with nft or
+iptables-restore, inlined), replays the frames netprobe injected, step by step, and
+prints what came out where with the verdict each step gets, beside the one netprobe
+recorded. Only python3 with scapy is needed besides (scapy prints the frames).
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ..topology.spec import Bond, Bridge, Host, Interface, Macvlan, Spec, Tap, Veth, Vlan
+from . import replay_frames
+
+__all__ = ["repro_script"]
+
+_HEADER = """#!/bin/sh
+# Reproduces netprobe check {check!r} on topology {topology!r} without netprobe.
+# Rebuilds the topology in fresh network namespaces, replays the injected frames and
+# prints what came out where. Needs root, iproute2, {tools}python3 with scapy.
+# Touches nothing outside the namespaces it makes, and removes them when it ends.
+# Run: sudo sh repro.sh
+set -eu
+[ "$(id -u)" -eq 0 ] || {{ echo "repro.sh: run as root" >&2; exit 2; }}
+export P="repro$$"
+HOSTS={hosts}
+cleanup() {{ for h in $HOSTS; do ip netns del "$P-$h" 2>/dev/null || true; done; }}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+"""
+
+
+def repro_script(
+    check: str,
+    spec: Spec,
+    steps: list[dict[str, Any]],
+    rulesets: dict[str, str],
+    macs: dict[tuple[str, str], str],
+) -> str:
+    """The script text. `steps`: the result's step dicts; `rulesets`: path → file text;
+    `macs`: (host, interface) → the MAC it had, pinned so that recorded frames still fit."""
+    tools = sorted(
+        {
+            "nft" if fw.kind == "nft" else "iptables-restore"
+            for host in spec.hosts
+            for fw in host.firewall
+        }
+    )
+    lines = [
+        _HEADER.format(
+            check=check,
+            topology=spec.name,
+            tools="".join(f"{t}, " for t in tools),
+            hosts=shlex.quote(" ".join(h.name for h in spec.hosts)),
+        )
+    ]
+    lines += list(_build(spec, rulesets, macs))
+    plan = {"steps": [_step(s) for s in steps], "vm_ports": _vm_ports(spec)}
+    lines.append("python3 - <<'NETPROBE_REPLAY'")
+    lines.append(Path(replay_frames.__file__).read_text().rstrip("\n"))
+    lines.append(f"PLAN = {plan!r}")
+    lines.append("raise SystemExit(main(PLAN))")
+    lines.append("NETPROBE_REPLAY")
+    return "\n".join(lines) + "\n"
+
+
+def _sh(*words: str) -> str:
+    return " ".join(w if w.startswith('"$P-') else shlex.quote(w) for w in words)
+
+
+def _ns(host: str) -> str:
+    return f'"$P-{host}"'
+
+
+def _build(spec: Spec, rulesets: dict[str, str], macs: dict[tuple[str, str], str]) -> Iterator[str]:
+    yield "# -- namespaces (IPv6 duplicate address detection and router solicitations off)"
+    for host in spec.hosts:
+        yield _sh("ip", "netns", "add", _ns(host.name))
+        yield _sh("ip", "-n", _ns(host.name), "link", "set", "lo", "up")
+        for key, wanted in (
+            ("accept_dad", host.ipv6_dad),
+            ("router_solicitations", host.ipv6_router_solicitation),
+        ):
+            if not wanted:
+                for conf in ("all", "default"):
+                    yield _sh(
+                        "ip",
+                        "netns",
+                        "exec",
+                        _ns(host.name),
+                        "sysctl",
+                        "-qw",
+                        f"net.ipv6.conf.{conf}.{key}=0",
+                    )
+    yield "# -- links"
+    for stage in (_masters, _taps, _veths, _stacked):
+        for host in spec.hosts:
+            for iface in host.interfaces:
+                yield from stage(host, iface)
+    yield "# -- link settings (MACs as they were), addresses, sysctls, routes"
+    for host in spec.hosts:
+        for iface in host.interfaces:
+            yield from _settings(host, iface, iface.mac or macs.get((host.name, iface.name)))
+    for host in spec.hosts:
+        yield from _layer3(host)
+    yield "# -- rulesets"
+    for host in spec.hosts:
+        for fw in host.firewall:
+            tool = "nft -f -" if fw.kind == "nft" else f"{fw.kind}-restore"
+            yield f"ip netns exec {_ns(host.name)} {tool} <<'NETPROBE_RULESET'"
+            yield rulesets[fw.path].rstrip("\n")
+            yield "NETPROBE_RULESET"
+    yield "# -- let every link settle (a single-link query runs the kernel's pending link work)"
+    for host in spec.hosts:
+        for iface in host.interfaces:
+            if not isinstance(iface.kind, Tap):
+                yield (
+                    _sh("ip", "-n", _ns(host.name), "link", "show", "dev", iface.name)
+                    + " >/dev/null"
+                )
+
+
+def _masters(host: Host, iface: Interface) -> Iterator[str]:
+    kind = iface.kind
+    if isinstance(kind, Bridge):
+        opts = ["stp_state", "1" if kind.stp else "0"]
+        if kind.ageing is not None:
+            opts += ["ageing_time", str(round(kind.ageing * 100))]
+        if kind.forward_delay is not None:
+            opts += ["forward_delay", str(round(kind.forward_delay * 100))]
+        yield _sh("ip", "-n", _ns(host.name), "link", "add", iface.name, "type", "bridge", *opts)
+    elif isinstance(kind, Bond):
+        yield _sh(
+            "ip", "-n", _ns(host.name), "link", "add", iface.name, "type", "bond", "mode", kind.mode
+        )
+
+
+def _taps(host: Host, iface: Interface) -> Iterator[str]:
+    if isinstance(iface.kind, Tap):
+        yield _sh("ip", "-n", _ns(host.name), "tuntap", "add", "dev", iface.name, "mode", "tap")
+
+
+def _veths(host: Host, iface: Interface) -> Iterator[str]:
+    if isinstance(iface.kind, Veth):
+        yield _sh(
+            "ip",
+            "-n",
+            _ns(host.name),
+            "link",
+            "add",
+            iface.name,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            iface.kind.peer_ifname,
+            "netns",
+            _ns(iface.kind.peer_host),
+        )
+
+
+def _stacked(host: Host, iface: Interface) -> Iterator[str]:
+    kind = iface.kind
+    if isinstance(kind, Macvlan):
+        yield _sh(
+            "ip",
+            "-n",
+            _ns(host.name),
+            "link",
+            "add",
+            iface.name,
+            "link",
+            kind.parent,
+            "type",
+            "macvlan",
+            "mode",
+            kind.mode,
+        )
+    elif isinstance(kind, Vlan):
+        yield _sh(
+            "ip",
+            "-n",
+            _ns(host.name),
+            "link",
+            "add",
+            iface.name,
+            "link",
+            kind.parent,
+            "type",
+            "vlan",
+            "id",
+            str(kind.id),
+            "protocol",
+            kind.protocol,
+        )
+
+
+def _settings(host: Host, iface: Interface, mac: str | None) -> Iterator[str]:
+    link = ["ip", "-n", _ns(host.name), "link", "set", "dev", iface.name]
+    if mac:
+        yield _sh(*link, "address", mac)
+    if iface.mtu:
+        yield _sh(*link, "mtu", str(iface.mtu))
+    if iface.master:
+        yield _sh(*link, "master", iface.master)
+    if iface.learning is not None:
+        yield _sh(*link, "type", "bridge_slave", "learning", "on" if iface.learning else "off")
+    if iface.up:
+        yield _sh(*link, "up")
+
+
+def _layer3(host: Host) -> Iterator[str]:
+    for iface in host.interfaces:
+        for address in iface.addresses:
+            nodad = ["nodad"] if address.version == 6 and not host.ipv6_dad else []
+            yield _sh(
+                "ip", "-n", _ns(host.name), "addr", "add", str(address), "dev", iface.name, *nodad
+            )
+    for key, value in host.sysctls:
+        yield _sh("ip", "netns", "exec", _ns(host.name), "sysctl", "-qw", f"{key}={value}")
+    for route in host.routes:
+        family = ["-6"] if route.family == 6 else []
+        words = [
+            "ip",
+            *family,
+            "-n",
+            _ns(host.name),
+            "route",
+            "add",
+            "default" if route.to.startswith("default") else route.to,
+        ]
+        if route.via:
+            words += ["via", route.via]
+        if route.dev:
+            words += ["dev", route.dev]
+        if route.metric is not None:
+            words += ["metric", str(route.metric)]
+        yield _sh(*words)
+
+
+def _step(step: dict[str, Any]) -> dict[str, Any]:
+    """What the replay needs of a step: its frames, where they must (not) appear."""
+    exp = step.get("expectation")
+    out: dict[str, Any] = {"name": step["name"], "recorded": step["status"]}
+    if exp is None:
+        return out
+    out.update(
+        kind=exp["where"]["kind"],
+        count=exp["count"],
+        must=[p for p, r in exp["ports"].items() if r["role"] == "must see it"],
+        must_not=[p for p, r in exp["ports"].items() if r["role"] != "must see it"],
+        frames=[[f["port"], f["frame"], f["barrier"]] for f in exp["injected"]],
+    )
+    return out
+
+
+def _vm_ports(spec: Spec) -> list[str]:
+    return [
+        f"{h.name}:{i.name}" for h in spec.hosts for i in h.interfaces if isinstance(i.kind, Tap)
+    ]

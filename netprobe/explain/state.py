@@ -1,0 +1,95 @@
+"""The state of a host that bears on its data path, as JSON: what a bug report carries.
+
+One shell per host reads everything in a single `ip netns exec`, each section behind a
+marker line: links, addresses, routes, neighbours, the bridge FDB and ports, the sysctls
+that decide forwarding and filtering, the nft ruleset, iptables-save and conntrack.
+For a host that is the machine's own namespace only netprobe's links are shown: the
+machine's routes, rulesets and connections are none of a bug report's business.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from typing import Any
+
+from ..topology import Topology
+
+__all__ = ["SECTIONS", "host_state", "parse_sections", "topology_state"]
+
+_SYSCTLS = (
+    r"^net\.(ipv4\.(ip_forward|conf\..*\.(rp_filter|forwarding|accept_local|route_localnet"
+    r"|arp_ignore|arp_announce|proxy_arp))|ipv6\.conf\..*\.(forwarding|disable_ipv6|accept_dad)"
+    r"|bridge\..*)$"
+)
+
+# name → (shell command, how its output is kept: "json", "text" or "sysctl")
+SECTIONS: dict[str, tuple[str, str]] = {
+    "links": ("ip -d -j -s link show", "json"),
+    "addresses": ("ip -j addr show", "json"),
+    "routes": ("ip -j route show table all", "json"),
+    "routes6": ("ip -j -6 route show table all", "json"),
+    "rules": ("ip -j rule show", "json"),
+    "neighbours": ("ip -j neigh show", "json"),
+    "fdb": ("bridge -j fdb show", "json"),
+    "bridge_ports": ("bridge -j -d link show", "json"),
+    "sysctls": (f"sysctl -a --pattern {shlex.quote(_SYSCTLS)} 2>/dev/null", "sysctl"),
+    "nft_ruleset": ("nft -j list ruleset", "json"),
+    "iptables_save": ("iptables-save; ip6tables-save", "text"),
+    "conntrack": ("cat /proc/net/nf_conntrack", "text"),
+}
+_ROOT_SECTIONS = ("links", "addresses")
+_MARK = "@@netprobe-section "
+
+
+def _script(names: tuple[str, ...]) -> str:
+    return "".join(f"echo '{_MARK}{n}'; {SECTIONS[n][0]} 2>&1\n" for n in names)
+
+
+def parse_sections(text: str) -> dict[str, Any]:
+    """Split the shell's output at the markers and decode each section."""
+    out: dict[str, Any] = {}
+    name: str | None = None
+    chunks: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        if line.startswith(_MARK):
+            name = line[len(_MARK) :].strip()
+            chunks[name] = []
+        elif name is not None:
+            chunks[name].append(line)
+    for name, lines in chunks.items():
+        out[name] = _decode(SECTIONS[name][1], "\n".join(lines).strip())
+    return out
+
+
+def _decode(how: str, text: str) -> Any:
+    if how == "json":
+        try:
+            return json.loads(text) if text else []
+        except json.JSONDecodeError:
+            return {"unavailable": text.splitlines()[-1] if text else "no output"}
+    if how == "sysctl":
+        pairs = (line.partition(" = ") for line in text.splitlines())
+        return {key: value for key, sep, value in pairs if sep}
+    return text
+
+
+def host_state(topo: Topology, host: str) -> dict[str, Any]:
+    """Everything in SECTIONS for `host` (links and addresses only for the root namespace)."""
+    root = topo.spec.host(host).root
+    names = _ROOT_SECTIONS if root else tuple(SECTIONS)
+    result = topo.run(host, ["sh", "-c", _script(names)], timeout=30)
+    state = parse_sections(result.stdout)
+    if root:
+        prefix = topo.ifname(host, "")
+        state["links"] = [x for x in state["links"] if str(x.get("ifname", "")).startswith(prefix)]
+        state["addresses"] = [
+            x for x in state["addresses"] if str(x.get("ifname", "")).startswith(prefix)
+        ]
+        state["note"] = "the machine's own namespace: only netprobe's links are shown"
+    return state
+
+
+def topology_state(topo: Topology) -> dict[str, dict[str, Any]]:
+    """host name → its state, for every host of the topology."""
+    return {host.name: host_state(topo, host.name) for host in topo.spec.hosts}

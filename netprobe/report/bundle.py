@@ -1,0 +1,126 @@
+"""Reading bug-report bundles back: their summary for a person, and their replay.
+
+`replay` rebuilds the bundle's topology, runs its check again with its parameters and
+compares the outcome with the recorded one, step by step.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..check import Result, load_check, run_check
+from ..check.bundle import FORMAT, VERSION
+from ..errors import SpecError
+from ..topology import load
+
+__all__ = ["Replay", "StepMatch", "bundle_summary", "read_bundle", "replay"]
+
+
+def _directory(path: str | Path) -> Path:
+    path = Path(path)
+    if path.is_file() and path.name == "result.json":
+        path = path.parent
+    if not (path / "result.json").is_file():
+        raise SpecError(f"{path} is not a netprobe bundle (it has no result.json)")
+    return path
+
+
+def read_bundle(path: str | Path) -> dict[str, Any]:
+    """A bundle's result.json, checked for its format and version."""
+    source = _directory(path) / "result.json"
+    try:
+        document: Any = json.loads(source.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SpecError(f"cannot read the bundle's result: {exc}", file=str(source)) from None
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise SpecError("not a netprobe bundle result", file=str(source))
+    if document.get("version") != VERSION:
+        raise SpecError(
+            f"bundle format version {document.get('version')!r}; this netprobe reads {VERSION}",
+            file=str(source),
+        )
+    return document
+
+
+def bundle_summary(path: str | Path) -> str:
+    """The human summary of a bundle: verdict, diagnosis, each step, failing evidence."""
+    document = read_bundle(path)
+    result = document["result"]
+    lines = [f"{result['check']}: {result['status']} — {result['summary']}"]
+    if result.get("diagnosis"):
+        lines.append(f"  diagnosis: {result['diagnosis']}")
+    lines += [f"  recorded {document['created']} with netprobe {document['netprobe']}"]
+    if document.get("params"):
+        lines.append(
+            "  parameters: " + ", ".join(f"{k}={v}" for k, v in document["params"].items())
+        )
+    for step in result["steps"]:
+        lines.append(f"  [{step['status']}] {step['name']}: {step['detail']}".rstrip(": "))
+        if step["status"] != "PASS" and step.get("evidence"):
+            lines += ["      " + line for line in step["evidence"].splitlines()]
+    for number, cause in enumerate(result.get("explanation") or [], 1):
+        lines.append(f"  why {number}: {cause['text']}")
+    lines.append("  replay: netprobe replay DIR, or sudo sh DIR/repro.sh without netprobe")
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class StepMatch:
+    name: str
+    recorded: str | None  # None: the step is new in this run
+    now: str | None  # None: this run did not take the step
+
+    @property
+    def same(self) -> bool:
+        return self.recorded == self.now
+
+
+@dataclass(frozen=True)
+class Replay:
+    recorded: dict[str, Any]
+    result: Result
+    steps: list[StepMatch]
+
+    @property
+    def matches(self) -> bool:
+        """The same verdict and the same verdict for every step."""
+        same_verdict = self.recorded["result"]["status"] == self.result.status.value
+        return same_verdict and all(s.same for s in self.steps)
+
+    def text(self) -> str:
+        recorded = self.recorded["result"]["status"]
+        head = "reproduced" if self.matches else "differs from the recording"
+        lines = [
+            f"{self.result.check}: recorded {recorded}, now {self.result.status.value}: {head}"
+        ]
+        for step in self.steps:
+            mark = "same" if step.same else "DIFFERS"
+            lines.append(f"  {mark:7} {step.recorded or '-':12} → {step.now or '-':12} {step.name}")
+        return "\n".join(lines)
+
+
+def replay(path: str | Path, *, bundle_dir: str | Path | None = None) -> Replay:
+    """Run the bundle's check again on its topology; compare, step by step."""
+    directory = _directory(path)
+    document = read_bundle(directory)
+    load_check(document["check"])  # an unknown check fails here, with suggestions
+    spec = load(directory / document["topology"])
+    params = {k: _resolve(directory, v) for k, v in (document.get("params") or {}).items()}
+    result = run_check(document["check"], spec, bundle_dir=bundle_dir, **params)
+    return Replay(document, result, _align(document["result"]["steps"], result))
+
+
+def _resolve(directory: Path, value: Any) -> Any:
+    """Parameters that name files in the bundle (inputs/...) become paths to them."""
+    if isinstance(value, str) and value.startswith("inputs/"):
+        return ",".join(str(directory / part) for part in value.split(","))
+    return value
+
+
+def _align(recorded: list[dict[str, Any]], result: Result) -> list[StepMatch]:
+    now = {step.name: step.status.value for step in result.steps}
+    out = [StepMatch(s["name"], s["status"], now.pop(s["name"], None)) for s in recorded]
+    return out + [StepMatch(name, None, status) for name, status in now.items()]

@@ -1,0 +1,28 @@
+"""The JSON document of `netprobe check --json`: versioned like a bundle's result.json.
+
+The format is described in docs/json.md and docs/netprobe-json.schema.json.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from .. import __version__
+from ..check import Result
+
+__all__ = ["FORMAT", "VERSION", "results_document"]
+
+FORMAT = "netprobe-results"
+VERSION = 1
+
+
+def results_document(results: Sequence[Result]) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "netprobe": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "results": [result.to_dict() for result in results],
+    }
