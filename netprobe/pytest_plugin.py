@@ -5,7 +5,12 @@ Fixtures
                     builds a topology (a path or a Spec), torn down when the test ends.
     netprobe_check  function scope. Runs a named check and returns its Result:
                     ``netprobe_check("nat").assert_passed()``, or on a topology of the test:
-                    ``netprobe_check("veth", topo, a="x:eth0", b="y:eth0")``.
+                    ``netprobe_check("veth", topo, a="x:eth0", b="y:eth0")``. A check that
+                    fails leaves a bug-report bundle; its path is in the failure message.
+Options
+    --netprobe-bundles DIR        where failing checks write bundles (ini: netprobe_bundles;
+                                  default: netprobe-reports under pytest's temporary
+                                  directory, one per xdist worker).
 Markers
     root                          needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN).
     netprobe_requires(*names)     needs these kernel features or tools (names as in
@@ -64,14 +69,36 @@ def lab() -> Iterator[Lab]:
 
 
 @pytest.fixture
-def netprobe_check(lab: Lab) -> Callable[..., Result]:
+def netprobe_check(
+    lab: Lab, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[..., Result]:
     """Run a registered check (its reference topology unless one is given)."""
     from .check import run_check
 
+    directory = _bundle_dir(request.config, tmp_path_factory)
+
     def run(name: str, topology: Any = None, **params: Any) -> Result:
-        return run_check(name, topology, **params)
+        return run_check(name, topology, bundle_dir=directory, **params)
 
     return run
+
+
+def _bundle_dir(config: pytest.Config, factory: pytest.TempPathFactory) -> str:
+    chosen = config.getoption("netprobe_bundles") or config.getini("netprobe_bundles")
+    if chosen:
+        return os.path.join(str(config.rootpath), str(chosen))
+    return str(factory.getbasetemp() / "netprobe-reports")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("netprobe")
+    group.addoption(
+        "--netprobe-bundles",
+        dest="netprobe_bundles",
+        metavar="DIR",
+        help="where failing netprobe checks write their bug-report bundles",
+    )
+    parser.addini("netprobe_bundles", "where failing netprobe checks write bundles", default="")
 
 
 def pytest_configure(config: pytest.Config) -> None:

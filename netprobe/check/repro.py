@@ -21,7 +21,8 @@ __all__ = ["repro_script"]
 _HEADER = """#!/bin/sh
 # Reproduces netprobe check {check!r} on topology {topology!r} without netprobe.
 # Rebuilds the topology in fresh network namespaces, replays the injected frames and
-# prints what came out where. Needs root, iproute2, {tools}python3 with scapy.
+# prints what came out where. Needs root, iproute2, {tools}python3 with scapy
+# (another interpreter with PYTHON=...).
 # Touches nothing outside the namespaces it makes, and removes them when it ends.
 # Run: sudo sh repro.sh
 set -eu
@@ -60,7 +61,7 @@ def repro_script(
     ]
     lines += list(_build(spec, rulesets, macs))
     plan = {"steps": [_step(s) for s in steps], "vm_ports": _vm_ports(spec)}
-    lines.append("python3 - <<'NETPROBE_REPLAY'")
+    lines.append('"${PYTHON:-python3}" - <<\'NETPROBE_REPLAY\'')
     lines.append(Path(replay_frames.__file__).read_text().rstrip("\n"))
     lines.append(f"PLAN = {plan!r}")
     lines.append("raise SystemExit(main(PLAN))")

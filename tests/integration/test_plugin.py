@@ -6,11 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from netprobe.topology import netns
+from netprobe.topology import netns, owner
 
 pytestmark = pytest.mark.root
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def orphans() -> set[str]:
+    """netprobe namespaces no live run owns (other processes may be running checks too)."""
+    live = {r.runid for r in owner.read_records() if owner.is_alive(r)}
+    return {n for n in netns.list_names() if n.startswith("np-") and n.split("-")[1] not in live}
 
 
 def test_lab_builds_topologies_and_always_tears_them_down(pytester: pytest.Pytester) -> None:
@@ -31,10 +37,10 @@ def test_lab_builds_topologies_and_always_tears_them_down(pytester: pytest.Pytes
             pass
     """
     )
-    before = [n for n in netns.list_names() if n.startswith("np-")]
+    before = orphans()
     result = pytester.runpytest_subprocess("-q")  # the plugin loads by its entry point
     result.assert_outcomes(passed=2, failed=1)
-    assert [n for n in netns.list_names() if n.startswith("np-")] == before
+    assert orphans() == before
 
 
 def test_check_fixture_and_requires_marker(pytester: pytest.Pytester) -> None:
@@ -55,19 +61,45 @@ def test_check_fixture_and_requires_marker(pytester: pytest.Pytester) -> None:
         def test_present(netprobe_check):
             pass
 
-        @pytest.mark.netprobe_requires("ovs-vsctl")
+        @pytest.mark.netprobe_requires("bond")
         def test_missing(netprobe_check):
             raise AssertionError("must be skipped")
     """
     )
-    result = pytester.runpytest_subprocess("-q", "-rs")
+    result = pytester.runpytest_subprocess("-q", "-rs", "--netprobe-bundles=reports")
     from netprobe.capabilities import probe
 
-    ovs = probe(["ovs-vsctl"])[0].present
-    if ovs:  # installed here: the marked test runs and fails by design
+    bond = probe(["bond"])[0].present
+    if bond:  # a kernel with bonding: the marked test runs and fails by design
         result.assert_outcomes(passed=2, failed=2)
     else:
         result.assert_outcomes(passed=2, failed=1, skipped=1)
-    result.stdout.fnmatch_lines(["*veth: FAIL*", "*MTU mismatch*"])
-    if not ovs:
-        result.stdout.fnmatch_lines(["*needs ovs-vsctl*remedy*"])
+        result.stdout.fnmatch_lines(["*needs bond*remedy*"])
+    result.stdout.fnmatch_lines(
+        ["*veth: FAIL*", "*MTU mismatch*", "*bug-report bundle: */reports/veth-*"]
+    )
+    bundles = list((pytester.path / "reports").glob("veth-*/result.json"))
+    assert len(bundles) == 1
+
+
+def test_parallel_workers_never_collide(pytester: pytest.Pytester) -> None:
+    """Under pytest-xdist every worker builds its own namespaces and writes its own
+    bundles: the same topology and the same failing check, four times at once."""
+    pytester.makepyfile(
+        test_parallel=f"""
+        import pytest
+
+        @pytest.mark.parametrize("n", range(4))
+        def test_same_topology_everywhere(lab, netprobe_check, n):
+            topo = lab.build("{EXAMPLES / "redblue.yaml"}")
+            assert topo.run("red", ["ping", "-c1", "-W2", "10.0.0.2"]).ok
+            topo.run("blue", ["ip", "link", "set", "eth0", "mtu", "1280"], check=True)
+            result = netprobe_check("veth", topo, a="switch:blue", b="blue:eth0")
+            assert result.status.value == "FAIL" and result.bundle
+    """
+    )
+    before = orphans()
+    result = pytester.runpytest_subprocess("-q", "-n", "2", "--netprobe-bundles=reports")
+    result.assert_outcomes(passed=4)
+    assert len(list((pytester.path / "reports").glob("veth-*/result.json"))) == 4
+    assert orphans() == before

@@ -1,0 +1,219 @@
+"""Bug-report bundles: a sabotaged check's bundle replays to the same FAIL, with netprobe
+and with its repro.sh alone, and carries nothing of the machine it was made on."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from netprobe.check import Status, run_check
+from netprobe.report.bundle import bundle_summary, replay
+from netprobe.topology import Spec, load, netns
+from netprobe.traffic.pcap import read_pcap
+
+pytestmark = pytest.mark.root
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+SCHEMA = json.loads((ROOT / "docs" / "netprobe-json.schema.json").read_text())
+FILES = {
+    "README.md",
+    "result.json",
+    "topology.yaml",
+    "topology.mmd",
+    "topology.dot",
+    "injected.pcapng",
+    "environment.json",
+    "repro.sh",
+}
+
+
+def forwarding_off() -> Spec:
+    """The NAT gateway with ip_forward off on the gateway, in the spec itself."""
+    spec = load(EXAMPLES / "nat-gateway.yaml")
+    hosts = tuple(
+        dataclasses.replace(h, sysctls=(("net.ipv4.ip_forward", "0"),)) if h.name == "pve" else h
+        for h in spec.hosts
+    )
+    return dataclasses.replace(spec, hosts=hosts)
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("reports")
+    result = run_check("nat", forwarding_off(), bundle_dir=out, archive=True)
+    assert result.status is Status.FAIL
+    assert result.bundle is not None and f"bug-report bundle: {result.bundle}" in str(result)
+    return Path(result.bundle)
+
+
+def test_a_bundle_has_every_part(bundle: Path) -> None:
+    assert {p.name for p in bundle.iterdir()} >= FILES
+    assert {p.name for p in (bundle / "state").iterdir()} == {
+        "vm1.json",
+        "pve.json",
+        "internet.json",
+    }
+    pve = json.loads((bundle / "state" / "pve.json").read_text())
+    assert pve["sysctls"]["net.ipv4.ip_forward"] == "0"
+    assert {
+        "links",
+        "addresses",
+        "routes",
+        "neighbours",
+        "fdb",
+        "nft_ruleset",
+        "iptables_save",
+        "conntrack",
+    } <= set(pve)
+    assert any(link["ifname"] == "vmbr1" for link in pve["links"])
+    env = json.loads((bundle / "environment.json").read_text())
+    assert env["kernel"]["release"] == os.uname().release
+    assert any(c["name"] == "veth" and c["present"] for c in env["capabilities"])
+    assert (bundle / "repro.sh").stat().st_mode & 0o111
+    with tarfile.open(f"{bundle}.tar.gz") as tar:
+        assert f"{bundle.name}/repro.sh" in tar.getnames()
+
+
+def test_result_json_is_versioned_and_follows_its_schema(bundle: Path) -> None:
+    document = json.loads((bundle / "result.json").read_text())
+    jsonschema.validate(document, SCHEMA)
+    assert (document["format"], document["version"]) == ("netprobe-bundle", 1)
+    step = document["result"]["steps"][0]
+    assert step["status"] == "FAIL" and step["expectation"]["verdict"] == "FAIL"
+    assert step["expectation"]["pcaps"] == {"internet:eth0": "pcaps/step-01/internet-eth0.pcapng"}
+    assert (bundle / step["expectation"]["pcaps"]["internet:eth0"]).is_file()
+
+
+def without_ruleset_paths(spec: Spec) -> Spec:
+    return dataclasses.replace(
+        spec,
+        hosts=tuple(
+            dataclasses.replace(
+                h, firewall=tuple(dataclasses.replace(f, path="") for f in h.firewall)
+            )
+            for h in spec.hosts
+        ),
+    )
+
+
+def test_topology_yaml_is_the_exact_spec_used(bundle: Path) -> None:
+    loaded = load(bundle / "topology.yaml")
+    assert without_ruleset_paths(loaded) == without_ruleset_paths(forwarding_off())
+    assert loaded.hosts[1].firewall[0].path == str(bundle / "rulesets" / "pve-1.nft")
+    text = (bundle / "topology.yaml").read_text()
+    assert "nft: rulesets/pve-1.nft" in text
+    assert (bundle / "rulesets" / "pve-1.nft").read_text() == (
+        EXAMPLES / "nat-gateway.nft"
+    ).read_text()
+
+
+def test_injected_frames_are_all_in_the_pcap(bundle: Path) -> None:
+    document = json.loads((bundle / "result.json").read_text())
+    sent = [
+        bytes.fromhex(f["frame"])
+        for s in document["result"]["steps"]
+        if s["expectation"]
+        for f in s["expectation"]["injected"]
+    ]
+    assert [data for _, data in read_pcap(bundle / "injected.pcapng")] == sent
+
+
+def test_nothing_of_the_machine_it_was_made_on(bundle: Path) -> None:
+    machine = [str(ROOT), str(bundle.parent), os.path.expanduser("~"), os.getcwd()]
+    for path in bundle.rglob("*"):
+        if path.is_file() and path.suffix not in (".pcapng", ".svg"):
+            text = path.read_text()
+            for prefix in machine:
+                assert prefix + "/" not in text, f"{path.name} names {prefix}"
+
+
+def test_report_prints_the_summary(bundle: Path) -> None:
+    text = bundle_summary(bundle)
+    assert text.startswith("nat: FAIL")
+    assert "diagnosis: ip_forward is 0 on pve" in text
+    assert "probe 1 never reached internet:eth0" in text
+
+
+def test_replay_gives_the_same_fail_step_by_step(bundle: Path) -> None:
+    again = replay(bundle)
+    assert again.matches, again.text()
+    assert again.result.status is Status.FAIL
+    assert again.result.diagnosis is not None and "ip_forward is 0 on pve" in again.result.diagnosis
+    assert [s.now for s in again.steps] == [s.recorded for s in again.steps]
+    assert "reproduced" in again.text()
+
+
+def test_repro_sh_alone_shows_the_same_failure(bundle: Path, tmp_path: Path) -> None:
+    """Copied anywhere, without netprobe on the path: iproute2, nft, python3 with scapy."""
+    script = tmp_path / "repro.sh"
+    shutil.copy(bundle / "repro.sh", script)
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": str(tmp_path)}
+    before = {n for n in netns.list_names() if n.startswith("repro")}
+    done = subprocess.run(
+        ["sh", str(script)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert {n for n in netns.list_names() if n.startswith("repro")} == before  # gone
+    assert done.returncode == 1, done.stderr
+    out = done.stdout
+    assert "step 1: vm1:eth0 → 203.0.113.1" in out
+    assert "internet:eth0: nothing" in out
+    assert "→ FAIL (netprobe recorded FAIL)" in out
+    assert "0 differ from what netprobe recorded" in out
+
+
+def test_repro_sh_passes_where_the_fault_is_mended(bundle: Path, tmp_path: Path) -> None:
+    """The script tests the data path, not its own recording: with forwarding back on the
+    same frames come out, rewritten by the gateway's masquerade and DNAT."""
+    script = tmp_path / "repro.sh"
+    script.write_text(
+        (bundle / "repro.sh").read_text().replace("net.ipv4.ip_forward=0", "net.ipv4.ip_forward=1")
+    )
+    done = subprocess.run(
+        ["sh", str(script)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "IP / UDP 203.0.113.10:40000 > 203.0.113.1" in done.stdout  # masqueraded
+    assert "0 step(s) failed; 3 differ" in done.stdout
+
+
+def test_a_passing_check_writes_no_bundle(tmp_path: Path) -> None:
+    result = run_check("veth", bundle_dir=tmp_path)
+    assert result.passed and result.bundle is None
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_files_named_by_parameters_travel_in_the_bundle(tmp_path: Path) -> None:
+    rules = tmp_path / "secret-dir" / "open.nft"
+    rules.parent.mkdir()
+    rules.write_text(
+        (EXAMPLES / "filter-secure-host.nft")
+        .read_text()
+        .replace(
+            "hook forward priority filter; policy drop;",
+            "hook forward priority filter; policy accept;",
+        )
+    )
+    result = run_check("filter", ruleset=str(rules), bundle_dir=tmp_path / "out")
+    assert result.status is Status.FAIL and result.bundle
+    bundle = Path(result.bundle)
+    document = json.loads((bundle / "result.json").read_text())
+    assert document["params"] == {"ruleset": "inputs/open.nft"}
+    assert (bundle / "inputs" / "open.nft").read_text() == rules.read_text()
+    assert "secret-dir" not in (bundle / "result.json").read_text()
+    again = replay(bundle)
+    assert again.matches, again.text()
