@@ -158,7 +158,7 @@ def check(
             console.print(results_table(results))
             for result in results:
                 if verbose or not result.passed:
-                    console.print(result_details(result))
+                    console.print(result_details(result), soft_wrap=True)
         if json_path:
             _write_json(json_path, results)
         if junit_path:

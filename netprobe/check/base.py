@@ -16,16 +16,21 @@ from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..capabilities import probe
 from ..errors import NetprobeError, SetupError, SpecError
-from ..expect import Outcome, Where, expect
+from ..expect import Outcome, Verdict, Where, expect
 from ..topology import Spec, Topology, build, load
 from ..traffic import Template
 from .result import Result, Status, Step, overall
 
-__all__ = ["Check", "Context", "reference_path"]
+if TYPE_CHECKING:
+    from ..explain import Explanation
+
+__all__ = ["MAX_EXPLAINED", "Check", "Context", "reference_path"]
+
+MAX_EXPLAINED = 4  # failed expectations explained per check run (each costs ~0.2 s)
 
 _REFERENCE_DIRS = (
     Path(__file__).resolve().parents[2] / "examples",  # a checkout
@@ -44,18 +49,33 @@ def reference_path(name: str) -> Path:
 class Context:
     """What a check body works with: the topology, its steps, and its diagnosis."""
 
-    def __init__(self, topo: Topology) -> None:
+    def __init__(self, topo: Topology, *, explain: bool = True) -> None:
         self.topo = topo
         self.steps: list[Step] = []
         self.diagnoses: list[str] = []
+        self._explanations_left = MAX_EXPLAINED if explain else 0
 
     def expect(
         self, name: str, frame: Template, port: str, where: Where, **options: Any
     ) -> Outcome:
-        """Run an expectation and record it as a step."""
+        """Run an expectation and record it as a step; a failed one is explained."""
         outcome = expect(self.topo, frame, port, where, **options)
-        self.steps.append(Step(name, Status.of(outcome.verdict), outcome.reason, outcome))
+        step = Step(name, Status.of(outcome.verdict), outcome.reason, outcome)
+        if outcome.verdict is Verdict.FAIL and self._explanations_left > 0:
+            self._explanations_left -= 1
+            step.explanation = self._explain(frame, port, outcome)
+        self.steps.append(step)
         return outcome
+
+    def _explain(self, frame: Template, port: str, outcome: Outcome) -> Explanation | None:
+        """Why it failed; explaining never turns a FAIL into an ERROR."""
+        from ..explain import explain
+
+        try:
+            return explain(self.topo, frame, port, outcome)
+        except (NetprobeError, OSError) as exc:
+            outcome.reason += f" (not explained: {exc})"
+            return None
 
     def record(self, name: str, ok: bool, detail: str = "") -> bool:
         """Record a step established otherwise (state read back, a command's answer)."""

@@ -61,7 +61,7 @@ def repro_script(
     ]
     lines += list(_build(spec, rulesets, macs))
     plan = {"steps": [_step(s) for s in steps], "vm_ports": _vm_ports(spec)}
-    lines.append('"${PYTHON:-python3}" - <<\'NETPROBE_REPLAY\'')
+    lines.append("\"${PYTHON:-python3}\" - <<'NETPROBE_REPLAY'")
     lines.append(Path(replay_frames.__file__).read_text().rstrip("\n"))
     lines.append(f"PLAN = {plan!r}")
     lines.append("raise SystemExit(main(PLAN))")

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import CheckFailed
 from ..expect.outcome import Outcome
 from ..expect.outcome import Verdict as ExpectVerdict
+
+if TYPE_CHECKING:
+    from ..explain import Explanation
 
 __all__ = ["Result", "Status", "Step"]
 
@@ -33,19 +36,24 @@ _SEVERITY = [Status.ERROR, Status.FAIL, Status.INCONCLUSIVE, Status.PASS, Status
 
 @dataclass
 class Step:
-    """One thing the check established, with its evidence."""
+    """One thing the check established, with its evidence (and, when an expectation
+    failed, the explanation: ranked causes)."""
 
     name: str
     status: Status
     detail: str = ""
     outcome: Outcome | None = None
+    explanation: Explanation | None = None
 
     def evidence(self) -> str:
         head = f"[{self.status.value}] {self.name}" + (f": {self.detail}" if self.detail else "")
-        if self.outcome is not None and self.status is not Status.PASS:
-            body = "\n".join("    " + line for line in self.outcome.evidence().splitlines())
-            return f"{head}\n{body}"
-        return head
+        if self.status is Status.PASS:
+            return head
+        text = self.outcome.evidence() if self.outcome is not None else ""
+        if self.explanation is not None:
+            text += "\n" + self.explanation.render()
+        body = "\n".join("    " + line for line in text.strip("\n").splitlines())
+        return f"{head}\n{body}" if body else head
 
 
 @dataclass
@@ -66,6 +74,14 @@ class Result:
     @property
     def passed(self) -> bool:
         return self.status is Status.PASS
+
+    @property
+    def explanation(self) -> list[dict[str, Any]]:
+        """The ranked causes of the first explained failure (most likely first)."""
+        for step in self.steps:
+            if step.explanation is not None and step.explanation.causes:
+                return [cause.to_dict() for cause in step.explanation.causes]
+        return []
 
     def assert_passed(self) -> None:
         """Raise CheckFailed with the evidence unless the check passed."""
@@ -98,6 +114,7 @@ class Result:
             "duration": round(self.duration, 4),
             "topology": self.topology,
             "bundle": self.bundle,
+            "explanation": self.explanation,
             "steps": [
                 {
                     "name": s.name,
@@ -105,6 +122,7 @@ class Result:
                     "detail": s.detail,
                     "evidence": s.outcome.evidence() if s.outcome else None,
                     "expectation": s.outcome.to_dict() if s.outcome else None,
+                    "explanation": s.explanation.to_dict() if s.explanation else None,
                 }
                 for s in self.steps
             ],

@@ -11,12 +11,14 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import netprobe
 from netprobe import Bond, Bridge, Host, Interface, Macvlan, Route, Spec, SpecError, Tap, Veth, Vlan
+from netprobe.topology.dump import dump
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 EXAMPLE_TEXTS = {p: p.read_text() for p in sorted(EXAMPLES.glob("*.yaml"))}
@@ -368,3 +370,16 @@ def test_valid_python_specs_round_trip_through_yaml(spec: Spec) -> None:
 def test_valid_specs_in_flow_style_load_the_same(spec: Spec) -> None:
     text = yaml.safe_dump(spec_document(spec), sort_keys=False, default_flow_style=True)
     assert netprobe.loads(text) == spec
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(valid_specs())
+def test_dump_writes_yaml_that_loads_to_the_same_spec(spec: Spec) -> None:
+    """What bug-report bundles rely on: topology.yaml is the spec that ran."""
+    assert netprobe.loads(dump(spec)) == spec
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_example_survives_dump_and_load(path: Path) -> None:
+    spec = netprobe.load(path)
+    assert netprobe.loads(dump(spec), source=str(path)) == spec

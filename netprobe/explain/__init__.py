@@ -1,0 +1,34 @@
+"""Explain: where a failed probe died and why (kernel drop reasons, the nft rule that
+dropped it, counter deltas and the state that bears on it), as a ranked list of causes."""
+
+from __future__ import annotations
+
+from .cause import Cause, Findings, HostFacts, LinkFacts, rank
+from .counters import Delta, Snapshot, deltas, snapshot
+from .droptrace import Drop, DropReport, DropTrace, Hop, parse_reasons
+from .explanation import Explanation, explain, wiring_of
+from .nfttrace import NftReport, NftTrace, TraceStep, parse_monitor
+
+__all__ = [
+    "Cause",
+    "Delta",
+    "Drop",
+    "DropReport",
+    "DropTrace",
+    "Explanation",
+    "Findings",
+    "Hop",
+    "HostFacts",
+    "LinkFacts",
+    "NftReport",
+    "NftTrace",
+    "Snapshot",
+    "TraceStep",
+    "deltas",
+    "explain",
+    "parse_monitor",
+    "parse_reasons",
+    "rank",
+    "snapshot",
+    "wiring_of",
+]
