@@ -79,11 +79,13 @@ def test_cli_runs_checks_with_exit_codes_json_and_suggestions(tmp_path: Path) ->
     )
     failed = runner.invoke(
         cli,
-        ["check", "veth", "--topology", str(sabotaged), "-p", "a=x:eth0", "-p", "b=y:eth0"],
+        ["check", "veth", "--topology", str(sabotaged), "-p", "a=x:eth0", "-p", "b=y:eth0",
+         "--bundle", str(tmp_path / "reports")],
         terminal_width=200,
     )
     assert failed.exit_code == 1
     assert "MTU mismatch" in failed.output
+    assert len(list((tmp_path / "reports").glob("veth-*/result.json"))) == 1
 
 
 def test_cli_writes_junit_and_can_be_quiet(tmp_path: Path) -> None:
@@ -101,6 +103,7 @@ def test_cli_writes_junit_and_can_be_quiet(tmp_path: Path) -> None:
             "check",
             "veth",
             "-q",
+            "--no-bundle",
             "--junit",
             str(junit),
             "--topology",
