@@ -49,13 +49,22 @@ def cli() -> None:
 
 
 @cli.command("list")
-def list_checks() -> None:
-    """List the checks: name, what it proves, what it needs and whether this machine has it."""
-    with _errors():
-        from .check import registered
-        from .report.text import checks_table
+@click.argument("names", nargs=-1)
+def list_checks(names: tuple[str, ...]) -> None:
+    """List the checks: name, what it proves, what it needs and whether this machine has it.
 
-        _console().print(checks_table(registered()))
+    With NAMES: those checks in full, with their parameters (hosts and ports to use)."""
+    with _errors():
+        from .check import Check, load_check, registered
+        from .report.text import check_details, checks_table
+
+        if not names:
+            _console().print(checks_table(registered()))
+            return
+        for name in names:
+            check = load_check(name)
+            if isinstance(check, Check):
+                click.echo(check_details(check))
 
 
 @cli.command()

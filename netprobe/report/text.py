@@ -8,6 +8,7 @@ from typing import Any
 from rich.table import Table
 
 from ..capabilities import Capability
+from ..check.base import Check
 from ..check.registry import Registration
 from ..check.result import Result
 from ..topology.cleanup import CleanReport
@@ -132,6 +133,26 @@ def checks_table(registrations: Mapping[str, Registration]) -> Any:
         here = "[green]yes[/]" if not missing else f"[red]no: {', '.join(missing)}[/]"
         table.add_row(name, check.summary, ", ".join(check.requires), here)
     return table
+
+
+def check_details(check: Check) -> str:
+    """One check in full: what it proves, its reference topology, needs and parameters."""
+    from ..capabilities import probe
+
+    missing = [c.name for c in probe(check.requires) if not c.present]
+    lines = [
+        f"{check.name}: {check.summary}",
+        f"  reference topology: {check.reference}",
+        f"  needs: {', '.join(check.requires) or 'nothing special'}"
+        + (f" (missing here: {', '.join(missing)})" if missing else ""),
+    ]
+    if check.params:
+        lines.append("  parameters (-p KEY=VALUE):")
+        width = max(len(k) for k in check.params)
+        lines += [f"    {k:{width}}  {v}" for k, v in check.params.items()]
+    else:
+        lines.append("  parameters: none")
+    return "\n".join(lines)
 
 
 def results_table(results: Sequence[Result]) -> Any:

@@ -126,3 +126,12 @@ def test_bad_input_is_one_message_and_exit_2(
     assert done.returncode == 2, done.stdout + done.stderr
     no_traceback(done)
     assert message in done.stdout + done.stderr
+
+
+def test_list_shows_a_checks_parameters(tmp_path: Path) -> None:
+    done = netprobe("list", "nat", cwd=tmp_path)
+    assert done.returncode == 0
+    assert done.stdout.startswith("nat: masquerade")
+    assert "public_ip" in done.stdout and "parameters (-p KEY=VALUE)" in done.stdout
+    table = netprobe("list", cwd=tmp_path)
+    assert table.returncode == 0 and "docker-bridge" in table.stdout
