@@ -6,17 +6,35 @@ from .build import build
 from .cleanup import CleanReport, clean, down, leftovers
 from .live import RunResult, Topology
 from .load import load, loads
-from .spec import Bond, Bridge, Firewall, Host, Interface, Macvlan, Route, Spec, Tap, Veth, Vlan
+from .spec import (
+    Bond,
+    Bridge,
+    BridgeVlan,
+    Firewall,
+    Host,
+    Interface,
+    Macvlan,
+    OvsBond,
+    OvsBridge,
+    Route,
+    Spec,
+    Tap,
+    Veth,
+    Vlan,
+)
 from .validate import validate
 
 __all__ = [
     "Bond",
     "Bridge",
+    "BridgeVlan",
     "CleanReport",
     "Firewall",
     "Host",
     "Interface",
     "Macvlan",
+    "OvsBond",
+    "OvsBridge",
     "Route",
     "RunResult",
     "Spec",

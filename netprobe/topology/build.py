@@ -1,7 +1,9 @@
 """Build a Spec into real kernel objects, fast, and never leave half of it behind.
 
-Order: namespaces → masters (bridges, bonds) → TAPs → veths → stacked links (macvlan,
-vlan) → per-link settings → addresses → sysctls → routes → firewall → self-check.
+Order: namespaces (and each OVS host's ovsdb-server) → masters (bridges, bonds) → TAPs →
+veths → stacked links (macvlan, vlan) → per-link settings (port VLANs of VLAN-filtering
+bridges among them) → Open vSwitch (switch daemon, bridges, ports, flows) → addresses →
+sysctls → routes → firewall → self-check.
 In namespaces netprobe owns, IPv6 DAD and router solicitation are switched off in the
 namespace's defaults before any link exists, so links can come up as they are created.
 Elsewhere each link is created down, tagged, quietened, then brought up.
@@ -9,18 +11,22 @@ Elsewhere each link is created down, tagged, quietened, then brought up.
 
 from __future__ import annotations
 
-import errno
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
-from ..errors import SetupError, TopologyError
+from ..errors import TopologyError
 from ..privilege import require_root
-from . import netns, owner
-from .links import FEATURE, address_message, create_message, raise_up, route_message
+from . import netns, ovs, owner
+from .links import (
+    address_message,
+    create_message,
+    netlink_errors,
+    port_vlan_messages,
+    raise_up,
+    route_message,
+)
 from .live import HostState, Topology
-from .netlink import CREATE, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWROUTE, NetlinkError, Rtnl, link_msg
+from .netlink import CREATE, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWROUTE, Rtnl, link_msg
 from .preflight import foreign_links, namespace_of, refuse_taken_names, taken
 from .selfcheck import verify
 from .spec import Bond, Bridge, Host, Interface, Macvlan, Spec, Tap, Veth, Vlan
@@ -87,6 +93,10 @@ class _Builder:
             self._open_host(host)
         self._create_links()
         self._configure_links()
+        self._port_vlans()
+        for host in self.spec.hosts:
+            if ovs.has_ovs(host):
+                ovs.configure(self.topo, host)
         for host in self.spec.hosts:
             self._learn_indexes(host)
             self._addresses(host)
@@ -106,13 +116,20 @@ class _Builder:
     def index(self, host: str, name: str) -> int:
         key = (host, name)
         if key not in self.indexes:
-            with _netlink_errors(f"looking up {host}:{name}", f"{host}:{name}"):
+            with netlink_errors(f"looking up {host}:{name}", f"{host}:{name}"):
                 self.indexes[key] = self.state(host).nl.index(self.kname(host, name))
         return self.indexes[key]
 
+    def master_index(self, host: Host, iface: Interface) -> int | None:
+        """The ifindex of `iface`'s kernel master (None: none, or an OVS bridge or bond,
+        which ovs-vswitchd attaches the port to instead)."""
+        if iface.master is None or ovs.is_ovs_port(host, iface):
+            return None
+        return self.index(host.name, iface.master)
+
     def _learn_indexes(self, host: Host) -> None:
         """One dump per host gives every index the address and route steps need."""
-        with _netlink_errors(f"listing links of {host.name}", host.name):
+        with netlink_errors(f"listing links of {host.name}", host.name):
             links = self.state(host.name).nl.link_states()
         for iface in host.interfaces:
             link = links.get(self.kname(host.name, iface.name))
@@ -120,7 +137,7 @@ class _Builder:
                 self.indexes[(host.name, iface.name)] = link.index
 
     def request(self, host: str, what: str, msg: Any, msg_type: int, flags: int = 0) -> None:
-        with _netlink_errors(what, host):
+        with netlink_errors(what, host):
             self.state(host).nl.request(msg, msg_type, flags)
 
     # -- namespaces ----------------------------------------------------------------------
@@ -149,6 +166,8 @@ class _Builder:
         if host.owned:
             self._quiet_ipv6(host, "default", "all")  # links made later inherit "default"
             self.request(host.name, "bringing lo up", raise_up(link_msg(1)), RTM_NEWLINK)
+        if ovs.has_ovs(host):
+            ovs.start(self.topo, host)  # the database starts while the links are made
 
     def _quiet_ipv6(self, host: Host, *confs: str) -> None:
         """No DAD probes and no router solicitations unless the spec asks for them."""
@@ -218,15 +237,17 @@ class _Builder:
             self.pending_up.append((host.name, iface))
 
     def _create(self, host: Host, iface: Interface, parent: str | None = None) -> None:
-        master = self.index(host.name, iface.master) if iface.master else None
         kind, msg = create_message(
             iface,
             name=self.kname(host.name, iface.name),
             up=self._up_at_once(host, iface),
-            master_index=master,
+            master_index=self.master_index(host, iface),
             parent_index=self.index(host.name, parent) if parent else None,
         )
-        with _netlink_errors(f"creating {kind} {host.name}:{iface.name}", iface.name, kind):
+        feature = kind
+        if isinstance(iface.kind, Bridge) and iface.kind.vlan_filtering:
+            feature = "bridge vlan_filtering"  # what EOPNOTSUPP means here
+        with netlink_errors(f"creating {kind} {host.name}:{iface.name}", iface.name, feature):
             self.state(host.name).nl.request(msg, RTM_NEWLINK, CREATE)
         self._after_create(host, iface, configured=True)
 
@@ -234,9 +255,9 @@ class _Builder:
         assert isinstance(iface.kind, Veth)
         far_host = self.spec.host(iface.kind.peer_host)
         far = far_host.interface(iface.kind.peer_ifname) or Interface(iface.kind.peer_ifname)
-        if far.master and not iface.master:  # create from the bridge's side: master at once
-            host, iface, far_host, far = far_host, far, host, iface
-        master = self.index(host.name, iface.master) if iface.master else None
+        if self.master_index(far_host, far) and not self.master_index(host, iface):
+            host, iface, far_host, far = far_host, far, host, iface  # the bridge's side first
+        master = self.master_index(host, iface)
         far_fd = None if far_host is host else self.state(far_host.name).fd
         peer = (far, self.kname(far_host.name, far.name), far_fd)  # comes up afterwards
         _, msg = create_message(
@@ -247,7 +268,7 @@ class _Builder:
             peer=peer,
         )
         what = f"creating veth {host.name}:{iface.name} <-> {far_host.name}:{far.name}"
-        with _netlink_errors(what, f"{host.name}:{iface.name}", "veth"):
+        with netlink_errors(what, f"{host.name}:{iface.name}", "veth"):
             self.state(host.name).nl.request(msg, RTM_NEWLINK, CREATE)
         self._after_create(host, iface, configured=True)
         self._after_create(far_host, far, configured=False)
@@ -278,8 +299,9 @@ class _Builder:
                 attrs.update(
                     {k: v for k, v in (("IFLA_ADDRESS", iface.mac), ("IFLA_MTU", iface.mtu)) if v}
                 )
-            if iface.master:
-                attrs["IFLA_MASTER"] = self.index(host_name, iface.master)
+            master = self.master_index(host, iface)
+            if master is not None:
+                attrs["IFLA_MASTER"] = master
             if not host.owned:
                 self._quiet_ipv6(host, self.kname(host_name, iface.name))
             msg = link_msg(0, **attrs)  # found by name: no index lookup needed
@@ -306,6 +328,18 @@ class _Builder:
                 self.request(
                     host_name, f"setting learning on {host_name}:{iface.name}", port, RTM_NEWLINK
                 )
+
+    def _port_vlans(self) -> None:
+        """VLANs of the ports of VLAN-filtering bridges (`bridge vlan add`, by netlink)."""
+        for host in self.spec.hosts:
+            for iface in host.interfaces:
+                if not iface.vlans:
+                    continue
+                index = self.index(host.name, iface.name)
+                what = f"setting VLANs of bridge port {host.name}:{iface.name}"
+                for msg_type, msg in port_vlan_messages(index, iface.vlans):
+                    with netlink_errors(what, iface.name, "bridge vlan_filtering"):
+                        self.state(host.name).nl.request(msg, msg_type)
 
     # -- layer 3 and above ---------------------------------------------------------------
 
@@ -363,21 +397,3 @@ class _Builder:
                     f"{argv[0]} failed:\n{result.stderr.strip()}",
                     obj=rules.path,
                 )
-
-
-@contextmanager
-def _netlink_errors(what: str, obj: str, kind: str | None = None) -> Iterator[None]:
-    """NetlinkError → TopologyError (or SetupError when the kernel lacks the link type)."""
-    try:
-        yield
-    except NetlinkError as exc:
-        text = exc.args[1] if len(exc.args) > 1 else None  # the kernel's extended ack
-        detail = os.strerror(exc.code)
-        if text and text != detail:
-            detail += f" ({text})"
-        if exc.code == errno.EOPNOTSUPP and kind in FEATURE:
-            feature, remedy = FEATURE[kind]
-            raise SetupError(
-                f"{what}: this kernel has no {feature} ({detail})", remedy=remedy
-            ) from exc
-        raise TopologyError(f"{what}: {detail}", errno=exc.code, obj=obj) from exc

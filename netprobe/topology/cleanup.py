@@ -7,11 +7,14 @@ Namespaces that look like netprobe's but have no record are reported, never touc
 
 from __future__ import annotations
 
+import glob
+import os
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..errors import TopologyError
 from ..privilege import require_root
-from . import netns, owner, undo
+from . import daemon, netns, ovs, owner, undo
 from .netlink import Rtnl
 
 __all__ = ["CleanReport", "clean", "down", "leftovers", "remove_run"]
@@ -24,6 +27,7 @@ class CleanReport:
     removed_runs: list[str] = field(default_factory=list)
     removed_namespaces: list[str] = field(default_factory=list)
     removed_links: list[str] = field(default_factory=list)
+    stopped_daemons: list[str] = field(default_factory=list)
     kept_live: list[str] = field(default_factory=list)
     kept_persistent: list[str] = field(default_factory=list)
     unknown_namespaces: list[str] = field(default_factory=list)
@@ -68,10 +72,14 @@ def down(name: str) -> CleanReport:
 
 
 def remove_run(record: owner.RunRecord, names: list[str], report: CleanReport) -> None:
-    """Undo a run's changes where it does not own the namespace, delete the namespaces it
-    owns, then its record."""
-    removed, problems = undo.revert(record)
+    """Stop the run's daemons and remove their directory, undo its changes where it does
+    not own the namespace, delete the namespaces it owns, then its record."""
+    stopped, problems = daemon.stop_recorded([*record.daemons, *_pidfiles(record.runid)])
+    report.stopped_daemons += stopped
+    problems += ovs.remove_dirs(record.runid) if not problems else []
+    removed, undo_problems = undo.revert(record)
     report.removed_links += removed
+    problems += undo_problems
     if problems:
         raise TopologyError(f"cleaning run {record.runid}: " + "; ".join(problems))
     prefix = owner.ns_prefix(record.runid)
@@ -83,9 +91,25 @@ def remove_run(record: owner.RunRecord, names: list[str], report: CleanReport) -
     report.removed_runs.append(record.runid)
 
 
+def _pidfiles(runid: str) -> list[dict[str, Any]]:
+    """Daemons found by their pidfiles in the run's directory: a run killed between
+    starting one and recording it leaves only that."""
+    found = []
+    for path in glob.glob(os.path.join(owner.private_dir(runid), "*", "*.pid")):
+        try:
+            with open(path) as src:
+                pid = int(src.read().strip())
+        except (OSError, ValueError):
+            continue
+        found.append({"pid": pid, "dir": os.path.dirname(path), "name": os.path.basename(path)})
+    return found
+
+
 def leftovers() -> list[str]:
-    """Every netprobe object on the machine: records, np-* namespaces, tagged root links."""
+    """Every netprobe object on the machine: records, np-* namespaces, tagged root links,
+    daemons' private directories."""
     found = [f"record {r.runid} ({r.name})" for r in owner.read_records()]
+    found += [f"directory {d}" for d in sorted(glob.glob(owner.private_dir("*")))]
     found += [f"namespace {n}" for n in netns.list_names() if n.startswith(owner.NS_PREFIX)]
     with Rtnl() as nl:
         for name, link in nl.links().items():

@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import errno
 import ipaddress
+import os
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from .netlink import addr_msg, link_msg, route_msg
-from .spec import BOND_MODES, Bond, Bridge, Interface, IPInterface, Macvlan, Route, Vlan
+from ..errors import SetupError, TopologyError
+from .netlink import RTM_DELLINK, NetlinkError, addr_msg, link_msg, route_msg
+from .spec import (
+    BOND_MODES,
+    Bond,
+    Bridge,
+    BridgeVlan,
+    Interface,
+    IPInterface,
+    Macvlan,
+    Route,
+    Vlan,
+)
 
 __all__ = [
     "FEATURE",
@@ -15,6 +30,8 @@ __all__ = [
     "address_message",
     "bridge_info",
     "create_message",
+    "netlink_errors",
+    "port_vlan_messages",
     "raise_up",
     "route_message",
 ]
@@ -30,6 +47,10 @@ FEATURE = {
     "vlan": ("802.1Q VLAN devices", "load the 8021q module, or run in a full-kernel VM"),
     "bond": ("bonding", "load the bonding module, or run in a full-kernel VM"),
     "bridge": ("Linux bridges", "load the bridge module"),
+    "bridge vlan_filtering": (
+        "bridge vlan_filtering (CONFIG_BRIDGE_VLAN_FILTERING)",
+        "run in a full-kernel VM, or use an OVS bridge (`ovs:`) with `tag`/`trunks` ports",
+    ),
     "veth": ("veth pairs", "load the veth module"),
     "macvlan": ("macvlan devices", "load the macvlan module"),
 }
@@ -58,7 +79,41 @@ def bridge_info(bridge: Bridge) -> list[tuple[str, int]]:
         data.append(("IFLA_BR_AGEING_TIME", round(bridge.ageing * 100)))  # centiseconds
     if bridge.forward_delay is not None:
         data.append(("IFLA_BR_FORWARD_DELAY", round(bridge.forward_delay * 100)))
+    if bridge.vlan_filtering:
+        data.append(("IFLA_BR_VLAN_FILTERING", 1))
     return data
+
+
+RTM_SETLINK = 19
+_BRIDGE_VLAN_INFO_PVID, _BRIDGE_VLAN_INFO_UNTAGGED = 0x2, 0x4
+_DEFAULT_PVID = 1
+
+
+def port_vlan_messages(index: int, vlans: tuple[BridgeVlan, ...]) -> list[tuple[int, Any]]:
+    """(message type, message) pairs giving bridge port `index` its VLANs, as `bridge vlan
+    add dev PORT vid ID [pvid] [untagged]` does: AF_BRIDGE link messages carrying
+    IFLA_AF_SPEC/IFLA_BRIDGE_VLAN_INFO. Where another VLAN is the pvid, the default
+    VLAN 1 (pvid, untagged) the kernel gave the port is removed first."""
+    out = []
+    if any(v.pvid and v.id != _DEFAULT_PVID for v in vlans) and _DEFAULT_PVID not in (
+        v.id for v in vlans
+    ):
+        out.append((RTM_DELLINK, _vlan_info(index, _DEFAULT_PVID, 0)))
+    for vlan in vlans:
+        flags = (_BRIDGE_VLAN_INFO_PVID if vlan.pvid else 0) | (
+            _BRIDGE_VLAN_INFO_UNTAGGED if vlan.untagged else 0
+        )
+        out.append((RTM_SETLINK, _vlan_info(index, vlan.id, flags)))
+    return out
+
+
+def _vlan_info(index: int, vid: int, flags: int) -> Any:
+    msg = link_msg(index)
+    msg["family"] = socket.AF_BRIDGE
+    msg["attrs"] = [
+        ("IFLA_AF_SPEC", {"attrs": [("IFLA_BRIDGE_VLAN_INFO", {"flags": flags, "vid": vid})]})
+    ]
+    return msg
 
 
 def create_message(
@@ -153,3 +208,21 @@ def route_message(route: Route, oif: int | None) -> Any:
         attrs.append(("RTA_PRIORITY", route.metric))
     scope = _RT_SCOPE_LINK if route.via is None else 0
     return route_msg(family, dst_len, scope, attrs)
+
+
+@contextmanager
+def netlink_errors(what: str, obj: str, kind: str | None = None) -> Iterator[None]:
+    """NetlinkError → TopologyError (or SetupError when the kernel lacks the link type)."""
+    try:
+        yield
+    except NetlinkError as exc:
+        text = exc.args[1] if len(exc.args) > 1 else None  # the kernel's extended ack
+        detail = os.strerror(exc.code)
+        if text and text != detail:
+            detail += f" ({text})"
+        if exc.code == errno.EOPNOTSUPP and kind in FEATURE:
+            feature, remedy = FEATURE[kind]
+            raise SetupError(
+                f"{what}: this kernel has no {feature} ({detail})", remedy=remedy
+            ) from exc
+        raise TopologyError(f"{what}: {detail}", errno=exc.code, obj=obj) from exc

@@ -13,7 +13,7 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from ..errors import NotFound, SetupError, TopologyError
-from . import netns, owner
+from . import daemon, netns, ovs, owner
 from .netlink import Rtnl
 from .spec import Host, Spec
 from .tap import make_persistent
@@ -53,6 +53,7 @@ class Topology:
         self.record = record
         self.hosts: dict[str, HostState] = {}
         self.taps: dict[tuple[str, str], int] = {}
+        self.daemons: list[daemon.Daemon] = []
         self._torn_down = False
         self._cleanups: list[Callable[[], None]] = []
         _live.append(self)
@@ -109,6 +110,18 @@ class Topology:
             )
         return result
 
+    def ovs(
+        self, host: str, *argv: str, input: str | None = None, check: bool = False
+    ) -> RunResult:
+        """Run an Open vSwitch tool inside `host`, talking to that host's own OVS:
+        ``topo.ovs("switch", "ovs-ofctl", "dump-flows", "br0")``."""
+        self._host(host)
+        env = ovs.environment(ovs.host_dir(self.runid, host))
+        db = f"--db=unix:{env['OVS_RUNDIR']}/db.sock"
+        extra = [db] if argv and os.path.basename(argv[0]) == "ovs-vsctl" else []
+        pairs = [f"{k}={v}" for k, v in env.items()]
+        return self.run(host, ["env", *pairs, argv[0], *extra, *argv[1:]], input=input, check=check)
+
     def mac(self, host: str, name: str) -> str:
         """The MAC address interface `name` of `host` has now (assigned or random)."""
         state = self._host(host)
@@ -122,6 +135,13 @@ class Topology:
         """Record how to undo a change in a namespace netprobe does not own, before it is
         made, so that even a killed run can be put right by `netprobe clean`."""
         self.record.undo.append(entry)
+        owner.update(self.record)
+
+    def note_daemon(self, started: daemon.Daemon) -> None:
+        """Keep a daemon started for this topology, and put it in the run's record at once,
+        so that `netprobe clean` can stop it should this process be killed."""
+        self.daemons.append(started)
+        self.record.daemons.append(started.entry)
         owner.update(self.record)
 
     def fd_of(self, host: str) -> int:
@@ -166,6 +186,7 @@ class Topology:
         self.record = replace(self.record, persistent=True)
         owner.update(self.record)
         self._release()
+        self.daemons.clear()  # they run on; `netprobe topo down` stops them by the record
         self._torn_down = True
         _live.remove(self)
         _sigterm.disarm_if_idle()
@@ -183,6 +204,8 @@ class Topology:
                     self._cleanups.pop()()
                 except Exception as exc:  # a layer above failing must not stop teardown
                     problems.append(f"cleanup {exc!r}")
+            problems += daemon.stop(self.daemons)
+            problems += ovs.remove_dirs(self.runid)
             _removed, undo_problems = revert(self.record)
             problems += undo_problems
             self._release()

@@ -19,11 +19,14 @@ from ..errors import SpecError
 from .spec import (
     Bond,
     Bridge,
+    BridgeVlan,
     Firewall,
     Host,
     Interface,
     Kind,
     Macvlan,
+    OvsBond,
+    OvsBridge,
     Route,
     Spec,
     Tap,
@@ -47,15 +50,18 @@ _HOST_KEYS = {
     "ipv6_dad",
     "ipv6_router_solicitation",
 }
-_IFACE_KEYS = {"addresses", "master", "learning", "mac", "mtu", "up"}
+_IFACE_KEYS = {"addresses", "master", "learning", "mac", "mtu", "up", "vlans", "tag", "trunks"}
 _KINDS: dict[str, tuple[Callable[..., Kind], set[str]]] = {
     "veth": (Veth, {"peer"}),
-    "bridge": (Bridge, {"stp", "ageing", "forward_delay"}),
+    "bridge": (Bridge, {"stp", "ageing", "forward_delay", "vlan_filtering"}),
     "tap": (Tap, set()),
     "macvlan": (Macvlan, {"parent", "mode"}),
     "vlan": (Vlan, {"parent", "id", "protocol"}),
     "bond": (Bond, {"mode"}),
+    "ovs": (OvsBridge, {"flows"}),
+    "ovs_bond": (OvsBond, {"mode"}),
 }
+_VLAN_KEYS = {"id", "pvid", "untagged"}
 _ROUTE_KEYS = {"to", "via", "dev", "metric"}
 _FIREWALL_KINDS = ("nft", "iptables", "ip6tables")
 
@@ -245,10 +251,30 @@ class _Reader:
             ("up", (bool,)),
             ("mac", (str,)),
             ("mtu", (int,)),
+            ("tag", (int,)),
         ):
             if key in raw:
                 kwargs[key] = self.typed(raw[key], key, *types)
+        if "trunks" in raw:
+            items = self.sequence(raw["trunks"], "trunks")
+            kwargs["trunks"] = [self.typed(v, "a trunks entry", int) for v in items]
+        if "vlans" in raw:
+            items = self.sequence(raw["vlans"], "vlans")
+            kwargs["vlans"] = [self.bridge_vlan(v) for v in items]
         return self.build(node, Interface, path, **kwargs)
+
+    def bridge_vlan(self, node: yaml.Node) -> BridgeVlan:
+        """`10` (a tagged VLAN) or `{id: 10, pvid: true, untagged: true}`."""
+        if isinstance(node, yaml.ScalarNode):
+            return self.build(node, BridgeVlan, id=self.typed(node, "a vlans entry", int))
+        raw = self.mapping(node, "a vlans entry", _VLAN_KEYS, ())
+        if "id" not in raw:
+            raise self.error(node, "a vlans entry needs `id`")
+        kwargs = {"id": self.typed(raw["id"], "vlan id", int)}
+        kwargs.update(
+            {k: self.typed(raw[k], f"vlan {k}", bool) for k in ("pvid", "untagged") if k in raw}
+        )
+        return self.build(node, BridgeVlan, **kwargs)
 
     def kind(self, kind: str, node: yaml.Node, path: tuple[str, ...]) -> Kind:
         factory, keys = _KINDS[kind]
@@ -258,12 +284,20 @@ class _Reader:
             return self.build(node, factory)  # `tap: true`, `bridge:` with defaults; or
             # "missing argument" for kinds that need settings, turned into a SpecError
         raw = self.mapping(node, kind, keys, path)
+        if kind == "ovs":
+            return self.ovs_bridge(node, raw)
         required = [f.name for f in fields(factory) if f.default is MISSING]  # type: ignore[arg-type]
         missing = [k for k in required if k not in raw]
         if missing:
             raise self.error(node, f"{kind} needs {', '.join(missing)}")
         kwargs = {k: self.typed(v, f"{kind} {k}", str, int, float, bool) for k, v in raw.items()}
         return self.build(node, factory, **kwargs)  # types checked by the dataclasses
+
+    def ovs_bridge(self, node: yaml.Node, raw: dict[str, yaml.Node]) -> OvsBridge:
+        flows = []
+        for item in self.sequence(raw["flows"], "ovs flows") if "flows" in raw else []:
+            flows.append(self.build(item, OvsBridge, flows=[self.typed(item, "a flow", str)]))
+        return self.build(node, OvsBridge, flows=[f for one in flows for f in one.flows])
 
     def route(self, node: yaml.Node, path: tuple[str, ...]) -> Route:
         raw = self.mapping(node, "a route", _ROUTE_KEYS, path)

@@ -5,7 +5,9 @@ run killed at any point leaves a record that names what to look for:
 
 - namespaces it owns are named ``np-RUNID-HOST`` (RUNID never contains "-");
 - links it makes in namespaces it does not own (the root namespace, adopted ones)
-  carry the interface alias ``netprobe:RUNID``.
+  carry the interface alias ``netprobe:RUNID``;
+- daemons it starts (Open vSwitch's) are listed in the record as soon as they exist, and
+  keep their files in its private directory /run/netprobe/ovs-RUNID.
 
 The record also names the owning process (pid and its start time, so a recycled pid
 is not mistaken for the owner) and whether the run is persistent (`netprobe topo up`).
@@ -36,6 +38,8 @@ __all__ = [
     "ns_name",
     "ns_prefix",
     "persistent_runid",
+    "private_dir",
+    "process_start_time",
     "read_records",
     "register",
     "root_ifname",
@@ -67,9 +71,11 @@ class RunRecord:
     foreign_links: dict[str, list[str]] = field(default_factory=dict)
     undo: list[dict[str, Any]] = field(default_factory=list)
     created: float = field(default_factory=time.time)
+    # Daemons the run started inside its hosts: host, name, pid, start_time, dir.
+    daemons: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _process_start_time(pid: int) -> int | None:
+def process_start_time(pid: int) -> int | None:
     """Start time of `pid` in clock ticks since boot, or None if it does not exist."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as stat:
@@ -83,13 +89,13 @@ def _process_start_time(pid: int) -> int | None:
 
 def current_owner() -> tuple[int, int]:
     pid = os.getpid()
-    start = _process_start_time(pid)
+    start = process_start_time(pid)
     assert start is not None
     return pid, start
 
 
 def is_alive(record: RunRecord) -> bool:
-    return _process_start_time(record.pid) == record.start_time
+    return process_start_time(record.pid) == record.start_time
 
 
 def new_runid() -> str:
@@ -122,6 +128,11 @@ def root_ifname(runid: str, name: str) -> str:
     """Links made in the root namespace get a run-specific prefix: np + 4 hex digits."""
     digest = hashlib.sha1(runid.encode()).hexdigest()[:4]
     return f"np{digest}{name}"
+
+
+def private_dir(runid: str) -> str:
+    """The run's own directory for daemons' sockets, databases and logs."""
+    return os.path.join(RUN_DIR, f"ovs-{runid}")
 
 
 def _record_path(runid: str) -> str:
@@ -173,6 +184,7 @@ def read_records() -> list[RunRecord]:
             raw["namespaces"] = dict(raw.get("namespaces", {}))
             raw["foreign_links"] = dict(raw.get("foreign_links", {}))
             raw["undo"] = list(raw.get("undo", []))
+            raw["daemons"] = list(raw.get("daemons", []))
             records.append(RunRecord(**raw))
         except (OSError, ValueError, TypeError, AttributeError):
             continue  # being written, or not ours: never act on what we cannot read

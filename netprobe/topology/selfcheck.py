@@ -14,7 +14,7 @@ from ..errors import TopologyError
 from .links import IFF_UP
 from .live import HostState, Topology
 from .netlink import NetlinkError
-from .spec import Bridge, Host, Interface, Tap
+from .spec import Bridge, Host, Interface, OvsBond, OvsBridge, Tap
 
 __all__ = ["verify"]
 
@@ -40,12 +40,13 @@ def verify(topo: Topology, *, timeout: float = 2.0) -> None:
 
 def _problem(topo: Topology, state: HostState) -> str | None:
     host = state.spec
-    for iface in host.interfaces:
+    kernel_links = [i for i in host.interfaces if not isinstance(i.kind, OvsBond)]  # OVS's own
+    for iface in kernel_links:
         if iface.up:  # settles the kernel's pending link-watch work for this link
             with contextlib.suppress(NetlinkError):
                 state.nl.index(topo.ifname(host.name, iface.name))
     links = state.nl.link_states()
-    for iface in host.interfaces:
+    for iface in kernel_links:
         link = links.get(topo.ifname(host.name, iface.name))
         if link is None:
             return f"{host.name}:{iface.name} does not exist"
@@ -58,8 +59,8 @@ def _problem(topo: Topology, state: HostState) -> str | None:
         if (
             link.operstate != _IF_OPER_UP
             and _needs_carrier(host, iface)
-            and not isinstance(iface.kind, Tap)
-        ):  # a TAP stays "unknown" for good
+            and not isinstance(iface.kind, (Tap, OvsBridge))
+        ):  # a TAP (an OVS bridge's own interface is one) stays "unknown" for good
             # Carrier is on, but the kernel's link watcher has not activated the transmit
             # queue: until it has, every frame sent is dropped (QDISC_DROP), though a
             # bridge may already call the port forwarding.

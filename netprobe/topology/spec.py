@@ -2,7 +2,9 @@
 
 A topology is a set of hosts. Each host is a network namespace (made by netprobe, or
 adopted when it already exists) holding interfaces. An interface has a kind (veth, bridge,
-tap, macvlan, vlan, bond) or none: then it is the far end of a veth declared elsewhere.
+tap, macvlan, vlan, bond, ovs, ovs_bond) or none: then it is the far end of a veth declared
+elsewhere. Ports of a VLAN-filtering Linux bridge list their `vlans`; ports of an Open
+vSwitch bridge say `tag` (access) or `trunks`.
 
 Constructors accept the loose forms a person writes (lists, dicts, "10.0.0.1/24" strings)
 and normalise them, so that ``Host("red", interfaces=[...])`` reads naturally in Python.
@@ -21,14 +23,18 @@ from ..errors import SpecError
 __all__ = [
     "BOND_MODES",
     "MACVLAN_MODES",
+    "OVS_BOND_MODES",
     "Bond",
     "Bridge",
+    "BridgeVlan",
     "Firewall",
     "Host",
     "IPInterface",
     "Interface",
     "Kind",
     "Macvlan",
+    "OvsBond",
+    "OvsBridge",
     "Route",
     "Spec",
     "Tap",
@@ -48,6 +54,7 @@ BOND_MODES = (
     "balance-tlb",
     "balance-alb",
 )
+OVS_BOND_MODES = ("active-backup", "balance-slb", "balance-tcp")
 
 
 def _set(obj: object, name: str, value: object) -> None:
@@ -81,10 +88,12 @@ class Bridge:
     stp: bool = False
     ageing: float | None = None
     forward_delay: float | None = None
+    vlan_filtering: bool = False  # ports then list their `vlans`
 
     def __post_init__(self) -> None:
-        if not isinstance(self.stp, bool):
-            raise SpecError(f"bridge stp must be true or false, not {self.stp!r}")
+        for flag in ("stp", "vlan_filtering"):
+            if not isinstance(getattr(self, flag), bool):
+                raise SpecError(f"bridge {flag} must be true or false, not {getattr(self, flag)!r}")
         for name in ("ageing", "forward_delay"):
             value = getattr(self, name)
             if value is not None and (
@@ -134,8 +143,71 @@ class Bond:
             raise SpecError(f"bond mode must be one of {', '.join(BOND_MODES)}")
 
 
-Kind = Veth | Bridge | Tap | Macvlan | Vlan | Bond
-_KINDS = (Veth, Bridge, Tap, Macvlan, Vlan, Bond)
+@dataclass(frozen=True)
+class OvsBridge:
+    """An Open vSwitch bridge (userspace `netdev` datapath), run by netprobe's own daemons
+    inside the host. `flows`: when given, the bridge's whole OpenFlow table (ovs-ofctl
+    syntax); without them it keeps OVS's default `priority=0,actions=NORMAL`."""
+
+    flows: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        flows = _tuple(self.flows, "ovs flows")
+        for flow in flows:
+            if not isinstance(flow, str) or "actions=" not in flow.replace(" ", ""):
+                raise SpecError(f"an OpenFlow flow is text with `actions=`, not {flow!r}")
+            if "\n" in flow or "\0" in flow:
+                raise SpecError(f"an OpenFlow flow is one line: {flow!r}")
+        _set(self, "flows", tuple(f.strip() for f in flows))
+
+
+@dataclass(frozen=True)
+class OvsBond:
+    """A bond port of an OVS bridge (its `master`); its members name it as theirs."""
+
+    mode: str = "active-backup"
+
+    def __post_init__(self) -> None:
+        if self.mode not in OVS_BOND_MODES:
+            raise SpecError(f"ovs_bond mode must be one of {', '.join(OVS_BOND_MODES)}")
+
+
+Kind = Veth | Bridge | Tap | Macvlan | Vlan | Bond | OvsBridge | OvsBond
+_KINDS = (Veth, Bridge, Tap, Macvlan, Vlan, Bond, OvsBridge, OvsBond)
+
+
+def _vlan_id(value: object, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 4094:
+        raise SpecError(f"{what} must be a VLAN id 1..4094, not {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class BridgeVlan:
+    """A VLAN on a port of a VLAN-filtering Linux bridge. `pvid`: untagged frames coming
+    in join this VLAN; `untagged`: frames of this VLAN leave the port without a tag."""
+
+    id: int
+    pvid: bool = False
+    untagged: bool = False
+
+    def __post_init__(self) -> None:
+        _vlan_id(self.id, "vlan id")
+        for flag in ("pvid", "untagged"):
+            if not isinstance(getattr(self, flag), bool):
+                raise SpecError(f"vlan {flag} must be true or false")
+
+
+def _bridge_vlan(value: object) -> BridgeVlan:
+    """A BridgeVlan, or a bare id (a tagged VLAN)."""
+    if isinstance(value, BridgeVlan):
+        return value
+    if isinstance(value, Mapping):
+        unknown = set(value) - {"id", "pvid", "untagged"}
+        if unknown or "id" not in value:
+            raise SpecError(f"a vlans entry is {{id, pvid, untagged}}, not {dict(value)!r}")
+        return BridgeVlan(**value)
+    return BridgeVlan(_vlan_id(value, "vlans entry"))
 
 
 def _is_number(value: object) -> bool:
@@ -169,9 +241,17 @@ class Interface:
     mac: str | None = None
     mtu: int | None = None
     up: bool = True
+    vlans: tuple[BridgeVlan, ...] = ()  # on a port of a VLAN-filtering Linux bridge
+    tag: int | None = None  # on a port of an OVS bridge: an access port of this VLAN
+    trunks: tuple[int, ...] = ()  # on a port of an OVS bridge: a trunk of these VLANs
 
     def __post_init__(self) -> None:
         _set(self, "addresses", tuple(_address(a) for a in _tuple(self.addresses, "addresses")))
+        _set(self, "vlans", tuple(_bridge_vlan(v) for v in _tuple(self.vlans, "vlans")))
+        trunks = _tuple(self.trunks, "trunks")
+        _set(self, "trunks", tuple(_vlan_id(v, "trunks entry") for v in trunks))
+        if self.tag is not None:
+            _vlan_id(self.tag, "tag")
         if self.mtu is not None and (not isinstance(self.mtu, int) or not 68 <= self.mtu <= 65535):
             raise SpecError(f"mtu must be an integer 68..65535, not {self.mtu!r}")
         if self.learning is not None and not isinstance(self.learning, bool):
@@ -182,8 +262,8 @@ class Interface:
             raise SpecError(f"MAC address {self.mac} is a multicast address")
         if self.kind is not None and not isinstance(self.kind, _KINDS):
             raise SpecError(
-                f"interface type must be Veth, Bridge, Tap, Macvlan, Vlan or Bond, "
-                f"not {self.kind!r}"
+                f"interface type must be Veth, Bridge, Tap, Macvlan, Vlan, Bond, OvsBridge "
+                f"or OvsBond, not {self.kind!r}"
             )
 
 

@@ -12,7 +12,7 @@ from collections import Counter
 
 from ..errors import SpecError
 from .owner import ROOT_IF_PREFIX_LEN
-from .spec import Bond, Bridge, Host, Interface, Macvlan, Spec, Veth, Vlan
+from .spec import Bond, Bridge, Host, Interface, Macvlan, OvsBond, OvsBridge, Spec, Veth, Vlan
 
 __all__ = ["IFNAMSIZ", "validate"]
 
@@ -153,7 +153,7 @@ def _check_interface(host: Host, iface: Interface) -> None:
             )
     if iface.master is not None:
         master = host.interface(iface.master)
-        if master is None or not isinstance(master.kind, (Bridge, Bond)):
+        if master is None or not isinstance(master.kind, (Bridge, Bond, OvsBridge, OvsBond)):
             raise _fail(
                 f"master {iface.master!r} of {iface.name!r} is not a bridge or bond of "
                 f"{host.name!r}",
@@ -167,6 +167,99 @@ def _check_interface(host: Host, iface: Interface) -> None:
             raise _fail(
                 f"`learning` applies to bridge ports; {iface.name!r} has no bridge master", *path
             )
+    _check_ovs(host, iface, path)
+    _check_port_vlans(host, iface, path)
+
+
+def _master_kind(host: Host, iface: Interface) -> object:
+    master = host.interface(iface.master) if iface.master else None
+    return master.kind if master is not None else None
+
+
+def _check_ovs(host: Host, iface: Interface, path: tuple[str, ...]) -> None:
+    """OVS bridges live in namespaces netprobe owns; bonds sit on them with 2+ members."""
+    master = _master_kind(host, iface)
+    if isinstance(iface.kind, OvsBridge):
+        if not host.owned:
+            raise _fail(
+                "an OVS bridge needs a namespace netprobe owns (its daemons run there); "
+                f"{host.name!r} is {'the root namespace' if host.root else 'adopted'}",
+                *path,
+            )
+        if iface.master is not None:
+            raise _fail(f"OVS bridge {iface.name!r} cannot have a master", *path)
+    if isinstance(iface.kind, OvsBond):
+        if iface.addresses or iface.mac or iface.mtu:
+            raise _fail(
+                f"ovs_bond {iface.name!r} is a port inside OVS, not a kernel interface: it "
+                "takes no addresses, mac or mtu",
+                *path,
+            )
+        if not isinstance(master, OvsBridge):
+            raise _fail(f"ovs_bond {iface.name!r} needs `master:` an OVS bridge", *path)
+        members = [i.name for i in host.interfaces if i.master == iface.name]
+        if len(members) < 2:
+            raise _fail(
+                f"ovs_bond {iface.name!r} has {len(members)} member(s) "
+                f"({', '.join(members) or 'none'}): a bond needs at least 2 (members say "
+                f"`master: {iface.name}`)",
+                *path,
+            )
+    if isinstance(master, OvsBond) and (iface.tag is not None or iface.trunks):
+        raise _fail(f"give `tag`/`trunks` to bond {iface.master!r}, not to its member", *path)
+    if isinstance(master, (OvsBridge, OvsBond)) and isinstance(
+        iface.kind, (Bridge, Bond, OvsBridge, Macvlan, Vlan)
+    ):
+        raise _fail(
+            f"ports of an OVS bridge are veth ends, TAPs or an ovs_bond, not a "
+            f"{type(iface.kind).__name__.lower()}",
+            *path,
+        )
+    if iface.name == "ovs-netdev" and any(isinstance(i.kind, OvsBridge) for i in host.interfaces):
+        raise _fail("OVS's netdev datapath makes a device named 'ovs-netdev' itself", *path)
+    if iface.tag is not None or iface.trunks:
+        if not isinstance(master, OvsBridge):
+            raise _fail(
+                f"`tag` and `trunks` apply to ports of an OVS bridge; {iface.name!r} has "
+                "none as master (ports of a Linux bridge list `vlans`)",
+                *path,
+            )
+        if iface.tag is not None and iface.trunks:
+            raise _fail(
+                f"{iface.name!r} has both `tag` (an access port) and `trunks` (a trunk): give one",
+                *path,
+            )
+
+
+def _check_port_vlans(host: Host, iface: Interface, path: tuple[str, ...]) -> None:
+    """`vlans` on ports of a VLAN-filtering Linux bridge: ids once each, one pvid at most."""
+    if not iface.vlans:
+        return
+    master = _master_kind(host, iface)
+    if isinstance(master, OvsBridge):
+        raise _fail(
+            f"{iface.name!r} is a port of OVS bridge {iface.master!r}: give it `tag: N` "
+            "(access) or `trunks: [...]`, not `vlans`",
+            *path,
+        )
+    if not isinstance(master, Bridge):
+        raise _fail(f"`vlans` apply to bridge ports; {iface.name!r} has no bridge master", *path)
+    if not master.vlan_filtering:
+        raise _fail(
+            f"bridge {iface.master!r} does not filter VLANs, so port VLANs mean nothing: "
+            "give it `bridge: {vlan_filtering: true}`",
+            *path,
+        )
+    for vid, count in Counter(v.id for v in iface.vlans).items():
+        if count > 1:
+            raise _fail(f"vlan {vid} is listed {count} times on {iface.name!r}", *path)
+    pvids = [v.id for v in iface.vlans if v.pvid]
+    if len(pvids) > 1:
+        raise _fail(
+            f"{iface.name!r} has {len(pvids)} pvids ({', '.join(map(str, pvids))}): "
+            "untagged frames can join one VLAN only",
+            *path,
+        )
 
 
 def _check_addresses(host: Host) -> None:

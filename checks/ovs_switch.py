@@ -1,0 +1,124 @@
+"""What the OVS checks read back from an Open vSwitch bridge: its flows, its ports' VLAN
+settings, what ofproto/trace says a frame meets, and the state of a bond.
+
+Every read goes through `Topology.ovs`, which points the OVS tools at the host's own
+daemons. The helpers are public: checks of your own can use them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from netprobe.check import Context
+from netprobe.errors import SpecError
+from netprobe.topology import OvsBridge, Topology
+
+from .bridge import peer_port
+
+__all__ = [
+    "BondState",
+    "Trace",
+    "bond_state",
+    "flows",
+    "port_vlans",
+    "require_ovs_bridge",
+    "switch_port",
+    "trace",
+]
+
+
+def _split(port: str) -> tuple[str, str]:
+    host, _, ifname = port.partition(":")
+    return host, ifname
+
+
+def require_ovs_bridge(topo: Topology, bridge: str) -> tuple[str, str]:
+    """(host, name) of `bridge` ("HOST:BRIDGE"), which must be an OVS bridge of `topo`."""
+    host, name = _split(bridge)
+    try:
+        iface = topo.spec.host(host).interface(name)
+    except KeyError:
+        iface = None
+    if iface is None or not isinstance(iface.kind, OvsBridge):
+        raise SpecError(f"bridge must be HOST:BRIDGE, an OVS bridge of this topology; "
+                        f"{bridge!r} is not one")
+    return host, name
+
+
+def switch_port(topo: Topology, port: str, switch: str) -> str:
+    """The OVS port (on host `switch`) at the far end of host port `port`'s veth."""
+    peer = peer_port(topo, port)
+    if peer is None or _split(peer)[0] != switch:
+        raise SpecError(f"{port} is not a veth into {switch}")
+    return _split(peer)[1]
+
+
+def flows(ctx: Context, host: str, bridge: str) -> list[str]:
+    """The bridge's flows as ovs-ofctl prints them, without counters."""
+    result = ctx.topo.ovs(host, "ovs-ofctl", "--no-stats", "dump-flows", bridge)
+    return [line.strip() for line in result.stdout.splitlines()
+            if result.ok and "actions=" in line]
+
+
+def port_vlans(ctx: Context, host: str, port: str) -> tuple[int | None, tuple[int, ...]]:
+    """(tag, trunks) of an OVS port as configured now."""
+    result = ctx.topo.ovs(host, "ovs-vsctl", "--format=json", "--columns=tag,trunks",
+                          "list", "port", port)
+    if not result.ok:
+        return None, ()
+    row = json.loads(result.stdout)["data"][0]
+    tag = row[0] if isinstance(row[0], int) else None
+    trunks = row[1][1] if isinstance(row[1], list) and row[1][0] == "set" else [row[1]]
+    return tag, tuple(int(t) for t in trunks if isinstance(t, int))
+
+
+@dataclass(frozen=True)
+class Trace:
+    """What ofproto/trace says a frame meets: the first rule it matched (as printed, e.g.
+    "ip,nw_src=10.0.0.66, priority 100") and the datapath's final actions."""
+
+    rule: str
+    actions: str
+
+    @property
+    def dropped(self) -> bool:
+        return self.actions == "drop"
+
+
+def trace(ctx: Context, host: str, bridge: str, flow: str) -> Trace | None:
+    """ofproto/trace of `flow` (ovs-ofctl match syntax, with in_port) on `bridge`."""
+    result = ctx.topo.ovs(host, "ovs-appctl", "ofproto/trace", bridge, flow)
+    if not result.ok:
+        return None
+    rule, actions = "", ""
+    for line in result.stdout.splitlines():
+        text = line.strip()
+        if not rule and text[:1].isdigit() and ". " in text:
+            rule = text.split(". ", 1)[1]
+        if text.startswith("Datapath actions:"):
+            actions = text.split(":", 1)[1].strip()
+    return Trace(rule, actions)
+
+
+@dataclass(frozen=True)
+class BondState:
+    """An OVS bond as bond/show reports it: its active member, and each member's state."""
+
+    active: str | None
+    enabled: dict[str, bool]
+
+
+def bond_state(ctx: Context, host: str, bond: str) -> BondState | None:
+    result = ctx.topo.ovs(host, "ovs-appctl", "bond/show", bond)
+    if not result.ok:
+        return None
+    active, enabled, member = None, {}, None
+    for line in result.stdout.splitlines():
+        text = line.strip()
+        if text.startswith("member ") and ":" in text:
+            member, _, state = text[len("member "):].partition(":")
+            enabled[member] = state.strip() == "enabled"
+        elif text == "active member" and member is not None:
+            active = member
+    return BondState(active, enabled)
