@@ -13,7 +13,19 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..topology.spec import Bond, Bridge, Host, Interface, Macvlan, Spec, Tap, Veth, Vlan
+from ..topology.spec import (
+    Bond,
+    Bridge,
+    Host,
+    Interface,
+    Macvlan,
+    OvsBond,
+    OvsBridge,
+    Spec,
+    Tap,
+    Veth,
+    Vlan,
+)
 from . import replay_frames
 
 __all__ = ["repro_script"]
@@ -59,6 +71,18 @@ def repro_script(
             hosts=shlex.quote(" ".join(h.name for h in spec.hosts)),
         )
     ]
+    ovs = [
+        f"{h.name}:{i.name}"
+        for h in spec.hosts
+        for i in h.interfaces
+        if isinstance(i.kind, (OvsBridge, OvsBond))
+    ]
+    if ovs:  # Open vSwitch needs its daemons: that is netprobe replay's job
+        lines.append(
+            f"echo 'repro.sh: this topology has Open vSwitch ({' '.join(ovs)}), which "
+            "this script does not rebuild; run netprobe replay on the bundle' >&2"
+        )
+        lines.append("exit 2")
     lines += list(_build(spec, rulesets, macs))
     plan = {"steps": [_step(s) for s in steps], "vm_ports": _vm_ports(spec)}
     lines.append("\"${PYTHON:-python3}\" - <<'NETPROBE_REPLAY'")
@@ -129,6 +153,8 @@ def _masters(host: Host, iface: Interface) -> Iterator[str]:
     kind = iface.kind
     if isinstance(kind, Bridge):
         opts = ["stp_state", "1" if kind.stp else "0"]
+        if kind.vlan_filtering:
+            opts += ["vlan_filtering", "1"]
         if kind.ageing is not None:
             opts += ["ageing_time", str(round(kind.ageing * 100))]
         if kind.forward_delay is not None:
@@ -210,6 +236,22 @@ def _settings(host: Host, iface: Interface, mac: str | None) -> Iterator[str]:
         yield _sh(*link, "master", iface.master)
     if iface.learning is not None:
         yield _sh(*link, "type", "bridge_slave", "learning", "on" if iface.learning else "off")
+    if any(v.pvid for v in iface.vlans):  # another VLAN takes over untagged frames
+        yield _sh("bridge", "-n", _ns(host.name), "vlan", "del", "dev", iface.name, "vid", "1")
+    for vlan in iface.vlans:
+        flags = ["pvid"] * vlan.pvid + ["untagged"] * vlan.untagged
+        yield _sh(
+            "bridge",
+            "-n",
+            _ns(host.name),
+            "vlan",
+            "add",
+            "dev",
+            iface.name,
+            "vid",
+            str(vlan.id),
+            *flags,
+        )
     if iface.up:
         yield _sh(*link, "up")
 

@@ -19,7 +19,7 @@ from typing import Literal
 
 from ..errors import TrafficError
 from ..topology import Topology
-from ..topology.spec import Bond, Bridge, Tap, Veth
+from ..topology.spec import Bond, Bridge, OvsBond, OvsBridge, Tap, Veth
 from ..traffic.craft import LOCAL_ETHERTYPE, SLOT, Template
 from ..traffic.decode import decode
 from ..traffic.port import VM_SUFFIX
@@ -81,7 +81,7 @@ def end_ports(topo: Topology) -> list[str]:
         if host.root:
             continue
         for iface in host.interfaces:
-            if not iface.up or isinstance(iface.kind, (Bridge, Bond)):
+            if not iface.up or isinstance(iface.kind, (Bridge, Bond, OvsBridge, OvsBond)):
                 continue
             if isinstance(iface.kind, Tap):
                 out.append(f"{host.name}:{iface.name}{VM_SUFFIX}")

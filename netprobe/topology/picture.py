@@ -11,7 +11,7 @@ import shutil
 import subprocess
 
 from ..errors import SetupError
-from .spec import Bond, Bridge, Host, Interface, Macvlan, Spec, Tap, Veth, Vlan
+from .spec import Bond, Bridge, Host, Interface, Macvlan, OvsBond, OvsBridge, Spec, Tap, Veth, Vlan
 
 __all__ = ["dot", "mermaid", "svg"]
 
@@ -27,10 +27,42 @@ def _label(iface: Interface) -> str:
         Macvlan: "macvlan",
         Vlan: "vlan",
         Bond: "bond",
+        OvsBridge: "ovs bridge",
+        OvsBond: "ovs bond",
         Veth: "",
     }.get(type(iface.kind), "")
-    lines = [f"{iface.name} {kind}".strip(), *(str(a) for a in iface.addresses)]
+    if isinstance(iface.kind, Bridge) and iface.kind.vlan_filtering:
+        kind = "bridge, vlan-aware"
+    if isinstance(iface.kind, Vlan):
+        kind = f"vlan {iface.kind.id}"
+    lines = [f"{iface.name} {kind}".strip(), *_vlans(iface), *(str(a) for a in iface.addresses)]
     return "\n".join(lines)
+
+
+def _vlans(iface: Interface) -> list[str]:
+    """A port's VLANs: OVS access tag or trunk, or a vlan-aware bridge's per-port VLANs."""
+    if iface.tag is not None:
+        return [f"access vlan {iface.tag}"]
+    if iface.trunks:
+        return ["trunk " + ",".join(str(t) for t in iface.trunks)]
+    if iface.vlans:
+        return [
+            "vlans "
+            + ",".join(
+                f"{v.id}"
+                + (
+                    "(pvid,untagged)"
+                    if v.pvid and v.untagged
+                    else "(pvid)"
+                    if v.pvid
+                    else "(untagged)"
+                    if v.untagged
+                    else ""
+                )
+                for v in iface.vlans
+            )
+        ]
+    return []
 
 
 def _edges(spec: Spec) -> list[tuple[str, str, str]]:
