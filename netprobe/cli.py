@@ -286,10 +286,11 @@ def doctor() -> None:
 def clean(everything: bool) -> None:
     """Remove what killed netprobe runs left behind, and nothing else."""
     with _errors():
+        from .explain.tracefs import remove_stale
         from .report.text import clean_summary
         from .topology import clean as do_clean
 
-        click.echo(clean_summary(do_clean(all=everything)))
+        click.echo(clean_summary(do_clean(all=everything), remove_stale()))
 
 
 @cli.group()

@@ -21,7 +21,15 @@ from types import TracebackType
 
 from ..errors import SetupError
 
-__all__ = ["TRACEFS", "Instance", "Symbols", "instance_names", "mount_tracefs", "stale"]
+__all__ = [
+    "TRACEFS",
+    "Instance",
+    "Symbols",
+    "instance_names",
+    "mount_tracefs",
+    "remove_stale",
+    "stale",
+]
 
 TRACEFS = "/sys/kernel/tracing"
 PREFIX = "netprobe-"
@@ -62,6 +70,14 @@ def stale(names: Iterable[str]) -> list[str]:
         if match and not os.path.exists(f"/proc/{match.group(1)}"):
             out.append(name)
     return out
+
+
+def remove_stale(root: str = TRACEFS) -> list[str]:
+    """Remove the trace instances of processes that are gone (what `netprobe clean` does)."""
+    gone = stale(instance_names(root))
+    for name in gone:
+        _rmdir(os.path.join(root, "instances", name))
+    return gone
 
 
 @dataclass

@@ -54,16 +54,20 @@ def doctor_table(found: Sequence[Capability], *, root: bool) -> Any:
     return table
 
 
-def clean_summary(report: CleanReport) -> str:
+def clean_summary(report: CleanReport, trace_instances: Sequence[str] = ()) -> str:
     lines = []
     if report.removed_runs:
         lines.append(
             f"removed {len(report.removed_runs)} dead run(s): "
             f"{len(report.removed_namespaces)} namespaces, "
-            f"{len(report.removed_links)} links"
+            f"{len(report.removed_links)} links, {len(report.stopped_daemons)} daemons"
         )
-        lines += [f"  - {name}" for name in report.removed_namespaces + report.removed_links]
-    else:
+        removed = report.removed_namespaces + report.removed_links + report.stopped_daemons
+        lines += [f"  - {name}" for name in removed]
+    if trace_instances:
+        lines.append(f"removed {len(trace_instances)} trace instance(s) of dead runs")
+        lines += [f"  - tracefs instance {name}" for name in trace_instances]
+    if not report.removed_runs and not trace_instances:
         lines.append("nothing to clean")
     if report.kept_live:
         lines.append(f"left alone: {len(report.kept_live)} run(s) still in progress")

@@ -135,3 +135,22 @@ def test_list_shows_a_checks_parameters(tmp_path: Path) -> None:
     assert "public_ip" in done.stdout and "parameters (-p KEY=VALUE)" in done.stdout
     table = netprobe("list", cwd=tmp_path)
     assert table.returncode == 0 and "docker-bridge" in table.stdout
+
+
+def test_clean_removes_the_trace_instance_of_a_killed_run(tmp_path: Path) -> None:
+    """explain's private tracefs instance, left by a run killed mid-explanation."""
+    from netprobe.errors import SetupError
+    from netprobe.explain.tracefs import TRACEFS, mount_tracefs
+
+    try:
+        mount_tracefs()
+    except SetupError as exc:
+        pytest.skip(str(exc))
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # its pid names no process now
+    killed = Path(TRACEFS, "instances", f"netprobe-dead00-{gone.pid}-0")
+    killed.mkdir()
+    done = netprobe("clean", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert f"tracefs instance {killed.name}" in done.stdout
+    assert not killed.exists()
