@@ -1,10 +1,12 @@
 # The two entry points of a fresh Debian machine (run as root):
 #   make check   install what is needed, then run netprobe's main job (every check)
 #   make test    install what is needed, then lint, type-check and run the test suite
+# and the VM tier (checks this kernel cannot run, in one full-kernel guest):
+#   make vm-test install qemu, a Debian kernel and virtme-ng, then run tests/vm
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup check test lint bench
+.PHONY: setup setup-vm check test vm-test lint bench
 
 setup:
 	@scripts/setup.sh
@@ -20,6 +22,12 @@ lint: setup
 
 test: lint
 	$(BIN)/python -m pytest
+
+setup-vm: setup
+	@scripts/setup-vm.sh
+
+vm-test: setup-vm
+	$(BIN)/python -m pytest tests/vm --netprobe-kernel auto -p no:cacheprovider
 
 bench: setup
 	$(BIN)/python bench/topology_build.py

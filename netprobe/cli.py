@@ -115,6 +115,12 @@ def list_checks(names: tuple[str, ...]) -> None:
     help="Where a failing or inconclusive check writes its bug-report bundle.",
 )
 @click.option("--no-bundle", is_flag=True, help="Write no bug-report bundle.")
+@click.option(
+    "--kernel",
+    metavar="PATH|auto",
+    help="Run the checks in ONE virtual machine booted from this kernel image (auto: the "
+    "newest Debian kernel in /boot), for what this machine's kernel lacks (VLANs, bonds).",
+)
 @click.option("--archive", is_flag=True, help="Also pack each bundle as a .tar.gz.")
 @click.option("-v", "--verbose", is_flag=True, help="Show the evidence of passing checks too.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing; the exit code says it all.")
@@ -136,6 +142,7 @@ def check(
     junit_path: str | None,
     bundle_dir: str,
     no_bundle: bool,
+    kernel: str | None,
     archive: bool,
     verbose: bool,
     quiet: bool,
@@ -158,7 +165,12 @@ def check(
         kwargs.update({k: v for k, v in (("ruleset", ruleset), ("policy", policy)) if v})
         options = {"bundle_dir": None if no_bundle else bundle_dir, "archive": archive}
         console = _console()
-        if quiet:
+        if kernel:
+            with console.status(f"booting {kernel} and running {len(chosen)} check(s) in it …"):
+                results = _run_in_vm(
+                    chosen, topology, kwargs, None if no_bundle else bundle_dir, kernel
+                )
+        elif quiet:
             results = _run_all(chosen, topology, kwargs, options, jobs, lambda text: None)
         else:
             with console.status(f"running {len(chosen)} check(s) …") as status:
@@ -207,6 +219,31 @@ def _run_all(
         futures = {pool.submit(run_check, n, None, **options, **kwargs): n for n in names}
         results = {futures[f]: finished(f.result()) for f in as_completed(futures)}
         return [results[name] for name in names]
+
+
+def _run_in_vm(
+    names: list[str],
+    topology: str | None,
+    kwargs: dict[str, Any],
+    bundle_dir: str | None,
+    kernel: str,
+) -> list[Any]:
+    """Every check in one guest; its bundles come back under `bundle_dir`/vm-STAMP."""
+    import tempfile
+    import time
+    from pathlib import Path
+
+    from .vm import Case, find_kernel, run_checks_in_vm
+
+    image = find_kernel() if kernel == "auto" else Path(kernel)
+    with tempfile.TemporaryDirectory(prefix="netprobe-vm-") as scratch:
+        stamp = time.strftime("vm-%Y%m%dT%H%M%SZ", time.gmtime())
+        rwdir = Path(bundle_dir).resolve() / stamp if bundle_dir else Path(scratch)
+        cases = [
+            Case(name, name, topology and str(Path(topology).resolve()), kwargs) for name in names
+        ]
+        guest = run_checks_in_vm(cases, kernel=image, rwdir=rwdir)
+        return [guest.results[name] for name in names]
 
 
 def _parse_params(params: tuple[str, ...]) -> dict[str, str]:

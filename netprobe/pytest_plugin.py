@@ -11,6 +11,8 @@ Options
     --netprobe-bundles DIR        where failing checks write bundles (ini: netprobe_bundles;
                                   default: netprobe-reports under pytest's temporary
                                   directory, one per xdist worker).
+    --netprobe-kernel PATH|auto   the kernel a VM tier boots (netprobe.vm) for checks this
+                                  machine's kernel cannot run; without it that tier skips.
 Markers
     root                          needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN).
     netprobe_requires(*names)     needs these kernel features or tools (names as in
@@ -99,6 +101,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="where failing netprobe checks write their bug-report bundles",
     )
     parser.addini("netprobe_bundles", "where failing netprobe checks write bundles", default="")
+    group.addoption(
+        "--netprobe-kernel",
+        dest="netprobe_kernel",
+        metavar="PATH|auto",
+        help="run tests that need a full kernel in a VM booted from this kernel image "
+        "(auto: the newest Debian kernel in /boot)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:

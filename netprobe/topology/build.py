@@ -222,7 +222,15 @@ class _Builder:
                 raise TopologyError("stacked interfaces form a cycle of parents")
 
     def _up_at_once(self, host: Host, iface: Interface) -> bool:
-        return host.owned and iface.up
+        """Whether a link can come up in its creating request. Not a VLAN or macvlan (its
+        parent may still be down: "Network is down"), nor a bond's member (a bond enslaves
+        only links that are down)."""
+        stacked = isinstance(iface.kind, (Vlan, Macvlan))
+        return host.owned and iface.up and not stacked and not self._bond_member(host, iface)
+
+    def _bond_member(self, host: Host, iface: Interface) -> bool:
+        master = host.interface(iface.master) if iface.master else None
+        return master is not None and isinstance(master.kind, Bond)
 
     def _after_create(self, host: Host, iface: Interface, configured: bool) -> None:
         """Note a new link; `configured`: its master and up state were set at creation."""
@@ -304,6 +312,10 @@ class _Builder:
                 attrs["IFLA_MASTER"] = master
             if not host.owned:
                 self._quiet_ipv6(host, self.kname(host_name, iface.name))
+            if master is not None and self._bond_member(host, iface):
+                enslave = link_msg(0, IFLA_IFNAME=attrs["IFLA_IFNAME"], IFLA_MASTER=master)
+                self.request(host_name, f"enslaving {host_name}:{iface.name}", enslave, RTM_NEWLINK)
+                del attrs["IFLA_MASTER"]  # a bond refuses master and up in one request
             msg = link_msg(0, **attrs)  # found by name: no index lookup needed
             self.request(
                 host_name,

@@ -160,7 +160,10 @@ def _kind_data(
             ("IFLA_VLAN_PROTOCOL", _VLAN_PROTO[kind.protocol]),
         ]
     if isinstance(kind, Bond):
-        return "bond", [("IFLA_BOND_MODE", BOND_MODES.index(kind.mode))]
+        data = [("IFLA_BOND_MODE", BOND_MODES.index(kind.mode))]
+        if kind.miimon is not None:
+            data.append(("IFLA_BOND_MIIMON", kind.miimon))
+        return "bond", data
     if peer is not None:
         return "veth", [("VETH_INFO_PEER", _peer_attrs(*peer))]
     raise ValueError(f"no creation message for {iface!r}")

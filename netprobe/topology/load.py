@@ -57,7 +57,7 @@ _KINDS: dict[str, tuple[Callable[..., Kind], set[str]]] = {
     "tap": (Tap, set()),
     "macvlan": (Macvlan, {"parent", "mode"}),
     "vlan": (Vlan, {"parent", "id", "protocol"}),
-    "bond": (Bond, {"mode"}),
+    "bond": (Bond, {"mode", "miimon"}),
     "ovs": (OvsBridge, {"flows"}),
     "ovs_bond": (OvsBond, {"mode"}),
 }

@@ -134,13 +134,21 @@ class Vlan:
 
 @dataclass(frozen=True)
 class Bond:
-    """A bond; its members name it as their `master`."""
+    """A bond; its members name it as their `master`. `miimon`: milliseconds between link
+    checks (without it the kernel watches no link, and active-backup never fails over)."""
 
     mode: str = "active-backup"
+    miimon: int | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in BOND_MODES:
             raise SpecError(f"bond mode must be one of {', '.join(BOND_MODES)}")
+        if self.miimon is not None and (
+            not isinstance(self.miimon, int)
+            or isinstance(self.miimon, bool)
+            or not 0 <= self.miimon <= 60_000
+        ):
+            raise SpecError(f"bond miimon must be milliseconds, 0 to 60000, not {self.miimon!r}")
 
 
 @dataclass(frozen=True)

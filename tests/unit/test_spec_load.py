@@ -33,6 +33,7 @@ EXAMPLES = ROOT / "examples"
 MARK = "# <-"
 
 EXPECTED_HOSTS = {
+    "bond": ["server", "client", "switch", "lacp1", "lacp2"],
     "docker-bridge": ["c1", "c2", "c3", "c4", "dockerhost", "outside"],
     "exposure": ["client", "web"],
     "filter": ["client", "fw", "router", "outside"],
@@ -44,6 +45,8 @@ EXPECTED_HOSTS = {
     "redblue": ["red", "blue", "switch"],
     "router": ["left", "right", "router"],
     "tenants": ["a1", "a2", "b1", "b2", "hv"],
+    "vlan": ["router", "h10", "h20", "switch"],
+    "vlan-bridge": ["vm1", "vm2", "upstream", "pve"],
 }
 
 

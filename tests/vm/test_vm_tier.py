@@ -1,0 +1,239 @@
+"""The VM tier: checks this kernel cannot run (vlan, vlan-bridge, bond), run in ONE guest
+booted from a full kernel, on their reference topologies (must PASS) and on sabotaged ones
+(must FAIL and name the fault).
+
+Skipped unless a kernel is given (virtme-ng, qemu and a /boot/vmlinuz-*-amd64 are needed).
+Run: `make vm-test` (`.venv/bin/python -m pytest tests/vm --netprobe-kernel auto`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from netprobe.check import Status
+from netprobe.privilege import is_root
+from netprobe.vm import Case, GuestChecks, find_kernel, run_checks_in_vm
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+# (label, check, examples/FILE to sabotage or None, its edits, params, sabotage commands,
+#  the diagnosis the sabotage must produce; None: the case must PASS)
+AB = 'bond0: {bond: {mode: active-backup, miimon: 100}, mac: "02:00:00:00:05:01"'
+H20 = "eth0.20: {vlan: {parent: eth0, id: 20}, addresses: [10.0.20.2/24]}"
+R10 = "eth0.10: {vlan: {parent: eth0, id: 10}, addresses: [10.0.10.1/24]}"
+TABLE: list[
+    tuple[
+        str,
+        str,
+        str | None,
+        tuple[tuple[str, str], ...],
+        dict[str, str],
+        tuple[tuple[str, tuple[str, ...]], ...],
+        str | None,
+    ]
+] = [
+    ("vlan", "vlan", None, (), {}, (), None),
+    (
+        "vlan wrong id",
+        "vlan",
+        "vlan.yaml",
+        ((H20, H20.replace("id: 20", "id: 10")),),
+        {},
+        (),
+        "h20:eth0.20 is VLAN 10, not 20",
+    ),
+    (
+        "vlan 802.1ad",
+        "vlan",
+        "vlan.yaml",
+        ((R10, R10.replace("id: 10", "id: 10, protocol: 802.1ad")),),
+        {},
+        (),
+        "router:eth0.10 tags with 802.1ad",
+    ),
+    (
+        "vlan member down",
+        "vlan",
+        None,
+        (),
+        {},
+        (("h10", ("ip", "link", "set", "eth0.10", "down")),),
+        "h10:eth0.10 is down",
+    ),
+    ("vlan-bridge", "vlan-bridge", None, (), {}, (), None),
+    (
+        "vlan-bridge filtering off",
+        "vlan-bridge",
+        None,
+        (),
+        {},
+        (("pve", ("ip", "link", "set", "br0", "type", "bridge", "vlan_filtering", "0")),),
+        "pve:br0 has vlan_filtering off",
+    ),
+    (
+        "vlan-bridge wrong pvid",
+        "vlan-bridge",
+        "vlan-bridge.yaml",
+        (("vm2: {master: br0, vlans: [{id: 20,", "vm2: {master: br0, vlans: [{id: 10,"),),
+        {},
+        (),
+        "pve:vm2's PVID is 10, not 20",
+    ),
+    (
+        "vlan-bridge trunk lacks 20",
+        "vlan-bridge",
+        "vlan-bridge.yaml",
+        (("vlans: [{id: 10}, {id: 20}]", "vlans: [{id: 10}]"),),
+        {},
+        (),
+        "pve:uplink, the trunk, does not carry VLAN 20",
+    ),
+    (
+        "vlan-bridge tagged access",
+        "vlan-bridge",
+        None,
+        (),
+        {},
+        (("pve", ("bridge", "vlan", "add", "dev", "vm1", "vid", "10", "pvid")),),
+        "pve:vm1 sends VLAN 10 out tagged",
+    ),
+    ("bond", "bond", None, (), {}, (), None),
+    (
+        "bond no miimon",
+        "bond",
+        "bond.yaml",
+        ((AB, AB.replace(", miimon: 100", "")),),
+        {"lacp": ""},
+        (),
+        "server:bond0 has no link monitoring (miimon 0, arp_interval 0)",
+    ),
+    (
+        "bond backup dead",
+        "bond",
+        None,
+        (),
+        {"lacp": ""},
+        (("switch", ("ip", "link", "set", "s1", "down")),),
+        "server:eth1, the bond's other member, has no carrier: its far end switch:s1 is down",
+    ),
+    (
+        "bond partner not lacp",
+        "bond",
+        "bond.yaml",
+        (
+            (
+                'bond0: {bond: {mode: 802.3ad, miimon: 100}, mac: "02:00:00:00:06:02"',
+                'bond0: {bond: {mode: balance-xor, miimon: 100}, mac: "02:00:00:00:06:02"',
+            ),
+        ),
+        {"bond": ""},
+        (),
+        "lacp2:bond0 is in mode balance-xor, not 802.3ad",
+    ),
+]
+LABELS = [row[0] for row in TABLE]
+
+
+def _variant(rwdir: Path, label: str, source: str, edits: tuple[tuple[str, str], ...]) -> str:
+    """A sabotaged copy of examples/SOURCE, written where the guest can read it."""
+    text = (EXAMPLES / source).read_text()
+    for old, new in edits:
+        assert text.count(old) == 1, f"{old!r} is not once in {source}"
+        text = text.replace(old, new)
+    path = rwdir / (label.replace(" ", "-") + ".yaml")
+    path.write_text(text)
+    return str(path)
+
+
+def cases(rwdir: Path) -> list[tuple[Case, str | None]]:
+    """Every row as a Case (sabotaged topologies written into `rwdir`) and its verdict."""
+    return [
+        (
+            Case(
+                label,
+                check,
+                _variant(rwdir, label, source, edits) if source else None,
+                params,
+                sabotage,
+            ),
+            want,
+        )
+        for label, check, source, edits, params, sabotage, want in TABLE
+    ]
+
+
+@pytest.fixture(scope="session")
+def guest(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[GuestChecks, dict[str, str | None]]]:
+    """ONE guest boot for the whole session: every case runs in it; results by label.
+    Depends on: --netprobe-kernel PATH|auto (without it the tier skips), root, vng and
+    qemu. Once a kernel is asked for, not being able to boot it is an error."""
+    chosen = request.config.getoption("netprobe_kernel")
+    if not chosen:
+        pytest.skip("the VM tier runs with --netprobe-kernel PATH|auto (make vm-test)")
+    if not is_root():
+        pytest.skip("the VM tier needs root (the guest runs as the caller)")
+    rwdir = tmp_path_factory.mktemp("vm-tier")
+    todo = cases(rwdir)
+    kernel = find_kernel() if chosen == "auto" else Path(chosen)
+    done = run_checks_in_vm([c for c, _ in todo], kernel=kernel, rwdir=rwdir)
+    yield done, {c.label: want for c, want in todo}
+
+
+@pytest.mark.parametrize("label", LABELS)
+def test_in_the_guest(guest: tuple[GuestChecks, dict[str, str | None]], label: str) -> None:
+    done, wanted = guest
+    result = done.results[label]
+    want = wanted[label]
+    if want is None:
+        assert result.status is Status.PASS, result.evidence()
+    else:
+        assert result.status is Status.FAIL, result.evidence()
+        assert result.diagnosis is not None and want in result.diagnosis, result.evidence()
+
+
+def test_the_guest_ran_a_full_kernel(guest: tuple[GuestChecks, dict[str, str | None]]) -> None:
+    done, _ = guest
+    assert done.kernel.endswith("-amd64"), done.run.stderr
+    assert done.run.boot is not None
+
+
+def test_the_command_line_runs_checks_in_one_guest(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """`netprobe check … --kernel`: one boot for all the named checks, results and
+    bundles back on this side."""
+    import json
+    import subprocess
+    import sys
+
+    chosen = request.config.getoption("netprobe_kernel")
+    if not chosen:
+        pytest.skip("the VM tier runs with --netprobe-kernel PATH|auto (make vm-test)")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "netprobe.cli",
+            "check",
+            "vlan-bridge",
+            "bond",
+            "--kernel",
+            chosen,
+            "--json",
+            "out.json",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    document = json.loads((tmp_path / "out.json").read_text())
+    assert [r["status"] for r in document["results"]] == ["PASS", "PASS"]
