@@ -309,7 +309,7 @@ def result_from_dict(data: Mapping[str, Any]) -> Result:
              text=s.get("evidence"))
         for s in data.get("steps", [])
     ]
-    result = Result(
+    return Result(
         check=data["check"],
         status=Status(data["status"]),
         summary=data.get("summary", ""),
@@ -317,10 +317,8 @@ def result_from_dict(data: Mapping[str, Any]) -> Result:
         diagnosis=data.get("diagnosis"),
         duration=float(data.get("duration") or 0.0),
         topology=data.get("topology"),
+        bundle=data.get("bundle"),  # in rwdir: the same path on both sides
     )
-    if data.get("bundle") and hasattr(result, "bundle"):
-        result.bundle = data["bundle"]  # in rwdir: the same path on both sides
-    return result
 
 
 @functools.lru_cache(maxsize=1)
