@@ -101,26 +101,31 @@ def _ns(host: str) -> str:
     return f'"$P-{host}"'
 
 
+def _ip(host: str, *words: str) -> str:
+    """`ip -n NS WORDS…` for host's namespace."""
+    return _sh("ip", "-n", _ns(host), *words)
+
+
+def _in(host: str, *words: str) -> str:
+    """A command run inside host's namespace."""
+    return _sh("ip", "netns", "exec", _ns(host), *words)
+
+
 def _build(spec: Spec, rulesets: dict[str, str], macs: dict[tuple[str, str], str]) -> Iterator[str]:
     yield "# -- namespaces (IPv6 duplicate address detection and router solicitations off)"
     for host in spec.hosts:
         yield _sh("ip", "netns", "add", _ns(host.name))
-        yield _sh("ip", "-n", _ns(host.name), "link", "set", "lo", "up")
-        for key, wanted in (
-            ("accept_dad", host.ipv6_dad),
-            ("router_solicitations", host.ipv6_router_solicitation),
-        ):
-            if not wanted:
-                for conf in ("all", "default"):
-                    yield _sh(
-                        "ip",
-                        "netns",
-                        "exec",
-                        _ns(host.name),
-                        "sysctl",
-                        "-qw",
-                        f"net.ipv6.conf.{conf}.{key}=0",
-                    )
+        yield _ip(host.name, "link", "set", "lo", "up")
+        quiet = [
+            k
+            for k, wanted in (
+                ("accept_dad", host.ipv6_dad),
+                ("router_solicitations", host.ipv6_router_solicitation),
+            )
+            if not wanted
+        ]
+        for conf, key in ((c, k) for c in ("all", "default") for k in quiet):
+            yield _in(host.name, "sysctl", "-qw", f"net.ipv6.conf.{conf}.{key}=0")
     yield "# -- links"
     for stage in (_masters, _taps, _veths, _stacked):
         for host in spec.hosts:
@@ -143,10 +148,7 @@ def _build(spec: Spec, rulesets: dict[str, str], macs: dict[tuple[str, str], str
     for host in spec.hosts:
         for iface in host.interfaces:
             if not isinstance(iface.kind, Tap):
-                yield (
-                    _sh("ip", "-n", _ns(host.name), "link", "show", "dev", iface.name)
-                    + " >/dev/null"
-                )
+                yield _ip(host.name, "link", "show", "dev", iface.name) + " >/dev/null"
 
 
 def _masters(host: Host, iface: Interface) -> Iterator[str]:
@@ -156,86 +158,49 @@ def _masters(host: Host, iface: Interface) -> Iterator[str]:
         if kind.vlan_filtering:
             opts += ["vlan_filtering", "1"]
         if kind.ageing is not None:
-            opts += ["ageing_time", str(round(kind.ageing * 100))]
+            opts += ["ageing_time", str(round(kind.ageing * 100))]  # centiseconds
         if kind.forward_delay is not None:
             opts += ["forward_delay", str(round(kind.forward_delay * 100))]
-        yield _sh("ip", "-n", _ns(host.name), "link", "add", iface.name, "type", "bridge", *opts)
+        yield _ip(host.name, "link", "add", iface.name, "type", "bridge", *opts)
     elif isinstance(kind, Bond):
-        yield _sh(
-            "ip", "-n", _ns(host.name), "link", "add", iface.name, "type", "bond", "mode", kind.mode
-        )
+        miimon = ["miimon", str(kind.miimon)] if kind.miimon is not None else []
+        yield _ip(host.name, "link", "add", iface.name, "type", "bond", "mode", kind.mode, *miimon)
 
 
 def _taps(host: Host, iface: Interface) -> Iterator[str]:
     if isinstance(iface.kind, Tap):
-        yield _sh("ip", "-n", _ns(host.name), "tuntap", "add", "dev", iface.name, "mode", "tap")
+        yield _ip(host.name, "tuntap", "add", "dev", iface.name, "mode", "tap")
 
 
 def _veths(host: Host, iface: Interface) -> Iterator[str]:
-    if isinstance(iface.kind, Veth):
-        yield _sh(
-            "ip",
-            "-n",
-            _ns(host.name),
-            "link",
-            "add",
-            iface.name,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            iface.kind.peer_ifname,
-            "netns",
-            _ns(iface.kind.peer_host),
-        )
+    kind = iface.kind
+    if isinstance(kind, Veth):
+        far = ["peer", "name", kind.peer_ifname, "netns", _ns(kind.peer_host)]
+        yield _ip(host.name, "link", "add", iface.name, "type", "veth", *far)
 
 
 def _stacked(host: Host, iface: Interface) -> Iterator[str]:
     kind = iface.kind
     if isinstance(kind, Macvlan):
-        yield _sh(
-            "ip",
-            "-n",
-            _ns(host.name),
-            "link",
-            "add",
-            iface.name,
-            "link",
-            kind.parent,
-            "type",
-            "macvlan",
-            "mode",
-            kind.mode,
-        )
+        kind_words = ["macvlan", "mode", kind.mode]
     elif isinstance(kind, Vlan):
-        yield _sh(
-            "ip",
-            "-n",
-            _ns(host.name),
-            "link",
-            "add",
-            iface.name,
-            "link",
-            kind.parent,
-            "type",
-            "vlan",
-            "id",
-            str(kind.id),
-            "protocol",
-            kind.protocol,
-        )
+        kind_words = ["vlan", "id", str(kind.id), "protocol", kind.protocol]
+    else:
+        return
+    yield _ip(host.name, "link", "add", iface.name, "link", kind.parent, "type", *kind_words)
 
 
 def _settings(host: Host, iface: Interface, mac: str | None) -> Iterator[str]:
-    link = ["ip", "-n", _ns(host.name), "link", "set", "dev", iface.name]
+    link = ["link", "set", "dev", iface.name]
     if mac:
-        yield _sh(*link, "address", mac)
+        yield _ip(host.name, *link, "address", mac)
     if iface.mtu:
-        yield _sh(*link, "mtu", str(iface.mtu))
-    if iface.master:
-        yield _sh(*link, "master", iface.master)
+        yield _ip(host.name, *link, "mtu", str(iface.mtu))
+    if iface.master:  # a bond enslaves only links that are down: masters before up
+        yield _ip(host.name, *link, "master", iface.master)
     if iface.learning is not None:
-        yield _sh(*link, "type", "bridge_slave", "learning", "on" if iface.learning else "off")
+        learning = "on" if iface.learning else "off"
+        yield _ip(host.name, *link, "type", "bridge_slave", "learning", learning)
     if any(v.pvid for v in iface.vlans):  # another VLAN takes over untagged frames
         yield _sh("bridge", "-n", _ns(host.name), "vlan", "del", "dev", iface.name, "vid", "1")
     for vlan in iface.vlans:
@@ -253,36 +218,22 @@ def _settings(host: Host, iface: Interface, mac: str | None) -> Iterator[str]:
             *flags,
         )
     if iface.up:
-        yield _sh(*link, "up")
+        yield _ip(host.name, *link, "up")
 
 
 def _layer3(host: Host) -> Iterator[str]:
     for iface in host.interfaces:
         for address in iface.addresses:
             nodad = ["nodad"] if address.version == 6 and not host.ipv6_dad else []
-            yield _sh(
-                "ip", "-n", _ns(host.name), "addr", "add", str(address), "dev", iface.name, *nodad
-            )
+            yield _ip(host.name, "addr", "add", str(address), "dev", iface.name, *nodad)
     for key, value in host.sysctls:
-        yield _sh("ip", "netns", "exec", _ns(host.name), "sysctl", "-qw", f"{key}={value}")
+        yield _in(host.name, "sysctl", "-qw", f"{key}={value}")
     for route in host.routes:
-        family = ["-6"] if route.family == 6 else []
-        words = [
-            "ip",
-            *family,
-            "-n",
-            _ns(host.name),
-            "route",
-            "add",
-            "default" if route.to.startswith("default") else route.to,
-        ]
-        if route.via:
-            words += ["via", route.via]
-        if route.dev:
-            words += ["dev", route.dev]
-        if route.metric is not None:
-            words += ["metric", str(route.metric)]
-        yield _sh(*words)
+        words = ["route", "add", "default" if route.to.startswith("default") else route.to]
+        for name in ("via", "dev", "metric"):
+            value = getattr(route, name)
+            words += [name, str(value)] if value is not None else []
+        yield _sh("ip", *(["-6"] if route.family == 6 else []), "-n", _ns(host.name), *words)
 
 
 def _step(step: dict[str, Any]) -> dict[str, Any]:
