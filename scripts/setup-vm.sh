@@ -8,14 +8,6 @@ cd "$(dirname "$0")/.."
 PACKAGES=(qemu-system-x86 busybox-static linux-image-amd64)
 VENV=${VENV:-.venv}
 
-missing=()
-for pkg in "${PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
-        || missing+=("$pkg")
-done
-if ((${#missing[@]})); then
-    echo "installing: ${missing[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
-fi
+source scripts/packages.sh
+ensure_packages "${PACKAGES[@]}"
 "$VENV/bin/python" -c "import virtme_ng" 2>/dev/null || "$VENV/bin/pip" install -q -e ".[vm]"

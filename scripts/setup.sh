@@ -11,17 +11,8 @@ PACKAGES=(iproute2 iputils-ping tcpdump nftables iptables nmap ethtool procps ut
 python3 -c "import ensurepip" 2>/dev/null || PACKAGES+=(python3-venv)
 VENV=${VENV:-.venv}
 
-missing=()
-for pkg in "${PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
-        || missing+=("$pkg")
-done
-if ((${#missing[@]})); then
-    echo "setup: installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+source scripts/packages.sh
+ensure_packages "${PACKAGES[@]}"
 
 stamp="$VENV/.netprobe-installed"
 if [[ ! -x "$VENV/bin/python" ]]; then
