@@ -12,17 +12,26 @@ Measured, each the median of --runs runs, all on the same live topology:
 
 A passing expectation pays nothing: explain runs only on failure. The last line of
 output is one line of JSON.
+
+`--checks` measures the check library instead: the wall time of the sabotage tests
+(tests/integration/test_check_<name>.py of the library's checks) run by pytest with
+explanations and again without (MAX_EXPLAINED set to 0 in the run by this file, loaded
+as a pytest plugin when NETPROBE_BENCH_NO_EXPLAIN=1; the tests' assertions on the top
+cause then fail, as they must, and are counted, not hidden).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -38,6 +47,42 @@ RULES = (
 )
 
 
+LIBRARY = ("isolation", "veth", "bridge", "mac_learning", "routing", "nat", "filter",
+           "exposure", "docker_bridge")  # fmt: skip
+
+
+def pytest_configure(config: Any) -> None:
+    """As a pytest plugin (`-p explain` with bench/ on the path): no explanations."""
+    if os.environ.get("NETPROBE_BENCH_NO_EXPLAIN") == "1":
+        import netprobe.check.base
+
+        netprobe.check.base.MAX_EXPLAINED = 0
+
+
+def _pytest_wall(explained: bool) -> tuple[float, str]:
+    files = [str(ROOT / "tests" / "integration" / f"test_check_{n}.py") for n in LIBRARY]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "bench"),
+           "NETPROBE_BENCH_NO_EXPLAIN": "0" if explained else "1"}  # fmt: skip
+    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "explain"]
+    start = time.perf_counter()
+    done = subprocess.run(argv + files, cwd=ROOT, env=env, capture_output=True, text=True)
+    tail = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr[-200:]
+    return round(time.perf_counter() - start, 1), tail
+
+
+def checks() -> int:
+    out = {}
+    for explained in (True, False):
+        wall, tail = _pytest_wall(explained)
+        key = "with_explain" if explained else "without_explain"
+        out[key] = wall
+        print(f"{key:16} {wall:7.1f} s   ({tail})")
+    out["added"] = round(out["with_explain"] - out["without_explain"], 1)
+    print(f"{'added':16} {out['added']:7.1f} s")
+    print(json.dumps({"sabotage_tests_wall_s": out}))
+    return 0
+
+
 def _median_ms(action: Callable[[], object], runs: int) -> float:
     times = []
     for _ in range(runs):
@@ -50,7 +95,10 @@ def _median_ms(action: Callable[[], object], runs: int) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=9)
+    parser.add_argument("--checks", action="store_true", help="time the sabotage tests")
     args = parser.parse_args()
+    if args.checks:
+        return checks()
     with netprobe.build(netprobe.load(ROOT / "examples" / "router.yaml")) as topo:
         topo.run("router", ["sysctl", "-qw", "net.ipv4.ip_forward=0"], check=True)
         frame = craft.udp(

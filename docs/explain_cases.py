@@ -3,7 +3,10 @@
     sudo .venv/bin/python docs/explain_cases.py            # writes docs/explain.md
 
 Every case builds a small topology from examples/, sabotages it one way, sends one probe
-that fails, and records explain()'s ranked causes. Nothing is hand-written.
+that fails, and records explain()'s ranked causes. The second table runs the check
+library on sabotaged reference topologies (the faults of tests/integration/
+test_check_*.py) and records each check's diagnosis next to the top cause of its first
+explained failure. Nothing is hand-written.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import netprobe
+from netprobe.check import Result, reference_path, run_check
 from netprobe.explain import Explanation, explain
 from netprobe.topology import Topology
 from netprobe.traffic import Template, craft, from_scapy
@@ -62,9 +66,8 @@ def _udp(
     dst: str = "10.2.0.10", src: str = "10.1.0.10", mac: str | None = None, **kw: object
 ) -> Callable[[Topology], Template]:
     def make(topo: Topology) -> Template:
-        return craft.udp(
-            topo.mac("left", "eth0"), mac or topo.mac("router", "eth0"), src, dst, **kw
-        )  # type: ignore[arg-type]
+        router = mac or topo.mac("router", "eth0")
+        return craft.udp(topo.mac("left", "eth0"), router, src, dst, **kw)  # type: ignore[arg-type]
 
     return make
 
@@ -180,6 +183,166 @@ CASES = [
 ]
 
 
+@dataclass(frozen=True)
+class Sabotage:
+    check: str
+    sabotage: str
+    topology: str  # a reference topology file name
+    setup: Callable[[Topology], None]
+    params: tuple[tuple[str, str], ...] = ()
+
+
+def _all(*steps: Callable[[Topology], None]) -> Callable[[Topology], None]:
+    def run(topo: Topology) -> None:
+        for step in steps:
+            step(topo)
+
+    return run
+
+
+_OPEN_FORWARD = (
+    "table inet f {\n chain fw { type filter hook forward priority 0; policy drop; }\n}\n"
+)
+_DNAT = "! -i docker0 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 172.17.0.2:80"
+
+SABOTAGES = [
+    Sabotage(
+        "isolation",
+        "hv: a veth x1/x2 added by hand, one end on br-a, the other on br-b",
+        "tenants.yaml",
+        _all(
+            _run("hv", "ip", "link", "add", "x1", "type", "veth", "peer", "name", "x2"),
+            _run("hv", "ip", "link", "set", "x1", "master", "br-b", "up"),
+            _run("hv", "ip", "link", "set", "x2", "master", "br-a", "up"),
+        ),
+    ),
+    Sabotage(
+        "isolation",
+        "hv: ip link set b1 master br-a",
+        "tenants.yaml",
+        _run("hv", "ip", "link", "set", "b1", "master", "br-a"),
+    ),
+    Sabotage(
+        "isolation",
+        "hv: ip link set a2 nomaster",
+        "tenants.yaml",
+        _run("hv", "ip", "link", "set", "a2", "nomaster"),
+    ),
+    Sabotage(
+        "veth",
+        "switch: ip link set red mtu 1280",
+        "redblue.yaml",
+        _run("switch", "ip", "link", "set", "red", "mtu", "1280"),
+    ),
+    Sabotage(
+        "veth",
+        "switch: ip link set red down",
+        "redblue.yaml",
+        _run("switch", "ip", "link", "set", "red", "down"),
+    ),
+    Sabotage(
+        "bridge",
+        "switch: ip link set blue nomaster",
+        "redblue.yaml",
+        _run("switch", "ip", "link", "set", "blue", "nomaster"),
+    ),
+    Sabotage(
+        "bridge",
+        "switch: ip link set br0 down",
+        "redblue.yaml",
+        _run("switch", "ip", "link", "set", "br0", "down"),
+    ),
+    Sabotage(
+        "bridge",
+        "switch: an inet forward chain with policy drop",
+        "redblue.yaml",
+        _run("switch", "nft", "-f", "-", stdin=_OPEN_FORWARD),
+    ),
+    Sabotage(
+        "bridge",
+        "blue: ip -4 addr flush dev eth0",
+        "redblue.yaml",
+        _run("blue", "ip", "-4", "addr", "flush", "dev", "eth0"),
+    ),
+    Sabotage(
+        "mac-learning",
+        "switch: bridge_slave p1 learning off",
+        "mac-learning.yaml",
+        _run("switch", "ip", "link", "set", "dev", "p1", "type", "bridge_slave", "learning", "off"),
+    ),
+    Sabotage(
+        "routing",
+        "router: sysctl net.ipv4.ip_forward=0",
+        "router.yaml",
+        _run("router", "sysctl", "-qw", "net.ipv4.ip_forward=0"),
+    ),
+    Sabotage(
+        "routing",
+        "right: ip route del default",
+        "router.yaml",
+        _run("right", "ip", "route", "del", "default"),
+    ),
+    Sabotage(
+        "routing",
+        "router: an inet forward chain with policy drop",
+        "router.yaml",
+        _run("router", "nft", "-f", "-", stdin=_OPEN_FORWARD),
+    ),
+    Sabotage(
+        "nat",
+        "pve: nft flush table ip nat",
+        "nat-gateway.yaml",
+        _run("pve", "nft", "flush", "table", "ip", "nat"),
+    ),
+    Sabotage(
+        "nat",
+        "pve: sysctl net.ipv4.ip_forward=0",
+        "nat-gateway.yaml",
+        _run("pve", "sysctl", "-qw", "net.ipv4.ip_forward=0"),
+    ),
+    Sabotage(
+        "nat",
+        "a port forward 8080->vm1:eth0:80 asked of a gateway without one",
+        "nat-gateway.yaml",
+        _nothing,
+        (("forward", "8080->vm1:eth0:80"),),
+    ),
+    Sabotage(
+        "docker-bridge",
+        "dockerhost: iptables -F DOCKER-ISOLATION-STAGE-2",
+        "docker-bridge.yaml",
+        _run("dockerhost", "iptables", "-F", "DOCKER-ISOLATION-STAGE-2"),
+    ),
+    Sabotage(
+        "docker-bridge",
+        "dockerhost: the published port's DNAT rule deleted",
+        "docker-bridge.yaml",
+        _run("dockerhost", "iptables", "-t", "nat", "-D", "DOCKER", *_DNAT.split()),
+    ),
+    Sabotage(
+        "docker-bridge",
+        "dockerhost: iptables -t nat -F POSTROUTING",
+        "docker-bridge.yaml",
+        _run("dockerhost", "iptables", "-t", "nat", "-F", "POSTROUTING"),
+        (("containers", "c1:eth0"),),
+    ),
+    Sabotage(
+        "exposure",
+        "web: nft insert rule inet filter input tcp dport 22 drop",
+        "exposure.yaml",
+        _run(
+            "web", "nft", "insert", "rule", "inet", "filter", "input", "tcp", "dport", "22", "drop"
+        ),
+    ),
+]
+
+
+def run_sabotage(case: Sabotage) -> Result:
+    with netprobe.build(netprobe.load(reference_path(case.topology))) as topo:
+        case.setup(topo)
+        return run_check(case.check, topo, **dict(case.params))
+
+
 def run_case(case: Case, *, trace: bool = True) -> Explanation:
     spec = (
         netprobe.load(EXAMPLES / case.topology)
@@ -223,9 +386,35 @@ def render(results: list[tuple[Case, Explanation]]) -> str:
     return "\n".join(out)
 
 
+UNEXPLAINED = "(not explained: no expectation failed, only a check step)"
+
+
+def render_checks(results: list[tuple[Sabotage, Result]]) -> str:
+    out = [
+        "## The check library, sabotaged",
+        "",
+        "Each row sabotages a check's reference topology (as its sabotage test in "
+        "`tests/integration/test_check_*.py` does) and runs the check. The diagnosis is the "
+        "check's own; the top cause is what `explain()` said of the first failed "
+        "expectation, which the check knows nothing of. A probe that arrived where it must "
+        "not, or arrived un-rewritten, is no drop: explain says it was delivered, and why. "
+        "A check that fails without a failed probe (a state read, an nmap scan) has nothing "
+        "to explain.",
+        "",
+        "| check | sabotage | check's diagnosis | explain's top cause |",
+        "|---|---|---|---|",
+    ]
+    for case, result in results:
+        top = result.explanation[0]["text"] if result.explanation else UNEXPLAINED
+        diagnosis = result.diagnosis or result.summary
+        out.append(f"| {case.check} | {_cell(case.sabotage)} | {_cell(diagnosis)} | {_cell(top)} |")
+    return "\n".join(out)
+
+
 def main() -> int:
     results = [(case, run_case(case)) for case in CASES]
-    text = render(results)
+    checks = [(case, run_sabotage(case)) for case in SABOTAGES]
+    text = render(results) + "\n" + render_checks(checks)
     target = Path(os.environ.get("EXPLAIN_DOC", ROOT / "docs" / "explain.md"))
     target.write_text(text + "\n")
     print(text)

@@ -1,83 +1,56 @@
 """Findings → a short ranked list of causes, each naming a fault in words a person acts on.
 
 Pure logic: the findings (drops attributed to the probe, nft verdicts, counter deltas,
-each host's state) are gathered elsewhere. A kernel drop reason on the probe's own
-buffer is the strongest evidence; the state at that spot turns it into the fault
-(IP_INADDRERRORS on a host with ip_forward 0 is "forwarding disabled"). Counter deltas
-stand in when the drop trace is unavailable; state anomalies alone rank lowest.
+each host's state, what the failed expectation saw) are gathered elsewhere. What the
+expectation saw comes first when the probe arrived (a leak, a missing rewrite: no drop
+explains those, see delivery.py). A kernel drop reason on the probe's own buffer is the
+strongest evidence of the rest; the state at that spot turns it into the fault
+(IP_INADDRERRORS on a router with ip_forward 0 is "forwarding disabled"). State that
+breaks the probe's own path (a device down, out of its bridge: anomaly.py) ranks with
+the drops. Counter deltas stand in when the drop trace is unavailable; other state
+anomalies rank lowest.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
+from .anomaly import on_path
 from .counters import Delta
-from .droptrace import Drop, DropReport
-from .nfttrace import TABLE, NftReport
+from .delivery import delivered
+from .droptrace import Drop
+from .facts import (
+    COUNTED,
+    GOOD,
+    STATE,
+    STRONG,
+    WEAK,
+    Cause,
+    Findings,
+    HostFacts,
+    LinkFacts,
+    dst_of,
+    forwarding_off,
+    is_ipv6,
+    src_of,
+    stray,
+    stray_text,
+    unenslaved,
+)
+from .nfttrace import TABLE
 
 __all__ = ["Cause", "Findings", "HostFacts", "LinkFacts", "rank"]
 
-STRONG, GOOD, COUNTED, STATE, WEAK = 0.95, 0.8, 0.7, 0.5, 0.2
-
-
-@dataclass(frozen=True)
-class Cause:
-    """One candidate explanation: what is wrong, the evidence, how sure (0..1)."""
-
-    text: str
-    evidence: tuple[str, ...] = ()
-    score: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"text": self.text, "evidence": list(self.evidence), "score": self.score}
-
-    def render(self) -> str:
-        lines = [f"[{self.score:.2f}] {self.text}"]
-        return "\n".join(lines + [f"    {e}" for e in self.evidence])
-
-
-@dataclass(frozen=True)
-class LinkFacts:
-    """What the kernel says of one device, and what the spec declared for it."""
-
-    name: str
-    mac: str | None = None
-    master: str | None = None
-    declared_master: str | None = None
-    port_state: str | None = None  # bridge port STP state, if a bridge port
-    up: bool = True
-    kind: str | None = None  # "bridge", "veth", …
-    addresses: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class HostFacts:
-    host: str
-    sysctls: Mapping[str, str] = field(default_factory=dict)
-    links: Mapping[str, LinkFacts] = field(default_factory=dict)
-    addresses: tuple[str, ...] = ()
-    routes: Mapping[str, str] = field(default_factory=dict)  # "ip route get …" → answer
-    fdb: tuple[str, ...] = ()
-    conntrack: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Findings:
-    probe: Mapping[str, Any]  # the decoded probe
-    port: str
-    drops: DropReport
-    nft: tuple[NftReport, ...] = ()
-    deltas: tuple[Delta, ...] = ()
-    hosts: Mapping[str, HostFacts] = field(default_factory=dict)
+DELIVERY_ONLY = 0.3  # a drop that only says the frame reached a stack that discarded it
 
 
 def rank(found: Findings) -> list[Cause]:
     """The causes, most likely first; equal texts are merged (evidence joined)."""
-    causes: list[Cause] = []
+    causes = delivered(found)
     for drop in found.drops.drops:
         causes.append(_from_drop(found, drop))
+    causes += on_path(found)
     causes += _from_state(found)
     causes += _from_counters(found)
     if not found.drops.drops:
@@ -109,14 +82,6 @@ def _nothing(found: Findings) -> Cause:
     return Cause(f"no drop of the probe was found{how}; it went: {path}", (), 0.1)
 
 
-def _dst(probe: Mapping[str, Any]) -> str:
-    return str(probe.get("ip.dst", probe.get("ip6.dst", "?")))
-
-
-def _src(probe: Mapping[str, Any]) -> str:
-    return str(probe.get("ip.src", probe.get("ip6.src", "?")))
-
-
 def _from_drop(found: Findings, drop: Drop) -> Cause:
     """The fault behind one attributed drop: the reason, read against the state."""
     facts = found.hosts.get(drop.host or "", HostFacts(drop.host or "?"))
@@ -124,16 +89,10 @@ def _from_drop(found: Findings, drop: Drop) -> Cause:
     evidence = (drop.describe(),)
     where = f"{facts.host}:{drop.device}" if drop.device else facts.host
     if link is not None and link.declared_master and link.master != link.declared_master:
-        return Cause(_unenslaved(facts.host, link), evidence, STRONG + 0.02)
+        return Cause(unenslaved(facts.host, link), evidence, STRONG + 0.02)
     reason = drop.reason
-    bridges = sorted(n for n, f in facts.links.items() if f.kind == "bridge")
-    if reason == "OTHERHOST" and link is not None and _stray(link, bridges):
-        return Cause(
-            f"{where} is not a port of any bridge (missing master: "
-            f"{' or '.join(bridges)}); frames for other hosts die on it",
-            evidence,
-            STRONG + 0.01,
-        )
+    if reason == "OTHERHOST" and link is not None and stray(facts, link):
+        return Cause(stray_text(facts, link), evidence, STRONG + 0.01)
     if reason == "NETFILTER_DROP":
         return _netfilter(found, drop, evidence)
     return _read_reason(found, facts, drop, link, where)
@@ -144,11 +103,13 @@ def _read_reason(
 ) -> Cause:
     """A drop reason and the probe → the fault, in words (GOOD: the reason alone)."""
     reason, probe, evidence = drop.reason, found.probe, (drop.describe(),)
-    if reason == "IP_INADDRERRORS" and facts.sysctls.get("net.ipv4.ip_forward") == "0":
-        return Cause(_forwarding_off(facts.host), evidence, STRONG + 0.02)
+    if reason == "IP_INADDRERRORS":
+        inaddr = _inaddr(facts, probe, where, evidence)
+        if inaddr is not None:
+            return inaddr
     if reason in ("IP_INNOROUTES", "IP_OUTNOROUTES"):
         return Cause(
-            f"{reason} on {facts.host}: no route to {_dst(probe)}" + _lookups(facts),
+            f"{reason} on {facts.host}: no route to {dst_of(probe)}" + _lookups(facts),
             evidence,
             STRONG,
         )
@@ -162,20 +123,14 @@ def _read_reason(
     if reason == "IP_RPFILTER":
         return Cause(
             f"IP_RPFILTER on {where}: the reverse-path filter refuses source "
-            f"{_src(probe)} ({_rp_values(facts, drop.device)})",
+            f"{src_of(probe)} ({_rp_values(facts, drop.device)})",
             evidence,
             STRONG,
         )
     if reason == "BRIDGE_INGRESS_STP_STATE" and link is not None:
         return Cause(_stp(where, link), evidence, STRONG)
-    if reason == "NO_SOCKET":
-        proto = {6: "tcp", 17: "udp"}.get(probe.get("ip.proto", probe.get("ip6.nh")), "?")
-        return Cause(
-            f"NO_SOCKET on {facts.host}: nothing listens on {proto} port "
-            f"{probe.get('l4.dport')} of {_dst(probe)}",
-            evidence,
-            STRONG,
-        )
+    if reason in ("NO_SOCKET", "UNHANDLED_PROTO"):
+        return _arrived(facts.host, where, reason, probe, evidence)
     if reason.endswith("_CSUM"):
         layer = reason.removesuffix("_CSUM").replace("IP", "IPv4 header")
         return Cause(
@@ -191,22 +146,56 @@ def _read_reason(
     return Cause(f"{reason} on {where}", evidence, GOOD)
 
 
-def _stray(link: LinkFacts, bridges: list[str]) -> bool:
-    """A link that looks meant for a bridge: the host has one, the link has no master
-    and no address of its own."""
-    return bool(bridges) and link.master is None and not link.addresses and link.kind != "bridge"
-
-
-def _forwarding_off(host: str) -> str:
-    return f"forwarding disabled on {host} (net.ipv4.ip_forward = 0)"
-
-
-def _unenslaved(host: str, link: LinkFacts) -> str:
-    have = f"its master is {link.master}" if link.master else "it has no master"
-    return (
-        f"{host}:{link.name} is not a port of {link.declared_master}: {have} "
-        f"(missing master {link.declared_master})"
+def _arrived(
+    host: str, where: str, reason: str, probe: Mapping[str, Any], evidence: tuple[str, ...]
+) -> Cause:
+    """Drops that say the probe got to a stack, which had no taker for it."""
+    if reason == "UNHANDLED_PROTO":
+        return Cause(
+            f"UNHANDLED_PROTO on {where}: the frame reached {where}'s own stack, which has "
+            f"no handler for ethertype {_ethertype(probe)} (delivered there, then discarded)",
+            evidence,
+            DELIVERY_ONLY,
+        )
+    proto = {6: "tcp", 17: "udp"}.get(probe.get("ip.proto", probe.get("ip6.nh")))
+    if proto is None:
+        return Cause(
+            f"NO_SOCKET on {host}: no socket takes this packet for {dst_of(probe)}",
+            evidence,
+            GOOD,
+        )
+    return Cause(
+        f"NO_SOCKET on {host}: nothing listens on {proto} port "
+        f"{probe.get('l4.dport')} of {dst_of(probe)}",
+        evidence,
+        STRONG,
     )
+
+
+def _inaddr(
+    facts: HostFacts, probe: Mapping[str, Any], where: str, evidence: tuple[str, ...]
+) -> Cause | None:
+    """IP_INADDRERRORS: a router with forwarding off, or a host without the address."""
+    v6 = is_ipv6(probe)
+    forwarding = facts.sysctls.get("net.ipv6.conf.all.forwarding" if v6 else "net.ipv4.ip_forward")
+    if forwarding == "0" and facts.routes_between(v6):
+        return Cause(forwarding_off(facts.host, v6), evidence, STRONG + 0.02)
+    dst = dst_of(probe)
+    if dst != "?" and dst not in facts.addresses:
+        return Cause(
+            f"{facts.host} does not hold {dst}: {where} took the probe in, but no link of "
+            f"{facts.host} has that address and it is no router (IP_INADDRERRORS)",
+            evidence,
+            STRONG,
+        )
+    if forwarding == "0":
+        return Cause(forwarding_off(facts.host, v6), evidence, STRONG + 0.02)
+    return None
+
+
+def _ethertype(probe: Mapping[str, Any]) -> str:
+    value = probe.get("eth.type")
+    return f"0x{value:04x}" if isinstance(value, int) else "?"
 
 
 def _stp(where: str, link: LinkFacts) -> str:
@@ -265,17 +254,18 @@ def _from_state(found: Findings) -> list[Cause]:
         weight = STATE + (0.15 if facts.host in reached else 0.0)
         for link in facts.links.values():
             if link.declared_master and link.master != link.declared_master:
-                out.append(Cause(_unenslaved(facts.host, link), (), weight + 0.1))
+                out.append(Cause(unenslaved(facts.host, link), (), weight + 0.1))
             if link.port_state not in (None, "forwarding", "disabled") and link.up:
                 out.append(Cause(_stp(f"{facts.host}:{link.name}", link), (), weight))
-        routed = sum(1 for link in facts.links.values() if link.addresses) >= 2
+        v6 = is_ipv6(found.probe)
+        key = "net.ipv6.conf.all.forwarding" if v6 else "net.ipv4.ip_forward"
         if (
-            facts.sysctls.get("net.ipv4.ip_forward") == "0"
+            facts.sysctls.get(key) == "0"
             and facts.host in reached
-            and routed
-            and _dst(found.probe) not in facts.addresses
+            and facts.routes_between(v6)
+            and dst_of(found.probe) not in ("?", *facts.addresses)
         ):
-            out.append(Cause(_forwarding_off(facts.host), (), weight))
+            out.append(Cause(forwarding_off(facts.host, v6), (), weight))
     return out
 
 
@@ -297,7 +287,7 @@ _COUNTER_CAUSES = {
 def _is_error(delta: Delta) -> bool:
     if delta.kind == "nft":
         return " drop" in f" {delta.detail}" or "reject" in delta.detail
-    return delta.name in _COUNTER_CAUSES or delta.name == "IpInAddrErrors"
+    return delta.name in _COUNTER_CAUSES or delta.name in ("IpInAddrErrors", "Ip6InAddrErrors")
 
 
 def _from_counters(found: Findings) -> list[Cause]:
@@ -319,8 +309,10 @@ def _from_counters(found: Findings) -> list[Cause]:
                     COUNTED + 0.1,
                 )
             )
-        elif delta.name == "IpInAddrErrors" and facts.sysctls.get("net.ipv4.ip_forward") == "0":
-            out.append(Cause(_forwarding_off(delta.host), evidence, COUNTED + 0.1))
+        elif delta.name in ("IpInAddrErrors", "Ip6InAddrErrors"):
+            inaddr = _inaddr(facts, found.probe, delta.host, evidence)
+            if inaddr is not None:
+                out.append(Cause(inaddr.text, evidence, COUNTED + 0.1))
         elif delta.name in _COUNTER_CAUSES:
             reason = _COUNTER_CAUSES[delta.name]
             drop = Drop(reason, "?", delta.host, None, -1, "")

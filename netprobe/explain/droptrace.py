@@ -38,6 +38,7 @@ KFREE, CONSUME = "kfree_skb", "consume_skb"
 RECEIVE, XMIT = "netif_receive_skb", "net_dev_xmit"
 EVENTS = ("skb/kfree_skb", "skb/consume_skb", "net/netif_receive_skb", "net/net_dev_xmit")
 ETH_HLEN = 14
+CLONE_WINDOW = 0.01  # s: a copy of the probe is made within this of its last sighting
 _SLACK = (0, 4, -4, 8, -8)  # VLAN tags added or removed on the way
 
 _LINE = re.compile(
@@ -124,9 +125,13 @@ class Wiring:
     names: Mapping[str, tuple[str, ...]]  # kernel device name → hosts having it
     peers: Mapping[tuple[str, str], tuple[str, str]]  # (host, dev) → (host, dev)
 
-    def locate(self, dev: str, hint: str | None, sent_from: tuple[str, str] | None) -> str | None:
-        if sent_from is not None:
-            peer = self.peers.get(sent_from)
+    def locate(
+        self, dev: str, hint: str | None, sent_from: Sequence[tuple[str, str]] = ()
+    ) -> str | None:
+        """The host of `dev`: the peer of a device the buffer was sent from, else the
+        hint, else the only host with a device of that name."""
+        for sender in reversed(sent_from):
+            peer = self.peers.get(sender)
             if peer is not None and peer[1] == dev:
                 return peer[0]
         hosts = self.names.get(dev, ())
@@ -188,14 +193,23 @@ class DropReport:
 
 @dataclass
 class _Chain:
-    """The buffers known to carry the probe, and where each was last seen."""
+    """The buffers known to carry the probe, and where each was last seen.
+
+    A buffer not yet on the chain joins it only where the probe can be: as the first
+    event on the probe's own port, or sent out of a host the probe has already reached,
+    right after it was last seen (a bridge's flood copies). Unrelated frames of the same
+    length on devices that share a name (eth0 in every namespace) stay out.
+    """
 
     wiring: Wiring
     frame_len: int
+    first_dev: str | None = None
     where: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
-    sent: dict[str, tuple[str, str]] = field(default_factory=dict)
+    sent: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     path: list[Hop] = field(default_factory=list)
+    reached: set[str] = field(default_factory=set)
     last_host: str | None = None
+    last_ts: float = 0.0
 
     def plausible(self, event: TraceEvent) -> bool:
         if event.dev not in self.wiring.names:
@@ -203,16 +217,29 @@ class _Chain:
         base = self.frame_len - (ETH_HLEN if event.event == RECEIVE else 0)
         return any(event.length == base + delta for delta in _SLACK)
 
+    def joins(self, event: TraceEvent, host: str | None) -> bool:
+        """May a buffer not seen before be a copy of the probe?"""
+        if not self.plausible(event):
+            return False
+        if not self.path:
+            return self.first_dev is None or event.dev == self.first_dev
+        recent = event.ts - self.last_ts <= CLONE_WINDOW
+        return event.event == XMIT and host is not None and host in self.reached and recent
+
     def see(self, event: TraceEvent, first_host: str) -> None:
         addr = event.skbaddr
-        if addr not in self.where and not self.plausible(event):
+        known = addr in self.where
+        hint = self.where[addr][0] if known else self.last_host or first_host
+        host = self.wiring.locate(event.dev, hint, self.sent.get(addr, ()))
+        if not known and not self.joins(event, host):
             return
-        hint = self.where[addr][0] if addr in self.where else self.last_host or first_host
-        host = self.wiring.locate(event.dev, hint, self.sent.get(addr))
         self.last_host = host or self.last_host
+        self.last_ts = event.ts
         self.where[addr] = (host, event.dev)
-        if event.event == XMIT and host is not None:
-            self.sent[addr] = (host, event.dev)
+        if host is not None:
+            self.reached.add(host)
+            if event.event == XMIT:
+                self.sent.setdefault(addr, []).append((host, event.dev))
         self.path.append(Hop(event.event, event.dev, host))
 
 
@@ -223,9 +250,11 @@ def attribute(
     first_host: str,
     wiring: Wiring,
     symbols: Symbols | None = None,
+    first_dev: str | None = None,
 ) -> tuple[list[Drop], list[Hop], list[Drop]]:
-    """(the probe's drops, its path, other drops) from the events after its marker."""
-    chain = _Chain(wiring, frame_len)
+    """(the probe's drops, its path, other drops) from the events after its marker;
+    `first_dev` is the kernel name of the device the probe is sent into."""
+    chain = _Chain(wiring, frame_len, first_dev)
     drops: list[Drop] = []
     others: list[Drop] = []
     for event in events:
@@ -309,6 +338,7 @@ class DropTrace:
         *,
         frame_len: int,
         first_host: str,
+        first_dev: str | None = None,
         quiet: float = 0.03,
         deadline: float = 0.5,
     ) -> DropReport:
@@ -320,6 +350,7 @@ class DropTrace:
             first_host=first_host,
             wiring=self.wiring,
             symbols=self.symbols,
+            first_dev=first_dev,
         )
         notes = list(self.instance.notes)
         overruns = self.instance.overruns()

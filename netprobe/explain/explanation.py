@@ -25,7 +25,9 @@ from ..traffic.decode import decode
 from ..traffic.port import parse_port, ports
 from . import counters
 from .cause import Cause, Findings, HostFacts, LinkFacts, rank
+from .delivery import delivery_of, nat_rules
 from .droptrace import RECEIVE, DropReport, DropTrace, Wiring
+from .facts import Delivery
 from .nfttrace import NftReport, NftTrace, match_expression
 
 __all__ = ["Explanation", "explain", "wiring_of"]
@@ -66,8 +68,10 @@ class Explanation:
         lines = [f"why: {self.probe} into {self.port}"]
         if self.failure:
             lines[0] += f" ({self.failure})"
-        lines += [c.render() for c in self.causes[:limit]]
-        if self.drops.path:
+        shown = self.causes[:limit]
+        lines += [c.render() for c in shown]
+        said = any(e.startswith("path: ") for c in shown for e in c.evidence)
+        if self.drops.path and not said:
             lines.append("  path: " + ", ".join(h.describe() for h in self.drops.path))
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
@@ -92,6 +96,22 @@ def wiring_of(topo: Topology) -> Wiring:
     return Wiring({k: tuple(v) for k, v in names.items()}, peers)
 
 
+def _live_wiring(topo: Topology, links: Mapping[str, Mapping[str, LinkFacts]]) -> Wiring:
+    """`wiring_of` plus devices made outside the spec (a veth added by hand), with their
+    peers when both ends share a namespace."""
+    base = wiring_of(topo)
+    names = {k: list(v) for k, v in base.names.items()}
+    peers = dict(base.peers)
+    for host in (h.name for h in topo.spec.hosts if h.owned):
+        for link in links.get(host, {}).values():
+            if link.name == "lo" or host in names.get(link.name, []):
+                continue
+            names.setdefault(link.name, []).append(host)
+            if link.peer is not None and (host, link.name) not in peers:
+                peers[(host, link.name)] = (host, link.peer)
+    return Wiring({k: tuple(v) for k, v in names.items()}, peers)
+
+
 def explain(
     topo: Topology,
     frame: Template,
@@ -109,20 +129,20 @@ def explain(
     start = time.perf_counter()
     hosts = [h.name for h in topo.spec.hosts]
     owned = [h.name for h in topo.spec.hosts if h.owned]
-    wiring = wiring_of(topo)
+    links = {host: _links(topo, host) for host in hosts}
+    wiring = _live_wiring(topo, links)
     data, nonce = frame.probe()
     notes: list[str] = []
     tracer = NftTrace(topo, owned)
     ruleset_hosts = tracer.ruleset_hosts() if nft else []
     before = counters.snapshot(topo, hosts, nft_hosts=ruleset_hosts)
     report, nft_reports = _send_traced(
-        topo, frame, port, (data, nonce), tracer if ruleset_hosts else None, trace, notes
+        topo, wiring, frame, port, (data, nonce), tracer if ruleset_hosts else None, trace, notes
     )
     after = counters.snapshot(topo, hosts, nft_hosts=ruleset_hosts)
     moved = tuple(counters.deltas(before, after))
-    probe = decode(data)
-    facts = _facts(topo, wiring, port, probe, report, moved, ruleset_hosts)
-    found = Findings(probe, port, report, tuple(nft_reports), moved, facts)
+    found = _findings(topo, port, (data, report, tuple(nft_reports), moved), links, wiring,
+                      ruleset_hosts, outcome)  # fmt: skip
     return Explanation(
         frame.summary,
         port,
@@ -136,8 +156,31 @@ def explain(
     )
 
 
+def _findings(
+    topo: Topology,
+    port: str,
+    seen: tuple[bytes, DropReport, tuple[NftReport, ...], tuple[counters.Delta, ...]],
+    links: Mapping[str, Mapping[str, LinkFacts]],
+    wiring: Wiring,
+    ruleset_hosts: list[str],
+    outcome: Outcome | None,
+) -> Findings:
+    """What ranking reads: the probe, what the traces and counters saw, the state."""
+    data, report, nft_reports, moved = seen
+    probe = decode(data)
+    delivery = delivery_of(outcome, topo.ifname) if outcome is not None else None
+    want = _interesting(wiring, port, report, moved)
+    facts = _facts(topo, links, want, probe, ruleset_hosts, delivery)
+    host, ifname, _vm = parse_port(port)
+    sender = (host, topo.ifname(host, ifname))
+    return Findings(
+        probe, port, report, nft_reports, moved, facts, delivery, wiring.peers, sender, len(data)
+    )
+
+
 def _send_traced(
     topo: Topology,
+    wiring: Wiring,
     frame: Template,
     port: str,
     probe: tuple[bytes, bytes],
@@ -149,7 +192,7 @@ def _send_traced(
     every path."""
     data, nonce = probe
     with ExitStack() as stack:
-        drops = _open_droptrace(stack, wiring_of(topo), topo.runid, notes) if trace else None
+        drops = _open_droptrace(stack, wiring, topo.runid, notes) if trace else None
         if not trace:
             notes.append(
                 "no kernel drop trace (not asked for): the causes rest on counters and state"
@@ -161,7 +204,10 @@ def _send_traced(
         marker = drops.mark(frame.summary) if drops is not None else ""
         ports(topo).sender(port).send(data)
         if drops is not None:
-            report = drops.collect(marker, frame_len=len(data), first_host=parse_port(port)[0])
+            host, ifname, _vm = parse_port(port)
+            report = drops.collect(
+                marker, frame_len=len(data), first_host=host, first_dev=topo.ifname(host, ifname)
+            )
         else:
             time.sleep(0.03)  # let the probe's path finish before counting
             report = DropReport(False, notes=tuple(notes))
@@ -213,38 +259,50 @@ def _interesting(
 
 def _facts(
     topo: Topology,
-    wiring: Wiring,
-    port: str,
+    links: Mapping[str, Mapping[str, LinkFacts]],
+    want: _Want,
     probe: Mapping[str, Any],
-    report: DropReport,
-    moved: tuple[counters.Delta, ...],
     ruleset_hosts: list[str],
+    delivery: Delivery | None,
 ) -> dict[str, HostFacts]:
-    want = _interesting(wiring, port, report, moved)
+    """Each host's facts; lookups, FDB entries and NAT rules only where they bear."""
     out = {}
+    dst = probe.get("ip.dst", probe.get("ip6.dst"))
+    src = str(probe.get("ip.src", probe.get("ip6.src")))
     for spec_host in topo.spec.hosts:
         host = spec_host.name
-        links = _links(topo, host)
-        sysctls = counters.sysctls(topo, host, links)
-        addresses = tuple(a for link in links.values() for a in link.addresses)
+        mine = links[host]
+        addresses = tuple(a for link in mine.values() for a in link.addresses + link.addresses6)
         routes: dict[str, str] = {}
         fdb: tuple[str, ...] = ()
         tracked: tuple[str, ...] = ()
-        dst = probe.get("ip.dst", probe.get("ip6.dst"))
         if host in want.lookups and dst is not None:
             iif = want.lookups[host]
-            iif = iif if iif in links and links[iif].master is None else None
-            src = str(probe.get("ip.src", probe.get("ip6.src")))
+            iif = iif if iif is not None and iif in mine and mine[iif].master is None else None
             query = f"ip route get {dst}" + (f" from {src} iif {iif}" if iif else "")
             routes = {query: counters.route_lookup(topo, host, str(dst), src, iif)}
-        bridges = {link.master for link in links.values() if link.master}
+        if delivery is not None and delivery.reply and str(dst) in addresses:
+            routes[f"ip route get {src}"] = counters.route_lookup(topo, host, src, None, None)
+        bridges = {link.master for link in mine.values() if link.master}
         if host in want.lookups and bridges:
             mac = str(probe.get("eth.dst", ""))
             fdb = tuple(e for b in sorted(bridges) for e in counters.fdb_entry(topo, host, b, mac))
         if host in ruleset_hosts and dst is not None:
             tracked = tuple(counters.conntrack(topo, host, str(dst)))
-        out[host] = HostFacts(host, sysctls, links, addresses, routes, fdb, tracked)
+        nat = _nat(topo, host, delivery, host in want.lookups or str(dst) in addresses)
+        sysctls = counters.sysctls(topo, host, mine)
+        out[host] = HostFacts(host, sysctls, mine, addresses, routes, fdb, tracked, nat)
     return out
+
+
+def _nat(
+    topo: Topology, host: str, delivery: Delivery | None, near: bool
+) -> tuple[str, ...] | None:
+    """The NAT rules of a host the probe reached, when the expectation wanted a rewrite."""
+    if delivery is None or not delivery.rewrites or not near:
+        return None
+    result = topo.run(host, ["nft", "list", "ruleset"])
+    return nat_rules(result.stdout) if result.ok else None
 
 
 def _links(topo: Topology, host: str) -> dict[str, LinkFacts]:
@@ -259,17 +317,25 @@ def _links(topo: Topology, host: str) -> dict[str, LinkFacts]:
     out = {}
     for name, item in counters.links(topo, host).items():
         info = item.get("linkinfo", {})
-        state = None
-        if info.get("info_slave_kind") == "bridge":
-            state = info.get("info_slave_data", {}).get("state")
+        port = info.get("info_slave_data", {}) if info.get("info_slave_kind") == "bridge" else {}
+        ageing = info.get("info_data", {}).get("ageing_time")
+        addrs = by_index.get(item.get("ifindex", -1), [])
         out[name] = LinkFacts(
             name,
             item.get("address"),
             item.get("master"),
             declared.get(name),
-            state,
+            port.get("state"),
             "UP" in item.get("flags", []),
-            info.get("info_kind"),
-            tuple(a for a in by_index.get(item.get("ifindex", -1), []) if ":" not in a),
+            info.get("info_kind") or ("loopback" if name == "lo" else None),
+            tuple(a for a in addrs if ":" not in a),
+            item.get("mtu"),
+            port.get("learning"),
+            port.get("flood"),
+            ageing / 100
+            if isinstance(ageing, int | float) and info.get("info_kind") == "bridge"
+            else None,
+            item.get("link") if info.get("info_kind") == "veth" else None,
+            tuple(a for a in addrs if ":" in a and not a.lower().startswith("fe80")),
         )
     return out

@@ -53,6 +53,13 @@ def _without_master(spec: Spec, host: str, port: str) -> Spec:
     return dataclasses.replace(spec, hosts=tuple(strip(h) for h in spec.hosts))
 
 
+def _top_cause(result: netprobe.Result) -> str:
+    """The text of explain's top cause for the first explained failure."""
+    assert result.explanation, result.evidence()
+    text: str = result.explanation[0]["text"]
+    return text
+
+
 def _failed(result: netprobe.Result) -> str:
     assert result.status is Status.FAIL, result.evidence()
     assert result.diagnosis is not None, result.evidence()
@@ -73,6 +80,8 @@ def test_a_port_left_out_of_the_bridge_is_named() -> None:
     diagnosis = _failed(result)
     assert "switch:blue is not enslaved to br0: it has no master" in diagnosis
     assert "never reached blue:eth0" in result.summary
+    assert _top_cause(result).startswith(
+        "switch:blue is not a port of any bridge (missing master: br0)")
 
 
 @pytest.mark.parametrize(
@@ -86,6 +95,7 @@ def test_a_link_that_is_down_is_named(host: str, ifname: str, fault: str) -> Non
         topo.run(host, ["ip", "link", "set", ifname, "down"], check=True)
         result = run_check("bridge", topo)
     assert _failed(result) == fault
+    assert _top_cause(result) == fault
 
 
 def test_a_forward_hook_dropping_bridged_ipv4_is_named() -> None:
@@ -97,6 +107,7 @@ def test_a_forward_hook_dropping_bridged_ipv4_is_named() -> None:
     assert "switch filters bridged frames on its forward hook: inet f fw (policy drop)" in \
         diagnosis
     assert "bridge-nf-call-iptables=1" in diagnosis
+    assert _top_cause(result).startswith("nft the policy of chain inet f fw (drop) on switch")
     # L2 and ARP are not IPv4: they still cross; only the pings fail
     failed = {s.name for s in result.steps if s.status is Status.FAIL}
     assert failed == {"ping red:eth0 → blue:eth0 (10.0.0.2) answered",
@@ -108,6 +119,7 @@ def test_a_host_without_its_address_is_named() -> None:
         topo.run("blue", ["ip", "-4", "addr", "flush", "dev", "eth0"], check=True)
         result = run_check("bridge", topo)
     assert "blue:eth0 does not hold 10.0.0.2" in _failed(result)
+    assert _top_cause(result).startswith("blue does not hold 10.0.0.2: blue:eth0 took the probe")
 
 
 def test_runs_on_a_users_topology_with_its_bridge_and_hosts(tmp_path: Path) -> None:
@@ -123,6 +135,7 @@ def test_a_port_on_another_bridge_is_named_on_a_users_topology(tmp_path: Path) -
     path.write_text(LAN.replace("P3_MASTER", "br-other"))
     result = run_check("bridge", path, **LAN_PARAMS)
     assert "lan:p3 is not enslaved to br-lan: its master is br-other" in _failed(result)
+    assert _top_cause(result).startswith("lan:p3 is a port of br-other, not of br-lan where")
 
 
 def test_bad_parameters_are_bad_input() -> None:

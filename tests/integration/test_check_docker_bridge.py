@@ -16,6 +16,13 @@ DNAT = ["!", "-i", "docker0", "-p", "tcp", "-m", "tcp", "--dport", "8080", "-j",
         "--to-destination", "172.17.0.2:80"]
 
 
+def _top_cause(result: netprobe.Result) -> str:
+    """The text of explain's top cause for the first explained failure."""
+    assert result.explanation, result.evidence()
+    text: str = result.explanation[0]["text"]
+    return text
+
+
 def _failed(result: netprobe.Result) -> list[str]:
     return [s.name for s in result.steps if s.status is Status.FAIL]
 
@@ -43,6 +50,9 @@ def test_docker_bridge_fails_without_the_isolation_drops_and_names_them() -> Non
     assert ("br-net1 and br-net2 are not isolated: dockerhost lacks Docker's isolation rule "
             '"-A DOCKER-ISOLATION-STAGE-2 -o br-net2 -j DROP"') in result.diagnosis
     assert '"-A DOCKER-ISOLATION-STAGE-2 -o br-net1 -j DROP"' in result.diagnosis
+    top = _top_cause(result)  # a leak between the networks is a delivery, not a drop
+    assert top.startswith("the probe was delivered, not dropped: it reached c4:eth0"), top
+    assert "dockerhost's ruleset let it through" in top
 
 
 def test_docker_bridge_names_a_missing_stage_1_jump() -> None:
@@ -55,6 +65,8 @@ def test_docker_bridge_names_a_missing_stage_1_jump() -> None:
     assert result.diagnosis == (
         "br-net1 and br-net2 are not isolated: dockerhost lacks Docker's isolation rule "
         '"-A DOCKER-ISOLATION-STAGE-1 -i br-net1 ! -o br-net1 -j DOCKER-ISOLATION-STAGE-2"')
+    top = _top_cause(result)
+    assert top.startswith("the probe was delivered, not dropped: it reached c4:eth0"), top
 
 
 def test_docker_bridge_fails_without_the_dnat_rule_and_names_it() -> None:
@@ -65,6 +77,9 @@ def test_docker_bridge_fails_without_the_dnat_rule_and_names_it() -> None:
     assert _failed(result) == ["198.51.100.1 → 198.51.100.2:8080/tcp: forwarded to 172.17.0.2:80"]
     assert result.diagnosis == ("no DNAT rule for tcp dport 8080 on dockerhost: nothing sends "
                                 "198.51.100.2:8080 to 172.17.0.2:80")
+    assert _top_cause(result).startswith(
+        "no DNAT on dockerhost: the probe to 198.51.100.2:8080 was not rewritten to "
+        "172.17.0.2:80")
 
 
 def test_docker_bridge_fails_without_masquerade() -> None:
@@ -73,6 +88,10 @@ def test_docker_bridge_fails_without_masquerade() -> None:
         result = run_check("docker-bridge", topo, containers="c1:eth0")
     assert result.status is Status.FAIL
     assert result.diagnosis == "no masquerade/SNAT rule for 172.17.0.0/16 out of eth0 on dockerhost"
+    top = _top_cause(result)
+    assert top.startswith("the probe was delivered, not dropped: it reached outside:eth0 with "
+                          "ip.src: expected 198.51.100.2, seen 172.17.0.2"), top
+    assert "dockerhost has no masquerade/SNAT rule" in top
 
 
 def test_docker_bridge_runs_on_a_users_topology(tmp_path: Path) -> None:

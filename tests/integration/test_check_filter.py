@@ -15,6 +15,15 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SECURE_HOST = (EXAMPLES / "filter-secure-host.nft").read_text()
 
 
+def _leak_cause(result: object) -> str:
+    """An accept where the policy says drop is a delivery, not a drop: explain says so."""
+    explanation = result.explanation  # type: ignore[attr-defined]
+    assert explanation, result.evidence()  # type: ignore[attr-defined]
+    text: str = explanation[0]["text"]
+    assert text.startswith("the probe was delivered, not dropped: it reached "), text
+    return text
+
+
 def _failed(result: object) -> list[str]:
     return [s.name for s in result.steps if s.status is Status.FAIL]  # type: ignore[attr-defined]
 
@@ -55,6 +64,8 @@ def test_an_accepting_forward_policy_is_named(tmp_path: Path) -> None:
     assert result.diagnosis is not None and "policy line 14" in result.diagnosis
     assert "is accepted over IPv4, IPv6 (expected drop): by the policy of inet filter " \
            "forward (accept)" in result.diagnosis
+    assert "fw's ruleset let it through: the policy of chain inet filter forward (accept)" in \
+        _leak_cause(result)
 
 
 # -- a ruleset as ufw writes it: iptables-restore input, the ufw-* chains, "allow 22/tcp" ---
@@ -148,6 +159,8 @@ def test_ipv6_left_unfiltered_is_named(tmp_path: Path) -> None:
     assert result.diagnosis is not None
     assert "policy line 2 (INPUT tcp/23: drop) is accepted over IPv6 (expected drop): no " \
            "chain of fw's ruleset filters IPv6 at the input hook" in result.diagnosis
+    # the first probed (not only recorded) failure is the FORWARD line's
+    assert "nft trace: no chain of fw's ruleset saw it" in _leak_cause(result)
 
 
 def test_filter_runs_on_a_users_topology(tmp_path: Path) -> None:

@@ -59,6 +59,13 @@ def _with_leak(spec: Spec) -> Spec:
     return dataclasses.replace(spec, hosts=hosts)
 
 
+def _top_cause(result: netprobe.Result) -> str:
+    """The text of explain's top cause for the first explained failure."""
+    assert result.explanation, result.evidence()
+    text: str = result.explanation[0]["text"]
+    return text
+
+
 def _failed(result: netprobe.Result) -> str:
     assert result.status is Status.FAIL, result.evidence()
     assert result.diagnosis is not None, result.evidence()
@@ -85,6 +92,9 @@ def test_a_veth_between_the_tenants_bridges_is_named() -> None:
     assert "broadcast from a1:eth0 floods tenant A only" in leaked
     assert "ARP who-has 192.168.1.10 from b2:eth0 floods tenant B only" in leaked
     assert any(n.startswith("unicast a1:eth0 → tenant B's b2:eth0") for n in leaked)
+    top = _top_cause(result)
+    assert top.startswith("the probe was delivered, not dropped: it reached b1:eth0"), top
+    assert "it crossed hv:leak-a, a port of hv:br-a, to its veth peer hv:leak-b" in top
 
 
 def test_a_leak_added_to_the_live_topology_is_named() -> None:
@@ -97,6 +107,9 @@ def test_a_leak_added_to_the_live_topology_is_named() -> None:
             topo.run("hv", argv, check=True)
         result = run_check("isolation", topo)
     assert "veth hv:x2 on hv:br-a and its peer hv:x1 on hv:br-b join" in _failed(result)
+    top = _top_cause(result)  # x1 and x2 are not in the spec: read from the kernel
+    assert top.startswith("the probe was delivered, not dropped"), top
+    assert "hv:x2, a port of hv:br-a, to its veth peer hv:x1, a port of hv:br-b" in top
 
 
 def test_a_tenant_port_on_the_other_tenants_bridge_is_named() -> None:
@@ -107,6 +120,9 @@ def test_a_tenant_port_on_the_other_tenants_bridge_is_named() -> None:
     assert (
         "hv:b1, the port of tenant B's b1:eth0, is enslaved to hv:br-a, tenant A's bridge"
     ) in diagnosis
+    top = _top_cause(result)
+    assert top.startswith("the probe was delivered, not dropped: it reached b1:eth0"), top
+    assert "hv:b1 is not a port of br-b: its master is br-a" in top
 
 
 def test_a_host_cut_off_from_its_own_tenant_is_named() -> None:
@@ -115,6 +131,7 @@ def test_a_host_cut_off_from_its_own_tenant_is_named() -> None:
         result = run_check("isolation", topo)
     assert _failed(result).startswith("hv:a2 is not enslaved to br-a: it has no master")
     assert result.summary.startswith("ping a1:eth0 → a2:eth0 (192.168.1.20) answered")
+    assert _top_cause(result).startswith("hv:a2 is not a port of br-a: it has no master")
 
 
 def test_runs_on_a_users_topology_with_its_tenants(tmp_path: Path) -> None:
@@ -137,7 +154,11 @@ def test_a_leak_across_namespaces_is_named_on_a_users_topology(tmp_path: Path) -
             "      g2: {master: br-green}\n      uplink: {master: br-green}\n",
         )
     )
-    diagnosis = _failed(run_check("isolation", path, **SITE_PARAMS))
+    result = run_check("isolation", path, **SITE_PARAMS)
+    diagnosis = _failed(result)
+    top = _top_cause(result)
+    assert top.startswith("the probe was delivered, not dropped"), top
+    assert "it crossed node1:uplink, a port of node1:br-red, to its veth peer node2:uplink" in top
     assert (
         "node1:uplink (veth, peer in another namespace) is a port of node1:br-red but no "
         "host of tenant A is behind it"

@@ -45,6 +45,23 @@ def _gateway(tmp_path: Path, rules: str | None) -> Spec:
     return dataclasses.replace(spec, hosts=hosts)
 
 
+def _top_cause(result: netprobe.Result) -> str:
+    """The text of explain's top cause for the first explained failure."""
+    assert result.explanation, result.evidence()
+    text: str = result.explanation[0]["text"]
+    return text
+
+
+def _unmasqueraded(result: netprobe.Result) -> str:
+    """A missing source NAT is a delivery, not a drop: the probe arrives un-NATed."""
+    top = _top_cause(result)
+    assert top.startswith(
+        "the probe was delivered, not dropped: it reached internet:eth0 with ip.src: "
+        "expected 203.0.113.10, seen 10.10.10.101"
+    ), top
+    return top
+
+
 def _failed(result: netprobe.Result) -> list[str]:
     return [s.name for s in result.steps if s.status is Status.FAIL]
 
@@ -74,6 +91,7 @@ def test_nat_fails_without_any_ruleset_and_says_no_masquerade_rule(tmp_path: Pat
         "no masquerade/SNAT rule for 10.10.10.0/24 out of uplink on pve; no DNAT rule for tcp "
         "dport 2222 on pve"
     )
+    assert "pve has no masquerade/SNAT rule" in _unmasqueraded(result)
 
 
 def test_nat_fails_when_the_nat_table_is_flushed() -> None:
@@ -83,6 +101,7 @@ def test_nat_fails_when_the_nat_table_is_flushed() -> None:
     assert result.status is Status.FAIL
     assert result.diagnosis is not None
     assert "no masquerade/SNAT rule for 10.10.10.0/24 out of uplink" in result.diagnosis
+    assert "pve has no masquerade/SNAT rule" in _unmasqueraded(result)
 
 
 def test_nat_fails_with_ip_forward_off_and_says_so() -> None:
@@ -92,6 +111,7 @@ def test_nat_fails_with_ip_forward_off_and_says_so() -> None:
     assert result.status is Status.FAIL
     assert result.diagnosis is not None and result.diagnosis.startswith("ip_forward is 0 on pve")
     assert "never reached internet:eth0" in result.summary
+    assert _top_cause(result) == "forwarding disabled on pve (net.ipv4.ip_forward = 0)"
 
 
 @pytest.mark.parametrize("oifname", ["vmbr1", "eth9"])
@@ -104,6 +124,7 @@ def test_nat_fails_with_masquerade_on_the_wrong_interface(tmp_path: Path, oifnam
         f'the masquerade/SNAT rule for 10.10.10.0/24 on pve matches oifname "{oifname}", but '
         "traffic to 203.0.113.1 leaves through uplink: the rule never applies"
     )
+    assert f'matches oifname "{oifname}", but the probe left by uplink' in _unmasqueraded(result)
 
 
 def test_nat_port_forward_on_a_gateway_that_publishes_one(tmp_path: Path) -> None:
@@ -125,6 +146,12 @@ def test_nat_port_forward_to_the_wrong_port_is_named(tmp_path: Path) -> None:
         == "the DNAT rule for tcp dport 8080 on pve sends it to 10.10.10.101:81, "
         "not 10.10.10.101:80"
     )
+    top = _top_cause(result)
+    assert top.startswith(
+        "the probe was delivered, not dropped: it reached vm1:eth0 with l4.dport: "
+        "expected 80, seen 81"
+    ), top
+    assert "tcp dport 8080 dnat to 10.10.10.101:81" in top
 
 
 def test_nat_port_forward_missing_on_nat_gateway() -> None:
@@ -132,6 +159,11 @@ def test_nat_port_forward_missing_on_nat_gateway() -> None:
     assert result.status is Status.FAIL
     assert result.diagnosis is not None
     assert result.diagnosis.startswith("no DNAT rule for tcp dport 8080 on pve")
+    top = _top_cause(result)
+    assert top.startswith(
+        "no DNAT on pve: the probe to 203.0.113.10:8080 was not rewritten to 10.10.10.101:80"
+    ), top
+    assert top.endswith("pve has no DNAT rule for dport 8080")
 
 
 def test_nat_runs_on_a_docker_host_through_its_parameters() -> None:
@@ -173,6 +205,10 @@ def test_nat_names_a_removed_docker_dnat_rule() -> None:
     assert result.diagnosis == (
         "no DNAT rule for tcp dport 8080 on dockerhost: nothing sends "
         "198.51.100.2:8080 to 172.17.0.2:80"
+    )
+    assert _top_cause(result).startswith(
+        "no DNAT on dockerhost: the probe to 198.51.100.2:8080 was not rewritten to "
+        "172.17.0.2:80; dockerhost took it for itself (NO_SOCKET)"
     )
 
 

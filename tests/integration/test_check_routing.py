@@ -21,6 +21,13 @@ def _with_host(spec: Spec, name: str, **changes: object) -> Spec:
     return dataclasses.replace(spec, hosts=tuple(hosts))
 
 
+def _top_cause(result: Result) -> str:
+    """The text of explain's top cause for the first explained failure."""
+    assert result.explanation, result.evidence()
+    text: str = result.explanation[0]["text"]
+    return text
+
+
 def _failed(result: Result) -> list[str]:
     return [s.name for s in result.steps if s.status is Status.FAIL]
 
@@ -47,6 +54,7 @@ def test_ip_forward_off_fails_and_says_so() -> None:
         "left→right IPv4: router forwards an echo request to right:eth0",
         "right→left IPv4: router forwards an echo request to left:eth0",
     ]
+    assert _top_cause(result) == "forwarding disabled on router (net.ipv4.ip_forward = 0)"
 
 
 def test_ipv6_forwarding_off_is_named_and_contradicts_ip_route_get() -> None:
@@ -62,6 +70,9 @@ def test_ipv6_forwarding_off_is_named_and_contradicts_ip_route_get() -> None:
         "router predicts via eth1; the probe left by none",
         "router predicts via eth0; the probe left by none",
     ]
+    assert _top_cause(result) == (
+        "IPv6 forwarding disabled on router (net.ipv6.conf.all.forwarding = 0)"
+    )
 
 
 def test_a_missing_return_route_names_the_host_without_it() -> None:
@@ -77,6 +88,7 @@ def test_a_missing_return_route_names_the_host_without_it() -> None:
         "left→right IPv4: right's echo reply comes back to left:eth0",
         "right→left IPv4: right sends 10.1.0.10 through router",
     ]
+    assert _top_cause(result).startswith("no route back: right has no route to 10.1.0.10")
 
 
 def test_a_missing_return_route_in_the_spec_too() -> None:
@@ -88,6 +100,7 @@ def test_a_missing_return_route_in_the_spec_too() -> None:
     assert "left has no route to 10.2.0.10 (right)" in result.diagnosis
     assert "left has no route to fd02::10 (right)" in result.diagnosis
     assert "right's" not in result.diagnosis
+    assert _top_cause(result).startswith("no route back: left has no route to 10.2.0.10")
 
 
 def test_a_forward_drop_contradicts_the_routing_table() -> None:
@@ -101,6 +114,7 @@ def test_a_forward_drop_contradicts_the_routing_table() -> None:
         "router routes 10.2.0.10 out of eth1 but the probe never left it: its "
         "firewall's forward hook dropped it" in result.diagnosis
     )
+    assert _top_cause(result).startswith("nft the policy of chain inet f fw (drop) on router")
 
 
 USER_TOPOLOGY = """\

@@ -31,6 +31,9 @@ def test_veth_fails_on_an_mtu_mismatch_and_says_so() -> None:
         result.diagnosis
     failed = [s.name for s in result.steps if s.status is Status.FAIL]
     assert failed == ["full-size (1514 bytes) va:eth0 → vb:eth0"]
+    assert result.explanation, result.evidence()
+    assert result.explanation[0]["text"].startswith("vb:eth0 has MTU 1280, smaller than the "
+                                                    "probe's 1500-byte packet")
 
 
 def test_veth_fails_when_the_far_end_is_down() -> None:
@@ -39,6 +42,7 @@ def test_veth_fails_when_the_far_end_is_down() -> None:
         result = run_check("veth", topo, a="va:eth0", b="vb:eth0")
     assert result.status is Status.FAIL
     assert result.diagnosis is not None and "vb:eth0 is down" in result.diagnosis
+    assert result.explanation and result.explanation[0]["text"] == "vb:eth0 is down"
 
 
 def test_unknown_parameters_are_bad_input() -> None:

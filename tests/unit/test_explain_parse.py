@@ -163,3 +163,29 @@ def test_nft_counters_and_their_deltas() -> None:
         {"r": HostCounters("r", {}, {"IpInNoRoutes": 2}, {"inet fw forward #2": ("x", 4)})}
     )
     assert [d.describe() for d in deltas(before, after)] == ["r IpInNoRoutes +1", "r `x` +1"]
+
+
+def test_a_new_buffer_joins_the_probe_only_where_the_probe_is() -> None:
+    lines = [
+        "p-1 [000] ..... 1.0000: net_dev_xmit: dev=eth0 skbaddr=aa len=58 rc=0",
+        "p-1 [000] ..... 1.0001: netif_receive_skb: dev=eth0 skbaddr=aa len=44",
+        # another namespace's eth0, same length: not a copy of the probe
+        "q-2 [001] ..... 1.0001: netif_receive_skb: dev=eth0 skbaddr=bb len=44",
+        "q-2 [001] ..... 1.0002: kfree_skb: skbaddr=bb protocol=2048 location=z reason: NO_SOCKET",
+        # a copy sent out of a host the probe reached (a flood): it is the probe's
+        "p-1 [000] ..... 1.0003: net_dev_xmit: dev=eth1 skbaddr=cc len=58 rc=0",
+        "p-1 [000] ..... 1.0004: netif_receive_skb: dev=eth0 skbaddr=cc len=44",
+        "p-1 [000] ..... 1.0005: kfree_skb: skbaddr=cc protocol=2048 location=y reason: NO_SOCKET",
+    ]
+    events = [e for e in map(parse_line, lines) if e]
+    drops, path, others = attribute(
+        events, frame_len=58, first_host="left", wiring=_router(), first_dev="eth0"
+    )
+    assert [(d.host, d.device) for d in drops] == [("right", "eth0")]
+    assert [h.describe() for h in path] == [
+        "left by left:eth0",
+        "arrived on router:eth0",
+        "left by router:eth1",
+        "arrived on right:eth0",
+    ]
+    assert [o.location for o in others] == ["z"]

@@ -3,11 +3,14 @@ counters when there is no drop trace, and from state alone last."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from netprobe.explain.cause import Cause, Findings, HostFacts, LinkFacts, rank
 from netprobe.explain.counters import Delta
+from netprobe.explain.delivery import nat_rules
 from netprobe.explain.droptrace import Drop, DropReport, Hop
+from netprobe.explain.facts import Delivery
 from netprobe.explain.nfttrace import NftReport, parse_monitor
 
 PROBE: dict[str, Any] = {
@@ -109,3 +112,150 @@ def test_causes_serialise_and_render() -> None:
         "score": 0.97,
     }
     assert cause.render() == "[0.97] forwarding disabled on router\n    IpInAddrErrors +1"
+
+
+# -- failures that are not drops, and state on the probe's own path ---------------------
+
+SWITCH_LINKS = {
+    "br0": LinkFacts("br0", "ee:ee:ee:ee:ee:ee", kind="bridge", ageing=300.0),
+    "p1": LinkFacts("p1", "01:01:01:01:01:01", "br0", "br0", "forwarding", kind="veth"),
+    "p2": LinkFacts("p2", "02:02:02:02:02:02", "br0", "br0", "forwarding", kind="veth"),
+}
+PEERS = {("h1", "eth0"): ("switch", "p1"), ("h2", "eth0"): ("switch", "p2")}
+PEERS = {**PEERS, **{v: k for k, v in PEERS.items()}}
+
+
+def _switch(**links: LinkFacts) -> dict[str, HostFacts]:
+    return {"switch": HostFacts("switch", {}, {**SWITCH_LINKS, **links})}
+
+
+def test_a_probe_that_arrived_where_it_must_not_is_a_delivery_not_a_drop() -> None:
+    leak = Delivery(leaked=("b2:eth0",), devices={"b2:eth0": ("b2", "eth0")})
+    crossing = (
+        Hop("net_dev_xmit", "leak-a", "hv"),
+        Hop("netif_receive_skb", "leak-b", "hv"),
+        Hop("netif_receive_skb", "eth0", "b2"),
+    )
+    links = {
+        "leak-a": LinkFacts("leak-a", master="br-a", kind="veth"),
+        "leak-b": LinkFacts("leak-b", master="br-b", kind="veth"),
+    }
+    found = Findings(
+        PROBE,
+        "a1:eth0",
+        DropReport(True, (_drop("NO_SOCKET", "b2"),), crossing),
+        hosts={"hv": HostFacts("hv", {}, links)},
+        delivery=leak,
+        peers={("hv", "leak-a"): ("hv", "leak-b"), ("hv", "leak-b"): ("hv", "leak-a")},
+    )
+    top = _top(found)
+    assert top.text == (
+        "the probe was delivered, not dropped: it reached b2:eth0, where it must not (it "
+        "crossed hv:leak-a, a port of hv:br-a, to its veth peer hv:leak-b, a port of hv:br-b)"
+    )
+    assert top.evidence[0].startswith("path: left by hv:leak-a")
+
+
+def test_a_flood_names_the_missing_fdb_entry_and_the_port_that_does_not_learn() -> None:
+    probe = {"eth.dst": "02:4e:50:00:00:0a", "eth.type": 0x88B5}
+    got = Delivery(("h1:eth0",), (), ("h2:eth0",), dests=(("h1", "eth0"),))
+    path = (Hop("netif_receive_skb", "p1", "switch"),)
+    links = {"p1": dataclasses.replace(SWITCH_LINKS["p1"], learning=False)}
+    found = Findings(
+        probe, "h3:eth0", DropReport(True, (), path), hosts=_switch(**links), delivery=got,
+        peers=PEERS,
+    )  # fmt: skip
+    assert _top(found).text.endswith(
+        "(switch:br0 has no FDB entry for 02:4e:50:00:00:0a: it floods it; "
+        "switch:p1 has learning off: 02:4e:50:00:00:0a is never learned there)"
+    )
+
+
+def test_a_missing_source_nat_names_the_rule_that_does_not_match() -> None:
+    rule = 'ip saddr 10.0.0.0/24 oifname "vmbr1" masquerade'
+    diff = "ip.src: expected 1.1.1.1, seen 10.0.0.2"
+    got = Delivery(
+        ("out:eth0",),
+        altered={"out:eth0": (diff,)},
+        rewrites={"ip.src": "1.1.1.1"},
+        devices={"out:eth0": ("out", "eth0")},
+    )
+    path = (
+        Hop("net_dev_xmit", "eth0", "vm"),
+        Hop("netif_receive_skb", "eth0", "gw"),
+        Hop("net_dev_xmit", "uplink", "gw"),
+        Hop("netif_receive_skb", "eth0", "out"),
+    )
+    hosts = {"gw": HostFacts("gw", nat=(rule,)), "out": HostFacts("out")}
+    found = Findings(PROBE, "vm:eth0", DropReport(True, (), path), hosts=hosts, delivery=got,
+                     sender=("vm", "eth0"))  # fmt: skip
+    assert _top(found).text == (
+        "the probe was delivered, not dropped: it reached out:eth0 with ip.src: expected "
+        f'1.1.1.1, seen 10.0.0.2 (gw\'s rule `{rule}` matches oifname "vmbr1", but the '
+        "probe left by uplink)"
+    )
+    assert nat_rules(
+        "table ip nat {\n chain post {\n  type nat hook postrouting priority srcnat;\n"
+        f"  {rule} counter packets 0 bytes 0 # handle 3\n }}\n}}\n"
+    ) == (rule,)
+
+
+def test_a_missing_dnat_is_named_where_the_gateway_kept_the_probe() -> None:
+    probe = {**PROBE, "ip.proto": 6, "l4.dport": 8080, "ip.dst": "203.0.113.10"}
+    got = Delivery(("vm:eth0",), ("vm:eth0",), rewrites={"ip.dst": "10.0.0.2", "l4.dport": 80})
+    hosts = {"gw": HostFacts("gw", addresses=("203.0.113.10",), nat=())}
+    report = DropReport(True, (_drop("NO_SOCKET", "gw", "uplink"),), PATH)
+    top = _top(Findings(probe, "out:eth0", report, hosts=hosts, delivery=got))
+    assert top.text == (
+        "no DNAT on gw: the probe to 203.0.113.10:8080 was not rewritten to 10.0.0.2:80; "
+        "gw took it for itself (NO_SOCKET): gw has no DNAT rule for dport 8080"
+    )
+
+
+def test_an_answer_without_a_route_back_is_named() -> None:
+    got = Delivery(("left:eth0",), ("left:eth0",), reply=True)
+    routes = {"ip route get 10.1.0.10": "RTNETLINK answers: Network is unreachable"}
+    hosts = {"right": HostFacts("right", addresses=("10.2.0.10",), routes=routes)}
+    path = (*PATH, Hop("netif_receive_skb", "eth0", "right"))
+    found = Findings(PROBE, "left:eth0", DropReport(True, (), path), hosts=hosts, delivery=got)
+    assert _top(found).text.startswith("no route back: right has no route to 10.1.0.10")
+
+
+def test_state_on_the_probe_path_names_down_links_and_small_mtus() -> None:
+    probe = {"eth.dst": "02:02:02:02:02:02", "eth.type": 0x88B5}
+    got = Delivery(("h2:eth0",), ("h2:eth0",), dests=(("h2", "eth0"),))
+    down = {"p2": dataclasses.replace(SWITCH_LINKS["p2"], up=False)}
+    found = Findings(probe, "h1:eth0", DropReport(True), hosts=_switch(**down), delivery=got,
+                     peers=PEERS, sender=("h1", "eth0"), frame_len=1514)  # fmt: skip
+    assert _top(found).text == "switch:p2 is down"
+    small = {"p2": dataclasses.replace(SWITCH_LINKS["p2"], mtu=1280)}
+    found = dataclasses.replace(found, hosts=_switch(**small))
+    assert _top(found).text.startswith("switch:p2 has MTU 1280, smaller than the probe's 1500")
+
+
+def test_inaddrerrors_reads_the_host_ipv6_and_a_missing_address() -> None:
+    v6 = {"eth.type": 0x86DD, "ip6.src": "fd01::10", "ip6.dst": "fd02::10"}
+    links = {n: dataclasses.replace(f, addresses6=(f"fd0{i}::1",))
+             for i, (n, f) in enumerate(ROUTER_LINKS.items(), 1)}  # fmt: skip
+    hosts = {"router": HostFacts("router", {"net.ipv6.conf.all.forwarding": "0"}, links)}
+    report = DropReport(True, (_drop("IP_INADDRERRORS"),), PATH)
+    assert _top(Findings(v6, "left:eth0", report, hosts=hosts)).text == (
+        "IPv6 forwarding disabled on router (net.ipv6.conf.all.forwarding = 0)"
+    )
+    lone = {"blue": HostFacts("blue", {"net.ipv4.ip_forward": "0"}, {"eth0": LinkFacts("eth0")})}
+    report = DropReport(True, (_drop("IP_INADDRERRORS", "blue"),), PATH)
+    assert _top(Findings(PROBE, "red:eth0", report, hosts=lone)).text.startswith(
+        "blue does not hold 10.2.0.10: blue:eth0 took the probe in"
+    )
+
+
+def test_unhandled_proto_is_a_delivery_and_ranks_below_state() -> None:
+    probe = {"eth.dst": "ff:ff:ff:ff:ff:ff", "eth.type": 0x88B5}
+    stray = {"p2": LinkFacts("p2", kind="veth")}  # declared nowhere, enslaved nowhere
+    got = Delivery(("h2:eth0",), ("h2:eth0",), dests=(("h2", "eth0"),))
+    report = DropReport(True, (_drop("UNHANDLED_PROTO", "switch", "br0"),), PATH)
+    causes = rank(Findings(probe, "h1:eth0", report, hosts=_switch(**stray), delivery=got,
+                           peers=PEERS))  # fmt: skip
+    assert causes[0].text.startswith("switch:p2 is not a port of any bridge (missing master: br0)")
+    assert causes[-1].text.startswith("UNHANDLED_PROTO on switch:br0: the frame reached")
+    assert causes[-1].score < 0.5
