@@ -33,6 +33,7 @@ from netprobe import SetupError, SpecError, TopologyError
 from netprobe.check import Check, Context, Status, Step, reference_path
 from netprobe.topology import Topology
 
+from .exposure_probe import explain_unreachable
 from .filter_policy import Line, load_policy
 
 __all__ = ["CHECK", "run"]
@@ -119,7 +120,10 @@ def _judge(ctx: Context, host: str, neighbour: str, scan: _Scan, service: Servic
                               detail + " (no answer: nmap cannot tell open from filtered)"))
         return None
     reachable = state == "open"
-    ctx.steps.append(Step(name, Status.PASS if reachable == intended else Status.FAIL, detail))
+    step = Step(name, Status.PASS if reachable == intended else Status.FAIL, detail)
+    ctx.steps.append(step)
+    if intended and not reachable:
+        explain_unreachable(ctx, step, neighbour, scan.target, service)
     if reachable and not intended:
         return f"{svc} open on {host} but not intended ({listens}, reached by {neighbour})"
     if intended and not reachable:

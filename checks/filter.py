@@ -101,7 +101,10 @@ def _probe(ctx: Context, plan: Plan, planner: Planner, stack: Stack, name: str) 
     observed = "accept" if seen else "drop"
     status = Status.PASS if observed == plan.line.expect else Status.FAIL
     verb = "reached" if seen else "never reached"
-    ctx.steps.append(Step(name, status, f"observed {observed}: the probe {verb} {where} ({how})"))
+    step = Step(name, status, f"observed {observed}: the probe {verb} {where} ({how})")
+    ctx.steps.append(step)
+    if status is Status.FAIL and not seen and plan.frame is not None:
+        ctx.explain(step, plan.frame, plan.port)  # which rule dropped it
     if seen and plan.line.chain == "input":
         planner.barriers.setdefault(plan.path, plan)
     return observed

@@ -61,21 +61,25 @@ class Context:
         """Run an expectation and record it as a step; a failed one is explained."""
         outcome = expect(self.topo, frame, port, where, **options)
         step = Step(name, Status.of(outcome.verdict), outcome.reason, outcome)
-        if outcome.verdict is Verdict.FAIL and self._explanations_left > 0:
-            self._explanations_left -= 1
-            step.explanation = self._explain(frame, port, outcome)
         self.steps.append(step)
+        if outcome.verdict is Verdict.FAIL:
+            self.explain(step, frame, port)
         return outcome
 
-    def _explain(self, frame: Template, port: str, outcome: Outcome) -> Explanation | None:
-        """Why it failed; explaining never turns a FAIL into an ERROR."""
+    def explain(self, step: Step, frame: Template, port: str) -> Explanation | None:
+        """Explain a failed step whose probe was `frame` sent into `port` (steps of
+        `expect` are explained already; a check probing its own way calls this). At most
+        MAX_EXPLAINED per run; explaining never turns a FAIL into an ERROR."""
         from ..explain import explain
 
-        try:
-            return explain(self.topo, frame, port, outcome)
-        except (NetprobeError, OSError) as exc:
-            outcome.reason += f" (not explained: {exc})"
+        if self._explanations_left <= 0:
             return None
+        self._explanations_left -= 1
+        try:
+            step.explanation = explain(self.topo, frame, port, step.outcome)
+        except (NetprobeError, OSError) as exc:
+            step.detail += f" (not explained: {exc})"
+        return step.explanation
 
     def record(self, name: str, ok: bool, detail: str = "") -> bool:
         """Record a step established otherwise (state read back, a command's answer)."""

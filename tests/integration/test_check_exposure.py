@@ -78,12 +78,16 @@ def test_a_firewall_drop_on_an_intended_port_is_unreachable() -> None:
         result = run_check("exposure", topo)
     assert result.status is Status.FAIL
     assert result.diagnosis == "tcp/22 intended but unreachable from client (listening, filtered)"
+    assert result.explanation[0]["text"].startswith("nft rule `tcp dport 22 drop` (chain inet "
+                                                    "filter input")
 
 
 def test_an_intended_service_that_is_not_running_is_unreachable() -> None:
     result = run_check("exposure", listen="tcp/22,udp/53,tcp/5432")  # http is not started
     assert result.status is Status.FAIL
     assert result.diagnosis == "tcp/80 intended but unreachable from client (not listening, closed)"
+    assert result.explanation[0]["text"] == (
+        "NO_SOCKET on web: nothing listens on tcp port 80 of 10.0.2.80")
 
 
 def test_exposure_runs_on_a_users_topology(tmp_path: Path) -> None:

@@ -52,6 +52,8 @@ def test_a_drop_before_the_accept_is_named_as_shadowing_the_policy_line(tmp_path
         "IPv4, IPv6: `tcp dport 22 drop` (inet filter input) drops it before "
         "`ip saddr 10.0.0.0/8 tcp dport 22 accept` / `ip6 saddr fd00::/8 tcp dport 22 accept`, "
         "which would accept it, is reached")
+    assert result.explanation[0]["text"].startswith(
+        "nft rule `tcp dport 22 drop` (chain inet filter input")
 
 
 def test_an_accepting_forward_policy_is_named(tmp_path: Path) -> None:
