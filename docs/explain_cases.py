@@ -327,6 +327,14 @@ SABOTAGES = [
         (("containers", "c1:eth0"),),
     ),
     Sabotage(
+        "filter",
+        "fw: nft insert rule inet filter input tcp dport 22 drop (shadows the ssh accept)",
+        "filter.yaml",
+        _run(
+            "fw", "nft", "insert", "rule", "inet", "filter", "input", "tcp", "dport", "22", "drop"
+        ),
+    ),
+    Sabotage(
         "exposure",
         "web: nft insert rule inet filter input tcp dport 22 drop",
         "exposure.yaml",
