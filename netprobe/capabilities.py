@@ -187,7 +187,10 @@ class _Feature:
 
 
 _NETNS_REMEDY = "needs CONFIG_NET_NS and CAP_SYS_ADMIN to mount under /run/netns (run as root)"
-_VM = "or run the check in a full kernel VM (DESIGN.md section 5)"
+_VM = (
+    "or run the check in a full-kernel VM: netprobe check NAME --kernel auto (with "
+    "qemu-system-x86, busybox-static, linux-image-amd64 and netprobe[vm] installed)"
+)
 # fmt: off
 _FEATURES: dict[str, _Feature] = {
     "netns": _Feature("network namespaces", _NETNS_REMEDY,

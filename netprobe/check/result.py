@@ -96,7 +96,8 @@ class Result:
     def evidence(self) -> str:
         lines = [f"{self.check}: {self.status.value} — {self.summary}"]
         if self.diagnosis:
-            lines.append(f"  diagnosis: {self.diagnosis}")
+            label = "remedy" if self.status is Status.SKIP else "diagnosis"
+            lines.append(f"  {label}: {self.diagnosis}")
         lines += ["  " + step.evidence().replace("\n", "\n  ") for step in self.steps]
         if self.bundle:
             lines.append(f"  bug-report bundle: {self.bundle}")
