@@ -46,12 +46,14 @@ from .filter_observe import QUIET, TIMEOUT, Stack, send_from_host, watch
 from .filter_policy import Line, load_policy
 from .filter_trace import explain
 
+Ruleset = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]  # file(s), or comma-joined
+
 __all__ = ["CHECK", "run"]
 
 _NAMES = {4: "IPv4", 6: "IPv6"}
 
 
-def body(ctx: Context, *, host: str = "fw", ruleset: str | Sequence[str] | None = None,
+def body(ctx: Context, *, host: str = "fw", ruleset: Ruleset | None = None,
          policy: str | None = None, client: str = "client", behind: str = "outside") -> None:
     """Probe every policy line in each of its families; explain each mismatch."""
     lines = load_policy(policy or reference_path("filter-policy.yml"))
@@ -163,9 +165,12 @@ def _forward(ctx: Context, plan: Plan, planner: Planner, name: str) -> str | Non
     return observed
 
 
-def _load_ruleset(ctx: Context, host: str, ruleset: str | Sequence[str]) -> None:
+def _load_ruleset(ctx: Context, host: str, ruleset: Ruleset) -> None:
     """Replace the host's ruleset: flush it, then load each file with its own tool."""
-    paths = ruleset.split(",") if isinstance(ruleset, str) else list(ruleset)
+    if isinstance(ruleset, (str, os.PathLike)):
+        paths = os.fspath(ruleset).split(",")
+    else:
+        paths = [os.fspath(p) for p in ruleset]
     ctx.topo.run(host, ["nft", "flush", "ruleset"], check=True)
     loaded = []
     for path in (os.path.abspath(p.strip()) for p in paths):

@@ -170,6 +170,8 @@ def check(
                 results = _run_in_vm(
                     chosen, topology, kwargs, None if no_bundle else bundle_dir, kernel
                 )
+            if archive:  # the guest wrote plain bundles: pack them here
+                _archive(results)
         elif quiet:
             results = _run_all(chosen, topology, kwargs, options, jobs, lambda text: None)
         else:
@@ -246,6 +248,16 @@ def _run_in_vm(
         return [guest.results[name] for name in names]
 
 
+def _archive(results: list[Any]) -> None:
+    import tarfile
+    from pathlib import Path
+
+    for result in results:
+        if result.bundle and Path(result.bundle).is_dir():
+            with tarfile.open(f"{result.bundle}.tar.gz", "w:gz") as tar:
+                tar.add(result.bundle, arcname=Path(result.bundle).name)
+
+
 def _parse_params(params: tuple[str, ...]) -> dict[str, str]:
     out = {}
     for item in params:
@@ -283,12 +295,16 @@ def _exit_code(results: list[Any]) -> int:
 def replay(bundle: str, bundle_dir: str | None) -> None:
     """Rebuild BUNDLE's topology, run its check again and compare, step by step.
 
-    Exit 0 when the outcome matches the recorded one, 1 when it differs."""
+    BUNDLE is its directory or its .tar.gz. Exit 0 when the outcome matches the recorded
+    one, 1 when it differs, 2 when the check cannot run here (SKIP or ERROR)."""
     with _errors():
         from .report.bundle import replay as do_replay
 
         outcome = do_replay(bundle, bundle_dir=bundle_dir)
         click.echo(outcome.text())
+        if outcome.result.status.value in ("SKIP", "ERROR"):  # not run: neither same nor not
+            click.echo(f"netprobe: cannot replay here: {outcome.result.summary}", err=True)
+            sys.exit(EXIT_BAD_INPUT)
         sys.exit(0 if outcome.matches else 1)
 
 

@@ -305,8 +305,12 @@ def result_from_dict(data: Mapping[str, Any]) -> Result:
 
     step = _guest_step_class()
     steps = [
-        step(name=s["name"], status=Status(s["status"]), detail=s.get("detail") or "",
-             text=s.get("evidence"))
+        step(
+            name=s["name"],
+            status=Status(s["status"]),
+            detail=s.get("detail") or "",
+            text=s.get("evidence"),
+        )
         for s in data.get("steps", [])
     ]
     return Result(
@@ -323,7 +327,7 @@ def result_from_dict(data: Mapping[str, Any]) -> Result:
 
 @functools.lru_cache(maxsize=1)
 def _guest_step_class() -> Any:  # built on first use: importing netprobe.check is heavy
-    from .check import Status, Step
+    from .check import Step
 
     @dataclass
     class GuestStep(Step):
@@ -331,13 +335,8 @@ def _guest_step_class() -> Any:  # built on first use: importing netprobe.check 
 
         text: str | None = None
 
-        def evidence(self) -> str:
-            head = f"[{self.status.value}] {self.name}" + (
-                f": {self.detail}" if self.detail else ""
-            )
-            if self.text and self.status is not Status.PASS:
-                return head + "\n" + "\n".join("    " + ln for ln in self.text.splitlines())
-            return head
+        def evidence_text(self) -> str | None:
+            return self.text
 
     return GuestStep
 

@@ -146,8 +146,22 @@ class Check:
             with ExitStack() as stack:
                 topo, label = self._topology(topology, stack)
                 ctx = Context(topo)
-                self.body(ctx, **params)
-                result = self._result(ctx, label, start)
+                try:
+                    self.body(ctx, **params)
+                    result = self._result(ctx, label, start)
+                except SetupError:
+                    raise
+                except NetprobeError as exc:  # keep what was established before it
+                    if not ctx.steps:
+                        raise
+                    result = Result(
+                        self.name,
+                        Status.ERROR,
+                        str(exc),
+                        ctx.steps,
+                        duration=time.perf_counter() - start,
+                        topology=label,
+                    )
                 if bundle_dir is not None and result.status in _BUNDLED:
                     _bundle(result, topo, bundle_dir, params, archive)
         except SetupError as exc:
@@ -204,7 +218,7 @@ class Check:
         return stack.enter_context(build(spec)), spec.source or spec.name
 
 
-_BUNDLED = (Status.FAIL, Status.INCONCLUSIVE)
+_BUNDLED = (Status.FAIL, Status.INCONCLUSIVE, Status.ERROR)  # ERROR: once steps were taken
 
 
 def _bundle(
@@ -219,8 +233,9 @@ def _bundle(
 
     try:
         write_bundle(result, topo, directory, params=params, archive=archive)
-    except OSError as exc:
-        result.summary += f" (no bug-report bundle: {exc})"
+    except Exception as exc:  # the verdict stands whatever happens to its bundle
+        result.bundle = None
+        result.summary += f" (no bug-report bundle: {type(exc).__name__}: {exc})"
 
 
 def _summary(status: Status, steps: list[Step]) -> str:

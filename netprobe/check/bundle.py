@@ -31,7 +31,7 @@ from typing import Any
 from .. import __version__
 from ..errors import SetupError
 from ..explain.state import topology_state
-from ..topology import Topology, picture
+from ..topology import Topology, ovs, picture
 from ..topology.dump import dump
 from ..traffic.pcap import write_pcap_ports
 from .environment import environment
@@ -58,6 +58,8 @@ def write_bundle(
     path = Path(directory).resolve() / f"{result.check}-{stamp}-{topo.runid}"
     path.mkdir(parents=True)
     secrets = _Paths(path)
+    if topo.spec.source:  # the topology file's own directory, e.g. the installed examples
+        secrets.note(Path(topo.spec.source).resolve().parent, "")
     rulesets = _copy_rulesets(topo, path, secrets)
     inputs = _copy_inputs(params, path, secrets)
     _write_pcaps(result, path)
@@ -65,9 +67,9 @@ def write_bundle(
     _write_picture(topo, path)
     states = topology_state(topo)
     for host, state in states.items():
-        _write(path / "state" / f"{host}.json", json.dumps(state, indent=1))
+        _write(path / "state" / f"{host}.json", secrets.scrub(json.dumps(state, indent=1)))
     env = environment()
-    _write(path / "environment.json", json.dumps(env, indent=1))
+    _write(path / "environment.json", secrets.scrub(json.dumps(env, indent=1)))
     result.bundle = str(path)
     document = {
         "format": FORMAT,
@@ -86,7 +88,15 @@ def write_bundle(
     script = repro_script(result.check, topo.spec, steps, contents, _macs(topo, states))
     _write(path / "repro.sh", script, mode=0o755)
     _write(
-        path / "README.md", secrets.scrub(readme(json.loads(text), env, picture.mermaid(topo.spec)))
+        path / "README.md",
+        secrets.scrub(
+            readme(
+                json.loads(text),
+                env,
+                picture.mermaid(topo.spec),
+                ovs=any(ovs.has_ovs(h) for h in topo.spec.hosts),
+            )
+        ),
     )
     if archive:
         with tarfile.open(f"{path}.tar.gz", "w:gz") as tar:
@@ -130,21 +140,37 @@ def _copy_rulesets(topo: Topology, path: Path, secrets: _Paths) -> dict[str, tup
 
 
 def _copy_inputs(params: Mapping[str, Any], path: Path, secrets: _Paths) -> dict[str, Any]:
-    """Parameters naming files (a policy, rulesets) point at copies in inputs/."""
+    """Parameters naming files (a policy, rulesets; a path, a comma-separated string or a
+    list of them) point at numbered copies in inputs/; other values stay as they are."""
     out: dict[str, Any] = {}
     for key, value in params.items():
-        parts = str(value).split(",") if isinstance(value, str) and value else []
-        if not parts or not all(os.path.isfile(p) for p in parts):
-            out[key] = value
+        parts = _file_parts(value)
+        if not parts:
+            out[key] = value if _is_plain(value) else str(value)
             continue
         copies = []
         for part in parts:
-            name = f"inputs/{Path(part).name}"
-            shutil.copyfile(part, path / _mkdir(path / "inputs") / Path(part).name)
+            name = f"inputs/{len(list(_mkdir(path / 'inputs').iterdir())) + 1}-{Path(part).name}"
+            shutil.copyfile(part, path / name)
             secrets.note(Path(part).resolve().parent, "")
             copies.append(name)
         out[key] = ",".join(copies)
     return out
+
+
+def _file_parts(value: Any) -> list[str]:
+    """The files a parameter value names, or [] when it is not (only) files."""
+    if isinstance(value, (str, os.PathLike)):
+        parts = os.fspath(value).split(",") if os.fspath(value) else []
+    elif isinstance(value, (list, tuple)) and all(isinstance(v, (str, os.PathLike)) for v in value):
+        parts = [os.fspath(v) for v in value]
+    else:
+        return []
+    return parts if parts and all(os.path.isfile(p) for p in parts) else []
+
+
+def _is_plain(value: Any) -> bool:
+    return value is None or isinstance(value, (str, int, float, bool, list, dict))
 
 
 def _mkdir(path: Path) -> Path:

@@ -21,8 +21,11 @@ rulesets and conntrack, read just after the failure |
 """
 
 
-def readme(document: dict[str, Any], env: dict[str, Any], mermaid: str) -> str:
-    """The README text for a bundle's result.json `document`."""
+def readme(
+    document: dict[str, Any], env: dict[str, Any], mermaid: str, *, ovs: bool = False
+) -> str:
+    """The README text for a bundle's result.json `document` (`ovs`: the topology has
+    Open vSwitch bridges, which repro.sh does not rebuild)."""
     result = document["result"]
     lines = [
         f"# netprobe {result['check']}: {result['status']}",
@@ -57,17 +60,31 @@ def readme(document: dict[str, Any], env: dict[str, Any], mermaid: str) -> str:
         "",
         "- With netprobe: `netprobe replay .` in this directory rebuilds the topology, "
         "runs the check again and compares the outcome with this one, step by step.",
-        "- Without netprobe: `sudo sh repro.sh` needs only iproute2, nft or iptables, and "
-        "python3 with scapy. It rebuilds the topology in fresh namespaces, sends the "
-        "injected frames again and prints what came out where, with each step's verdict "
-        "beside the recorded one. Steps that changed the topology while the check ran "
-        "(a link taken down, a timer waited for) are replayed without that change.",
+        _without_netprobe(result["steps"], ovs),
         "",
         "## Files",
         "",
         _FILES.format(version=document["version"]),
     ]
     return "\n".join(lines)
+
+
+def _without_netprobe(steps: list[dict[str, Any]], ovs: bool) -> str:
+    if ovs:
+        return (
+            "- Without netprobe: `repro.sh` cannot help here: it does not rebuild "
+            "Open vSwitch bridges."
+        )
+    replayable = sum(1 for s in steps if s.get("expectation"))
+    return (
+        "- Without netprobe: `sudo sh repro.sh` (or `sudo PYTHON=/path/to/python3 sh "
+        "repro.sh`) needs only iproute2, nft or iptables, and python3 with scapy. It "
+        "rebuilds the topology in fresh namespaces, sends the injected frames again and "
+        "prints what came out where, with each step's verdict beside the recorded one. "
+        f"It replays {replayable} of the {len(steps)} steps: the others sent no frames "
+        "netprobe recorded (state read back, nmap scans). Changes made while the check ran "
+        "(a link taken down, a timer waited for) are not replayed."
+    )
 
 
 def _params(params: dict[str, Any]) -> str:

@@ -36,7 +36,7 @@ _HEADER = """#!/bin/sh
 # prints what came out where. Needs root, iproute2, {tools}python3 with scapy
 # (another interpreter with PYTHON=...).
 # Touches nothing outside the namespaces it makes, and removes them when it ends.
-# Run: sudo sh repro.sh
+# Run: sudo sh repro.sh   (sudo PYTHON=/path/to/python3 sh repro.sh for another python3)
 set -eu
 [ "$(id -u)" -eq 0 ] || {{ echo "repro.sh: run as root" >&2; exit 2; }}
 export P="repro$$"
@@ -254,5 +254,5 @@ def _step(step: dict[str, Any]) -> dict[str, Any]:
 
 def _vm_ports(spec: Spec) -> list[str]:
     return [
-        f"{h.name}:{i.name}" for h in spec.hosts for i in h.interfaces if isinstance(i.kind, Tap)
+        f"{h.name}:{i.name}@vm" for h in spec.hosts for i in h.interfaces if isinstance(i.kind, Tap)
     ]

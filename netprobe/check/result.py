@@ -45,11 +45,15 @@ class Step:
     outcome: Outcome | None = None
     explanation: Explanation | None = None
 
+    def evidence_text(self) -> str | None:
+        """The expectation's evidence as text (None for a step established otherwise)."""
+        return self.outcome.evidence() if self.outcome is not None else None
+
     def evidence(self) -> str:
         head = f"[{self.status.value}] {self.name}" + (f": {self.detail}" if self.detail else "")
         if self.status is Status.PASS:
             return head
-        text = self.outcome.evidence() if self.outcome is not None else ""
+        text = self.evidence_text() or ""
         if self.explanation is not None:
             text += "\n" + self.explanation.render()
         body = "\n".join("    " + line for line in text.strip("\n").splitlines())
@@ -121,7 +125,7 @@ class Result:
                     "name": s.name,
                     "status": s.status.value,
                     "detail": s.detail,
-                    "evidence": s.outcome.evidence() if s.outcome else None,
+                    "evidence": s.evidence_text(),
                     "expectation": s.outcome.to_dict() if s.outcome else None,
                     "explanation": s.explanation.to_dict() if s.explanation else None,
                 }

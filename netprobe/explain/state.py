@@ -3,8 +3,9 @@
 One shell per host reads everything in a single `ip netns exec`, each section behind a
 marker line: links, addresses, routes, neighbours, the bridge FDB and ports, the sysctls
 that decide forwarding and filtering, the nft ruleset, iptables-save and conntrack.
-For a host that is the machine's own namespace only netprobe's links are shown: the
-machine's routes, rulesets and connections are none of a bug report's business.
+For a host in a namespace netprobe does not own (the machine's own, an adopted one) only
+the topology's links are shown: its routes, rulesets and connections are none of a bug
+report's business.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ SECTIONS: dict[str, tuple[str, str]] = {
     "iptables_save": ("iptables-save; ip6tables-save", "text"),
     "conntrack": ("cat /proc/net/nf_conntrack", "text"),
 }
-_ROOT_SECTIONS = ("links", "addresses")
+_FOREIGN_SECTIONS = ("links", "addresses")  # all that is shown of a namespace not netprobe's
 _MARK = "@@netprobe-section "
 
 
@@ -75,18 +76,19 @@ def _decode(how: str, text: str) -> Any:
 
 
 def host_state(topo: Topology, host: str) -> dict[str, Any]:
-    """Everything in SECTIONS for `host` (links and addresses only for the root namespace)."""
-    root = topo.spec.host(host).root
-    names = _ROOT_SECTIONS if root else tuple(SECTIONS)
+    """Everything in SECTIONS for `host` (its links and addresses only, where the
+    namespace is not netprobe's)."""
+    spec = topo.spec.host(host)
+    names = tuple(SECTIONS) if spec.owned else _FOREIGN_SECTIONS
     result = topo.run(host, ["sh", "-c", _script(names)], timeout=30)
     state = parse_sections(result.stdout)
-    if root:
-        prefix = topo.ifname(host, "")
-        state["links"] = [x for x in state["links"] if str(x.get("ifname", "")).startswith(prefix)]
-        state["addresses"] = [
-            x for x in state["addresses"] if str(x.get("ifname", "")).startswith(prefix)
-        ]
-        state["note"] = "the machine's own namespace: only netprobe's links are shown"
+    if not spec.owned:
+        mine = {topo.ifname(host, i.name) for i in spec.interfaces}
+        for section in _FOREIGN_SECTIONS:
+            items = state.get(section)
+            if isinstance(items, list):
+                state[section] = [x for x in items if x.get("ifname") in mine]
+        state["note"] = "not netprobe's namespace: only the topology's own links are shown"
     return state
 
 

@@ -6,7 +6,11 @@ compares the outcome with the recorded one, step by step.
 
 from __future__ import annotations
 
+import atexit
 import json
+import shutil
+import tarfile
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,9 +27,37 @@ def _directory(path: str | Path) -> Path:
     path = Path(path)
     if path.is_file() and path.name == "result.json":
         path = path.parent
+    elif path.is_file() and tarfile.is_tarfile(path):  # made with --archive
+        path = _unpack(path)
     if not (path / "result.json").is_file():
         raise SpecError(f"{path} is not a netprobe bundle (it has no result.json)")
     return path
+
+
+def _unpack(archive: Path) -> Path:
+    """The bundle inside `archive`, unpacked into a temporary directory."""
+    target = Path(tempfile.mkdtemp(prefix="netprobe-bundle-"))
+    atexit.register(shutil.rmtree, target, True)
+    with tarfile.open(archive) as tar:
+        if hasattr(tarfile, "data_filter"):  # refuses links and paths out of the target
+            tar.extractall(target, filter="data")
+        else:
+            members = [m for m in tar.getmembers() if _safe_member(m)]
+            tar.extractall(target, members=members)  # members checked above
+    inner = [p for p in target.iterdir() if (p / "result.json").is_file()]
+    if len(inner) != 1:
+        raise SpecError(f"{archive} holds no netprobe bundle")
+    return inner[0]
+
+
+def _safe_member(member: tarfile.TarInfo) -> bool:
+    """A plain file or directory whose path stays inside the target."""
+    parts = Path(member.name).parts
+    return (
+        (member.isfile() or member.isdir())
+        and not member.name.startswith("/")
+        and (".." not in parts)
+    )
 
 
 def read_bundle(path: str | Path) -> dict[str, Any]:
@@ -121,6 +153,16 @@ def _resolve(directory: Path, value: Any) -> Any:
 
 
 def _align(recorded: list[dict[str, Any]], result: Result) -> list[StepMatch]:
-    now = {step.name: step.status.value for step in result.steps}
-    out = [StepMatch(s["name"], s["status"], now.pop(s["name"], None)) for s in recorded]
-    return out + [StepMatch(name, None, status) for name, status in now.items()]
+    """Steps compared in order (names may carry values that differ from run to run, such
+    as a MAC the kernel chose); a renamed step shows both names."""
+    out = []
+    for index in range(max(len(recorded), len(result.steps))):
+        old = recorded[index] if index < len(recorded) else None
+        new = result.steps[index] if index < len(result.steps) else None
+        name = old["name"] if old else new.name if new else ""
+        if old and new and new.name != old["name"]:
+            name += f" (now: {new.name})"
+        out.append(
+            StepMatch(name, old["status"] if old else None, new.status.value if new else None)
+        )
+    return out

@@ -136,6 +136,10 @@ def test_nothing_of_the_machine_it_was_made_on(bundle: Path) -> None:
                 assert prefix + "/" not in text, f"{path.name} names {prefix}"
 
 
+def test_the_archive_reads_back_like_the_directory(bundle: Path) -> None:
+    assert bundle_summary(f"{bundle}.tar.gz") == bundle_summary(bundle)
+
+
 def test_report_prints_the_summary(bundle: Path) -> None:
     text = bundle_summary(bundle)
     assert text.startswith("nat: FAIL")
@@ -208,12 +212,12 @@ def test_files_named_by_parameters_travel_in_the_bundle(tmp_path: Path) -> None:
             "hook forward priority filter; policy accept;",
         )
     )
-    result = run_check("filter", ruleset=str(rules), bundle_dir=tmp_path / "out")
+    result = run_check("filter", ruleset=rules, bundle_dir=tmp_path / "out")  # a Path
     assert result.status is Status.FAIL and result.bundle
     bundle = Path(result.bundle)
     document = json.loads((bundle / "result.json").read_text())
-    assert document["params"] == {"ruleset": "inputs/open.nft"}
-    assert (bundle / "inputs" / "open.nft").read_text() == rules.read_text()
+    assert document["params"] == {"ruleset": "inputs/1-open.nft"}
+    assert (bundle / "inputs" / "1-open.nft").read_text() == rules.read_text()
     assert "secret-dir" not in (bundle / "result.json").read_text()
     again = replay(bundle)
     assert again.matches, again.text()
