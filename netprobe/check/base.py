@@ -145,6 +145,7 @@ class Check:
         try:
             with ExitStack() as stack:
                 topo, label = self._topology(topology, stack)
+                before = _state_before(topology, bundle_dir)
                 ctx = Context(topo)
                 try:
                     self.body(ctx, **params)
@@ -163,7 +164,7 @@ class Check:
                         topology=label,
                     )
                 if bundle_dir is not None and result.status in _BUNDLED:
-                    _bundle(result, topo, bundle_dir, params, archive)
+                    _bundle(result, topo, bundle_dir, params, archive, before)
         except SetupError as exc:
             return Result(
                 self.name,
@@ -221,18 +222,29 @@ class Check:
 _BUNDLED = (Status.FAIL, Status.INCONCLUSIVE, Status.ERROR)  # ERROR: once steps were taken
 
 
+def _state_before(topology: object, bundle_dir: object) -> dict[str, dict[str, Any]] | None:
+    """A live topology given to a check may have been changed since it was built: its
+    bundle needs the state as the check found it. (Read only when bundles are wanted.)"""
+    if not isinstance(topology, Topology) or bundle_dir is None:
+        return None
+    from ..explain.state import topology_state
+
+    return topology_state(topology)
+
+
 def _bundle(
     result: Result,
     topo: Topology,
     directory: str | os.PathLike[str],
     params: dict[str, Any],
     archive: bool,
+    before: dict[str, dict[str, Any]] | None,
 ) -> None:
     """Write the bundle; a bundle that cannot be written is said, not fatal."""
     from .bundle import write_bundle
 
     try:
-        write_bundle(result, topo, directory, params=params, archive=archive)
+        write_bundle(result, topo, directory, params=params, archive=archive, before=before)
     except Exception as exc:  # the verdict stands whatever happens to its bundle
         result.bundle = None
         result.summary += f" (no bug-report bundle: {type(exc).__name__}: {exc})"

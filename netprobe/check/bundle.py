@@ -31,9 +31,10 @@ from typing import Any
 from .. import __version__
 from ..errors import SetupError
 from ..explain.state import topology_state
-from ..topology import Topology, ovs, picture
+from ..topology import Spec, Topology, ovs, picture
 from ..topology.dump import dump
 from ..traffic.pcap import write_pcap_ports
+from .asfound import AsFound, as_found
 from .environment import environment
 from .readme import readme
 from .repro import repro_script
@@ -52,26 +53,45 @@ def write_bundle(
     *,
     params: Mapping[str, Any],
     archive: bool = False,
+    before: dict[str, dict[str, Any]] | None = None,
 ) -> Path:
-    """Write the bundle of `result`; return its directory (the .tar.gz is beside it)."""
+    """Write the bundle of `result`; return its directory (the .tar.gz is beside it).
+    `before`: the hosts' state read before the check began, for a topology that may have
+    been changed by hand since it was built (see asfound)."""
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     path = Path(directory).resolve() / f"{result.check}-{stamp}-{topo.runid}"
     path.mkdir(parents=True)
     secrets = _Paths(path)
     if topo.spec.source:  # the topology file's own directory, e.g. the installed examples
         secrets.note(Path(topo.spec.source).resolve().parent, "")
-    rulesets = _copy_rulesets(topo, path, secrets)
+    found = as_found(topo, before) if before else AsFound(topo.spec)
+    rulesets = _write_topology(topo, found, path, secrets)
     inputs = _copy_inputs(params, path, secrets)
     _write_pcaps(result, path)
-    _write(path / "topology.yaml", dump(topo.spec, rename=lambda p: rulesets[p][0]))
-    _write_picture(topo, path)
+    _write_picture(found.spec, path)
     states = topology_state(topo)
     for host, state in states.items():
         _write(path / "state" / f"{host}.json", secrets.scrub(json.dumps(state, indent=1)))
     env = environment()
     _write(path / "environment.json", secrets.scrub(json.dumps(env, indent=1)))
     result.bundle = str(path)
-    document = {
+    text = secrets.scrub(json.dumps(_document(result, inputs), indent=1))
+    _write(path / "result.json", text)
+    document = json.loads(text)
+    steps = document["result"]["steps"]
+    script = repro_script(result.check, found.spec, steps, rulesets, _macs(topo, states))
+    _write(path / "repro.sh", script, mode=0o755)
+    has_ovs = any(ovs.has_ovs(h) for h in topo.spec.hosts)
+    text = readme(document, env, picture.mermaid(found.spec), ovs=has_ovs, changes=found.changes)
+    _write(path / "README.md", secrets.scrub(text))
+    if archive:
+        with tarfile.open(f"{path}.tar.gz", "w:gz") as tar:
+            tar.add(path, arcname=path.name)
+    return path
+
+
+def _document(result: Result, inputs: dict[str, Any]) -> dict[str, Any]:
+    return {
         "format": FORMAT,
         "version": VERSION,
         "netprobe": __version__,
@@ -81,27 +101,22 @@ def write_bundle(
         "topology": "topology.yaml",
         "result": result.to_dict(),
     }
-    text = secrets.scrub(json.dumps(document, indent=1))
-    _write(path / "result.json", text)
-    steps = json.loads(text)["result"]["steps"]
-    contents = {p: t for p, (_, t) in rulesets.items()}
-    script = repro_script(result.check, topo.spec, steps, contents, _macs(topo, states))
-    _write(path / "repro.sh", script, mode=0o755)
-    _write(
-        path / "README.md",
-        secrets.scrub(
-            readme(
-                json.loads(text),
-                env,
-                picture.mermaid(topo.spec),
-                ovs=any(ovs.has_ovs(h) for h in topo.spec.hosts),
-            )
-        ),
-    )
-    if archive:
-        with tarfile.open(f"{path}.tar.gz", "w:gz") as tar:
-            tar.add(path, arcname=path.name)
-    return path
+
+
+def _write_topology(topo: Topology, found: AsFound, path: Path, secrets: _Paths) -> dict[str, str]:
+    """topology.yaml (the spec as found), topology-given.yaml where that differs from the
+    spec given, and their rulesets; returns each ruleset's text by its path in the spec."""
+    copied = _copy_rulesets(topo, path, secrets)
+    for name, text in found.rulesets.items():
+        _write(path / name, text)
+
+    def rename(spec_path: str) -> str:
+        return copied[spec_path][0] if spec_path in copied else spec_path
+
+    _write(path / "topology.yaml", dump(found.spec, rename=rename))
+    if found.changes:
+        _write(path / "topology-given.yaml", dump(topo.spec, rename=rename))
+    return {p: t for p, (_, t) in copied.items()} | found.rulesets
 
 
 def _write(path: Path, text: str, mode: int = 0o644) -> None:
@@ -205,8 +220,8 @@ def _write_pcaps(result: Result, path: Path) -> None:
     write_pcap_ports(path / "injected.pcapng", injected)
 
 
-def _write_picture(topo: Topology, path: Path) -> None:
-    _write(path / "topology.mmd", picture.mermaid(topo.spec))
-    _write(path / "topology.dot", picture.dot(topo.spec))
+def _write_picture(spec: Spec, path: Path) -> None:
+    _write(path / "topology.mmd", picture.mermaid(spec))
+    _write(path / "topology.dot", picture.dot(spec))
     with contextlib.suppress(SetupError):  # without Graphviz the texts are the picture
-        _write(path / "topology.svg", picture.svg(topo.spec))
+        _write(path / "topology.svg", picture.svg(spec))

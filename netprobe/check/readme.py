@@ -22,7 +22,12 @@ rulesets and conntrack, read just after the failure |
 
 
 def readme(
-    document: dict[str, Any], env: dict[str, Any], mermaid: str, *, ovs: bool = False
+    document: dict[str, Any],
+    env: dict[str, Any],
+    mermaid: str,
+    *,
+    ovs: bool = False,
+    changes: list[str] | None = None,
 ) -> str:
     """The README text for a bundle's result.json `document` (`ovs`: the topology has
     Open vSwitch bridges, which repro.sh does not rebuild)."""
@@ -49,6 +54,7 @@ def readme(
     lines += [f"| {s['name']} | {s['status']} | {_cell(s['detail'])} |" for s in result["steps"]]
     lines += _evidence(result["steps"])
     lines += _explanation(result)
+    lines += _changes(changes or [])
     lines += [
         "## The topology",
         "",
@@ -85,6 +91,20 @@ def _without_netprobe(steps: list[dict[str, Any]], ovs: bool) -> str:
         "netprobe recorded (state read back, nmap scans). Changes made while the check ran "
         "(a link taken down, a timer waited for) are not replayed."
     )
+
+
+def _changes(changes: list[str]) -> list[str]:
+    if not changes:
+        return []
+    out = [
+        "## Changed by hand before the check",
+        "",
+        "The topology was changed after it was built and before the check began. "
+        "`topology.yaml` is the spec as found (replay and repro.sh rebuild that); "
+        "`topology-given.yaml` is the one it was built from.",
+        "",
+    ]
+    return out + [f"- {c}" for c in changes] + [""]
 
 
 def _params(params: dict[str, Any]) -> str:

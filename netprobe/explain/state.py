@@ -36,7 +36,9 @@ SECTIONS: dict[str, tuple[str, str]] = {
     "bridge_ports": ("bridge -j -d link show", "json"),
     "sysctls": (f"sysctl -a --pattern {shlex.quote(_SYSCTLS)} 2>/dev/null", "sysctl"),
     "nft_ruleset": ("nft -j list ruleset", "json"),
-    "iptables_save": ("iptables-save; ip6tables-save", "text"),
+    "nft_ruleset_text": ("nft list ruleset", "text"),
+    "iptables_save": ("iptables-save", "text"),
+    "ip6tables_save": ("ip6tables-save", "text"),
     "conntrack": ("cat /proc/net/nf_conntrack", "text"),
 }
 _FOREIGN_SECTIONS = ("links", "addresses")  # all that is shown of a namespace not netprobe's

@@ -221,3 +221,29 @@ def test_files_named_by_parameters_travel_in_the_bundle(tmp_path: Path) -> None:
     assert "secret-dir" not in (bundle / "result.json").read_text()
     again = replay(bundle)
     assert again.matches, again.text()
+
+
+def test_a_topology_changed_by_hand_is_bundled_as_found(tmp_path: Path) -> None:
+    """A test's live sabotage is not in the spec the topology was built from: the bundle
+    rebuilds what the check found (the sysctl, the ruleset), and says what changed."""
+    import netprobe
+
+    with netprobe.build(netprobe.load(EXAMPLES / "nat-gateway.yaml")) as topo:
+        topo.run("pve", ["sysctl", "-qw", "net.ipv4.ip_forward=0"], check=True)
+        topo.run("pve", ["nft", "flush", "table", "ip", "nat"], check=True)
+        result = run_check("nat", topo, bundle_dir=tmp_path)
+    assert result.status is Status.FAIL and result.bundle
+    bundle = Path(result.bundle)
+    found = load(bundle / "topology.yaml")
+    assert ("net.ipv4.ip_forward", "0") in found.host("pve").sysctls
+    (firewall,) = found.host("pve").firewall
+    assert "masquerade" not in Path(firewall.path).read_text()  # the flushed nat table
+    assert (bundle / "topology-given.yaml").is_file()
+    readme = (bundle / "README.md").read_text()
+    assert "pve net.ipv4.ip_forward: 1 in the spec, 0 found" in readme
+    again = replay(bundle)
+    assert again.matches, again.text()
+    done = subprocess.run(
+        ["sh", str(bundle / "repro.sh")], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 1 and "0 differ from what netprobe recorded" in done.stdout
