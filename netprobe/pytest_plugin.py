@@ -11,8 +11,10 @@ Options
     --netprobe-bundles DIR        where failing checks write bundles (ini: netprobe_bundles;
                                   default: netprobe-reports under pytest's temporary
                                   directory, one per xdist worker).
-    --netprobe-kernel PATH|auto   the kernel a VM tier boots (netprobe.vm) for checks this
-                                  machine's kernel cannot run; without it that tier skips.
+    --netprobe-kernel PATH|auto   the kernel a VM tier boots for checks this machine's kernel
+                                  cannot run; the `netprobe_kernel` fixture (session) gives
+                                  it to tests that call netprobe.vm.run_checks_in_vm, and
+                                  skips them without it.
 Markers
     root                          needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN).
     netprobe_requires(*names)     needs these kernel features or tools (names as in
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -33,7 +36,7 @@ if TYPE_CHECKING:
     from .check import Result
     from .topology import Spec, Topology
 
-__all__ = ["Lab", "lab", "netprobe_check"]
+__all__ = ["Lab", "lab", "netprobe_check", "netprobe_kernel"]
 
 
 class Lab:
@@ -83,6 +86,18 @@ def netprobe_check(
         return run_check(name, topology, bundle_dir=directory, **params)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def netprobe_kernel(request: pytest.FixtureRequest) -> Path:
+    """The kernel image given with --netprobe-kernel (auto: the newest Debian kernel in
+    /boot), for tests that run checks in a VM with netprobe.vm; skips without it."""
+    chosen = request.config.getoption("netprobe_kernel")
+    if not chosen:
+        pytest.skip("needs a full kernel: run pytest with --netprobe-kernel PATH|auto")
+    from .vm import find_kernel
+
+    return find_kernel() if chosen == "auto" else Path(chosen)
 
 
 def _bundle_dir(config: pytest.Config, factory: pytest.TempPathFactory) -> str:

@@ -15,7 +15,7 @@ import pytest
 
 from netprobe.check import Status
 from netprobe.privilege import is_root
-from netprobe.vm import Case, GuestChecks, find_kernel, run_checks_in_vm
+from netprobe.vm import Case, GuestChecks, run_checks_in_vm
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -168,20 +168,16 @@ def cases(rwdir: Path) -> list[tuple[Case, str | None]]:
 
 @pytest.fixture(scope="session")
 def guest(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    netprobe_kernel: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[GuestChecks, dict[str, str | None]]]:
     """ONE guest boot for the whole session: every case runs in it; results by label.
-    Depends on: --netprobe-kernel PATH|auto (without it the tier skips), root, vng and
-    qemu. Once a kernel is asked for, not being able to boot it is an error."""
-    chosen = request.config.getoption("netprobe_kernel")
-    if not chosen:
-        pytest.skip("the VM tier runs with --netprobe-kernel PATH|auto (make vm-test)")
+    Depends on: netprobe_kernel (--netprobe-kernel PATH|auto; without it the tier skips),
+    root, vng and qemu. Once a kernel is asked for, not booting it is an error."""
     if not is_root():
         pytest.skip("the VM tier needs root (the guest runs as the caller)")
     rwdir = tmp_path_factory.mktemp("vm-tier")
     todo = cases(rwdir)
-    kernel = find_kernel() if chosen == "auto" else Path(chosen)
-    done = run_checks_in_vm([c for c, _ in todo], kernel=kernel, rwdir=rwdir)
+    done = run_checks_in_vm([c for c, _ in todo], kernel=netprobe_kernel, rwdir=rwdir)
     yield done, {c.label: want for c, want in todo}
 
 
@@ -203,18 +199,13 @@ def test_the_guest_ran_a_full_kernel(guest: tuple[GuestChecks, dict[str, str | N
     assert done.run.boot is not None
 
 
-def test_the_command_line_runs_checks_in_one_guest(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> None:
+def test_the_command_line_runs_checks_in_one_guest(netprobe_kernel: Path, tmp_path: Path) -> None:
     """`netprobe check … --kernel`: one boot for all the named checks, results and
     bundles back on this side."""
     import json
     import subprocess
     import sys
 
-    chosen = request.config.getoption("netprobe_kernel")
-    if not chosen:
-        pytest.skip("the VM tier runs with --netprobe-kernel PATH|auto (make vm-test)")
     done = subprocess.run(
         [
             sys.executable,
@@ -224,7 +215,7 @@ def test_the_command_line_runs_checks_in_one_guest(
             "vlan-bridge",
             "bond",
             "--kernel",
-            chosen,
+            str(netprobe_kernel),
             "--json",
             "out.json",
         ],
