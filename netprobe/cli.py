@@ -6,6 +6,7 @@ A NetprobeError becomes one readable message; a bug in netprobe keeps its traceb
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -153,7 +154,7 @@ def check(
     A check that fails or is inconclusive leaves a bug-report bundle (see `replay`)."""
     with _errors():
         from .check import load_check, registered
-        from .report.text import result_details, results_table
+        from .check.suite import run_checks
         from .topology import load
 
         chosen = list(registered()) if names == ("all",) else list(names)
@@ -163,99 +164,48 @@ def check(
             load(topology)  # so is a bad topology file, once
         kwargs: dict[str, Any] = _parse_params(params)
         kwargs.update({k: v for k, v in (("ruleset", ruleset), ("policy", policy)) if v})
-        options = {"bundle_dir": None if no_bundle else bundle_dir, "archive": archive}
         console = _console()
-        if kernel:
-            with console.status(f"booting {kernel} and running {len(chosen)} check(s) in it …"):
-                results = _run_in_vm(
-                    chosen, topology, kwargs, None if no_bundle else bundle_dir, kernel
-                )
-            if archive:  # the guest wrote plain bundles: pack them here
-                _archive(results)
-        elif quiet:
-            results = _run_all(chosen, topology, kwargs, options, jobs, lambda text: None)
-        else:
-            with console.status(f"running {len(chosen)} check(s) …") as status:
-                results = _run_all(chosen, topology, kwargs, options, jobs, status.update)
-        if not quiet:
-            console.print(results_table(results))
-            for result in results:
-                if verbose or not result.passed:
-                    console.print(result_details(result), soft_wrap=True)
-        if json_path:
-            _write_json(json_path, results)
-        if junit_path:
-            from .report.junit import junit_xml
-
-            with open(junit_path, "w") as out:
-                out.write(junit_xml(results))
+        where = f"in one VM booted from {kernel} " if kernel else ""
+        with contextlib.ExitStack() as stack:
+            status = (
+                None
+                if quiet
+                else stack.enter_context(console.status(f"running {len(chosen)} check(s) {where}…"))
+            )
+            results = run_checks(
+                chosen,
+                topology,
+                jobs=jobs,
+                kernel=kernel,
+                bundle_dir=None if no_bundle else bundle_dir,
+                archive=archive,
+                progress=status.update if status is not None else None,
+                **kwargs,
+            )
+        _show(results, console, quiet=quiet, verbose=verbose)
+        _write_files(results, json_path, junit_path)
         sys.exit(_exit_code(results))
 
 
-def _run_all(
-    names: list[str],
-    topology: str | None,
-    kwargs: dict[str, Any],
-    options: dict[str, Any],
-    jobs: int,
-    progress: Callable[[str], Any],
-) -> list[Any]:
-    """Run checks, several at once in forked processes: each builds its own topology, so
-    they share nothing but the kernel. `progress` hears of each check as it ends."""
-    from .check import run_check
+def _show(results: list[Any], console: Any, *, quiet: bool, verbose: bool) -> None:
+    from .report.text import result_details, results_table
 
-    done: list[str] = []
-
-    def finished(result: Any) -> Any:
-        done.append(f"{result.check} {result.status.value}")
-        progress(f"{len(done)}/{len(names)} checks done (last: {done[-1]}) …")
-        return result
-
-    if jobs == 1 or len(names) == 1 or topology is not None:
-        return [finished(run_check(n, topology, **options, **kwargs)) for n in names]
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-        futures = {pool.submit(run_check, n, None, **options, **kwargs): n for n in names}
-        results = {futures[f]: finished(f.result()) for f in as_completed(futures)}
-        return [results[name] for name in names]
-
-
-def _run_in_vm(
-    names: list[str],
-    topology: str | None,
-    kwargs: dict[str, Any],
-    bundle_dir: str | None,
-    kernel: str,
-) -> list[Any]:
-    """Every check in one guest; its bundles come back under `bundle_dir`/vm-STAMP."""
-    import tempfile
-    import time
-    from pathlib import Path
-
-    from .vm import Case, find_kernel, run_checks_in_vm
-
-    image = find_kernel() if kernel == "auto" else Path(kernel)
-    with tempfile.TemporaryDirectory(prefix="netprobe-vm-") as scratch:
-        stamp = time.strftime("vm-%Y%m%dT%H%M%SZ", time.gmtime())
-        rwdir = Path(bundle_dir).resolve() / stamp if bundle_dir else Path(scratch)
-        cases = [
-            Case(name, name, topology and str(Path(topology).resolve()), kwargs) for name in names
-        ]
-        guest = run_checks_in_vm(cases, kernel=image, rwdir=rwdir)
-        return [guest.results[name] for name in names]
-
-
-def _archive(results: list[Any]) -> None:
-    import tarfile
-    from pathlib import Path
-
+    if quiet:
+        return
+    console.print(results_table(results))
     for result in results:
-        if result.bundle and Path(result.bundle).is_dir():
-            with tarfile.open(f"{result.bundle}.tar.gz", "w:gz") as tar:
-                tar.add(result.bundle, arcname=Path(result.bundle).name)
+        if verbose or not result.passed:
+            console.print(result_details(result), soft_wrap=True)
+
+
+def _write_files(results: list[Any], json_path: str | None, junit_path: str | None) -> None:
+    if json_path:
+        _write_json(json_path, results)
+    if junit_path:
+        from .report.junit import junit_xml
+
+        with open(junit_path, "w") as out:
+            out.write(junit_xml(results))
 
 
 def _parse_params(params: tuple[str, ...]) -> dict[str, str]:
