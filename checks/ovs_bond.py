@@ -52,15 +52,17 @@ class _Flow:
     def before(self, cut: float) -> int:
         return sum(1 for n, t in list(self.sent) if t < cut and n in self.arrived)
 
-    def outage(self, cut: float) -> float | None:
+    def outage(self, cut: float, until: float) -> float | None:
         """The longest wait between two frames arriving, from the last arrival before
-        the cut on (None: nothing arrived after the cut)."""
-        times = sorted(self.arrived[n] for n, _ in list(self.sent) if n in self.arrived)
-        after = [t for t in times if t >= cut]
-        if not after:
+        the cut on, counting only what arrived while the link was down (before `until`).
+        None: no frame SENT after the cut arrived then (frames already on their way when
+        the link died do not show the flow came back)."""
+        sent = list(self.sent)
+        if not any(t >= cut and self.arrived.get(n, until) < until for n, t in sent):
             return None
+        times = sorted(self.arrived[n] for n, _ in sent if self.arrived.get(n, until) < until)
         before = [t for t in times if t < cut]
-        seq = [before[-1] if before else cut, *after]
+        seq = [before[-1] if before else cut, *(t for t in times if t >= cut)]
         return max(b - a for a, b in itertools.pairwise(seq))
 
     def lost(self) -> int:
@@ -128,9 +130,10 @@ def _flow(ctx: Context, src: str, dst: str) -> _Flow:
 
 @dataclass
 class _Cut:
-    at: float  # when the link-down request was made
+    at: float  # when the link-down request was answered (frames sent later cannot use it)
     took: float  # how long the kernel took to answer it
     active: str | None  # the bond's active member once the flow was back (or given up)
+    restored: float  # when the link was brought back up: later arrivals do not count
 
 
 def _stream(ctx: Context, flows: list[_Flow], cut_at: str, limit: float,
@@ -148,19 +151,21 @@ def _stream(ctx: Context, flows: list[_Flow], cut_at: str, limit: float,
     at = None
     try:
         _watch(flows, captures, time.time() + _BEFORE, None)
-        at = time.time()
+        asked = time.time()
         _set_link(ctx, cut_at, up=False)
-        took = time.time() - at
+        at = time.time()  # the kernel has answered: from now on the link is down
+        took = at - asked
         _watch(flows, captures, at + limit, at)
         state = bond_state(ctx, *bond)
     finally:
         stop.set()
         thread.join()
+        restored = time.time()
         if at is not None:
             _set_link(ctx, cut_at, up=True)
     time.sleep(0.01)  # the last frames' way across
     _collect(flows, captures)
-    return _Cut(at, took, state.active if state is not None else None)
+    return _Cut(at, took, state.active if state is not None else None, restored)
 
 
 def _send(flows: list[_Flow], senders: dict[str, Any], stop: threading.Event) -> None:
@@ -215,7 +220,7 @@ def _set_link(ctx: Context, port: str, *, up: bool) -> None:
 
 def _judge(ctx: Context, flow: _Flow, cut: _Cut, cut_at: str, limit: float) -> None:
     before = flow.before(cut.at)
-    outage = flow.outage(cut.at)
+    outage = flow.outage(cut.at, cut.restored)
     name = f"flow {flow.src} → {flow.dst} keeps going when {cut_at} goes down"
     sent = len(flow.sent)
     if before == 0:
@@ -227,9 +232,10 @@ def _judge(ctx: Context, flow: _Flow, cut: _Cut, cut_at: str, limit: float) -> N
                                 f"{flow.lost()} of {sent} frames lost")
         return
     ctx.record(name, True, f"failover outage {outage * 1000:.1f} ms (the longest wait "
-                           f"between two frames arriving, from just before the link-down "
-                           f"request, answered in {cut.took * 1000:.1f} ms); {flow.lost()} of "
-                           f"{sent} frames lost, one sent every {_INTERVAL * 1000:g} ms")
+                           f"between two frames arriving, from the last one before the link "
+                           f"went down; the kernel took {cut.took * 1000:.1f} ms to take it "
+                           f"down); {flow.lost()} of {sent} frames lost, one sent every "
+                           f"{_INTERVAL * 1000:g} ms")
 
 
 def _diagnose(ctx: Context, host: str, bond: str, members: list[str], active: str) -> None:
