@@ -68,8 +68,8 @@ def list_checks(names: tuple[str, ...]) -> None:
                 click.echo(check_details(check))
 
 
-@cli.command()
-@click.argument("names", nargs=-1, required=True)
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.argument("names", nargs=-1, required=True, type=click.UNPROCESSED)
 @click.option(
     "--topology",
     "topology",
@@ -151,18 +151,22 @@ def check(
 ) -> None:
     """Run checks by NAME (or `all`) and report PASS/FAIL/SKIP/INCONCLUSIVE/ERROR.
 
-    A check that fails or is inconclusive leaves a bug-report bundle (see `replay`)."""
+    Each check's own parameters (the hosts and ports it uses) are options too:
+    `netprobe check nat --inside vm7:eth0 --public-ip 198.51.100.7`; `netprobe list NAME`
+    shows them. A check that fails or is inconclusive leaves a bug-report bundle (see
+    `replay`)."""
     with _errors():
         from .check import load_check, registered
         from .check.suite import run_checks
         from .topology import load
 
+        names, extra = _split_check_options(names)
         chosen = list(registered()) if names == ("all",) else list(names)
         for name in chosen:
             load_check(name)  # unknown names fail here, with suggestions, before any run
         if topology is not None:
             load(topology)  # so is a bad topology file, once
-        kwargs: dict[str, Any] = _parse_params(params)
+        kwargs: dict[str, Any] = {**_parse_params(params), **extra}
         kwargs.update({k: v for k, v in (("ruleset", ruleset), ("policy", policy)) if v})
         console = _console()
         where = f"in one VM booted from {kernel} " if kernel else ""
@@ -206,6 +210,27 @@ def _write_files(results: list[Any], json_path: str | None, junit_path: str | No
 
         with open(junit_path, "w") as out:
             out.write(junit_xml(results))
+
+
+def _split_check_options(words: tuple[str, ...]) -> tuple[tuple[str, ...], dict[str, str]]:
+    """Check names, and the checks' own options: `--NAME VALUE` or `--NAME=VALUE`."""
+    names: list[str] = []
+    options: dict[str, str] = {}
+    rest = list(words)
+    while rest:
+        word = rest.pop(0)
+        if not word.startswith("--"):
+            names.append(word)
+            continue
+        key, sep, value = word[2:].partition("=")
+        if not sep:
+            if not rest or rest[0].startswith("--"):
+                raise click.BadParameter(f"{word} needs a value", param_hint=word)
+            value = rest.pop(0)
+        options[key.replace("-", "_")] = value
+    if not names:
+        raise click.UsageError("name at least one check, or all")
+    return tuple(names), options
 
 
 def _parse_params(params: tuple[str, ...]) -> dict[str, str]:

@@ -151,7 +151,7 @@ def check_details(check: Check) -> str:
         + (f" (missing here: {', '.join(missing)})" if missing else ""),
     ]
     if check.params:
-        lines.append("  parameters (-p KEY=VALUE):")
+        lines.append("  parameters (--KEY VALUE or -p KEY=VALUE):")
         width = max(len(k) for k in check.params)
         lines += [f"    {k:{width}}  {v}" for k, v in check.params.items()]
     else:

@@ -132,7 +132,7 @@ def test_list_shows_a_checks_parameters(tmp_path: Path) -> None:
     done = netprobe("list", "nat", cwd=tmp_path)
     assert done.returncode == 0
     assert done.stdout.startswith("nat: masquerade")
-    assert "public_ip" in done.stdout and "parameters (-p KEY=VALUE)" in done.stdout
+    assert "public_ip" in done.stdout and "parameters (--KEY VALUE or -p KEY=VALUE)" in done.stdout
     table = netprobe("list", cwd=tmp_path)
     assert table.returncode == 0 and "docker-bridge" in table.stdout
 
@@ -154,3 +154,16 @@ def test_clean_removes_the_trace_instance_of_a_killed_run(tmp_path: Path) -> Non
     assert done.returncode == 0, done.stderr
     assert f"tracefs instance {killed.name}" in done.stdout
     assert not killed.exists()
+
+
+def test_a_checks_own_parameters_are_options(tmp_path: Path) -> None:
+    done = netprobe(
+        "check", "veth", "--a", "switch:red", "--b=red:eth0", "--json", "o.json", cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads((tmp_path / "o.json").read_text())["results"][0]["status"] == "PASS"
+    wrong = netprobe("check", "veth", "--nope", "x", cwd=tmp_path)
+    assert wrong.returncode == 2 and "check veth takes parameters a, b, not nope" in wrong.stderr
+    no_value = netprobe("check", "veth", "--a", cwd=tmp_path)
+    assert no_value.returncode == 2 and "--a needs a value" in no_value.stderr
+    no_traceback(wrong)
