@@ -8,9 +8,7 @@ Namespaces that look like netprobe's but have no record are reported, never touc
 from __future__ import annotations
 
 import glob
-import os
 from dataclasses import dataclass, field
-from typing import Any
 
 from ..errors import TopologyError
 from ..privilege import require_root
@@ -74,7 +72,7 @@ def down(name: str) -> CleanReport:
 def remove_run(record: owner.RunRecord, names: list[str], report: CleanReport) -> None:
     """Stop the run's daemons and remove their directory, undo its changes where it does
     not own the namespace, delete the namespaces it owns, then its record."""
-    stopped, problems = daemon.stop_recorded([*record.daemons, *_pidfiles(record.runid)])
+    stopped, problems = daemon.stop_recorded([*record.daemons, *ovs.pidfile_daemons(record.runid)])
     report.stopped_daemons += stopped
     problems += ovs.remove_dirs(record.runid) if not problems else []
     removed, undo_problems = undo.revert(record)
@@ -89,20 +87,6 @@ def remove_run(record: owner.RunRecord, names: list[str], report: CleanReport) -
             report.removed_namespaces.append(name)
     owner.unregister(record.runid)
     report.removed_runs.append(record.runid)
-
-
-def _pidfiles(runid: str) -> list[dict[str, Any]]:
-    """Daemons found by their pidfiles in the run's directory: a run killed between
-    starting one and recording it leaves only that."""
-    found = []
-    for path in glob.glob(os.path.join(owner.private_dir(runid), "*", "*.pid")):
-        try:
-            with open(path) as src:
-                pid = int(src.read().strip())
-        except (OSError, ValueError):
-            continue
-        found.append({"pid": pid, "dir": os.path.dirname(path), "name": os.path.basename(path)})
-    return found
 
 
 def leftovers() -> list[str]:

@@ -204,8 +204,11 @@ class Topology:
                     self._cleanups.pop()()
                 except Exception as exc:  # a layer above failing must not stop teardown
                     problems.append(f"cleanup {exc!r}")
-            problems += daemon.stop(self.daemons)
-            problems += ovs.remove_dirs(self.runid)
+            stuck = daemon.stop(self.daemons)
+            stuck += daemon.stop_recorded(ovs.pidfile_daemons(self.runid))[1]  # unrecorded
+            problems += stuck
+            if not stuck:  # else the directory and the record are how `clean` finds them
+                problems += ovs.remove_dirs(self.runid)
             _removed, undo_problems = revert(self.record)
             problems += undo_problems
             self._release()
@@ -215,7 +218,8 @@ class Topology:
             for name in reversed(netns.list_names()):
                 if name.startswith(prefix):
                     netns.delete(name)
-            owner.unregister(self.runid)
+            if not stuck:
+                owner.unregister(self.runid)
         _sigterm.disarm_if_idle()
         if problems:
             raise TopologyError("teardown was incomplete:\n  " + "\n  ".join(problems))

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import ctypes
 import fcntl
+import glob
 import os
 import shutil
 import socket
 import struct
 import subprocess
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import SetupError, TopologyError
 from . import daemon, netns, owner
@@ -255,6 +256,20 @@ def _bridges_up(topo: Topology, host: Host) -> None:
                     errno=exc.code,
                     obj=iface.name,
                 ) from exc
+
+
+def pidfile_daemons(runid: str) -> list[dict[str, Any]]:
+    """Daemons found by their pidfiles in the run's directory: a run interrupted between
+    starting one and recording it leaves only that."""
+    found = []
+    for path in glob.glob(os.path.join(owner.private_dir(runid), "*", "*.pid")):
+        try:
+            with open(path) as src:
+                pid = int(src.read().strip())
+        except (OSError, ValueError):
+            continue
+        found.append({"pid": pid, "dir": os.path.dirname(path), "name": os.path.basename(path)})
+    return found
 
 
 def remove_dirs(runid: str) -> list[str]:
