@@ -77,8 +77,8 @@ class Context:
         self._explanations_left -= 1
         try:
             step.explanation = explain(self.topo, frame, port, step.outcome)
-        except (NetprobeError, OSError) as exc:
-            step.detail += f" (not explained: {exc})"
+        except Exception as exc:  # odd tool output included: the verdict stands
+            step.detail += f" (not explained: {type(exc).__name__}: {exc})"
         return step.explanation
 
     def record(self, name: str, ok: bool, detail: str = "") -> bool:

@@ -77,7 +77,11 @@ def _in_vm(
         rwdir = Path(bundle_dir).resolve() / stamp if bundle_dir else Path(scratch)
         cases = [Case(name, name, where, params) for name in names]
         guest = run_checks_in_vm(cases, kernel=image, rwdir=rwdir)
-        return [guest.results[name] for name in names]
+        results = [guest.results[name] for name in names]
+    if not bundle_dir:  # the scratch directory and the bundles in it are gone
+        for result in results:
+            result.bundle = None
+    return results
 
 
 def _archive(results: list[Result]) -> None:

@@ -11,7 +11,7 @@ removed on every path.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
@@ -128,18 +128,18 @@ def explain(
     """
     start = time.perf_counter()
     hosts = [h.name for h in topo.spec.hosts]
-    owned = [h.name for h in topo.spec.hosts if h.owned]
-    links = {host: _links(topo, host) for host in hosts}
+    owned = [h.name for h in topo.spec.hosts if h.owned]  # counters: unrelated traffic
+    links = {host: _links(topo, host) for host in hosts}  # elsewhere would be blamed
     wiring = _live_wiring(topo, links)
     data, nonce = frame.probe()
     notes: list[str] = []
     tracer = NftTrace(topo, owned)
     ruleset_hosts = tracer.ruleset_hosts() if nft else []
-    before = counters.snapshot(topo, hosts, nft_hosts=ruleset_hosts)
+    before = counters.snapshot(topo, owned, nft_hosts=ruleset_hosts)
     report, nft_reports = _send_traced(
         topo, wiring, frame, port, (data, nonce), tracer if ruleset_hosts else None, trace, notes
     )
-    after = counters.snapshot(topo, hosts, nft_hosts=ruleset_hosts)
+    after = counters.snapshot(topo, owned, nft_hosts=ruleset_hosts)
     moved = tuple(counters.deltas(before, after))
     found = _findings(topo, port, (data, report, tuple(nft_reports), moved), links, wiring,
                       ruleset_hosts, outcome)  # fmt: skip
@@ -169,7 +169,7 @@ def _findings(
     data, report, nft_reports, moved = seen
     probe = decode(data)
     delivery = delivery_of(outcome, topo.ifname) if outcome is not None else None
-    want = _interesting(wiring, port, report, moved)
+    want = _interesting(wiring, port, topo.ifname, report, moved)
     facts = _facts(topo, links, want, probe, ruleset_hosts, delivery)
     host, ifname, _vm = parse_port(port)
     sender = (host, topo.ifname(host, ifname))
@@ -236,7 +236,11 @@ class _Want:
 
 
 def _interesting(
-    wiring: Wiring, port: str, report: DropReport, moved: tuple[counters.Delta, ...]
+    wiring: Wiring,
+    port: str,
+    kname: Callable[[str, str], str],
+    report: DropReport,
+    moved: tuple[counters.Delta, ...],
 ) -> _Want:
     """Hosts where the probe arrived (from the trace, else the port's peer) or that
     counted something, with the device it arrived on."""
@@ -245,7 +249,7 @@ def _interesting(
         if hop.event == RECEIVE and hop.host and hop.host not in want.lookups:
             want.lookups[hop.host] = hop.device
     host, ifname, _ = parse_port(port)
-    first = wiring.peers.get((host, ifname))
+    first = wiring.peers.get((host, kname(host, ifname)))  # wiring speaks kernel names
     if first is not None:
         want.lookups.setdefault(first[0], first[1])
     for delta in moved:

@@ -10,6 +10,7 @@ is deleted and the monitor stopped on every path.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -20,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import NetprobeError
 from ..topology import Topology
 from ..traffic.craft import NONCE_LEN, Template
 
@@ -208,19 +210,22 @@ class NftTrace:
         ]
 
     def disarm(self) -> None:
-        """Stop the monitors and delete the trace tables (safe to call twice)."""
-        for mon in self.monitors:
-            if mon.proc is not None and mon.proc.returncode is None:
-                mon.proc.terminate()
+        """Stop every monitor, then delete every trace table, whatever fails on the way
+        (safe to call twice)."""
+        try:
+            for mon in self.monitors:
                 try:
-                    out, _ = mon.proc.communicate(timeout=2)
-                except subprocess.TimeoutExpired:
-                    mon.proc.kill()
-                    out, _ = mon.proc.communicate()
-                mon.text += out or b""
-            for family in mon.families:
-                self.topo.run(mon.host, ["nft", "delete", "table", family, TABLE])
-            mon.families = []
+                    _stop(mon)
+                finally:
+                    if mon.proc is not None and mon.proc.returncode is None:
+                        mon.proc.kill()
+                        mon.proc.wait()
+        finally:
+            for mon in self.monitors:
+                for family in list(mon.families):
+                    with contextlib.suppress(NetprobeError):
+                        self.topo.run(mon.host, ["nft", "delete", "table", family, TABLE])
+                    mon.families.remove(family)
 
     def _families_of(self, host: str) -> list[str] | None:
         """The trace tables `host` needs; None when it has no ruleset to trace."""
@@ -280,3 +285,16 @@ def _drain(proc: subprocess.Popen[bytes], quiet: float) -> bytes:
         text, last = text + chunk, time.perf_counter()
     os.set_blocking(fd, True)
     return text
+
+
+def _stop(mon: _Monitor) -> None:
+    """End an `nft monitor trace` and keep what it printed."""
+    if mon.proc is None or mon.proc.returncode is not None:
+        return
+    mon.proc.terminate()
+    try:
+        out, _ = mon.proc.communicate(timeout=2)
+    except subprocess.TimeoutExpired:
+        mon.proc.kill()
+        out, _ = mon.proc.communicate()
+    mon.text += out or b""

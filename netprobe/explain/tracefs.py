@@ -10,6 +10,7 @@ time an instance is made.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import itertools
 import os
 import re
@@ -50,7 +51,7 @@ def mount_tracefs(root: str = TRACEFS) -> str | None:
             f"tracefs is not available at {root}: {proc.stderr.strip() or 'mount failed'}",
             remedy=f"run as root, or mount it: mount -t tracefs nodev {root}",
         )
-    return f"mounted tracefs at {root} (it stays mounted)"
+    return f"mounted tracefs at {root}"
 
 
 def instance_names(root: str = TRACEFS) -> list[str]:
@@ -90,6 +91,7 @@ class Instance:
     name: str = field(init=False, default="")
     path: str = field(init=False, default="")
     notes: list[str] = field(default_factory=list)
+    mounted: bool = field(init=False, default=False)  # tracefs was mounted for it
 
     def __enter__(self) -> Instance:
         self.open()
@@ -106,7 +108,8 @@ class Instance:
     def open(self) -> None:
         done = mount_tracefs(self.root)
         if done:
-            self.notes.append(done)
+            self.mounted = True
+            self.notes.append(done + " (unmounted afterwards)")
         for name in stale(instance_names(self.root)):
             _rmdir(os.path.join(self.root, "instances", name))
         safe = re.sub(r"\W", "", self.runid) or "x"
@@ -123,6 +126,8 @@ class Instance:
             self._write("buffer_size_kb", str(self.buffer_kb))
         except OSError:
             self.notes.append("the trace buffer size could not be set")
+        with contextlib.suppress(OSError):  # reading `trace` must not pause the recording
+            self._write("options/pause-on-trace", "0")
 
     def close(self) -> None:
         """Disable everything and remove the instance (safe to call twice)."""
@@ -133,7 +138,13 @@ class Instance:
             self._write("events/enable", "0")
         except OSError:
             pass
-        _rmdir(self.path)
+        try:
+            _rmdir(self.path)
+        except OSError as exc:  # the explanation stands; the instance is clean's to remove
+            self.notes.append(f"the trace instance {self.name} is left: {exc}")
+        if self.mounted:  # leave the machine as found (busy: another user, it stays)
+            subprocess.run(["umount", self.root], capture_output=True, check=False)
+            self.mounted = False
 
     def has_event(self, event: str) -> bool:
         return os.path.isdir(os.path.join(self.path, "events", event))

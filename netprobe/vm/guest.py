@@ -1,0 +1,193 @@
+"""Checks in a guest: many cases in ONE boot, their Results rebuilt from JSON.
+
+Inside the guest this module is the runner (``python -m netprobe.vm CASES.json OUT.json``);
+each case's bug-report bundle and the pcaps of what did not pass land in the shared
+directory and come back.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import SetupError
+from .boot import GuestRun, run_in_vm
+
+if TYPE_CHECKING:
+    from ..check import Result
+
+__all__ = ["Case", "GuestChecks", "guest_main", "result_from_dict", "run_checks_in_vm"]
+
+
+@dataclass(frozen=True)
+class Case:
+    """One check run in the guest. `topology`: a file the guest can read (None: the
+    check's reference). `sabotage`: (host, argv) commands run on the built topology
+    before the check, to break it on purpose."""
+
+    label: str
+    check: str
+    topology: str | None = None
+    params: Mapping[str, str] = field(default_factory=dict)
+    sabotage: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "check": self.check,
+            "topology": self.topology,
+            "params": dict(self.params),
+            "sabotage": [[h, list(a)] for h, a in self.sabotage],
+        }
+
+
+@dataclass(frozen=True)
+class GuestChecks:
+    """Results by case label, the pcaps of steps that did not pass, and the boot."""
+
+    results: dict[str, Result]
+    pcaps: dict[str, dict[str, str]]  # label → {"STEP/PORT": host path}
+    run: GuestRun
+    kernel: str  # `uname -r` in the guest
+
+
+def run_checks_in_vm(
+    cases: Iterable[Case],
+    *,
+    kernel: Path | None = None,
+    rwdir: Path | None = None,
+    timeout: float = 900,
+) -> GuestChecks:
+    """Run every case in ONE guest; rebuild each Result from the guest's JSON."""
+    todo = list(cases)
+    labels = [c.label for c in todo]
+    if len(set(labels)) != len(labels):
+        raise ValueError("case labels must be unique")
+    with tempfile.TemporaryDirectory(prefix="netprobe-vm-") as scratch:
+        where = Path(rwdir or scratch).resolve()
+        where.mkdir(parents=True, exist_ok=True)
+        (where / "cases.json").write_text(json.dumps([c.to_dict() for c in todo]))
+        out = where / "result.json"
+        out.unlink(missing_ok=True)
+        run = run_in_vm(
+            kernel,
+            [sys.executable, "-m", "netprobe.vm", str(where / "cases.json"), str(out)],
+            where,
+            timeout=timeout,
+        )
+        if not out.exists():
+            tail = "\n".join((run.stdout + run.stderr).strip().splitlines()[-20:])
+            raise SetupError(
+                f"the guest wrote no results (exit {run.returncode}):\n{tail}",
+                remedy="run `python -m netprobe.vm CASES OUT` in the guest by hand",
+            )
+        data = json.loads(out.read_text())
+    results = {label: result_from_dict(d) for label, d in data["results"].items()}
+    keep = rwdir is not None  # pcaps in a scratch rwdir are gone: report none
+    pcaps = {k: v for k, v in data.get("pcaps", {}).items() if keep}
+    return GuestChecks(results, pcaps, run, str(data.get("kernel", "")))
+
+
+def result_from_dict(data: Mapping[str, Any]) -> Result:
+    """A Result rebuilt from `Result.to_dict()` output; each step keeps its evidence text."""
+    from ..check import Result, Status
+
+    step = _guest_step_class()
+    steps = [
+        step(
+            name=s["name"],
+            status=Status(s["status"]),
+            detail=s.get("detail") or "",
+            text=s.get("evidence"),
+        )
+        for s in data.get("steps", [])
+    ]
+    return Result(
+        check=data["check"],
+        status=Status(data["status"]),
+        summary=data.get("summary", ""),
+        steps=steps,
+        diagnosis=data.get("diagnosis"),
+        duration=float(data.get("duration") or 0.0),
+        topology=data.get("topology"),
+        bundle=data.get("bundle"),  # in rwdir: the same path on both sides
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def _guest_step_class() -> Any:  # built on first use: importing netprobe.check is heavy
+    from ..check import Step
+
+    @dataclass
+    class GuestStep(Step):
+        """A step as the guest reported it: its expectation's evidence kept as text."""
+
+        text: str | None = None
+
+        def evidence_text(self) -> str | None:
+            return self.text
+
+    return GuestStep
+
+
+# -- the runner, inside the guest ----------------------------------------------------------
+
+
+def _run_case(case: Mapping[str, Any], bundles: Path) -> Result:
+    """Run one case; a failing one leaves its bug-report bundle under `bundles`."""
+    from ..check import Check, load_check, reference_path
+    from ..topology import build, load
+
+    check = load_check(case["check"])
+    if not isinstance(check, Check):
+        raise TypeError(f"{case['check']} is not a netprobe Check")
+    params = case.get("params") or {}
+    if not case.get("sabotage"):
+        return check.run(case.get("topology"), bundle_dir=bundles, **params)
+    with build(load(case.get("topology") or reference_path(check.reference))) as topo:
+        for host, argv in case["sabotage"]:
+            topo.run(host, argv, check=True)
+        return check.run(topo, bundle_dir=bundles, **params)
+
+
+def _save_pcaps(result: Result, directory: Path) -> dict[str, str]:
+    saved: dict[str, str] = {}
+    for index, step in enumerate(result.steps):
+        if step.outcome is None or step.status.value == "PASS":
+            continue
+        for port, path in step.outcome.save_pcaps(str(directory / str(index))).items():
+            saved[f"{step.name}/{port}"] = path
+    return saved
+
+
+def guest_main(argv: Sequence[str]) -> int:
+    """Run the cases in `argv[0]` (JSON) and write results to `argv[1]`; pcaps beside it."""
+    from ..check import Result, Status
+
+    cases_path, out_path = Path(argv[0]), Path(argv[1])
+    results: dict[str, Any] = {}
+    pcaps: dict[str, dict[str, str]] = {}
+    for case in json.loads(cases_path.read_text()):
+        label = case["label"]
+        try:
+            result = _run_case(case, out_path.parent / "bundles" / _safe(label))
+        except Exception as exc:  # one broken case must not lose the others' results
+            result = Result(case["check"], Status.ERROR, f"{type(exc).__name__}: {exc}")
+        results[label] = result.to_dict()
+        pcaps[label] = _save_pcaps(result, out_path.parent / "pcaps" / _safe(label))
+        print(f"{label}: {result.status.value}", flush=True)
+    kernel = os.uname().release
+    out_path.write_text(json.dumps({"results": results, "pcaps": pcaps, "kernel": kernel}))
+    return 0
+
+
+def _safe(label: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", label)
