@@ -176,16 +176,24 @@ def check(
                 if quiet
                 else stack.enter_context(console.status(f"running {len(chosen)} check(s) {where}…"))
             )
-            results = run_checks(
-                chosen,
-                topology,
-                jobs=jobs,
-                kernel=kernel,
-                bundle_dir=None if no_bundle else bundle_dir,
-                archive=archive,
-                progress=status.update if status is not None else None,
-                **kwargs,
-            )
+            keep = None if no_bundle else bundle_dir
+            if kernel:
+                from .vm import run_named_checks
+
+                results = run_named_checks(
+                    chosen, topology, kernel=kernel, bundle_dir=keep, archive=archive, **kwargs
+                )
+            else:
+                progress = status.update if status is not None else None
+                results = run_checks(
+                    chosen,
+                    topology,
+                    jobs=jobs,
+                    bundle_dir=keep,
+                    archive=archive,
+                    progress=progress,
+                    **kwargs,
+                )
         _show(results, console, quiet=quiet, verbose=verbose)
         _write_files(results, json_path, junit_path)
         sys.exit(_exit_code(results))

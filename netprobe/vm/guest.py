@@ -12,19 +12,28 @@ import json
 import os
 import re
 import sys
+import tarfile
 import tempfile
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import SetupError
-from .boot import GuestRun, run_in_vm
+from .boot import GuestRun, find_kernel, run_in_vm
 
 if TYPE_CHECKING:
     from ..check import Result
 
-__all__ = ["Case", "GuestChecks", "guest_main", "result_from_dict", "run_checks_in_vm"]
+__all__ = [
+    "Case",
+    "GuestChecks",
+    "guest_main",
+    "result_from_dict",
+    "run_checks_in_vm",
+    "run_named_checks",
+]
 
 
 @dataclass(frozen=True)
@@ -94,6 +103,34 @@ def run_checks_in_vm(
     keep = rwdir is not None  # pcaps in a scratch rwdir are gone: report none
     pcaps = {k: v for k, v in data.get("pcaps", {}).items() if keep}
     return GuestChecks(results, pcaps, run, str(data.get("kernel", "")))
+
+
+def run_named_checks(
+    names: list[str],
+    topology: str | os.PathLike[str] | None = None,
+    *,
+    kernel: str | os.PathLike[str] = "auto",
+    bundle_dir: str | os.PathLike[str] | None = None,
+    archive: bool = False,
+    **params: Any,
+) -> list[Result]:
+    """The named checks in ONE guest booted from `kernel` ("auto": the newest Debian
+    kernel in /boot); their bundles come back under `bundle_dir`/vm-STAMP."""
+    image = find_kernel() if str(kernel) == "auto" else Path(kernel)
+    where = str(Path(topology).resolve()) if topology is not None else None
+    with tempfile.TemporaryDirectory(prefix="netprobe-vm-") as scratch:
+        stamp = time.strftime("vm-%Y%m%dT%H%M%SZ", time.gmtime())
+        rwdir = Path(bundle_dir).resolve() / stamp if bundle_dir else Path(scratch)
+        cases = [Case(name, name, where, params) for name in names]
+        guest = run_checks_in_vm(cases, kernel=image, rwdir=rwdir)
+        results = [guest.results[name] for name in names]
+    for result in results:
+        if not bundle_dir:  # the scratch directory and the bundles in it are gone
+            result.bundle = None
+        elif archive and result.bundle and Path(result.bundle).is_dir():
+            with tarfile.open(f"{result.bundle}.tar.gz", "w:gz") as tar:
+                tar.add(result.bundle, arcname=Path(result.bundle).name)
+    return results
 
 
 def result_from_dict(data: Mapping[str, Any]) -> Result:
