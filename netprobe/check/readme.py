@@ -84,7 +84,9 @@ def _without_netprobe(steps: list[dict[str, Any]], ovs: bool) -> str:
     replayable = sum(1 for s in steps if s.get("expectation"))
     return (
         "- Without netprobe: `sudo sh repro.sh` (or `sudo PYTHON=/path/to/python3 sh "
-        "repro.sh`) needs only iproute2, nft or iptables, and python3 with scapy. It "
+        "repro.sh`) needs only iproute2, nft or iptables, and a python3 with scapy (it "
+        "tries $PYTHON, each python3 on PATH and /usr/bin/python3, and exits 2 if none "
+        "has scapy). It "
         "rebuilds the topology in fresh namespaces, sends the injected frames again and "
         "prints what came out where, with each step's verdict beside the recorded one. "
         f"It replays {replayable} of the {len(steps)} steps: the others sent no frames "

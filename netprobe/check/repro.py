@@ -9,6 +9,7 @@ recorded. Only python3 with scapy is needed besides (scapy prints the frames).
 from __future__ import annotations
 
 import shlex
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,29 @@ _HEADER = """#!/bin/sh
 # Run: sudo sh repro.sh   (sudo PYTHON=/path/to/python3 sh repro.sh for another python3)
 set -eu
 [ "$(id -u)" -eq 0 ] || {{ echo "repro.sh: run as root" >&2; exit 2; }}
+# A python3 that has scapy, found before anything is made: $PYTHON, each python3 on PATH,
+# Debian's, then the one that wrote this bundle. (Exit 1 means "failure reproduced", so a
+# missing scapy must not reach the replay.)
+has_scapy() {{ [ -x "$1" ] && "$1" -c 'import scapy.layers.l2' >/dev/null 2>&1; }}
+pick_python() {{
+    if [ -n "${{PYTHON:-}}" ]; then
+        has_scapy "$PYTHON" && {{ echo "$PYTHON"; return 0; }}
+        echo "repro.sh: PYTHON=$PYTHON cannot import scapy; trying others" >&2
+    fi
+    saved_ifs=$IFS; IFS=:
+    for dir in $PATH; do
+        IFS=$saved_ifs
+        has_scapy "${{dir:-.}}/python3" && {{ echo "${{dir:-.}}/python3"; return 0; }}
+    done
+    IFS=$saved_ifs
+    for py in /usr/bin/python3 {writer}; do has_scapy "$py" && {{ echo "$py"; return 0; }}; done
+    return 1
+}}
+PY=$(pick_python) || {{
+    echo "repro.sh: no python3 that can import scapy (tried \\$PYTHON, python3 on PATH," \
+         "/usr/bin/python3, {writer}): install python3-scapy, or run with PYTHON=..." >&2
+    exit 2
+}}
 export P="repro$$"
 HOSTS={hosts}
 cleanup() {{ for h in $HOSTS; do ip netns del "$P-$h" 2>/dev/null || true; done; }}
@@ -69,6 +93,7 @@ def repro_script(
             topology=spec.name,
             tools="".join(f"{t}, " for t in tools),
             hosts=shlex.quote(" ".join(h.name for h in spec.hosts)),
+            writer=shlex.quote(sys.executable),
         )
     ]
     ovs = [
@@ -85,7 +110,7 @@ def repro_script(
         lines.append("exit 2")
     lines += list(_build(spec, rulesets, macs))
     plan = {"steps": [_step(s) for s in steps], "vm_ports": _vm_ports(spec)}
-    lines.append("\"${PYTHON:-python3}\" - <<'NETPROBE_REPLAY'")
+    lines.append("\"$PY\" - <<'NETPROBE_REPLAY'")
     lines.append(Path(replay_frames.__file__).read_text().rstrip("\n"))
     lines.append(f"PLAN = {plan!r}")
     lines.append("raise SystemExit(main(PLAN))")

@@ -180,6 +180,48 @@ def test_repro_sh_alone_shows_the_same_failure(bundle: Path, tmp_path: Path) -> 
     assert "0 differ from what netprobe recorded" in out
 
 
+def _shim(directory: Path, body: str) -> Path:
+    directory.mkdir(exist_ok=True)
+    shim = directory / "python3"
+    shim.write_text(f"#!/bin/sh\n{body}\n")
+    shim.chmod(0o755)
+    return directory
+
+
+def test_repro_sh_skips_a_python3_without_scapy(bundle: Path, tmp_path: Path) -> None:
+    """The first python3 on PATH is a real one without scapy (a pyenv Python, say): the
+    script finds one that has it instead of dying in the replay with exit 1."""
+    shims = _shim(tmp_path / "bin", 'exec /usr/bin/python3 -S "$@"')  # -S: no dist-packages
+    env = {"PATH": f"{shims}:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": str(tmp_path)}
+    done = subprocess.run(
+        ["sh", str(bundle / "repro.sh")], env=env, capture_output=True, text=True,
+        timeout=120, check=False,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "0 differ from what netprobe recorded" in done.stdout
+
+
+def test_repro_sh_without_any_scapy_says_so_and_exits_2(bundle: Path, tmp_path: Path) -> None:
+    """No candidate imports scapy (in a private mount namespace, Debian's python3 and the
+    bundle's writer are hidden behind a shim): one line, exit 2, no namespace made."""
+    import sys
+
+    shims = _shim(tmp_path / "bin", "exit 1")
+    hide = [p for p in {"/usr/bin/python3", os.path.realpath(sys.executable)} if os.path.exists(p)]
+    mounts = "".join(f"mount --bind {shims}/python3 {p} && " for p in hide)
+    before = {n for n in netns.list_names() if n.startswith("repro")}
+    done = subprocess.run(
+        ["unshare", "-m", "--propagation", "private", "sh", "-c",
+         f"{mounts}PATH={shims}:/usr/sbin:/usr/bin:/sbin:/bin exec sh {bundle}/repro.sh"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert "no python3 that can import scapy" in line and "PYTHON=" in line
+    assert done.stdout == ""
+    assert {n for n in netns.list_names() if n.startswith("repro")} == before
+
+
 def test_repro_sh_passes_where_the_fault_is_mended(bundle: Path, tmp_path: Path) -> None:
     """The script tests the data path, not its own recording: with forwarding back on the
     same frames come out, rewritten by the gateway's masquerade and DNAT."""
