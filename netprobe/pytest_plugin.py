@@ -11,6 +11,9 @@ Options
     --netprobe-bundles DIR        where failing checks write bundles (ini: netprobe_bundles;
                                   default: netprobe-reports under pytest's temporary
                                   directory, one per xdist worker).
+    --netprobe-leak-check         fail the session if a netprobe object one of its own runs
+                                  made outlives it (ini: netprobe_leak_check = true); labs
+                                  and other sessions' runs on the machine are not counted.
     --netprobe-kernel PATH|auto   the kernel a VM tier boots for checks this machine's kernel
                                   cannot run; the `netprobe_kernel` fixture (session) gives
                                   it to tests that call netprobe.vm.run_checks_in_vm, and
@@ -117,6 +120,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     parser.addini("netprobe_bundles", "where failing netprobe checks write bundles", default="")
     group.addoption(
+        "--netprobe-leak-check",
+        dest="netprobe_leak_check",
+        action="store_true",
+        help="fail the session if a netprobe object made by one of its runs outlives it",
+    )
+    parser.addini(
+        "netprobe_leak_check", "fail the session on netprobe leftovers", type="bool", default=False
+    )
+    group.addoption(
         "--netprobe-kernel",
         dest="netprobe_kernel",
         metavar="PATH|auto",
@@ -126,6 +138,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("netprobe_leak_check") or config.getini("netprobe_leak_check"):
+        from .pytest_leaks import LeakGuard
+
+        config.pluginmanager.register(LeakGuard(), "netprobe-leak-guard")
     config.addinivalue_line(
         "markers", "root: needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN); skipped without it"
     )

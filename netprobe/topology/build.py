@@ -66,12 +66,13 @@ def build(spec: Spec, *, persistent: bool = False) -> Topology:
         spec_path=spec.source,
         namespaces={h.name: namespace_of(h, runid) for h in spec.hosts},
         foreign_links=foreign,
+        session=owner.current_session(),
     )
     try:
         owner.register(record)  # before anything exists, so a killed run can be cleaned
     except FileExistsError:
         raise taken(runid, spec.name) from None
-    topo = Topology(spec, record)
+    topo = Topology(spec, record, persistent=persistent)
     topo.guard_signals()
     try:
         _Builder(topo).run()

@@ -8,11 +8,12 @@ Namespaces that look like netprobe's but have no record are reported, never touc
 from __future__ import annotations
 
 import glob
+import os
 from dataclasses import dataclass, field
 
 from ..errors import TopologyError
 from ..privilege import require_root
-from . import daemon, netns, ovs, owner, undo
+from . import daemon, netns, ovs, owner, process, undo
 from .netlink import Rtnl
 
 __all__ = ["CleanReport", "clean", "down", "leftovers", "remove_run"]
@@ -70,10 +71,18 @@ def down(name: str) -> CleanReport:
 
 
 def remove_run(record: owner.RunRecord, names: list[str], report: CleanReport) -> None:
-    """Stop the run's daemons and remove their directory, undo its changes where it does
+    """Stop the run's processes (its workers first: they tear down what they built when
+    told to), then its daemons and remove their directory, undo its changes where it does
     not own the namespace, delete the namespaces it owns, then its record."""
-    stopped, problems = daemon.stop_recorded([*record.daemons, *ovs.pidfile_daemons(record.runid)])
-    report.stopped_daemons += stopped
+    stopped, problems = process.stop_recorded(record.processes)
+    more, problems_tagged = process.stop_tagged(record.runid)
+    stopped += more
+    problems += problems_tagged
+    more, problems_daemons = daemon.stop_recorded(
+        [*record.daemons, *ovs.pidfile_daemons(record.runid)]
+    )
+    report.stopped_daemons += stopped + more
+    problems += problems_daemons
     problems += ovs.remove_dirs(record.runid) if not problems else []
     removed, undo_problems = undo.revert(record)
     report.removed_links += removed
@@ -89,15 +98,35 @@ def remove_run(record: owner.RunRecord, names: list[str], report: CleanReport) -
     report.removed_runs.append(record.runid)
 
 
-def leftovers() -> list[str]:
+def leftovers(session: str | None = None) -> list[str]:
     """Every netprobe object on the machine: records, np-* namespaces, tagged root links,
-    daemons' private directories."""
-    found = [f"record {r.runid} ({r.name})" for r in owner.read_records()]
-    found += [f"directory {d}" for d in sorted(glob.glob(owner.private_dir("*")))]
-    found += [f"namespace {n}" for n in netns.list_names() if n.startswith(owner.NS_PREFIX)]
+    daemons' private directories, processes tagged with a run id. With `session`, only
+    the runs of that session (NETPROBE_SESSION) and what they made, and objects no
+    record owns at all (ownerless: whose they were cannot be told)."""
+    records = owner.read_records()
+    every = {r.runid for r in records}
+    mine = every if session is None else {r.runid for r in records if r.session == session}
+
+    def counted(runid: str | None) -> bool:
+        return runid in mine or runid not in every
+
+    found = [f"record {r.runid} ({r.name})" for r in records if r.runid in mine]
+    for directory in sorted(glob.glob(owner.private_dir("*"))):
+        if counted(os.path.basename(directory).removeprefix("ovs-")):
+            found.append(f"directory {directory}")
+    for name in netns.list_names():
+        if name.startswith(owner.NS_PREFIX) and counted(_runid_of(name)):
+            found.append(f"namespace {name}")
     with Rtnl() as nl:
         for name, link in nl.links().items():
             alias = link.get_attr("IFLA_IFALIAS") or ""
-            if alias.startswith("netprobe:"):
+            if alias.startswith("netprobe:") and counted(alias.removeprefix("netprobe:")):
                 found.append(f"root link {name} ({alias})")
+    found += [f"process {pid} of run {r}" for r in sorted(mine) for pid in process.tagged(r)]
     return found
+
+
+def _runid_of(namespace: str) -> str | None:
+    """RUNID of np-RUNID-HOST (run ids never contain "-")."""
+    runid, sep, _host = namespace.removeprefix(owner.NS_PREFIX).partition("-")
+    return runid if sep else None

@@ -9,14 +9,12 @@ pid is left alone.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import subprocess
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from . import process
 from .owner import process_start_time
 
 __all__ = ["Daemon", "is_ours", "start", "stop", "stop_recorded"]
@@ -40,13 +38,23 @@ class Daemon:
 
 
 def start(
-    ns: str, argv: Sequence[str], *, env: Mapping[str, str], host: str, directory: str
+    ns: str,
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    host: str,
+    directory: str,
+    runid: str,
+    outlive: bool = False,
 ) -> Daemon:
     """Start `argv` inside namespace `ns`, in a session of its own (a Ctrl-C meant for
-    netprobe does not reach it: teardown stops it in order)."""
-    proc = subprocess.Popen(
+    netprobe does not reach it: teardown stops it in order). It dies with this process
+    unless it is to `outlive` it (a topology left up)."""
+    proc = process.popen(
         ["ip", "netns", "exec", ns, *argv],
+        runid=runid,
         env={**os.environ, **env},
+        outlive=outlive,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -102,36 +110,4 @@ def stop_recorded(entries: Iterable[Mapping[str, Any]]) -> tuple[list[str], list
         pid = int(entry["pid"])
         if pid not in chosen and is_ours(pid, entry.get("start_time"), str(entry["dir"])):
             chosen[pid] = str(entry.get("name", "daemon"))
-    targets = list(chosen.items())
-    for pid, _name in targets:
-        _signal(pid, signal.SIGTERM)
-    stopped, problems = [], []
-    for pid, name in targets:
-        if not _wait_gone(pid, _TERM_WAIT):
-            _signal(pid, signal.SIGKILL)
-            if not _wait_gone(pid, _TERM_WAIT):
-                problems.append(f"{name} (pid {pid}) did not exit")
-                continue
-        stopped.append(f"{name} (pid {pid})")
-    return stopped, problems
-
-
-def _signal(pid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, sig)
-
-
-def _wait_gone(pid: int, timeout: float) -> bool:
-    """Wait until `pid` has exited (gone, or a zombie its new parent has yet to reap)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as src:
-                state = src.read().rsplit(b")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            return True
-        if state in (b"Z", b"X"):
-            return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
+    return process.stop(chosen)

@@ -7,13 +7,13 @@ import os
 import signal
 import subprocess
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from types import FrameType, TracebackType
 from typing import Any
 
 from ..errors import NotFound, SetupError, TopologyError
-from . import daemon, netns, ovs, owner
+from . import daemon, netns, ovs, owner, process
 from .netlink import Rtnl
 from .spec import Host, Spec
 from .tap import make_persistent
@@ -48,9 +48,11 @@ class HostState:
 class Topology:
     """A live topology. Use as a context manager: teardown always runs on the way out."""
 
-    def __init__(self, spec: Spec, record: owner.RunRecord) -> None:
+    def __init__(self, spec: Spec, record: owner.RunRecord, *, persistent: bool = False) -> None:
         self.spec = spec
         self.record = record
+        self.persistent = persistent  # its daemons outlive the process that built it
+        self.spawned: list[subprocess.Popen[Any]] = []
         self.hosts: dict[str, HostState] = {}
         self.taps: dict[tuple[str, str], int] = {}
         self.daemons: list[daemon.Daemon] = []
@@ -92,8 +94,14 @@ class Topology:
         ns = self._host(host).ns
         full = list(argv) if ns is None else ["ip", "netns", "exec", ns, *argv]
         try:
-            proc = subprocess.run(
-                full, capture_output=True, text=True, timeout=timeout, input=input, check=False
+            proc = process.run(
+                full,
+                runid=self.runid,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                input=input,
+                check=False,
             )
         except FileNotFoundError as exc:
             raise SetupError(
@@ -109,6 +117,22 @@ class Topology:
                 f"{proc.stderr.strip() or proc.stdout.strip()}"
             )
         return result
+
+    def spawn(self, host: str, argv: Sequence[str], **options: Any) -> subprocess.Popen[Any]:
+        """Start `argv` inside `host`'s namespace and leave it running (a listener, a
+        monitor): `options` as for subprocess.Popen. It dies with this process, is
+        stopped at teardown if still running, and `netprobe clean` finds it after a kill."""
+        ns = self._host(host).ns
+        full = list(argv) if ns is None else ["ip", "netns", "exec", ns, *argv]
+        try:
+            proc = process.popen(full, runid=self.runid, **options)
+        except FileNotFoundError as exc:
+            raise SetupError(
+                f"cannot run {full[0]!r}: not installed",
+                remedy=f"install the package that provides {full[0]}",
+            ) from exc
+        self.spawned.append(proc)
+        return proc
 
     def ovs(
         self, host: str, *argv: str, input: str | None = None, check: bool = False
@@ -204,6 +228,7 @@ class Topology:
                     self._cleanups.pop()()
                 except Exception as exc:  # a layer above failing must not stop teardown
                     problems.append(f"cleanup {exc!r}")
+            self._stop_spawned()
             stuck = daemon.stop(self.daemons)
             stuck += daemon.stop_recorded(ovs.pidfile_daemons(self.runid))[1]  # unrecorded
             problems += stuck
@@ -223,6 +248,14 @@ class Topology:
         _sigterm.disarm_if_idle()
         if problems:
             raise TopologyError("teardown was incomplete:\n  " + "\n  ".join(problems))
+
+    def _stop_spawned(self) -> None:
+        running = {p.pid: str(p.args) for p in self.spawned if p.poll() is None}
+        process.stop(running)
+        for proc in self.spawned:  # reap them
+            with suppress(subprocess.TimeoutExpired):
+                proc.wait(0.5)
+        self.spawned.clear()
 
     def _release(self) -> None:
         for fd in self.taps.values():

@@ -112,7 +112,15 @@ def _start_daemon(topo: Topology, host: Host, argv: list[str], directory: str) -
     ns = topo.namespace(host.name)
     assert ns is not None  # OVS bridges live in namespaces netprobe owns (validated)
     topo.note_daemon(
-        daemon.start(ns, argv, env=environment(directory), host=host.name, directory=directory)
+        daemon.start(
+            ns,
+            argv,
+            env=environment(directory),
+            host=host.name,
+            directory=directory,
+            runid=topo.runid,
+            outlive=topo.persistent,
+        )
     )
 
 

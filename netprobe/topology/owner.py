@@ -30,8 +30,10 @@ __all__ = [
     "NS_PREFIX",
     "ROOT_IF_PREFIX_LEN",
     "RUN_DIR",
+    "SESSION_ENV",
     "RunRecord",
     "current_owner",
+    "current_session",
     "is_alive",
     "link_tag",
     "new_runid",
@@ -49,6 +51,7 @@ __all__ = [
 ]
 
 RUN_DIR = "/run/netprobe"
+SESSION_ENV = "NETPROBE_SESSION"
 NS_PREFIX = "np-"
 ROOT_IF_PREFIX_LEN = 6  # "np" + 4 hex characters
 
@@ -73,6 +76,11 @@ class RunRecord:
     created: float = field(default_factory=time.time)
     # Daemons the run started inside its hosts: host, name, pid, start_time, dir.
     daemons: list[dict[str, Any]] = field(default_factory=list)
+    # Forked workers (`check all`): name, pid, start_time. (Processes it execs carry
+    # NETPROBE_RUN=RUNID in their environment instead: see process.py.)
+    processes: list[dict[str, Any]] = field(default_factory=list)
+    # The test session (or other caller) the run belongs to: NETPROBE_SESSION, if set.
+    session: str = ""
 
 
 def process_start_time(pid: int) -> int | None:
@@ -85,6 +93,12 @@ def process_start_time(pid: int) -> int | None:
     # The command name may contain spaces and parentheses: split after the last ')'.
     fields = data[data.rindex(b")") + 2 :].split()
     return int(fields[19])
+
+
+def current_session() -> str:
+    """The session new runs belong to (NETPROBE_SESSION), so that a test session can
+    tell its own leftovers from those of other sessions and labs on the machine."""
+    return os.environ.get(SESSION_ENV, "")
 
 
 def current_owner() -> tuple[int, int]:
@@ -185,6 +199,7 @@ def read_records() -> list[RunRecord]:
             raw["foreign_links"] = dict(raw.get("foreign_links", {}))
             raw["undo"] = list(raw.get("undo", []))
             raw["daemons"] = list(raw.get("daemons", []))
+            raw["processes"] = list(raw.get("processes", []))
             records.append(RunRecord(**raw))
         except (OSError, ValueError, TypeError, AttributeError):
             continue  # being written, or not ours: never act on what we cannot read
@@ -196,7 +211,11 @@ def scratch_run(purpose: str) -> Iterator[str]:
     """A short-lived run for probes (doctor, feature tests): registered, then removed."""
     pid, start = current_owner()
     runid = new_runid()
-    register(RunRecord(runid=runid, pid=pid, start_time=start, name=purpose))
+    register(
+        RunRecord(
+            runid=runid, pid=pid, start_time=start, name=purpose, session=current_session()
+        )
+    )
     try:
         yield runid
     finally:

@@ -1,0 +1,69 @@
+"""The plugin's leak guard counts this session's runs only: a lab another process left
+up never fails a session; a leak of the session's own run still does."""
+
+from __future__ import annotations
+
+import secrets
+import sys
+from pathlib import Path
+
+import pytest
+
+from netprobe.topology import down, owner
+
+pytestmark = pytest.mark.root
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+NETPROBE = str(Path(sys.executable).with_name("netprobe"))
+
+
+def lab_file(directory: Path) -> tuple[Path, str]:
+    name = f"leak{secrets.token_hex(3)}"
+    path = directory / f"{name}.yaml"
+    text = (EXAMPLES / "redblue.yaml").read_text()
+    path.write_text(text.replace("name: redblue", f"name: {name}"))
+    return path, name
+
+
+def test_another_sessions_lab_is_not_a_leak(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    """Another process brings a lab up while the session runs (here, from inside a test,
+    with a session id of its own): it is still up at the end, and that is not a leak."""
+    path, name = lab_file(tmp_path)
+    pytester.makepyfile(
+        test_user=f"""
+        import os, subprocess
+
+        def test_someone_else_brings_a_lab_up(lab):
+            env = {{**os.environ, "{owner.SESSION_ENV}": "someone-else"}}
+            subprocess.run(["{NETPROBE}", "topo", "up", "{path}"], env=env, check=True)
+            lab.build("{EXAMPLES / "redblue.yaml"}")
+        """
+    )
+    try:
+        result = pytester.runpytest_subprocess("-q", "--netprobe-leak-check")
+        result.assert_outcomes(passed=1)
+        assert result.ret == 0, result.stdout.str()
+        assert "outlived" not in result.stdout.str()
+        assert any(r.runid == name for r in owner.read_records())  # it is up
+    finally:
+        down(name)
+
+
+def test_the_sessions_own_leak_fails_it(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    path, name = lab_file(tmp_path)
+    pytester.makepyfile(
+        test_user=f"""
+        import netprobe
+
+        def test_leaves_a_lab_up():
+            netprobe.build(netprobe.load("{path}"), persistent=True).keep()
+        """
+    )
+    try:
+        result = pytester.runpytest_subprocess("-q", "--netprobe-leak-check")
+        result.assert_outcomes(passed=1)
+        assert result.ret == pytest.ExitCode.TESTS_FAILED
+        result.stdout.fnmatch_lines(["*netprobe objects outlived the test session*"])
+        assert f"namespace np-{name}-red" in result.stdout.str()
+    finally:
+        down(name)
