@@ -201,10 +201,8 @@ def _listeners(topo: Topology, host: str, services: list[str]) -> Iterator[None]
     if not services:
         yield
         return
-    ns = topo.namespace(host)
     argv = [sys.executable, "-c", _LISTENER, *services]
-    proc = subprocess.Popen(argv if ns is None else ["ip", "netns", "exec", ns, *argv],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = topo.spawn(host, argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None and proc.stderr is not None
         if not select.select([proc.stdout], [], [], 10)[0] or proc.stdout.readline() != "ready\n":

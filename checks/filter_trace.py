@@ -99,10 +99,8 @@ def _trace(topo: Topology, planner: Planner, plan: Plan) -> list[tuple[_Event, s
         f"table inet {_TABLE} {{\n chain probe {{\n type filter hook {hook} priority -500\n"
         f" {plan.line.proto} sport {retry.sport} meta nftrace set 1\n }}\n}}\n"))
     hooks = _hooks(topo, host)
-    ns = topo.namespace(host)
-    argv = ["nft", "-a", "monitor", "trace"]
-    monitor = subprocess.Popen(argv if ns is None else ["ip", "netns", "exec", ns, *argv],
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    monitor = topo.spawn(host, ["nft", "-a", "monitor", "trace"],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
         text = _read_monitor(monitor, lambda: _resend(topo, retry))
     finally:

@@ -1,17 +1,31 @@
-"""Running several checks at once, in forked processes.
+"""Running several checks at once, each in a forked worker of its own.
 
 Each check builds its own topology, so checks run side by side share nothing but the
 kernel. (To run them in a full-kernel VM instead: netprobe.vm.run_named_checks.)
+
+Workers never outlive the run: each asks the kernel for SIGTERM when its parent dies
+(a SIGKILL of `netprobe check all` included), and tears its topology down on it; the
+run's record lists them, so `netprobe clean` stops any that are left. A SIGTERM to the
+parent stops the workers the same way and then exits 143, as Ctrl-C exits 130.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import pickle
+import select
+import signal
+import threading
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from types import FrameType
 from typing import Any
 
+from ..topology import owner, process
 from . import run_check
-from .result import Result
+from .result import Result, Status
 
 __all__ = ["run_checks"]
 
@@ -26,7 +40,8 @@ def run_checks(
     progress: Callable[[str], Any] | None = None,
     **params: Any,
 ) -> list[Result]:
-    """Run the named checks; results in the order of `names`."""
+    """Run the named checks; results in the order of `names`. A check that crashes (a
+    bug in it, or its worker killed) is ERROR with the reason; the others still run."""
     options = {"bundle_dir": bundle_dir, "archive": archive}
     done: list[str] = []
 
@@ -37,12 +52,144 @@ def run_checks(
         return result
 
     if jobs == 1 or len(names) == 1 or topology is not None:
-        return [finished(run_check(n, topology, **options, **params)) for n in names]
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+        return [finished(_guarded(n, topology, options, params)) for n in names]
+    with _terminate_raises(), owner.scratch_run("check") as runid:
+        pool = _Pool(runid, jobs)
+        try:
+            by_name = {n: finished(r) for n, r in pool.run(names, options, params)}
+        finally:
+            pool.stop()
+    return [by_name[name] for name in names]
 
-    context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-        futures = {pool.submit(run_check, n, None, **options, **params): n for n in names}
-        by_name = {futures[f]: finished(f.result()) for f in as_completed(futures)}
-        return [by_name[name] for name in names]
+
+def _guarded(
+    name: str, topology: Any, options: dict[str, Any], params: dict[str, Any]
+) -> Result:
+    """run_check, with any exception that escapes it turned into an ERROR result."""
+    try:
+        return run_check(name, topology, **options, **params)
+    except Exception as exc:
+        trace = traceback.format_exc()
+        return Result(name, Status.ERROR, f"{type(exc).__name__}: {exc}", diagnosis=trace)
+
+
+@dataclass
+class _Worker:
+    name: str
+    pid: int
+    fd: int  # read end of the pipe its pickled Result comes back on
+    data: bytes = b""
+
+
+class _Pool:
+    """At most `jobs` forked workers, one check each, listed in run `runid`'s record."""
+
+    def __init__(self, runid: str, jobs: int) -> None:
+        self.runid = runid
+        self.jobs = jobs
+        self.running: dict[int, _Worker] = {}  # by fd
+
+    def run(
+        self, names: list[str], options: dict[str, Any], params: dict[str, Any]
+    ) -> Iterator[tuple[str, Result]]:
+        queue = list(names)
+        while queue or self.running:
+            while queue and len(self.running) < self.jobs:
+                worker = self._fork(queue.pop(0), options, params)
+                self.running[worker.fd] = worker
+            ready, _, _ = select.select(list(self.running), [], [])
+            for fd in ready:
+                chunk = os.read(fd, 1 << 16)
+                if chunk:
+                    self.running[fd].data += chunk
+                    continue
+                worker = self.running.pop(fd)
+                os.close(fd)
+                yield worker.name, _collect(worker)
+
+    def _fork(self, name: str, options: dict[str, Any], params: dict[str, Any]) -> _Worker:
+        read, write = os.pipe()
+        go_read, go_write = os.pipe()
+        parent = os.getpid()
+        pid = os.fork()
+        if pid == 0:  # the worker
+            os.close(read)
+            os.close(go_write)
+            process.die_with_parent(signal.SIGTERM, parent)
+            if not os.read(go_read, 1):  # listed in the record first, so clean finds it
+                os._exit(0)  # the parent died before it could list this worker
+            _work(write, name, options, params)
+        os.close(write)
+        os.close(go_read)
+        self._note(name, pid)
+        os.write(go_write, b"g")
+        os.close(go_write)
+        return _Worker(name, pid, read)
+
+    def _note(self, name: str, pid: int) -> None:
+        record = next(r for r in owner.read_records() if r.runid == self.runid)
+        entry = {"name": f"check {name}", "pid": pid, "start_time": owner.process_start_time(pid)}
+        owner.update(replace(record, processes=[*record.processes, entry]))
+
+    def stop(self) -> None:
+        """Stop the workers still running (they tear down on SIGTERM) and reap them."""
+        process.stop({w.pid: f"check {w.name}" for w in self.running.values()})
+        for worker in self.running.values():
+            os.close(worker.fd)
+            _reap(worker.pid)
+        self.running.clear()
+
+
+def _work(fd: int, name: str, options: dict[str, Any], params: dict[str, Any]) -> None:
+    """The worker's whole life: run the check, send its Result back, exit."""
+    code = 0
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)  # so that teardown runs
+    try:
+        result = _guarded(name, None, options, params)
+        with os.fdopen(fd, "wb") as out:
+            out.write(pickle.dumps(result))
+    except BaseException as exc:  # SystemExit on SIGTERM; the parent says what happened
+        code = exc.code if isinstance(exc, SystemExit) and isinstance(exc.code, int) else 1
+    finally:
+        os._exit(code)
+
+
+def _collect(worker: _Worker) -> Result:
+    status = _reap(worker.pid)
+    if worker.data:
+        try:
+            result: Result = pickle.loads(worker.data)
+            return result
+        except Exception as exc:
+            why = f"its result could not be read back ({exc})"
+    elif os.WIFSIGNALED(status):
+        why = f"its worker was killed by {signal.Signals(os.WTERMSIG(status)).name}"
+    else:
+        why = f"its worker exited {os.waitstatus_to_exitcode(status)} without a result"
+    return Result(worker.name, Status.ERROR, f"the check did not finish: {why}")
+
+
+def _reap(pid: int) -> int:
+    try:
+        return os.waitpid(pid, 0)[1]
+    except ChildProcessError:
+        return 0
+
+
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
+@contextmanager
+def _terminate_raises() -> Iterator[None]:
+    """SIGTERM unwinds the parent like Ctrl-C (workers stopped, record removed), unless
+    the program installed a handler of its own."""
+    main = threading.current_thread() is threading.main_thread()
+    if not main or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -240,13 +240,8 @@ class NftTrace:
         return ["inet", "bridge"] if bridge else ["inet"]
 
     def _start(self, host: str) -> subprocess.Popen[bytes]:
-        ns = self.topo.namespace(host)
         argv = ["nft", "-a", "monitor", "trace"]
-        return subprocess.Popen(
-            argv if ns is None else ["ip", "netns", "exec", ns, *argv],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-        )
+        return self.topo.spawn(host, argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
 
 
 def _subscribed(pid: int, timeout: float = 2.0) -> bool:

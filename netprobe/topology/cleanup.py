@@ -37,6 +37,7 @@ def clean(*, all: bool = False) -> CleanReport:
 
     require_root()
     report = CleanReport()
+    _stop_orphans(report)
     names = netns.list_names()  # listed before the records: a record precedes its objects
     records = owner.read_records()
     for record in records:
@@ -54,6 +55,15 @@ def clean(*, all: bool = False) -> CleanReport:
         n for n in names if n.startswith(owner.NS_PREFIX) and not n.startswith(prefixes)
     ]
     return report
+
+
+def _stop_orphans(report: CleanReport) -> None:
+    """First the processes of dead runs: a worker of a killed `check all` still owns
+    the topology it is running, and tears it down when told to (it is waited for)."""
+    for record in owner.read_records():
+        if not record.persistent and not owner.is_alive(record):
+            stopped, _problems = process.stop_recorded(record.processes)
+            report.stopped_daemons += stopped
 
 
 def down(name: str) -> CleanReport:
@@ -115,7 +125,7 @@ def leftovers(session: str | None = None) -> list[str]:
         if counted(os.path.basename(directory).removeprefix("ovs-")):
             found.append(f"directory {directory}")
     for name in netns.list_names():
-        if name.startswith(owner.NS_PREFIX) and counted(_runid_of(name)):
+        if name.startswith(owner.NS_PREFIX) and counted(owner.runid_of(name)):
             found.append(f"namespace {name}")
     with Rtnl() as nl:
         for name, link in nl.links().items():
@@ -125,8 +135,3 @@ def leftovers(session: str | None = None) -> list[str]:
     found += [f"process {pid} of run {r}" for r in sorted(mine) for pid in process.tagged(r)]
     return found
 
-
-def _runid_of(namespace: str) -> str | None:
-    """RUNID of np-RUNID-HOST (run ids never contain "-")."""
-    runid, sep, _host = namespace.removeprefix(owner.NS_PREFIX).partition("-")
-    return runid if sep else None

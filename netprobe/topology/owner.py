@@ -45,6 +45,7 @@ __all__ = [
     "read_records",
     "register",
     "root_ifname",
+    "runid_of",
     "scratch_run",
     "unregister",
     "update",
@@ -132,6 +133,14 @@ def ns_prefix(runid: str) -> str:
 
 def ns_name(runid: str, host: str) -> str:
     return f"{ns_prefix(runid)}{host}"
+
+
+def runid_of(namespace: str) -> str | None:
+    """RUNID of a namespace named np-RUNID-HOST (run ids never contain "-"), else None."""
+    if not namespace.startswith(NS_PREFIX):
+        return None
+    runid, sep, _host = namespace.removeprefix(NS_PREFIX).partition("-")
+    return runid if sep else None
 
 
 def link_tag(runid: str) -> str:

@@ -15,6 +15,7 @@ import subprocess
 import time
 
 from ..errors import SetupError, TrafficError
+from ..topology import owner, process
 from .capture import Captured, CaptureStats
 from .pcap import read_pcap
 
@@ -55,8 +56,11 @@ class TcpdumpCapture:
         ]
         if namespace:
             argv = ["ip", "netns", "exec", namespace, *argv]
+        runid = owner.runid_of(namespace or "") or "capture"  # the tag `clean` looks for
         try:
-            self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            self.proc = process.popen(
+                argv, runid=runid, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            )
         except FileNotFoundError:
             raise SetupError(
                 "capturing to a file needs tcpdump", remedy="apt-get install tcpdump"

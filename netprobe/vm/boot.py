@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import SetupError
+from ..topology import owner, process
 
 __all__ = ["GuestRun", "find_kernel", "kvm_usable", "run_in_vm", "vng_command"]
 
@@ -176,9 +177,14 @@ def _supervise(
     """Run vng in its own process group, noting when the guest's marker appears; the
     group is killed on timeout or on any exception."""
     start = time.perf_counter()
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen(
+    with (
+        owner.scratch_run("vm guest") as runid,  # vng and qemu carry it: clean finds them
+        tempfile.TemporaryFile("w+") as out,
+        tempfile.TemporaryFile("w+") as err,
+    ):
+        proc = process.popen(
             command,
+            runid=runid,
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=err,
