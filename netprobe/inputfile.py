@@ -37,7 +37,7 @@ def _read_bytes(name: str, what: str, limit: int) -> bytes:
     except (OSError, ValueError) as exc:  # ValueError: NUL in the path
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise SpecError(f"cannot read {what}: {reason}", file=name) from None
-    with os.fdopen(fd, "rb") as src:
+    try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             kind = _kind(info.st_mode)
@@ -45,13 +45,25 @@ def _read_bytes(name: str, what: str, limit: int) -> bytes:
         if info.st_size > limit:
             raise SpecError(f"{what} is {_size(info.st_size)}, over the limit of {_size(limit)}",
                             file=name)
-        try:
-            data = src.read(limit + 1)  # it may grow while read
-        except OSError as exc:
-            raise SpecError(f"cannot read {what}: {exc.strerror or exc}", file=name) from None
+        data = _read_at_most(fd, limit + 1)  # it may grow while read
+    except OSError as exc:
+        raise SpecError(f"cannot read {what}: {exc.strerror or exc}", file=name) from None
+    finally:
+        os.close(fd)
     if len(data) > limit:
         raise SpecError(f"{what} is over the limit of {_size(limit)}", file=name)
     return data
+
+
+def _read_at_most(fd: int, count: int) -> bytes:
+    chunks = []
+    while count > 0:
+        chunk = os.read(fd, min(count, 1 << 20))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        count -= len(chunk)
+    return b"".join(chunks)
 
 
 def _kind(mode: int) -> str:
