@@ -269,6 +269,10 @@ class Interface:
             _vlan_id(self.tag, "tag")
         if self.mtu is not None and (not isinstance(self.mtu, int) or not 68 <= self.mtu <= 65535):
             raise SpecError(f"mtu must be an integer 68..65535, not {self.mtu!r}")
+        if self.mtu is not None and self.mtu < 1280 and any(a.version == 6 for a in self.addresses):
+            raise SpecError(  # the kernel answers a bare EINVAL
+                f"mtu {self.mtu} is below 1280, the least IPv6 takes: no IPv6 addresses here"
+            )
         if self.learning is not None and not isinstance(self.learning, bool):
             raise SpecError("learning must be true or false")
         if self.mac is not None and not _is_mac(self.mac):

@@ -157,3 +157,17 @@ def test_interface_names_over_ifnamsiz_are_refused(tmp_path: Path) -> None:
     text = "hosts:\n  a:\n    interfaces:\n      abcdefghijklmnop: {tap: true}\n"
     error = load_text(tmp_path, text)
     assert error.line == 4 and "must be 1-15 characters" in error.reason
+
+
+def test_an_ipv6_address_needs_an_mtu_of_1280(tmp_path: Path) -> None:
+    error = load_text(
+        tmp_path,
+        """\
+        hosts:
+          a:
+            interfaces:
+              t0: {tap: true, mtu: 1000, addresses: ["fd00::1/64"]}
+        """,
+    )
+    assert error.line == 4 and "below 1280, the least IPv6 takes" in error.reason
+    assert Interface("t0", netprobe.Tap(), mtu=1000, addresses=["10.0.0.1/24"]).mtu == 1000
