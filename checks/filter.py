@@ -39,6 +39,7 @@ from collections.abc import Sequence
 from netprobe import SpecError
 from netprobe.check import Check, Context, Status, Step, reference_path
 from netprobe.expect import ROUTED, Barrier, at, nowhere
+from netprobe.inputfile import read_input
 from netprobe.traffic import ports
 
 from .filter_net import Plan, Planner
@@ -187,11 +188,7 @@ def _load_ruleset(ctx: Context, host: str, ruleset: Ruleset) -> None:
 
 def _kind(path: str) -> str:
     """nft, or iptables-restore input for IPv4 or IPv6 (by its contents or its name)."""
-    try:
-        with open(path, encoding="utf-8") as src:
-            text = src.read()
-    except OSError as exc:
-        raise SpecError(f"cannot read ruleset: {exc.strerror}", file=path) from None
+    text = read_input(path, "ruleset")
     if not re.search(r"^\*\w+\s*$", text, re.M) or "COMMIT" not in text:
         return "nft"
     six = re.search(r"ipv6-icmp|icmpv6|[0-9a-f]*::[0-9a-f]*/\d", text, re.I)

@@ -32,6 +32,7 @@ from typing import Any
 import yaml
 
 from netprobe import SpecError
+from netprobe.inputfile import read_input
 
 __all__ = ["CHAINS", "Line", "Network", "load_policy"]
 
@@ -84,12 +85,13 @@ class Line:
 def load_policy(path: str | os.PathLike[str]) -> list[Line]:
     """Read a policy file; SpecError names the file and line of anything wrong."""
     path = os.fspath(path)
+    loader = yaml.SafeLoader(read_input(path, "policy"))
     try:
-        with open(path, encoding="utf-8") as src:
-            loader = yaml.SafeLoader(src.read())
         root = loader.get_single_node()
-    except (OSError, yaml.YAMLError) as exc:
+    except yaml.YAMLError as exc:
         raise SpecError(f"cannot read policy: {exc}", file=path) from None
+    except RecursionError:  # PyYAML composes nested collections recursively
+        raise SpecError("cannot read policy: nested too deeply", file=path) from None
     if root is None or not isinstance(root, yaml.SequenceNode):
         raise SpecError("a policy is a YAML list of lines like "
                         "{proto: tcp, port: 22, expect: accept}", file=path)

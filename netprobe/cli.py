@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from . import __version__
-from .errors import NetprobeError
+from .errors import NetprobeError, SpecError
 
 __all__ = ["main"]
 
@@ -158,6 +158,7 @@ def check(
     with _errors():
         from .check import load_check, registered
         from .check.suite import run_checks
+        from .report.output import write_results
         from .topology import load
 
         names, extra = _split_check_options(names)
@@ -166,6 +167,10 @@ def check(
             load_check(name)  # unknown names fail here, with suggestions, before any run
         if topology is not None:
             load(topology)  # so is a bad topology file, once
+        _check_inputs(ruleset, policy)
+        if not kernel:  # a guest runs its checks as root whoever boots it
+            _require_root()
+        _check_outputs(json_path, junit_path, None if no_bundle else bundle_dir)
         kwargs: dict[str, Any] = {**_parse_params(params), **extra}
         kwargs.update({k: v for k, v in (("ruleset", ruleset), ("policy", policy)) if v})
         console = _console()
@@ -195,8 +200,37 @@ def check(
                     **kwargs,
                 )
         _show(results, console, quiet=quiet, verbose=verbose)
-        _write_files(results, json_path, junit_path)
+        problems = write_results(results, json_path, junit_path)
+        if problems:  # the results are shown already; the files are said to be missing
+            raise SpecError("; ".join(problems))
         sys.exit(_exit_code(results))
+
+
+def _require_root() -> None:
+    from .privilege import require_root
+
+    require_root()
+
+
+def _check_inputs(ruleset: str | None, policy: str | None) -> None:
+    """Input files are regular, of sane size, and text, before any check runs."""
+    from .inputfile import read_input
+
+    if policy:
+        read_input(policy, "policy")
+    for path in ruleset.split(",") if ruleset else ():
+        read_input(path.strip(), "ruleset")
+
+
+def _check_outputs(json_path: str | None, junit_path: str | None, bundle: str | None) -> None:
+    """Every file and directory asked for can be written, before any check runs."""
+    from .report.output import ensure_writable_dir, ensure_writable_file
+
+    for option, path in (("--json", json_path), ("--junit", junit_path)):
+        if path:
+            ensure_writable_file(path, option)
+    if bundle:
+        ensure_writable_dir(bundle, "--bundle")
 
 
 def _show(results: list[Any], console: Any, *, quiet: bool, verbose: bool) -> None:
@@ -208,16 +242,6 @@ def _show(results: list[Any], console: Any, *, quiet: bool, verbose: bool) -> No
     for result in results:
         if verbose or not result.passed:
             console.print(result_details(result), soft_wrap=True)
-
-
-def _write_files(results: list[Any], json_path: str | None, junit_path: str | None) -> None:
-    if json_path:
-        _write_json(json_path, results)
-    if junit_path:
-        from .report.junit import junit_xml
-
-        with open(junit_path, "w") as out:
-            out.write(junit_xml(results))
 
 
 def _split_check_options(words: tuple[str, ...]) -> tuple[tuple[str, ...], dict[str, str]]:
@@ -249,15 +273,6 @@ def _parse_params(params: tuple[str, ...]) -> dict[str, str]:
             raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--param")
         out[key.replace("-", "_")] = value
     return out
-
-
-def _write_json(path: str, results: list[Any]) -> None:
-    import json
-
-    from .report.document import results_document
-
-    with open(path, "w") as out:
-        json.dump(results_document(results), out, indent=2)
 
 
 def _exit_code(results: list[Any]) -> int:

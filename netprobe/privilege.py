@@ -31,10 +31,15 @@ def is_root() -> bool:
     return cap_eff_has(status, _CAP_NET_ADMIN) and cap_eff_has(status, _CAP_SYS_ADMIN)
 
 
+_REMEDY = "run it as root (sudo netprobe ...); in a container, add both capabilities"
+
+
 def require_root() -> None:
+    """Raise SetupError, one line with its remedy, without the privileges."""
     if not is_root():
-        raise SetupError(
+        error = SetupError(
             "netprobe needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN) to build namespaces, "
-            "links and rulesets",
-            remedy="run it as root (sudo netprobe ...); in a container, add both capabilities",
+            f"links and rulesets: {_REMEDY}"
         )
+        error.remedy = _REMEDY  # said in the line already
+        raise error

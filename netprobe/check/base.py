@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ..capabilities import probe
 from ..errors import NetprobeError, SetupError, SpecError
 from ..expect import Outcome, Verdict, Where, expect
+from ..privilege import require_root
 from ..topology import Spec, Topology, build, load
 from ..traffic import Template
 from .result import Result, Status, Step, overall
@@ -136,9 +137,11 @@ class Check:
 
         When it fails or is inconclusive and `bundle_dir` is given, a bug-report bundle
         is written there (and a .tar.gz of it with `archive`) before the topology goes.
+        Without root it raises SetupError (a missing privilege is an error, not a SKIP).
         """
         start = time.perf_counter()
         self._check_params(params)
+        require_root()  # an error, not a SKIP: no check runs without the privileges
         skipped = self._missing()
         if skipped is not None:
             return skipped

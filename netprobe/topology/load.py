@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import yaml
 
 from ..errors import SpecError
+from ..inputfile import read_input
 from .spec import (
     Bond,
     Bridge,
@@ -69,12 +70,7 @@ _FIREWALL_KINDS = ("nft", "iptables", "ip6tables")
 def load(path: str | os.PathLike[str]) -> Spec:
     """Read a topology file. Raises SpecError naming the file and line of any problem."""
     path = os.fspath(path)
-    try:
-        with open(path, encoding="utf-8") as src:
-            text = src.read()
-    except (OSError, UnicodeDecodeError, ValueError) as exc:  # ValueError: NUL in the path
-        raise SpecError(f"cannot read topology file: {exc}", file=path) from None
-    return loads(text, source=path)
+    return loads(read_input(path, "topology file"), source=path)
 
 
 def loads(text: str, *, source: str | None = None) -> Spec:
@@ -91,6 +87,8 @@ def loads(text: str, *, source: str | None = None) -> Spec:
         ) from None
     except (yaml.YAMLError, ValueError) as exc:
         raise SpecError(f"invalid YAML: {exc}", file=source) from None
+    except RecursionError:  # PyYAML composes nested collections recursively
+        raise _too_deep(text, source) from None
     if root is None:
         raise SpecError("the topology file is empty", file=source)
     spec = reader.spec(root)
@@ -98,6 +96,27 @@ def loads(text: str, *, source: str | None = None) -> Spec:
         return validate(spec)
     except SpecError as exc:
         raise SpecError(exc.reason, file=source, line=reader.line_of(exc.path)) from None
+
+
+_MAX_DEPTH = 100  # said when PyYAML runs out of stack: no topology nests a tenth of that
+
+
+def _too_deep(text: str, source: str | None) -> SpecError:
+    """Where `text` nests deeper than _MAX_DEPTH, found by the (iterative) scanner."""
+    opening = (yaml.FlowSequenceStartToken, yaml.FlowMappingStartToken,
+               yaml.BlockSequenceStartToken, yaml.BlockMappingStartToken)  # fmt: skip
+    closing = (yaml.FlowSequenceEndToken, yaml.FlowMappingEndToken, yaml.BlockEndToken)
+    depth, line = 0, None
+    try:
+        for token in yaml.scan(text, Loader=yaml.SafeLoader):
+            depth += isinstance(token, opening) - isinstance(token, closing)
+            if depth > _MAX_DEPTH:
+                line = token.start_mark.line + 1
+                break
+    except yaml.YAMLError:
+        pass
+    return SpecError(f"invalid YAML: nested deeper than {_MAX_DEPTH} levels", file=source,
+                     line=line)
 
 
 class _Reader:

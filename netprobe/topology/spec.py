@@ -57,6 +57,9 @@ BOND_MODES = (
 OVS_BOND_MODES = ("active-backup", "balance-slb", "balance-tcp")
 
 
+_U32_MAX = 2**32 - 1
+
+
 def _set(obj: object, name: str, value: object) -> None:
     object.__setattr__(obj, name, value)  # normalising a frozen dataclass in __post_init__
 
@@ -100,6 +103,10 @@ class Bridge:
                 not _is_number(value) or not 0 <= value <= 1_000_000  # also refuses NaN, inf
             ):
                 raise SpecError(f"bridge {name} must be seconds, 0 to 1000000, not {value!r}")
+        if self.stp and self.forward_delay is not None and not 2 <= self.forward_delay <= 30:
+            raise SpecError(  # the kernel answers ERANGE outside these under STP
+                f"bridge forward_delay must be 2 to 30 seconds with stp, not {self.forward_delay!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -262,6 +269,10 @@ class Interface:
             _vlan_id(self.tag, "tag")
         if self.mtu is not None and (not isinstance(self.mtu, int) or not 68 <= self.mtu <= 65535):
             raise SpecError(f"mtu must be an integer 68..65535, not {self.mtu!r}")
+        if self.mtu is not None and self.mtu < 1280 and any(a.version == 6 for a in self.addresses):
+            raise SpecError(  # the kernel answers a bare EINVAL
+                f"mtu {self.mtu} is below 1280, the least IPv6 takes: no IPv6 addresses here"
+            )
         if self.learning is not None and not isinstance(self.learning, bool):
             raise SpecError("learning must be true or false")
         if self.mac is not None and not _is_mac(self.mac):
@@ -311,9 +322,13 @@ class Route:
             except ValueError:
                 raise SpecError(f"bad gateway address {self.via!r}") from None
         if self.metric is not None and (
-            not isinstance(self.metric, int) or isinstance(self.metric, bool) or self.metric < 0
+            not isinstance(self.metric, int)
+            or isinstance(self.metric, bool)
+            or not 0 <= self.metric <= _U32_MAX  # the kernel's priority is 32 bits
         ):
-            raise SpecError("route metric must be a non-negative integer")
+            raise SpecError(
+                f"route metric must be an integer 0..{_U32_MAX}, not {self.metric!r}"
+            )
         if self.via is not None and ipaddress.ip_address(self.via).version != self.family:
             raise SpecError(
                 f"route to {self.to} via {self.via}: the gateway's address family "

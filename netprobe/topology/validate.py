@@ -11,6 +11,7 @@ import re
 from collections import Counter
 
 from ..errors import SpecError
+from ..inputfile import MAX_INPUT_BYTES
 from .owner import ROOT_IF_PREFIX_LEN
 from .spec import Bond, Bridge, Host, Interface, Macvlan, OvsBond, OvsBridge, Spec, Veth, Vlan
 
@@ -28,9 +29,10 @@ def _fail(message: str, *path: str) -> SpecError:
 
 def validate(spec: Spec) -> Spec:
     """Return `spec` unchanged if it is consistent, else raise SpecError."""
-    if not isinstance(spec.name, str) or not _NAME.match(spec.name):
-        raise SpecError(
-            f"topology name {spec.name!r} must be letters, digits, '_', '-', '.'", path=("name",)
+    if not isinstance(spec.name, str) or not _NAME.match(spec.name) or len(spec.name) > 64:
+        raise SpecError(  # 64: its namespaces' names (np-NAME-HOST) must fit in 255 bytes
+            f"topology name {_shown(spec.name)} must be 1-64 letters, digits, '_', '-', '.'",
+            path=("name",),
         )
     if not spec.hosts:
         raise SpecError("a topology needs at least one host", path=("hosts",))
@@ -48,10 +50,17 @@ def validate(spec: Spec) -> Spec:
     return spec
 
 
+def _shown(name: object) -> str:
+    """A name as a message shows it: a long one cut, with its length."""
+    text = repr(name)
+    return text if len(text) <= 40 else f"{text[:30]}... ({len(str(name))} characters)"
+
+
 def _check_host(host: Host) -> None:
     if not isinstance(host.name, str) or not _NAME.match(host.name) or len(host.name) > 64:
         raise _fail(
-            f"host name {host.name!r} must be 1-64 letters, digits, '_', '-', '.'", str(host.name)
+            f"host name {_shown(host.name)} must be 1-64 letters, digits, '_', '-', '.'",
+            str(host.name),
         )
     _check_placement(host)
     names = Counter(i.name for i in host.interfaces)
@@ -83,14 +92,18 @@ def _check_host(host: Host) -> None:
                 key,
             )
     for index, rules in enumerate(host.firewall):
-        if (
-            "\0" in rules.path
-            or not os.access(rules.path, os.R_OK)
-            or not os.path.isfile(rules.path)
-        ):  # NUL: os.access raises ValueError
-            raise _fail(
-                f"cannot read ruleset file {rules.path!r}", host.name, "firewall", str(index)
-            )
+        problem = _ruleset_problem(rules.path)
+        if problem:
+            raise _fail(f"{problem}: {rules.path!r}", host.name, "firewall", str(index))
+
+
+def _ruleset_problem(path: str) -> str | None:
+    """Why the ruleset file at `path` cannot be loaded, or None (nft reads it later)."""
+    if "\0" in path or not os.access(path, os.R_OK) or not os.path.isfile(path):
+        return "cannot read ruleset file"  # NUL: os.access raises ValueError
+    if os.path.getsize(path) > MAX_INPUT_BYTES:
+        return f"ruleset file over the limit of {MAX_INPUT_BYTES // (1024 * 1024)} MiB"
+    return None
 
 
 def _check_placement(host: Host) -> None:
@@ -161,6 +174,7 @@ def _check_interface(host: Host, iface: Interface) -> None:
             )
         if iface.master == iface.name:
             raise _fail(f"{iface.name!r} cannot be its own master", *path)
+        _check_master_chain(host, iface, path)
     if iface.learning is not None:
         master = host.interface(iface.master) if iface.master else None
         if master is None or not isinstance(master.kind, Bridge):
@@ -169,6 +183,25 @@ def _check_interface(host: Host, iface: Interface) -> None:
             )
     _check_ovs(host, iface, path)
     _check_port_vlans(host, iface, path)
+
+
+def _check_master_chain(host: Host, iface: Interface, path: tuple[str, ...]) -> None:
+    """Masters form no cycle, and a Linux bridge is no port of another (the kernel
+    refuses both, with errors that name neither)."""
+    chain = [iface.name]
+    master = host.interface(iface.master) if iface.master else None
+    while master is not None:
+        if master.name in chain:
+            cycle = " → ".join([*chain[chain.index(master.name):], master.name])
+            raise _fail(f"masters form a cycle in {host.name!r}: {cycle}", *path)
+        chain.append(master.name)
+        master = host.interface(master.master) if master.master else None
+    if isinstance(iface.kind, Bridge) and isinstance(_master_kind(host, iface), Bridge):
+        raise _fail(
+            f"bridge {iface.name!r} cannot be a port of bridge {iface.master!r}: the kernel "
+            "does not nest Linux bridges (link them with a veth pair)",
+            *path,
+        )
 
 
 def _master_kind(host: Host, iface: Interface) -> object:

@@ -27,7 +27,7 @@ from pathlib import Path
 from ..errors import SetupError
 from ..topology import owner, process
 
-__all__ = ["GuestRun", "find_kernel", "kvm_usable", "run_in_vm", "vng_command"]
+__all__ = ["GuestRun", "bootable", "find_kernel", "kvm_usable", "run_in_vm", "vng_command"]
 
 _BOOTED = ".netprobe-booted"  # written in rwdir by the guest's first command
 _GUEST_ENV = {"PYTHONDONTWRITEBYTECODE": "1", "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
@@ -135,6 +135,17 @@ def _guest_shell(argv: Sequence[str], rwdir: Path, env: Mapping[str, str]) -> st
     )
 
 
+def bootable(kernel: Path | None) -> Path:
+    """The kernel image to boot (None: `find_kernel()`), once it is known to exist and
+    the tools to boot it are installed: callers ask before they make anything."""
+    kernel = kernel or find_kernel()
+    if not kernel.is_file():
+        what = "is not a file" if kernel.exists() else "not found"
+        raise SetupError(f"kernel image {kernel} {what}", remedy=_KERNEL_REMEDY)
+    _tools()
+    return kernel
+
+
 def run_in_vm(
     kernel: Path | None,
     argv: Sequence[str],
@@ -148,9 +159,7 @@ def run_in_vm(
     """Boot `kernel` (None: `find_kernel()`) and run `argv` in the guest, in this
     directory, as root. Files the guest writes under `rwdir` come back; its exit code is
     `returncode`. A guest that never reached the command raises SetupError."""
-    kernel = kernel or find_kernel()
-    if not kernel.is_file():
-        raise SetupError(f"kernel image {kernel} not found", remedy=_KERNEL_REMEDY)
+    kernel = bootable(kernel)
     rwdir = rwdir.resolve()
     rwdir.mkdir(parents=True, exist_ok=True)
     (rwdir / _BOOTED).unlink(missing_ok=True)

@@ -11,6 +11,7 @@ import functools
 import json
 import os
 import re
+import shutil
 import sys
 import tarfile
 import tempfile
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import SetupError
-from .boot import GuestRun, find_kernel, run_in_vm
+from .boot import GuestRun, bootable, run_in_vm
 
 if TYPE_CHECKING:
     from ..check import Result
@@ -80,6 +81,7 @@ def run_checks_in_vm(
     labels = [c.label for c in todo]
     if len(set(labels)) != len(labels):
         raise ValueError("case labels must be unique")
+    kernel = bootable(kernel)  # before cases.json is written
     with tempfile.TemporaryDirectory(prefix="netprobe-vm-") as scratch:
         where = Path(rwdir or scratch).resolve()
         where.mkdir(parents=True, exist_ok=True)
@@ -116,13 +118,19 @@ def run_named_checks(
 ) -> list[Result]:
     """The named checks in ONE guest booted from `kernel` ("auto": the newest Debian
     kernel in /boot); their bundles come back under `bundle_dir`/vm-STAMP."""
-    image = find_kernel() if str(kernel) == "auto" else Path(kernel)
+    image = bootable(None if str(kernel) == "auto" else Path(kernel))  # before any mkdir
     where = str(Path(topology).resolve()) if topology is not None else None
     with tempfile.TemporaryDirectory(prefix="netprobe-vm-") as scratch:
         stamp = time.strftime("vm-%Y%m%dT%H%M%SZ", time.gmtime())
         rwdir = Path(bundle_dir).resolve() / stamp if bundle_dir else Path(scratch)
         cases = [Case(name, name, where, params) for name in names]
-        guest = run_checks_in_vm(cases, kernel=image, rwdir=rwdir)
+        made = not rwdir.exists()  # (a run in the same second may have made it)
+        try:
+            guest = run_checks_in_vm(cases, kernel=image, rwdir=rwdir)
+        except BaseException:  # no results: what the guest left there belongs to no one
+            if made:
+                shutil.rmtree(rwdir, ignore_errors=True)
+            raise
         results = [guest.results[name] for name in names]
     for result in results:
         if not bundle_dir:  # the scratch directory and the bundles in it are gone
