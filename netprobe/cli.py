@@ -170,7 +170,10 @@ def check(
         _check_inputs(ruleset, policy)
         if not kernel:  # a guest runs its checks as root whoever boots it
             _require_root()
-        _check_outputs(json_path, junit_path, None if no_bundle else bundle_dir)
+        asked = click.get_current_context().get_parameter_source("bundle_dir")
+        chosen_bundle = bundle_dir if asked is not click.core.ParameterSource.DEFAULT else None
+        # (the default folder is only wanted if a check fails; not writable, the result says so)
+        _check_outputs(json_path, junit_path, None if no_bundle else chosen_bundle)
         kwargs: dict[str, Any] = {**_parse_params(params), **extra}
         kwargs.update({k: v for k, v in (("ruleset", ruleset), ("policy", policy)) if v})
         console = _console()
