@@ -63,7 +63,7 @@ def build(spec: Spec, *, persistent: bool = False) -> Topology:
         name=spec.name,
         adopted=tuple(h.adopt for h in spec.hosts if h.adopt),
         root=any(h.root for h in spec.hosts),
-        spec_path=spec.source,
+        spec_path=os.path.abspath(spec.source) if spec.source else None,  # for any cwd
         namespaces={h.name: namespace_of(h, runid) for h in spec.hosts},
         foreign_links=foreign,
     )
