@@ -23,7 +23,8 @@ Markers
     root                          needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN).
     netprobe_requires(*names)     needs these kernel features or tools (names as in
                                   `netprobe doctor`); skipped with the reason and remedy.
-                                  An unknown name is a usage error that lists the known.
+                                  An unknown name is an error of the test (at setup, as
+                                  for a bad skipif) that lists the known names.
 Skips are reported at the test's own location.
 
 Importing this module is cheap: netprobe's topology engine loads on first use.
@@ -167,23 +168,6 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """A netprobe_requires name that is no capability's is a mistake: say so before
-    anything runs, with the names that are known."""
-    for item in items:
-        names = [n for m in item.iter_markers("netprobe_requires") for n in m.args]
-        if not names:
-            continue
-        from .capabilities import KERNEL_FEATURES, TOOLS, unknown
-
-        bad = unknown(names)
-        if bad:
-            raise pytest.UsageError(
-                f"{item.nodeid}: netprobe_requires({', '.join(map(repr, bad))}): no such "
-                f"kernel feature or tool; known: {', '.join(KERNEL_FEATURES + TOOLS)}"
-            )
-
-
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
     """The pcaps of an expectation the test asserts go in the test's report folder."""
@@ -201,8 +185,15 @@ def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
 def pytest_runtest_setup(item: pytest.Item) -> None:
     required = [n for m in item.iter_markers("netprobe_requires") for n in m.args]
     if required:
-        from .capabilities import probe
+        from .capabilities import KERNEL_FEATURES, TOOLS, probe, unknown
 
+        bad = unknown(required)
+        if bad:  # an error of the test, as pytest makes a skipif it cannot evaluate
+            pytest.fail(
+                f"usage error: netprobe_requires({', '.join(map(repr, bad))}): no such kernel "
+                f"feature or tool; known: {', '.join(dict.fromkeys(KERNEL_FEATURES + TOOLS))}",
+                pytrace=False,
+            )
         missing = [c for c in probe(required) if not c.present]
         if missing:
             _skip("; ".join(f"needs {c.name}: {c.detail} (remedy: {c.remedy})" for c in missing))
