@@ -27,7 +27,7 @@ from netprobe.topology.tap import open_tap
 
 __all__ = [
     "KERNEL_FEATURES", "TOOLS", "Capability", "cap_eff_has", "clear_cache", "describe_errno",
-    "is_root", "probe", "require", "require_root",
+    "is_root", "probe", "require", "require_root", "unknown",
 ]  # fmt: skip
 
 KERNEL = "kernel"
@@ -385,6 +385,19 @@ def _resolve(names: Iterable[str] | None) -> list[_Key]:
             raise ValueError(f"unknown capability {raw!r}; known: {every}")
         keys.extend(k for k in matches if k not in keys)
     return keys
+
+
+def unknown(names: Iterable[object]) -> list[object]:
+    """The names among `names` that are no kernel feature's or tool's."""
+    bad: list[object] = []
+    for name in names:
+        try:
+            if not isinstance(name, str):
+                raise ValueError(name)
+            _resolve([name])
+        except ValueError:
+            bad.append(name)
+    return bad
 
 
 def probe(names: Iterable[str] | None = None) -> list[Capability]:

@@ -3,14 +3,18 @@
 Fixtures
     lab             function scope. A factory: ``topo = lab.build("examples/redblue.yaml")``
                     builds a topology (a path or a Spec), torn down when the test ends.
+                    A relative path is looked up beside the test file first, then in
+                    the current directory.
     netprobe_check  function scope. Runs a named check and returns its Result:
                     ``netprobe_check("nat").assert_passed()``, or on a topology of the test:
                     ``netprobe_check("veth", topo, a="x:eth0", b="y:eth0")``. A check that
                     fails leaves a bug-report bundle; its path is in the failure message.
 Options
     --netprobe-bundles DIR        where failing checks write bundles (ini: netprobe_bundles;
-                                  default: netprobe-reports under pytest's temporary
-                                  directory, one per xdist worker).
+                                  relative to the rootdir; default: netprobe-reports in the
+                                  rootdir, kept across sessions). Each test's bundles, and
+                                  the pcaps of its failed expectations, go in a folder named
+                                  after its test id: DIR/test_gw.py--test_nat/nat-….
     --netprobe-leak-check         fail the session if a netprobe object one of its own runs
                                   made outlives it (ini: netprobe_leak_check = true); labs
                                   and other sessions' runs on the machine are not counted.
@@ -22,6 +26,9 @@ Markers
     root                          needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN).
     netprobe_requires(*names)     needs these kernel features or tools (names as in
                                   `netprobe doctor`); skipped with the reason and remedy.
+                                  An unknown name is an error of the test (at setup, as
+                                  for a bad skipif) that lists the known names.
+Skips are reported at the test's own location.
 
 Importing this module is cheap: netprobe's topology engine loads on first use.
 """
@@ -29,6 +36,7 @@ Importing this module is cheap: netprobe's topology engine loads on first use.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,21 +49,33 @@ if TYPE_CHECKING:
 
 __all__ = ["Lab", "lab", "netprobe_check", "netprobe_kernel"]
 
+_EVIDENCE = "NETPROBE_EVIDENCE"  # netprobe.expect.evidence.ENV, without importing it
+
 
 class Lab:
     """Builds topologies for one test and tears all of them down afterwards."""
 
-    def __init__(self) -> None:
+    def __init__(self, base: str | os.PathLike[str] | None = None) -> None:
         self._live: list[Topology] = []
+        self._base = Path(base) if base is not None else None  # the test file's directory
 
     def build(self, spec: Spec | str | os.PathLike[str]) -> Topology:
+        """Build `spec` (a Spec or a file: relative, beside the test file, else the cwd)."""
         from .topology import build, load
 
         if isinstance(spec, (str, os.PathLike)):
-            spec = load(spec)
+            spec = load(self.path(spec))
         topo = build(spec)
         self._live.append(topo)
         return topo
+
+    def path(self, file: str | os.PathLike[str]) -> Path:
+        """Where a topology file named `file` is: as given if absolute; else beside the
+        test file if it is there, else in the current directory."""
+        given = Path(file)
+        if self._base is not None and not given.is_absolute() and (self._base / given).exists():
+            return self._base / given
+        return given
 
     def teardown(self) -> None:
         while self._live:
@@ -63,13 +83,14 @@ class Lab:
 
 
 @pytest.fixture
-def lab() -> Iterator[Lab]:
-    """A topology factory whose topologies are removed when the test ends."""
+def lab(request: pytest.FixtureRequest) -> Iterator[Lab]:
+    """A topology factory whose topologies are removed when the test ends; relative
+    paths are looked up beside the test file first, then in the current directory."""
     from .privilege import is_root
 
     if not is_root():
-        pytest.skip("netprobe needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN) to build topologies")
-    factory = Lab()
+        _skip("netprobe needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN) to build topologies")
+    factory = Lab(request.path.parent)
     try:
         yield factory
     finally:
@@ -77,15 +98,16 @@ def lab() -> Iterator[Lab]:
 
 
 @pytest.fixture
-def netprobe_check(
-    lab: Lab, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Callable[..., Result]:
-    """Run a registered check (its reference topology unless one is given)."""
+def netprobe_check(lab: Lab, request: pytest.FixtureRequest) -> Callable[..., Result]:
+    """Run a registered check (its reference topology unless one is given; a relative
+    file as `lab` finds it). A failure's bundle goes in the test's report folder."""
     from .check import run_check
 
-    directory = _bundle_dir(request.config, tmp_path_factory)
+    directory = _test_folder(request.node)
 
     def run(name: str, topology: Any = None, **params: Any) -> Result:
+        if isinstance(topology, (str, os.PathLike)):
+            topology = lab.path(topology)
         return run_check(name, topology, bundle_dir=directory, **params)
 
     return run
@@ -97,17 +119,27 @@ def netprobe_kernel(request: pytest.FixtureRequest) -> Path:
     /boot), for tests that run checks in a VM with netprobe.vm; skips without it."""
     chosen = request.config.getoption("netprobe_kernel")
     if not chosen:
-        pytest.skip("needs a full kernel: run pytest with --netprobe-kernel PATH|auto")
+        _skip("needs a full kernel: run pytest with --netprobe-kernel PATH|auto")
     from .vm import find_kernel
 
     return find_kernel() if chosen == "auto" else Path(chosen)
 
 
-def _bundle_dir(config: pytest.Config, factory: pytest.TempPathFactory) -> str:
+def _skip(reason: str) -> None:
+    """Skip the running test, reported at the test's location rather than this file's
+    (pytest's own skip markers report theirs the same way)."""
+    raise pytest.skip.Exception(reason, _use_item_location=True)
+
+
+def _bundles(config: pytest.Config) -> Path:
     chosen = config.getoption("netprobe_bundles") or config.getini("netprobe_bundles")
-    if chosen:
-        return os.path.join(str(config.rootpath), str(chosen))
-    return str(factory.getbasetemp() / "netprobe-reports")
+    return config.rootpath / str(chosen or "netprobe-reports")
+
+
+def _test_folder(item: pytest.Item) -> str:
+    """The test's own report folder, named after its id (made when first written)."""
+    name = re.sub(r"[^A-Za-z0-9_.=-]+", "_", item.nodeid.replace("::", "--")).strip("_")
+    return str(_bundles(item.config) / name[:160])
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -152,18 +184,37 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
+    """The pcaps of an expectation the test asserts go in the test's report folder."""
+    before = os.environ.get(_EVIDENCE)
+    os.environ[_EVIDENCE] = _test_folder(item)
+    try:
+        return (yield)
+    finally:
+        if before is None:
+            del os.environ[_EVIDENCE]
+        else:
+            os.environ[_EVIDENCE] = before
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     required = [n for m in item.iter_markers("netprobe_requires") for n in m.args]
     if required:
-        from .capabilities import probe
+        from .capabilities import KERNEL_FEATURES, TOOLS, probe, unknown
 
+        bad = unknown(required)
+        if bad:  # an error of the test, as pytest makes a skipif it cannot evaluate
+            pytest.fail(
+                f"usage error: netprobe_requires({', '.join(map(repr, bad))}): no such kernel "
+                f"feature or tool; known: {', '.join(dict.fromkeys(KERNEL_FEATURES + TOOLS))}",
+                pytrace=False,
+            )
         missing = [c for c in probe(required) if not c.present]
         if missing:
-            pytest.skip(
-                "; ".join(f"needs {c.name}: {c.detail} (remedy: {c.remedy})" for c in missing)
-            )
+            _skip("; ".join(f"needs {c.name}: {c.detail} (remedy: {c.remedy})" for c in missing))
     if item.get_closest_marker("root") is not None:
         from .privilege import is_root
 
         if not is_root():
-            pytest.skip("needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN)")
+            _skip("needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN)")

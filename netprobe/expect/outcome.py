@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import enum
 import os
-import tempfile
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +11,7 @@ from ..errors import CheckFailed
 from ..traffic.capture import Captured, CaptureStats
 from ..traffic.decode import Fields, decode, summary
 from ..traffic.pcap import write_pcap
+from . import evidence
 from .match import Diff, Match, compare, expected_fields
 
 if TYPE_CHECKING:
@@ -82,8 +82,9 @@ class Outcome:
             raise CheckFailed(self.evidence(), self)
 
     def save_pcaps(self, directory: str | None = None) -> dict[str, str]:
-        """Write one pcapng per watched port; return {port: path}."""
-        directory = directory or tempfile.mkdtemp(prefix="netprobe-evidence-")
+        """Write one pcapng per watched port; return {port: path}. Without `directory`:
+        under $NETPROBE_EVIDENCE, else in a temporary directory removed at exit."""
+        directory = directory or evidence.new_dir()
         os.makedirs(directory, exist_ok=True)
         for port, report in self.reports.items():
             path = os.path.join(directory, port.replace(":", "-").replace("@", "-") + ".pcapng")
@@ -130,7 +131,9 @@ class Outcome:
         for report in self.reports.values():
             lines += _port_lines(report, self.sent, self.match)
         if self.pcaps:
-            lines.append("  pcaps: " + " ".join(self.pcaps.values()))
+            paths = list(self.pcaps.values())
+            until = " (removed when this process exits)" if evidence.is_temporary(paths[0]) else ""
+            lines.append(f"  pcaps{until}: " + " ".join(paths))
         return "\n".join(lines)
 
     def __str__(self) -> str:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from ..errors import TopologyError
 from ..privilege import require_root
 from . import daemon, netns, ovs, owner, process, undo
+from .named import find_persistent
 from .netlink import Rtnl
 
 __all__ = ["CleanReport", "clean", "down", "leftovers", "remove_run"]
@@ -70,14 +71,10 @@ def down(name: str) -> CleanReport:
     """Remove the persistent topology `name` (`netprobe topo down`)."""
 
     require_root()
-    runid = owner.persistent_runid(name)
-    for record in owner.read_records():
-        # a `topo up` killed while building left a record that is not persistent yet
-        if record.runid == runid and (record.persistent or not owner.is_alive(record)):
-            report = CleanReport()
-            remove_run(record, netns.list_names(), report)
-            return report
-    raise TopologyError(f"no topology named {name!r} is up (netprobe topo up FILE makes one)")
+    record = find_persistent(name)  # exactly this name: never a look-alike's lab
+    report = CleanReport()
+    remove_run(record, netns.list_names(), report)
+    return report
 
 
 def remove_run(record: owner.RunRecord, names: list[str], report: CleanReport) -> None:

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 
 from ..errors import TopologyError
 from ..privilege import require_root
-from . import netns, owner
+from . import netns
 from .links import IFF_UP
 from .load import load
+from .named import find_persistent, find_shown
 from .netlink import RTM_GETADDR, RTM_GETROUTE, Rtnl
 from .spec import Spec
 
@@ -40,29 +41,19 @@ class HostView:
 def describe_topology(name: str) -> list[HostView]:
     """Views of every host of the topology `name` (a persistent one, or a run id)."""
     require_root()
-    for record in owner.read_records():
-        if name in (record.runid, record.name, owner.persistent_runid(name)) and (
-            record.persistent or record.runid == name
-        ):
-            return [
-                describe(host, ns)
-                for host, ns in record.namespaces.items()
-                if ns and netns.exists(ns)
-            ]
-    raise TopologyError(f"no topology named {name!r} is up (see `netprobe topo list`)")
+    record = find_shown(name)
+    return [describe(host, ns) for host, ns in record.namespaces.items() if ns and netns.exists(ns)]
 
 
 def recorded_spec(name: str) -> Spec:
     """The spec a persistent topology was built from (its file, as recorded)."""
-    for record in owner.read_records():
-        if record.persistent and record.runid == owner.persistent_runid(name):
-            if record.spec_path and os.path.isfile(record.spec_path):
-                return load(record.spec_path)
-            raise TopologyError(
-                f"topology {name!r} was not built from a file that still "
-                "exists: draw it from its file instead"
-            )
-    raise TopologyError(f"no topology named {name!r} is up (see `netprobe topo list`)")
+    record = find_persistent(name)
+    if record.spec_path and os.path.isabs(record.spec_path) and os.path.isfile(record.spec_path):
+        return load(record.spec_path)
+    raise TopologyError(
+        f"topology {name!r} was not built from a file that still exists "
+        f"({record.spec_path or 'no file'}): draw it from its file instead"
+    )
 
 
 def describe(host: str, ns: str) -> HostView:

@@ -87,20 +87,17 @@ class Topology:
         argv: Sequence[str],
         *,
         timeout: float = 60,
-        input: str | None = None,
+        input: str | bytes | None = None,
         check: bool = False,
     ) -> RunResult:
-        """Run `argv` inside `host`'s namespace (as `ip netns exec` does)."""
+        """Run `argv` inside `host`'s namespace (as `ip netns exec` does). `input` goes to
+        its stdin as given (bytes unchanged, text as UTF-8); its output is read as UTF-8."""
         ns = self._host(host).ns
         full = list(argv) if ns is None else ["ip", "netns", "exec", ns, *argv]
+        data = input.encode() if isinstance(input, str) else input
         try:
             proc = process.run(
-                full,
-                runid=self.runid,
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                input=input,
+                full, runid=self.runid, capture_output=True, timeout=timeout, input=data,
                 check=False,
             )
         except FileNotFoundError as exc:
@@ -110,11 +107,12 @@ class Topology:
             ) from exc
         except subprocess.TimeoutExpired as exc:
             raise TopologyError(f"{' '.join(argv)} in {host} timed out after {timeout} s") from exc
-        result = RunResult(proc.returncode, proc.stdout, proc.stderr)
+        out, err = (b.decode(errors="replace") for b in (proc.stdout, proc.stderr))
+        result = RunResult(proc.returncode, out, err)
         if check and not result.ok:
             raise TopologyError(
                 f"{' '.join(argv)} in {host} failed ({proc.returncode}): "
-                f"{proc.stderr.strip() or proc.stdout.strip()}"
+                f"{err.strip() or out.strip()}"
             )
         return result
 
@@ -135,7 +133,7 @@ class Topology:
         return proc
 
     def ovs(
-        self, host: str, *argv: str, input: str | None = None, check: bool = False
+        self, host: str, *argv: str, input: str | bytes | None = None, check: bool = False
     ) -> RunResult:
         """Run an Open vSwitch tool inside `host`, talking to that host's own OVS:
         ``topo.ovs("switch", "ovs-ofctl", "dump-flows", "br0")``."""

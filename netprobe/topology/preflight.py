@@ -63,12 +63,18 @@ def refuse_taken_names(foreign: dict[str, list[str]]) -> None:
 def taken(runid: str, name: str) -> SetupError:
     """Why run id `runid` is in use, and what to do about it."""
     holder = next((r for r in owner.read_records() if r.runid == runid), None)
+    held = holder.name if holder is not None else name
     if holder is not None and not holder.persistent and not owner.is_alive(holder):
         return SetupError(
-            f"a run of {holder.name!r} was killed while building and left its remains",
-            remedy=f"netprobe topo down {name}, or netprobe clean",
+            f"a run of {held!r} was killed while building and left its remains",
+            remedy=f"netprobe topo down {held}, or netprobe clean",
         )
-    held = holder.name if holder is not None else name
+    if held != name:  # two names that differ only in what namespace names cannot hold
+        return SetupError(
+            f"topology {name!r} would be run {runid} (namespaces {owner.ns_prefix(runid)}*), "
+            f"which {held!r} already holds",
+            remedy=f"give the topology another name, or netprobe topo down {held}",
+        )
     return SetupError(
         f"a topology named {held!r} is already up", remedy=f"netprobe topo down {held}"
     )

@@ -76,9 +76,13 @@ def test_check_fixture_and_requires_marker(pytester: pytest.Pytester) -> None:
         result.assert_outcomes(passed=2, failed=1, skipped=1)
         result.stdout.fnmatch_lines(["*needs bond*remedy*"])
     result.stdout.fnmatch_lines(
-        ["*veth: FAIL*", "*MTU mismatch*", "*bug-report bundle: */reports/veth-*"]
+        [
+            "*veth: FAIL*",
+            "*MTU mismatch*",  # the bundle's folder is named after the test
+            "*bug-report bundle: */reports/test_checks.py--test_a_broken_pair_fails_*/veth-*",
+        ]
     )
-    bundles = list((pytester.path / "reports").glob("veth-*/result.json"))
+    bundles = list((pytester.path / "reports").glob("*/veth-*/result.json"))
     assert len(bundles) == 1
 
 
@@ -101,5 +105,7 @@ def test_parallel_workers_never_collide(pytester: pytest.Pytester) -> None:
     before = orphans()
     result = pytester.runpytest_subprocess("-q", "-n", "2", "--netprobe-bundles=reports")
     result.assert_outcomes(passed=4)
-    assert len(list((pytester.path / "reports").glob("veth-*/result.json"))) == 4
+    found = (pytester.path / "reports").glob("*/veth-*/result.json")
+    bundles = sorted(p.parent.parent.name for p in found)
+    assert bundles == [f"test_parallel.py--test_same_topology_everywhere_{n}" for n in range(4)]
     assert orphans() == before
