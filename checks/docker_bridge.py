@@ -9,12 +9,12 @@ Docker's own is the isolation between networks, proven absent with a barrier.
 
 from __future__ import annotations
 
-from netprobe.check import Check, Context
+from netprobe.check import Check, Context, Param, param
 from netprobe.errors import SpecError
 from netprobe.expect import Barrier, nowhere
 from netprobe.traffic import arp, ethernet, ports, udp
 
-from .nat import Endpoint, endpoint, masquerade, parse_forward, port_forward
+from .nat import FORWARD, Endpoint, endpoint, masquerade, parse_forward, port_forward
 
 __all__ = ["CHECK", "isolated", "run"]
 
@@ -92,11 +92,23 @@ CHECK = Check(
     reference="docker-bridge.yaml",
     requires=("veth", "bridge", "iptables", "AF_PACKET", "nft"),
     params={
-        "containers": "containers that must reach the outside, HOST:IFNAME,…",
-        "outside": "the outside host, HOST:IFNAME",
-        "public_ip": "the Docker host's outside address (what masquerade rewrites to)",
-        "published": 'a published port, [tcp/]PORT->HOST:IFNAME:PORT ("" for none)',
-        "networks": "two containers on different user-defined networks, HOST:IFNAME,HOST:IFNAME",
+        "containers": Param(
+            "containers that must reach the outside, HOST:IFNAME,…",
+            param.port_list(),
+        ),
+        "outside": Param("the outside host, HOST:IFNAME", param.port()),
+        "public_ip": Param(
+            "the Docker host's outside address (what masquerade rewrites to)",
+            param.ip(4),
+        ),
+        "published": Param(
+            'a published port, [tcp/]PORT->HOST:IFNAME:PORT ("" for none)',
+            param.optional(param.checked_by(parse_forward, FORWARD)),
+        ),
+        "networks": Param(
+            "two containers on different user-defined networks, HOST:IFNAME,HOST:IFNAME",
+            param.port_list(minimum=2),
+        ),
     },
 )
 

@@ -14,14 +14,14 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from netprobe.check import Check, Context
+from netprobe.check import Check, Context, Param, param
 from netprobe.errors import SpecError
 from netprobe.expect import ROUTED, Outcome, at
 from netprobe.traffic import arp, decode, parse_port, ports, tcp, udp
 
 __all__ = [
-    "CHECK", "Endpoint", "endpoint", "masquerade", "nat_rules", "parse_forward", "port_forward",
-    "run",
+    "CHECK", "FORWARD", "Endpoint", "endpoint", "masquerade", "nat_rules", "parse_forward",
+    "port_forward", "run",
 ]
 
 
@@ -268,15 +268,22 @@ def _dnat_target(rule: dict[str, Any], dport: int) -> tuple[str, int] | None:
     return None
 
 
+FORWARD = "[tcp/|udp/]PORT->HOST:IFNAME:PORT, ports 1 to 65535"
+
+
 def parse_forward(spec: str) -> tuple[str, int, str, int]:
     """"[tcp/]8080->c1:eth0:80" → ("tcp", 8080, "c1:eth0", 80)."""
     try:
         left, right = spec.split("->")
         proto, _, published = left.rpartition("/")
         port, _, target = right.rpartition(":")
-        return proto or "tcp", int(published), port, int(target)
+        numbers = int(published), int(target)
+        if proto not in ("", "tcp", "udp") or not all(0 < n < 65536 for n in numbers):
+            raise ValueError(spec)
+        param.port()(port)
+        return proto or "tcp", numbers[0], port, numbers[1]
     except ValueError:
-        raise SpecError(f"forward is [tcp/]PORT->HOST:IFNAME:PORT, not {spec!r}") from None
+        raise SpecError(f"forward is {FORWARD}, not {spec!r}") from None
 
 
 def body(
@@ -302,12 +309,21 @@ CHECK = Check(
     reference="nat-gateway.yaml",
     requires=("veth", "bridge", "tap", "nftables", "AF_PACKET", "nft"),
     params={
-        "inside": "a guest on the private side, HOST:IFNAME",
-        "vm": 'the VM side of a TAP, HOST:TAP@vm ("" for none)',
-        "vm_ip": "the IPv4 address the TAP VM uses",
-        "outside": "the outside host, HOST:IFNAME",
-        "public_ip": "the gateway's public address (what masquerade must rewrite to)",
-        "forward": "a published port to test, [tcp/]PORT->HOST:IFNAME:PORT (\"\": none)",
+        "inside": Param("a guest on the private side, HOST:IFNAME", param.port()),
+        "vm": Param(
+            'the VM side of a TAP, HOST:TAP@vm ("" for none)',
+            param.optional(param.port(vm=True)),
+        ),
+        "vm_ip": Param("the IPv4 address the TAP VM uses", param.ip(4)),
+        "outside": Param("the outside host, HOST:IFNAME", param.port()),
+        "public_ip": Param(
+            "the gateway's public address (what masquerade must rewrite to)",
+            param.ip(4),
+        ),
+        "forward": Param(
+            "a published port to test, [tcp/]PORT->HOST:IFNAME:PORT (\"\": none)",
+            param.optional(param.checked_by(parse_forward, FORWARD)),
+        ),
     },
 )
 

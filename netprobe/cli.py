@@ -156,18 +156,18 @@ def check(
     shows them. A check that fails or is inconclusive leaves a bug-report bundle (see
     `replay`)."""
     with _errors():
-        from .check import load_check, registered
+        from .check import expand_names, registered
         from .check.suite import run_checks
         from .topology import load
 
         names, extra = _split_check_options(names)
-        chosen = list(registered()) if names == ("all",) else list(names)
-        for name in chosen:
-            load_check(name)  # unknown names fail here, with suggestions, before any run
-        if topology is not None:
-            load(topology)  # so is a bad topology file, once
+        chosen = list(registered()) if names == ("all",) else expand_names(names)
         kwargs: dict[str, Any] = {**_parse_params(params), **extra}
         kwargs.update({k: v for k, v in (("ruleset", ruleset), ("policy", policy)) if v})
+        for name in chosen:
+            _validate(name, kwargs)  # unknown names, bad parameters: before any run
+        if topology is not None:
+            load(topology)  # so is a bad topology file, once
         console = _console()
         where = f"in one VM booted from {kernel} " if kernel else ""
         with contextlib.ExitStack() as stack:
@@ -197,6 +197,21 @@ def check(
         _show(results, console, quiet=quiet, verbose=verbose)
         _write_files(results, json_path, junit_path)
         sys.exit(_exit_code(results))
+
+
+def _validate(name: str, params: dict[str, Any]) -> None:
+    """An unknown check, or a parameter it does not take or cannot parse: SpecError. A
+    check whose module breaks on import is left to its own run (an ERROR result)."""
+    from .check import Check, load_check
+
+    try:
+        check = load_check(name)
+    except NetprobeError:
+        raise
+    except Exception:
+        return
+    if isinstance(check, Check):
+        check.parse_params(params)
 
 
 def _show(results: list[Any], console: Any, *, quiet: bool, verbose: bool) -> None:
