@@ -20,8 +20,8 @@ from netprobe.expect import ROUTED, Outcome, at
 from netprobe.traffic import arp, decode, parse_port, ports, tcp, udp
 
 __all__ = [
-    "CHECK", "FORWARD", "Endpoint", "endpoint", "masquerade", "nat_rules", "parse_forward",
-    "port_forward", "run",
+    "CHECK", "FORWARD", "Endpoint", "endpoint", "forward_step", "masquerade", "masquerade_steps",
+    "nat_rules", "parse_forward", "port_forward", "run",
 ]
 
 
@@ -85,6 +85,16 @@ def _owner(
 _NO_FORWARDING = "ip_forward is 0 on {gw}: it routes nothing, so no NAT and no published port"
 
 
+def masquerade_steps(port: str) -> list[str]:
+    """The keys of `masquerade`'s three steps for the guest `port` (for `ctx.plan`)."""
+    return [f"{port}: new flow out", f"{port}: reply back", f"{port}: established flow"]
+
+
+def forward_step(proto: str, published: int) -> str:
+    """The key of `port_forward`'s step (for `ctx.plan`)."""
+    return f"published {proto}/{published}"
+
+
 def masquerade(
     ctx: Context, inside: Endpoint, outside: Endpoint, public_ip: str, *, sport: int = 40000
 ) -> bool:
@@ -94,10 +104,11 @@ def masquerade(
         frame, _ = arp(inside.mac, inside.ip, inside.gw_ip).probe()
         ports(ctx.topo).sender(inside.port).send(frame)
     probe = udp(inside.mac, inside.gw_mac, inside.ip, outside.ip, sport=sport)
+    keys = masquerade_steps(inside.port)
     out = ctx.expect(
         f"{inside.port} → {outside.ip}: new flow leaves with source {public_ip}", probe,
         inside.port, at(outside.port), match=ROUTED.rewriting(src=public_ip).masking("sport"),
-        count=3, timeout=0.5)
+        count=3, timeout=0.5, key=keys[0])
     if not out.passed:
         return _diagnose_out(ctx, inside, outside, public_ip, out)
     seen = decode(out.reports[outside.port].copies[0].frame.data)
@@ -106,13 +117,13 @@ def masquerade(
     back = ctx.expect(
         f"reply {outside.ip} → {public_ip}:{nat_port}: back to {inside.ip}:{sport}", reply,
         outside.port, at(inside.port), match=ROUTED.rewriting(dst=inside.ip, dport=sport),
-        count=3, timeout=0.5)
+        count=3, timeout=0.5, key=keys[1])
     if not back.passed:
         return _diagnose_back(ctx, inside, public_ip, nat_port, back)
     again = ctx.expect(
         f"{inside.port} → {outside.ip}: established flow keeps {public_ip}:{nat_port}", probe,
         inside.port, at(outside.port), match=ROUTED.rewriting(src=public_ip, sport=nat_port),
-        timeout=0.5)
+        timeout=0.5, key=keys[2])
     if not again.passed:
         ctx.diagnose(f"{inside.gw_host} lost the mapping of {inside.ip}:{sport} once the flow "
                      f"was established (see the diff: source address or port changed)")
@@ -179,7 +190,7 @@ def port_forward(
     out = ctx.expect(
         f"{outside.ip} → {public_ip}:{published}/{proto}: forwarded to {inside.ip}:{target}",
         probe, outside.port, at(inside.port), match=ROUTED.rewriting(dst=inside.ip, dport=target),
-        timeout=0.5)
+        timeout=0.5, key=forward_step(proto, published))
     if not out.passed:
         ctx.diagnose(_dnat_fault(ctx, outside.gw_host, public_ip, inside, published, target, proto))
     return out.passed
@@ -293,13 +304,16 @@ def body(
 ) -> None:
     """Masquerade (out, reply, established) for `inside` and the TAP VM `vm`, and the
     published port `forward` names (give forward="" when there is none)."""
+    published = parse_forward(forward) if forward else None
+    ctx.plan(*masquerade_steps(inside), *(masquerade_steps(vm) if vm else []),
+             *([forward_step(*published[:2])] if published else []))
     out = endpoint(ctx, outside, public_ip)
     masquerade(ctx, endpoint(ctx, inside, out.ip), out, public_ip)
     if vm:
         masquerade(ctx, endpoint(ctx, vm, out.ip, ip=vm_ip), out, public_ip, sport=40001)
-    if forward:
-        proto, published, port, target = parse_forward(forward)
-        port_forward(ctx, out, public_ip, endpoint(ctx, port, out.ip), published, target, proto)
+    if published:
+        proto, number, port, target = published
+        port_forward(ctx, out, public_ip, endpoint(ctx, port, out.ip), number, target, proto)
 
 
 CHECK = Check(
