@@ -19,7 +19,7 @@ import json
 import time
 from typing import Any
 
-from netprobe.check import Check, Context, Status
+from netprobe.check import Check, Context, Param, Status, param
 from netprobe.errors import SpecError
 from netprobe.expect import Match, at, at_any
 from netprobe.traffic import udp
@@ -252,10 +252,16 @@ CHECK = Check(
     reference="bond.yaml",
     requires=("veth", "bridge", "bond", "AF_PACKET", "ip"),
     params={
-        "bond": "the active-backup bond, HOST:BOND ('' to skip)",
-        "peer": "a port that reaches it over a switch, HOST:IFNAME",
-        "lacp": "an 802.3ad bond, HOST:BOND ('' to skip)",
-        "lacp_peer": "the 802.3ad bond at the other end of its links, HOST:BOND",
+        "bond": Param(
+            "the active-backup bond, HOST:BOND ('' to skip)",
+            param.optional(param.port()),
+        ),
+        "peer": Param("a port that reaches it over a switch, HOST:IFNAME", param.port()),
+        "lacp": Param("an 802.3ad bond, HOST:BOND ('' to skip)", param.optional(param.port())),
+        "lacp_peer": Param(
+            "the 802.3ad bond at the other end of its links, HOST:BOND",
+            param.port(),
+        ),
     },
 )
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import time
 
-from netprobe.check import Check, Context, Status
+from netprobe.check import Check, Context, Param, Status, param
 from netprobe.errors import SetupError, SpecError
 from netprobe.expect import Match, at, at_exactly
 from netprobe.topology import Topology, Veth
@@ -234,8 +234,11 @@ CHECK = Check(
     reference="redblue.yaml",
     requires=("veth", "bridge", "AF_PACKET", "ip", "tcpdump"),
     params={
-        "bridge": "the bridge, HOST:BRIDGE",
-        "hosts": "the hosts' ports on it, HOST:IFNAME,HOST:IFNAME,...",
+        "bridge": Param("the bridge, HOST:BRIDGE", param.port()),
+        "hosts": Param(
+            "the hosts' ports on it, HOST:IFNAME,HOST:IFNAME,...",
+            param.port_list(minimum=2),
+        ),
     },
 )
 

@@ -9,14 +9,28 @@ Docker's own is the isolation between networks, proven absent with a barrier.
 
 from __future__ import annotations
 
-from netprobe.check import Check, Context
+from netprobe.check import Check, Context, Param, param
 from netprobe.errors import SpecError
 from netprobe.expect import Barrier, nowhere
 from netprobe.traffic import arp, ethernet, ports, udp
 
-from .nat import Endpoint, endpoint, masquerade, parse_forward, port_forward
+from .nat import (
+    FORWARD,
+    Endpoint,
+    endpoint,
+    forward_step,
+    masquerade,
+    masquerade_steps,
+    parse_forward,
+    port_forward,
+)
 
-__all__ = ["CHECK", "isolated", "run"]
+__all__ = ["CHECK", "isolated", "isolated_step", "run"]
+
+
+def isolated_step(src: str, dst: str) -> str:
+    """The key of `isolated`'s step (for `ctx.plan`)."""
+    return f"{src} isolated from {dst}"
 
 
 def isolated(ctx: Context, src: Endpoint, dst: Endpoint) -> bool:
@@ -33,7 +47,8 @@ def isolated(ctx: Context, src: Endpoint, dst: Endpoint) -> bool:
     bridge = f"{dst.gw_host}:{dst.gw_if}"
     outcome = ctx.expect(
         f"{src.port} → {dst.ip}: {src.gw_if} and {dst.gw_if} are isolated", probe, src.port,
-        nowhere(among=[dst.port]), barrier=Barrier(ethernet(dst.gw_mac, dst.mac), port=bridge))
+        nowhere(among=[dst.port]), barrier=Barrier(ethernet(dst.gw_mac, dst.mac), port=bridge),
+        key=isolated_step(src.port, dst.port))
     if not outcome.passed:
         ctx.diagnose(_isolation_fault(ctx, src.gw_host, src.gw_if, dst.gw_if))
     return outcome.passed
@@ -71,15 +86,19 @@ def body(
     networks: str = "c3:eth0,c4:eth0",
 ) -> None:
     """Masquerade for each container, the published port, isolation both ways."""
-    out = endpoint(ctx, outside, public_ip)
-    for index, port in enumerate(_ports(containers)):
-        masquerade(ctx, endpoint(ctx, port, out.ip), out, public_ip, sport=40000 + index)
-    if published:
-        proto, number, port, target = parse_forward(published)
-        port_forward(ctx, out, public_ip, endpoint(ctx, port, out.ip), number, target, proto)
+    forward = parse_forward(published) if published else None
     pair = _ports(networks)
     if len(pair) != 2:
         raise SpecError(f"networks names two containers on different networks, not {networks!r}")
+    ctx.plan(*(key for port in _ports(containers) for key in masquerade_steps(port)),
+             *([forward_step(*forward[:2])] if forward else []),
+             *(isolated_step(a, b) for a, b in (pair, pair[::-1])))
+    out = endpoint(ctx, outside, public_ip)
+    for index, port in enumerate(_ports(containers)):
+        masquerade(ctx, endpoint(ctx, port, out.ip), out, public_ip, sport=40000 + index)
+    if forward:
+        proto, number, port, target = forward
+        port_forward(ctx, out, public_ip, endpoint(ctx, port, out.ip), number, target, proto)
     a, b = (endpoint(ctx, p, out.ip) for p in pair)
     isolated(ctx, endpoint(ctx, a.port, b.ip), endpoint(ctx, b.port, a.ip))
     isolated(ctx, endpoint(ctx, b.port, a.ip), endpoint(ctx, a.port, b.ip))
@@ -92,11 +111,23 @@ CHECK = Check(
     reference="docker-bridge.yaml",
     requires=("veth", "bridge", "iptables", "AF_PACKET", "nft"),
     params={
-        "containers": "containers that must reach the outside, HOST:IFNAME,…",
-        "outside": "the outside host, HOST:IFNAME",
-        "public_ip": "the Docker host's outside address (what masquerade rewrites to)",
-        "published": 'a published port, [tcp/]PORT->HOST:IFNAME:PORT ("" for none)',
-        "networks": "two containers on different user-defined networks, HOST:IFNAME,HOST:IFNAME",
+        "containers": Param(
+            "containers that must reach the outside, HOST:IFNAME,…",
+            param.port_list(),
+        ),
+        "outside": Param("the outside host, HOST:IFNAME", param.port()),
+        "public_ip": Param(
+            "the Docker host's outside address (what masquerade rewrites to)",
+            param.ip(4),
+        ),
+        "published": Param(
+            'a published port, [tcp/]PORT->HOST:IFNAME:PORT ("" for none)',
+            param.optional(param.checked_by(parse_forward, FORWARD)),
+        ),
+        "networks": Param(
+            "two containers on different user-defined networks, HOST:IFNAME,HOST:IFNAME",
+            param.port_list(minimum=2),
+        ),
     },
 )
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from netprobe import SetupError, SpecError, TopologyError
-from netprobe.check import Check, Context, Status, Step, reference_path
+from netprobe.check import Check, Context, Param, Status, Step, param, reference_path
 from netprobe.topology import Topology
 
 from .exposure_probe import explain_unreachable
@@ -261,11 +261,17 @@ CHECK = Check(
     reference="exposure.yaml",
     requires=("veth", "nmap"),
     params={
-        "host": "the host whose exposure is checked",
-        "neighbour": "the host nmap scans from",
-        "policy": "the policy file (filter format; default: exposure-policy.yml)",
-        "listen": "services the check runs in host meanwhile, e.g. tcp/22,udp/53 "
-                  "('' for none)",
+        "host": Param("the host whose exposure is checked", param.host()),
+        "neighbour": Param("the host nmap scans from", param.host()),
+        "policy": Param(
+            "the policy file (filter format; default: exposure-policy.yml)",
+            param.text,
+        ),
+        "listen": Param(
+            "services the check runs in host meanwhile, e.g. tcp/22,udp/53 "
+                      "('' for none)",
+            param.services,
+        ),
     },
 )
 

@@ -37,7 +37,7 @@ import re
 from collections.abc import Sequence
 
 from netprobe import SpecError
-from netprobe.check import Check, Context, Status, Step, reference_path
+from netprobe.check import Check, Context, Param, Status, Step, param, reference_path
 from netprobe.expect import ROUTED, Barrier, at, nowhere
 from netprobe.inputfile import read_input
 from netprobe.traffic import ports
@@ -203,12 +203,15 @@ CHECK = Check(
     reference="filter.yaml",
     requires=("veth", "nftables", "AF_PACKET", "nft"),
     params={
-        "host": "the filtered host",
+        "host": Param("the filtered host", param.host()),
         "ruleset": "nft or iptables-restore file(s), comma separated, loaded into host "
                    "in place of its ruleset (default: keep the topology's)",
-        "policy": "the policy file (default: filter-policy.yml)",
-        "client": "the neighbour probes come from (and OUTPUT probes go to) by default",
-        "behind": "the host FORWARD probes go to by default",
+        "policy": Param("the policy file (default: filter-policy.yml)", param.text),
+        "client": Param(
+            "the neighbour probes come from (and OUTPUT probes go to) by default",
+            param.host(),
+        ),
+        "behind": Param("the host FORWARD probes go to by default", param.host()),
     },
 )
 

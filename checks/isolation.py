@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from netprobe.check import Check, Context, Status
+from netprobe.check import Check, Context, Param, Status, param
 from netprobe.errors import SpecError
 from netprobe.expect import Barrier, Outcome, Where, at_exactly, nowhere
 from netprobe.traffic import Template, arp, ethernet, udp
@@ -223,10 +223,16 @@ CHECK = Check(
     reference="tenants.yaml",
     requires=("veth", "bridge", "AF_PACKET", "ip"),
     params={
-        "tenant_a": "tenant A's host ports, HOST:IFNAME,HOST:IFNAME,...",
-        "tenant_b": "tenant B's host ports, HOST:IFNAME,HOST:IFNAME,...",
-        "bridge_a": "HOST:BRIDGE flooding to every tenant-A host (default: from the spec)",
-        "bridge_b": "HOST:BRIDGE flooding to every tenant-B host (default: from the spec)",
+        "tenant_a": Param("tenant A's host ports, HOST:IFNAME,HOST:IFNAME,...", param.port_list()),
+        "tenant_b": Param("tenant B's host ports, HOST:IFNAME,HOST:IFNAME,...", param.port_list()),
+        "bridge_a": Param(
+            "HOST:BRIDGE flooding to every tenant-A host (default: from the spec)",
+            param.optional(param.port()),
+        ),
+        "bridge_b": Param(
+            "HOST:BRIDGE flooding to every tenant-B host (default: from the spec)",
+            param.optional(param.port()),
+        ),
     },
 )
 

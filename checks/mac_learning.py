@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from netprobe import SpecError, Veth
-from netprobe.check import Check, Context, Status
+from netprobe.check import Check, Context, Param, Status, param
 from netprobe.expect import at_exactly
 from netprobe.traffic import ethernet
 
@@ -234,8 +234,11 @@ CHECK = Check(
     reference="mac-learning.yaml",
     requires=("veth", "bridge", "AF_PACKET", "ip"),
     params={
-        "ports": "three or more end ports on one bridge, HOST:IFNAME,...; X is learned "
-        "on the first, moves to the third, and the second sends to it"
+        "ports": Param(
+            "three or more end ports on one bridge, HOST:IFNAME,...; X is learned "
+            "on the first, moves to the third, and the second sends to it",
+            param.port_list(minimum=3),
+        ),
     },
 )
 

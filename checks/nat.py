@@ -14,14 +14,14 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from netprobe.check import Check, Context
+from netprobe.check import Check, Context, Param, param
 from netprobe.errors import SpecError
 from netprobe.expect import ROUTED, Outcome, at
 from netprobe.traffic import arp, decode, parse_port, ports, tcp, udp
 
 __all__ = [
-    "CHECK", "Endpoint", "endpoint", "masquerade", "nat_rules", "parse_forward", "port_forward",
-    "run",
+    "CHECK", "FORWARD", "Endpoint", "endpoint", "forward_step", "masquerade", "masquerade_steps",
+    "nat_rules", "parse_forward", "port_forward", "run",
 ]
 
 
@@ -85,6 +85,16 @@ def _owner(
 _NO_FORWARDING = "ip_forward is 0 on {gw}: it routes nothing, so no NAT and no published port"
 
 
+def masquerade_steps(port: str) -> list[str]:
+    """The keys of `masquerade`'s three steps for the guest `port` (for `ctx.plan`)."""
+    return [f"{port}: new flow out", f"{port}: reply back", f"{port}: established flow"]
+
+
+def forward_step(proto: str, published: int) -> str:
+    """The key of `port_forward`'s step (for `ctx.plan`)."""
+    return f"published {proto}/{published}"
+
+
 def masquerade(
     ctx: Context, inside: Endpoint, outside: Endpoint, public_ip: str, *, sport: int = 40000
 ) -> bool:
@@ -94,10 +104,11 @@ def masquerade(
         frame, _ = arp(inside.mac, inside.ip, inside.gw_ip).probe()
         ports(ctx.topo).sender(inside.port).send(frame)
     probe = udp(inside.mac, inside.gw_mac, inside.ip, outside.ip, sport=sport)
+    keys = masquerade_steps(inside.port)
     out = ctx.expect(
         f"{inside.port} → {outside.ip}: new flow leaves with source {public_ip}", probe,
         inside.port, at(outside.port), match=ROUTED.rewriting(src=public_ip).masking("sport"),
-        count=3, timeout=0.5)
+        count=3, timeout=0.5, key=keys[0])
     if not out.passed:
         return _diagnose_out(ctx, inside, outside, public_ip, out)
     seen = decode(out.reports[outside.port].copies[0].frame.data)
@@ -106,13 +117,13 @@ def masquerade(
     back = ctx.expect(
         f"reply {outside.ip} → {public_ip}:{nat_port}: back to {inside.ip}:{sport}", reply,
         outside.port, at(inside.port), match=ROUTED.rewriting(dst=inside.ip, dport=sport),
-        count=3, timeout=0.5)
+        count=3, timeout=0.5, key=keys[1])
     if not back.passed:
         return _diagnose_back(ctx, inside, public_ip, nat_port, back)
     again = ctx.expect(
         f"{inside.port} → {outside.ip}: established flow keeps {public_ip}:{nat_port}", probe,
         inside.port, at(outside.port), match=ROUTED.rewriting(src=public_ip, sport=nat_port),
-        timeout=0.5)
+        timeout=0.5, key=keys[2])
     if not again.passed:
         ctx.diagnose(f"{inside.gw_host} lost the mapping of {inside.ip}:{sport} once the flow "
                      f"was established (see the diff: source address or port changed)")
@@ -179,7 +190,7 @@ def port_forward(
     out = ctx.expect(
         f"{outside.ip} → {public_ip}:{published}/{proto}: forwarded to {inside.ip}:{target}",
         probe, outside.port, at(inside.port), match=ROUTED.rewriting(dst=inside.ip, dport=target),
-        timeout=0.5)
+        timeout=0.5, key=forward_step(proto, published))
     if not out.passed:
         ctx.diagnose(_dnat_fault(ctx, outside.gw_host, public_ip, inside, published, target, proto))
     return out.passed
@@ -268,15 +279,22 @@ def _dnat_target(rule: dict[str, Any], dport: int) -> tuple[str, int] | None:
     return None
 
 
+FORWARD = "[tcp/|udp/]PORT->HOST:IFNAME:PORT, ports 1 to 65535"
+
+
 def parse_forward(spec: str) -> tuple[str, int, str, int]:
     """"[tcp/]8080->c1:eth0:80" → ("tcp", 8080, "c1:eth0", 80)."""
     try:
         left, right = spec.split("->")
         proto, _, published = left.rpartition("/")
         port, _, target = right.rpartition(":")
-        return proto or "tcp", int(published), port, int(target)
+        numbers = int(published), int(target)
+        if proto not in ("", "tcp", "udp") or not all(0 < n < 65536 for n in numbers):
+            raise ValueError(spec)
+        param.port()(port)
+        return proto or "tcp", numbers[0], port, numbers[1]
     except ValueError:
-        raise SpecError(f"forward is [tcp/]PORT->HOST:IFNAME:PORT, not {spec!r}") from None
+        raise SpecError(f"forward is {FORWARD}, not {spec!r}") from None
 
 
 def body(
@@ -286,13 +304,16 @@ def body(
 ) -> None:
     """Masquerade (out, reply, established) for `inside` and the TAP VM `vm`, and the
     published port `forward` names (give forward="" when there is none)."""
+    published = parse_forward(forward) if forward else None
+    ctx.plan(*masquerade_steps(inside), *(masquerade_steps(vm) if vm else []),
+             *([forward_step(*published[:2])] if published else []))
     out = endpoint(ctx, outside, public_ip)
     masquerade(ctx, endpoint(ctx, inside, out.ip), out, public_ip)
     if vm:
         masquerade(ctx, endpoint(ctx, vm, out.ip, ip=vm_ip), out, public_ip, sport=40001)
-    if forward:
-        proto, published, port, target = parse_forward(forward)
-        port_forward(ctx, out, public_ip, endpoint(ctx, port, out.ip), published, target, proto)
+    if published:
+        proto, number, port, target = published
+        port_forward(ctx, out, public_ip, endpoint(ctx, port, out.ip), number, target, proto)
 
 
 CHECK = Check(
@@ -302,12 +323,21 @@ CHECK = Check(
     reference="nat-gateway.yaml",
     requires=("veth", "bridge", "tap", "nftables", "AF_PACKET", "nft"),
     params={
-        "inside": "a guest on the private side, HOST:IFNAME",
-        "vm": 'the VM side of a TAP, HOST:TAP@vm ("" for none)',
-        "vm_ip": "the IPv4 address the TAP VM uses",
-        "outside": "the outside host, HOST:IFNAME",
-        "public_ip": "the gateway's public address (what masquerade must rewrite to)",
-        "forward": "a published port to test, [tcp/]PORT->HOST:IFNAME:PORT (\"\": none)",
+        "inside": Param("a guest on the private side, HOST:IFNAME", param.port()),
+        "vm": Param(
+            'the VM side of a TAP, HOST:TAP@vm ("" for none)',
+            param.optional(param.port(vm=True)),
+        ),
+        "vm_ip": Param("the IPv4 address the TAP VM uses", param.ip(4)),
+        "outside": Param("the outside host, HOST:IFNAME", param.port()),
+        "public_ip": Param(
+            "the gateway's public address (what masquerade must rewrite to)",
+            param.ip(4),
+        ),
+        "forward": Param(
+            "a published port to test, [tcp/]PORT->HOST:IFNAME:PORT (\"\": none)",
+            param.optional(param.checked_by(parse_forward, FORWARD)),
+        ),
     },
 )
 

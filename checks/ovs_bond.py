@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from netprobe.check import Check, Context, Status
+from netprobe.check import Check, Context, Param, Status, param
 from netprobe.errors import SpecError
 from netprobe.topology import OvsBond
 from netprobe.topology.links import raise_up
@@ -272,10 +272,10 @@ CHECK = Check(
     reference="ovs-bond.yaml",
     requires=("veth", "AF_PACKET", "ovs-vsctl"),
     params={
-        "bond": "the OVS bond, HOST:BOND",
-        "a": "one end of the flow, HOST:IFNAME",
-        "b": "the other end, HOST:IFNAME",
-        "max_failover": "seconds the flow may stop (default 1)",
+        "bond": Param("the OVS bond, HOST:BOND", param.port()),
+        "a": Param("one end of the flow, HOST:IFNAME", param.port()),
+        "b": Param("the other end, HOST:IFNAME", param.port()),
+        "max_failover": Param("seconds the flow may stop (default 1)", param.number(0, 60)),
     },
 )
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from itertools import permutations
 
-from netprobe.check import Check, Context
+from netprobe.check import Check, Context, Param, param
 from netprobe.errors import SpecError
 from netprobe.expect import at, nowhere
 from netprobe.traffic import Template, udp
@@ -99,9 +99,15 @@ CHECK = Check(
     reference="ovs-flows.yaml",
     requires=("veth", "AF_PACKET", "ovs-vsctl"),
     params={
-        "bridge": "the OVS bridge, HOST:BRIDGE",
-        "hosts": "ports of the hosts that must reach each other, HOST:IFNAME,...",
-        "blocked": "the port of the host whose IPv4 must be dropped, HOST:IFNAME",
+        "bridge": Param("the OVS bridge, HOST:BRIDGE", param.port()),
+        "hosts": Param(
+            "ports of the hosts that must reach each other, HOST:IFNAME,...",
+            param.port_list(minimum=2),
+        ),
+        "blocked": Param(
+            "the port of the host whose IPv4 must be dropped, HOST:IFNAME",
+            param.port(),
+        ),
     },
 )
 

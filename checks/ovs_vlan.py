@@ -10,7 +10,7 @@ failure the bridge's ports are read back to name the one whose tag or trunks are
 
 from __future__ import annotations
 
-from netprobe.check import Check, Context, Status
+from netprobe.check import Check, Context, Param, Status, param
 from netprobe.errors import SpecError
 from netprobe.expect import Match, at, at_exactly, nowhere
 from netprobe.traffic import ethernet
@@ -105,6 +105,8 @@ def _list(vids: object) -> str:
     return "VLANs " + ", ".join(map(str, items)) if items else "no VLAN"
 
 
+_ACCESS = "two or more HOST:IFNAME=VLAN, comma-separated"
+
 CHECK = Check(
     name="ovs-vlan",
     summary="an OVS bridge isolates its access VLANs and trunks them with the right tags",
@@ -112,9 +114,15 @@ CHECK = Check(
     reference="ovs-vlan.yaml",
     requires=("veth", "AF_PACKET", "ovs-vsctl"),
     params={
-        "bridge": "the OVS bridge, HOST:BRIDGE",
-        "access": "host ports and their switch port's VLAN, HOST:IFNAME=VLAN,...",
-        "trunk": "the host port behind the trunk, HOST:IFNAME ('' for none)",
+        "bridge": Param("the OVS bridge, HOST:BRIDGE", param.port()),
+        "access": Param(
+            "host ports and their switch port's VLAN, HOST:IFNAME=VLAN,...",
+            param.checked_by(_parse_access, _ACCESS),
+        ),
+        "trunk": Param(
+            "the host port behind the trunk, HOST:IFNAME ('' for none)",
+            param.optional(param.port()),
+        ),
     },
 )
 

@@ -18,7 +18,7 @@ from ipaddress import ip_address
 from typing import Any
 
 from netprobe import SpecError
-from netprobe.check import Check, Context
+from netprobe.check import Check, Context, Param, param
 from netprobe.expect import ROUTED, Match, at
 from netprobe.traffic import Capture, Template, decode, find_nonce, icmp_echo
 
@@ -264,9 +264,9 @@ CHECK = Check(
     reference="router.yaml",
     requires=("veth", "AF_PACKET", "ip"),
     params={
-        "left": "an end host's port on one subnet, HOST:IFNAME",
-        "right": "an end host's port on another subnet, HOST:IFNAME",
-        "router": "the host that routes between them",
+        "left": Param("an end host's port on one subnet, HOST:IFNAME", param.port()),
+        "right": Param("an end host's port on another subnet, HOST:IFNAME", param.port()),
+        "router": Param("the host that routes between them", param.host()),
     },
 )
 

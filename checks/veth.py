@@ -5,7 +5,7 @@ and ARP, up to the full MTU.
 
 from __future__ import annotations
 
-from netprobe.check import Check, Context
+from netprobe.check import Check, Context, Param, param
 from netprobe.expect import at
 from netprobe.traffic import Template, arp, ethernet, icmp_echo, udp
 
@@ -62,7 +62,10 @@ CHECK = Check(
     body=body,
     reference="redblue.yaml",
     requires=("veth", "AF_PACKET"),
-    params={"a": "one end, HOST:IFNAME", "b": "the other end, HOST:IFNAME"},
+    params={
+        "a": Param("one end, HOST:IFNAME", param.port()),
+        "b": Param("the other end, HOST:IFNAME", param.port()),
+    },
 )
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from netprobe.check import Check, Context, Status
+from netprobe.check import Check, Context, Param, Status, param
 from netprobe.errors import SpecError
 from netprobe.expect import Barrier, Match, at, at_exactly, nowhere
 from netprobe.topology import Vlan
@@ -179,6 +179,8 @@ def member_faults(ctx: Context, port: str, vid: int) -> list[str]:
     return faults
 
 
+_VLANS = "two or more ID=HOST:IFNAME,HOST:IFNAME, space-separated"
+
 CHECK = Check(
     name="vlan",
     summary="802.1Q sub-interfaces tag and untag at the right ports; VLANs stay isolated",
@@ -186,8 +188,14 @@ CHECK = Check(
     reference="vlan.yaml",
     requires=("veth", "bridge", "802.1Q vlan", "AF_PACKET"),
     params={
-        "trunk": "a port on the trunk where frames must be tagged, HOST:IFNAME",
-        "vlans": "the VLANs, ID=HOST:IFNAME,HOST:IFNAME ... (the sender first), space-separated",
+        "trunk": Param(
+            "a port on the trunk where frames must be tagged, HOST:IFNAME",
+            param.port(),
+        ),
+        "vlans": Param(
+            "the VLANs, ID=HOST:IFNAME,HOST:IFNAME ... (the sender first), space-separated",
+            param.checked_by(parse_groups, _VLANS),
+        ),
     },
 )
 

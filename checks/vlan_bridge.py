@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from netprobe.check import Check, Context, Status
+from netprobe.check import Check, Context, Param, Status, param
 from netprobe.errors import SpecError
 from netprobe.expect import Barrier, Match, at, at_exactly, nowhere
 from netprobe.traffic import ethernet, udp
@@ -152,6 +152,8 @@ def _access_faults(host: str, port: str, vid: int, vlans: dict[int, set[str]]) -
     return faults
 
 
+_ACCESS = "two or more VLAN=HOST:IFNAME, space-separated"
+
 CHECK = Check(
     name="vlan-bridge",
     summary="a VLAN-aware bridge tags at the trunk, untags at access ports, isolates VLANs",
@@ -159,10 +161,16 @@ CHECK = Check(
     reference="vlan-bridge.yaml",
     requires=("veth", "bridge", "bridge vlan_filtering", "AF_PACKET"),
     params={
-        "bridge": "the VLAN-aware bridge, HOST:BRIDGE",
-        "trunk": "the far end of the trunk port (sees tagged frames), HOST:IFNAME",
-        "access": "VMs on access ports, VLAN=HOST:IFNAME ..., space-separated",
-        "absent": "a VLAN id the trunk does not carry (default 30)",
+        "bridge": Param("the VLAN-aware bridge, HOST:BRIDGE", param.port()),
+        "trunk": Param(
+            "the far end of the trunk port (sees tagged frames), HOST:IFNAME",
+            param.port(),
+        ),
+        "access": Param(
+            "VMs on access ports, VLAN=HOST:IFNAME ..., space-separated",
+            param.checked_by(parse_access, _ACCESS),
+        ),
+        "absent": Param("a VLAN id the trunk does not carry (default 30)", param.integer(1, 4094)),
     },
 )
 

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import click
+from click.core import ParameterSource
 
 from . import __version__
 from .errors import NetprobeError, SpecError
@@ -156,26 +157,18 @@ def check(
     shows them. A check that fails or is inconclusive leaves a bug-report bundle (see
     `replay`)."""
     with _errors():
-        from .check import load_check, registered
+        from .check import expand_names, registered
         from .check.suite import run_checks
         from .report.output import write_results
-        from .topology import load
 
         names, extra = _split_check_options(names)
-        chosen = list(registered()) if names == ("all",) else list(names)
-        for name in chosen:
-            load_check(name)  # unknown names fail here, with suggestions, before any run
-        if topology is not None:
-            load(topology)  # so is a bad topology file, once
-        _check_inputs(ruleset, policy)
-        if not kernel:  # a guest runs its checks as root whoever boots it
-            _require_root()
-        asked = click.get_current_context().get_parameter_source("bundle_dir")
-        chosen_bundle = bundle_dir if asked is not click.core.ParameterSource.DEFAULT else None
-        # (the default folder is only wanted if a check fails; not writable, the result says so)
-        _check_outputs(json_path, junit_path, None if no_bundle else chosen_bundle)
+        chosen = list(registered()) if names == ("all",) else expand_names(names)
         kwargs: dict[str, Any] = {**_parse_params(params), **extra}
         kwargs.update({k: v for k, v in (("ruleset", ruleset), ("policy", policy)) if v})
+        asked = click.get_current_context().get_parameter_source("bundle_dir")
+        # the default folder is only wanted if a check fails (unwritable, the result says so)
+        explicit = None if no_bundle or asked is ParameterSource.DEFAULT else bundle_dir
+        _refuse_bad_input(chosen, kwargs, topology, kernel, (json_path, junit_path, explicit))
         console = _console()
         where = f"in one VM booted from {kernel} " if kernel else ""
         with contextlib.ExitStack() as stack:
@@ -209,10 +202,26 @@ def check(
         sys.exit(_exit_code(results))
 
 
-def _require_root() -> None:
+def _refuse_bad_input(
+    chosen: list[str],
+    params: dict[str, Any],
+    topology: str | None,
+    kernel: str | None,
+    outputs: tuple[str | None, str | None, str | None],
+) -> None:
+    """Everything that can be wrong with the command line, found before any check runs:
+    names, parameters, files read and written, privileges."""
     from .privilege import require_root
+    from .topology import load
 
-    require_root()
+    for name in chosen:
+        _validate(name, params)  # unknown names, bad parameters
+    if topology is not None:
+        load(topology)  # a bad topology file, once
+    _check_inputs(params.get("ruleset"), params.get("policy"))
+    if not kernel:  # a guest runs its checks as root whoever boots it
+        require_root()
+    _check_outputs(*outputs)
 
 
 def _check_inputs(ruleset: str | None, policy: str | None) -> None:
@@ -234,6 +243,21 @@ def _check_outputs(json_path: str | None, junit_path: str | None, bundle: str | 
             ensure_writable_file(path, option)
     if bundle:
         ensure_writable_dir(bundle, "--bundle")
+
+
+def _validate(name: str, params: dict[str, Any]) -> None:
+    """An unknown check, or a parameter it does not take or cannot parse: SpecError. A
+    check whose module breaks on import is left to its own run (an ERROR result)."""
+    from .check import Check, load_check
+
+    try:
+        check = load_check(name)
+    except NetprobeError:
+        raise
+    except Exception:
+        return
+    if isinstance(check, Check):
+        check.parse_params(params)
 
 
 def _show(results: list[Any], console: Any, *, quiet: bool, verbose: bool) -> None:

@@ -3,23 +3,30 @@
 from __future__ import annotations
 
 import os
+import traceback
 from typing import Any
 
-from ..errors import SpecError
+from ..errors import NetprobeError, SpecError
 from ..topology import Spec, Topology
-from .base import Check, Context, reference_path
-from .registry import GROUP, Registration, load_check, registered
+from . import param
+from .base import Check, Context
+from .param import Param
+from .reference import reference_path
+from .registry import GROUP, Registration, expand_names, load_check, registered
 from .result import Result, Status, Step
 
 __all__ = [
     "GROUP",
     "Check",
     "Context",
+    "Param",
     "Registration",
     "Result",
     "Status",
     "Step",
+    "expand_names",
     "load_check",
+    "param",
     "reference_path",
     "registered",
     "run_check",
@@ -29,8 +36,15 @@ __all__ = [
 def run_check(
     name: str, topology: Topology | Spec | str | os.PathLike[str] | None = None, **params: Any
 ) -> Result:
-    """Run the registered check `name` (on its reference topology unless one is given)."""
-    check = load_check(name)
+    """Run the registered check `name` (on its reference topology unless one is given).
+    A check whose module cannot even be imported is an ERROR result with the traceback."""
+    try:
+        check = load_check(name)
+    except NetprobeError:
+        raise
+    except Exception as exc:  # a broken check's module: its own ERROR, not the run's end
+        why = f"cannot load check {name}: {type(exc).__name__}: {exc}"
+        return Result(name, Status.ERROR, why, traceback=traceback.format_exc())
     if not isinstance(check, Check):
         raise SpecError(f"the entry point for check {name!r} is not a netprobe Check")
     return check.run(topology, **params)

@@ -12,6 +12,7 @@ import inspect
 import json
 import os
 import time
+import traceback
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -24,6 +25,8 @@ from ..expect import Outcome, Verdict, Where, expect
 from ..privilege import require_root
 from ..topology import Spec, Topology, build, load
 from ..traffic import Template
+from .param import Param, parse_params
+from .reference import module_dir, reference_path
 from .result import Result, Status, Step, overall
 
 if TYPE_CHECKING:
@@ -33,19 +36,6 @@ __all__ = ["MAX_EXPLAINED", "Check", "Context", "reference_path"]
 
 MAX_EXPLAINED = 4  # failed expectations explained per check run (each costs ~0.2 s)
 
-_REFERENCE_DIRS = (
-    Path(__file__).resolve().parents[2] / "examples",  # a checkout
-    Path(__file__).resolve().parents[1] / "checks" / "topologies",  # an installed package
-)
-
-
-def reference_path(name: str) -> Path:
-    """Where the reference topology `name` (e.g. "redblue.yaml") lives."""
-    for directory in _REFERENCE_DIRS:
-        if (directory / name).exists():
-            return directory / name
-    raise SetupError(f"reference topology {name} not found", remedy="reinstall netprobe")
-
 
 class Context:
     """What a check body works with: the topology, its steps, and its diagnosis."""
@@ -54,14 +44,22 @@ class Context:
         self.topo = topo
         self.steps: list[Step] = []
         self.diagnoses: list[str] = []
+        self.planned: list[str] = []
         self._explanations_left = MAX_EXPLAINED if explain else 0
 
+    def plan(self, *steps: str) -> None:
+        """Declare steps this run means to take (their names, or their `key`s): those it
+        does not take, because it stopped early, are listed in the result as not run."""
+        self.planned += [s for s in steps if s not in self.planned]
+
     def expect(
-        self, name: str, frame: Template, port: str, where: Where, **options: Any
+        self, name: str, frame: Template, port: str, where: Where, *, key: str | None = None,
+        **options: Any,
     ) -> Outcome:
-        """Run an expectation and record it as a step; a failed one is explained."""
+        """Run an expectation and record it as a step; a failed one is explained. `key`:
+        the step's stable identity when its name carries values that vary between runs."""
         outcome = expect(self.topo, frame, port, where, **options)
-        step = Step(name, Status.of(outcome.verdict), outcome.reason, outcome)
+        step = Step(name, Status.of(outcome.verdict), outcome.reason, outcome, key=key)
         self.steps.append(step)
         if outcome.verdict is Verdict.FAIL:
             self.explain(step, frame, port)
@@ -82,18 +80,23 @@ class Context:
             step.detail += f" (not explained: {type(exc).__name__}: {exc})"
         return step.explanation
 
-    def record(self, name: str, ok: bool, detail: str = "") -> bool:
+    def record(self, name: str, ok: bool, detail: str = "", *, key: str | None = None) -> bool:
         """Record a step established otherwise (state read back, a command's answer)."""
-        self.steps.append(Step(name, Status.PASS if ok else Status.FAIL, detail))
+        self.steps.append(Step(name, Status.PASS if ok else Status.FAIL, detail, key=key))
         return ok
 
-    def skip(self, name: str, why: str) -> None:
+    def skip(self, name: str, why: str, *, key: str | None = None) -> None:
         """Record a step this machine or topology cannot take, and why (shown in the summary)."""
-        self.steps.append(Step(name, Status.SKIP, why))
+        self.steps.append(Step(name, Status.SKIP, why, key=key))
 
-    def inconclusive(self, name: str, why: str) -> None:
+    def inconclusive(self, name: str, why: str, *, key: str | None = None) -> None:
         """Record a step whose answer could not be established: never a PASS."""
-        self.steps.append(Step(name, Status.INCONCLUSIVE, why))
+        self.steps.append(Step(name, Status.INCONCLUSIVE, why, key=key))
+
+    def not_run(self) -> list[str]:
+        """The planned steps not taken, in the order planned."""
+        taken = {s.id for s in self.steps} | {s.name for s in self.steps}
+        return [s for s in self.planned if s not in taken]
 
     def diagnose(self, text: str) -> None:
         """Name the fault behind a failure, in words a person acts on."""
@@ -116,14 +119,30 @@ class Context:
 
 @dataclass(frozen=True)
 class Check:
-    """A named, runnable check. `body(ctx, **params)` holds its steps."""
+    """A named, runnable check. `body(ctx, **params)` holds its steps.
+
+    `params`: name → what it means (a help text, or a `Param` with its parser); values
+    are parsed before anything is built. `reference` is looked up beside the module that
+    defines `body` (or in `home`), then among netprobe's own topologies."""
 
     name: str
     summary: str
     body: Callable[..., None]
     reference: str
     requires: tuple[str, ...] = ()
-    params: Mapping[str, str] = field(default_factory=dict)  # name → what it means
+    params: Mapping[str, str | Param] = field(default_factory=dict)
+    home: str | os.PathLike[str] | None = None
+
+    def reference_file(self) -> Path:
+        """The reference topology's file; SpecError (the check cannot run) when missing."""
+        beside = Path(self.home) if self.home is not None else module_dir(self.body)
+        return reference_path(self.reference, beside)
+
+    def parse_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """`params` as the body takes them; SpecError naming one it does not take or one
+        whose value does not parse."""
+        self._check_params(params)
+        return parse_params(self.name, self.body, self.params, params)
 
     def run(
         self,
@@ -140,7 +159,7 @@ class Check:
         Without root it raises SetupError (a missing privilege is an error, not a SKIP).
         """
         start = time.perf_counter()
-        self._check_params(params)
+        values = self.parse_params(params)
         require_root()  # an error, not a SKIP: no check runs without the privileges
         skipped = self._missing()
         if skipped is not None:
@@ -149,25 +168,9 @@ class Check:
             with ExitStack() as stack:
                 topo, label = self._topology(topology, stack)
                 before = _state_before(topology, bundle_dir)
-                ctx = Context(topo)
-                try:
-                    self.body(ctx, **params)
-                    result = self._result(ctx, label, start)
-                except SetupError:
-                    raise
-                except NetprobeError as exc:  # keep what was established before it
-                    if not ctx.steps:
-                        raise
-                    result = Result(
-                        self.name,
-                        Status.ERROR,
-                        str(exc),
-                        ctx.steps,
-                        duration=time.perf_counter() - start,
-                        topology=label,
-                    )
-                if bundle_dir is not None and result.status in _BUNDLED:
-                    _bundle(result, topo, bundle_dir, params, archive, before)
+                result = self._steps(Context(topo), values, label, start)
+                if bundle_dir is not None and result.status in _BUNDLED and result.steps:
+                    _bundle(result, topo, bundle_dir, dict(params), archive, before)
         except SetupError as exc:
             return Result(
                 self.name,
@@ -178,18 +181,44 @@ class Check:
             )
         except NetprobeError as exc:
             return Result(self.name, Status.ERROR, str(exc), duration=time.perf_counter() - start)
+        except Exception as exc:  # a bug outside the body (its topology, say): this check only
+            return Result(self.name, Status.ERROR, _broke(exc), traceback=traceback.format_exc(),
+                          duration=time.perf_counter() - start)
         return result
 
-    def _result(self, ctx: Context, label: str, start: float) -> Result:
-        status = overall(ctx.steps)
+    def _steps(self, ctx: Context, values: dict[str, Any], label: str, start: float) -> Result:
+        """Run the body: its verdict; an error after steps keeps what they established."""
+        try:
+            self.body(ctx, **values)
+        except SetupError:
+            raise
+        except NetprobeError as exc:
+            if not ctx.steps:
+                raise
+            return self._result(ctx, label, start, error=str(exc))
+        except Exception as exc:  # a bug in the check: ERROR, the topology still torn down
+            return self._result(ctx, label, start, error=_broke(exc), trace=traceback.format_exc())
+        return self._result(ctx, label, start)
+
+    def _result(
+        self, ctx: Context, label: str, start: float, *, error: str | None = None,
+        trace: str | None = None,
+    ) -> Result:
+        status = Status.ERROR if error is not None else overall(ctx.steps)
+        not_run = ctx.not_run()
+        summary = error if error is not None else _summary(status, ctx.steps)
+        if not_run:
+            summary += f"; {len(not_run)} not run"
         return Result(
             self.name,
             status,
-            _summary(status, ctx.steps),
+            summary,
             ctx.steps,
             "; ".join(ctx.diagnoses) or None,
             time.perf_counter() - start,
             label,
+            not_run=not_run,
+            traceback=trace,
         )
 
     def _check_params(self, params: Mapping[str, Any]) -> None:
@@ -217,7 +246,7 @@ class Check:
         if isinstance(topology, Topology):
             return topology, topology.spec.name
         if topology is None:
-            topology = reference_path(self.reference)
+            topology = self.reference_file()
         spec = topology if isinstance(topology, Spec) else load(topology)
         return stack.enter_context(build(spec)), spec.source or spec.name
 
@@ -251,6 +280,10 @@ def _bundle(
     except Exception as exc:  # the verdict stands whatever happens to its bundle
         result.bundle = None
         result.summary += f" (no bug-report bundle: {type(exc).__name__}: {exc})"
+
+
+def _broke(exc: Exception) -> str:
+    return f"the check broke: {type(exc).__name__}: {exc} (a bug: see the traceback)"
 
 
 def _summary(status: Status, steps: list[Step]) -> str:

@@ -40,10 +40,11 @@ from .readme import readme
 from .repro import repro_script
 from .result import Result
 
-__all__ = ["FORMAT", "VERSION", "write_bundle"]
+__all__ = ["FORMAT", "MINOR", "VERSION", "write_bundle"]
 
 FORMAT = "netprobe-bundle"
 VERSION = 1
+MINOR = 1  # fields added within version 1 (docs/json.md)
 
 
 def write_bundle(
@@ -94,6 +95,7 @@ def _document(result: Result, inputs: dict[str, Any]) -> dict[str, Any]:
     return {
         "format": FORMAT,
         "version": VERSION,
+        "minor": MINOR,
         "netprobe": __version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "check": result.check,

@@ -44,6 +44,12 @@ class Step:
     detail: str = ""
     outcome: Outcome | None = None
     explanation: Explanation | None = None
+    key: str | None = None  # a stable identity when the name carries values that vary
+
+    @property
+    def id(self) -> str:
+        """What pairs this step with the same step of another run (replay)."""
+        return self.key or self.name
 
     def evidence_text(self) -> str | None:
         """The expectation's evidence as text (None for a step established otherwise)."""
@@ -70,6 +76,8 @@ class Result:
     duration: float = 0.0
     topology: str | None = None
     bundle: str | None = None  # the bug-report bundle written for this result, if any
+    not_run: list[str] = field(default_factory=list)  # steps planned but not taken
+    traceback: str | None = None  # ERROR from a bug in the check: where it broke
 
     @property
     def verdict(self) -> Status:
@@ -103,6 +111,10 @@ class Result:
             label = "remedy" if self.status is Status.SKIP else "diagnosis"
             lines.append(f"  {label}: {self.diagnosis}")
         lines += ["  " + step.evidence().replace("\n", "\n  ") for step in self.steps]
+        if self.not_run:
+            lines.append(f"  {len(self.not_run)} not run: {', '.join(self.not_run)}")
+        if self.traceback:
+            lines += ["  " + line for line in self.traceback.rstrip("\n").splitlines()]
         if self.bundle:
             lines.append(f"  bug-report bundle: {self.bundle}")
         return "\n".join(lines)
@@ -120,8 +132,11 @@ class Result:
             "topology": self.topology,
             "bundle": self.bundle,
             "explanation": self.explanation,
+            "not_run": list(self.not_run),
+            "traceback": self.traceback,
             "steps": [
                 {
+                    "id": s.id,
                     "name": s.name,
                     "status": s.status.value,
                     "detail": s.detail,

@@ -1,7 +1,8 @@
 """Reading bug-report bundles back: their summary for a person, and their replay.
 
 `replay` rebuilds the bundle's topology, runs its check again with its parameters and
-compares the outcome with the recorded one, step by step.
+compares the outcome with the recorded one, step by step: each recorded step with the
+same step of the new run (by its id), not the one in the same place.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..check import Result, load_check, run_check
+from ..check import Result, Step, load_check, run_check
 from ..check.bundle import FORMAT, VERSION
 from ..errors import SpecError
 from ..topology import load
@@ -93,6 +94,8 @@ def bundle_summary(path: str | Path) -> str:
         lines.append(f"  [{step['status']}] {step['name']}: {step['detail']}".rstrip(": "))
         if step["status"] != "PASS" and step.get("evidence"):
             lines += ["      " + line for line in step["evidence"].splitlines()]
+    if result.get("not_run"):
+        lines.append(f"  {len(result['not_run'])} not run: {', '.join(result['not_run'])}")
     for number, cause in enumerate(result.get("explanation") or [], 1):
         lines.append(f"  why {number}: {cause['text']}")
     lines.append("  replay: netprobe replay DIR, or sudo sh DIR/repro.sh without netprobe")
@@ -108,6 +111,13 @@ class StepMatch:
     @property
     def same(self) -> bool:
         return self.recorded == self.now
+
+    @property
+    def mark(self) -> str:
+        """same, DIFFERS, NEW (not recorded) or MISSING (recorded, not taken now)."""
+        if self.same:
+            return "same"
+        return "NEW" if self.recorded is None else "MISSING" if self.now is None else "DIFFERS"
 
 
 @dataclass(frozen=True)
@@ -129,8 +139,9 @@ class Replay:
             f"{self.result.check}: recorded {recorded}, now {self.result.status.value}: {head}"
         ]
         for step in self.steps:
-            mark = "same" if step.same else "DIFFERS"
-            lines.append(f"  {mark:7} {step.recorded or '-':12} → {step.now or '-':12} {step.name}")
+            lines.append(
+                f"  {step.mark:7} {step.recorded or '-':12} → {step.now or '-':12} {step.name}"
+            )
         return "\n".join(lines)
 
 
@@ -153,16 +164,31 @@ def _resolve(directory: Path, value: Any) -> Any:
 
 
 def _align(recorded: list[dict[str, Any]], result: Result) -> list[StepMatch]:
-    """Steps compared in order (names may carry values that differ from run to run, such
-    as a MAC the kernel chose); a renamed step shows both names."""
+    """Steps paired by identity (a step's id, else its name; the n-th of an id with the
+    n-th), in the recorded order, then the steps new in this run. A recorded step this
+    run did not take, and a step it took that was not recorded, say so."""
+    by_id: dict[str, list[Step]] = {}
+    by_name: dict[str, list[Step]] = {}
+    for step in result.steps:
+        by_id.setdefault(step.id, []).append(step)
+        by_name.setdefault(step.name, []).append(step)
+    paired: set[int] = set()
     out = []
-    for index in range(max(len(recorded), len(result.steps))):
-        old = recorded[index] if index < len(recorded) else None
-        new = result.steps[index] if index < len(result.steps) else None
-        name = old["name"] if old else new.name if new else ""
-        if old and new and new.name != old["name"]:
-            name += f" (now: {new.name})"
-        out.append(
-            StepMatch(name, old["status"] if old else None, new.status.value if new else None)
+    for old in recorded:
+        new = _take(by_id.get(old.get("id") or old["name"], []), paired) or _take(
+            by_name.get(old["name"], []), paired
         )
+        name = old["name"]
+        if new is not None and new.name != name:  # a value in it changed (a MAC, a port)
+            name += f" (now: {new.name})"
+        out.append(StepMatch(name, old["status"], new.status.value if new else None))
+    out += [StepMatch(s.name, None, s.status.value) for s in result.steps if id(s) not in paired]
     return out
+
+
+def _take(candidates: list[Step], paired: set[int]) -> Step | None:
+    for step in candidates:
+        if id(step) not in paired:
+            paired.add(id(step))
+            return step
+    return None

@@ -12,16 +12,18 @@ from typing import Any
 from .. import __version__
 from ..check import Result
 
-__all__ = ["FORMAT", "VERSION", "results_document"]
+__all__ = ["FORMAT", "MINOR", "VERSION", "results_document"]
 
 FORMAT = "netprobe-results"
 VERSION = 1
+MINOR = 1  # fields added within version 1 (docs/json.md)
 
 
 def results_document(results: Sequence[Result]) -> dict[str, Any]:
     return {
         "format": FORMAT,
         "version": VERSION,
+        "minor": MINOR,
         "netprobe": __version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "results": [result.to_dict() for result in results],

@@ -134,9 +134,20 @@ def checks_table(registrations: Mapping[str, Registration]) -> Any:
         if not isinstance(check, Check):
             continue
         missing = [c.name for c in probe(check.requires) if not c.present]
+        missing += [f"reference topology {check.reference}"] if _no_reference(check) else []
         here = "[green]yes[/]" if not missing else f"[red]no: {', '.join(missing)}[/]"
         table.add_row(name, check.summary, ", ".join(check.requires), here)
     return table
+
+
+def _no_reference(check: Check) -> bool:
+    from ..errors import NetprobeError
+
+    try:
+        check.reference_file()
+    except NetprobeError:
+        return True
+    return False
 
 
 def check_details(check: Check) -> str:
@@ -146,7 +157,8 @@ def check_details(check: Check) -> str:
     missing = [c.name for c in probe(check.requires) if not c.present]
     lines = [
         f"{check.name}: {check.summary}",
-        f"  reference topology: {check.reference}",
+        f"  reference topology: {check.reference}"
+        + (" (not found: the check cannot run)" if _no_reference(check) else ""),
         f"  needs: {', '.join(check.requires) or 'nothing special'}"
         + (f" (missing here: {', '.join(missing)})" if missing else ""),
     ]

@@ -188,7 +188,7 @@ def _guest_step_class() -> Any:  # built on first use: importing netprobe.check 
 
 def _run_case(case: Mapping[str, Any], bundles: Path) -> Result:
     """Run one case; a failing one leaves its bug-report bundle under `bundles`."""
-    from ..check import Check, load_check, reference_path
+    from ..check import Check, load_check
     from ..topology import build, load
 
     check = load_check(case["check"])
@@ -197,7 +197,7 @@ def _run_case(case: Mapping[str, Any], bundles: Path) -> Result:
     params = case.get("params") or {}
     if not case.get("sabotage"):
         return check.run(case.get("topology"), bundle_dir=bundles, **params)
-    with build(load(case.get("topology") or reference_path(check.reference))) as topo:
+    with build(load(case.get("topology") or check.reference_file())) as topo:
         for host, argv in case["sabotage"]:
             topo.run(host, argv, check=True)
         return check.run(topo, bundle_dir=bundles, **params)

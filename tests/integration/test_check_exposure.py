@@ -127,9 +127,8 @@ def test_exposure_runs_on_a_users_topology(tmp_path: Path) -> None:
 
 
 def test_a_bad_listen_parameter_is_bad_input() -> None:
-    result = run_check("exposure", listen="http")
-    assert result.status is Status.ERROR
-    assert "listen takes services like tcp/22,udp/53" in result.summary
+    with pytest.raises(netprobe.SpecError, match="listen takes services like tcp/22,udp/53"):
+        run_check("exposure", listen="http")
 
 
 def test_a_listener_on_an_address_the_scan_did_not_cover_is_not_passed() -> None:

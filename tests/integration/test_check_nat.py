@@ -212,7 +212,6 @@ def test_nat_names_a_removed_docker_dnat_rule() -> None:
     )
 
 
-def test_a_malformed_forward_parameter_is_an_error() -> None:
-    result = run_check("nat", forward="8080:c1")
-    assert result.status is Status.ERROR
-    assert "forward is [tcp/]PORT->HOST:IFNAME:PORT" in result.summary
+def test_a_malformed_forward_parameter_is_refused_before_any_step() -> None:
+    with pytest.raises(netprobe.SpecError, match=r"parameter forward takes \[tcp/\|udp/\]PORT"):
+        run_check("nat", forward="8080:c1")
