@@ -116,13 +116,13 @@ def port(*, vm: bool = False) -> Parser:
 
 
 def port_list(*, minimum: int = 1) -> Parser:
-    """Ports, HOST:IFNAME,HOST:IFNAME,... (at least `minimum`); text stays text, a
-    sequence from Python stays a sequence."""
+    """Ports, HOST:IFNAME,HOST:IFNAME,... (at least `minimum`; a TAP's VM side, HOST:TAP@vm,
+    among them); text stays text, a sequence from Python stays a sequence."""
 
     @_expects(f"{minimum} or more ports, HOST:IFNAME,HOST:IFNAME,...")
     def parse(value: Any) -> Any:
         items = value.split(",") if isinstance(value, str) else list(value)
-        found = [_one_port(str(p), vm=False) for p in items if str(p).strip()]
+        found = [_one_port(str(p), vm=True) for p in items if str(p).strip()]
         if len(found) < minimum:
             raise ValueError
         return value

@@ -9,7 +9,6 @@ recorded. Only python3 with scapy is needed besides (scapy prints the frames).
 from __future__ import annotations
 
 import shlex
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -41,8 +40,7 @@ _HEADER = """#!/bin/sh
 set -eu
 [ "$(id -u)" -eq 0 ] || {{ echo "repro.sh: run as root" >&2; exit 2; }}
 # A python3 that has scapy, found before anything is made: $PYTHON, each python3 on PATH,
-# Debian's, then the one that wrote this bundle. (Exit 1 means "failure reproduced", so a
-# missing scapy must not reach the replay.)
+# then Debian's. (Exit 1 means "failure reproduced": a missing scapy must not get there.)
 has_scapy() {{ [ -x "$1" ] && "$1" -c 'import scapy.layers.l2' >/dev/null 2>&1; }}
 pick_python() {{
     if [ -n "${{PYTHON:-}}" ]; then
@@ -55,12 +53,12 @@ pick_python() {{
         has_scapy "${{dir:-.}}/python3" && {{ echo "${{dir:-.}}/python3"; return 0; }}
     done
     IFS=$saved_ifs
-    for py in /usr/bin/python3 {writer}; do has_scapy "$py" && {{ echo "$py"; return 0; }}; done
+    has_scapy /usr/bin/python3 && {{ echo /usr/bin/python3; return 0; }}
     return 1
 }}
 PY=$(pick_python) || {{
     echo "repro.sh: no python3 that can import scapy (tried \\$PYTHON, python3 on PATH," \
-         "/usr/bin/python3, {writer}): install python3-scapy, or run with PYTHON=..." >&2
+         "/usr/bin/python3): install python3-scapy, or run with PYTHON=..." >&2
     exit 2
 }}
 export P="repro$$"
@@ -93,7 +91,6 @@ def repro_script(
             topology=spec.name,
             tools="".join(f"{t}, " for t in tools),
             hosts=shlex.quote(" ".join(h.name for h in spec.hosts)),
-            writer=shlex.quote(sys.executable),
         )
     ]
     ovs = [

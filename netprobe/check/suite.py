@@ -68,9 +68,9 @@ def _guarded(
     """run_check, with any exception that escapes it turned into an ERROR result."""
     try:
         return run_check(name, topology, **options, **params)
-    except Exception as exc:
-        trace = traceback.format_exc()
-        return Result(name, Status.ERROR, f"{type(exc).__name__}: {exc}", diagnosis=trace)
+    except Exception as exc:  # run_check turns a check's bugs into ERROR; this is the rest
+        why = f"{type(exc).__name__}: {exc}"
+        return Result(name, Status.ERROR, why, traceback=traceback.format_exc())
 
 
 @dataclass
