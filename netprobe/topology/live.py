@@ -92,8 +92,7 @@ class Topology:
     ) -> RunResult:
         """Run `argv` inside `host`'s namespace (as `ip netns exec` does). `input` goes to
         its stdin as given (bytes unchanged, text as UTF-8); its output is read as UTF-8."""
-        ns = self._host(host).ns
-        full = list(argv) if ns is None else ["ip", "netns", "exec", ns, *argv]
+        full = self._inside(host, argv)
         data = input.encode() if isinstance(input, str) else input
         try:
             proc = process.run(
@@ -101,10 +100,7 @@ class Topology:
                 check=False,
             )
         except FileNotFoundError as exc:
-            raise SetupError(
-                f"cannot run {full[0]!r}: not installed",
-                remedy=f"install the package that provides {full[0]}",
-            ) from exc
+            raise _not_installed(full[0]) from exc
         except subprocess.TimeoutExpired as exc:
             raise TopologyError(f"{' '.join(argv)} in {host} timed out after {timeout} s") from exc
         out, err = (b.decode(errors="replace") for b in (proc.stdout, proc.stderr))
@@ -120,15 +116,11 @@ class Topology:
         """Start `argv` inside `host`'s namespace and leave it running (a listener, a
         monitor): `options` as for subprocess.Popen. It dies with this process, is
         stopped at teardown if still running, and `netprobe clean` finds it after a kill."""
-        ns = self._host(host).ns
-        full = list(argv) if ns is None else ["ip", "netns", "exec", ns, *argv]
+        full = self._inside(host, argv)
         try:
             proc = process.popen(full, runid=self.runid, **options)
         except FileNotFoundError as exc:
-            raise SetupError(
-                f"cannot run {full[0]!r}: not installed",
-                remedy=f"install the package that provides {full[0]}",
-            ) from exc
+            raise _not_installed(full[0]) from exc
         self.spawned.append(proc)
         return proc
 
@@ -173,6 +165,11 @@ class Topology:
     def add_cleanup(self, callback: Callable[[], None]) -> None:
         """Run `callback` first thing at teardown (layers above close their sockets here)."""
         self._cleanups.append(callback)
+
+    def _inside(self, host: str, argv: Sequence[str]) -> list[str]:
+        """`argv` as run inside `host`'s namespace."""
+        ns = self._host(host).ns
+        return list(argv) if ns is None else ["ip", "netns", "exec", ns, *argv]
 
     def _host(self, name: str) -> HostState:
         try:
@@ -265,6 +262,13 @@ class Topology:
 
 
 _live: list[Topology] = []
+
+
+def _not_installed(program: str) -> SetupError:
+    return SetupError(
+        f"cannot run {program!r}: not installed",
+        remedy=f"install the package that provides {program}",
+    )
 
 
 class _SigtermGuard:
