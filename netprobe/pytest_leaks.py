@@ -2,9 +2,11 @@
 the session fails if a netprobe object made by *this* session outlives it.
 
 The session gets an id (NETPROBE_SESSION, inherited by xdist workers and by every
-netprobe process the tests start) that each run record carries. Labs left up with
-`topo up`, and the runs of other test sessions on the same machine, are never counted;
-objects that no record owns at all are (whose they were cannot be told).
+netprobe process the tests start) that each run record and each process netprobe starts
+carries. Labs left up with `topo up`, and the runs of other test sessions on the same
+machine, are never counted; a session started from inside this one is part of it
+(OUTER/INNER); objects that no record owns at all are counted (whose they were cannot
+be told).
 """
 
 from __future__ import annotations
@@ -24,10 +26,13 @@ class LeakGuard:
     def __init__(self) -> None:
         from .topology.owner import SESSION_ENV
 
-        # Set before xdist starts its workers (pytest_configure), so that they inherit it.
-        self.session = os.environ.setdefault(
-            SESSION_ENV, f"pytest-{os.getpid()}-{secrets.token_hex(3)}"
-        )
+        # Set before xdist starts its workers (pytest_configure), so that they inherit it;
+        # a session started from inside another is nested in it: OUTER/INNER.
+        if not os.environ.get("PYTEST_XDIST_WORKER"):
+            own = f"pytest-{os.getpid()}-{secrets.token_hex(3)}"
+            outer = os.environ.get(SESSION_ENV)
+            os.environ[SESSION_ENV] = f"{outer}/{own}" if outer else own
+        self.session = os.environ[SESSION_ENV]
         self.before: set[str] = set()
 
     def _inventory(self) -> set[str]:

@@ -23,11 +23,14 @@ from dataclasses import dataclass, replace
 from types import FrameType
 from typing import Any
 
+from ..privilege import require_root
 from ..topology import owner, process
 from . import run_check
 from .result import Result, Status
 
 __all__ = ["run_checks"]
+
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
 def run_checks(
@@ -41,7 +44,9 @@ def run_checks(
     **params: Any,
 ) -> list[Result]:
     """Run the named checks; results in the order of `names`. A check that crashes (a
-    bug in it, or its worker killed) is ERROR with the reason; the others still run."""
+    bug in it, or its worker killed) is ERROR with the reason; the others still run.
+    Without root: SetupError."""
+    require_root()
     options = {"bundle_dir": bundle_dir, "archive": archive}
     done: list[str] = []
 
@@ -51,14 +56,15 @@ def run_checks(
             progress(f"{len(done)}/{len(names)} checks done (last: {done[-1]}) …")
         return result
 
-    if jobs == 1 or len(names) == 1 or topology is not None:
-        return [finished(_guarded(n, topology, options, params)) for n in names]
-    with _terminate_raises(), owner.scratch_run("check") as runid:
-        pool = _Pool(runid, jobs)
-        try:
-            by_name = {n: finished(r) for n, r in pool.run(names, options, params)}
-        finally:
-            pool.stop()
+    with _terminate_raises():
+        if jobs == 1 or len(names) == 1 or topology is not None:
+            return [finished(_guarded(n, topology, options, params)) for n in names]
+        with owner.scratch_run("check") as runid:
+            pool = _Pool(runid, jobs)
+            try:
+                by_name = {n: finished(r) for n, r in pool.run(names, options, params)}
+            finally:
+                pool.stop()
     return [by_name[name] for name in names]
 
 
@@ -111,47 +117,67 @@ class _Pool:
         read, write = os.pipe()
         go_read, go_write = os.pipe()
         parent = os.getpid()
+        # Signals wait until the child has handlers of its own: one arriving in between
+        # would unwind the parent's stack in the child (its finally clauses, its record).
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
         pid = os.fork()
         if pid == 0:  # the worker
-            os.close(read)
-            os.close(go_write)
-            process.die_with_parent(signal.SIGTERM, parent)
-            if not os.read(go_read, 1):  # listed in the record first, so clean finds it
-                os._exit(0)  # the parent died before it could list this worker
-            _work(write, name, options, params)
+            code = 1
+            try:
+                os.close(read)
+                os.close(go_write)
+                _become_worker(parent, blocked)
+                if os.read(go_read, 1):  # listed in the record first, so clean finds it
+                    code = _work(write, name, options, params)
+            finally:
+                os._exit(code)
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         os.close(write)
         os.close(go_read)
-        self._note(name, pid)
-        os.write(go_write, b"g")
-        os.close(go_write)
+        try:
+            self._note(name, pid)
+        finally:  # without a record entry, the worker still starts: clean would miss it
+            os.write(go_write, b"g")
+            os.close(go_write)
         return _Worker(name, pid, read)
 
     def _note(self, name: str, pid: int) -> None:
-        record = next(r for r in owner.read_records() if r.runid == self.runid)
+        record = next((r for r in owner.read_records() if r.runid == self.runid), None)
+        if record is None:
+            return
         entry = {"name": f"check {name}", "pid": pid, "start_time": owner.process_start_time(pid)}
         owner.update(replace(record, processes=[*record.processes, entry]))
 
     def stop(self) -> None:
         """Stop the workers still running (they tear down on SIGTERM) and reap them."""
-        process.stop({w.pid: f"check {w.name}" for w in self.running.values()})
+        process.stop(
+            {w.pid: f"check {w.name}" for w in self.running.values()}, grace=process.WORKER_GRACE
+        )
         for worker in self.running.values():
             os.close(worker.fd)
             _reap(worker.pid)
         self.running.clear()
 
 
-def _work(fd: int, name: str, options: dict[str, Any], params: dict[str, Any]) -> None:
-    """The worker's whole life: run the check, send its Result back, exit."""
-    code = 0
+def _become_worker(parent: int, blocked: set[int | signal.Signals]) -> None:
+    """In a fresh worker: its own signal handlers, then the signals it was spared."""
     signal.signal(signal.SIGTERM, _exit_on_sigterm)  # so that teardown runs
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+    process.die_with_parent(signal.SIGTERM, parent)
+
+
+def _work(fd: int, name: str, options: dict[str, Any], params: dict[str, Any]) -> int:
+    """The worker's whole life: run the check, send its Result back; its exit code."""
     try:
         result = _guarded(name, None, options, params)
         with os.fdopen(fd, "wb") as out:
             out.write(pickle.dumps(result))
-    except BaseException as exc:  # SystemExit on SIGTERM; the parent says what happened
-        code = exc.code if isinstance(exc, SystemExit) and isinstance(exc.code, int) else 1
-    finally:
-        os._exit(code)
+        return 0
+    except SystemExit as exc:  # on SIGTERM, once the topology is down
+        return exc.code if isinstance(exc.code, int) else 1
+    except BaseException:  # Ctrl-C; the parent says what happened
+        return 1
 
 
 def _collect(worker: _Worker) -> Result:
@@ -177,6 +203,9 @@ def _reap(pid: int) -> int:
 
 
 def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    """Unwind once: a second SIGTERM (clean, or a group kill after the parent's death)
+    must not cut the teardown the first one started short."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise SystemExit(128 + signum)
 
 

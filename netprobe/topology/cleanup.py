@@ -63,7 +63,9 @@ def _stop_orphans(report: CleanReport) -> None:
     the topology it is running, and tears it down when told to (it is waited for)."""
     for record in owner.read_records():
         if not record.persistent and not owner.is_alive(record):
-            stopped, _problems = process.stop_recorded(record.processes)
+            stopped, _problems = process.stop_recorded(
+                record.processes, grace=process.WORKER_GRACE
+            )
             report.stopped_daemons += stopped
 
 
@@ -81,7 +83,7 @@ def remove_run(record: owner.RunRecord, names: list[str], report: CleanReport) -
     """Stop the run's processes (its workers first: they tear down what they built when
     told to), then its daemons and remove their directory, undo its changes where it does
     not own the namespace, delete the namespaces it owns, then its record."""
-    stopped, problems = process.stop_recorded(record.processes)
+    stopped, problems = process.stop_recorded(record.processes, grace=process.WORKER_GRACE)
     more, problems_tagged = process.stop_tagged(record.runid)
     stopped += more
     problems += problems_tagged
@@ -112,7 +114,7 @@ def leftovers(session: str | None = None) -> list[str]:
     record owns at all (ownerless: whose they were cannot be told)."""
     records = owner.read_records()
     every = {r.runid for r in records}
-    mine = every if session is None else {r.runid for r in records if r.session == session}
+    mine = every if session is None else {r.runid for r in records if owner.in_session(r, session)}
 
     def counted(runid: str | None) -> bool:
         return runid in mine or runid not in every
@@ -130,5 +132,11 @@ def leftovers(session: str | None = None) -> list[str]:
             if alias.startswith("netprobe:") and counted(alias.removeprefix("netprobe:")):
                 found.append(f"root link {name} ({alias})")
     found += [f"process {pid} of run {r}" for r in sorted(mine) for pid in process.tagged(r)]
+    if session is not None:  # processes of the session's runs that are over
+        found += [
+            f"process {pid} of run {runid} (no longer recorded)"
+            for pid, runid in process.tagged_in_session(session)
+            if runid not in every
+        ]
     return found
 

@@ -15,6 +15,7 @@ is not mistaken for the owner) and whether the run is persistent (`netprobe topo
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
@@ -34,6 +35,7 @@ __all__ = [
     "RunRecord",
     "current_owner",
     "current_session",
+    "in_session",
     "is_alive",
     "link_tag",
     "new_runid",
@@ -52,6 +54,7 @@ __all__ = [
 ]
 
 RUN_DIR = "/run/netprobe"
+NETNS_DIR = "/run/netns"
 SESSION_ENV = "NETPROBE_SESSION"
 NS_PREFIX = "np-"
 ROOT_IF_PREFIX_LEN = 6  # "np" + 4 hex characters
@@ -98,8 +101,14 @@ def process_start_time(pid: int) -> int | None:
 
 def current_session() -> str:
     """The session new runs belong to (NETPROBE_SESSION), so that a test session can
-    tell its own leftovers from those of other sessions and labs on the machine."""
+    tell its own leftovers from those of other sessions and labs on the machine. A
+    session started inside another is named OUTER/INNER: it belongs to both."""
     return os.environ.get(SESSION_ENV, "")
+
+
+def in_session(record: RunRecord, session: str) -> bool:
+    """Whether the run belongs to `session` (or to a session nested in it)."""
+    return record.session == session or record.session.startswith(session + "/")
 
 
 def current_owner() -> tuple[int, int]:
@@ -228,4 +237,7 @@ def scratch_run(purpose: str) -> Iterator[str]:
     try:
         yield runid
     finally:
-        unregister(runid)
+        # A namespace it made and could not remove (interrupted on the way) keeps the
+        # record, so that `netprobe clean` still knows whose it is.
+        if not glob.glob(os.path.join(NETNS_DIR, glob.escape(ns_prefix(runid)) + "*")):
+            unregister(runid)

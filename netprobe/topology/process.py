@@ -23,25 +23,32 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from .owner import process_start_time
+from .owner import SESSION_ENV, process_start_time
 
 __all__ = [
     "RUN_ENV",
+    "TERM_WAIT",
+    "WORKER_GRACE",
     "die_with_parent",
     "popen",
+    "popen_group",
     "run",
     "stop",
     "stop_recorded",
     "stop_tagged",
     "tagged",
+    "tagged_in_session",
 ]
 
 RUN_ENV = "NETPROBE_RUN"
+_RUN_MARK = f"{RUN_ENV}=".encode()
+_SESSION_MARK = f"{SESSION_ENV}=".encode()
 _PR_SET_PDEATHSIG = 1
-_TERM_WAIT = 2.0  # seconds a process gets to exit on SIGTERM before SIGKILL
+TERM_WAIT = 2.0  # seconds a process gets to exit on SIGTERM before SIGKILL
+WORKER_GRACE = 20.0  # a check's worker gets more: it tears its topology down first
 _libc = ctypes.CDLL(None, use_errno=True)
 _SETPRIV = shutil.which("setpriv")  # util-linux
 
@@ -83,6 +90,22 @@ def popen(
     return subprocess.Popen(full, env=_tagged_env(runid, env), **options)
 
 
+def popen_group(
+    argv: Sequence[str], *, runid: str, env: Mapping[str, str] | None = None, **options: Any
+) -> subprocess.Popen[Any]:
+    """`popen` for a program whose children must die with this process too (vng starts
+    qemu, which a death signal set on vng alone would orphan): a shell leads a process
+    group of its own, and passes the death signal on to the whole group."""
+    guard = 'trap "trap - TERM; kill -TERM 0" TERM; "$@" & wait $!'
+    return popen(
+        ["sh", "-c", guard, "netprobe-group", *argv],
+        runid=runid,
+        env=env,
+        start_new_session=True,
+        **options,
+    )
+
+
 def run(
     argv: Sequence[str], *, runid: str, env: Mapping[str, str] | None = None, **options: Any
 ) -> subprocess.CompletedProcess[Any]:
@@ -94,18 +117,34 @@ def run(
 
 def tagged(runid: str) -> list[int]:
     """The processes whose environment says they belong to run `runid`."""
-    mark = f"{RUN_ENV}={runid}".encode()
-    found = []
+    mark = _RUN_MARK + runid.encode()
+    return [pid for pid, variables in _environments() if mark in variables]
+
+
+def _environments() -> Iterator[tuple[int, list[bytes]]]:
+    """Every other process's environment, as its variables."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) == os.getpid():
             continue
         try:
             with open(f"/proc/{entry}/environ", "rb") as src:
-                variables = src.read().split(b"\0")
+                yield int(entry), src.read().split(b"\0")
         except OSError:
             continue  # gone, or a kernel thread
-        if mark in variables:
-            found.append(int(entry))
+
+
+def tagged_in_session(session: str) -> list[tuple[int, str]]:
+    """(pid, run id) of every tagged process started in `session` (NETPROBE_SESSION, or
+    a session nested in it), whatever its run."""
+    found = []
+    for pid, variables in _environments():
+        run = next((v for v in variables if v.startswith(_RUN_MARK)), None)
+        sessions = [v for v in variables if v.startswith(_SESSION_MARK)]
+        if run is None or not sessions:
+            continue
+        value = sessions[0][len(_SESSION_MARK) :].decode(errors="replace")
+        if value == session or value.startswith(session + "/"):
+            found.append((pid, run[len(_RUN_MARK) :].decode(errors="replace")))
     return found
 
 
@@ -118,30 +157,54 @@ def stop_tagged(runid: str) -> tuple[list[str], list[str]]:
     return stop_recorded(e for e in entries if e["start_time"] is not None)
 
 
-def stop_recorded(entries: Iterable[Mapping[str, Any]]) -> tuple[list[str], list[str]]:
+def stop_recorded(
+    entries: Iterable[Mapping[str, Any]], *, grace: float = TERM_WAIT
+) -> tuple[list[str], list[str]]:
     """Stop recorded processes that still are what was recorded (same pid and start
-    time): SIGTERM, then SIGKILL to what lingers. Returns (stopped, problems)."""
+    time): SIGTERM, then SIGKILL to what lingers after `grace` s: (stopped, problems)."""
     targets: dict[int, str] = {}
     for entry in entries:
         pid, start = int(entry["pid"]), entry.get("start_time")
         if start is not None and process_start_time(pid) == start:
             targets.setdefault(pid, str(entry.get("name", "process")))
-    return stop(targets)
+    return stop(targets, grace=grace)
 
 
-def stop(targets: Mapping[int, str]) -> tuple[list[str], list[str]]:
-    """SIGTERM each pid, wait, SIGKILL what lingers: (stopped, problems)."""
-    for pid in targets:
-        _signal(pid, signal.SIGTERM)
-    stopped, problems = [], []
-    for pid, name in targets.items():
-        if not _wait_gone(pid, _TERM_WAIT):
-            _signal(pid, signal.SIGKILL)
-            if not _wait_gone(pid, _TERM_WAIT):
-                problems.append(f"{name} (pid {pid}) did not exit")
-                continue
-        stopped.append(f"{name} (pid {pid})")
-    return stopped, problems
+def stop(targets: Mapping[int, str], *, grace: float = TERM_WAIT) -> tuple[list[str], list[str]]:
+    """SIGTERM each pid, wait up to `grace` s, SIGKILL what lingers: (stopped, problems).
+    Signals go through a pidfd taken first, so a pid reused meanwhile is never hit."""
+    handles = {pid: _pidfd(pid) for pid in targets}
+    try:
+        for fd in handles.values():
+            _signal(fd, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        stopped, problems = [], []
+        for pid, name in targets.items():
+            fd = handles[pid]
+            if not _wait_gone(pid, deadline - time.monotonic()):
+                _signal(fd, signal.SIGKILL)
+                if not _wait_gone(pid, TERM_WAIT):
+                    problems.append(f"{name} (pid {pid}) did not exit")
+                    continue
+            stopped.append(f"{name} (pid {pid})")
+        return stopped, problems
+    finally:
+        for fd in handles.values():
+            if fd is not None:
+                os.close(fd)
+
+
+def _pidfd(pid: int) -> int | None:
+    try:
+        return os.pidfd_open(pid)
+    except OSError:  # gone already
+        return None
+
+
+def _signal(fd: int | None, sig: int) -> None:
+    if fd is not None:
+        with contextlib.suppress(ProcessLookupError):
+            signal.pidfd_send_signal(fd, sig)
 
 
 def _name(pid: int) -> str:
@@ -152,14 +215,9 @@ def _name(pid: int) -> str:
         return "process"
 
 
-def _signal(pid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, sig)
-
-
 def _wait_gone(pid: int, timeout: float) -> bool:
     """Wait until `pid` has exited (gone, or a zombie its parent has yet to reap)."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + max(timeout, 0)
     while True:
         try:
             with open(f"/proc/{pid}/stat", "rb") as src:

@@ -56,7 +56,9 @@ class TcpdumpCapture:
         ]
         if namespace:
             argv = ["ip", "netns", "exec", namespace, *argv]
-        runid = owner.runid_of(namespace or "") or "capture"  # the tag `clean` looks for
+        # The tag `clean` looks for: the run whose namespace it is; elsewhere one that no
+        # run id can be (they never contain "-"), so that no run's clean ever stops it.
+        runid = owner.runid_of(namespace or "") or f"tcpdump-{os.getpid()}"
         try:
             self.proc = process.popen(
                 argv, runid=runid, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE

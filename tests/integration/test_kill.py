@@ -74,11 +74,23 @@ def until(condition: Callable[[], object], timeout: float) -> bool:
     return True
 
 
-def nothing_left(session: str, pids: set[int]) -> list[str]:
+def topology_up(session: str) -> bool:
+    """A run of the session has a topology (a record with namespaces) up."""
+    return any(r.session == session and r.namespaces for r in owner.read_records())
+
+
+def runids(session: str) -> set[str]:
+    return {r.runid for r in owner.read_records() if r.session == session}
+
+
+def nothing_left(session: str, pids: set[int], runs: set[str] = frozenset()) -> list[str]:
     """What of the session survived: processes, records and their objects, trace
-    instances of its processes."""
+    instances of its processes, namespace mounts of its runs."""
     left = [f"process {p}" for p in alive(session_pids(session) | pids)]
     left += leftovers(session=session)
+    with open("/proc/self/mountinfo") as src:
+        mounts = [line.split()[4] for line in src]
+    left += [f"mount {m}" for m in mounts for r in runs if m.startswith(f"/run/netns/np-{r}-")]
     for name in tracefs.instance_names():
         parts = name.split("-")
         if len(parts) > 2 and parts[2].isdigit() and int(parts[2]) in pids:
@@ -91,7 +103,7 @@ def test_check_all_killed_takes_its_workers_with_it() -> None:
     let go of the caller's stdout, and `clean` leaves nothing."""
     session = f"kill-{secrets.token_hex(3)}"
     proc = start(["check", "all", "--no-bundle"], session)
-    assert until(lambda: len(session_pids(session)) >= 3, 30)  # the CLI and two workers
+    assert until(lambda: topology_up(session), 30)  # a worker is in the middle of a check
     pids = session_pids(session)
     proc.kill()
     proc.wait()
@@ -106,8 +118,7 @@ def test_check_all_killed_takes_its_workers_with_it() -> None:
 def test_sigterm_tears_check_all_down(group: bool) -> None:
     session = f"term-{secrets.token_hex(3)}"
     proc = start(["check", "all", "--no-bundle"], session, start_new_session=True)
-    assert until(lambda: any(r.session == session and r.name != "check"
-                             for r in owner.read_records()), 30)  # a topology is up
+    assert until(lambda: topology_up(session), 30)
     pids = session_pids(session)
     if group:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -155,16 +166,42 @@ def test_forty_random_kills_leave_nothing(tmp_path: Path) -> None:
         args = scenarios[run % len(scenarios)]
         proc = start(args, session)
         time.sleep(rng.uniform(0.2, 1.2))  # the moment of the kill is the variable here
-        pids = session_pids(session)
+        pids, runs = session_pids(session), runids(session)
         proc.kill()
         proc.wait()
         clean()
         if any(r.runid == name and r.persistent for r in owner.read_records()):
             down(name)  # it had finished: a lab left up is what `topo up` is for
-        left = nothing_left(session, pids)
-        assert until(lambda s=session, p=pids: not nothing_left(s, p), 5), (  # type: ignore[misc]
-            f"run {run} ({' '.join(args)}), seed {seed}: {left}"
-        )
+        def settled(s: str = session, p: set[int] = pids, r: set[str] = runs) -> bool:
+            return not nothing_left(s, p, r)
+
+        left = [] if until(settled, 5) else nothing_left(session, pids, runs)
+        assert not left, f"run {run} ({' '.join(args)}), seed {seed}: {left}"
+
+
+_GROUP_OWNER = """
+import sys, time
+from netprobe.topology import process
+process.popen_group(["sh", "-c", "sleep 300 & sleep 300; wait"], runid=sys.argv[1])
+print("ready", flush=True)
+time.sleep(300)
+"""
+
+
+def test_a_process_group_dies_with_its_owner() -> None:
+    """What the VM's vng is started with: its children (qemu) die with netprobe too."""
+    runid = f"group-{secrets.token_hex(3)}"  # no run's id: nothing else is touched
+    owner_proc = subprocess.Popen(
+        [sys.executable, "-c", _GROUP_OWNER, runid], stdout=subprocess.PIPE, text=True
+    )
+    assert owner_proc.stdout is not None and owner_proc.stdout.readline() == "ready\n"
+    from netprobe.topology import process
+
+    members = set(process.tagged(runid))
+    assert len(members) >= 3  # the guard shell, the shell, two sleeps
+    owner_proc.kill()
+    owner_proc.wait()
+    assert until(lambda: not alive(members), 10), f"still running: {alive(members)}"
 
 
 def _comm(pid: int) -> str:
