@@ -63,6 +63,8 @@ def members(ctx: Context, port: str) -> list[dict[str, Any]]:
 def body(ctx: Context, *, bond: str = "server:bond0", peer: str = "client:eth0",
          lacp: str = "lacp1:bond0", lacp_peer: str = "lacp2:bond0") -> None:
     """Failover of the active-backup `bond` seen from `peer`; then the 802.3ad pair."""
+    ctx.plan(*(_backup_steps(bond, peer) if bond else []),
+             *(_lacp_steps(lacp, lacp_peer) if lacp else []))
     if bond:
         _active_backup(ctx, bond, peer)
     else:
@@ -76,20 +78,28 @@ def body(ctx: Context, *, bond: str = "server:bond0", peer: str = "client:eth0",
 # -- active-backup ------------------------------------------------------------------------
 
 
-def _ping(ctx: Context, src: str, dst: str, when: str) -> bool:
+def _backup_steps(bond: str, peer: str) -> list[str]:
+    """The keys of the active-backup steps, in the order taken (for `ctx.plan`): their
+    names carry the address pinged and the member cut, which only the run finds out."""
+    return [f"{peer} pings {bond} before a link is cut",
+            f"traffic from {peer} reaches {bond} again after the cut",
+            f"{peer} pings {bond} after the cut"]
+
+
+def _ping(ctx: Context, src: str, dst: str, when: str, key: str) -> bool:
     src_ip, dst_ip = ipv4_of(ctx.topo, src), ipv4_of(ctx.topo, dst)
     if src_ip is None or dst_ip is None:
         raise SpecError(f"{src} and {dst} need IPv4 addresses in the topology")
     request, reply = echo_reply(ctx.topo, src, dst, src_ip, dst_ip)
     return ctx.expect(f"{src} pings {dst} ({dst_ip}) {when}, answered", request, src,
-                      at(src), match=reply, timeout=_TIMEOUT).passed
+                      at(src), match=reply, timeout=_TIMEOUT, key=key).passed
 
 
 def _active_backup(ctx: Context, bond: str, peer: str) -> None:
     info = bond_info(ctx, bond)
     if info.get("mode") != "active-backup":
         raise SpecError(f"{bond} is in mode {info.get('mode')}, not active-backup")
-    if not _ping(ctx, peer, bond, "before a link is cut"):
+    if not _ping(ctx, peer, bond, "before a link is cut", _backup_steps(bond, peer)[0]):
         _diagnose_backup(ctx, bond, None)
         return
     active = info.get("active_slave")
@@ -109,6 +119,7 @@ def _active_backup(ctx: Context, bond: str, peer: str) -> None:
 def _after_cut(ctx: Context, bond: str, peer: str, active: str, cut: str, t0: float) -> None:
     """Probe from `peer` until one probe is delivered through the bond: the failover."""
     host, ifname = _split(bond)
+    _, back, pinged = _backup_steps(bond, peer)
     bond_mac, peer_mac = ctx.topo.mac(host, ifname), ctx.topo.mac(*_split(peer))
     frame = udp(peer_mac, bond_mac, ipv4_of(ctx.topo, peer) or "192.0.2.1",
                 ipv4_of(ctx.topo, bond) or "192.0.2.2")
@@ -121,13 +132,14 @@ def _after_cut(ctx: Context, bond: str, peer: str, active: str, cut: str, t0: fl
             ctx.record(f"traffic from {peer} reaches {bond} again after {cut} went down",
                        True, f"failover in {took:.0f} ms ({tries} probes; active member "
                        f"{active} → {host}:{now}; miimon "
-                       f"{bond_info(ctx, bond).get('miimon')} ms)")
-            _ping(ctx, peer, bond, f"after {active} lost its link")
+                       f"{bond_info(ctx, bond).get('miimon')} ms)", key=back)
+            _ping(ctx, peer, bond, f"after {active} lost its link", pinged)
             if any(s.status in _BAD for s in ctx.steps):
                 _diagnose_backup(ctx, bond, active)
             return
     ctx.record(f"traffic from {peer} reaches {bond} again after {cut} went down", False,
-               f"no probe reached {bond} within {_FAILOVER_LIMIT:g} s ({tries} probes)")
+               f"no probe reached {bond} within {_FAILOVER_LIMIT:g} s ({tries} probes)",
+               key=back)
     _diagnose_backup(ctx, bond, active)
 
 
@@ -168,7 +180,17 @@ def _down(ctx: Context, port: str) -> bool:
 # -- 802.3ad ------------------------------------------------------------------------------
 
 
+def _lacp_steps(bond: str, partner: str) -> list[str]:
+    """The 802.3ad steps' names (the ping's key), in the order taken (for `ctx.plan`)."""
+    return [f"LACP: every member of {bond} joins its aggregator and distributes",
+            *(f"802.3ad flow {flow} from {bond} reaches {partner}'s links"
+              for flow in range(_FLOWS)),
+            f"802.3ad: every link of {bond} carries traffic",
+            f"{bond} pings {partner} over the aggregate"]
+
+
 def _lacp(ctx: Context, bond: str, partner: str) -> None:
+    joined, *flows, carried, pinged = _lacp_steps(bond, partner)
     info = bond_info(ctx, bond)
     if info.get("mode") != "802.3ad":
         raise SpecError(f"{bond} is in mode {info.get('mode')}, not 802.3ad")
@@ -178,15 +200,14 @@ def _lacp(ctx: Context, bond: str, partner: str) -> None:
         time.sleep(0.2)
     waited = time.perf_counter() - start
     ports = bond_info(ctx, bond).get("ad_info", {}).get("num_ports", 0)
-    ok = ctx.record(f"LACP: every member of {bond} joins its aggregator and distributes",
-                    _distributing(ctx, bond) and len(links) >= 2,
+    ok = ctx.record(joined, _distributing(ctx, bond) and len(links) >= 2,
                     f"{ports} of {len(links)} members aggregated after {waited:.1f} s")
-    spread = _spread(ctx, bond, partner)
+    spread = _spread(ctx, bond, partner, flows)
     used = [port for port, n in spread.items() if n]
     text = ", ".join(f"{port} {n}" for port, n in spread.items())
-    ctx.record(f"802.3ad: every link of {bond} carries traffic", ok and len(used) == len(spread)
-               and len(spread) >= 2, f"of {_FLOWS} flows: {text}")
-    _ping(ctx, bond, partner, "over the aggregate")
+    ctx.record(carried, ok and len(used) == len(spread) and len(spread) >= 2,
+               f"of {_FLOWS} flows: {text}")
+    _ping(ctx, bond, partner, "over the aggregate", pinged)
     if any(s.status in _BAD for s in ctx.steps):
         _diagnose_lacp(ctx, bond, partner)
 
@@ -205,9 +226,10 @@ def _distributing(ctx: Context, bond: str) -> bool:
                and s.get("ad_partner_oper_port_state", 0) & want == want for s in states)
 
 
-def _spread(ctx: Context, bond: str, partner: str) -> dict[str, int]:
-    """Which of the partner's members each flow arrived at (flows differ in the last
-    byte of the destination MAC: the default layer2 hash picks the link by it)."""
+def _spread(ctx: Context, bond: str, partner: str, names: list[str]) -> dict[str, int]:
+    """Which of the partner's members each flow (its step named in `names`) arrived at
+    (flows differ in the last byte of the destination MAC: the default layer2 hash picks
+    the link by it)."""
     host, ifname = _split(bond)
     far = [f"{_split(partner)[0]}:{m['ifname']}" for m in members(ctx, partner)]
     counts = dict.fromkeys(far, 0)
@@ -215,10 +237,9 @@ def _spread(ctx: Context, bond: str, partner: str) -> dict[str, int]:
         return counts
     src = ctx.topo.mac(host, ifname)
     base = ctx.topo.mac(*_split(partner))[:-2]
-    for flow in range(_FLOWS):
+    for flow, name in enumerate(names):
         frame = udp(src, f"{base}{flow:02x}", "192.0.2.1", "192.0.2.2")
-        outcome = ctx.expect(f"802.3ad flow {flow} from {bond} reaches {partner}'s links",
-                             frame, bond, at_any(far), match=Match(), timeout=_TIMEOUT)
+        outcome = ctx.expect(name, frame, bond, at_any(far), match=Match(), timeout=_TIMEOUT)
         for port, report in outcome.reports.items():
             counts[port] = counts.get(port, 0) + (1 if report.copies else 0)
     return counts

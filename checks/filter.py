@@ -63,10 +63,11 @@ def body(ctx: Context, *, host: str = "fw", ruleset: Ruleset | None = None,
     planner = Planner(ctx.topo, host, client, behind)
     stack = Stack(ctx.topo, host)
     order, mismatches = {}, []
+    ctx.plan(*(_step(line, family) for line in lines for family in line.families))
     try:  # accept lines first: those that get through become the barriers of the others
         for line in sorted(lines, key=lambda item: item.expect != "accept"):
             for family in line.families:
-                name = f"line {line.number}: {_row(line, family)}"
+                name = _step(line, family)
                 order[name] = (line.number, family)
                 plan = planner.plan(line, family)
                 if isinstance(plan, str):  # a line that cannot be probed is not proven
@@ -80,6 +81,10 @@ def body(ctx: Context, *, host: str = "fw", ruleset: Ruleset | None = None,
     ctx.steps.sort(key=lambda step: order.get(step.name, (0, 0)))
     for text in explain(ctx.topo, planner, mismatches):
         ctx.diagnose(text)
+
+
+def _step(line: Line, family: int) -> str:
+    return f"line {line.number}: {_row(line, family)}"
 
 
 def _row(line: Line, family: int) -> str:

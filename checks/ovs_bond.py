@@ -75,6 +75,8 @@ def body(ctx: Context, *, bond: str = "hv:bond0", a: str = "h1:eth0", b: str = "
     host, name, members = _bond(ctx, bond)
     limit = _seconds(max_failover)
     a, b = port_list(ctx.topo, f"{a},{b}")
+    backup, failover, *kept = _steps(bond, a, b)
+    ctx.plan(backup, failover, *kept)
     state = bond_state(ctx, host, name)
     if state is None or state.active is None:
         ctx.record(f"{bond} has an active member", False, "bond/show names none")
@@ -84,17 +86,24 @@ def body(ctx: Context, *, bond: str = "hv:bond0", a: str = "h1:eth0", b: str = "
     live = [m for m in members if m != active and state.enabled.get(m)]
     ctx.record(f"{bond} has a live backup for {active}", bool(live),
                "; ".join(f"{m}: {'enabled' if state.enabled.get(m) else 'disabled'}"
-                         for m in members))
+                         for m in members), key=backup)
     cut_at = peer_port(ctx.topo, f"{host}:{active}") or f"{host}:{active}"
     flows = [_flow(ctx, a, b), _flow(ctx, b, a)]
     cut = _stream(ctx, flows, cut_at, limit, (host, name))
     ctx.record(f"{bond} fails over from {active} when {cut_at} goes down",
                cut.active is not None and cut.active != active,
-               f"active member then: {cut.active or 'none'}")
-    for flow in flows:
-        _judge(ctx, flow, cut, cut_at, limit)
+               f"active member then: {cut.active or 'none'}", key=failover)
+    for flow, key in zip(flows, kept, strict=True):
+        _judge(ctx, flow, key, cut, cut_at, limit)
     if any(s.status is not Status.PASS for s in ctx.steps):
         _diagnose(ctx, host, name, members, active)
+
+
+def _steps(bond: str, a: str, b: str) -> list[str]:
+    """The keys of the steps, in the order taken (for `ctx.plan`): their names carry the
+    active member and the link cut, which only the run finds out."""
+    return [f"{bond} has a live backup", f"{bond} fails over when its active link goes down",
+            f"flow {a} → {b} keeps going", f"flow {b} → {a} keeps going"]
 
 
 def _seconds(value: float | str) -> float:
@@ -218,24 +227,24 @@ def _set_link(ctx: Context, port: str, *, up: bool) -> None:
         nl.request(msg, RTM_NEWLINK)
 
 
-def _judge(ctx: Context, flow: _Flow, cut: _Cut, cut_at: str, limit: float) -> None:
+def _judge(ctx: Context, flow: _Flow, key: str, cut: _Cut, cut_at: str, limit: float) -> None:
     before = flow.before(cut.at)
     outage = flow.outage(cut.at, cut.restored)
     name = f"flow {flow.src} → {flow.dst} keeps going when {cut_at} goes down"
     sent = len(flow.sent)
     if before == 0:
         ctx.record(name, False, f"no frame got through before the link died (0 of "
-                                f"{sent}): the path never worked")
+                                f"{sent}): the path never worked", key=key)
         return
     if outage is None or outage > limit:
         ctx.record(name, False, f"no frame got through in the {limit:g} s after the cut; "
-                                f"{flow.lost()} of {sent} frames lost")
+                                f"{flow.lost()} of {sent} frames lost", key=key)
         return
     ctx.record(name, True, f"failover outage {outage * 1000:.1f} ms (the longest wait "
                            f"between two frames arriving, from the last one before the link "
                            f"went down; the kernel took {cut.took * 1000:.1f} ms to take it "
                            f"down); {flow.lost()} of {sent} frames lost, one sent every "
-                           f"{_INTERVAL * 1000:g} ms")
+                           f"{_INTERVAL * 1000:g} ms", key=key)
 
 
 def _diagnose(ctx: Context, host: str, bond: str, members: list[str], active: str) -> None:

@@ -33,23 +33,32 @@ def body(ctx: Context, *, bridge: str = "switch:br0", hosts: str = "h1:eth0,h2:e
     (bad,) = port_list(ctx.topo, blocked, at_least=1)
     bad_ip = _ip(ctx, bad)
     everyone = [*allowed, bad]
+    traced = f"{bridge}'s flow table drops IPv4 from {bad_ip} (ofproto/trace)"
+    ctx.plan(*(_switched(src, dst) for src, dst in permutations(allowed, 2)),
+             *(_dropped(bad, bad_ip, dst) for dst in allowed), traced)
     for src, dst in permutations(allowed, 2):
-        outcome = ctx.expect(f"IPv4 {src} → {dst} is switched", _probe(ctx, src, dst),
+        outcome = ctx.expect(_switched(src, dst), _probe(ctx, src, dst),
                              src, at(dst), timeout=_TIMEOUT)
         if not outcome.passed:
             _explain(ctx, switch, name, src, dst, "drops")
     for dst in allowed:
-        outcome = ctx.expect(f"IPv4 from {bad} ({bad_ip}) to {dst} is dropped",
-                             _probe(ctx, bad, dst), bad,
+        outcome = ctx.expect(_dropped(bad, bad_ip, dst), _probe(ctx, bad, dst), bad,
                              nowhere(among=[p for p in everyone if p != bad]),
                              timeout=_TIMEOUT)
         if not outcome.passed:
             _explain(ctx, switch, name, bad, dst, "passes")
     verdict = _trace(ctx, switch, name, bad, allowed[0])
-    if verdict is not None:
-        ctx.record(f"{bridge}'s flow table drops IPv4 from {bad_ip} (ofproto/trace)",
-                   verdict.dropped, f"matched {verdict.rule!r}; datapath actions: "
+    if verdict is not None:  # else ofproto/trace gave no answer: not run
+        ctx.record(traced, verdict.dropped, f"matched {verdict.rule!r}; datapath actions: "
                    f"{verdict.actions}")
+
+
+def _switched(src: str, dst: str) -> str:
+    return f"IPv4 {src} → {dst} is switched"
+
+
+def _dropped(bad: str, bad_ip: str, dst: str) -> str:
+    return f"IPv4 from {bad} ({bad_ip}) to {dst} is dropped"
 
 
 def _ip(ctx: Context, port: str) -> str:

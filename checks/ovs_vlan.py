@@ -34,15 +34,17 @@ def body(ctx: Context, *, bridge: str = "switch:br0",
     for port in [*vlans, *([trunk] if trunk else [])]:
         switch_port(ctx.topo, port, switch)  # each must be a veth into the switch
     ports = list(vlans)
+    ctx.plan(*(name for src, vid in vlans.items() for name in _access_steps(vlans, src, trunk)),
+             *(_trunk_step(vlans, vid, trunk) for vid in sorted(set(vlans.values())) if trunk))
     for src, vid in vlans.items():
-        _from_access(ctx, src, vid, [p for p in ports if p != src and vlans[p] == vid],
+        _from_access(ctx, _access_steps(vlans, src, trunk), src, vid,
+                     [p for p in ports if p != src and vlans[p] == vid],
                      [p for p in ports if p != src], trunk)
     if trunk:
         for vid in sorted(set(vlans.values())):
             wanted = [p for p, v in vlans.items() if v == vid]
             mac = ctx.topo.mac(*trunk.split(":", 1))
-            ctx.expect(f"VLAN {vid} tagged from the trunk {trunk} reaches exactly "
-                       f"{', '.join(wanted)}, untagged", ethernet(mac, _BROADCAST, vlan=vid),
+            ctx.expect(_trunk_step(vlans, vid, trunk), ethernet(mac, _BROADCAST, vlan=vid),
                        trunk, at_exactly(wanted, among=ports), match=Match(vlan=()),
                        timeout=_TIMEOUT, quiet=_QUIET)
     if any(s.status in (Status.FAIL, Status.INCONCLUSIVE) for s in ctx.steps):
@@ -62,16 +64,28 @@ def _parse_access(text: str) -> dict[str, int]:
     return out
 
 
-def _from_access(ctx: Context, src: str, vid: int, same: list[str], others: list[str],
-                 trunk: str) -> None:
+def _access_steps(vlans: dict[str, int], src: str, trunk: str) -> list[str]:
+    """The names of the steps from access port `src`, in order (for `ctx.plan`)."""
+    vid = vlans[src]
+    reach = ", ".join(p for p, v in vlans.items() if p != src and v == vid)
+    return [f"broadcast from {src} (VLAN {vid}) reaches {reach or 'no other access port'} "
+            "and no other VLAN",
+            *([f"broadcast from {src} leaves the trunk to {trunk} tagged VLAN {vid}"]
+              if trunk else [])]
+
+
+def _trunk_step(vlans: dict[str, int], vid: int, trunk: str) -> str:
+    wanted = [p for p, v in vlans.items() if v == vid]
+    return f"VLAN {vid} tagged from the trunk {trunk} reaches exactly {', '.join(wanted)}, untagged"
+
+
+def _from_access(ctx: Context, names: list[str], src: str, vid: int, same: list[str],
+                 others: list[str], trunk: str) -> None:
     frame = ethernet(ctx.topo.mac(*src.split(":", 1)), _BROADCAST)
     where = at_exactly(same, among=others) if same else nowhere(among=others)
-    reach = ", ".join(same) or "no other access port"
-    ctx.expect(f"broadcast from {src} (VLAN {vid}) reaches {reach} and no other VLAN",
-               frame, src, where, timeout=_TIMEOUT, quiet=_QUIET)
+    ctx.expect(names[0], frame, src, where, timeout=_TIMEOUT, quiet=_QUIET)
     if trunk:
-        ctx.expect(f"broadcast from {src} leaves the trunk to {trunk} tagged VLAN {vid}",
-                   frame, src, at(trunk), match=Match(vlan=((_TPID, vid),)),
+        ctx.expect(names[1], frame, src, at(trunk), match=Match(vlan=((_TPID, vid),)),
                    timeout=_TIMEOUT)
 
 

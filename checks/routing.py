@@ -118,20 +118,34 @@ def body(
     """Probe both directions in each family both ends have, and the replies."""
     rtr = _Router(ctx, router)
     try:
+        legs: list[tuple[_End, _End]] = []
         for family in (4, 6):
             a, b = _end(ctx, left, family), _end(ctx, right, family)
             if a is not None and b is not None:
-                _leg(ctx, rtr, a, b)
-                _leg(ctx, rtr, b, a)
+                legs += [(a, b), (b, a)]
+        ctx.plan(*(step for src, dst in legs for step in _leg_steps(rtr.name, src, dst)))
+        for src, dst in legs:
+            _leg(ctx, rtr, src, dst)
     finally:
         rtr.close()
     if not ctx.steps:
         raise SpecError(f"routing: {left} and {right} share no address family to route")
 
 
+def _leg_steps(router: str, src: _End, dst: _End) -> list[str]:
+    """The names of one direction's steps, in the order taken (for `ctx.plan`)."""
+    leg = f"{src.host}→{dst.host} IPv{src.family}"
+    return [
+        f"{leg}: {src.host} sends {dst.ip} through {router}",
+        f"{leg}: {router} forwards an echo request to {dst.port}",
+        f"{leg}: `ip route get` on {router} agrees with the egress seen",
+        f"{leg}: {dst.host}'s echo reply comes back to {src.port}",
+    ]
+
+
 def _leg(ctx: Context, rtr: _Router, src: _End, dst: _End) -> None:
-    name = f"{src.host}→{dst.host} IPv{src.family}"
-    ingress = _first_hop(ctx, name, rtr, src, dst)
+    hop, forwards, agrees, replies = _leg_steps(rtr.name, src, dst)
+    ingress = _first_hop(ctx, hop, rtr, src, dst)
     if ingress is None:
         return
     route, refusal = _route(ctx, rtr.name, dst.ip, src.ip, ingress)
@@ -139,7 +153,7 @@ def _leg(ctx: Context, rtr: _Router, src: _End, dst: _End) -> None:
     frame = icmp_echo(src.mac, ctx.topo.mac(rtr.name, ingress), src.ip, dst.ip)
     rtr.drain()
     forward = ctx.expect(
-        f"{name}: {rtr.name} forwards an echo request to {dst.port}",
+        forwards,
         frame,
         src.port,
         at(dst.port),
@@ -149,26 +163,27 @@ def _leg(ctx: Context, rtr: _Router, src: _End, dst: _End) -> None:
     seen = rtr.left_by(forward.sent[0]["nonce"], dst.ip)
     said = f"via {predicted}" if predicted else f"not forwarded ({refusal})"
     ctx.record(
-        f"{name}: `ip route get` on {rtr.name} agrees with the egress seen",
+        agrees,
         seen == ([predicted] if predicted else []),
         f"{rtr.name} predicts {said}; the probe left by {', '.join(seen) or 'none'}",
     )
     if not forward.passed:
         _diagnose_forward(ctx, rtr, ingress, src, dst, seen)
     else:
-        _round_trip(ctx, rtr, name, frame, src, dst)
+        _round_trip(ctx, rtr, replies, frame, src, dst)
 
 
 def _round_trip(
     ctx: Context, rtr: _Router, name: str, frame: Template, src: _End, dst: _End
 ) -> None:
-    """The same request again: `dst`'s kernel answers along its own routes."""
+    """The same request again (the step `name`): `dst`'s kernel answers along its own
+    routes."""
     back = Match(
         ROUTED.mask | {"ip.id"},
         {"src": dst.ip, "dst": src.ip, "icmp.type": _ECHO_REPLY[src.family]},
     )
     reply = ctx.expect(
-        f"{name}: {dst.host}'s echo reply comes back to {src.port}",
+        name,
         frame,
         src.port,
         at(src.port),
@@ -180,7 +195,8 @@ def _round_trip(
 
 
 def _first_hop(ctx: Context, name: str, rtr: _Router, src: _End, dst: _End) -> str | None:
-    """The router interface `src` sends `dst`'s traffic to (None: recorded as a failure)."""
+    """The router interface `src` sends `dst`'s traffic to, recorded as the step `name`
+    (None: a failure)."""
     route, refusal = _route(ctx, src.host, dst.ip, src.ip)
     gateway = route.get("gateway") if route else None
     owner = rtr.owner(gateway)
@@ -194,7 +210,7 @@ def _first_hop(ctx: Context, name: str, rtr: _Router, src: _End, dst: _End) -> s
         detail += "" if owner else f", which is not an address of {rtr.name}"
     if route is not None and owner is None:
         ctx.diagnose(detail)
-    ctx.record(f"{name}: {src.host} sends {dst.ip} through {rtr.name}", bool(owner), detail)
+    ctx.record(name, bool(owner), detail)
     return owner
 
 

@@ -26,11 +26,12 @@ def _frames(src: str, dst: str, mtu: int) -> dict[str, Template]:
 
 def body(ctx: Context, *, a: str = "red:eth0", b: str = "switch:red") -> None:
     """Send each kind of frame into `a` and expect it unmodified at `b`, then back."""
-    for src, dst in ((a, b), (b, a)):
-        src_mac = ctx.topo.mac(*src.split(":", 1))
-        dst_mac = ctx.topo.mac(*dst.split(":", 1))
-        mtu = _mtu(ctx, src)
-        for kind, frame in _frames(src_mac, dst_mac, mtu).items():
+    legs = [(src, dst, _frames(ctx.topo.mac(*src.split(":", 1)),
+                               ctx.topo.mac(*dst.split(":", 1)), _mtu(ctx, src)))
+            for src, dst in ((a, b), (b, a))]
+    ctx.plan(*(f"{kind} {src} → {dst}" for src, dst, frames in legs for kind in frames))
+    for src, dst, frames in legs:
+        for kind, frame in frames.items():
             outcome = ctx.expect(f"{kind} {src} → {dst}", frame, src, at(dst), timeout=0.5)
             if not outcome.passed:
                 _diagnose(ctx, src, dst, kind)

@@ -71,6 +71,7 @@ def body(ctx: Context, *, trunk: str = "switch:trunk",
     for group in groups:
         for port in group.ports:
             parent_of(ctx, port)  # bad input fails here, before any probe
+    ctx.plan(*(name for group in groups for name in _steps(ctx, group, groups, trunk)))
     for group in groups:
         others = [g for g in groups if g is not group]
         _tagging(ctx, group, trunk)
@@ -80,62 +81,104 @@ def body(ctx: Context, *, trunk: str = "switch:trunk",
         _diagnose(ctx, groups, trunk)
 
 
+def _steps(ctx: Context, group: VlanGroup, groups: list[VlanGroup], trunk: str) -> list[str]:
+    """The names of one VLAN's steps, in the order taken (for `ctx.plan`)."""
+    others = [g for g in groups if g is not group]
+    names = [_tag_step(group, trunk), *(_untagged_step(group, m) for m in group.ports[1:]),
+             *(_isolation_step(group, other) for other in others)]
+    for member in group.ports[1:]:
+        names += [_ping_step(ctx, group, member), *(_leak_step(member, o) for o in others)]
+    return [name for name in names if name is not None]
+
+
+def _tag_step(group: VlanGroup, trunk: str) -> str:
+    return f"VLAN {group.id}: a frame out of {group.ports[0]} carries tag {group.id} on {trunk}"
+
+
+def _untagged_step(group: VlanGroup, member: str) -> str:
+    return f"VLAN {group.id}: it arrives untagged at {member}"
+
+
 def _tagging(ctx: Context, group: VlanGroup, trunk: str) -> None:
     src, dst = group.ports[0], group.ports[1]
     src_mac, dst_mac = ctx.topo.mac(*_split(src)), ctx.topo.mac(*_split(dst))
     frame = udp(src_mac, dst_mac, "192.0.2.1", "192.0.2.2")
     tag = ((_TPID["802.1Q"], group.id),)
-    ctx.expect(f"VLAN {group.id}: a frame out of {src} carries tag {group.id} on {trunk}",
-               frame, src, at(trunk), match=Match(rewrites={"vlan": tag}), timeout=_TIMEOUT)
+    ctx.expect(_tag_step(group, trunk), frame, src, at(trunk),
+               match=Match(rewrites={"vlan": tag}), timeout=_TIMEOUT)
     for member in group.ports[1:]:
-        ctx.expect(f"VLAN {group.id}: it arrives untagged at {member}", frame, src, at(member),
-                   timeout=_TIMEOUT)
+        ctx.expect(_untagged_step(group, member), frame, src, at(member), timeout=_TIMEOUT)
+
+
+def _foreign(port: str, other: VlanGroup) -> list[str]:
+    """The ports of VLAN `other` on hosts other than `port`'s (same-host ones can't leak)."""
+    return [p for p in other.ports if _split(p)[0] != _split(port)[0]]
+
+
+def _isolation_step(group: VlanGroup, other: VlanGroup) -> str | None:
+    """None: `other` has no port away from the sender's host, so no step."""
+    if not _foreign(group.ports[0], other):
+        return None
+    return (f"VLAN {group.id}: a broadcast from {group.ports[0]} reaches "
+            f"{', '.join(group.ports[1:])} and no port of VLAN {other.id}")
 
 
 def _isolation(ctx: Context, group: VlanGroup, others: list[VlanGroup]) -> None:
     """A broadcast in this VLAN reaches its members; a barrier in each other VLAN, sent
     down the same trunk behind it, proves it had its chance to leak there."""
     src = group.ports[0]
-    src_host = _split(src)[0]
     mac = ctx.topo.mac(*_split(src))
     for other in others:
-        foreign = [p for p in other.ports if _split(p)[0] != src_host]
-        if not foreign:
+        name = _isolation_step(group, other)
+        if name is None:
             continue
-        among = [*group.ports[1:], *foreign]
+        among = [*group.ports[1:], *_foreign(src, other)]
         barrier = Barrier(ethernet(mac, "ff:ff:ff:ff:ff:ff", vlan=other.id), parent_of(ctx, src))
-        ctx.expect(f"VLAN {group.id}: a broadcast from {src} reaches "
-                   f"{', '.join(group.ports[1:])} and no port of VLAN {other.id}",
-                   ethernet(mac, "ff:ff:ff:ff:ff:ff"), src,
+        ctx.expect(name, ethernet(mac, "ff:ff:ff:ff:ff:ff"), src,
                    at_exactly(group.ports[1:], among=among), barrier=barrier, timeout=_TIMEOUT)
+
+
+def _ping_step(ctx: Context, group: VlanGroup, member: str) -> str | None:
+    """None: `member` or the sender has no IPv4 address, so no ping."""
+    src_ip, dst_ip = ipv4_of(ctx.topo, member), ipv4_of(ctx.topo, group.ports[0])
+    if not (src_ip and dst_ip):
+        return None
+    return f"VLAN {group.id}: {member} pings {group.ports[0]} ({dst_ip}), answered"
 
 
 def _own_vlan_only(ctx: Context, group: VlanGroup, others: list[VlanGroup]) -> None:
     """Each member but the sender is answered in its VLAN and reaches no other VLAN."""
     answerer = group.ports[0]
     for member in group.ports[1:]:
+        name = _ping_step(ctx, group, member)
         src_ip, dst_ip = ipv4_of(ctx.topo, member), ipv4_of(ctx.topo, answerer)
-        if src_ip and dst_ip:
+        if name is not None and src_ip and dst_ip:
             request, reply = echo_reply(ctx.topo, member, answerer, src_ip, dst_ip)
-            ctx.expect(f"VLAN {group.id}: {member} pings {answerer} ({dst_ip}), answered",
-                       request, member, at(member), match=reply, timeout=_TIMEOUT)
+            ctx.expect(name, request, member, at(member), match=reply, timeout=_TIMEOUT)
         for other in others:
             _no_leak(ctx, member, other)
 
 
-def _no_leak(ctx: Context, member: str, other: VlanGroup) -> None:
-    host = _split(member)[0]
-    targets = [p for p in other.ports if _split(p)[0] != host]
+def _leak_step(member: str, other: VlanGroup) -> str | None:
+    """None: `other` has no port away from `member`'s host, so no step."""
+    targets = _foreign(member, other)
     if not targets:
+        return None
+    return f"{member} reaches nothing in VLAN {other.id} ({', '.join(targets)})"
+
+
+def _no_leak(ctx: Context, member: str, other: VlanGroup) -> None:
+    name = _leak_step(member, other)
+    if name is None:
         return
-    target = targets[0]
+    target = _foreign(member, other)[0]
     mac = ctx.topo.mac(*_split(member))
     src_ip = ipv4_of(ctx.topo, member) or "192.0.2.1"
     dst_ip = ipv4_of(ctx.topo, target) or "192.0.2.2"
     frame = udp(mac, ctx.topo.mac(*_split(target)), src_ip, dst_ip)
     barrier = Barrier(ethernet(mac, "ff:ff:ff:ff:ff:ff", vlan=other.id), parent_of(ctx, member))
-    ctx.expect(f"{member} reaches nothing in VLAN {other.id} ({', '.join(targets)})",
-               frame, member, nowhere(among=targets), barrier=barrier, timeout=_TIMEOUT)
+    ctx.expect(name, frame, member, nowhere(among=_foreign(member, other)), barrier=barrier,
+               timeout=_TIMEOUT)
 
 
 def _diagnose(ctx: Context, groups: list[VlanGroup], trunk: str) -> None:

@@ -51,36 +51,46 @@ def body(ctx: Context, *, bridge: str = "pve:br0", trunk: str = "upstream:eth0",
     """Probe each access port's VLAN through the bridge to the trunk and back."""
     ports = parse_access(access)
     require_bridge(ctx, bridge)
+    ctx.plan(*(name for port in ports for name in _steps(port, ports, trunk, absent)))
     trunk_mac = ctx.topo.mac(*_split(trunk))
     for vid, vm in ports:
+        out, back, *isolated, stray_step = _steps((vid, vm), ports, trunk, absent)
         vm_mac = ctx.topo.mac(*_split(vm))
         frame = udp(vm_mac, trunk_mac, "192.0.2.1", "192.0.2.2")
-        ctx.expect(f"VLAN {vid}: an untagged frame from {vm} leaves {trunk} tagged {vid}",
-                   frame, vm, at(trunk), match=Match(rewrites={"vlan": ((_Q, vid),)}),
+        ctx.expect(out, frame, vm, at(trunk), match=Match(rewrites={"vlan": ((_Q, vid),)}),
                    timeout=_TIMEOUT)
         tagged = udp(trunk_mac, vm_mac, "192.0.2.2", "192.0.2.1", vlan=vid)
-        ctx.expect(f"VLAN {vid}: a frame tagged {vid} from {trunk} reaches {vm} untagged",
-                   tagged, trunk, at(vm), match=Match(rewrites={"vlan": ()}), timeout=_TIMEOUT)
-        for other_vid, other in ports:
-            if other_vid != vid:
-                _isolated(ctx, (vid, vm), (other_vid, other), trunk)
+        ctx.expect(back, tagged, trunk, at(vm), match=Match(rewrites={"vlan": ()}),
+                   timeout=_TIMEOUT)
+        for name, other in zip(isolated, [p for p in ports if p[0] != vid], strict=True):
+            _isolated(ctx, name, (vid, vm), other, trunk)
         stray = ethernet(trunk_mac, "ff:ff:ff:ff:ff:ff", vlan=int(absent))
-        ctx.expect(f"VLAN {absent}, which the trunk does not carry, does not reach {vm}",
-                   stray, trunk, nowhere(among=[vm]), timeout=_TIMEOUT,
+        ctx.expect(stray_step, stray, trunk, nowhere(among=[vm]), timeout=_TIMEOUT,
                    barrier=Barrier(ethernet(trunk_mac, "ff:ff:ff:ff:ff:ff", vlan=vid), trunk))
     if any(s.status in _BAD for s in ctx.steps):
         _diagnose(ctx, bridge, trunk, ports)
 
 
-def _isolated(ctx: Context, mine: tuple[int, str], other: tuple[int, str], trunk: str) -> None:
+def _steps(mine: tuple[int, str], ports: list[tuple[int, str]], trunk: str,
+           absent: int) -> list[str]:
+    """The names of one access port's steps, in the order taken (for `ctx.plan`)."""
+    vid, vm = mine
+    return [f"VLAN {vid}: an untagged frame from {vm} leaves {trunk} tagged {vid}",
+            f"VLAN {vid}: a frame tagged {vid} from {trunk} reaches {vm} untagged",
+            *(f"VLAN {vid}: a broadcast from {vm} reaches {trunk} and not {other_vm} "
+              f"(VLAN {other_vid})" for other_vid, other_vm in ports if other_vid != vid),
+            f"VLAN {absent}, which the trunk does not carry, does not reach {vm}"]
+
+
+def _isolated(ctx: Context, name: str, mine: tuple[int, str], other: tuple[int, str],
+              trunk: str) -> None:
     """A broadcast from one VM reaches the trunk (tagged) and not the other VM; a frame
     tagged with the other VM's VLAN, sent behind it from the trunk, is the barrier."""
     (vid, vm), (other_vid, other_vm) = mine, other
     mac = ctx.topo.mac(*_split(vm))
     barrier = Barrier(ethernet(ctx.topo.mac(*_split(trunk)), "ff:ff:ff:ff:ff:ff",
                                vlan=other_vid), trunk)
-    ctx.expect(f"VLAN {vid}: a broadcast from {vm} reaches {trunk} and not {other_vm} "
-               f"(VLAN {other_vid})", ethernet(mac, "ff:ff:ff:ff:ff:ff"), vm,
+    ctx.expect(name, ethernet(mac, "ff:ff:ff:ff:ff:ff"), vm,
                at_exactly([trunk], among=[trunk, other_vm]), barrier=barrier,
                match=Match(rewrites={"vlan": ((_Q, vid),)}), timeout=_TIMEOUT)
 

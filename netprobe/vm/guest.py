@@ -151,6 +151,7 @@ def result_from_dict(data: Mapping[str, Any]) -> Result:
             name=s["name"],
             status=Status(s["status"]),
             detail=s.get("detail") or "",
+            key=s["id"] if s.get("id", s["name"]) != s["name"] else None,
             text=s.get("evidence"),
         )
         for s in data.get("steps", [])
@@ -164,6 +165,7 @@ def result_from_dict(data: Mapping[str, Any]) -> Result:
         duration=float(data.get("duration") or 0.0),
         topology=data.get("topology"),
         bundle=data.get("bundle"),  # in rwdir: the same path on both sides
+        not_run=list(data.get("not_run", [])),
     )
 
 

@@ -52,6 +52,7 @@ def test_mac_learning_passes_on_its_reference_topology() -> None:
     assert len(result.steps) == 10
     ageing = next(s for s in result.steps if "ages out" in s.name)
     assert ageing.detail.endswith("after the ageing time of 1 s")
+    assert result.not_run == []  # every planned step was taken, under the name planned
 
 
 def test_learning_off_on_port_1_is_named() -> None:
@@ -133,6 +134,7 @@ def test_it_runs_on_a_user_topology_with_a_vm_port(tmp_path: Path) -> None:
     names = [s.name for s in result.steps]
     assert "the FDB holds X (02:4e:50:00:00:0a) on hv:tap5" in names  # the TAP's port
     assert "unicast to the moved X leaves web:ens3 only" in names
+    assert result.not_run == []
 
 
 def test_a_long_ageing_time_is_not_waited_for(tmp_path: Path) -> None:
@@ -142,6 +144,27 @@ def test_a_long_ageing_time_is_not_waited_for(tmp_path: Path) -> None:
     assert result.status is Status.PASS, result.evidence()
     (skipped,) = [s for s in result.steps if s.status is Status.SKIP]
     assert "ageing time 300 s is too long to watch" in skipped.detail
+    assert result.not_run == []  # the flood after ageing was never meant to run
+
+
+def test_a_run_cut_short_lists_the_steps_it_did_not_run() -> None:
+    with netprobe.build(netprobe.load(EXAMPLE)) as topo:
+        topo.run("h4", ["ip", "link", "del", "eth0"], check=True)  # and switch:p4 with it
+        result = run_check("mac-learning", topo)
+    assert result.status is Status.ERROR
+    assert result.summary == "cannot capture on h4:eth0: No such device; 9 not run"
+    assert result.not_run == [
+        "broadcast from X floods from h1:eth0 to every other port",
+        "the FDB holds X (02:4e:50:00:00:0a) on switch:p1",
+        "unicast to X leaves h1:eth0 only",
+        "unknown unicast floods from h2:eth0 to every other port",
+        "broadcast from X after it moved floods from h3:eth0 to every other port",
+        "the FDB holds X (02:4e:50:00:00:0a) on switch:p3",
+        "unicast to the moved X leaves h3:eth0 only",
+        "X ages out of the FDB after the ageing time",
+        "unicast to X after it aged out floods from h2:eth0 to every other port",
+    ]
+    assert "9 not run: broadcast from X floods from h1:eth0" in result.evidence()
 
 
 def test_fewer_than_three_ports_is_bad_input() -> None:

@@ -30,6 +30,7 @@ def test_ovs_bond_passes_and_measures_the_failover() -> None:
     flow = steps["flow h1:eth0 → h2:eth0 keeps going when tor:u1 goes down"]
     assert flow.detail.startswith("failover outage ")
     assert " ms (the longest wait between two frames arriving" in flow.detail
+    assert result.not_run == []  # every planned step was taken, under the key planned
 
 
 def test_a_backup_whose_link_is_down_is_named() -> None:
@@ -42,6 +43,21 @@ def test_a_backup_whose_link_is_down_is_named() -> None:
     failed = {s.name for s in result.steps if s.status is Status.FAIL}
     assert "hv:bond0 has a live backup for b1" in failed
     assert "flow h1:eth0 → h2:eth0 keeps going when tor:u1 goes down" in failed
+    assert result.not_run == []
+
+
+def test_a_bond_without_an_active_member_lists_the_steps_it_did_not_run() -> None:
+    with netprobe.build(netprobe.load(EXAMPLES / "ovs-bond.yaml")) as topo:
+        for link in ("u1", "u2"):
+            topo.run("tor", ["ip", "link", "set", link, "down"], check=True)
+        result = run_check("ovs-bond", topo, max_failover="0.3")
+    assert _failed(result) == "hv:bond0 has no active member: every member's link is down"
+    assert [s.name for s in result.steps] == ["hv:bond0 has an active member"]
+    assert result.not_run == [
+        "hv:bond0 has a live backup", "hv:bond0 fails over when its active link goes down",
+        "flow h1:eth0 → h2:eth0 keeps going", "flow h2:eth0 → h1:eth0 keeps going",
+    ]
+    assert result.summary.endswith("; 4 not run")
 
 
 def test_a_backup_cabled_to_the_wrong_bridge_is_named(tmp_path: Path) -> None:

@@ -40,6 +40,7 @@ def test_ovs_flows_passes_on_its_reference_topology() -> None:
     trace = result.steps[-1]
     assert trace.name == "switch:br0's flow table drops IPv4 from 10.0.0.66 (ofproto/trace)"
     assert "ip,nw_src=10.0.0.66, priority 100" in trace.detail
+    assert result.not_run == []  # every planned step was taken, under the name planned
 
 
 def test_a_missing_drop_flow_is_named(tmp_path: Path) -> None:

@@ -33,6 +33,7 @@ def test_ovs_vlan_passes_on_its_reference_topology() -> None:
     result = run_check("ovs-vlan")
     assert result.status is Status.PASS, result.evidence()
     assert len(result.steps) == 3 * 2 + 2
+    assert result.not_run == []  # every planned step was taken, under the name planned
     tagged = next(s for s in result.steps if s.name.endswith("tagged VLAN 20"))
     assert tagged.outcome is not None
     (copy,) = tagged.outcome.reports["core:eth0"].copies

@@ -36,6 +36,7 @@ def test_routing_passes_on_its_reference_topology() -> None:
     result = run_check("routing")
     assert result.status is Status.PASS, result.evidence()
     assert len(result.steps) == 16  # 2 families x 2 directions x 4 steps
+    assert result.not_run == []  # every planned step was taken, under the name planned
     agree = [s for s in result.steps if "agrees with the egress" in s.name]
     assert agree[0].detail == "router predicts via eth1; the probe left by eth1"
 
@@ -55,6 +56,10 @@ def test_ip_forward_off_fails_and_says_so() -> None:
         "right→left IPv4: router forwards an echo request to left:eth0",
     ]
     assert _top_cause(result) == "forwarding disabled on router (net.ipv4.ip_forward = 0)"
+    assert result.not_run == [  # no reply to wait for when the request never got there
+        "left→right IPv4: right's echo reply comes back to left:eth0",
+        "right→left IPv4: left's echo reply comes back to right:eth0",
+    ]
 
 
 def test_ipv6_forwarding_off_is_named_and_contradicts_ip_route_get() -> None:
@@ -89,6 +94,13 @@ def test_a_missing_return_route_names_the_host_without_it() -> None:
         "right→left IPv4: right sends 10.1.0.10 through router",
     ]
     assert _top_cause(result).startswith("no route back: right has no route to 10.1.0.10")
+    assert result.not_run == [  # right→left stops at its first hop
+        "right→left IPv4: router forwards an echo request to left:eth0",
+        "right→left IPv4: `ip route get` on router agrees with the egress seen",
+        "right→left IPv4: left's echo reply comes back to right:eth0",
+    ]
+    assert result.summary.endswith("; 3 not run")
+    assert "3 not run: right→left IPv4: router forwards an echo request" in result.evidence()
 
 
 def test_a_missing_return_route_in_the_spec_too() -> None:
@@ -142,6 +154,7 @@ def test_it_runs_on_a_user_topology_with_its_hosts_and_ports(tmp_path: Path) -> 
     result = run_check("routing", path, left="pc:ens3", right="srv:ens4", router="gw")
     assert result.status is Status.PASS, result.evidence()
     assert len(result.steps) == 8  # IPv4 only: no IPv6 addresses
+    assert result.not_run == []  # only the family both ends have was planned
     assert result.steps[0].detail == "pc routes 172.16.9.5 via 192.168.7.1"
 
 

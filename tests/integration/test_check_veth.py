@@ -22,6 +22,7 @@ def test_veth_passes_on_its_reference_topology() -> None:
     result = run_check("veth")
     assert result.status is Status.PASS, result.evidence()
     assert len(result.steps) == 14
+    assert result.not_run == []  # every planned step was taken, under the name planned
 
 
 def test_veth_fails_on_an_mtu_mismatch_and_says_so() -> None:
@@ -31,6 +32,7 @@ def test_veth_fails_on_an_mtu_mismatch_and_says_so() -> None:
         result.diagnosis
     failed = [s.name for s in result.steps if s.status is Status.FAIL]
     assert failed == ["full-size (1514 bytes) va:eth0 → vb:eth0"]
+    assert result.not_run == []  # each end's own MTU names its full-size step
     assert result.explanation, result.evidence()
     assert result.explanation[0]["text"].startswith("vb:eth0 has MTU 1280, smaller than the "
                                                     "probe's 1500-byte packet")

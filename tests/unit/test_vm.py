@@ -54,6 +54,16 @@ def test_a_result_survives_the_trip_through_json() -> None:
     assert "    FAIL: probe 1 never reached h10:eth0.10" in back.evidence()
 
 
+def test_a_result_keeps_its_steps_not_run_and_their_ids_through_json() -> None:
+    sent = Result("bond", Status.FAIL, "s; 1 not run",
+                  [Step("ping 10.0.0.1 before the cut", Status.FAIL, key="ping before")],
+                  not_run=["ping after"])
+    back = result_from_dict(sent.to_dict())
+    assert back.not_run == ["ping after"]
+    assert [s.id for s in back.steps] == ["ping before"]
+    assert "1 not run: ping after" in back.evidence()
+
+
 def test_a_case_is_plain_json() -> None:
     case = Case("x", "bond", "/t.yaml", {"lacp": ""}, (("sw", ("ip", "link")),))
     assert case.to_dict() == {"label": "x", "check": "bond", "topology": "/t.yaml",

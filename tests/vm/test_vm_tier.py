@@ -188,9 +188,18 @@ def test_in_the_guest(guest: tuple[GuestChecks, dict[str, str | None]], label: s
     want = wanted[label]
     if want is None:
         assert result.status is Status.PASS, result.evidence()
+        assert result.not_run == [], result.evidence()  # each step taken as it was planned
     else:
         assert result.status is Status.FAIL, result.evidence()
         assert result.diagnosis is not None and want in result.diagnosis, result.evidence()
+
+
+def test_a_bond_that_cannot_fail_over_lists_the_ping_it_did_not_run(
+    guest: tuple[GuestChecks, dict[str, str | None]],
+) -> None:
+    result = guest[0].results["bond backup dead"]
+    assert result.not_run == ["client:eth0 pings server:bond0 after the cut"], result.evidence()
+    assert result.summary.endswith("; 1 not run")
 
 
 def test_the_guest_ran_a_full_kernel(guest: tuple[GuestChecks, dict[str, str | None]]) -> None:
