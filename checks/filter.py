@@ -37,9 +37,8 @@ import re
 from collections.abc import Sequence
 
 from netprobe import SpecError
-from netprobe.check import Check, Context, Param, Status, Step, param, reference_path
+from netprobe.check import Check, Context, Param, Status, Step, param, read_input, reference_path
 from netprobe.expect import ROUTED, Barrier, at, nowhere
-from netprobe.inputfile import read_input
 from netprobe.traffic import ports
 
 from .filter_net import Plan, Planner

@@ -32,7 +32,7 @@ from typing import Any
 import yaml
 
 from netprobe import SpecError
-from netprobe.inputfile import read_input
+from netprobe.check import read_input
 
 __all__ = ["CHAINS", "Line", "Network", "load_policy"]
 

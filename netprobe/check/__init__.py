@@ -7,6 +7,7 @@ import traceback
 from typing import Any
 
 from ..errors import NetprobeError, SpecError
+from ..inputfile import read_input
 from ..topology import Spec, Topology
 from . import param
 from .base import Check, Context
@@ -27,6 +28,7 @@ __all__ = [
     "expand_names",
     "load_check",
     "param",
+    "read_input",
     "reference_path",
     "registered",
     "run_check",

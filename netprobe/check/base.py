@@ -170,7 +170,7 @@ class Check:
                 before = _state_before(topology, bundle_dir)
                 result = self._steps(Context(topo), values, label, start)
                 if bundle_dir is not None and result.status in _BUNDLED and result.steps:
-                    _bundle(result, topo, bundle_dir, dict(params), archive, before)
+                    _bundle(self, result, topo, bundle_dir, dict(params), archive, before)
         except SetupError as exc:
             return Result(
                 self.name,
@@ -265,6 +265,7 @@ def _state_before(topology: object, bundle_dir: object) -> dict[str, dict[str, A
 
 
 def _bundle(
+    check: Check,
     result: Result,
     topo: Topology,
     directory: str | os.PathLike[str],
@@ -274,9 +275,18 @@ def _bundle(
 ) -> None:
     """Write the bundle; a bundle that cannot be written is said, not fatal."""
     from .bundle import write_bundle
+    from .registry import source_file
 
     try:
-        write_bundle(result, topo, directory, params=params, archive=archive, before=before)
+        write_bundle(
+            result,
+            topo,
+            directory,
+            params=params,
+            archive=archive,
+            before=before,
+            check_file=source_file(check),
+        )
     except Exception as exc:  # the verdict stands whatever happens to its bundle
         result.bundle = None
         result.summary += f" (no bug-report bundle: {type(exc).__name__}: {exc})"

@@ -55,10 +55,12 @@ def write_bundle(
     params: Mapping[str, Any],
     archive: bool = False,
     before: dict[str, dict[str, Any]] | None = None,
+    check_file: Path | None = None,
 ) -> Path:
     """Write the bundle of `result`; return its directory (the .tar.gz is beside it).
     `before`: the hosts' state read before the check began, for a topology that may have
-    been changed by hand since it was built (see asfound)."""
+    been changed by hand since it was built (see asfound). `check_file`: the file the
+    check came from, when it is not a registered one (copied in, replay runs the copy)."""
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     path = Path(directory).resolve() / f"{result.check}-{stamp}-{topo.runid}"
     path.mkdir(parents=True)
@@ -76,7 +78,12 @@ def write_bundle(
     env = environment()
     _write(path / "environment.json", secrets.scrub(json.dumps(env, indent=1)))
     result.bundle = str(path)
-    text = secrets.scrub(json.dumps(_document(result, inputs), indent=1))
+    document = _document(result, inputs)
+    if check_file is not None:
+        (path / "check").mkdir()
+        shutil.copy(check_file, path / "check" / check_file.name)
+        document["check_file"] = f"check/{check_file.name}"
+    text = secrets.scrub(json.dumps(document, indent=1))
     _write(path / "result.json", text)
     document = json.loads(text)
     steps = document["result"]["steps"]

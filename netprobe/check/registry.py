@@ -32,6 +32,7 @@ __all__ = ["GROUP", "Registration", "expand_names", "file_checks", "is_file", "l
            "registered"]
 
 GROUP = "netprobe.checks"
+_FILE_MODULE = "netprobe_check_"  # modules imported from check files are named so
 
 
 @dataclass(frozen=True)
@@ -124,12 +125,21 @@ def _unknown_in_file(path: Path, wanted: str, found: list[Check]) -> None:
     raise SpecError(f"{path} defines {what}: it has {names} (name one: {path}:NAME)")
 
 
+def source_file(check: Check) -> Path | None:
+    """The file a check was loaded from (`netprobe check ./mycheck.py`), or None for a
+    registered one: its bundle carries the file, so that replay can run it again."""
+    module = sys.modules.get(getattr(check.body, "__module__", ""))
+    if module is None or not module.__name__.startswith(_FILE_MODULE):
+        return None
+    return Path(module.__file__) if module.__file__ else None
+
+
 def _import_file(path: Path) -> ModuleType:
     """Import the file once per process, under a name its path decides."""
     if not path.is_file():
         raise SpecError(f"no check file {path}")
     resolved = path.resolve()
-    name = "netprobe_check_" + hashlib.sha1(str(resolved).encode()).hexdigest()[:12]
+    name = _FILE_MODULE + hashlib.sha1(str(resolved).encode()).hexdigest()[:12]
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, resolved)

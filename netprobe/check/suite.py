@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from types import FrameType
 from typing import Any
 
+from ..expect import evidence
 from ..privilege import require_root
 from ..topology import owner, process
 from . import run_check
@@ -130,6 +131,7 @@ class _Pool:
                 if os.read(go_read, 1):  # listed in the record first, so clean finds it
                     code = _work(write, name, options, params)
             finally:
+                evidence.discard()  # os._exit runs no exit handlers
                 os._exit(code)
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         os.close(write)

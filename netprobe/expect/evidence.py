@@ -12,7 +12,7 @@ import os
 import shutil
 import tempfile
 
-__all__ = ["ENV", "is_temporary", "new_dir"]
+__all__ = ["ENV", "discard", "is_temporary", "new_dir"]
 
 ENV = "NETPROBE_EVIDENCE"
 
@@ -43,5 +43,11 @@ def _scratch_dir() -> str:
 
 
 def _remove(pid: int) -> None:
-    if os.getpid() == pid:
+    if os.getpid() == pid and pid in _scratch:
         shutil.rmtree(_scratch.pop(pid), ignore_errors=True)
+
+
+def discard() -> None:
+    """Remove this process's temporary directory now: for a process that ends without
+    running its exit handlers (a forked worker's os._exit)."""
+    _remove(os.getpid())

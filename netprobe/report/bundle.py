@@ -149,10 +149,13 @@ def replay(path: str | Path, *, bundle_dir: str | Path | None = None) -> Replay:
     """Run the bundle's check again on its topology; compare, step by step."""
     directory = _directory(path)
     document = read_bundle(directory)
-    load_check(document["check"])  # an unknown check fails here, with suggestions
+    name = document["check"]
+    if document.get("check_file"):  # a check run from a file: the bundle's copy of it
+        name = f"{directory / document['check_file']}:{name}"
+    load_check(name)  # an unknown check fails here, with suggestions
     spec = load(directory / document["topology"])
     params = {k: _resolve(directory, v) for k, v in (document.get("params") or {}).items()}
-    result = run_check(document["check"], spec, bundle_dir=bundle_dir, **params)
+    result = run_check(name, spec, bundle_dir=bundle_dir, **params)
     return Replay(document, result, _align(document["result"]["steps"], result))
 
 

@@ -114,8 +114,9 @@ class Topology:
 
     def spawn(self, host: str, argv: Sequence[str], **options: Any) -> subprocess.Popen[Any]:
         """Start `argv` inside `host`'s namespace and leave it running (a listener, a
-        monitor): `options` as for subprocess.Popen. It dies with this process, is
-        stopped at teardown if still running, and `netprobe clean` finds it after a kill."""
+        monitor): `options` as for subprocess.Popen. It is stopped at teardown if still
+        running, dies with the thread that started it (start it from one that lives as
+        long as it should: the main thread), and `netprobe clean` finds it after a kill."""
         full = self._inside(host, argv)
         try:
             proc = process.popen(full, runid=self.runid, **options)

@@ -67,3 +67,42 @@ def test_the_sessions_own_leak_fails_it(pytester: pytest.Pytester, tmp_path: Pat
         assert f"namespace np-{name}-red" in result.stdout.str()
     finally:
         down(name)
+
+
+def test_a_second_session_on_the_machine_is_not_counted(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    """Two test sessions side by side (the second started from a test of the first, but
+    as a session of its own): the second leaves a lab up and fails for it; the first
+    does not."""
+    path, name = lab_file(tmp_path)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "test_other.py").write_text(
+        "import netprobe\n\n"
+        "def test_leaves_a_lab_up():\n"
+        f"    netprobe.build(netprobe.load({str(path)!r}), persistent=True).keep()\n"
+    )
+    pytester.makepyfile(
+        test_user=f"""
+        import os, subprocess, sys
+
+        def test_another_session_runs_meanwhile(lab):
+            env = {{k: v for k, v in os.environ.items() if k != "{owner.SESSION_ENV}"}}
+            done = subprocess.run(
+                [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                 "--netprobe-leak-check", "{other}"],
+                env=env, capture_output=True, text=True,
+            )
+            assert done.returncode == 1, done.stdout  # its own leak
+            assert "netprobe objects outlived the test session" in done.stdout
+            lab.build("{EXAMPLES / "redblue.yaml"}")
+        """
+    )
+    try:
+        result = pytester.runpytest_subprocess("-q", "--netprobe-leak-check")
+        result.assert_outcomes(passed=1)
+        assert result.ret == 0, result.stdout.str()
+        assert "outlived" not in result.stdout.str()
+    finally:
+        down(name)

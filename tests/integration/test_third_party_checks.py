@@ -92,6 +92,30 @@ def test_a_check_in_a_file_runs_with_its_reference_beside_it_and_typed_params(
     assert not (tmp_path / "netprobe-reports").exists()
 
 
+def test_a_failing_check_from_a_file_replays_from_its_bundle(tmp_path: Path) -> None:
+    """The bundle carries the check's file: replay runs it there, whatever became of the
+    original (here: removed)."""
+    lab = tmp_path / "lab"
+    lab.mkdir()
+    (lab / "mycheck.py").write_text(MYCHECK)
+    (lab / "pair.yaml").write_text(PAIR)
+    done = netprobe("check", "./lab/mycheck.py", "--ttl", "-1", "--bundle", "out", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr  # a PASS: nothing bundled
+    failing = MYCHECK.replace('isinstance(ttl, int))', 'ttl > 0)')
+    (lab / "mycheck.py").write_text(failing)
+    done = netprobe("check", "./lab/mycheck.py", "--ttl", "-1", "--bundle", "out", cwd=tmp_path)
+    assert done.returncode == 1, done.stdout + done.stderr
+    (bundle,) = (tmp_path / "out").iterdir()
+    document = json.loads((bundle / "result.json").read_text())
+    assert document["check_file"] == "check/mycheck.py"
+    jsonschema.validate(document, SCHEMA)
+    assert (bundle / "check" / "mycheck.py").read_text() == failing
+    (lab / "mycheck.py").unlink()
+    again = netprobe("replay", str(bundle), cwd=tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr  # the same FAIL: reproduced
+    assert "reproduced" in again.stdout
+
+
 def test_a_packaged_check_finds_its_reference_in_its_package(tmp_path: Path) -> None:
     site = tmp_path / "site"
     source = MYCHECK + 'LOST = Check("lost", "x", body, "lost.yaml", requires=("veth",))\n'
