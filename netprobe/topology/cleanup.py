@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import glob
 import os
+from contextlib import suppress
 from dataclasses import dataclass, field
 
 from ..errors import TopologyError
@@ -51,6 +52,9 @@ def clean(*, all: bool = False) -> CleanReport:
             report.kept_live.append(record.runid)
         else:
             remove_run(record, names, report)
+    for path in owner.stale_temporaries():
+        with suppress(FileNotFoundError):
+            os.unlink(path)
     prefixes = tuple(owner.ns_prefix(r.runid) for r in records)
     report.unknown_namespaces = [
         n for n in names if n.startswith(owner.NS_PREFIX) and not n.startswith(prefixes)
@@ -120,6 +124,7 @@ def leftovers(session: str | None = None) -> list[str]:
         return runid in mine or runid not in every
 
     found = [f"record {r.runid} ({r.name})" for r in records if r.runid in mine]
+    found += [f"half-written record {path}" for path in owner.stale_temporaries()]
     for directory in sorted(glob.glob(owner.private_dir("*"))):
         if counted(os.path.basename(directory).removeprefix("ovs-")):
             found.append(f"directory {directory}")

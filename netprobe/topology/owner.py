@@ -49,6 +49,7 @@ __all__ = [
     "root_ifname",
     "runid_of",
     "scratch_run",
+    "stale_temporaries",
     "unregister",
     "update",
 ]
@@ -196,6 +197,17 @@ def update(record: RunRecord) -> None:
 def unregister(runid: str) -> None:
     with suppress(FileNotFoundError):
         os.unlink(_record_path(runid))
+
+
+def stale_temporaries() -> list[str]:
+    """Half-written records (RUNID.json.PID.tmp) of processes that are gone: a run
+    killed between writing its record and putting it in place."""
+    stale = []
+    for path in glob.glob(os.path.join(RUN_DIR, "*.json.*.tmp")):
+        pid = path.rsplit(".", 2)[-2]
+        if pid.isdigit() and process_start_time(int(pid)) is None:
+            stale.append(path)
+    return sorted(stale)
 
 
 def read_records() -> list[RunRecord]:

@@ -221,3 +221,22 @@ def _comm(pid: int) -> str:
             return src.read().strip()
     except OSError:
         return ""
+
+
+def test_clean_removes_half_written_records_of_dead_processes() -> None:
+    """A run killed between writing its record and putting it in place leaves
+    RUNID.json.PID.tmp: clean removes it once PID is gone, and not before."""
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    os.makedirs(owner.RUN_DIR, exist_ok=True)
+    stale = Path(owner.RUN_DIR) / f"{secrets.token_hex(3)}.json.{gone.pid}.tmp"
+    live = Path(owner.RUN_DIR) / f"{secrets.token_hex(3)}.json.{os.getpid()}.tmp"
+    for path in (stale, live):
+        path.write_text("{")
+    try:
+        assert f"half-written record {stale}" in leftovers(session="nobody")
+        clean()
+        assert not stale.exists() and live.exists()
+    finally:
+        for path in (stale, live):
+            path.unlink(missing_ok=True)
