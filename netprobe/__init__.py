@@ -20,7 +20,8 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
-    from .check import Check, Result, Status, run_check
+    from .bundle import run_check
+    from .check import Check, Result, Status
     from .topology import (
         Bond,
         Bridge,
@@ -75,7 +76,8 @@ _LAZY = {
         "validate",
     )
 }
-_LAZY.update({name: "netprobe.check" for name in ("Check", "Result", "Status", "run_check")})
+_LAZY.update({name: "netprobe.check" for name in ("Check", "Result", "Status")})
+_LAZY["run_check"] = "netprobe.bundle"  # with bundle_dir=: a bug-report bundle of a failure
 
 __all__ = [
     "Bond",

@@ -185,13 +185,14 @@ def check(
                     chosen, topology, kernel=kernel, bundle_dir=keep, archive=archive, **kwargs
                 )
             else:
+                from .bundle import BundleRecorder
+
                 progress = status.update if status is not None else None
                 results = run_checks(
                     chosen,
                     topology,
                     jobs=jobs,
-                    bundle_dir=keep,
-                    archive=archive,
+                    recorder=BundleRecorder(keep, archive=archive) if keep else None,
                     progress=progress,
                     **kwargs,
                 )
@@ -323,7 +324,7 @@ def replay(bundle: str, bundle_dir: str | None) -> None:
     BUNDLE is its directory or its .tar.gz. Exit 0 when the outcome matches the recorded
     one, 1 when it differs, 2 when the check cannot run here (SKIP or ERROR)."""
     with _errors():
-        from .report.bundle import replay as do_replay
+        from .bundle import replay as do_replay
 
         outcome = do_replay(bundle, bundle_dir=bundle_dir)
         click.echo(outcome.text())
@@ -338,7 +339,7 @@ def replay(bundle: str, bundle_dir: str | None) -> None:
 def report(bundle: str) -> None:
     """Print the human summary of a bug-report BUNDLE."""
     with _errors():
-        from .report.bundle import bundle_summary
+        from .bundle import bundle_summary
 
         click.echo(bundle_summary(bundle))
 

@@ -101,7 +101,7 @@ def lab(request: pytest.FixtureRequest) -> Iterator[Lab]:
 def netprobe_check(lab: Lab, request: pytest.FixtureRequest) -> Callable[..., Result]:
     """Run a registered check (its reference topology unless one is given; a relative
     file as `lab` finds it). A failure's bundle goes in the test's report folder."""
-    from .check import run_check
+    from .bundle import run_check
 
     directory = _test_folder(request.node)
 

@@ -10,7 +10,7 @@ from ..errors import NetprobeError, SpecError
 from ..inputfile import read_input
 from ..topology import Spec, Topology
 from . import param
-from .base import Check, Context
+from .base import Check, Context, Recorder
 from .param import Param
 from .reference import reference_path
 from .registry import GROUP, Registration, expand_names, load_check, registered
@@ -21,6 +21,7 @@ __all__ = [
     "Check",
     "Context",
     "Param",
+    "Recorder",
     "Registration",
     "Result",
     "Status",
@@ -38,8 +39,10 @@ __all__ = [
 def run_check(
     name: str, topology: Topology | Spec | str | os.PathLike[str] | None = None, **params: Any
 ) -> Result:
-    """Run the registered check `name` (on its reference topology unless one is given).
-    A check whose module cannot even be imported is an ERROR result with the traceback."""
+    """Run the registered check `name` (on its reference topology unless one is given);
+    `params` are the check's, and `recorder=` as for Check.run (netprobe.run_check writes
+    bug-report bundles). A check whose module cannot even be imported is an ERROR result
+    with the traceback."""
     try:
         check = load_check(name)
     except NetprobeError:

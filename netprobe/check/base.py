@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..capabilities import probe
 from ..errors import NetprobeError, SetupError, SpecError
@@ -32,7 +32,7 @@ from .result import Result, Status, Step, overall
 if TYPE_CHECKING:
     from ..explain import Explanation
 
-__all__ = ["MAX_EXPLAINED", "Check", "Context", "reference_path"]
+__all__ = ["MAX_EXPLAINED", "Check", "Context", "Recorder", "reference_path"]
 
 MAX_EXPLAINED = 4  # failed expectations explained per check run (each costs ~0.2 s)
 
@@ -117,6 +117,18 @@ class Context:
         return self.topo.run(host, ["cat", path]).stdout.strip()
 
 
+class Recorder(Protocol):
+    """What a check run reports to as it goes (netprobe.bundle.BundleRecorder writes a
+    bug-report bundle of a failure)."""
+
+    def before(self, topo: Topology, *, given: bool) -> None:
+        """The topology is up and the body about to run (`given`: the caller's own live
+        topology, which may have been changed by hand since it was built)."""
+
+    def after(self, check: Check, result: Result, topo: Topology, params: dict[str, Any]) -> None:
+        """The verdict, while the topology still stands; must not raise."""
+
+
 @dataclass(frozen=True)
 class Check:
     """A named, runnable check. `body(ctx, **params)` holds its steps.
@@ -148,14 +160,13 @@ class Check:
         self,
         topology: Topology | Spec | str | os.PathLike[str] | None = None,
         *,
-        bundle_dir: str | os.PathLike[str] | None = None,
-        archive: bool = False,
+        recorder: Recorder | None = None,
         **params: Any,
     ) -> Result:
         """Run on `topology` (a live one, a spec, a file) or on the reference topology.
 
-        When it fails or is inconclusive and `bundle_dir` is given, a bug-report bundle
-        is written there (and a .tar.gz of it with `archive`) before the topology goes.
+        A `recorder` sees the topology before the body runs and the result while the
+        topology still stands (netprobe.bundle's writes a bug-report bundle).
         Without root it raises SetupError (a missing privilege is an error, not a SKIP).
         """
         start = time.perf_counter()
@@ -167,10 +178,11 @@ class Check:
         try:
             with ExitStack() as stack:
                 topo, label = self._topology(topology, stack)
-                before = _state_before(topology, bundle_dir)
+                if recorder is not None:
+                    recorder.before(topo, given=isinstance(topology, Topology))
                 result = self._steps(Context(topo), values, label, start)
-                if bundle_dir is not None and result.status in _BUNDLED and result.steps:
-                    _bundle(self, result, topo, bundle_dir, dict(params), archive, before)
+                if recorder is not None:
+                    recorder.after(self, result, topo, dict(params))
         except SetupError as exc:
             return Result(
                 self.name,
@@ -249,47 +261,6 @@ class Check:
             topology = self.reference_file()
         spec = topology if isinstance(topology, Spec) else load(topology)
         return stack.enter_context(build(spec)), spec.source or spec.name
-
-
-_BUNDLED = (Status.FAIL, Status.INCONCLUSIVE, Status.ERROR)  # ERROR: once steps were taken
-
-
-def _state_before(topology: object, bundle_dir: object) -> dict[str, dict[str, Any]] | None:
-    """A live topology given to a check may have been changed since it was built: its
-    bundle needs the state as the check found it. (Read only when bundles are wanted.)"""
-    if not isinstance(topology, Topology) or bundle_dir is None:
-        return None
-    from ..explain.state import topology_state
-
-    return topology_state(topology)
-
-
-def _bundle(
-    check: Check,
-    result: Result,
-    topo: Topology,
-    directory: str | os.PathLike[str],
-    params: dict[str, Any],
-    archive: bool,
-    before: dict[str, dict[str, Any]] | None,
-) -> None:
-    """Write the bundle; a bundle that cannot be written is said, not fatal."""
-    from .bundle import write_bundle
-    from .registry import source_file
-
-    try:
-        write_bundle(
-            result,
-            topo,
-            directory,
-            params=params,
-            archive=archive,
-            before=before,
-            check_file=source_file(check),
-        )
-    except Exception as exc:  # the verdict stands whatever happens to its bundle
-        result.bundle = None
-        result.summary += f" (no bug-report bundle: {type(exc).__name__}: {exc})"
 
 
 def _broke(exc: Exception) -> str:

@@ -27,6 +27,7 @@ from ..expect import evidence
 from ..privilege import require_root
 from ..topology import owner, process
 from . import run_check
+from .base import Recorder
 from .result import Result, Status
 
 __all__ = ["run_checks"]
@@ -39,16 +40,15 @@ def run_checks(
     topology: str | os.PathLike[str] | None = None,
     *,
     jobs: int = 2,
-    bundle_dir: str | os.PathLike[str] | None = None,
-    archive: bool = False,
+    recorder: Recorder | None = None,
     progress: Callable[[str], Any] | None = None,
     **params: Any,
 ) -> list[Result]:
     """Run the named checks; results in the order of `names`. A check that crashes (a
     bug in it, or its worker killed) is ERROR with the reason; the others still run.
-    Without root: SetupError."""
+    `recorder`: as for Check.run (each worker has its own copy). Without root: SetupError."""
     require_root()
-    options = {"bundle_dir": bundle_dir, "archive": archive}
+    options = {"recorder": recorder}
     done: list[str] = []
 
     def finished(result: Result) -> Result:

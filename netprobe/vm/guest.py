@@ -190,6 +190,7 @@ def _guest_step_class() -> Any:  # built on first use: importing netprobe.check 
 
 def _run_case(case: Mapping[str, Any], bundles: Path) -> Result:
     """Run one case; a failing one leaves its bug-report bundle under `bundles`."""
+    from ..bundle import BundleRecorder
     from ..check import Check, load_check
     from ..topology import build, load
 
@@ -198,11 +199,11 @@ def _run_case(case: Mapping[str, Any], bundles: Path) -> Result:
         raise TypeError(f"{case['check']} is not a netprobe Check")
     params = case.get("params") or {}
     if not case.get("sabotage"):
-        return check.run(case.get("topology"), bundle_dir=bundles, **params)
+        return check.run(case.get("topology"), recorder=BundleRecorder(bundles), **params)
     with build(load(case.get("topology") or check.reference_file())) as topo:
         for host, argv in case["sabotage"]:
             topo.run(host, argv, check=True)
-        return check.run(topo, bundle_dir=bundles, **params)
+        return check.run(topo, recorder=BundleRecorder(bundles), **params)
 
 
 def _save_pcaps(result: Result, directory: Path) -> dict[str, str]:

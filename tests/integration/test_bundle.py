@@ -14,8 +14,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from netprobe.check import Status, run_check
-from netprobe.report.bundle import bundle_summary, replay
+from netprobe.bundle import bundle_summary, replay, run_check
+from netprobe.check import Status
 from netprobe.topology import Spec, load, netns
 from netprobe.traffic.pcap import read_pcap
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from netprobe.bundle.replay import Replay, _align
 from netprobe.check import Result, Status, Step
-from netprobe.report.bundle import Replay, _align
 
 
 def _recorded(*steps: tuple[str, str, str | None]) -> list[dict[str, Any]]:

@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..check import Result, Step, load_check, run_check
-from ..check.bundle import FORMAT, VERSION
+from ..check import Result, Step, load_check
 from ..errors import SpecError
 from ..topology import load
+from .recorder import run_check
+from .write import FORMAT, VERSION
 
 __all__ = ["Replay", "StepMatch", "bundle_summary", "read_bundle", "replay"]
 

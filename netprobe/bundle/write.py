@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
+from ..check import Result
 from ..errors import SetupError
-from ..explain.state import topology_state
 from ..topology import Spec, Topology, ovs, picture
 from ..topology.dump import dump
 from ..traffic.pcap import write_pcap_ports
@@ -38,7 +38,7 @@ from .asfound import AsFound, as_found
 from .environment import environment
 from .readme import readme
 from .repro import repro_script
-from .result import Result
+from .state import topology_state
 
 __all__ = ["FORMAT", "MINOR", "VERSION", "write_bundle"]
 
