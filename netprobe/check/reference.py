@@ -13,10 +13,8 @@ from ..errors import SpecError
 
 __all__ = ["module_dir", "reference_path"]
 
-_REFERENCE_DIRS = (
-    Path(__file__).resolve().parents[2] / "examples",  # a checkout
-    Path(__file__).resolve().parents[1] / "checks" / "topologies",  # an installed package
-)
+_LIBRARY = Path(__file__).resolve().parents[1] / "library"  # the built-in checks
+_REFERENCE_DIRS = (_LIBRARY, _LIBRARY / "filter")
 
 
 def module_dir(body: Callable[..., Any]) -> Path | None:

@@ -29,18 +29,33 @@ time.sleep(120)
 
 
 def _machine_state() -> dict[str, object]:
-    """What a run must leave exactly as it found it."""
+    """What a run must leave exactly as it found it (other live runs and labs on the
+    machine, which come and go meanwhile, left out)."""
 
     def sh(*argv: str) -> str:
         return subprocess.run(argv, capture_output=True, text=True, check=False).stdout
 
+    others = {r.runid for r in owner.read_records() if r.persistent or owner.is_alive(r)}
+
+    def ours(runid: str | None) -> bool:
+        return runid not in others
+
+    links = json.loads(sh("ip", "-j", "link"))
     return {
-        "namespaces": netns.list_names(),
-        "records": sorted(os.listdir(owner.RUN_DIR)) if os.path.isdir(owner.RUN_DIR) else [],
-        "root links": sorted(link["ifname"] for link in json.loads(sh("ip", "-j", "link"))),
+        "namespaces": [n for n in netns.list_names() if ours(owner.runid_of(n))],
+        "records": [r for r in _record_files() if ours(r.split(".")[0])],
+        "root links": sorted(
+            link["ifname"]
+            for link in links
+            if ours((link.get("ifalias") or "").removeprefix("netprobe:") or None)
+        ),
         "root routes": sh("ip", "route"),
         "root firewall": sh("nft", "list", "ruleset"),
     }
+
+
+def _record_files() -> list[str]:
+    return sorted(os.listdir(owner.RUN_DIR)) if os.path.isdir(owner.RUN_DIR) else []
 
 
 def _star_yaml(path: Path, hosts: int, extra_hosts: str = "") -> Path:

@@ -69,7 +69,7 @@ def test_a_parser_refuses_what_it_does_not_take(parser: Any, value: Any) -> None
 
 
 def test_checked_by_uses_the_checks_own_reader_and_keeps_the_value() -> None:
-    from netprobe.checks.nat import FORWARD, parse_forward
+    from netprobe.library.nat import FORWARD, parse_forward
 
     parse = param.checked_by(parse_forward, FORWARD)
     assert parse("udp/53->c1:eth0:5353") == "udp/53->c1:eth0:5353"

@@ -77,7 +77,7 @@ def test_a_missing_file_and_a_nul_in_the_path(tmp_path: Path) -> None:
 
 
 def test_a_binary_policy_is_a_spec_error(tmp_path: Path) -> None:
-    from netprobe.checks.filter_policy import load_policy
+    from netprobe.library.filter.policy import load_policy
 
     path = tmp_path / "policy.yml"
     path.write_bytes(BINARY)
@@ -89,7 +89,7 @@ def test_a_binary_policy_is_a_spec_error(tmp_path: Path) -> None:
 
 
 def test_a_deeply_nested_policy_is_a_spec_error(tmp_path: Path) -> None:
-    from netprobe.checks.filter_policy import load_policy
+    from netprobe.library.filter.policy import load_policy
 
     path = tmp_path / "policy.yml"
     path.write_text("[" * 20_000 + "]" * 20_000)

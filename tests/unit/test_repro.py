@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from netprobe.bundle.repro import repro_script
 from netprobe.bundle import replay_frames
+from netprobe.bundle.repro import repro_script
 from netprobe.topology import load
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

@@ -19,7 +19,7 @@ from netprobe import SpecError
 from netprobe.topology import Topology
 from netprobe.traffic import Template, decode, tcp, udp
 
-from .filter_policy import Line, Network
+from .policy import Line, Network
 
 __all__ = ["Plan", "Planner"]
 

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from netprobe.topology import Topology, netns
 from netprobe.traffic import find_nonce
 
-from .filter_net import Plan
+from .net import Plan
 
 __all__ = ["QUIET", "TIMEOUT", "Stack", "send_from_host", "watch"]
 

@@ -41,10 +41,10 @@ from netprobe.check import Check, Context, Param, Status, Step, param, read_inpu
 from netprobe.expect import ROUTED, Barrier, at, nowhere
 from netprobe.traffic import ports
 
-from .filter_net import Plan, Planner
-from .filter_observe import QUIET, TIMEOUT, Stack, send_from_host, watch
-from .filter_policy import Line, load_policy
-from .filter_trace import explain
+from .net import Plan, Planner
+from .observe import QUIET, TIMEOUT, Stack, send_from_host, watch
+from .policy import Line, load_policy
+from .trace import explain
 
 Ruleset = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]  # file(s), or comma-joined
 

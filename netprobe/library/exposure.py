@@ -34,7 +34,7 @@ from netprobe.check import Check, Context, Param, Status, Step, param, reference
 from netprobe.topology import Topology
 
 from .exposure_probe import explain_unreachable
-from .filter_policy import Line, load_policy
+from .filter.policy import Line, load_policy
 
 __all__ = ["CHECK", "run"]
 

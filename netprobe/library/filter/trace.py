@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from netprobe.topology import Topology
 from netprobe.traffic import ports
 
-from .filter_net import Plan, Planner
-from .filter_observe import send_from_host
+from .net import Plan, Planner
+from .observe import send_from_host
 
 __all__ = ["explain"]
 
