@@ -6,6 +6,7 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+from support.paths import EXAMPLES
 
 import netprobe
 from netprobe import Spec
@@ -13,7 +14,6 @@ from netprobe.check import Status, run_check
 
 pytestmark = pytest.mark.root
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 LAN = """\
 name: lan

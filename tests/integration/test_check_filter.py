@@ -6,12 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from support.paths import EXAMPLES
 
 from netprobe.check import Status, run_check
 
 pytestmark = pytest.mark.root
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SECURE_HOST = (EXAMPLES / "filter-secure-host.nft").read_text()
 
 

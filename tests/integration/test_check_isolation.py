@@ -6,6 +6,7 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+from support.paths import EXAMPLES
 
 import netprobe
 from netprobe import Host, Interface, Spec, Veth
@@ -13,7 +14,6 @@ from netprobe.check import Status, run_check
 
 pytestmark = pytest.mark.root
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 # A user's topology: tenants "red" (three hosts) and "green" (two) on 10.10.0.0/24 each,
 # with their bridges in two different hosts; LEAK is replaced by a sabotage or nothing.

@@ -6,6 +6,7 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+from support.paths import EXAMPLES
 
 import netprobe
 from netprobe import Bridge, Spec
@@ -13,7 +14,7 @@ from netprobe.check import Status, run_check
 
 pytestmark = pytest.mark.root
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "mac-learning.yaml"
+EXAMPLE = EXAMPLES / "mac-learning.yaml"
 
 
 def _switch_variant(*, no_learning: str | None = None, ageing: float | None = None) -> Spec:

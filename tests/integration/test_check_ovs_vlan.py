@@ -6,13 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from support.paths import EXAMPLES
 
 import netprobe
 from netprobe.check import Status, run_check
 
 pytestmark = [pytest.mark.root, pytest.mark.netprobe_requires("ovs-vsctl")]
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def _sabotaged(tmp_path: Path, old: str, new: str) -> Path:

@@ -6,6 +6,7 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+from support.paths import EXAMPLES
 
 import netprobe
 from netprobe import Spec
@@ -13,7 +14,7 @@ from netprobe.check import Result, Status, run_check
 
 pytestmark = pytest.mark.root
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "router.yaml"
+EXAMPLE = EXAMPLES / "router.yaml"
 
 
 def _with_host(spec: Spec, name: str, **changes: object) -> Spec:

@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from support.paths import EXAMPLES
 
 import netprobe
 from netprobe.expect import at, expect
@@ -24,7 +24,6 @@ from netprobe.traffic import Template, craft, from_scapy
 
 pytestmark = pytest.mark.root
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 FILTERED_ROUTER = """\
 table inet fw {

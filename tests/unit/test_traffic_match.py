@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from support.paths import CAPTURES
 
 from netprobe.expect import (
     ROUTED,
@@ -38,7 +39,6 @@ from netprobe.traffic import (
     udp,
 )
 
-CAPTURES = Path(__file__).resolve().parents[2] / "captures"
 DELIVERED = "redblue-udp-delivered.pcapng"  # (a) blue:eth0
 VLAN10 = "redblue-vlan10-delivered.pcapng"  # (d) blue:eth0
 QINQ = "redblue-qinq-100-10-delivered.pcapng"  # blue:eth0
