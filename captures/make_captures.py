@@ -9,8 +9,9 @@ probes with `netprobe.expect.expect`, insists on a PASS, and writes the frames t
 watched port received as pcapng (interface named after the port). The frames are what
 the kernel really delivered: MACs, TTL, checksums and NAT rewrites are the kernel's.
 
-The constants below are the contract with tests/unit/test_traffic_match.py, which
-rebuilds each probe from them (`Template.probe(nonce)` with the nonce found in the pcap).
+The constants and templates below are the contract with tests/unit/test_traffic_match.py,
+which imports them and rebuilds each probe (`Template.probe(nonce)` with the nonce found in
+the pcap).
 """
 
 from __future__ import annotations
@@ -42,6 +43,14 @@ ROUTER_RIGHT_MAC, RIGHT_MAC = "02:02:00:00:00:01", "02:02:00:00:00:0a"
 VM1_MAC, VMBR1_MAC = "02:10:10:10:00:65", "02:10:10:10:00:01"
 UPLINK_MAC, INTERNET_MAC = "02:cb:00:71:00:0a", "02:cb:00:71:00:01"
 PUBLIC_IP = "203.0.113.10"
+
+# the files written, and the port each one's frames were seen at
+DELIVERED = "redblue-udp-delivered.pcapng"  # (a) blue:eth0
+VLAN10 = "redblue-vlan10-delivered.pcapng"  # (d) blue:eth0
+QINQ = "redblue-qinq-100-10-delivered.pcapng"  # blue:eth0
+ROUTED_PCAP = "router-udp-routed.pcapng"  # (b) right:eth0
+NATED = "nat-udp-masqueraded.pcapng"  # (c) internet:eth0
+BEFORE_SNAT = "nat-udp-before-snat.pcapng"  # pve:vmbr1, the same probes before SNAT
 
 
 def redblue_udp(vlan: int | tuple[int, int] | None = None) -> Template:
@@ -90,9 +99,9 @@ def capture_redblue(out: Path) -> None:
     """(a) UDP across the bridge; (d) 802.1Q-tagged and 802.1ad+802.1Q through it."""
     with topology("redblue.yaml") as topo:
         cases: list[tuple[str, int | tuple[int, int] | None]] = [
-            ("redblue-udp-delivered.pcapng", None),
-            ("redblue-vlan10-delivered.pcapng", 10),
-            ("redblue-qinq-100-10-delivered.pcapng", (100, 10)),
+            (DELIVERED, None),
+            (VLAN10, 10),
+            (QINQ, (100, 10)),
         ]
         for name, vlan in cases:
             outcome = passed(expect(topo, redblue_udp(vlan), "red:eth0", at("blue:eth0"), count=3))
@@ -111,7 +120,7 @@ def capture_router(out: Path) -> None:
         outcome = passed(
             expect(topo, router_udp(), "left:eth0", at("right:eth0"), match=ROUTED, count=2)
         )
-        save(out, "router-udp-routed.pcapng", "right:eth0", outcome.reports["right:eth0"].frames)
+        save(out, ROUTED_PCAP, "right:eth0", outcome.reports["right:eth0"].frames)
 
 
 def capture_nat(out: Path) -> None:
@@ -137,14 +146,9 @@ def capture_nat(out: Path) -> None:
                 count=2,
             )
         )
-        save(
-            out,
-            "nat-udp-masqueraded.pcapng",
-            "internet:eth0",
-            outcome.reports["internet:eth0"].frames,
-        )
+        save(out, NATED, "internet:eth0", outcome.reports["internet:eth0"].frames)
         probes = {s["nonce"] for s in outcome.sent}
-        save(out, "nat-udp-before-snat.pcapng", "pve:vmbr1", _wait_for(inside, probes))
+        save(out, BEFORE_SNAT, "pve:vmbr1", _wait_for(inside, probes))
 
 
 def _wait_for(cap: Source, nonces: set[bytes | None], timeout: float = 1.0) -> list[Captured]:

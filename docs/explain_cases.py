@@ -27,6 +27,8 @@ from netprobe.traffic import Template, craft, from_scapy
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 
+# STP_LAN and NFT_DROP are tests/integration/test_explain.py's too: the faults documented
+# here are the ones tested there.
 STP_LAN = """\
 name: stplan
 hosts:
@@ -42,10 +44,14 @@ hosts:
       red: {master: br0}
       blue: {master: br0}
 """
-NFT_DROP = (
-    "table inet fw {\n chain forward {\n  type filter hook forward priority filter;"
-    " policy accept;\n  udp dport 9 counter drop\n }\n}\n"
-)
+NFT_DROP = """\
+table inet fw {
+  chain forward {
+    type filter hook forward priority filter; policy accept;
+    udp dport 9 counter drop
+  }
+}
+"""
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,6 @@
-"""Shared paths. (The leak guard is the plugin's: netprobe_leak_check in pyproject.toml.)"""
+"""pytester for the plugin's tests. (Shared paths and helpers: tests/support. The leak guard is
+the plugin's: netprobe_leak_check in pyproject.toml.)"""
 
 from __future__ import annotations
-
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = ROOT / "examples"
 
 pytest_plugins = ["pytester"]

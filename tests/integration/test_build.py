@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+from support.paths import EXAMPLES
 
 import netprobe
 from netprobe import Bond, Bridge, Host, Interface, Macvlan, Route, Spec, Tap, Veth, Vlan
@@ -14,7 +15,6 @@ from netprobe.topology import netns
 
 pytestmark = pytest.mark.root
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def _link(topo: netprobe.Topology, host: str, name: str) -> dict[str, object]:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from support.paths import EXAMPLES, ROOT
 
 from netprobe.bundle import bundle_summary, replay, run_check
 from netprobe.check import Status
@@ -21,8 +22,6 @@ from netprobe.traffic.pcap import read_pcap
 
 pytestmark = pytest.mark.root
 
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ROOT / "examples"
 SCHEMA = json.loads((ROOT / "docs" / "netprobe-json.schema.json").read_text())
 FILES = {
     "README.md",

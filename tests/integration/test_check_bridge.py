@@ -6,6 +6,8 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+from support.paths import EXAMPLES
+from support.results import diagnosis_of, top_cause
 
 import netprobe
 from netprobe import Spec
@@ -13,7 +15,6 @@ from netprobe.check import Status, run_check
 
 pytestmark = pytest.mark.root
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 LAN = """\
 name: lan
@@ -53,19 +54,6 @@ def _without_master(spec: Spec, host: str, port: str) -> Spec:
     return dataclasses.replace(spec, hosts=tuple(strip(h) for h in spec.hosts))
 
 
-def _top_cause(result: netprobe.Result) -> str:
-    """The text of explain's top cause for the first explained failure."""
-    assert result.explanation, result.evidence()
-    text: str = result.explanation[0]["text"]
-    return text
-
-
-def _failed(result: netprobe.Result) -> str:
-    assert result.status is Status.FAIL, result.evidence()
-    assert result.diagnosis is not None, result.evidence()
-    return result.diagnosis
-
-
 def test_bridge_passes_on_its_reference_topology() -> None:
     result = run_check("bridge")
     assert result.status is Status.PASS, result.evidence()
@@ -77,10 +65,10 @@ def test_bridge_passes_on_its_reference_topology() -> None:
 
 def test_a_port_left_out_of_the_bridge_is_named() -> None:
     result = run_check("bridge", _without_master(_redblue(), "switch", "blue"))
-    diagnosis = _failed(result)
+    diagnosis = diagnosis_of(result)
     assert "switch:blue is not enslaved to br0: it has no master" in diagnosis
     assert "never reached blue:eth0" in result.summary
-    assert _top_cause(result).startswith(
+    assert top_cause(result).startswith(
         "switch:blue is not a port of any bridge (missing master: br0)")
 
 
@@ -94,8 +82,8 @@ def test_a_link_that_is_down_is_named(host: str, ifname: str, fault: str) -> Non
     with netprobe.build(_redblue()) as topo:
         topo.run(host, ["ip", "link", "set", ifname, "down"], check=True)
         result = run_check("bridge", topo)
-    assert _failed(result) == fault
-    assert _top_cause(result) == fault
+    assert diagnosis_of(result) == fault
+    assert top_cause(result) == fault
 
 
 def test_a_forward_hook_dropping_bridged_ipv4_is_named() -> None:
@@ -103,11 +91,11 @@ def test_a_forward_hook_dropping_bridged_ipv4_is_named() -> None:
     with netprobe.build(_redblue()) as topo:
         topo.run("switch", ["nft", "-f", "-"], input=ruleset, check=True)
         result = run_check("bridge", topo)
-    diagnosis = _failed(result)
+    diagnosis = diagnosis_of(result)
     assert "switch filters bridged frames on its forward hook: inet f fw (policy drop)" in \
         diagnosis
     assert "bridge-nf-call-iptables=1" in diagnosis
-    assert _top_cause(result).startswith("nft the policy of chain inet f fw (drop) on switch")
+    assert top_cause(result).startswith("nft the policy of chain inet f fw (drop) on switch")
     # L2 and ARP are not IPv4: they still cross; only the pings fail
     failed = {s.name for s in result.steps if s.status is Status.FAIL}
     assert failed == {"ping red:eth0 → blue:eth0 (10.0.0.2) answered",
@@ -118,8 +106,8 @@ def test_a_host_without_its_address_is_named() -> None:
     with netprobe.build(_redblue()) as topo:
         topo.run("blue", ["ip", "-4", "addr", "flush", "dev", "eth0"], check=True)
         result = run_check("bridge", topo)
-    assert "blue:eth0 does not hold 10.0.0.2" in _failed(result)
-    assert _top_cause(result).startswith("blue does not hold 10.0.0.2: blue:eth0 took the probe")
+    assert "blue:eth0 does not hold 10.0.0.2" in diagnosis_of(result)
+    assert top_cause(result).startswith("blue does not hold 10.0.0.2: blue:eth0 took the probe")
 
 
 def test_runs_on_a_users_topology_with_its_bridge_and_hosts(tmp_path: Path) -> None:
@@ -134,8 +122,8 @@ def test_a_port_on_another_bridge_is_named_on_a_users_topology(tmp_path: Path) -
     path = tmp_path / "lan.yaml"
     path.write_text(LAN.replace("P3_MASTER", "br-other"))
     result = run_check("bridge", path, **LAN_PARAMS)
-    assert "lan:p3 is not enslaved to br-lan: its master is br-other" in _failed(result)
-    assert _top_cause(result).startswith("lan:p3 is a port of br-other, not of br-lan where")
+    assert "lan:p3 is not enslaved to br-lan: its master is br-other" in diagnosis_of(result)
+    assert top_cause(result).startswith("lan:p3 is a port of br-other, not of br-lan where")
 
 
 def test_bad_parameters_are_bad_input() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from support.results import failed_steps, top_cause
 
 import netprobe
 from netprobe.check import Status, reference_path, run_check
@@ -14,17 +15,6 @@ pytestmark = pytest.mark.root
 
 DNAT = ["!", "-i", "docker0", "-p", "tcp", "-m", "tcp", "--dport", "8080", "-j", "DNAT",
         "--to-destination", "172.17.0.2:80"]
-
-
-def _top_cause(result: netprobe.Result) -> str:
-    """The text of explain's top cause for the first explained failure."""
-    assert result.explanation, result.evidence()
-    text: str = result.explanation[0]["text"]
-    return text
-
-
-def _failed(result: netprobe.Result) -> list[str]:
-    return [s.name for s in result.steps if s.status is Status.FAIL]
 
 
 def test_docker_bridge_passes_on_its_reference_topology() -> None:
@@ -44,13 +34,13 @@ def test_docker_bridge_fails_without_the_isolation_drops_and_names_them() -> Non
         topo.run("dockerhost", ["iptables", "-F", "DOCKER-ISOLATION-STAGE-2"], check=True)
         result = run_check("docker-bridge", topo)
     assert result.status is Status.FAIL
-    assert _failed(result) == ["c3:eth0 → 172.19.0.2: br-net1 and br-net2 are isolated",
-                               "c4:eth0 → 172.18.0.2: br-net2 and br-net1 are isolated"]
+    assert failed_steps(result) == ["c3:eth0 → 172.19.0.2: br-net1 and br-net2 are isolated",
+                                    "c4:eth0 → 172.18.0.2: br-net2 and br-net1 are isolated"]
     assert result.diagnosis is not None
     assert ("br-net1 and br-net2 are not isolated: dockerhost lacks Docker's isolation rule "
             '"-A DOCKER-ISOLATION-STAGE-2 -o br-net2 -j DROP"') in result.diagnosis
     assert '"-A DOCKER-ISOLATION-STAGE-2 -o br-net1 -j DROP"' in result.diagnosis
-    top = _top_cause(result)  # a leak between the networks is a delivery, not a drop
+    top = top_cause(result)  # a leak between the networks is a delivery, not a drop
     assert top.startswith("the probe was delivered, not dropped: it reached c4:eth0"), top
     assert "dockerhost's ruleset let it through" in top
 
@@ -61,11 +51,11 @@ def test_docker_bridge_names_a_missing_stage_1_jump() -> None:
                                 "!", "-o", "br-net1", "-j", "DOCKER-ISOLATION-STAGE-2"],
                  check=True)
         result = run_check("docker-bridge", topo)
-    assert _failed(result) == ["c3:eth0 → 172.19.0.2: br-net1 and br-net2 are isolated"]
+    assert failed_steps(result) == ["c3:eth0 → 172.19.0.2: br-net1 and br-net2 are isolated"]
     assert result.diagnosis == (
         "br-net1 and br-net2 are not isolated: dockerhost lacks Docker's isolation rule "
         '"-A DOCKER-ISOLATION-STAGE-1 -i br-net1 ! -o br-net1 -j DOCKER-ISOLATION-STAGE-2"')
-    top = _top_cause(result)
+    top = top_cause(result)
     assert top.startswith("the probe was delivered, not dropped: it reached c4:eth0"), top
 
 
@@ -74,10 +64,12 @@ def test_docker_bridge_fails_without_the_dnat_rule_and_names_it() -> None:
         topo.run("dockerhost", ["iptables", "-t", "nat", "-D", "DOCKER", *DNAT], check=True)
         result = run_check("docker-bridge", topo)
     assert result.status is Status.FAIL
-    assert _failed(result) == ["198.51.100.1 → 198.51.100.2:8080/tcp: forwarded to 172.17.0.2:80"]
+    assert failed_steps(result) == [
+        "198.51.100.1 → 198.51.100.2:8080/tcp: forwarded to 172.17.0.2:80"
+    ]
     assert result.diagnosis == ("no DNAT rule for tcp dport 8080 on dockerhost: nothing sends "
                                 "198.51.100.2:8080 to 172.17.0.2:80")
-    assert _top_cause(result).startswith(
+    assert top_cause(result).startswith(
         "no DNAT on dockerhost: the probe to 198.51.100.2:8080 was not rewritten to "
         "172.17.0.2:80")
 
@@ -88,7 +80,7 @@ def test_docker_bridge_fails_without_masquerade() -> None:
         result = run_check("docker-bridge", topo, containers="c1:eth0")
     assert result.status is Status.FAIL
     assert result.diagnosis == "no masquerade/SNAT rule for 172.17.0.0/16 out of eth0 on dockerhost"
-    top = _top_cause(result)
+    top = top_cause(result)
     assert top.startswith("the probe was delivered, not dropped: it reached outside:eth0 with "
                           "ip.src: expected 198.51.100.2, seen 172.17.0.2"), top
     assert "dockerhost has no masquerade/SNAT rule" in top

@@ -6,26 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from support.paths import EXAMPLES
+from support.results import delivered_cause, failed_steps
 
 from netprobe.check import Status, run_check
 
 pytestmark = pytest.mark.root
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SECURE_HOST = (EXAMPLES / "filter-secure-host.nft").read_text()
-
-
-def _leak_cause(result: object) -> str:
-    """An accept where the policy says drop is a delivery, not a drop: explain says so."""
-    explanation = result.explanation  # type: ignore[attr-defined]
-    assert explanation, result.evidence()  # type: ignore[attr-defined]
-    text: str = explanation[0]["text"]
-    assert text.startswith("the probe was delivered, not dropped: it reached "), text
-    return text
-
-
-def _failed(result: object) -> list[str]:
-    return [s.name for s in result.steps if s.status is Status.FAIL]  # type: ignore[attr-defined]
 
 
 def test_filter_passes_on_its_reference_topology() -> None:
@@ -45,8 +33,8 @@ def test_a_drop_before_the_accept_is_named_as_shadowing_the_policy_line(tmp_path
     (tmp_path / "shadowed.nft").write_text(shadowed)
     result = run_check("filter", ruleset=str(tmp_path / "shadowed.nft"))
     assert result.status is Status.FAIL
-    assert _failed(result) == ["line 9: INPUT tcp/22 from 10.0.0.0/8 IPv4: expect accept",
-                               "line 9: INPUT tcp/22 from fd00::/8 IPv6: expect accept"]
+    assert failed_steps(result) == ["line 9: INPUT tcp/22 from 10.0.0.0/8 IPv4: expect accept",
+                                    "line 9: INPUT tcp/22 from fd00::/8 IPv6: expect accept"]
     assert result.diagnosis is not None
     assert result.diagnosis == (
         "policy line 9 (INPUT tcp/22 from 10.0.0.0/8, fd00::/8: accept) is shadowed over "
@@ -63,12 +51,12 @@ def test_an_accepting_forward_policy_is_named(tmp_path: Path) -> None:
                             "hook forward priority filter; policy accept;"))
     result = run_check("filter", ruleset=str(tmp_path / "open.nft"))
     assert result.status is Status.FAIL
-    assert [n.split(" from")[0] for n in _failed(result)] == ["line 14: FORWARD tcp/22"] * 2
+    assert [n.split(" from")[0] for n in failed_steps(result)] == ["line 14: FORWARD tcp/22"] * 2
     assert result.diagnosis is not None and "policy line 14" in result.diagnosis
     assert "is accepted over IPv4, IPv6 (expected drop): by the policy of inet filter " \
            "forward (accept)" in result.diagnosis
     assert "fw's ruleset let it through: the policy of chain inet filter forward (accept)" in \
-        _leak_cause(result)
+        delivered_cause(result)
 
 
 # -- a ruleset as ufw writes it: iptables-restore input, the ufw-* chains, "allow 22/tcp" ---
@@ -147,7 +135,7 @@ def test_a_shadowed_ufw_allow_is_named_with_its_chain(tmp_path: Path) -> None:
                                         "-A ufw-user-input -p tcp --dport 22 -j ACCEPT"])
     result = run_check("filter", ruleset=rules, policy=str(tmp_path / "ufw-policy.yaml"))
     assert result.status is Status.FAIL
-    assert _failed(result) == ["line 1: INPUT tcp/22 IPv4: expect accept"]
+    assert failed_steps(result) == ["line 1: INPUT tcp/22 IPv4: expect accept"]
     assert result.diagnosis == (
         "policy line 1 (INPUT tcp/22: accept) is shadowed over IPv4: `tcp dport 22 drop` "
         "(ip filter ufw-user-input) drops it before `tcp dport 22 accept`, which would "
@@ -158,12 +146,12 @@ def test_ipv6_left_unfiltered_is_named(tmp_path: Path) -> None:
     rules = _ufw_files(tmp_path, v6=False)  # user.rules loaded, user6.rules forgotten
     result = run_check("filter", ruleset=rules, policy=str(tmp_path / "ufw-policy.yaml"))
     assert result.status is Status.FAIL
-    assert all(name.endswith("IPv6: expect drop") for name in _failed(result))
+    assert all(name.endswith("IPv6: expect drop") for name in failed_steps(result))
     assert result.diagnosis is not None
     assert "policy line 2 (INPUT tcp/23: drop) is accepted over IPv6 (expected drop): no " \
            "chain of fw's ruleset filters IPv6 at the input hook" in result.diagnosis
     # the first probed (not only recorded) failure is the FORWARD line's
-    assert "nft trace: no chain of fw's ruleset saw it" in _leak_cause(result)
+    assert "nft trace: no chain of fw's ruleset saw it" in delivered_cause(result)
 
 
 def test_filter_runs_on_a_users_topology(tmp_path: Path) -> None:

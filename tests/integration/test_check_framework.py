@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from support.paths import EXAMPLES
 
 import netprobe
 from netprobe.check import Check, Context, Status
@@ -15,7 +16,6 @@ from netprobe.cli import cli
 
 pytestmark = pytest.mark.root
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def _example_check() -> Check:

@@ -6,6 +6,8 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+from support.paths import EXAMPLES
+from support.results import diagnosis_of, top_cause
 
 import netprobe
 from netprobe import Host, Interface, Spec, Veth
@@ -13,7 +15,6 @@ from netprobe.check import Status, run_check
 
 pytestmark = pytest.mark.root
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 # A user's topology: tenants "red" (three hosts) and "green" (two) on 10.10.0.0/24 each,
 # with their bridges in two different hosts; LEAK is replaced by a sabotage or nothing.
@@ -59,19 +60,6 @@ def _with_leak(spec: Spec) -> Spec:
     return dataclasses.replace(spec, hosts=hosts)
 
 
-def _top_cause(result: netprobe.Result) -> str:
-    """The text of explain's top cause for the first explained failure."""
-    assert result.explanation, result.evidence()
-    text: str = result.explanation[0]["text"]
-    return text
-
-
-def _failed(result: netprobe.Result) -> str:
-    assert result.status is Status.FAIL, result.evidence()
-    assert result.diagnosis is not None, result.evidence()
-    return result.diagnosis
-
-
 def test_isolation_passes_on_its_reference_topology() -> None:
     result = run_check("isolation")
     assert result.status is Status.PASS, result.evidence()
@@ -83,7 +71,7 @@ def test_isolation_passes_on_its_reference_topology() -> None:
 
 def test_a_veth_between_the_tenants_bridges_is_named() -> None:
     result = run_check("isolation", _with_leak(_tenants()))
-    diagnosis = _failed(result)
+    diagnosis = diagnosis_of(result)
     assert diagnosis == (
         "veth hv:leak-a on hv:br-a and its peer hv:leak-b on hv:br-b "
         "join the tenants' bridges: a leak"
@@ -92,7 +80,7 @@ def test_a_veth_between_the_tenants_bridges_is_named() -> None:
     assert "broadcast from a1:eth0 floods tenant A only" in leaked
     assert "ARP who-has 192.168.1.10 from b2:eth0 floods tenant B only" in leaked
     assert any(n.startswith("unicast a1:eth0 → tenant B's b2:eth0") for n in leaked)
-    top = _top_cause(result)
+    top = top_cause(result)
     assert top.startswith("the probe was delivered, not dropped: it reached b1:eth0"), top
     assert "it crossed hv:leak-a, a port of hv:br-a, to its veth peer hv:leak-b" in top
 
@@ -106,8 +94,8 @@ def test_a_leak_added_to_the_live_topology_is_named() -> None:
         ):
             topo.run("hv", argv, check=True)
         result = run_check("isolation", topo)
-    assert "veth hv:x2 on hv:br-a and its peer hv:x1 on hv:br-b join" in _failed(result)
-    top = _top_cause(result)  # x1 and x2 are not in the spec: read from the kernel
+    assert "veth hv:x2 on hv:br-a and its peer hv:x1 on hv:br-b join" in diagnosis_of(result)
+    top = top_cause(result)  # x1 and x2 are not in the spec: read from the kernel
     assert top.startswith("the probe was delivered, not dropped"), top
     assert "hv:x2, a port of hv:br-a, to its veth peer hv:x1, a port of hv:br-b" in top
 
@@ -116,11 +104,11 @@ def test_a_tenant_port_on_the_other_tenants_bridge_is_named() -> None:
     with netprobe.build(_tenants()) as topo:
         topo.run("hv", ["ip", "link", "set", "b1", "master", "br-a"], check=True)
         result = run_check("isolation", topo)
-    diagnosis = _failed(result)
+    diagnosis = diagnosis_of(result)
     assert (
         "hv:b1, the port of tenant B's b1:eth0, is enslaved to hv:br-a, tenant A's bridge"
     ) in diagnosis
-    top = _top_cause(result)
+    top = top_cause(result)
     assert top.startswith("the probe was delivered, not dropped: it reached b1:eth0"), top
     assert "hv:b1 is not a port of br-b: its master is br-a" in top
 
@@ -129,9 +117,9 @@ def test_a_host_cut_off_from_its_own_tenant_is_named() -> None:
     with netprobe.build(_tenants()) as topo:
         topo.run("hv", ["ip", "link", "set", "a2", "nomaster"], check=True)
         result = run_check("isolation", topo)
-    assert _failed(result).startswith("hv:a2 is not enslaved to br-a: it has no master")
+    assert diagnosis_of(result).startswith("hv:a2 is not enslaved to br-a: it has no master")
     assert result.summary.startswith("ping a1:eth0 → a2:eth0 (192.168.1.20) answered")
-    assert _top_cause(result).startswith("hv:a2 is not a port of br-a: it has no master")
+    assert top_cause(result).startswith("hv:a2 is not a port of br-a: it has no master")
 
 
 def test_runs_on_a_users_topology_with_its_tenants(tmp_path: Path) -> None:
@@ -155,8 +143,8 @@ def test_a_leak_across_namespaces_is_named_on_a_users_topology(tmp_path: Path) -
         )
     )
     result = run_check("isolation", path, **SITE_PARAMS)
-    diagnosis = _failed(result)
-    top = _top_cause(result)
+    diagnosis = diagnosis_of(result)
+    top = top_cause(result)
     assert top.startswith("the probe was delivered, not dropped"), top
     assert "it crossed node1:uplink, a port of node1:br-red, to its veth peer node2:uplink" in top
     assert (

@@ -6,6 +6,8 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+from support.paths import EXAMPLES
+from support.results import delivered_cause, failed_steps
 
 import netprobe
 from netprobe import Bridge, Spec
@@ -13,7 +15,7 @@ from netprobe.check import Status, run_check
 
 pytestmark = pytest.mark.root
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "mac-learning.yaml"
+EXAMPLE = EXAMPLES / "mac-learning.yaml"
 
 
 def _switch_variant(*, no_learning: str | None = None, ageing: float | None = None) -> Spec:
@@ -34,18 +36,6 @@ def _switch_variant(*, no_learning: str | None = None, ageing: float | None = No
     return dataclasses.replace(spec, hosts=tuple(hosts))
 
 
-def _top_cause(result: netprobe.check.Result) -> str:
-    """explain's top cause: a flood is a delivery where it must not, not a drop."""
-    assert result.explanation, result.evidence()
-    text: str = result.explanation[0]["text"]
-    assert text.startswith("the probe was delivered, not dropped: it reached "), text
-    return text
-
-
-def _failed(result: netprobe.check.Result) -> list[str]:
-    return [s.name for s in result.steps if s.status is Status.FAIL]
-
-
 def test_mac_learning_passes_on_its_reference_topology() -> None:
     result = run_check("mac-learning")
     assert result.status is Status.PASS, result.evidence()
@@ -61,12 +51,12 @@ def test_learning_off_on_port_1_is_named() -> None:
     assert result.diagnosis is not None
     assert "switch:p1 has learning disabled" in result.diagnosis
     assert "p3" not in result.diagnosis
-    assert _failed(result) == [
+    assert failed_steps(result) == [
         "every port learns and floods",
         "the FDB holds X (02:4e:50:00:00:0a) on switch:p1",
         "unicast to X leaves h1:eth0 only",
     ]
-    top = _top_cause(result)
+    top = delivered_cause(result)
     assert "switch:br0 has no FDB entry for 02:4e:50:00:00:0a: it floods it" in top
     assert "switch:p1 has learning off" in top
 
@@ -75,12 +65,12 @@ def test_learning_off_where_the_mac_moves_to_is_named() -> None:
     result = run_check("mac-learning", _switch_variant(no_learning="p3"))
     assert result.status is Status.FAIL
     assert result.diagnosis is not None and "switch:p3 has learning disabled" in result.diagnosis
-    assert _failed(result) == [
+    assert failed_steps(result) == [
         "every port learns and floods",
         "the FDB holds X (02:4e:50:00:00:0a) on switch:p3",
         "unicast to the moved X leaves h3:eth0 only",
     ]
-    top = _top_cause(result)
+    top = delivered_cause(result)
     assert "by its FDB entry `02:4e:50:00:00:0a dev p1`" in top
     assert "switch:p3 has learning off" in top
 
@@ -91,8 +81,8 @@ def test_ageing_zero_is_diagnosed_as_forgetting_at_once() -> None:
     assert result.diagnosis is not None
     assert "switch:br0 has ageing time 0: FDB entries expire at once" in result.diagnosis
     assert "everything floods" in result.diagnosis
-    assert _failed(result)  # the entries vanish within ~10 ms: lookups and unicast fail
-    assert "switch:br0 has ageing time 0: it forgets every MAC at once" in _top_cause(result)
+    assert failed_steps(result)  # the entries vanish within ~10 ms: lookups and unicast fail
+    assert "switch:br0 has ageing time 0: it forgets every MAC at once" in delivered_cause(result)
 
 
 def test_learning_turned_off_on_a_live_topology_is_named() -> None:
@@ -105,7 +95,7 @@ def test_learning_turned_off_on_a_live_topology_is_named() -> None:
         result = run_check("mac-learning", topo)
     assert result.status is Status.FAIL
     assert result.diagnosis is not None and "switch:p1 has learning disabled" in result.diagnosis
-    assert "switch:p1 has learning off" in _top_cause(result)
+    assert "switch:p1 has learning off" in delivered_cause(result)
 
 
 USER_TOPOLOGY = """\

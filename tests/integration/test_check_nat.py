@@ -7,6 +7,7 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+from support.results import failed_steps, top_cause
 
 import netprobe
 from netprobe import Firewall, Spec
@@ -45,25 +46,14 @@ def _gateway(tmp_path: Path, rules: str | None) -> Spec:
     return dataclasses.replace(spec, hosts=hosts)
 
 
-def _top_cause(result: netprobe.Result) -> str:
-    """The text of explain's top cause for the first explained failure."""
-    assert result.explanation, result.evidence()
-    text: str = result.explanation[0]["text"]
-    return text
-
-
 def _unmasqueraded(result: netprobe.Result) -> str:
     """A missing source NAT is a delivery, not a drop: the probe arrives un-NATed."""
-    top = _top_cause(result)
+    top = top_cause(result)
     assert top.startswith(
         "the probe was delivered, not dropped: it reached internet:eth0 with ip.src: "
         "expected 203.0.113.10, seen 10.10.10.101"
     ), top
     return top
-
-
-def _failed(result: netprobe.Result) -> list[str]:
-    return [s.name for s in result.steps if s.status is Status.FAIL]
 
 
 def test_nat_passes_on_its_reference_topology() -> None:
@@ -86,7 +76,9 @@ def test_nat_passes_on_its_reference_topology() -> None:
 def test_nat_fails_without_any_ruleset_and_says_no_masquerade_rule(tmp_path: Path) -> None:
     result = run_check("nat", _gateway(tmp_path, None))
     assert result.status is Status.FAIL
-    assert _failed(result)[0] == "vm1:eth0 → 203.0.113.1: new flow leaves with source 203.0.113.10"
+    assert failed_steps(result)[0] == (
+        "vm1:eth0 → 203.0.113.1: new flow leaves with source 203.0.113.10"
+    )
     assert result.diagnosis is not None and result.diagnosis.startswith(
         "no masquerade/SNAT rule for 10.10.10.0/24 out of uplink on pve; no DNAT rule for tcp "
         "dport 2222 on pve"
@@ -111,7 +103,7 @@ def test_nat_fails_with_ip_forward_off_and_says_so() -> None:
     assert result.status is Status.FAIL
     assert result.diagnosis is not None and result.diagnosis.startswith("ip_forward is 0 on pve")
     assert "never reached internet:eth0" in result.summary
-    assert _top_cause(result) == "forwarding disabled on pve (net.ipv4.ip_forward = 0)"
+    assert top_cause(result) == "forwarding disabled on pve (net.ipv4.ip_forward = 0)"
 
 
 @pytest.mark.parametrize("oifname", ["vmbr1", "eth9"])
@@ -140,13 +132,15 @@ def test_nat_port_forward_to_the_wrong_port_is_named(tmp_path: Path) -> None:
     spec = _gateway(tmp_path, MASQUERADE + PORT_FORWARD % "10.10.10.101:81")
     result = run_check("nat", spec, forward="8080->vm1:eth0:80")
     assert result.status is Status.FAIL
-    assert _failed(result) == ["203.0.113.1 → 203.0.113.10:8080/tcp: forwarded to 10.10.10.101:80"]
+    assert failed_steps(result) == [
+        "203.0.113.1 → 203.0.113.10:8080/tcp: forwarded to 10.10.10.101:80"
+    ]
     assert (
         result.diagnosis
         == "the DNAT rule for tcp dport 8080 on pve sends it to 10.10.10.101:81, "
         "not 10.10.10.101:80"
     )
-    top = _top_cause(result)
+    top = top_cause(result)
     assert top.startswith(
         "the probe was delivered, not dropped: it reached vm1:eth0 with l4.dport: "
         "expected 80, seen 81"
@@ -159,7 +153,7 @@ def test_nat_port_forward_missing_on_nat_gateway() -> None:
     assert result.status is Status.FAIL
     assert result.diagnosis is not None
     assert result.diagnosis.startswith("no DNAT rule for tcp dport 8080 on pve")
-    top = _top_cause(result)
+    top = top_cause(result)
     assert top.startswith(
         "no DNAT on pve: the probe to 203.0.113.10:8080 was not rewritten to 10.10.10.101:80"
     ), top
@@ -206,7 +200,7 @@ def test_nat_names_a_removed_docker_dnat_rule() -> None:
         "no DNAT rule for tcp dport 8080 on dockerhost: nothing sends "
         "198.51.100.2:8080 to 172.17.0.2:80"
     )
-    assert _top_cause(result).startswith(
+    assert top_cause(result).startswith(
         "no DNAT on dockerhost: the probe to 198.51.100.2:8080 was not rewritten to "
         "172.17.0.2:80; dockerhost took it for itself (NO_SOCKET)"
     )

@@ -6,19 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from support.paths import EXAMPLES
+from support.results import diagnosis_of
 
 import netprobe
 from netprobe.check import Status, run_check
 
 pytestmark = [pytest.mark.root, pytest.mark.netprobe_requires("ovs-vsctl")]
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-
-
-def _failed(result: netprobe.Result) -> str:
-    assert result.status is Status.FAIL, result.evidence()
-    assert result.diagnosis is not None, result.evidence()
-    return result.diagnosis
 
 
 def test_ovs_bond_passes_and_measures_the_failover() -> None:
@@ -37,7 +32,7 @@ def test_a_backup_whose_link_is_down_is_named() -> None:
     with netprobe.build(netprobe.load(EXAMPLES / "ovs-bond.yaml")) as topo:
         topo.run("tor", ["ip", "link", "set", "u2", "down"], check=True)
         result = run_check("ovs-bond", topo, max_failover="0.3")
-    diagnosis = _failed(result)
+    diagnosis = diagnosis_of(result)
     assert ("hv:bond0 has no live backup for b1: the link of b2 is down at its far end, "
             "tor:u2") in diagnosis
     failed = {s.name for s in result.steps if s.status is Status.FAIL}
@@ -51,7 +46,7 @@ def test_a_bond_without_an_active_member_lists_the_steps_it_did_not_run() -> Non
         for link in ("u1", "u2"):
             topo.run("tor", ["ip", "link", "set", link, "down"], check=True)
         result = run_check("ovs-bond", topo, max_failover="0.3")
-    assert _failed(result) == "hv:bond0 has no active member: every member's link is down"
+    assert diagnosis_of(result) == "hv:bond0 has no active member: every member's link is down"
     assert [s.name for s in result.steps] == ["hv:bond0 has an active member"]
     assert result.not_run == [
         "hv:bond0 has a live backup", "hv:bond0 fails over when its active link goes down",
@@ -66,7 +61,7 @@ def test_a_backup_cabled_to_the_wrong_bridge_is_named(tmp_path: Path) -> None:
                         "      br-other: {bridge: {}}\n      u2: {master: br-other}\n")
     path = tmp_path / "ovs-bond.yaml"
     path.write_text(text)
-    diagnosis = _failed(run_check("ovs-bond", path, max_failover="0.3"))
+    diagnosis = diagnosis_of(run_check("ovs-bond", path, max_failover="0.3"))
     assert ("hv:bond0's backup b2 leads to tor:u2, whose master is br-other, not br0 like "
             "the active member's far end tor:u1") in diagnosis
 

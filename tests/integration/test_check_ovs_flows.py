@@ -6,13 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from support.paths import EXAMPLES
+from support.results import diagnosis_of
 
 import netprobe
 from netprobe.check import Status, run_check
 
 pytestmark = [pytest.mark.root, pytest.mark.netprobe_requires("ovs-vsctl")]
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 DROP = "priority=100,ip,nw_src=10.0.0.66,actions=drop"
 
 
@@ -24,12 +25,6 @@ def _sabotaged(tmp_path: Path, flow: str | None) -> Path:
     path = tmp_path / "ovs-flows.yaml"
     path.write_text(text)
     return path
-
-
-def _failed(result: netprobe.Result) -> str:
-    assert result.status is Status.FAIL, result.evidence()
-    assert result.diagnosis is not None, result.evidence()
-    return result.diagnosis
 
 
 def test_ovs_flows_passes_on_its_reference_topology() -> None:
@@ -45,7 +40,7 @@ def test_ovs_flows_passes_on_its_reference_topology() -> None:
 
 def test_a_missing_drop_flow_is_named(tmp_path: Path) -> None:
     result = run_check("ovs-flows", _sabotaged(tmp_path, None))
-    diagnosis = _failed(result)
+    diagnosis = diagnosis_of(result)
     assert "no flow on switch:br0 drops IPv4 from 10.0.0.66" in diagnosis
     assert "'priority 0'" in diagnosis  # what the bad neighbour's packets meet instead
     failed = {s.name for s in result.steps if s.status is Status.FAIL}
@@ -55,7 +50,7 @@ def test_a_missing_drop_flow_is_named(tmp_path: Path) -> None:
 
 def test_a_drop_flow_aimed_at_the_wrong_address_is_named(tmp_path: Path) -> None:
     wrong = DROP.replace("10.0.0.66", "10.0.0.67")
-    diagnosis = _failed(run_check("ovs-flows", _sabotaged(tmp_path, wrong)))
+    diagnosis = diagnosis_of(run_check("ovs-flows", _sabotaged(tmp_path, wrong)))
     assert "no flow on switch:br0 drops IPv4 from 10.0.0.66" in diagnosis
     assert "nw_src=10.0.0.67" in diagnosis  # the flow table, quoted
 
@@ -63,7 +58,7 @@ def test_a_drop_flow_aimed_at_the_wrong_address_is_named(tmp_path: Path) -> None
 def test_a_drop_flow_that_catches_the_neighbours_too_is_named(tmp_path: Path) -> None:
     broad = DROP.replace("10.0.0.66", "10.0.0.0/24")
     result = run_check("ovs-flows", _sabotaged(tmp_path, broad))
-    diagnosis = _failed(result)
+    diagnosis = diagnosis_of(result)
     assert "switch:br0 drops IPv4 h1:eth0 → h2:eth0 too" in diagnosis
     assert "ip,nw_src=10.0.0.0/24, priority 100" in diagnosis
 
@@ -72,4 +67,4 @@ def test_a_drop_flow_deleted_at_run_time_is_noticed() -> None:
     with netprobe.build(netprobe.load(EXAMPLES / "ovs-flows.yaml")) as topo:
         topo.ovs("switch", "ovs-ofctl", "del-flows", "br0", "ip,nw_src=10.0.0.66", check=True)
         result = run_check("ovs-flows", topo)
-    assert "no flow on switch:br0 drops IPv4 from 10.0.0.66" in _failed(result)
+    assert "no flow on switch:br0 drops IPv4 from 10.0.0.66" in diagnosis_of(result)

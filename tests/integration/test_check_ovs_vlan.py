@@ -6,13 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from support.paths import EXAMPLES
+from support.results import diagnosis_of
 
 import netprobe
 from netprobe.check import Status, run_check
 
 pytestmark = [pytest.mark.root, pytest.mark.netprobe_requires("ovs-vsctl")]
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def _sabotaged(tmp_path: Path, old: str, new: str) -> Path:
@@ -21,12 +22,6 @@ def _sabotaged(tmp_path: Path, old: str, new: str) -> Path:
     path = tmp_path / "ovs-vlan.yaml"
     path.write_text(text.replace(old, new))
     return path
-
-
-def _failed(result: netprobe.Result) -> str:
-    assert result.status is Status.FAIL, result.evidence()
-    assert result.diagnosis is not None, result.evidence()
-    return result.diagnosis
 
 
 def test_ovs_vlan_passes_on_its_reference_topology() -> None:
@@ -43,7 +38,7 @@ def test_ovs_vlan_passes_on_its_reference_topology() -> None:
 def test_an_access_port_with_the_wrong_tag_is_named(tmp_path: Path) -> None:
     path = _sabotaged(tmp_path, "p2: {master: br0, tag: 10}", "p2: {master: br0, tag: 20}")
     result = run_check("ovs-vlan", path)
-    diagnosis = _failed(result)
+    diagnosis = diagnosis_of(result)
     assert ("switch:p2 (the port of h2:eth0) is an access port of VLAN 20, expected an "
             "access port of VLAN 10") in diagnosis
     failed = {s.name for s in result.steps if s.status is Status.FAIL}
@@ -53,7 +48,7 @@ def test_an_access_port_with_the_wrong_tag_is_named(tmp_path: Path) -> None:
 
 def test_a_trunk_missing_a_vlan_is_named(tmp_path: Path) -> None:
     path = _sabotaged(tmp_path, "trunks: [10, 20]", "trunks: [10]")
-    diagnosis = _failed(run_check("ovs-vlan", path))
+    diagnosis = diagnosis_of(run_check("ovs-vlan", path))
     assert "switch:up (the trunk to core:eth0) carries VLANs 10, not VLANs 20" in diagnosis
 
 

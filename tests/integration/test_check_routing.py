@@ -6,30 +6,21 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+from support.paths import EXAMPLES
+from support.results import failed_steps, top_cause
 
 import netprobe
 from netprobe import Spec
-from netprobe.check import Result, Status, run_check
+from netprobe.check import Status, run_check
 
 pytestmark = pytest.mark.root
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "router.yaml"
+EXAMPLE = EXAMPLES / "router.yaml"
 
 
 def _with_host(spec: Spec, name: str, **changes: object) -> Spec:
     hosts = [dataclasses.replace(h, **changes) if h.name == name else h for h in spec.hosts]
     return dataclasses.replace(spec, hosts=tuple(hosts))
-
-
-def _top_cause(result: Result) -> str:
-    """The text of explain's top cause for the first explained failure."""
-    assert result.explanation, result.evidence()
-    text: str = result.explanation[0]["text"]
-    return text
-
-
-def _failed(result: Result) -> list[str]:
-    return [s.name for s in result.steps if s.status is Status.FAIL]
 
 
 def test_routing_passes_on_its_reference_topology() -> None:
@@ -51,11 +42,11 @@ def test_ip_forward_off_fails_and_says_so() -> None:
     assert (
         result.diagnosis == "ip_forward is 0 on router: it forwards no IPv4 between its interfaces"
     )
-    assert _failed(result) == [
+    assert failed_steps(result) == [
         "left→right IPv4: router forwards an echo request to right:eth0",
         "right→left IPv4: router forwards an echo request to left:eth0",
     ]
-    assert _top_cause(result) == "forwarding disabled on router (net.ipv4.ip_forward = 0)"
+    assert top_cause(result) == "forwarding disabled on router (net.ipv4.ip_forward = 0)"
     assert result.not_run == [  # no reply to wait for when the request never got there
         "left→right IPv4: right's echo reply comes back to left:eth0",
         "right→left IPv4: left's echo reply comes back to right:eth0",
@@ -75,7 +66,7 @@ def test_ipv6_forwarding_off_is_named_and_contradicts_ip_route_get() -> None:
         "router predicts via eth1; the probe left by none",
         "router predicts via eth0; the probe left by none",
     ]
-    assert _top_cause(result) == (
+    assert top_cause(result) == (
         "IPv6 forwarding disabled on router (net.ipv6.conf.all.forwarding = 0)"
     )
 
@@ -89,11 +80,11 @@ def test_a_missing_return_route_names_the_host_without_it() -> None:
         "right has no route to 10.1.0.10 (left): its replies and its own traffic to left "
         "have nowhere to go (add a default route via 10.2.0.1)"
     )
-    assert _failed(result) == [
+    assert failed_steps(result) == [
         "left→right IPv4: right's echo reply comes back to left:eth0",
         "right→left IPv4: right sends 10.1.0.10 through router",
     ]
-    assert _top_cause(result).startswith("no route back: right has no route to 10.1.0.10")
+    assert top_cause(result).startswith("no route back: right has no route to 10.1.0.10")
     assert result.not_run == [  # right→left stops at its first hop
         "right→left IPv4: router forwards an echo request to left:eth0",
         "right→left IPv4: `ip route get` on router agrees with the egress seen",
@@ -112,7 +103,7 @@ def test_a_missing_return_route_in_the_spec_too() -> None:
     assert "left has no route to 10.2.0.10 (right)" in result.diagnosis
     assert "left has no route to fd02::10 (right)" in result.diagnosis
     assert "right's" not in result.diagnosis
-    assert _top_cause(result).startswith("no route back: left has no route to 10.2.0.10")
+    assert top_cause(result).startswith("no route back: left has no route to 10.2.0.10")
 
 
 def test_a_forward_drop_contradicts_the_routing_table() -> None:
@@ -126,7 +117,7 @@ def test_a_forward_drop_contradicts_the_routing_table() -> None:
         "router routes 10.2.0.10 out of eth1 but the probe never left it: its "
         "firewall's forward hook dropped it" in result.diagnosis
     )
-    assert _top_cause(result).startswith("nft the policy of chain inet f fw (drop) on router")
+    assert top_cause(result).startswith("nft the policy of chain inet f fw (drop) on router")
 
 
 USER_TOPOLOGY = """\

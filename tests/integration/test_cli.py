@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from support.paths import EXAMPLES
 
 from netprobe.cli import cli
 from netprobe.topology import netns, owner
 
 pytestmark = pytest.mark.root
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def _np_state() -> tuple[list[str], list[str]]:

@@ -11,14 +11,13 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from support.paths import EXAMPLES, ROOT
 
 from netprobe.topology import load
 from netprobe.topology.dump import dump
 
 pytestmark = pytest.mark.root
 
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ROOT / "examples"
 SCHEMA = json.loads((ROOT / "docs" / "netprobe-json.schema.json").read_text())
 NETPROBE = [sys.executable, "-m", "netprobe.cli"]
 

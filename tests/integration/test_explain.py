@@ -10,9 +10,10 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from explain_cases import NFT_DROP, STP_LAN
+from support.paths import EXAMPLES
 
 import netprobe
 from netprobe.expect import at, expect
@@ -23,33 +24,6 @@ from netprobe.topology import Topology
 from netprobe.traffic import Template, craft, from_scapy
 
 pytestmark = pytest.mark.root
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-
-FILTERED_ROUTER = """\
-table inet fw {
-  chain forward {
-    type filter hook forward priority filter; policy accept;
-    udp dport 9 counter drop
-  }
-}
-"""
-
-STP_LAN = """\
-name: stplan
-hosts:
-  red:
-    interfaces:
-      eth0: {veth: switch:red, mac: "02:00:00:00:00:01", addresses: [10.0.0.1/24]}
-  blue:
-    interfaces:
-      eth0: {veth: switch:blue, mac: "02:00:00:00:00:02", addresses: [10.0.0.2/24]}
-  switch:
-    interfaces:
-      br0: {bridge: {stp: true, forward_delay: 30}}
-      red: {master: br0}
-      blue: {master: br0}
-"""
 
 
 @pytest.fixture
@@ -107,7 +81,7 @@ def test_ip_forward_off_names_forwarding_disabled(router: Topology) -> None:
 
 
 def test_an_nft_drop_names_the_rule(router: Topology) -> None:
-    router.run("router", ["nft", "-f", "-"], input=FILTERED_ROUTER, check=True)
+    router.run("router", ["nft", "-f", "-"], input=NFT_DROP, check=True)
     found = _failed(router, _udp(router), "left:eth0", "right:eth0")
     assert _top(found) == (
         "nft rule `udp dport 9 drop` (chain inet fw forward, handle 2) on router gave `drop`"
@@ -219,7 +193,7 @@ def test_without_the_drop_trace_counters_and_state_still_name_it(router: Topolog
 def test_an_error_midway_leaves_nothing_behind(
     router: Topology, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    router.run("router", ["nft", "-f", "-"], input=FILTERED_ROUTER, check=True)
+    router.run("router", ["nft", "-f", "-"], input=NFT_DROP, check=True)
     from netprobe.explain import explanation
 
     def broken(*args: object, **kwargs: object) -> None:

@@ -20,13 +20,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from support.paths import EXAMPLES
 
 from netprobe.explain import tracefs
 from netprobe.topology import clean, down, leftovers, owner
 
 pytestmark = pytest.mark.root
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 NETPROBE = str(Path(sys.executable).with_name("netprobe"))
 
 

@@ -9,13 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from support.paths import EXAMPLES
 
 from netprobe import SetupError
 
 pytestmark = pytest.mark.root  # root, to become nobody
 
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ROOT / "examples"
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 
 

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from support.paths import EXAMPLES
 
 import netprobe
 from netprobe.capabilities import probe
@@ -20,7 +21,6 @@ from netprobe.topology import owner
 
 pytestmark = [pytest.mark.root, pytest.mark.netprobe_requires("ovs-vsctl")]
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 _CHILD = """
 import sys, time, netprobe

@@ -8,12 +8,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from support.paths import EXAMPLES
 
 from netprobe.topology import down, owner
 
 pytestmark = pytest.mark.root
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 NETPROBE = str(Path(sys.executable).with_name("netprobe"))
 
 

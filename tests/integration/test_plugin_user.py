@@ -10,12 +10,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from support.paths import EXAMPLES
 
 import netprobe
 
 pytestmark = pytest.mark.root
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def named(example: str, name: str) -> str:

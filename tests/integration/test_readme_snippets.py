@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 
 import pytest
+from support.paths import ROOT
 
 from netprobe.topology import owner
 
 pytestmark = pytest.mark.root
 
-ROOT = Path(__file__).resolve().parents[2]
 SNIPPETS = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
 
 

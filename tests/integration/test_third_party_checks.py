@@ -12,12 +12,12 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from support.paths import ROOT
 
 from netprobe.check import GROUP
 
 pytestmark = pytest.mark.root
 
-ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((ROOT / "docs" / "netprobe-json.schema.json").read_text())
 PAIR = "hosts:\n  x:\n    interfaces:\n      eth0: {veth: y:eth0}\n  y: {}\n"
 

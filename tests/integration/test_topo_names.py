@@ -14,12 +14,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from support.paths import EXAMPLES
 
 from netprobe.topology import netns, owner
 
 pytestmark = pytest.mark.root
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def netprobe(*argv: str, cwd: Path | str | None = None) -> subprocess.CompletedProcess[str]:

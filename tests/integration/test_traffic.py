@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.paths import EXAMPLES
 
 import netprobe
 from netprobe import Bridge, Host, Interface, Spec, Veth
@@ -33,7 +34,6 @@ from netprobe.traffic import (
 
 pytestmark = pytest.mark.root
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 RED, BLUE = "02:00:00:00:00:01", "02:00:00:00:00:02"
 
 

@@ -12,8 +12,6 @@ from netprobe import SpecError
 from netprobe.check import GROUP, Check, expand_names, load_check, registered
 from netprobe.check.registry import file_checks
 
-ROOT = Path(__file__).resolve().parents[2]
-
 CHECKS = '''
 from netprobe.check import Check
 

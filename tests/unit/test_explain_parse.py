@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from support import paths
 
 from netprobe.explain.counters import (
     HostCounters,
@@ -19,7 +19,7 @@ from netprobe.explain.nfttrace import final_verdict, match_expression, parse_mon
 from netprobe.explain.tracefs import Symbols, _parse_stats, stale
 from netprobe.traffic import craft
 
-CAPTURES = Path(__file__).resolve().parents[2] / "captures" / "explain"
+CAPTURES = paths.CAPTURES / "explain"
 
 
 def test_reason_names_come_from_the_format_file() -> None:

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from support.paths import EXAMPLES
 
 import netprobe
 from netprobe.cli import cli
 from netprobe.topology.picture import dot, mermaid
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def test_mermaid_draws_hosts_interfaces_addresses_and_links() -> None:

@@ -12,10 +12,9 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from support.paths import ROOT
 
 import netprobe
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def all_modules() -> list[str]:

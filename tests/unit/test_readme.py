@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from support.paths import ROOT
+
 import netprobe
 
-README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+README = (ROOT / "README.md").read_text()
 
 
 def test_readme_topology_file_loads(tmp_path: Path) -> None:

@@ -8,12 +8,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from support.paths import EXAMPLES
 
 from netprobe.bundle import replay_frames
 from netprobe.bundle.repro import repro_script
 from netprobe.topology import load
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 STEP = {
     "name": "red reaches blue",

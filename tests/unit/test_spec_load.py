@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from support.paths import EXAMPLES
 
 import netprobe
 from netprobe import (
@@ -28,8 +29,6 @@ from netprobe import (
     Vlan,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ROOT / "examples"
 MARK = "# <-"
 
 EXPECTED_HOSTS = {

@@ -15,12 +15,12 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from support.paths import EXAMPLES
 
 import netprobe
 from netprobe import Bond, Bridge, Host, Interface, Macvlan, Route, Spec, SpecError, Tap, Veth, Vlan
 from netprobe.topology.dump import dump
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 EXAMPLE_TEXTS = {p: p.read_text() for p in sorted(EXAMPLES.glob("*.yaml"))}
 
 # YAML counts lines as PyYAML does: NEL and the Unicode separators break lines too.

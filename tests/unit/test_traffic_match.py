@@ -1,9 +1,10 @@
 """Decoding, masks, rewrites, diffs and evidence, replayed on frames real topologies produced.
 
 The pcaps in captures/ were made by captures/make_captures.py (see captures/README.md).
-Each probe there is rebuilt here from the same template with the nonce found in the
-captured copy, so "what was sent" and "what came out" are compared exactly as
-`netprobe.expect.expect` compares them. Pure logic: no root, no namespaces.
+Each probe there is rebuilt here from that script's own template (imported, with its pinned
+addresses and file names) with the nonce found in the captured copy, so "what was sent" and
+"what came out" are compared exactly as `netprobe.expect.expect` compares them.
+Pure logic: no root, no namespaces.
 """
 
 from __future__ import annotations
@@ -11,6 +12,28 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from make_captures import (
+    BEFORE_SNAT,
+    BLUE_MAC,
+    DELIVERED,
+    INTERNET_MAC,
+    LEFT_MAC,
+    NATED,
+    PUBLIC_IP,
+    QINQ,
+    RED_MAC,
+    RIGHT_MAC,
+    ROUTED_PCAP,
+    ROUTER_LEFT_MAC,
+    ROUTER_RIGHT_MAC,
+    UPLINK_MAC,
+    VLAN10,
+    VMBR1_MAC,
+    nat_udp,
+    redblue_udp,
+    router_udp,
+)
+from support.paths import CAPTURES
 
 from netprobe.expect import (
     ROUTED,
@@ -37,34 +60,6 @@ from netprobe.traffic import (
     summary,
     udp,
 )
-
-CAPTURES = Path(__file__).resolve().parents[2] / "captures"
-DELIVERED = "redblue-udp-delivered.pcapng"  # (a) blue:eth0
-VLAN10 = "redblue-vlan10-delivered.pcapng"  # (d) blue:eth0
-QINQ = "redblue-qinq-100-10-delivered.pcapng"  # blue:eth0
-ROUTED_PCAP = "router-udp-routed.pcapng"  # (b) right:eth0
-NATED = "nat-udp-masqueraded.pcapng"  # (c) internet:eth0
-BEFORE_SNAT = "nat-udp-before-snat.pcapng"  # pve:vmbr1, the same probes before SNAT
-
-# The addresses captures/make_captures.py used (MACs pinned there).
-RED_MAC, BLUE_MAC = "02:00:00:00:00:01", "02:00:00:00:00:02"
-LEFT_MAC, ROUTER_LEFT_MAC = "02:01:00:00:00:0a", "02:01:00:00:00:01"
-ROUTER_RIGHT_MAC, RIGHT_MAC = "02:02:00:00:00:01", "02:02:00:00:00:0a"
-VM1_MAC, VMBR1_MAC = "02:10:10:10:00:65", "02:10:10:10:00:01"
-UPLINK_MAC, INTERNET_MAC = "02:cb:00:71:00:0a", "02:cb:00:71:00:01"
-PUBLIC_IP = "203.0.113.10"
-
-
-def redblue_udp(vlan: int | tuple[int, int] | None = None) -> Template:
-    return udp(RED_MAC, BLUE_MAC, "10.0.0.1", "10.0.0.2", sport=40000, dport=9, vlan=vlan)
-
-
-def router_udp() -> Template:
-    return udp(LEFT_MAC, ROUTER_LEFT_MAC, "10.1.0.10", "10.2.0.10", sport=40001, dport=9)
-
-
-def nat_udp() -> Template:
-    return udp(VM1_MAC, VMBR1_MAC, "10.10.10.101", "203.0.113.1", sport=40002, dport=9)
 
 
 def frames(name: str, port: str = "port") -> list[Captured]:

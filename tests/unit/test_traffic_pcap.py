@@ -9,10 +9,10 @@ from pathlib import Path
 import dpkt
 import pytest
 from dpkt import pcapng
+from support.paths import CAPTURES
 
 from netprobe.traffic import Captured, read_pcap, write_pcap
 
-CAPTURES = Path(__file__).resolve().parents[2] / "captures"
 PORT_OF = {  # each file in captures/ and the port it was captured at
     "redblue-udp-delivered.pcapng": "blue:eth0",
     "redblue-vlan10-delivered.pcapng": "blue:eth0",

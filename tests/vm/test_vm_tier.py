@@ -12,13 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.paths import EXAMPLES
 
 from netprobe.check import Status
 from netprobe.privilege import is_root
 from netprobe.vm import Case, GuestChecks, run_checks_in_vm
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-
 
 # (label, check, examples/FILE to sabotage or None, its edits, params, sabotage commands,
 #  the diagnosis the sabotage must produce; None: the case must PASS)

@@ -1,0 +1,5 @@
+"""What the tests share, importable as `support` (pytest's `pythonpath` puts tests/ on sys.path).
+
+    paths    where the repository's files are: ROOT, EXAMPLES, CAPTURES
+    results  what a check's Result says: its top cause, its diagnosis, its failed steps
+"""
