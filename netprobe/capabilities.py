@@ -22,8 +22,8 @@ from typing import Any
 
 from netprobe.errors import SetupError
 from netprobe.privilege import cap_eff_has, is_root, require_root
-from netprobe.topology import netns, owner
-from netprobe.topology.tap import open_tap
+from netprobe.topology.kernel import netns, owner
+from netprobe.topology.kernel.tap import open_tap
 
 __all__ = [
     "KERNEL_FEATURES", "TOOLS", "Capability", "cap_eff_has", "clear_cache", "describe_errno",

@@ -417,14 +417,15 @@ def topo_show(name: str, fmt: str) -> None:
     """Print the links, addresses and routes of each host of topology NAME, or draw it."""
     with _errors():
         if fmt != "text":
-            from .topology import load, picture
-            from .topology.inspect import recorded_spec
+            from .topology import load
+            from .topology.kernel.inspect import recorded_spec
+            from .topology.model import picture
 
             spec = load(name) if os.path.isfile(name) else recorded_spec(name)
             click.echo(getattr(picture, fmt)(spec), nl=False)
             return
         from .report.text import host_view_text
-        from .topology.inspect import describe_topology
+        from .topology.kernel.inspect import describe_topology
 
         for view in describe_topology(name):
             click.echo(host_view_text(view))
@@ -435,7 +436,7 @@ def topo_list() -> None:
     """List the topologies left up, and runs in progress."""
     with _errors():
         from .report.text import runs_table
-        from .topology.owner import read_records
+        from .topology.kernel.owner import read_records
 
         _console().print(runs_table(read_records()))
 

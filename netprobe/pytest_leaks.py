@@ -24,7 +24,7 @@ class LeakGuard:
     """Inventory at session start and finish; what this session's runs left is a failure."""
 
     def __init__(self) -> None:
-        from .topology.owner import SESSION_ENV
+        from .topology.kernel.owner import SESSION_ENV
 
         # Set before xdist starts its workers (pytest_configure), so that they inherit it;
         # a session started from inside another is nested in it: OUTER/INNER.

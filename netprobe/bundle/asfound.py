@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..topology import Topology
-from ..topology.spec import Bond, Bridge, Firewall, Host, Interface, OvsBond, OvsBridge, Spec
+from ..topology.model.spec import Bond, Bridge, Firewall, Host, Interface, OvsBond, OvsBridge, Spec
 
 __all__ = ["AsFound", "as_found"]
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..topology.spec import (
+from ..topology.model.spec import (
     Bond,
     Bridge,
     Host,

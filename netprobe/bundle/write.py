@@ -31,8 +31,10 @@ from typing import Any
 from .. import __version__
 from ..check import Result
 from ..errors import SetupError
-from ..topology import Spec, Topology, ovs, picture
-from ..topology.dump import dump
+from ..topology import Spec, Topology
+from ..topology.kernel import ovs
+from ..topology.model import picture
+from ..topology.model.dump import dump
 from ..traffic.pcap import write_pcap_ports
 from .asfound import AsFound, as_found
 from .environment import environment

@@ -25,7 +25,7 @@ from typing import Any
 
 from ..expect import evidence
 from ..privilege import require_root
-from ..topology import owner, process
+from ..topology.kernel import owner, process
 from . import run_check
 from .base import Recorder
 from .result import Result, Status

@@ -19,7 +19,7 @@ from typing import Literal
 
 from ..errors import TrafficError
 from ..topology import Topology
-from ..topology.spec import Bond, Bridge, OvsBond, OvsBridge, Tap, Veth
+from ..topology.model.spec import Bond, Bridge, OvsBond, OvsBridge, Tap, Veth
 from ..traffic.craft import LOCAL_ETHERTYPE, SLOT, Template
 from ..traffic.decode import decode
 from ..traffic.port import VM_SUFFIX

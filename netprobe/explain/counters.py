@@ -19,7 +19,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..topology import Topology, netns
+from ..topology import Topology
+from ..topology.kernel import netns
 
 __all__ = [
     "Delta",

@@ -19,7 +19,7 @@ from typing import Any
 from ..errors import SetupError
 from ..expect.outcome import Outcome
 from ..topology import Topology
-from ..topology.spec import Veth
+from ..topology.model.spec import Veth
 from ..traffic.craft import Template
 from ..traffic.decode import decode
 from ..traffic.port import parse_port, ports

@@ -20,8 +20,8 @@ from typing import Any
 from netprobe.check import Check, Context, Param, Status, param
 from netprobe.errors import SpecError
 from netprobe.topology import OvsBond
-from netprobe.topology.links import raise_up
-from netprobe.topology.netlink import RTM_NEWLINK, Rtnl, link_msg
+from netprobe.topology.kernel.links import raise_up
+from netprobe.topology.kernel.netlink import RTM_NEWLINK, Rtnl, link_msg
 from netprobe.traffic import Template, find_nonce, ports, udp
 
 from .bridge import ipv4_of, peer_port, port_list

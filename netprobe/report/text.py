@@ -11,10 +11,10 @@ from ..capabilities import Capability
 from ..check.base import Check
 from ..check.registry import Registration
 from ..check.result import Result
-from ..topology.cleanup import CleanReport
-from ..topology.inspect import HostView
-from ..topology.owner import RunRecord, is_alive
-from ..topology.spec import Spec
+from ..topology.kernel.cleanup import CleanReport
+from ..topology.kernel.inspect import HostView
+from ..topology.kernel.owner import RunRecord, is_alive
+from ..topology.model.spec import Spec
 
 __all__ = [
     "checks_table",

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from .build import build
-from .cleanup import CleanReport, clean, down, leftovers
-from .live import RunResult, Topology
-from .load import load, loads
-from .spec import (
+from .kernel.build import build
+from .kernel.cleanup import CleanReport, clean, down, leftovers
+from .kernel.live import RunResult, Topology
+from .model.load import load, loads
+from .model.spec import (
     Bond,
     Bridge,
     BridgeVlan,
@@ -22,7 +22,7 @@ from .spec import (
     Veth,
     Vlan,
 )
-from .validate import validate
+from .model.validate import validate
 
 __all__ = [
     "Bond",

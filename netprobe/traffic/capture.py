@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..errors import SetupError, TrafficError
-from ..topology import netns
+from ..topology.kernel import netns
 
 __all__ = ["Capture", "CaptureStats", "Captured", "Source", "compile_filter", "wait_readable"]
 

@@ -19,7 +19,8 @@ import weakref
 from collections.abc import Callable, Iterable, Sequence
 
 from ..errors import TrafficError
-from ..topology import Topology, netns
+from ..topology import Topology
+from ..topology.kernel import netns
 from .capture import Capture, Captured, CaptureStats, Source, compile_filter
 
 __all__ = ["Ports", "Sender", "TapSide", "parse_port", "ports"]

@@ -15,7 +15,7 @@ import subprocess
 import time
 
 from ..errors import SetupError, TrafficError
-from ..topology import owner, process
+from ..topology.kernel import owner, process
 from .capture import Captured, CaptureStats
 from .pcap import read_pcap
 

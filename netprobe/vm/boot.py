@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import SetupError
-from ..topology import owner, process
+from ..topology.kernel import owner, process
 
 __all__ = ["GuestRun", "bootable", "find_kernel", "kvm_usable", "run_in_vm", "vng_command"]
 

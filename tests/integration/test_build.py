@@ -11,7 +11,7 @@ from support.paths import EXAMPLES
 
 import netprobe
 from netprobe import Bond, Bridge, Host, Interface, Macvlan, Route, Spec, Tap, Veth, Vlan
-from netprobe.topology import netns
+from netprobe.topology.kernel import netns
 
 pytestmark = pytest.mark.root
 

@@ -16,7 +16,7 @@ import pytest
 
 from netprobe import capabilities
 from netprobe.errors import SetupError
-from netprobe.topology import netns, owner
+from netprobe.topology.kernel import netns, owner
 
 pytestmark = [
     pytest.mark.root,

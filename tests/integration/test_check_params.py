@@ -14,7 +14,7 @@ import pytest
 from netprobe import SpecError
 from netprobe.check import Status, reference_path, run_check
 from netprobe.topology import load
-from netprobe.topology.dump import dump
+from netprobe.topology.model.dump import dump
 
 pytestmark = pytest.mark.root
 

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from support.paths import EXAMPLES
 
 from netprobe.cli import cli
-from netprobe.topology import netns, owner
+from netprobe.topology.kernel import netns, owner
 
 pytestmark = pytest.mark.root
 

@@ -14,7 +14,7 @@ import pytest
 from support.paths import EXAMPLES, ROOT
 
 from netprobe.topology import load
-from netprobe.topology.dump import dump
+from netprobe.topology.model.dump import dump
 
 pytestmark = pytest.mark.root
 

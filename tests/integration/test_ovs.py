@@ -17,7 +17,7 @@ from support.paths import EXAMPLES
 
 import netprobe
 from netprobe.capabilities import probe
-from netprobe.topology import owner
+from netprobe.topology.kernel import owner
 
 pytestmark = [pytest.mark.root, pytest.mark.netprobe_requires("ovs-vsctl")]
 

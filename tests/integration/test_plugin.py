@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from support.paths import EXAMPLES
 
-from netprobe.topology import netns, owner
+from netprobe.topology.kernel import netns, owner
 
 pytestmark = pytest.mark.root
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from support.paths import EXAMPLES
 
-from netprobe.topology import down, owner
+from netprobe.topology import down
+from netprobe.topology.kernel import owner
 
 pytestmark = pytest.mark.root
 

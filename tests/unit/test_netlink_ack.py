@@ -17,9 +17,9 @@ from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 
 from netprobe import Bond, Bridge, Interface, Macvlan, Tap, Veth, Vlan
-from netprobe.topology import netlink
-from netprobe.topology.links import address_message, create_message
-from netprobe.topology.netlink import _raise_for_ack
+from netprobe.topology.kernel import netlink
+from netprobe.topology.kernel.links import address_message, create_message
+from netprobe.topology.kernel.netlink import _raise_for_ack
 
 NLMSG_ERROR = 2
 RTM_NEWLINK = 16

@@ -12,7 +12,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from netprobe.topology import Topology, netns
+from netprobe.topology import Topology
+from netprobe.topology.kernel import netns
 from netprobe.traffic import find_nonce
 
 from .net import Plan

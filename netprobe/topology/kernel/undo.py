@@ -14,10 +14,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from ..model.spec import Route
 from . import netns, owner
 from .links import route_message
 from .netlink import RTM_DELLINK, RTM_DELROUTE, NetlinkError, Rtnl, link_msg
-from .spec import Route
 
 __all__ = ["revert"]
 

@@ -10,7 +10,7 @@ import re
 import shutil
 import subprocess
 
-from ..errors import SetupError
+from ...errors import SetupError
 from .spec import Bond, Bridge, Host, Interface, Macvlan, OvsBond, OvsBridge, Spec, Tap, Veth, Vlan
 
 __all__ = ["dot", "mermaid", "svg"]

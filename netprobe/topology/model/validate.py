@@ -10,10 +10,21 @@ import os
 import re
 from collections import Counter
 
-from ..errors import SpecError
-from ..inputfile import MAX_INPUT_BYTES
-from .owner import ROOT_IF_PREFIX_LEN
-from .spec import Bond, Bridge, Host, Interface, Macvlan, OvsBond, OvsBridge, Spec, Veth, Vlan
+from ...errors import SpecError
+from ...inputfile import MAX_INPUT_BYTES
+from .spec import (
+    ROOT_IF_PREFIX_LEN,
+    Bond,
+    Bridge,
+    Host,
+    Interface,
+    Macvlan,
+    OvsBond,
+    OvsBridge,
+    Spec,
+    Veth,
+    Vlan,
+)
 
 __all__ = ["IFNAMSIZ", "validate"]
 

@@ -12,10 +12,10 @@ from dataclasses import dataclass, replace
 from types import FrameType, TracebackType
 from typing import Any
 
-from ..errors import NotFound, SetupError, TopologyError
+from ...errors import NotFound, SetupError, TopologyError
+from ..model.spec import Host, Spec
 from . import daemon, netns, ovs, owner, process
 from .netlink import Rtnl
-from .spec import Host, Spec
 from .tap import make_persistent
 from .undo import revert
 

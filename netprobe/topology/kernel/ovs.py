@@ -25,11 +25,11 @@ import subprocess
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..errors import SetupError, TopologyError
+from ...errors import SetupError, TopologyError
+from ..model.spec import Host, Interface, OvsBond, OvsBridge, Veth
 from . import daemon, netns, owner
 from .links import raise_up
 from .netlink import RTM_NEWLINK, NetlinkError, link_msg
-from .spec import Host, Interface, OvsBond, OvsBridge, Veth
 
 if TYPE_CHECKING:
     from .live import Topology

@@ -6,14 +6,14 @@ import os
 import socket
 from dataclasses import dataclass
 
-from ..errors import TopologyError
-from ..privilege import require_root
+from ...errors import TopologyError
+from ...privilege import require_root
+from ..model.load import load
+from ..model.spec import Spec
 from . import netns
 from .links import IFF_UP
-from .load import load
 from .named import find_persistent, find_shown
 from .netlink import RTM_GETADDR, RTM_GETROUTE, Rtnl
-from .spec import Spec
 
 __all__ = ["HostView", "LinkView", "describe", "describe_topology", "recorded_spec"]
 

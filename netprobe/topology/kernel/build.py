@@ -14,8 +14,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ..errors import TopologyError
-from ..privilege import require_root
+from ...errors import TopologyError
+from ...privilege import require_root
+from ..model.spec import Bond, Bridge, Host, Interface, Macvlan, Spec, Tap, Veth, Vlan
+from ..model.validate import validate
 from . import netns, ovs, owner
 from .links import (
     address_message,
@@ -29,9 +31,7 @@ from .live import HostState, Topology
 from .netlink import CREATE, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWROUTE, Rtnl, link_msg
 from .preflight import foreign_links, namespace_of, refuse_taken_names, taken
 from .selfcheck import verify
-from .spec import Bond, Bridge, Host, Interface, Macvlan, Spec, Tap, Veth, Vlan
 from .tap import open_tap
-from .validate import validate
 
 __all__ = ["build"]
 

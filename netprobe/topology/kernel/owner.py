@@ -27,6 +27,8 @@ from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..model.spec import ROOT_IF_PREFIX_LEN
+
 __all__ = [
     "NS_PREFIX",
     "ROOT_IF_PREFIX_LEN",
@@ -58,7 +60,6 @@ RUN_DIR = "/run/netprobe"
 NETNS_DIR = "/run/netns"
 SESSION_ENV = "NETPROBE_SESSION"
 NS_PREFIX = "np-"
-ROOT_IF_PREFIX_LEN = 6  # "np" + 4 hex characters
 
 
 @dataclass(frozen=True)

@@ -18,12 +18,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import SpecError
+from ...errors import SpecError
 
 __all__ = [
     "BOND_MODES",
     "MACVLAN_MODES",
     "OVS_BOND_MODES",
+    "ROOT_IF_PREFIX_LEN",
     "Bond",
     "Bridge",
     "BridgeVlan",
@@ -41,6 +42,9 @@ __all__ = [
     "Veth",
     "Vlan",
 ]
+
+# Links netprobe makes in the root namespace are named np + 4 hex digits + the name.
+ROOT_IF_PREFIX_LEN = 6
 
 IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 import contextlib
 import time
 
-from ..errors import TopologyError
+from ...errors import TopologyError
+from ..model.spec import Bridge, Host, Interface, OvsBond, OvsBridge, Tap
 from .links import IFF_UP
 from .live import HostState, Topology
 from .netlink import NetlinkError
-from .spec import Bridge, Host, Interface, OvsBond, OvsBridge, Tap
 
 __all__ = ["verify"]
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import os
 
-from ..errors import SetupError, TopologyError
+from ...errors import SetupError, TopologyError
+from ..model.spec import Host, Spec, Veth
 from . import netns, owner
 from .netlink import Rtnl
-from .spec import Host, Spec, Veth
 
 __all__ = ["foreign_links", "namespace_of", "refuse_taken_names", "taken"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 
-from ..errors import TopologyError
+from ...errors import TopologyError
 from . import owner
 
 __all__ = ["find_persistent", "find_shown"]

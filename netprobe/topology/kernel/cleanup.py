@@ -12,8 +12,8 @@ import os
 from contextlib import suppress
 from dataclasses import dataclass, field
 
-from ..errors import TopologyError
-from ..privilege import require_root
+from ...errors import TopologyError
+from ...privilege import require_root
 from . import daemon, netns, ovs, owner, process, undo
 from .named import find_persistent
 from .netlink import Rtnl

@@ -15,8 +15,8 @@ from typing import Any, TypeVar
 
 import yaml
 
-from ..errors import SpecError
-from ..inputfile import read_input
+from ...errors import SpecError
+from ...inputfile import read_input
 from .spec import (
     Bond,
     Bridge,

@@ -10,9 +10,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from ..errors import SetupError, TopologyError
-from .netlink import RTM_DELLINK, NetlinkError, addr_msg, link_msg, route_msg
-from .spec import (
+from ...errors import SetupError, TopologyError
+from ..model.spec import (
     BOND_MODES,
     Bond,
     Bridge,
@@ -23,6 +22,7 @@ from .spec import (
     Route,
     Vlan,
 )
+from .netlink import RTM_DELLINK, NetlinkError, addr_msg, link_msg, route_msg
 
 __all__ = [
     "FEATURE",
