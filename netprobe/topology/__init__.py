@@ -6,6 +6,7 @@ from .build import build
 from .cleanup import CleanReport, clean, down, leftovers
 from .live import RunResult, Topology
 from .load import load, loads
+from .port import Port
 from .spec import (
     Bond,
     Bridge,
@@ -35,6 +36,7 @@ __all__ = [
     "Macvlan",
     "OvsBond",
     "OvsBridge",
+    "Port",
     "Route",
     "RunResult",
     "Spec",
