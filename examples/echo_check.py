@@ -12,29 +12,23 @@ from __future__ import annotations
 
 from itertools import permutations
 
-from netprobe.check import Check, Context
-from netprobe.expect import Match, at
-from netprobe.traffic import icmp_echo
-
-# A reply swaps addresses, says "echo reply" and gets a new IP id; it keeps our nonce.
-_NEW_FIELDS = ("ip.id", "ttl", "ip.chksum", "l4.chksum")
+from netprobe.check import Check, Context, Port, echo_and_reply, parse_ports
+from netprobe.expect import at
 
 
 def body(ctx: Context, *, hosts: tuple[str, ...] = ("red:eth0", "blue:eth0"),
          addresses: tuple[str, ...] = ("10.0.0.1", "10.0.0.2")) -> None:
-    ip = dict(zip(hosts, addresses, strict=True))
-    for src, dst in permutations(hosts, 2):
-        src_mac, dst_mac = ctx.topo.mac(*src.split(":")), ctx.topo.mac(*dst.split(":"))
-        request = icmp_echo(src_mac, dst_mac, ip[src], ip[dst])
-        reply = Match(_NEW_FIELDS, {"eth.src": dst_mac, "eth.dst": src_mac, "src": ip[dst],
-                                    "dst": ip[src], "icmp.type": 0})
+    ip = dict(zip(parse_ports(ctx.topo, hosts), addresses, strict=True))
+    for src, dst in permutations(ip, 2):
+        # the request, and its reply: addresses swapped, "echo reply", our nonce kept
+        request, reply = echo_and_reply(ctx.topo.mac(src), ctx.topo.mac(dst), ip[src], ip[dst])
         outcome = ctx.expect(f"{dst} answers {src}", request, src, at(src), match=reply)
         if not outcome.passed:
             _diagnose(ctx, dst)
 
 
-def _diagnose(ctx: Context, port: str) -> None:
-    host = port.split(":")[0]
+def _diagnose(ctx: Context, port: Port) -> None:
+    host = port.host
     if ctx.sysctl(host, "net.ipv4.icmp_echo_ignore_all") == "1":
         ctx.diagnose(f"{host} ignores echo requests (net.ipv4.icmp_echo_ignore_all = 1)")
     else:

@@ -9,7 +9,7 @@ from typing import Any
 from ..check import Check, Result, Status
 from ..check import run_check as run_plain
 from ..check.registry import source_file
-from ..topology import Topology
+from ..topology import Port, Topology
 from .state import topology_state
 from .write import write_bundle
 
@@ -41,7 +41,7 @@ class BundleRecorder:
                 result,
                 topo,
                 self.directory,
-                params=params,
+                params=_as_text(params),
                 archive=self.archive,
                 before=self._found,
                 check_file=source_file(check),
@@ -49,6 +49,19 @@ class BundleRecorder:
         except Exception as exc:  # the verdict stands whatever happens to its bundle
             result.bundle = None
             result.summary += f" (no bug-report bundle: {type(exc).__name__}: {exc})"
+
+
+def _as_text(params: dict[str, Any]) -> dict[str, Any]:
+    """The parameters as given, ports as their text: a bundle stores them as JSON."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, Port):
+            return str(value)
+        if isinstance(value, (list, tuple)) and any(isinstance(v, Port) for v in value):
+            return [str(v) for v in value]
+        return value
+
+    return {key: plain(value) for key, value in params.items()}
 
 
 def run_check(

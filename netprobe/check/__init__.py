@@ -8,10 +8,11 @@ from typing import Any
 
 from ..errors import NetprobeError, SpecError
 from ..inputfile import read_input
-from ..topology import Spec, Topology
+from ..topology import Port, Spec, Topology
 from . import param
 from .base import Check, Context, Recorder
 from .param import Param
+from .ports import echo_and_reply, ipv4_of, parse_ports, peer_port, require_bridge
 from .reference import reference_path
 from .registry import GROUP, Registration, expand_names, load_check, registered
 from .result import Result, Status, Step
@@ -21,17 +22,23 @@ __all__ = [
     "Check",
     "Context",
     "Param",
+    "Port",
     "Recorder",
     "Registration",
     "Result",
     "Status",
     "Step",
+    "echo_and_reply",
     "expand_names",
+    "ipv4_of",
     "load_check",
     "param",
+    "parse_ports",
+    "peer_port",
     "read_input",
     "reference_path",
     "registered",
+    "require_bridge",
     "run_check",
 ]
 

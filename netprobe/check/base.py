@@ -23,7 +23,8 @@ from ..capabilities import probe
 from ..errors import NetprobeError, SetupError, SpecError
 from ..expect import Outcome, Verdict, Where, expect
 from ..privilege import require_root
-from ..topology import Spec, Topology, build, load
+from ..topology import Port, Spec, Topology, build, load
+from ..topology.model.port import host_and_ifname
 from ..traffic import Template
 from .param import Param, parse_params
 from .reference import module_dir, reference_path
@@ -53,11 +54,12 @@ class Context:
         self.planned += [s for s in steps if s not in self.planned]
 
     def expect(
-        self, name: str, frame: Template, port: str, where: Where, *, key: str | None = None,
-        **options: Any,
+        self, name: str, frame: Template, port: str | Port, where: Where, *,
+        key: str | None = None, **options: Any,
     ) -> Outcome:
         """Run an expectation and record it as a step; a failed one is explained. `key`:
         the step's stable identity when its name carries values that vary between runs."""
+        port = str(port)
         outcome = expect(self.topo, frame, port, where, **options)
         step = Step(name, Status.of(outcome.verdict), outcome.reason, outcome, key=key)
         self.steps.append(step)
@@ -65,7 +67,7 @@ class Context:
             self.explain(step, frame, port)
         return outcome
 
-    def explain(self, step: Step, frame: Template, port: str) -> Explanation | None:
+    def explain(self, step: Step, frame: Template, port: str | Port) -> Explanation | None:
         """Explain a failed step whose probe was `frame` sent into `port` (steps of
         `expect` are explained already; a check probing its own way calls this). At most
         MAX_EXPLAINED per run; explaining never turns a FAIL into an ERROR."""
@@ -75,7 +77,7 @@ class Context:
             return None
         self._explanations_left -= 1
         try:
-            step.explanation = explain(self.topo, frame, port, step.outcome)
+            step.explanation = explain(self.topo, frame, str(port), step.outcome)
         except Exception as exc:  # odd tool output included: the verdict stands
             step.detail += f" (not explained: {type(exc).__name__}: {exc})"
         return step.explanation
@@ -103,8 +105,10 @@ class Context:
         if text not in self.diagnoses:
             self.diagnoses.append(text)
 
-    def link(self, host: str, name: str) -> dict[str, Any] | None:
-        """The kernel's detailed view of one link (`ip -d -j link`), or None if absent."""
+    def link(self, host: str | Port, name: str | None = None) -> dict[str, Any] | None:
+        """The kernel's detailed view of one link (`ip -d -j link`), or None if absent:
+        ``link(host, ifname)``, or ``link(port)`` with a port (a Port or "HOST:IFNAME")."""
+        host, name = host_and_ifname(host, name)
         ifname = self.topo.ifname(host, name)
         result = self.topo.run(host, ["ip", "-d", "-j", "link", "show", "dev", ifname])
         if not result.ok:
@@ -113,6 +117,7 @@ class Context:
         return links[0] if links else None
 
     def sysctl(self, host: str, key: str) -> str:
+        """The value of sysctl `key` ("net.ipv4.ip_forward") inside `host`, as text."""
         path = "/proc/sys/" + key.replace(".", "/")
         return self.topo.run(host, ["cat", path]).stdout.strip()
 

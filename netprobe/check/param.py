@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import SpecError
+from ..topology.model.port import Port
 
 __all__ = [
     "Param",
@@ -94,21 +95,23 @@ def host() -> Parser:
     return parse
 
 
-def _one_port(value: str, *, vm: bool) -> str:
-    name, sep, ifname = value.strip().partition(":")
-    if not sep or not _NAME.fullmatch(name) or not _NAME.fullmatch(ifname):
+def _one_port(value: Any, *, vm: bool) -> str:
+    """`value` (text or a Port) read by `Port.parse`, held to plain names: its text."""
+    found = Port.parse(value)
+    if not _NAME.fullmatch(found.host) or not _NAME.fullmatch(found.ifname):
         raise ValueError
-    if (ifname.endswith("@vm") and not vm) or "@" in ifname.removesuffix("@vm"):
+    if (found.vm and not vm) or "@" in found.ifname:
         raise ValueError
-    return value.strip()
+    return str(found)
 
 
 def port(*, vm: bool = False) -> Parser:
-    """A port, HOST:IFNAME (with `vm`: also a TAP's VM side, HOST:TAP@vm)."""
+    """A port, HOST:IFNAME (with `vm`: also a TAP's VM side, HOST:TAP@vm). The body gets
+    its text, a Port given from Python included (`Port.parse` reads it back)."""
 
     @_expects("HOST:IFNAME" + (" or HOST:TAP@vm" if vm else ""))
     def parse(value: Any) -> str:
-        if not isinstance(value, str):
+        if not isinstance(value, (str, Port)):
             raise ValueError
         return _one_port(value, vm=vm)
 
@@ -122,7 +125,7 @@ def port_list(*, minimum: int = 1) -> Parser:
     @_expects(f"{minimum} or more ports, HOST:IFNAME,HOST:IFNAME,...")
     def parse(value: Any) -> Any:
         items = value.split(",") if isinstance(value, str) else list(value)
-        found = [_one_port(str(p), vm=True) for p in items if str(p).strip()]
+        found = [_one_port(p, vm=True) for p in items if str(p).strip()]
         if len(found) < minimum:
             raise ValueError
         return value

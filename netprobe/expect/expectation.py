@@ -19,10 +19,11 @@ from typing import Literal
 
 from ..errors import TrafficError
 from ..topology import Topology
+from ..topology.model.port import VM_SUFFIX, Port
 from ..topology.model.spec import Bond, Bridge, OvsBond, OvsBridge, Tap, Veth
 from ..traffic.craft import LOCAL_ETHERTYPE, SLOT, Template
 from ..traffic.decode import decode
-from ..traffic.port import VM_SUFFIX
+from ..traffic.port import parse_port
 from .match import Match
 from .outcome import Outcome
 from .run import Run
@@ -32,37 +33,52 @@ __all__ = ["Barrier", "Where", "at", "at_any", "at_exactly", "end_ports", "expec
 
 @dataclass(frozen=True)
 class Where:
-    """Where the probes must appear (`ports`) and, among `among`, nowhere else."""
+    """Where the probes must appear (`ports`) and, among `among`, nowhere else. Ports are
+    kept as their text ("HOST:IFNAME"), as outcomes and evidence name them."""
 
     kind: Literal["at", "at_any", "at_exactly", "nowhere"]
     ports: tuple[str, ...] = ()
     among: tuple[str, ...] | None = None  # None: every end-host port of the topology
 
 
-def at(port: str) -> Where:
-    return Where("at", (port,))
+def at(port: str | Port) -> Where:
+    """At `port` (a Port or "HOST:IFNAME"); other ports are not looked at."""
+    return Where("at", (_text(port),))
 
 
-def at_any(ports: Iterable[str]) -> Where:
+def at_any(ports: Iterable[str | Port]) -> Where:
+    """At one or more of `ports`, whichever (a bond's members, an ECMP's next hops)."""
     return Where("at_any", _some(ports, "at_any"))
 
 
-def at_exactly(ports: Iterable[str], *, among: Iterable[str] | None = None) -> Where:
+def at_exactly(
+    ports: Iterable[str | Port], *, among: Iterable[str | Port] | None = None
+) -> Where:
     """At each of `ports` and at no other port (flooding; the ingress port included)."""
-    return Where(
-        "at_exactly", _some(ports, "at_exactly"), tuple(among) if among is not None else None
-    )
+    return Where("at_exactly", _some(ports, "at_exactly"), _texts(among))
 
 
-def _some(ports: Iterable[str], what: str) -> tuple[str, ...]:
-    chosen = tuple(ports)
+def _some(ports: Iterable[str | Port], what: str) -> tuple[str, ...]:
+    chosen = tuple(_text(p) for p in ports)
     if not chosen:
         raise TrafficError(f"{what}() needs at least one port")
     return chosen
 
 
-def nowhere(*, among: Iterable[str] | None = None) -> Where:
-    return Where("nowhere", (), tuple(among) if among is not None else None)
+def _text(port: str | Port) -> str:
+    """A port as outcomes name it: its canonical text (bad text: a TrafficError, as when
+    it is sent into)."""
+    host, ifname, vm = parse_port(port)
+    return str(Port(host, ifname, vm))
+
+
+def _texts(ports: Iterable[str | Port] | None) -> tuple[str, ...] | None:
+    return tuple(_text(p) for p in ports) if ports is not None else None
+
+
+def nowhere(*, among: Iterable[str | Port] | None = None) -> Where:
+    """At none of `among` (default: every end-host port but the ingress link's far end)."""
+    return Where("nowhere", (), _texts(among))
 
 
 @dataclass(frozen=True)
@@ -70,7 +86,11 @@ class Barrier:
     """A frame that is delivered to every port the probes must not reach."""
 
     frame: Template
-    port: str | None = None  # where it is sent; default: the probes' port
+    port: str | Port | None = None  # where it is sent (kept as text); default: the probes'
+
+    def __post_init__(self) -> None:
+        if self.port is not None:
+            object.__setattr__(self, "port", _text(self.port))
 
 
 def end_ports(topo: Topology) -> list[str]:
@@ -93,7 +113,7 @@ def end_ports(topo: Topology) -> list[str]:
 def expect(
     topo: Topology,
     frame: Template,
-    port: str,
+    port: str | Port,
     where: Where,
     *,
     match: Match | None = None,
@@ -109,6 +129,7 @@ def expect(
     A `Barrier` you give must arrive wherever the probes must not: if it does not, the
     verdict is INCONCLUSIVE. None: a quiet period decides every negative port.
     """
+    port = _text(port)
     match = match or Match()
     positive = list(where.ports)
     negative: list[str] = []
@@ -117,7 +138,8 @@ def expect(
         negative = [p for p in among if p not in positive]
     run = Run(topo, frame, port, positive, negative, match, count)
     chosen = _barrier(barrier, frame, port) if negative else None
-    run.start(chosen.frame if chosen else None, chosen.port if chosen else None)
+    sent_from = _text(chosen.port) if chosen and chosen.port else None
+    run.start(chosen.frame if chosen else None, sent_from)
     decided_by, quiet_ok = _collect(run, where.kind, timeout, quiet, barrier == "auto")
     return run.outcome(where.kind, where, decided_by, quiet_ok)
 
@@ -153,7 +175,7 @@ def _default_among(topo: Topology, port: str) -> list[str]:
 
 
 def _link_peer(topo: Topology, port: str) -> str | None:
-    host, _, ifname = port.partition(":")
+    host, ifname, _ = parse_port(port)
     for h in topo.spec.hosts:
         for iface in h.interfaces:
             if isinstance(iface.kind, Veth):

@@ -19,12 +19,20 @@ import json
 import time
 from typing import Any
 
-from netprobe.check import Check, Context, Param, Status, param
+from netprobe.check import (
+    Check,
+    Context,
+    Param,
+    Port,
+    Status,
+    echo_and_reply,
+    ipv4_of,
+    param,
+    peer_port,
+)
 from netprobe.errors import SpecError
 from netprobe.expect import Match, at, at_any
 from netprobe.traffic import udp
-
-from .bridge import echo_reply, ipv4_of, peer_port
 
 __all__ = ["CHECK", "bond_info", "members", "run"]
 
@@ -35,16 +43,9 @@ _FLOWS = 8  # flows (destination MACs) spread over an 802.3ad bond's links
 _BAD = (Status.FAIL, Status.INCONCLUSIVE)
 
 
-def _split(port: str) -> tuple[str, str]:
-    host, sep, ifname = port.partition(":")
-    if not sep:
-        raise SpecError(f"expected HOST:IFNAME, not {port!r}")
-    return host, ifname
-
-
 def bond_info(ctx: Context, port: str) -> dict[str, Any]:
     """The bond's IFLA_INFO_DATA as `ip -d -j link` shows it (mode, miimon, ad_info...)."""
-    link = ctx.link(*_split(port))
+    link = ctx.link(port)
     info = (link or {}).get("linkinfo", {})
     if info.get("info_kind") != "bond":
         raise SpecError(f"{port} is not a bond of this topology")
@@ -54,8 +55,8 @@ def bond_info(ctx: Context, port: str) -> dict[str, Any]:
 
 def members(ctx: Context, port: str) -> list[dict[str, Any]]:
     """The bond's member links, each with its `info_slave_data` (state, mii_status...)."""
-    host, ifname = _split(port)
-    shown = ctx.topo.run(host, ["ip", "-d", "-j", "link", "show", "master", ifname])
+    bond = Port.parse(port)
+    shown = ctx.topo.run(bond.host, ["ip", "-d", "-j", "link", "show", "master", bond.ifname])
     found: list[dict[str, Any]] = json.loads(shown.stdout or "[]") if shown.ok else []
     return found
 
@@ -90,7 +91,7 @@ def _ping(ctx: Context, src: str, dst: str, when: str, key: str) -> bool:
     src_ip, dst_ip = ipv4_of(ctx.topo, src), ipv4_of(ctx.topo, dst)
     if src_ip is None or dst_ip is None:
         raise SpecError(f"{src} and {dst} need IPv4 addresses in the topology")
-    request, reply = echo_reply(ctx.topo, src, dst, src_ip, dst_ip)
+    request, reply = echo_and_reply(ctx.topo.mac(src), ctx.topo.mac(dst), src_ip, dst_ip)
     return ctx.expect(f"{src} pings {dst} ({dst_ip}) {when}, answered", request, src,
                       at(src), match=reply, timeout=_TIMEOUT, key=key).passed
 
@@ -107,20 +108,20 @@ def _active_backup(ctx: Context, bond: str, peer: str) -> None:
         ctx.record(f"{bond} has an active member", False, "no active member")
         _diagnose_backup(ctx, bond, None)
         return
-    host = _split(bond)[0]
-    cut = peer_port(ctx.topo, f"{host}:{active}") or f"{host}:{active}"
-    ctx.topo.run(_split(cut)[0], ["ip", "link", "set", _split(cut)[1], "down"], check=True)
+    member = Port.parse(bond).on(active)
+    cut = peer_port(ctx.topo, member) or member
+    ctx.topo.run(cut.host, ["ip", "link", "set", cut.ifname, "down"], check=True)
     try:
-        _after_cut(ctx, bond, peer, f"{host}:{active}", cut, time.perf_counter())
+        _after_cut(ctx, bond, peer, str(member), str(cut), time.perf_counter())
     finally:
-        ctx.topo.run(_split(cut)[0], ["ip", "link", "set", _split(cut)[1], "up"])
+        ctx.topo.run(cut.host, ["ip", "link", "set", cut.ifname, "up"])
 
 
 def _after_cut(ctx: Context, bond: str, peer: str, active: str, cut: str, t0: float) -> None:
     """Probe from `peer` until one probe is delivered through the bond: the failover."""
-    host, ifname = _split(bond)
+    host = Port.parse(bond).host
     _, back, pinged = _backup_steps(bond, peer)
-    bond_mac, peer_mac = ctx.topo.mac(host, ifname), ctx.topo.mac(*_split(peer))
+    bond_mac, peer_mac = ctx.topo.mac(bond), ctx.topo.mac(peer)
     frame = udp(peer_mac, bond_mac, ipv4_of(ctx.topo, peer) or "192.0.2.1",
                 ipv4_of(ctx.topo, bond) or "192.0.2.2")
     tries = 0
@@ -155,8 +156,8 @@ def _diagnose_backup(ctx: Context, bond: str, dead: str | None) -> None:
     if not info.get("miimon") and not info.get("arp_interval"):
         ctx.diagnose(f"{bond} has no link monitoring (miimon 0, arp_interval 0): it never "
                      "notices a member's dead link, so it never fails over "
-                     f"(`ip link set {_split(bond)[1]} type bond miimon 100`)")
-    host = _split(bond)[0]
+                     f"(`ip link set {Port.parse(bond).ifname} type bond miimon 100`)")
+    host = Port.parse(bond).host
     others = [m for m in members(ctx, bond) if f"{host}:{m['ifname']}" != dead]
     if not others:
         ctx.diagnose(f"{bond} has no member but {dead}: nothing to fail over to")
@@ -172,8 +173,8 @@ def _diagnose_backup(ctx: Context, bond: str, dead: str | None) -> None:
                      f"{failed.name} failed: {failed.detail}")
 
 
-def _down(ctx: Context, port: str) -> bool:
-    link = ctx.link(*_split(port))
+def _down(ctx: Context, port: str | Port) -> bool:
+    link = ctx.link(port)
     return link is None or "UP" not in link["flags"]
 
 
@@ -230,13 +231,12 @@ def _spread(ctx: Context, bond: str, partner: str, names: list[str]) -> dict[str
     """Which of the partner's members each flow (its step named in `names`) arrived at
     (flows differ in the last byte of the destination MAC: the default layer2 hash picks
     the link by it)."""
-    host, ifname = _split(bond)
-    far = [f"{_split(partner)[0]}:{m['ifname']}" for m in members(ctx, partner)]
+    far = [str(Port.parse(partner).on(m["ifname"])) for m in members(ctx, partner)]
     counts = dict.fromkeys(far, 0)
     if not far:
         return counts
-    src = ctx.topo.mac(host, ifname)
-    base = ctx.topo.mac(*_split(partner))[:-2]
+    src = ctx.topo.mac(bond)
+    base = ctx.topo.mac(partner)[:-2]
     for flow, name in enumerate(names):
         frame = udp(src, f"{base}{flow:02x}", "192.0.2.1", "192.0.2.2")
         outcome = ctx.expect(name, frame, bond, at_any(far), match=Match(), timeout=_TIMEOUT)
@@ -251,7 +251,7 @@ def _diagnose_lacp(ctx: Context, bond: str, partner: str) -> None:
         ctx.diagnose(f"{partner} is in mode {far.get('mode')}, not 802.3ad: it sends no "
                      f"LACPDUs, so {bond}'s members never aggregate and one link carries all")
     for port in (bond, partner):
-        host = _split(port)[0]
+        host = Port.parse(port).host
         for member in members(ctx, port):
             if "NO-CARRIER" in member["flags"] or "UP" not in member["flags"]:
                 ctx.diagnose(f"{host}:{member['ifname']}, a member of {port}, has no carrier")

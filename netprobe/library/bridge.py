@@ -8,7 +8,9 @@ the bridge down, a port STP keeps blocked, or the bridge host's netfilter (bridg
 traverses its FORWARD hook while bridge-nf-call-iptables is 1, the default here).
 
 The helpers below (`port_list`, `require_bridge`, `peer_port`, `ipv4_of`, `echo_reply`,
-`port_faults`) are public: other checks (isolation) build on them.
+`port_faults`) are public: other checks (isolation) build on them. All but `port_faults`
+are netprobe.check's port helpers (`parse_ports`, `peer_port`, `ipv4_of`, `require_bridge`,
+`echo_and_reply`) in their older, text-valued form.
 """
 
 from __future__ import annotations
@@ -16,89 +18,69 @@ from __future__ import annotations
 import json
 import time
 
-from netprobe.check import Check, Context, Param, Status, param
-from netprobe.errors import SetupError, SpecError
+from netprobe.check import (
+    Check,
+    Context,
+    Param,
+    Port,
+    Status,
+    echo_and_reply,
+    ipv4_of,
+    param,
+    parse_ports,
+    require_bridge,
+)
+from netprobe.check import peer_port as _peer
+from netprobe.errors import SetupError
 from netprobe.expect import Match, at, at_exactly
-from netprobe.topology import Topology, Veth
-from netprobe.traffic import Template, arp, decode, ethernet, icmp_echo, ports
+from netprobe.topology import Topology
+from netprobe.traffic import Template, arp, decode, ethernet, ports
 
 __all__ = [
     "CHECK", "echo_reply", "ipv4_of", "peer_port", "port_faults", "port_list", "require_bridge",
     "run",
 ]
 
-
 def port_list(topo: Topology, text: str, *, at_least: int = 2) -> list[str]:
     """ "h1:eth0,h2:eth0" → ["h1:eth0", "h2:eth0"] (a CLI parameter is one string), each
-    checked to be an interface of `topo`."""
-    found = [p.strip() for p in text.split(",") if p.strip()]
-    if len(found) < at_least or any(":" not in p for p in found):
-        raise SpecError(f"expected at least {at_least} ports HOST:IFNAME, comma-separated, "
-                        f"not {text!r}")
-    for port in found:
-        try:
-            topo.mac(*_split(port))
-        except KeyError as exc:
-            raise SpecError(f"unknown port {port}: {exc.args[0]}") from None
-    return found
+    checked to be an interface of `topo` (`netprobe.check.parse_ports`, as text)."""
+    return [str(p) for p in parse_ports(topo, text, at_least=at_least)]
 
 
-def _split(port: str) -> tuple[str, str]:
-    host, _, ifname = port.partition(":")
-    return host, ifname
+def peer_port(topo: Topology, port: str | Port) -> str | None:
+    """The other end of the veth at `port`, from the topology's spec (None: not a veth);
+    `netprobe.check.peer_port`, as text."""
+    found = _peer(topo, port)
+    return None if found is None else str(found)
 
 
-def peer_port(topo: Topology, port: str) -> str | None:
-    """The other end of the veth at `port`, from the topology's spec (None: not a veth)."""
-    host, ifname = _split(port)
-    iface = topo.spec.host(host).interface(ifname)
-    if iface is not None and isinstance(iface.kind, Veth):
-        return iface.kind.peer
-    for other in topo.spec.hosts:  # the veth may be declared at its other end
-        for item in other.interfaces:
-            if isinstance(item.kind, Veth) and item.kind.peer == port:
-                return f"{other.name}:{item.name}"
-    return None
+def echo_reply(topo: Topology, src: str | Port, dst: str | Port, src_ip: str, dst_ip: str
+               ) -> tuple[Template, Match]:
+    """An ICMP echo request from `src` to `dst`, and what its reply looks like at `src`
+    (`netprobe.check.echo_and_reply` between the two ports' MACs)."""
+    return echo_and_reply(topo.mac(src), topo.mac(dst), src_ip, dst_ip)
 
 
-def ipv4_of(topo: Topology, port: str) -> str | None:
-    """The first IPv4 address the spec gives `port`."""
-    host, ifname = _split(port)
-    iface = topo.spec.host(host).interface(ifname)
-    found = [a for a in (iface.addresses if iface else ()) if a.version == 4]
-    return str(found[0].ip) if found else None
-
-
-def echo_reply(topo: Topology, src: str, dst: str, src_ip: str, dst_ip: str) -> tuple[
-        Template, Match]:
-    """An ICMP echo request from `src` to `dst`, and what its reply looks like at `src`:
-    addresses swapped, type 0, the payload (and so the nonce) echoed."""
-    src_mac, dst_mac = topo.mac(*_split(src)), topo.mac(*_split(dst))
-    request = icmp_echo(src_mac, dst_mac, src_ip, dst_ip)
-    reply = Match(("ip.id", "ip.ttl"), {"eth.src": dst_mac, "eth.dst": src_mac,
-                                        "ip.src": dst_ip, "ip.dst": src_ip, "icmp.type": 0})
-    return request, reply
-
-
-def port_faults(ctx: Context, bridge: str, port: str) -> list[str]:
+def port_faults(ctx: Context, bridge: str | Port, port: str | Port) -> list[str]:
     """What keeps host port `port` off `bridge` ("HOST:BRIDGE"): either end of its veth
     missing or down, the bridge-side end not enslaved to the bridge, or blocked by STP."""
-    near = ctx.link(*_split(port))
+    bridge, port = Port.parse(bridge), Port.parse(port)
+    near = ctx.link(port)
     if near is None:
         return [f"{port} does not exist"]
     faults = [f"{port} is down"] if "UP" not in near["flags"] else []
-    peer = peer_port(ctx.topo, port)
-    if peer is None or _split(peer)[0] != _split(bridge)[0]:
+    peer = _peer(ctx.topo, port)
+    if peer is None or peer.host != bridge.host:
         return faults  # not a veth into the bridge's host: nothing more to read here
-    far = ctx.link(*_split(peer))
+    far = ctx.link(peer)
     if far is None:
         return [*faults, f"{peer} does not exist"]
-    name = _split(bridge)[1]
+    name = bridge.ifname
     master = far.get("master")
     if master != name:
         why = "it has no master" if master is None else f"its master is {master}"
         faults.append(f"{peer} is not enslaved to {name}: {why} (`ip link set "
-                      f"{_split(peer)[1]} master {name}` in {_split(bridge)[0]})")
+                      f"{peer.ifname} master {name}` in {bridge.host})")
     if "UP" not in far["flags"]:
         faults.append(f"{peer} is down")
     else:
@@ -110,28 +92,28 @@ def port_faults(ctx: Context, bridge: str, port: str) -> list[str]:
 
 def body(ctx: Context, *, bridge: str = "switch:br0", hosts: str = "red:eth0,blue:eth0") -> None:
     """Probe every ordered pair of `hosts` across `bridge`, then name what broke."""
-    names = port_list(ctx.topo, hosts)
-    require_bridge(ctx, bridge)
-    unanswered: list[tuple[str, str]] = []
+    names = parse_ports(ctx.topo, hosts, at_least=2)
+    switch = require_bridge(ctx, bridge)
+    unanswered: list[tuple[Port, str]] = []
     for src in names:
         others = [p for p in names if p != src]
-        mac = ctx.topo.mac(*_split(src))
-        ctx.expect(f"broadcast from {src} floods to {', '.join(others)}",
+        mac = ctx.topo.mac(src)
+        ctx.expect(f"broadcast from {src} floods to {', '.join(map(str, others))}",
                    ethernet(mac, "ff:ff:ff:ff:ff:ff"), src, at_exactly(others, among=names),
                    timeout=_TIMEOUT)
         for dst in others:
             unanswered += _pair(ctx, src, dst)
     if any(s.status in _BAD for s in ctx.steps):
-        _diagnose(ctx, bridge, names, unanswered)
+        _diagnose(ctx, switch, names, unanswered)
 
 
 _BAD = (Status.FAIL, Status.INCONCLUSIVE)
 _TIMEOUT = 0.5  # seconds for what must arrive: a bridge delivers in well under 1 ms
 
 
-def _pair(ctx: Context, src: str, dst: str) -> list[tuple[str, str]]:
+def _pair(ctx: Context, src: Port, dst: Port) -> list[tuple[Port, str]]:
     """L2 unicast, ARP and ping from `src` to `dst`; returns [(dst, its IP)] if unanswered."""
-    src_mac, dst_mac = ctx.topo.mac(*_split(src)), ctx.topo.mac(*_split(dst))
+    src_mac, dst_mac = ctx.topo.mac(src), ctx.topo.mac(dst)
     l2 = ctx.expect(f"L2 unicast {src} → {dst}", ethernet(src_mac, dst_mac), src, at(dst),
                     timeout=_TIMEOUT)
     src_ip, dst_ip = ipv4_of(ctx.topo, src), ipv4_of(ctx.topo, dst)
@@ -140,16 +122,16 @@ def _pair(ctx: Context, src: str, dst: str) -> list[tuple[str, str]]:
         ctx.skip(f"ARP and ping {src} → {dst}", why)
         return []
     answered = _arp_answered(ctx, src, dst, src_ip, dst_ip)
-    request, reply = echo_reply(ctx.topo, src, dst, src_ip, dst_ip)
+    request, reply = echo_and_reply(src_mac, dst_mac, src_ip, dst_ip)
     ping = ctx.expect(f"ping {src} → {dst} ({dst_ip}) answered", request, src, at(src),
                       match=reply, timeout=_TIMEOUT)
     return [] if answered and ping.passed else [(dst, dst_ip)]
 
 
-def _arp_answered(ctx: Context, src: str, dst: str, src_ip: str, dst_ip: str) -> bool:
+def _arp_answered(ctx: Context, src: Port, dst: Port, src_ip: str, dst_ip: str) -> bool:
     """ARP who-has dst_ip from src reaches dst, and dst's reply reaches src. A reply
     carries no nonce, so it is found in a capture of ARP replies at src instead."""
-    src_mac, dst_mac = ctx.topo.mac(*_split(src)), ctx.topo.mac(*_split(dst))
+    src_mac, dst_mac = ctx.topo.mac(src), ctx.topo.mac(dst)
     replies = ports(ctx.topo).capture(src, filter=f"arp and arp[6:2] = 2 and ether src {dst_mac}")
     replies.drain()
     ctx.expect(f"ARP who-has {dst_ip} from {src} reaches {dst}", arp(src_mac, src_ip, dst_ip),
@@ -166,26 +148,15 @@ def _arp_answered(ctx: Context, src: str, dst: str, src_ip: str, dst_ip: str) ->
                                    f"{_TIMEOUT} s")
 
 
-def _diagnose(ctx: Context, bridge: str, names: list[str],
-              unanswered: list[tuple[str, str]]) -> None:
-    link = ctx.link(*_split(bridge))
+def _diagnose(ctx: Context, bridge: Port, names: list[Port],
+              unanswered: list[tuple[Port, str]]) -> None:
+    link = ctx.link(bridge)
     faults = [f"{bridge} is down"] if link is None or "UP" not in link["flags"] else []
     faults += [fault for port in names for fault in port_faults(ctx, bridge, port)]
-    host = _split(bridge)[0]
-    faults = faults or _netfilter(ctx, host) or _addresses(ctx, unanswered) or _silent(ctx)
+    faults = (faults or _netfilter(ctx, bridge.host) or _addresses(ctx, unanswered)
+              or _silent(ctx))
     for fault in faults:
         ctx.diagnose(fault)
-
-
-def require_bridge(ctx: Context, bridge: str) -> None:
-    """A bridge named wrongly is bad input, not a finding: hosts that reach each other
-    through something else must not PASS as a test of this bridge."""
-    host, _, name = bridge.partition(":")
-    link = ctx.link(host, name) if host in ctx.topo.hosts else None
-    kind = (link or {}).get("linkinfo", {}).get("info_kind")
-    if kind != "bridge":
-        what = "no such interface" if link is None else f"a {kind or 'plain'} link"
-        raise SpecError(f"bridge must be HOST:BRIDGE of this topology; {bridge!r} is {what}")
 
 
 def _netfilter(ctx: Context, host: str) -> list[str]:
@@ -207,12 +178,12 @@ def _netfilter(ctx: Context, host: str) -> list[str]:
     return [f"{host} filters bridged frames on its forward hook: {names}{why}"]
 
 
-def _addresses(ctx: Context, unanswered: list[tuple[str, str]]) -> list[str]:
+def _addresses(ctx: Context, unanswered: list[tuple[Port, str]]) -> list[str]:
     """A host that receives ARP and ping but does not answer: does it hold the address?"""
     faults = []
     for port, ip in dict.fromkeys(unanswered):
-        host, ifname = _split(port)
-        shown = ctx.topo.run(host, ["ip", "-4", "-o", "addr", "show", "dev", ifname]).stdout
+        argv = ["ip", "-4", "-o", "addr", "show", "dev", port.ifname]
+        shown = ctx.topo.run(port.host, argv).stdout
         if f" {ip}/" not in shown:
             faults.append(f"{port} does not hold {ip}: nothing there answers ARP or ping for it")
         else:

@@ -16,12 +16,24 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from netprobe.check import Check, Context, Param, Status, param
+from netprobe.check import (
+    Check,
+    Context,
+    Param,
+    Port,
+    Status,
+    echo_and_reply,
+    ipv4_of,
+    param,
+    parse_ports,
+    peer_port,
+    require_bridge,
+)
 from netprobe.errors import SpecError
 from netprobe.expect import Barrier, Outcome, Where, at_exactly, nowhere
 from netprobe.traffic import Template, arp, ethernet, udp
 
-from .bridge import echo_reply, ipv4_of, peer_port, port_faults, port_list, require_bridge
+from .bridge import port_faults
 
 __all__ = ["CHECK", "run"]
 
@@ -31,8 +43,8 @@ _TIMEOUT = 0.5  # seconds for what must arrive; absence is decided by the barrie
 @dataclass(frozen=True)
 class _Tenant:
     name: str
-    ports: tuple[str, ...]  # the hosts' ports, HOST:IFNAME
-    bridge: str  # HOST:BRIDGE that floods to every one of them (the barrier's way in)
+    ports: tuple[Port, ...]  # the hosts' ports
+    bridge: Port  # the bridge that floods to every one of them (the barrier's way in)
     barrier: Barrier
 
 
@@ -48,7 +60,8 @@ def body(
     a = _tenant(ctx, "A", tenant_a, bridge_a)
     b = _tenant(ctx, "B", tenant_b, bridge_b)
     if set(a.ports) & set(b.ports):
-        raise SpecError(f"tenants A and B share ports: {', '.join(set(a.ports) & set(b.ports))}")
+        shared = sorted(set(a.ports) & set(b.ports))
+        raise SpecError(f"tenants A and B share ports: {', '.join(map(str, shared))}")
     leaked = unreached = False
     for own, other in ((a, b), (b, a)):
         for index, src in enumerate(own.ports):
@@ -83,35 +96,33 @@ def _tenant(ctx: Context, name: str, ports: str, bridge: str) -> _Tenant:
     before the barrier was sent (the kernel normally carries it veth → bridge → veth in
     the sender's own softirq, before send() returns; else in FIFO backlog order), so at
     each port it is queued ahead of the barrier."""
-    names = tuple(port_list(ctx.topo, ports))
-    bridge = bridge or _bridge_of(ctx, names[0])
-    require_bridge(ctx, bridge)
-    flood = ethernet(ctx.topo.mac(*bridge.split(":", 1)), "ff:ff:ff:ff:ff:ff")
-    return _Tenant(name, names, bridge, Barrier(flood, bridge))
+    names = tuple(parse_ports(ctx.topo, ports, at_least=2))
+    switch = require_bridge(ctx, bridge or _bridge_of(ctx, names[0]))
+    flood = ethernet(ctx.topo.mac(switch), "ff:ff:ff:ff:ff:ff")
+    return _Tenant(name, names, switch, Barrier(flood, switch))
 
 
-def _bridge_of(ctx: Context, port: str) -> str:
+def _bridge_of(ctx: Context, port: Port) -> Port:
     """The bridge the veth at `port` leads to, as the spec builds it."""
     peer = peer_port(ctx.topo, port)
     if peer is not None:
-        host, _, ifname = peer.partition(":")
-        iface = ctx.topo.spec.host(host).interface(ifname)
+        iface = ctx.topo.spec.host(peer.host).interface(peer.ifname)
         if iface is not None and iface.master is not None:
-            return f"{host}:{iface.master}"
+            return peer.on(iface.master)
     raise SpecError(
         f"cannot tell which bridge {port} is on: name it with bridge_a/bridge_b (HOST:BRIDGE)"
     )
 
 
-def _probe(ctx: Context, own: _Tenant, other: _Tenant, src: str, peer: str) -> list[Outcome]:
+def _probe(ctx: Context, own: _Tenant, other: _Tenant, src: Port, peer: Port) -> list[Outcome]:
     """The four probes from `src`; the first is the ping to `peer`, its own tenant's host."""
     src_ip, peer_ip = _ip(ctx, src), _ip(ctx, peer)
     twin = next((p for p in other.ports if _ip(ctx, p) == peer_ip), other.ports[0])
-    twin_ip, twin_mac = _ip(ctx, twin), ctx.topo.mac(*twin.split(":", 1))
-    src_mac = ctx.topo.mac(*src.split(":", 1))
+    twin_ip, twin_mac = _ip(ctx, twin), ctx.topo.mac(twin)
+    src_mac = ctx.topo.mac(src)
     rest = [p for p in own.ports if p != src]
     floods = at_exactly(rest, among=[*rest, *other.ports])
-    request, reply = echo_reply(ctx.topo, src, peer, src_ip, peer_ip)
+    request, reply = echo_and_reply(src_mac, ctx.topo.mac(peer), src_ip, peer_ip)
     probes: list[tuple[str, Template, Where, dict[str, Any]]] = [
         (
             f"ping {src} → {peer} ({peer_ip}) answered, never seen in tenant {other.name}",
@@ -144,7 +155,7 @@ def _probe(ctx: Context, own: _Tenant, other: _Tenant, src: str, peer: str) -> l
     ]
 
 
-def _ip(ctx: Context, port: str) -> str:
+def _ip(ctx: Context, port: Port) -> str:
     found = ipv4_of(ctx.topo, port)
     if found is None:
         raise SpecError(f"{port} has no IPv4 address in the topology: isolation needs one")
@@ -153,17 +164,18 @@ def _ip(ctx: Context, port: str) -> str:
 
 def _reached(outcome: Outcome, tenant: _Tenant) -> bool:
     """Did a copy of the probe (or of its reply) appear at one of `tenant`'s ports?"""
-    return any(outcome.reports[p].copies for p in tenant.ports if p in outcome.reports)
+    seen = outcome.reports  # keyed by the ports' text
+    return any(seen[str(p)].copies for p in tenant.ports if str(p) in seen)
 
 
 def _faults(ctx: Context, tenant: _Tenant) -> list[str]:
     return [f for port in tenant.ports for f in port_faults(ctx, tenant.bridge, port)]
 
 
-def _bridge_ports(ctx: Context, bridge: str) -> dict[str, dict[str, Any]]:
+def _bridge_ports(ctx: Context, bridge: Port) -> dict[str, dict[str, Any]]:
     """The links enslaved to `bridge`, by name (`ip -d -j link show master`)."""
-    host, _, name = bridge.partition(":")
-    result = ctx.topo.run(host, ["ip", "-d", "-j", "link", "show", "master", name])
+    argv = ["ip", "-d", "-j", "link", "show", "master", bridge.ifname]
+    result = ctx.topo.run(bridge.host, argv)
     links: list[dict[str, Any]] = json.loads(result.stdout or "[]") if result.ok else []
     return {link["ifname"]: link for link in links}
 
@@ -174,14 +186,14 @@ def _joins(ctx: Context, a: _Tenant, b: _Tenant) -> list[str]:
     if a.bridge == b.bridge:
         return [f"tenants A and B share the bridge {a.bridge}: nothing separates them"]
     found: list[str] = []
-    named: set[str] = set()  # a veth pair is reported once, from its first end
+    named: set[Port] = set()  # a veth pair is reported once, from its first end
     for own, other in ((a, b), (b, a)):
-        host = own.bridge.partition(":")[0]
+        host = own.bridge.host
         mine = {peer_port(ctx.topo, p) for p in own.ports}
         theirs = {peer_port(ctx.topo, p): p for p in other.ports}
-        across = _bridge_ports(ctx, other.bridge) if other.bridge.startswith(host + ":") else {}
+        across = _bridge_ports(ctx, other.bridge) if other.bridge.host == host else {}
         for name, link in _bridge_ports(ctx, own.bridge).items():
-            port, peer = f"{host}:{name}", link.get("link")
+            port, peer = Port(host, name), link.get("link")
             if port in mine or port in named:
                 continue
             if port in theirs:
@@ -190,7 +202,7 @@ def _joins(ctx: Context, a: _Tenant, b: _Tenant) -> list[str]:
                     f"enslaved to {own.bridge}, tenant {own.name}'s bridge"
                 )
             elif peer in across:
-                named.add(f"{host}:{peer}")
+                named.add(Port(host, peer))
                 found.append(
                     f"veth {port} on {own.bridge} and its peer {host}:{peer} on "
                     f"{other.bridge} join the tenants' bridges: a leak"

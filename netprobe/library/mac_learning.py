@@ -18,8 +18,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from netprobe import SpecError, Veth
-from netprobe.check import Check, Context, Param, Status, param
+from netprobe import SpecError
+from netprobe.check import Check, Context, Param, Port, Status, param, peer_port
 from netprobe.expect import at_exactly
 from netprobe.traffic import ethernet
 
@@ -68,16 +68,12 @@ class _Bridge:
 
 def _bridge_port(ctx: Context, end: str) -> tuple[str, str]:
     """The bridge port an end port hangs off: a veth's far end, or the TAP itself."""
-    host, _, ifname = end.partition(":")
-    if ifname.endswith("@vm"):
-        return host, ifname.removesuffix("@vm")
-    iface = ctx.topo.spec.host(host).interface(ifname)
-    if iface is not None and isinstance(iface.kind, Veth):
-        return iface.kind.peer_host, iface.kind.peer_ifname
-    for other in ctx.topo.spec.hosts:
-        for candidate in other.interfaces:
-            if isinstance(candidate.kind, Veth) and candidate.kind.peer == end:
-                return other.name, candidate.name
+    port = Port.parse(end)
+    if port.vm:
+        return port.host, port.ifname
+    peer = peer_port(ctx.topo, port)
+    if peer is not None:
+        return peer.host, peer.ifname
     raise SpecError(f"{end} is neither a veth end nor a TAP's VM side: no bridge port behind it")
 
 

@@ -17,14 +17,23 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from netprobe.check import Check, Context, Param, Status, param
+from netprobe.check import (
+    Check,
+    Context,
+    Param,
+    Port,
+    Status,
+    ipv4_of,
+    param,
+    parse_ports,
+    peer_port,
+)
 from netprobe.errors import SpecError
 from netprobe.topology import OvsBond
 from netprobe.topology.kernel.links import raise_up
 from netprobe.topology.kernel.netlink import RTM_NEWLINK, Rtnl, link_msg
 from netprobe.traffic import Template, find_nonce, ports, udp
 
-from .bridge import ipv4_of, peer_port, port_list
 from .ovs_switch import bond_state
 
 __all__ = ["CHECK", "run"]
@@ -40,8 +49,8 @@ class _Flow:
     """One direction of the stream: (nonce, send time) in order, and arrival times. The
     sending thread only appends to `sent`; the main thread reads copies of it."""
 
-    src: str
-    dst: str
+    src: Port
+    dst: Port
     frame: Template
     sent: list[tuple[bytes, float]] = field(default_factory=list)
     arrived: dict[bytes, float] = field(default_factory=dict)
@@ -74,8 +83,8 @@ def body(ctx: Context, *, bond: str = "hv:bond0", a: str = "h1:eth0", b: str = "
     """Stream between `a` and `b` across `bond` (HOST:BOND), kill its active link."""
     host, name, members = _bond(ctx, bond)
     limit = _seconds(max_failover)
-    a, b = port_list(ctx.topo, f"{a},{b}")
-    backup, failover, *kept = _steps(bond, a, b)
+    src, dst = parse_ports(ctx.topo, [a, b], at_least=2)
+    backup, failover, *kept = _steps(bond, src, dst)
     ctx.plan(backup, failover, *kept)
     state = bond_state(ctx, host, name)
     if state is None or state.active is None:
@@ -87,8 +96,8 @@ def body(ctx: Context, *, bond: str = "hv:bond0", a: str = "h1:eth0", b: str = "
     ctx.record(f"{bond} has a live backup for {active}", bool(live),
                "; ".join(f"{m}: {'enabled' if state.enabled.get(m) else 'disabled'}"
                          for m in members), key=backup)
-    cut_at = peer_port(ctx.topo, f"{host}:{active}") or f"{host}:{active}"
-    flows = [_flow(ctx, a, b), _flow(ctx, b, a)]
+    cut_at = peer_port(ctx.topo, Port(host, active)) or Port(host, active)
+    flows = [_flow(ctx, src, dst), _flow(ctx, dst, src)]
     cut = _stream(ctx, flows, cut_at, limit, (host, name))
     ctx.record(f"{bond} fails over from {active} when {cut_at} goes down",
                cut.active is not None and cut.active != active,
@@ -99,7 +108,7 @@ def body(ctx: Context, *, bond: str = "hv:bond0", a: str = "h1:eth0", b: str = "
         _diagnose(ctx, host, name, members, active)
 
 
-def _steps(bond: str, a: str, b: str) -> list[str]:
+def _steps(bond: str, a: Port, b: Port) -> list[str]:
     """The keys of the steps, in the order taken (for `ctx.plan`): their names carry the
     active member and the link cut, which only the run finds out."""
     return [f"{bond} has a live backup", f"{bond} fails over when its active link goes down",
@@ -117,22 +126,23 @@ def _seconds(value: float | str) -> float:
 
 
 def _bond(ctx: Context, bond: str) -> tuple[str, str, list[str]]:
-    host, _, name = bond.partition(":")
     try:
+        port = Port.parse(bond)
+        host, name = port.host, port.ifname
         spec = ctx.topo.spec.host(host)
-    except KeyError:
-        spec = None
+    except (KeyError, SpecError):
+        host, name, spec = "", "", None
     iface = spec.interface(name) if spec is not None else None
     if spec is None or iface is None or not isinstance(iface.kind, OvsBond):
         raise SpecError(f"bond must be HOST:BOND, an ovs_bond of this topology; {bond!r} is not")
     return host, name, [i.name for i in spec.interfaces if i.master == name]
 
 
-def _flow(ctx: Context, src: str, dst: str) -> _Flow:
+def _flow(ctx: Context, src: Port, dst: Port) -> _Flow:
     src_ip, dst_ip = ipv4_of(ctx.topo, src), ipv4_of(ctx.topo, dst)
     if src_ip is None or dst_ip is None:
         raise SpecError(f"{src if src_ip is None else dst} has no IPv4 address")
-    frame = udp(ctx.topo.mac(*src.split(":", 1)), ctx.topo.mac(*dst.split(":", 1)),
+    frame = udp(ctx.topo.mac(src), ctx.topo.mac(dst),
                 src_ip, dst_ip, dport=_PORT)
     return _Flow(src, dst, frame)
 
@@ -145,7 +155,7 @@ class _Cut:
     restored: float  # when the link was brought back up: later arrivals do not count
 
 
-def _stream(ctx: Context, flows: list[_Flow], cut_at: str, limit: float,
+def _stream(ctx: Context, flows: list[_Flow], cut_at: Port, limit: float,
             bond: tuple[str, str]) -> _Cut:
     """Stream from a thread; after _BEFORE seconds take `cut_at` down, watch until every
     flow is back (or `limit` has passed), read the bond, then bring the link up again."""
@@ -177,7 +187,7 @@ def _stream(ctx: Context, flows: list[_Flow], cut_at: str, limit: float,
     return _Cut(at, took, state.active if state is not None else None, restored)
 
 
-def _send(flows: list[_Flow], senders: dict[str, Any], stop: threading.Event) -> None:
+def _send(flows: list[_Flow], senders: dict[Port, Any], stop: threading.Event) -> None:
     start = time.time()
     for i in itertools.count():
         delay = start + i * _INTERVAL - time.time()
@@ -191,7 +201,7 @@ def _send(flows: list[_Flow], senders: dict[str, Any], stop: threading.Event) ->
             senders[flow.src].send(data)
 
 
-def _watch(flows: list[_Flow], captures: dict[str, Any], until: float,
+def _watch(flows: list[_Flow], captures: dict[Port, Any], until: float,
            cut: float | None) -> None:
     """Collect arrivals until `until`, or (after the cut) until every flow is back."""
     while time.time() < until:
@@ -201,7 +211,7 @@ def _watch(flows: list[_Flow], captures: dict[str, Any], until: float,
         time.sleep(0.002)
 
 
-def _collect(flows: list[_Flow], captures: dict[str, Any]) -> None:
+def _collect(flows: list[_Flow], captures: dict[Port, Any]) -> None:
     for flow in flows:
         for frame in captures[flow.dst].read():
             nonce = find_nonce(frame.data)
@@ -214,11 +224,11 @@ def _back(flow: _Flow, cut: float) -> bool:
     return sum(1 for n in flow.after(cut) if n in flow.arrived) >= _RESUMED
 
 
-def _set_link(ctx: Context, port: str, *, up: bool) -> None:
+def _set_link(ctx: Context, port: Port, *, up: bool) -> None:
     """Set a link down or up through netlink: no process to start in the middle of the
     stream, so the moment of the cut is known to a fraction of a millisecond."""
-    host, _, name = port.partition(":")
-    msg = link_msg(0, IFLA_IFNAME=ctx.topo.ifname(host, name))
+    host = port.host
+    msg = link_msg(0, IFLA_IFNAME=ctx.topo.ifname(port))
     if up:
         msg = raise_up(msg)
     else:
@@ -227,7 +237,7 @@ def _set_link(ctx: Context, port: str, *, up: bool) -> None:
         nl.request(msg, RTM_NEWLINK)
 
 
-def _judge(ctx: Context, flow: _Flow, key: str, cut: _Cut, cut_at: str, limit: float) -> None:
+def _judge(ctx: Context, flow: _Flow, key: str, cut: _Cut, cut_at: Port, limit: float) -> None:
     before = flow.before(cut.at)
     outage = flow.outage(cut.at, cut.restored)
     name = f"flow {flow.src} → {flow.dst} keeps going when {cut_at} goes down"
@@ -249,12 +259,12 @@ def _judge(ctx: Context, flow: _Flow, key: str, cut: _Cut, cut_at: str, limit: f
 
 def _diagnose(ctx: Context, host: str, bond: str, members: list[str], active: str) -> None:
     """Name what left the bond without a working backup."""
-    active_far = peer_port(ctx.topo, f"{host}:{active}")
+    active_far = peer_port(ctx.topo, Port(host, active))
     active_master = _master(ctx, active_far)
     for member in (m for m in members if m != active):
-        far = peer_port(ctx.topo, f"{host}:{member}")
+        far = peer_port(ctx.topo, Port(host, member))
         near = ctx.link(host, member)
-        far_link = ctx.link(*far.split(":", 1)) if far else None
+        far_link = ctx.link(far) if far else None
         if near is None or "UP" not in near["flags"]:
             ctx.diagnose(f"{host}:{bond} has no live backup for {active}: {member} is down")
         elif far is not None and (far_link is None or "UP" not in far_link["flags"]):
@@ -269,8 +279,8 @@ def _diagnose(ctx: Context, host: str, bond: str, members: list[str], active: st
                      "flow did not come back: see the evidence of each step")
 
 
-def _master(ctx: Context, port: str | None) -> str | None:
-    link = ctx.link(*port.split(":", 1)) if port else None
+def _master(ctx: Context, port: Port | None) -> str | None:
+    link = ctx.link(port) if port else None
     return link.get("master") if link else None
 
 

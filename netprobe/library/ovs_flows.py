@@ -11,12 +11,11 @@ from __future__ import annotations
 
 from itertools import permutations
 
-from netprobe.check import Check, Context, Param, param
+from netprobe.check import Check, Context, Param, Port, ipv4_of, param, parse_ports
 from netprobe.errors import SpecError
 from netprobe.expect import at, nowhere
 from netprobe.traffic import Template, udp
 
-from .bridge import ipv4_of, port_list
 from .ovs_switch import Trace, flows, require_ovs_bridge, switch_port, trace
 
 __all__ = ["CHECK", "run"]
@@ -29,8 +28,8 @@ def body(ctx: Context, *, bridge: str = "switch:br0", hosts: str = "h1:eth0,h2:e
          blocked: str = "bad:eth0") -> None:
     """The allowed `hosts` reach each other across `bridge`; `blocked` reaches none."""
     switch, name = require_ovs_bridge(ctx.topo, bridge)
-    allowed = port_list(ctx.topo, hosts)
-    (bad,) = port_list(ctx.topo, blocked, at_least=1)
+    allowed = parse_ports(ctx.topo, hosts, at_least=2)
+    (bad,) = parse_ports(ctx.topo, blocked, at_least=1)
     bad_ip = _ip(ctx, bad)
     everyone = [*allowed, bad]
     traced = f"{bridge}'s flow table drops IPv4 from {bad_ip} (ofproto/trace)"
@@ -53,36 +52,36 @@ def body(ctx: Context, *, bridge: str = "switch:br0", hosts: str = "h1:eth0,h2:e
                    f"{verdict.actions}")
 
 
-def _switched(src: str, dst: str) -> str:
+def _switched(src: Port, dst: Port) -> str:
     return f"IPv4 {src} → {dst} is switched"
 
 
-def _dropped(bad: str, bad_ip: str, dst: str) -> str:
+def _dropped(bad: Port, bad_ip: str, dst: Port) -> str:
     return f"IPv4 from {bad} ({bad_ip}) to {dst} is dropped"
 
 
-def _ip(ctx: Context, port: str) -> str:
+def _ip(ctx: Context, port: Port) -> str:
     ip = ipv4_of(ctx.topo, port)
     if ip is None:
         raise SpecError(f"{port} has no IPv4 address in the topology")
     return ip
 
 
-def _probe(ctx: Context, src: str, dst: str) -> Template:
-    src_mac, dst_mac = ctx.topo.mac(*src.split(":", 1)), ctx.topo.mac(*dst.split(":", 1))
+def _probe(ctx: Context, src: Port, dst: Port) -> Template:
+    src_mac, dst_mac = ctx.topo.mac(src), ctx.topo.mac(dst)
     return udp(src_mac, dst_mac, _ip(ctx, src), _ip(ctx, dst), dport=_PORT)
 
 
-def _trace(ctx: Context, switch: str, bridge: str, src: str, dst: str) -> Trace | None:
+def _trace(ctx: Context, switch: str, bridge: str, src: Port, dst: Port) -> Trace | None:
     """ofproto/trace of an IPv4 packet from `src` to `dst`, entering at src's OVS port."""
     flow = (f"in_port={switch_port(ctx.topo, src, switch)},udp,"
-            f"dl_src={ctx.topo.mac(*src.split(':', 1))},"
-            f"dl_dst={ctx.topo.mac(*dst.split(':', 1))},"
+            f"dl_src={ctx.topo.mac(src)},"
+            f"dl_dst={ctx.topo.mac(dst)},"
             f"nw_src={_ip(ctx, src)},nw_dst={_ip(ctx, dst)}")
     return trace(ctx, switch, bridge, flow)
 
 
-def _explain(ctx: Context, switch: str, bridge: str, src: str, dst: str, wrong: str) -> None:
+def _explain(ctx: Context, switch: str, bridge: str, src: Port, dst: Port, wrong: str) -> None:
     """Name the flow that dropped (or passed) what it should not have."""
     found = _trace(ctx, switch, bridge, src, dst)
     table = "; ".join(flows(ctx, switch, bridge)) or "none"

@@ -10,11 +10,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from netprobe.check import Context
+from netprobe.check import Context, Port, peer_port
 from netprobe.errors import SpecError
 from netprobe.topology import OvsBridge, Topology
-
-from .bridge import peer_port
 
 __all__ = [
     "BondState",
@@ -28,30 +26,26 @@ __all__ = [
 ]
 
 
-def _split(port: str) -> tuple[str, str]:
-    host, _, ifname = port.partition(":")
-    return host, ifname
-
-
-def require_ovs_bridge(topo: Topology, bridge: str) -> tuple[str, str]:
+def require_ovs_bridge(topo: Topology, bridge: str | Port) -> tuple[str, str]:
     """(host, name) of `bridge` ("HOST:BRIDGE"), which must be an OVS bridge of `topo`."""
-    host, name = _split(bridge)
     try:
+        port = Port.parse(bridge)
+        host, name = port.host, port.ifname
         iface = topo.spec.host(host).interface(name)
-    except KeyError:
+    except (KeyError, SpecError):
         iface = None
     if iface is None or not isinstance(iface.kind, OvsBridge):
         raise SpecError(f"bridge must be HOST:BRIDGE, an OVS bridge of this topology; "
-                        f"{bridge!r} is not one")
+                        f"{str(bridge)!r} is not one")
     return host, name
 
 
-def switch_port(topo: Topology, port: str, switch: str) -> str:
+def switch_port(topo: Topology, port: str | Port, switch: str) -> str:
     """The OVS port (on host `switch`) at the far end of host port `port`'s veth."""
     peer = peer_port(topo, port)
-    if peer is None or _split(peer)[0] != switch:
+    if peer is None or peer.host != switch:
         raise SpecError(f"{port} is not a veth into {switch}")
-    return _split(peer)[1]
+    return peer.ifname
 
 
 def flows(ctx: Context, host: str, bridge: str) -> list[str]:

@@ -10,7 +10,7 @@ failure the bridge's ports are read back to name the one whose tag or trunks are
 
 from __future__ import annotations
 
-from netprobe.check import Check, Context, Param, Status, param
+from netprobe.check import Check, Context, Param, Port, Status, param
 from netprobe.errors import SpecError
 from netprobe.expect import Match, at, at_exactly, nowhere
 from netprobe.traffic import ethernet
@@ -43,7 +43,7 @@ def body(ctx: Context, *, bridge: str = "switch:br0",
     if trunk:
         for vid in sorted(set(vlans.values())):
             wanted = [p for p, v in vlans.items() if v == vid]
-            mac = ctx.topo.mac(*trunk.split(":", 1))
+            mac = ctx.topo.mac(trunk)
             ctx.expect(_trunk_step(vlans, vid, trunk), ethernet(mac, _BROADCAST, vlan=vid),
                        trunk, at_exactly(wanted, among=ports), match=Match(vlan=()),
                        timeout=_TIMEOUT, quiet=_QUIET)
@@ -56,9 +56,13 @@ def _parse_access(text: str) -> dict[str, int]:
     out: dict[str, int] = {}
     for item in (i.strip() for i in text.split(",") if i.strip()):
         port, sep, vid = item.partition("=")
-        if not sep or ":" not in port or not vid.isdigit() or not 1 <= int(vid) <= 4094:
+        try:
+            name = str(Port.parse(port))
+        except SpecError:
+            sep = ""
+        if not sep or not vid.isdigit() or not 1 <= int(vid) <= 4094:
             raise SpecError(f"access ports are HOST:IFNAME=VLAN, comma-separated; not {item!r}")
-        out[port] = int(vid)
+        out[name] = int(vid)
     if len(out) < 2:
         raise SpecError("give at least two access ports, HOST:IFNAME=VLAN")
     return out
@@ -81,7 +85,7 @@ def _trunk_step(vlans: dict[str, int], vid: int, trunk: str) -> str:
 
 def _from_access(ctx: Context, names: list[str], src: str, vid: int, same: list[str],
                  others: list[str], trunk: str) -> None:
-    frame = ethernet(ctx.topo.mac(*src.split(":", 1)), _BROADCAST)
+    frame = ethernet(ctx.topo.mac(src), _BROADCAST)
     where = at_exactly(same, among=others) if same else nowhere(among=others)
     ctx.expect(names[0], frame, src, where, timeout=_TIMEOUT, quiet=_QUIET)
     if trunk:

@@ -18,30 +18,29 @@ from ipaddress import ip_address
 from typing import Any
 
 from netprobe import SpecError
-from netprobe.check import Check, Context, Param, param
+from netprobe.check import Check, Context, Param, Port, echo_and_reply, param
 from netprobe.expect import ROUTED, Match, at
-from netprobe.traffic import Capture, Template, decode, find_nonce, icmp_echo
+from netprobe.traffic import Capture, Template, decode, find_nonce
 
 __all__ = ["CHECK", "run"]
 
 _FORWARDING = {4: "net.ipv4.ip_forward", 6: "net.ipv6.conf.all.forwarding"}
-_ECHO_REPLY = {4: 0, 6: 129}
 
 
 @dataclass(frozen=True)
 class _End:
     """One end host: its port, its address in the family under test, and its MAC."""
 
-    port: str
+    port: Port
     host: str
     ip: str
     mac: str
     family: int
 
 
-def _end(ctx: Context, port: str, family: int) -> _End | None:
-    host, _, ifname = port.partition(":")
-    argv = ["ip", "-j", "addr", "show", "dev", ctx.topo.ifname(host, ifname)]
+def _end(ctx: Context, port: Port, family: int) -> _End | None:
+    host = port.host
+    argv = ["ip", "-j", "addr", "show", "dev", ctx.topo.ifname(port)]
     result = ctx.topo.run(host, argv)
     if not result.ok:
         raise SpecError(f"routing: no interface {port}: {result.stderr.strip()}")
@@ -49,7 +48,7 @@ def _end(ctx: Context, port: str, family: int) -> _End | None:
     for link in json.loads(result.stdout):
         for addr in link.get("addr_info", []):
             if addr["family"] == kind and addr.get("scope") == "global":
-                return _End(port, host, addr["local"], ctx.topo.mac(host, ifname), family)
+                return _End(port, host, addr["local"], ctx.topo.mac(port), family)
     return None
 
 
@@ -78,7 +77,7 @@ class _Router:
         ]
         fd, ifname = ctx.topo.fd_of(name), ctx.topo.ifname
         self.caps = {
-            i.name: Capture(f"{name}:{i.name}", fd, ifname(name, i.name), outgoing=True)
+            i.name: Capture(str(Port(name, i.name)), fd, ifname(name, i.name), outgoing=True)
             for i in ctx.topo.spec.host(name).interfaces
             if i.master is None
         }
@@ -120,7 +119,7 @@ def body(
     try:
         legs: list[tuple[_End, _End]] = []
         for family in (4, 6):
-            a, b = _end(ctx, left, family), _end(ctx, right, family)
+            a, b = _end(ctx, Port.parse(left), family), _end(ctx, Port.parse(right), family)
             if a is not None and b is not None:
                 legs += [(a, b), (b, a)]
         ctx.plan(*(step for src, dst in legs for step in _leg_steps(rtr.name, src, dst)))
@@ -150,7 +149,8 @@ def _leg(ctx: Context, rtr: _Router, src: _End, dst: _End) -> None:
         return
     route, refusal = _route(ctx, rtr.name, dst.ip, src.ip, ingress)
     predicted = route["dev"] if route else None
-    frame = icmp_echo(src.mac, ctx.topo.mac(rtr.name, ingress), src.ip, dst.ip)
+    frame, back = echo_and_reply(src.mac, ctx.topo.mac(rtr.name, ingress), src.ip, dst.ip,
+                                 routed=True)
     rtr.drain()
     forward = ctx.expect(
         forwards,
@@ -170,18 +170,14 @@ def _leg(ctx: Context, rtr: _Router, src: _End, dst: _End) -> None:
     if not forward.passed:
         _diagnose_forward(ctx, rtr, ingress, src, dst, seen)
     else:
-        _round_trip(ctx, rtr, replies, frame, src, dst)
+        _round_trip(ctx, rtr, replies, frame, back, src, dst)
 
 
 def _round_trip(
-    ctx: Context, rtr: _Router, name: str, frame: Template, src: _End, dst: _End
+    ctx: Context, rtr: _Router, name: str, frame: Template, back: Match, src: _End, dst: _End
 ) -> None:
     """The same request again (the step `name`): `dst`'s kernel answers along its own
-    routes."""
-    back = Match(
-        ROUTED.mask | {"ip.id"},
-        {"src": dst.ip, "dst": src.ip, "icmp.type": _ECHO_REPLY[src.family]},
-    )
+    routes, and its reply meets `back`."""
     reply = ctx.expect(
         name,
         frame,

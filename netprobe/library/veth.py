@@ -5,7 +5,7 @@ and ARP, up to the full MTU.
 
 from __future__ import annotations
 
-from netprobe.check import Check, Context, Param, param
+from netprobe.check import Check, Context, Param, Port, param
 from netprobe.expect import at
 from netprobe.traffic import Template, arp, ethernet, icmp_echo, udp
 
@@ -26,9 +26,9 @@ def _frames(src: str, dst: str, mtu: int) -> dict[str, Template]:
 
 def body(ctx: Context, *, a: str = "red:eth0", b: str = "switch:red") -> None:
     """Send each kind of frame into `a` and expect it unmodified at `b`, then back."""
-    legs = [(src, dst, _frames(ctx.topo.mac(*src.split(":", 1)),
-                               ctx.topo.mac(*dst.split(":", 1)), _mtu(ctx, src)))
-            for src, dst in ((a, b), (b, a))]
+    ends = Port.parse(a), Port.parse(b)
+    legs = [(src, dst, _frames(ctx.topo.mac(src), ctx.topo.mac(dst), _mtu(ctx, src)))
+            for src, dst in (ends, ends[::-1])]
     ctx.plan(*(f"{kind} {src} → {dst}" for src, dst, frames in legs for kind in frames))
     for src, dst, frames in legs:
         for kind, frame in frames.items():
@@ -37,14 +37,13 @@ def body(ctx: Context, *, a: str = "red:eth0", b: str = "switch:red") -> None:
                 _diagnose(ctx, src, dst, kind)
 
 
-def _mtu(ctx: Context, port: str) -> int:
-    link = ctx.link(*port.split(":", 1))
+def _mtu(ctx: Context, port: Port) -> int:
+    link = ctx.link(port)
     return int(link["mtu"]) if link else 1500
 
 
-def _diagnose(ctx: Context, src: str, dst: str, kind: str) -> None:
-    far = ctx.link(*dst.split(":", 1))
-    near = ctx.link(*src.split(":", 1))
+def _diagnose(ctx: Context, src: Port, dst: Port, kind: str) -> None:
+    far, near = ctx.link(dst), ctx.link(src)
     if far is None or near is None:
         ctx.diagnose(f"{dst if far is None else src} does not exist")
     elif "UP" not in far["flags"]:

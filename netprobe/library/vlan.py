@@ -13,13 +13,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from netprobe.check import Check, Context, Param, Status, param
+from netprobe.check import Check, Context, Param, Port, Status, echo_and_reply, ipv4_of, param
 from netprobe.errors import SpecError
 from netprobe.expect import Barrier, Match, at, at_exactly, nowhere
 from netprobe.topology import Vlan
 from netprobe.traffic import ethernet, udp
-
-from .bridge import echo_reply, ipv4_of
 
 __all__ = ["CHECK", "VlanGroup", "parse_groups", "run"]
 
@@ -50,15 +48,10 @@ def parse_groups(text: str) -> list[VlanGroup]:
     return groups
 
 
-def _split(port: str) -> tuple[str, str]:
-    host, _, ifname = port.partition(":")
-    return host, ifname
-
-
 def parent_of(ctx: Context, port: str) -> str:
     """The trunk end a sub-interface sits on (HOST:PARENT), from the spec."""
-    host, ifname = _split(port)
-    iface = ctx.topo.spec.host(host).interface(ifname)
+    sub = Port.parse(port)
+    host, iface = sub.host, ctx.topo.spec.host(sub.host).interface(sub.ifname)
     if iface is None or not isinstance(iface.kind, Vlan):
         raise SpecError(f"{port} is not a VLAN sub-interface of this topology")
     return f"{host}:{iface.kind.parent}"
@@ -101,7 +94,7 @@ def _untagged_step(group: VlanGroup, member: str) -> str:
 
 def _tagging(ctx: Context, group: VlanGroup, trunk: str) -> None:
     src, dst = group.ports[0], group.ports[1]
-    src_mac, dst_mac = ctx.topo.mac(*_split(src)), ctx.topo.mac(*_split(dst))
+    src_mac, dst_mac = ctx.topo.mac(src), ctx.topo.mac(dst)
     frame = udp(src_mac, dst_mac, "192.0.2.1", "192.0.2.2")
     tag = ((_TPID["802.1Q"], group.id),)
     ctx.expect(_tag_step(group, trunk), frame, src, at(trunk),
@@ -112,7 +105,7 @@ def _tagging(ctx: Context, group: VlanGroup, trunk: str) -> None:
 
 def _foreign(port: str, other: VlanGroup) -> list[str]:
     """The ports of VLAN `other` on hosts other than `port`'s (same-host ones can't leak)."""
-    return [p for p in other.ports if _split(p)[0] != _split(port)[0]]
+    return [p for p in other.ports if Port.parse(p).host != Port.parse(port).host]
 
 
 def _isolation_step(group: VlanGroup, other: VlanGroup) -> str | None:
@@ -127,7 +120,7 @@ def _isolation(ctx: Context, group: VlanGroup, others: list[VlanGroup]) -> None:
     """A broadcast in this VLAN reaches its members; a barrier in each other VLAN, sent
     down the same trunk behind it, proves it had its chance to leak there."""
     src = group.ports[0]
-    mac = ctx.topo.mac(*_split(src))
+    mac = ctx.topo.mac(src)
     for other in others:
         name = _isolation_step(group, other)
         if name is None:
@@ -153,7 +146,8 @@ def _own_vlan_only(ctx: Context, group: VlanGroup, others: list[VlanGroup]) -> N
         name = _ping_step(ctx, group, member)
         src_ip, dst_ip = ipv4_of(ctx.topo, member), ipv4_of(ctx.topo, answerer)
         if name is not None and src_ip and dst_ip:
-            request, reply = echo_reply(ctx.topo, member, answerer, src_ip, dst_ip)
+            request, reply = echo_and_reply(ctx.topo.mac(member), ctx.topo.mac(answerer),
+                                            src_ip, dst_ip)
             ctx.expect(name, request, member, at(member), match=reply, timeout=_TIMEOUT)
         for other in others:
             _no_leak(ctx, member, other)
@@ -172,10 +166,10 @@ def _no_leak(ctx: Context, member: str, other: VlanGroup) -> None:
     if name is None:
         return
     target = _foreign(member, other)[0]
-    mac = ctx.topo.mac(*_split(member))
+    mac = ctx.topo.mac(member)
     src_ip = ipv4_of(ctx.topo, member) or "192.0.2.1"
     dst_ip = ipv4_of(ctx.topo, target) or "192.0.2.2"
-    frame = udp(mac, ctx.topo.mac(*_split(target)), src_ip, dst_ip)
+    frame = udp(mac, ctx.topo.mac(target), src_ip, dst_ip)
     barrier = Barrier(ethernet(mac, "ff:ff:ff:ff:ff:ff", vlan=other.id), parent_of(ctx, member))
     ctx.expect(name, frame, member, nowhere(among=_foreign(member, other)), barrier=barrier,
                timeout=_TIMEOUT)
@@ -186,7 +180,7 @@ def _diagnose(ctx: Context, groups: list[VlanGroup], trunk: str) -> None:
         for port in group.ports:
             for fault in member_faults(ctx, port, group.id):
                 ctx.diagnose(fault)
-    link = ctx.link(*_split(trunk))
+    link = ctx.link(trunk)
     if link is None or "UP" not in link["flags"]:
         ctx.diagnose(f"the trunk port {trunk} is {'missing' if link is None else 'down'}")
     if not ctx.diagnoses:
@@ -197,8 +191,9 @@ def _diagnose(ctx: Context, groups: list[VlanGroup], trunk: str) -> None:
 
 def member_faults(ctx: Context, port: str, vid: int) -> list[str]:
     """What is wrong with sub-interface `port`, meant to be 802.1Q VLAN `vid`."""
-    host, ifname = _split(port)
-    link = ctx.link(host, ifname)
+    sub = Port.parse(port)
+    host, ifname = sub.host, sub.ifname
+    link = ctx.link(sub)
     if link is None:
         return [f"{port} does not exist"]
     info = link.get("linkinfo", {})

@@ -14,12 +14,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from netprobe.check import Check, Context, Param, Status, param
+from netprobe.check import Check, Context, Param, Port, Status, param, peer_port, require_bridge
 from netprobe.errors import SpecError
 from netprobe.expect import Barrier, Match, at, at_exactly, nowhere
 from netprobe.traffic import ethernet, udp
-
-from .bridge import peer_port, require_bridge
 
 __all__ = ["CHECK", "parse_access", "port_vlans", "run"]
 
@@ -41,21 +39,16 @@ def parse_access(text: str) -> list[tuple[int, str]]:
     return found
 
 
-def _split(port: str) -> tuple[str, str]:
-    host, _, ifname = port.partition(":")
-    return host, ifname
-
-
 def body(ctx: Context, *, bridge: str = "pve:br0", trunk: str = "upstream:eth0",
          access: str = "10=vm1:eth0 20=vm2:eth0", absent: int = 30) -> None:
     """Probe each access port's VLAN through the bridge to the trunk and back."""
     ports = parse_access(access)
     require_bridge(ctx, bridge)
     ctx.plan(*(name for port in ports for name in _steps(port, ports, trunk, absent)))
-    trunk_mac = ctx.topo.mac(*_split(trunk))
+    trunk_mac = ctx.topo.mac(trunk)
     for vid, vm in ports:
         out, back, *isolated, stray_step = _steps((vid, vm), ports, trunk, absent)
-        vm_mac = ctx.topo.mac(*_split(vm))
+        vm_mac = ctx.topo.mac(vm)
         frame = udp(vm_mac, trunk_mac, "192.0.2.1", "192.0.2.2")
         ctx.expect(out, frame, vm, at(trunk), match=Match(rewrites={"vlan": ((_Q, vid),)}),
                    timeout=_TIMEOUT)
@@ -87,8 +80,8 @@ def _isolated(ctx: Context, name: str, mine: tuple[int, str], other: tuple[int, 
     """A broadcast from one VM reaches the trunk (tagged) and not the other VM; a frame
     tagged with the other VM's VLAN, sent behind it from the trunk, is the barrier."""
     (vid, vm), (other_vid, other_vm) = mine, other
-    mac = ctx.topo.mac(*_split(vm))
-    barrier = Barrier(ethernet(ctx.topo.mac(*_split(trunk)), "ff:ff:ff:ff:ff:ff",
+    mac = ctx.topo.mac(vm)
+    barrier = Barrier(ethernet(ctx.topo.mac(trunk), "ff:ff:ff:ff:ff:ff",
                                vlan=other_vid), trunk)
     ctx.expect(name, ethernet(mac, "ff:ff:ff:ff:ff:ff"), vm,
                at_exactly([trunk], among=[trunk, other_vm]), barrier=barrier,
@@ -109,8 +102,9 @@ def port_vlans(ctx: Context, host: str) -> dict[str, dict[int, set[str]]]:
 
 
 def _diagnose(ctx: Context, bridge: str, trunk: str, ports: list[tuple[int, str]]) -> None:
-    host, name = _split(bridge)
-    link: dict[str, Any] = ctx.link(host, name) or {}
+    switch = Port.parse(bridge)
+    host, name = switch.host, switch.ifname
+    link: dict[str, Any] = ctx.link(switch) or {}
     if not link.get("linkinfo", {}).get("info_data", {}).get("vlan_filtering"):
         ctx.diagnose(f"{bridge} has vlan_filtering off: it ignores VLANs, passing frames "
                      f"as they are between every port (`ip link set {name} type bridge "
@@ -137,9 +131,9 @@ def _diagnose(ctx: Context, bridge: str, trunk: str, ports: list[tuple[int, str]
 
 def _bridge_side(ctx: Context, port: str, host: str) -> str:
     peer = peer_port(ctx.topo, port)
-    if peer is None or _split(peer)[0] != host:
+    if peer is None or peer.host != host:
         raise SpecError(f"{port} is not a veth into the bridge's host {host}")
-    return _split(peer)[1]
+    return peer.ifname
 
 
 def _access_faults(host: str, port: str, vid: int, vlans: dict[int, set[str]]) -> list[str]:

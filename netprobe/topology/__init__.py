@@ -6,6 +6,7 @@ from .kernel.build import build
 from .kernel.cleanup import CleanReport, clean, down, leftovers
 from .kernel.live import RunResult, Topology
 from .model.load import load, loads
+from .model.port import Port
 from .model.spec import (
     Bond,
     Bridge,
@@ -35,6 +36,7 @@ __all__ = [
     "Macvlan",
     "OvsBond",
     "OvsBridge",
+    "Port",
     "Route",
     "RunResult",
     "Spec",

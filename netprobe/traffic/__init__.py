@@ -21,7 +21,7 @@ from .craft import (
 )
 from .decode import Fields, decode, summary
 from .pcap import read_pcap, write_pcap
-from .port import Ports, Sender, TapSide, parse_port, ports
+from .port import Port, Ports, Sender, TapSide, parse_port, ports
 from .tcpdump import TcpdumpCapture
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "CaptureStats",
     "Captured",
     "Fields",
+    "Port",
     "Ports",
     "Sender",
     "TapSide",

@@ -18,23 +18,23 @@ import time
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 
-from ..errors import TrafficError
+from ..errors import SpecError, TrafficError
 from ..topology import Topology
 from ..topology.kernel import netns
+from ..topology.model.port import VM_SUFFIX, Port
 from .capture import Capture, Captured, CaptureStats, Source, compile_filter
 
-__all__ = ["Ports", "Sender", "TapSide", "parse_port", "ports"]
-
-VM_SUFFIX = "@vm"
+__all__ = ["VM_SUFFIX", "Port", "Ports", "Sender", "TapSide", "parse_port", "ports"]
 
 
-def parse_port(port: str) -> tuple[str, str, bool]:
-    """ "host:if" → (host, if, False); "host:tap@vm" → (host, tap, True)."""
-    host, sep, ifname = port.partition(":")
-    if not sep or not host or not ifname:
-        raise TrafficError(f"a port is HOST:IFNAME (or HOST:TAP@vm), not {port!r}")
-    vm_side = ifname.endswith(VM_SUFFIX)
-    return host, ifname.removesuffix(VM_SUFFIX), vm_side
+def parse_port(port: str | Port) -> tuple[str, str, bool]:
+    """ "host:if" → (host, if, False); "host:tap@vm" → (host, tap, True). (Older form of
+    `Port.parse`; bad text is a TrafficError here.)"""
+    try:
+        found = Port.parse(port)
+    except SpecError as exc:
+        raise TrafficError(str(exc)) from None
+    return found.host, found.ifname, found.vm
 
 
 class Sender:
@@ -138,7 +138,9 @@ class Ports:
         except KeyError as exc:
             raise TrafficError(f"unknown port {port}: {exc.args[0]}") from None
 
-    def sender(self, port: str) -> Sender | TapSide:
+    def sender(self, port: str | Port) -> Sender | TapSide:
+        """The sender of `port` (a Port or its text)."""
+        port = str(port)
         if port not in self._senders:
             ns_fd, ifname, tap_fd = self._locate(port)
             self._senders[port] = (
@@ -146,9 +148,11 @@ class Ports:
             )
         return self._senders[port]
 
-    def capture(self, port: str, *, filter: str | None = None) -> Source:
-        """The capture of `port`; with a tcpdump `filter` expression, a separate one that
-        keeps only matching frames (the kernel filters them, before they are queued)."""
+    def capture(self, port: str | Port, *, filter: str | None = None) -> Source:
+        """The capture of `port` (a Port or its text); with a tcpdump `filter` expression,
+        a separate one that keeps only matching frames (the kernel filters them, before
+        they are queued)."""
+        port = str(port)
         key = port if filter is None else f"{port} [{filter}]"
         if key not in self._captures:
             ns_fd, ifname, tap_fd = self._locate(port)
@@ -159,7 +163,7 @@ class Ports:
                 nl, kname = self.topo.hosts[host].nl, self.topo.ifname(host, tap)
                 self._captures[key] = TapSide(port, tap_fd, lambda: nl.tx_dropped(kname))
             else:
-                host = port.partition(":")[0]
+                host = parse_port(port)[0]
                 bpf = (
                     compile_filter(filter, self.topo.namespace(host), ifname)
                     if filter is not None
@@ -168,7 +172,7 @@ class Ports:
                 self._captures[key] = Capture(port, ns_fd, ifname, bpf=bpf)
         return self._captures[key]
 
-    def captures(self, names: Sequence[str]) -> list[Source]:
+    def captures(self, names: Sequence[str | Port]) -> list[Source]:
         return [self.capture(p) for p in names]
 
     def close(self) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 import netprobe
-from netprobe.check import Check, Context, Status, Step, load_check
+from netprobe.check import Check, Context, Port, Status, Step, load_check
 from netprobe.topology import Spec
 
 
@@ -20,7 +20,7 @@ class _Topology:
         self.spec = spec
         self.hosts = {h.name: h for h in spec.hosts}
 
-    def mac(self, host: str, name: str) -> str:
+    def mac(self, host: str | Port, name: str | None = None) -> str:
         return "02:00:00:00:00:01"
 
 
@@ -35,7 +35,7 @@ class _Passing(Context):
         self.steps.append(Step(name, Status.PASS, key=key))
         return _Passed()
 
-    def link(self, host: str, name: str) -> dict[str, Any] | None:
+    def link(self, host: str | Port, name: str | None = None) -> dict[str, Any] | None:
         return {"linkinfo": {"info_kind": "bridge"}}
 
 

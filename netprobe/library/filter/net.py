@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from netprobe import SpecError
-from netprobe.topology import Topology
+from netprobe.topology import Port, Topology
 from netprobe.traffic import Template, decode, tcp, udp
 
 from .policy import Line, Network
@@ -173,7 +173,8 @@ class Planner:
     def _prime(self, port: str, dst: str, mac: str) -> None:
         """Give the host a neighbour entry for the OUTPUT next hop, as ARP or ND would:
         a packet held back by address resolution would arrive after its barrier."""
-        host, dev = port.split(":", 1)
+        found = Port.parse(port)
+        host, dev = found.host, found.ifname
         hop = str(self.route(host, dst).get("gateway", dst))
         if (host, dev, hop) not in self._primed:
             self.topo.run(host, ["ip", "neigh", "replace", hop, "lladdr", mac, "dev", dev,

@@ -13,6 +13,7 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from ...errors import NotFound, SetupError, TopologyError
+from ..model.port import Port, host_and_ifname
 from ..model.spec import Host, Spec
 from . import daemon, netns, ovs, owner, process
 from .netlink import Rtnl
@@ -70,12 +71,16 @@ class Topology:
         """The /run/netns name of `host` (None for the root namespace)."""
         return self._host(host).ns
 
-    def ifname(self, host: str, name: str) -> str:
-        """The kernel's name of interface `name` of `host` (prefixed in the root namespace)."""
+    def ifname(self, host: str | Port, name: str | None = None) -> str:
+        """The kernel's name of interface `name` of `host` (prefixed in the root namespace);
+        ``ifname(port)`` with a port (a Port or "HOST:IFNAME") alone, too."""
+        host, name = host_and_ifname(host, name)
         return owner.root_ifname(self.runid, name) if self._host(host).spec.root else name
 
-    def tap(self, host: str, name: str) -> int:
-        """The open descriptor of TAP `name`: write a frame to send it, read to receive."""
+    def tap(self, host: str | Port, name: str | None = None) -> int:
+        """The open descriptor of TAP `name`: write a frame to send it, read to receive
+        (``tap(port)`` too)."""
+        host, name = host_and_ifname(host, name)
         try:
             return self.taps[(host, name)]
         except KeyError:
@@ -137,8 +142,12 @@ class Topology:
         pairs = [f"{k}={v}" for k, v in env.items()]
         return self.run(host, ["env", *pairs, argv[0], *extra, *argv[1:]], input=input, check=check)
 
-    def mac(self, host: str, name: str) -> str:
-        """The MAC address interface `name` of `host` has now (assigned or random)."""
+    def mac(self, host: str | Port, name: str | None = None) -> str:
+        """The MAC address interface `name` of `host` has now (assigned or random);
+        ``mac(port)`` with a port (a Port or "HOST:IFNAME") alone, too."""
+        if name is None and Port.parse(host).vm:  # the VM picks its own
+            raise NotFound(f"{host} is a VM's side of a TAP: the topology knows no MAC of it")
+        host, name = host_and_ifname(host, name)
         state = self._host(host)
         link = state.nl.links().get(self.ifname(host, name))
         if link is None:
