@@ -57,16 +57,14 @@ def list_checks(names: tuple[str, ...]) -> None:
 
     With NAMES: those checks in full, with their parameters (hosts and ports to use)."""
     with _errors():
-        from .check import Check, load_check, registered
+        from .check import load_check, registered
         from .report.text import check_details, checks_table
 
         if not names:
             _console().print(checks_table(registered()))
             return
         for name in names:
-            check = load_check(name)
-            if isinstance(check, Check):
-                click.echo(check_details(check))
+            click.echo(check_details(load_check(name)))
 
 
 @cli.command(context_settings={"ignore_unknown_options": True})
@@ -248,7 +246,7 @@ def _check_outputs(json_path: str | None, junit_path: str | None, bundle: str | 
 def _validate(name: str, params: dict[str, Any]) -> None:
     """An unknown check, or a parameter it does not take or cannot parse: SpecError. A
     check whose module breaks on import is left to its own run (an ERROR result)."""
-    from .check import Check, load_check
+    from .check import load_check
 
     try:
         check = load_check(name)
@@ -256,8 +254,7 @@ def _validate(name: str, params: dict[str, Any]) -> None:
         raise
     except Exception:
         return
-    if isinstance(check, Check):
-        check.parse_params(params)
+    check.parse_params(params)
 
 
 def _show(results: list[Any], console: Any, *, quiet: bool, verbose: bool) -> None:

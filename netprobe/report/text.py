@@ -120,7 +120,7 @@ def runs_table(records: Sequence[RunRecord]) -> Any:
 def checks_table(registrations: Mapping[str, Registration]) -> Any:
     """The registered checks, what they prove, and whether this machine has what they need."""
     from ..capabilities import probe
-    from ..check import Check, load_check
+    from ..check import load_check
 
     table = Table(title="netprobe checks")
     for column in ("check", "proves", "needs", "here"):
@@ -130,8 +130,6 @@ def checks_table(registrations: Mapping[str, Registration]) -> Any:
             check = load_check(name)
         except Exception as exc:  # a broken third-party entry point must not hide the rest
             table.add_row(name, f"cannot load {reg.target}: {exc}", "", "[red]broken[/]")
-            continue
-        if not isinstance(check, Check):
             continue
         missing = [c.name for c in probe(check.requires) if not c.present]
         missing += [f"reference topology {check.reference}"] if _no_reference(check) else []
