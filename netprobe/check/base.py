@@ -23,7 +23,7 @@ from ..capabilities import probe
 from ..errors import NetprobeError, SetupError, SpecError
 from ..expect import Outcome, Verdict, Where, expect
 from ..privilege import require_root
-from ..topology import Spec, Topology, build, load
+from ..topology import Spec, Topology, as_spec, build
 from ..traffic import Template
 from .param import Param, parse_params
 from .reference import module_dir, reference_path
@@ -245,9 +245,7 @@ class Check:
     ) -> tuple[Topology, str]:
         if isinstance(topology, Topology):
             return topology, topology.spec.name
-        if topology is None:
-            topology = self.reference_file()
-        spec = topology if isinstance(topology, Spec) else load(topology)
+        spec = as_spec(self.reference_file() if topology is None else topology)
         return stack.enter_context(build(spec)), spec.source or spec.name
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from .build import build
 from .cleanup import CleanReport, clean, down, leftovers
 from .live import RunResult, Topology
-from .load import load, loads
+from .load import as_spec, load, loads
 from .spec import (
     Bond,
     Bridge,
@@ -42,6 +42,7 @@ __all__ = [
     "Topology",
     "Veth",
     "Vlan",
+    "as_spec",
     "build",
     "clean",
     "down",

@@ -730,3 +730,17 @@ def test_a_bad_address_in_block_style_points_at_the_address_line(tmp_path: Path)
     with pytest.raises(SpecError, match=r"bad address '10\.0\.0\.999/24'") as caught:
         netprobe.load(path)
     assert caught.value.line == 8
+
+
+def test_as_spec_takes_a_spec_as_it_is_and_loads_a_file(tmp_path: Path) -> None:
+    from netprobe.topology import as_spec
+
+    spec = Spec("pair", (Host("a"),))
+    assert as_spec(spec) is spec
+    path = tmp_path / "pair.yaml"
+    path.write_text("name: pair\nhosts:\n  a: {}\n")
+    for given in (path, str(path)):
+        loaded = as_spec(given)
+        assert loaded == spec and loaded.source == str(path)
+    with pytest.raises(SpecError, match="no-such.yaml"):
+        as_spec(tmp_path / "no-such.yaml")
