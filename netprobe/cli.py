@@ -11,13 +11,16 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from click.core import ParameterSource
 
 from . import __version__
 from .errors import NetprobeError, SpecError
+
+if TYPE_CHECKING:
+    from .topology import Spec
 
 __all__ = ["main"]
 
@@ -166,7 +169,9 @@ def check(
         asked = click.get_current_context().get_parameter_source("bundle_dir")
         # the default folder is only wanted if a check fails (unwritable, the result says so)
         explicit = None if no_bundle or asked is ParameterSource.DEFAULT else bundle_dir
-        _refuse_bad_input(chosen, kwargs, topology, kernel, (json_path, junit_path, explicit))
+        spec = _refuse_bad_input(
+            chosen, kwargs, topology, kernel, (json_path, junit_path, explicit)
+        )
         console = _console()
         where = f"in one VM booted from {kernel} " if kernel else ""
         with contextlib.ExitStack() as stack:
@@ -186,7 +191,7 @@ def check(
                 progress = status.update if status is not None else None
                 results = run_checks(
                     chosen,
-                    topology,
+                    spec,  # the file parsed once, up front
                     jobs=jobs,
                     bundle_dir=keep,
                     archive=archive,
@@ -206,20 +211,20 @@ def _refuse_bad_input(
     topology: str | None,
     kernel: str | None,
     outputs: tuple[str | None, str | None, str | None],
-) -> None:
+) -> Spec | None:
     """Everything that can be wrong with the command line, found before any check runs:
-    names, parameters, files read and written, privileges."""
+    names, parameters, files read and written, privileges. The topology file's Spec."""
     from .privilege import require_root
     from .topology import load
 
     for name in chosen:
         _validate(name, params)  # unknown names, bad parameters
-    if topology is not None:
-        load(topology)  # a bad topology file, once
+    spec = load(topology) if topology is not None else None  # a bad topology file, once
     _check_inputs(params.get("ruleset"), params.get("policy"))
     if not kernel:  # a guest runs its checks as root whoever boots it
         require_root()
     _check_outputs(*outputs)
+    return spec
 
 
 def _check_inputs(ruleset: str | None, policy: str | None) -> None:

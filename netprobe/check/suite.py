@@ -25,7 +25,7 @@ from typing import Any
 
 from ..expect import evidence
 from ..privilege import require_root
-from ..topology import owner, process
+from ..topology import Spec, owner, process
 from . import run_check
 from .result import Result, Status
 
@@ -36,7 +36,7 @@ _STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 def run_checks(
     names: list[str],
-    topology: str | os.PathLike[str] | None = None,
+    topology: Spec | str | os.PathLike[str] | None = None,
     *,
     jobs: int = 2,
     bundle_dir: str | os.PathLike[str] | None = None,
@@ -44,9 +44,9 @@ def run_checks(
     progress: Callable[[str], Any] | None = None,
     **params: Any,
 ) -> list[Result]:
-    """Run the named checks; results in the order of `names`. A check that crashes (a
-    bug in it, or its worker killed) is ERROR with the reason; the others still run.
-    Without root: SetupError."""
+    """Run the named checks (on `topology`, a Spec or its file, or each on its reference);
+    results in the order of `names`. A check that crashes (a bug in it, or its worker
+    killed) is ERROR with the reason; the others still run. Without root: SetupError."""
     require_root()
     options = {"bundle_dir": bundle_dir, "archive": archive}
     done: list[str] = []

@@ -744,3 +744,23 @@ def test_as_spec_takes_a_spec_as_it_is_and_loads_a_file(tmp_path: Path) -> None:
         assert loaded == spec and loaded.source == str(path)
     with pytest.raises(SpecError, match="no-such.yaml"):
         as_spec(tmp_path / "no-such.yaml")
+
+
+def test_a_spec_is_checked_once_however_often_it_is_validated(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib
+
+    module = importlib.import_module("netprobe.topology.validate")
+    checked: list[Spec] = []
+    real = module._check_spec
+    monkeypatch.setattr(module, "_check_spec", lambda s: (checked.append(s), real(s))[1])
+    spec = Spec("once", (Host("a"),))
+    assert module.validate(spec) is spec and module.validate(spec) is spec
+    twin = Spec("once", (Host("a"),))  # equal, but another object: checked on its own
+    module.validate(twin)
+    assert [id(s) for s in checked] == [id(spec), id(twin)]
+    with pytest.raises(SpecError):  # a failing spec is never remembered as valid
+        module.validate(Spec("bad name!", (Host("a"),)))
+    with pytest.raises(SpecError):
+        module.validate(Spec("bad name!", (Host("a"),)))
