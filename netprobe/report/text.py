@@ -160,10 +160,11 @@ def check_details(check: Check) -> str:
         f"  needs: {', '.join(check.requires) or 'nothing special'}"
         + (f" (missing here: {', '.join(missing)})" if missing else ""),
     ]
-    if check.params:
+    taken = check.parameters()
+    if taken:
         lines.append("  parameters (--KEY VALUE or -p KEY=VALUE):")
-        width = max(len(k) for k in check.params)
-        lines += [f"    {k:{width}}  {v}" for k, v in check.params.items()]
+        width = max(len(k) for k in taken)
+        lines += [f"    {k:{width}}  {v}" for k, v in taken.items()]
     else:
         lines.append("  parameters: none")
     return "\n".join(lines)

@@ -742,7 +742,7 @@ def test_as_spec_takes_a_spec_as_it_is_and_loads_a_file(tmp_path: Path) -> None:
     for given in (path, str(path)):
         loaded = as_spec(given)
         assert loaded == spec and loaded.source == str(path)
-    with pytest.raises(SpecError, match="no-such.yaml"):
+    with pytest.raises(SpecError, match=r"no-such\.yaml"):
         as_spec(tmp_path / "no-such.yaml")
 
 
