@@ -26,8 +26,8 @@ from netprobe.topology.kernel import netns, owner
 from netprobe.topology.kernel.tap import open_tap
 
 __all__ = [
-    "KERNEL_FEATURES", "TOOLS", "Capability", "cap_eff_has", "clear_cache", "describe_errno",
-    "is_root", "probe", "require", "require_root", "unknown",
+    "KERNEL_FEATURES", "TOOLS", "TRACEFS", "Capability", "cap_eff_has", "clear_cache",
+    "describe_errno", "is_root", "mount_tracefs", "probe", "require", "require_root", "unknown",
 ]  # fmt: skip
 
 KERNEL = "kernel"
@@ -42,7 +42,8 @@ TOOLS: tuple[str, ...] = ("ip", "tcpdump", "nft", "iptables", "nmap", "ethtool",
 _TOOL_TIMEOUT = 3.0  # seconds for every version query together
 _CMD_TIMEOUT = 5.0  # seconds for one nft/iptables run inside the scratch namespace
 _ETH_P_ALL = 0x0003
-_TRACEFS_DIRS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
+TRACEFS = "/sys/kernel/tracing"
+_TRACEFS_DIRS = (TRACEFS, "/sys/kernel/debug/tracing")
 _KFREE_SKB_FORMAT = "events/skb/kfree_skb/format"
 
 # errno values that mean "this kernel does not have it" rather than "you may not" or "bad args".
@@ -284,17 +285,38 @@ def _kfree_skb_format() -> str | None:
     return None
 
 
+def mount_tracefs(root: str = TRACEFS) -> str | None:
+    """Make sure tracefs is at `root`: the probe of drop reasons and explain's trace
+    instances both need it. Returns what was done ("mounted tracefs at …") or None when it
+    was there already; raises SetupError when it cannot be mounted."""
+    if os.path.exists(os.path.join(root, "instances")):
+        return None
+    argv = ["mount", "-t", "tracefs", "nodev", root]
+    try:
+        done = subprocess.run(
+            argv, capture_output=True, text=True, timeout=_CMD_TIMEOUT, check=False
+        )
+        why = done.stderr.strip() if done.returncode != 0 else ""
+    except (OSError, subprocess.TimeoutExpired) as exc:  # no mount(8), or it hangs
+        why = str(exc)
+    if why or not os.path.exists(os.path.join(root, "instances")):
+        raise SetupError(
+            f"tracefs is not available at {root}: {why or 'mount failed'}",
+            remedy=f"run as root, or mount it: mount -t tracefs nodev {root}",
+        )
+    return f"mounted tracefs at {root}"
+
+
 def _probe_tracefs() -> Capability:
     name = "tracefs drop reasons"
     path = _kfree_skb_format()
     mounted = ""
-    target = _TRACEFS_DIRS[0]
-    if path is None and os.path.isdir(target) and not os.path.ismount(target):
+    if path is None and os.path.isdir(TRACEFS) and not os.path.ismount(TRACEFS):
         try:
-            _run(["mount", "-t", "tracefs", "nodev", target])  # the explain layer needs it too
-        except _ProbeFailed as exc:
-            return _kernel(name, False, str(exc), _TRACEFS_REMEDY)
-        mounted = f" (tracefs mounted at {target} by this probe)"
+            done = mount_tracefs(TRACEFS)
+        except SetupError as exc:
+            return _kernel(name, False, str(exc).partition("\n")[0], _TRACEFS_REMEDY)
+        mounted = f" ({done} by this probe)" if done else ""
         path = _kfree_skb_format()
     if path is None:
         return _kernel(name, False, f"no skb:kfree_skb tracepoint{mounted}", _TRACEFS_REMEDY)

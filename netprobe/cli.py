@@ -11,13 +11,16 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from click.core import ParameterSource
 
 from . import __version__
 from .errors import NetprobeError, SpecError
+
+if TYPE_CHECKING:
+    from .topology import Spec
 
 __all__ = ["main"]
 
@@ -57,16 +60,14 @@ def list_checks(names: tuple[str, ...]) -> None:
 
     With NAMES: those checks in full, with their parameters (hosts and ports to use)."""
     with _errors():
-        from .check import Check, load_check, registered
+        from .check import load_check, registered
         from .report.text import check_details, checks_table
 
         if not names:
             _console().print(checks_table(registered()))
             return
         for name in names:
-            check = load_check(name)
-            if isinstance(check, Check):
-                click.echo(check_details(check))
+            click.echo(check_details(load_check(name)))
 
 
 @cli.command(context_settings={"ignore_unknown_options": True})
@@ -168,7 +169,9 @@ def check(
         asked = click.get_current_context().get_parameter_source("bundle_dir")
         # the default folder is only wanted if a check fails (unwritable, the result says so)
         explicit = None if no_bundle or asked is ParameterSource.DEFAULT else bundle_dir
-        _refuse_bad_input(chosen, kwargs, topology, kernel, (json_path, junit_path, explicit))
+        spec = _refuse_bad_input(
+            chosen, kwargs, topology, kernel, (json_path, junit_path, explicit)
+        )
         console = _console()
         where = f"in one VM booted from {kernel} " if kernel else ""
         with contextlib.ExitStack() as stack:
@@ -190,7 +193,7 @@ def check(
                 progress = status.update if status is not None else None
                 results = run_checks(
                     chosen,
-                    topology,
+                    spec,  # the file parsed once, up front
                     jobs=jobs,
                     recorder=BundleRecorder(keep, archive=archive) if keep else None,
                     progress=progress,
@@ -209,20 +212,20 @@ def _refuse_bad_input(
     topology: str | None,
     kernel: str | None,
     outputs: tuple[str | None, str | None, str | None],
-) -> None:
+) -> Spec | None:
     """Everything that can be wrong with the command line, found before any check runs:
-    names, parameters, files read and written, privileges."""
+    names, parameters, files read and written, privileges. The topology file's Spec."""
     from .privilege import require_root
     from .topology import load
 
     for name in chosen:
         _validate(name, params)  # unknown names, bad parameters
-    if topology is not None:
-        load(topology)  # a bad topology file, once
+    spec = load(topology) if topology is not None else None  # a bad topology file, once
     _check_inputs(params.get("ruleset"), params.get("policy"))
     if not kernel:  # a guest runs its checks as root whoever boots it
         require_root()
     _check_outputs(*outputs)
+    return spec
 
 
 def _check_inputs(ruleset: str | None, policy: str | None) -> None:
@@ -249,7 +252,7 @@ def _check_outputs(json_path: str | None, junit_path: str | None, bundle: str | 
 def _validate(name: str, params: dict[str, Any]) -> None:
     """An unknown check, or a parameter it does not take or cannot parse: SpecError. A
     check whose module breaks on import is left to its own run (an ERROR result)."""
-    from .check import Check, load_check
+    from .check import load_check
 
     try:
         check = load_check(name)
@@ -257,8 +260,7 @@ def _validate(name: str, params: dict[str, Any]) -> None:
         raise
     except Exception:
         return
-    if isinstance(check, Check):
-        check.parse_params(params)
+    check.parse_params(params)
 
 
 def _show(results: list[Any], console: Any, *, quiet: bool, verbose: bool) -> None:

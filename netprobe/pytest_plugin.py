@@ -61,11 +61,11 @@ class Lab:
 
     def build(self, spec: Spec | str | os.PathLike[str]) -> Topology:
         """Build `spec` (a Spec or a file: relative, beside the test file, else the cwd)."""
-        from .topology import build, load
+        from .topology import as_spec, build
 
         if isinstance(spec, (str, os.PathLike)):
-            spec = load(self.path(spec))
-        topo = build(spec)
+            spec = self.path(spec)  # where a relative file is: the lab's own concern
+        topo = build(as_spec(spec))
         self._live.append(topo)
         return topo
 

@@ -23,10 +23,10 @@ from ..capabilities import probe
 from ..errors import NetprobeError, SetupError, SpecError
 from ..expect import Outcome, Verdict, Where, expect
 from ..privilege import require_root
-from ..topology import Port, Spec, Topology, build, load
+from ..topology import Port, Spec, Topology, as_spec, build
 from ..topology.model.port import host_and_ifname
 from ..traffic import Template
-from .param import Param, parse_params
+from .param import Param, body_params, parse_params
 from .reference import module_dir, reference_path
 from .result import Result, Status, Step, overall
 
@@ -139,8 +139,11 @@ class Check:
     """A named, runnable check. `body(ctx, **params)` holds its steps.
 
     `params`: name → what it means (a help text, or a `Param` with its parser); values
-    are parsed before anything is built. `reference` is looked up beside the module that
-    defines `body` (or in `home`), then among netprobe's own topologies."""
+    are parsed before anything is built. The body's keyword parameters are what the check
+    takes: each declared name must be one of them (SpecError here otherwise), and one not
+    declared is described by its annotation (`parameters()`). `reference` is looked up
+    beside the module that defines `body` (or in `home`), then among netprobe's own
+    topologies."""
 
     name: str
     summary: str
@@ -149,6 +152,14 @@ class Check:
     requires: tuple[str, ...] = ()
     params: Mapping[str, str | Param] = field(default_factory=dict)
     home: str | os.PathLike[str] | None = None
+
+    def __post_init__(self) -> None:
+        body_params(self.name, self.body, self.params)  # a declared name the body lacks
+
+    def parameters(self) -> dict[str, str | Param]:
+        """Every parameter the check takes, with what it means: the body's keyword
+        parameters, described by `params` or else by their annotations and defaults."""
+        return body_params(self.name, self.body, self.params)
 
     def reference_file(self) -> Path:
         """The reference topology's file; SpecError (the check cannot run) when missing."""
@@ -242,7 +253,7 @@ class Check:
         try:
             inspect.signature(self.body).bind(None, **params)
         except TypeError:
-            known = ", ".join(self.params) or "none"
+            known = ", ".join(self.parameters()) or "none"
             raise SpecError(
                 f"check {self.name} takes parameters {known}, not {', '.join(params)}"
             ) from None
@@ -262,9 +273,7 @@ class Check:
     ) -> tuple[Topology, str]:
         if isinstance(topology, Topology):
             return topology, topology.spec.name
-        if topology is None:
-            topology = self.reference_file()
-        spec = topology if isinstance(topology, Spec) else load(topology)
+        spec = as_spec(self.reference_file() if topology is None else topology)
         return stack.enter_context(build(spec)), spec.source or spec.name
 
 

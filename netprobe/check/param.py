@@ -29,6 +29,7 @@ from ..topology.model.port import Port
 __all__ = [
     "Param",
     "Parser",
+    "body_params",
     "boolean",
     "checked_by",
     "host",
@@ -225,6 +226,42 @@ def optional(parse: Parser, *, none: Any = "") -> Parser:
     what = getattr(parse, "expects", None)
     either.expects = f"{what}, or '' for none" if what else "'' for none"  # type: ignore[attr-defined]
     return either
+
+
+def body_params(
+    check: str, body: Callable[..., Any], declared: Mapping[str, str | Param]
+) -> dict[str, str | Param]:
+    """Every parameter a check takes: its body's keyword parameters (after the Context),
+    each with its declaration, or one read from its annotation and default. The body's
+    signature says what is taken, `declared` only describes it: a declared name the body
+    does not take is a SpecError (unless the body takes **params)."""
+    try:
+        signature = inspect.signature(body)
+    except (TypeError, ValueError):  # a body Python cannot introspect: as declared
+        return dict(declared)
+    taken = list(signature.parameters.values())
+    if taken and taken[0].kind in (taken[0].POSITIONAL_ONLY, taken[0].POSITIONAL_OR_KEYWORD):
+        taken = taken[1:]  # the Context
+    named = {p.name: p for p in taken if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    anything = any(p.kind is p.VAR_KEYWORD for p in taken)
+    stray = [k for k in declared if k not in named]
+    if stray and not anything:
+        raise SpecError(
+            f"check {check} declares parameter(s) {', '.join(stray)} that its body "
+            f"{getattr(body, '__qualname__', body)!r} does not take"
+        )
+    out: dict[str, str | Param] = {}
+    for name, parameter in named.items():
+        out[name] = declared[name] if name in declared else _described(body, parameter)
+    return {**out, **{k: declared[k] for k in stray}}
+
+
+def _described(body: Callable[..., Any], parameter: inspect.Parameter) -> str:
+    """What an undeclared parameter takes, from its annotation, and its default."""
+    what = getattr(_from_annotation(body, parameter.name), "expects", None) or "text"
+    if parameter.default is parameter.empty:
+        return f"{what} (required)"
+    return f"{what} (default {parameter.default!r})"
 
 
 def parse_params(

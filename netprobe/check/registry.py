@@ -53,14 +53,18 @@ def registered() -> dict[str, Registration]:
     return dict(sorted(found.items()))
 
 
-def load_check(name: str) -> object:
-    """Import and return the check registered as `name` (or defined in the file it names);
-    unknown names suggest near ones."""
+def load_check(name: str) -> Check:
+    """Import and return the check registered as `name` (or defined in the file it names).
+    SpecError for an unknown name (suggesting near ones) or an entry point that is not a
+    Check; an exception of the check's module on import propagates as it is."""
     if is_file(name):
         return _from_file(name)
     for ep in entry_points(group=GROUP):
         if ep.name == name:
-            return ep.load()
+            check = ep.load()
+            if not isinstance(check, Check):
+                raise SpecError(f"the entry point for check {name!r} is not a netprobe Check")
+            return check
     known = list(registered())
     near = difflib.get_close_matches(name, known, n=3)
     hint = f"; did you mean {', '.join(near)}?" if near else ""

@@ -25,6 +25,7 @@ from typing import Any
 
 from ..expect import evidence
 from ..privilege import require_root
+from ..topology import Spec
 from ..topology.kernel import owner, process
 from . import run_check
 from .base import Recorder
@@ -37,16 +38,17 @@ _STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 def run_checks(
     names: list[str],
-    topology: str | os.PathLike[str] | None = None,
+    topology: Spec | str | os.PathLike[str] | None = None,
     *,
     jobs: int = 2,
     recorder: Recorder | None = None,
     progress: Callable[[str], Any] | None = None,
     **params: Any,
 ) -> list[Result]:
-    """Run the named checks; results in the order of `names`. A check that crashes (a
-    bug in it, or its worker killed) is ERROR with the reason; the others still run.
-    `recorder`: as for Check.run (each worker has its own copy). Without root: SetupError."""
+    """Run the named checks (on `topology`, a Spec or its file, or each on its reference);
+    results in the order of `names`. A check that crashes (a bug in it, or its worker
+    killed) is ERROR with the reason; the others still run. `recorder`: as for Check.run
+    (each worker has its own copy). Without root: SetupError."""
     require_root()
     options = {"recorder": recorder}
     done: list[str] = []

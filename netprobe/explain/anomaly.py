@@ -13,7 +13,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from .facts import STRONG, Cause, Findings, HostFacts, LinkFacts, stray, stray_text, unenslaved
+from .facts import (
+    STRONG,
+    Cause,
+    Findings,
+    HostFacts,
+    LinkFacts,
+    stray,
+    stray_text,
+    unenslaved,
+    unicast_dst,
+)
 
 __all__ = ["on_path", "path_devices"]
 
@@ -37,8 +47,8 @@ def path_devices(found: Findings) -> list[tuple[str, str]]:
 
 
 def _mac_owners(found: Findings) -> list[tuple[str, str]]:
-    mac = str(found.probe.get("eth.dst", "")).lower()
-    if not mac or int(mac.split(":")[0] or "1", 16) & 1:  # broadcast or multicast
+    mac = unicast_dst(found.probe)
+    if mac is None:
         return []
     return [
         (facts.host, link.name)

@@ -27,6 +27,7 @@ from .facts import (
     dst_of,
     src_of,
     unenslaved,
+    unicast_dst,
 )
 from .nfttrace import TABLE
 
@@ -156,8 +157,8 @@ def _accepted(found: Findings) -> Iterator[str]:
 
 def _flooded(found: Findings, got: Delivery) -> Iterator[str]:
     """Unicast that went where the FDB does not send it: flooding, and why."""
-    mac = str(found.probe.get("eth.dst", "")).lower()
-    if not mac or int(mac.split(":")[0] or "1", 16) & 1:
+    mac = unicast_dst(found.probe)
+    if mac is None:
         return
     owned = any(
         (link.mac or "").lower() == mac for f in found.hosts.values() for link in f.links.values()

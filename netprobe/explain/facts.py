@@ -32,6 +32,7 @@ __all__ = [
     "stray",
     "stray_text",
     "unenslaved",
+    "unicast_dst",
 ]
 
 STRONG, GOOD, COUNTED, STATE, WEAK = 0.95, 0.8, 0.7, 0.5, 0.2
@@ -136,6 +137,15 @@ def dst_of(probe: Mapping[str, Any]) -> str:
 
 def src_of(probe: Mapping[str, Any]) -> str:
     return str(probe.get("ip.src", probe.get("ip6.src", "?")))
+
+
+def unicast_dst(probe: Mapping[str, Any]) -> str | None:
+    """The probe's destination MAC (lower case) when it is unicast; None for broadcast,
+    multicast (the group bit, the first octet's lowest) or a probe without one."""
+    mac = str(probe.get("eth.dst", "")).lower()
+    if not mac or int(mac.split(":")[0] or "1", 16) & 1:
+        return None
+    return mac
 
 
 def forwarding_off(host: str, ipv6: bool = False) -> str:

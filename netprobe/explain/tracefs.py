@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
 
+from ..capabilities import TRACEFS, mount_tracefs
 from ..errors import SetupError
 
 __all__ = [
@@ -32,26 +33,9 @@ __all__ = [
     "stale",
 ]
 
-TRACEFS = "/sys/kernel/tracing"
 PREFIX = "netprobe-"
 _counter = itertools.count(1)
 _NAME = re.compile(r"^netprobe-(?:[\w]+-)?(\d+)-\d+$")
-
-
-def mount_tracefs(root: str = TRACEFS) -> str | None:
-    """Make sure tracefs is at `root`. Returns what was done ("mounted tracefs at …") or
-    None when it was already there; raises SetupError when it cannot be mounted."""
-    if os.path.exists(os.path.join(root, "instances")):
-        return None
-    proc = subprocess.run(
-        ["mount", "-t", "tracefs", "nodev", root], capture_output=True, text=True, check=False
-    )
-    if proc.returncode != 0 or not os.path.exists(os.path.join(root, "instances")):
-        raise SetupError(
-            f"tracefs is not available at {root}: {proc.stderr.strip() or 'mount failed'}",
-            remedy=f"run as root, or mount it: mount -t tracefs nodev {root}",
-        )
-    return f"mounted tracefs at {root}"
 
 
 def instance_names(root: str = TRACEFS) -> list[str]:

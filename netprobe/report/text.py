@@ -120,7 +120,7 @@ def runs_table(records: Sequence[RunRecord]) -> Any:
 def checks_table(registrations: Mapping[str, Registration]) -> Any:
     """The registered checks, what they prove, and whether this machine has what they need."""
     from ..capabilities import probe
-    from ..check import Check, load_check
+    from ..check import load_check
 
     table = Table(title="netprobe checks")
     for column in ("check", "proves", "needs", "here"):
@@ -130,8 +130,6 @@ def checks_table(registrations: Mapping[str, Registration]) -> Any:
             check = load_check(name)
         except Exception as exc:  # a broken third-party entry point must not hide the rest
             table.add_row(name, f"cannot load {reg.target}: {exc}", "", "[red]broken[/]")
-            continue
-        if not isinstance(check, Check):
             continue
         missing = [c.name for c in probe(check.requires) if not c.present]
         missing += [f"reference topology {check.reference}"] if _no_reference(check) else []
@@ -162,10 +160,11 @@ def check_details(check: Check) -> str:
         f"  needs: {', '.join(check.requires) or 'nothing special'}"
         + (f" (missing here: {', '.join(missing)})" if missing else ""),
     ]
-    if check.params:
+    taken = check.parameters()
+    if taken:
         lines.append("  parameters (--KEY VALUE or -p KEY=VALUE):")
-        width = max(len(k) for k in check.params)
-        lines += [f"    {k:{width}}  {v}" for k, v in check.params.items()]
+        width = max(len(k) for k in taken)
+        lines += [f"    {k:{width}}  {v}" for k, v in taken.items()]
     else:
         lines.append("  parameters: none")
     return "\n".join(lines)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from .kernel.build import build
 from .kernel.cleanup import CleanReport, clean, down, leftovers
 from .kernel.live import RunResult, Topology
-from .model.load import load, loads
+from .model.load import as_spec, load, loads
 from .model.port import Port
 from .model.spec import (
     Bond,
@@ -44,6 +44,7 @@ __all__ = [
     "Topology",
     "Veth",
     "Vlan",
+    "as_spec",
     "build",
     "clean",
     "down",

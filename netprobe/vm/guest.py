@@ -191,16 +191,14 @@ def _guest_step_class() -> Any:  # built on first use: importing netprobe.check 
 def _run_case(case: Mapping[str, Any], bundles: Path) -> Result:
     """Run one case; a failing one leaves its bug-report bundle under `bundles`."""
     from ..bundle import BundleRecorder
-    from ..check import Check, load_check
-    from ..topology import build, load
+    from ..check import load_check
+    from ..topology import as_spec, build
 
     check = load_check(case["check"])
-    if not isinstance(check, Check):
-        raise TypeError(f"{case['check']} is not a netprobe Check")
     params = case.get("params") or {}
     if not case.get("sabotage"):
         return check.run(case.get("topology"), recorder=BundleRecorder(bundles), **params)
-    with build(load(case.get("topology") or check.reference_file())) as topo:
+    with build(as_spec(case.get("topology") or check.reference_file())) as topo:
         for host, argv in case["sabotage"]:
             topo.run(host, argv, check=True)
         return check.run(topo, recorder=BundleRecorder(bundles), **params)

@@ -127,3 +127,30 @@ def test_clean_says_what_it_did() -> None:
     result = CliRunner().invoke(cli, ["clean"])
     assert result.exit_code == 0
     assert "nothing to clean" in result.output or "removed" in result.output
+
+
+def test_check_on_a_topology_file_parses_and_validates_it_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib
+
+    load = importlib.import_module("netprobe.topology.load")  # the modules, not the functions
+    validate = importlib.import_module("netprobe.topology.validate")
+    parsed: list[str | None] = []
+    checked: list[str] = []
+    real_loads, real_check = load.loads, validate._check_spec
+
+    def counting_loads(text: str, *, source: str | None = None) -> object:
+        parsed.append(source)
+        return real_loads(text, source=source)
+
+    def counting_check(spec: object) -> None:
+        checked.append(getattr(spec, "name", "?"))
+        real_check(spec)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(load, "loads", counting_loads)
+    monkeypatch.setattr(validate, "_check_spec", counting_check)
+    topology = str(EXAMPLES / "redblue.yaml")
+    done = CliRunner().invoke(cli, ["check", "veth", "--topology", topology, "--no-bundle", "-q"])
+    assert done.exit_code == 0, done.output
+    assert parsed == [topology] and checked == ["redblue"]

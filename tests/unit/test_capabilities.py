@@ -224,3 +224,73 @@ def test_a_hanging_tool_times_out_and_is_killed(
     pid = int((tmp_path / "pid").read_text())
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)  # killed and reaped, not left running
+
+
+# -- tracefs: one owner mounts it ---------------------------------------------------------
+
+
+def _fake_mount(
+    monkeypatch: pytest.MonkeyPatch, outcome: Callable[[list[str]], object]
+) -> list[list[str]]:
+    import subprocess
+
+    calls: list[list[str]] = []
+
+    def run(argv: list[str], **_: object) -> object:
+        calls.append(argv)
+        return outcome(argv)
+
+    monkeypatch.setattr(subprocess, "run", run)
+    return calls
+
+
+def test_tracefs_already_there_is_not_mounted_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "instances").mkdir()
+    calls = _fake_mount(monkeypatch, lambda argv: pytest.fail("mounted again"))
+    assert capabilities.mount_tracefs(str(tmp_path)) is None and not calls
+
+
+def test_tracefs_mounted_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+
+    def mounted(argv: list[str]) -> object:
+        (tmp_path / "instances").mkdir()
+        return subprocess.CompletedProcess(argv, 0, "", "")
+
+    calls = _fake_mount(monkeypatch, mounted)
+    assert capabilities.mount_tracefs(str(tmp_path)) == f"mounted tracefs at {tmp_path}"
+    assert calls == [["mount", "-t", "tracefs", "nodev", str(tmp_path)]]
+
+
+@pytest.mark.parametrize(
+    ("outcome", "said"),
+    [
+        ("refused", "mount: permission denied"),
+        ("missing", "No such file or directory"),
+        ("silent", "mount failed"),
+    ],
+)
+def test_tracefs_that_cannot_be_mounted_is_a_setup_error_with_the_remedy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, outcome: str, said: str
+) -> None:
+    import subprocess
+
+    def run(argv: list[str]) -> object:
+        if outcome == "missing":
+            raise FileNotFoundError(errno.ENOENT, "No such file or directory", "mount")
+        code = 32 if outcome == "refused" else 0
+        return subprocess.CompletedProcess(argv, code, "", said if code else "")
+
+    _fake_mount(monkeypatch, run)
+    with pytest.raises(SetupError, match=said) as caught:
+        capabilities.mount_tracefs(str(tmp_path))
+    assert caught.value.remedy == f"run as root, or mount it: mount -t tracefs nodev {tmp_path}"
+
+
+def test_explain_mounts_tracefs_through_capabilities() -> None:
+    from netprobe.explain import tracefs
+
+    assert tracefs.mount_tracefs is capabilities.mount_tracefs
+    assert tracefs.TRACEFS == capabilities.TRACEFS

@@ -121,8 +121,47 @@ def test_a_declared_parser_wins_over_the_annotation() -> None:
 
 def test_check_parse_params_also_refuses_unknown_names() -> None:
     check = Check("typed", "x", _typed, "redblue.yaml", params={"ttl": "hops"})
-    with pytest.raises(SpecError, match="takes parameters ttl, not nope"):
+    with pytest.raises(SpecError, match=r"takes parameters ttl, wait, strict, .*, not nope"):
         check.parse_params({"nope": "1"})
+
+
+def test_a_declared_parameter_the_body_does_not_take_is_refused_when_the_check_is_made() -> None:
+    with pytest.raises(SpecError, match=r"check typed declares parameter\(s\) tll that its body"):
+        Check("typed", "x", _typed, "redblue.yaml", params={"tll": "hops"})
+    with pytest.raises(SpecError, match="declares parameter"):
+        Check("none", "x", lambda ctx: None, "redblue.yaml", params={"ttl": "hops"})
+
+
+def test_a_body_taking_any_keyword_may_declare_any_name() -> None:
+    def body(ctx: Context, *, ttl: int = 64, **more: str) -> None:
+        """Takes ttl, and whatever else it is given."""
+
+    check = Check("open", "x", body, "redblue.yaml", params={"colour": "a colour"})
+    assert check.parameters() == {"ttl": "an integer (default 64)", "colour": "a colour"}
+
+
+def test_undeclared_body_parameters_are_described_by_their_annotations() -> None:
+    def body(ctx: Context, size: int, *, label: str = "", strict: bool = False) -> None:
+        """One parameter positional-or-keyword and required, two keyword-only."""
+
+    hops = Param("hops", param.integer(1, 255))
+    check = Check("typed", "x", _typed, "redblue.yaml", params={"ttl": hops})
+    taken = check.parameters()
+    assert list(taken) == ["ttl", "wait", "strict", "limit", "hosts", "names", "label", "either"]
+    assert taken["ttl"] is hops and taken["wait"] == "a number (default 1.0)"
+    assert taken["label"] == "text (default '')"
+    assert Check("b", "x", body, "r.yaml").parameters() == {
+        "size": "an integer (required)",
+        "label": "text (default '')",
+        "strict": "a boolean: yes, no, true, false, 1 or 0 (default False)",
+    }
+
+
+def test_list_shows_every_parameter_the_body_takes() -> None:
+    from netprobe.report.text import check_details
+
+    text = check_details(Check("typed", "x", _typed, "redblue.yaml", params={"ttl": "hops"}))
+    assert "    ttl     hops" in text and "    strict  a boolean" in text
 
 
 @pytest.mark.parametrize(

@@ -259,3 +259,12 @@ def test_unhandled_proto_is_a_delivery_and_ranks_below_state() -> None:
     assert causes[0].text.startswith("switch:p2 is not a port of any bridge (missing master: br0)")
     assert causes[-1].text.startswith("UNHANDLED_PROTO on switch:br0: the frame reached")
     assert causes[-1].score < 0.5
+
+
+def test_unicast_dst_is_the_one_test_of_a_unicast_destination() -> None:
+    from netprobe.explain.facts import unicast_dst
+
+    assert unicast_dst({"eth.dst": "02:AA:00:00:00:01"}) == "02:aa:00:00:00:01"
+    for group in ("ff:ff:ff:ff:ff:ff", "01:00:5e:00:00:01", "33:33:00:00:00:01"):
+        assert unicast_dst({"eth.dst": group}) is None
+    assert unicast_dst({}) is None and unicast_dst({"eth.dst": ""}) is None

@@ -260,3 +260,26 @@ def test_ipv4_address_has_broadcast_below_slash_31_and_never_nodad(
     assert addr["family"] == socket.AF_INET
     assert addr.get_attr("IFA_BROADCAST") == broadcast
     assert addr.get_attr("IFA_FLAGS") is None
+
+
+# -- one translation of NetlinkError ------------------------------------------------------
+
+
+def test_an_ovs_bridge_that_will_not_come_up_keeps_the_kernels_extended_ack() -> None:
+    from types import SimpleNamespace
+
+    from netprobe.topology.ovs import _bridges_up
+
+    from netprobe import Host, OvsBridge, TopologyError
+
+    class Refusing:
+        def request(self, msg: object, kind: int) -> None:
+            raise NetlinkError(errno.EINVAL, "Invalid MTU for this bridge")
+
+    host = Host("sw", interfaces=(Interface("br0", OvsBridge()),))
+    topo = SimpleNamespace(hosts={"sw": SimpleNamespace(nl=Refusing())})
+    with pytest.raises(TopologyError) as caught:
+        _bridges_up(topo, host)  # type: ignore[arg-type]
+    assert str(caught.value).startswith("bringing OVS bridge sw:br0 up: Invalid argument")
+    assert "(Invalid MTU for this bridge)" in str(caught.value)
+    assert caught.value.errno == errno.EINVAL

@@ -729,3 +729,37 @@ def test_a_bad_address_in_block_style_points_at_the_address_line(tmp_path: Path)
     with pytest.raises(SpecError, match=r"bad address '10\.0\.0\.999/24'") as caught:
         netprobe.load(path)
     assert caught.value.line == 8
+
+
+def test_as_spec_takes_a_spec_as_it_is_and_loads_a_file(tmp_path: Path) -> None:
+    from netprobe.topology import as_spec
+
+    spec = Spec("pair", (Host("a"),))
+    assert as_spec(spec) is spec
+    path = tmp_path / "pair.yaml"
+    path.write_text("name: pair\nhosts:\n  a: {}\n")
+    for given in (path, str(path)):
+        loaded = as_spec(given)
+        assert loaded == spec and loaded.source == str(path)
+    with pytest.raises(SpecError, match=r"no-such\.yaml"):
+        as_spec(tmp_path / "no-such.yaml")
+
+
+def test_a_spec_is_checked_once_however_often_it_is_validated(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib
+
+    module = importlib.import_module("netprobe.topology.validate")
+    checked: list[Spec] = []
+    real = module._check_spec
+    monkeypatch.setattr(module, "_check_spec", lambda s: (checked.append(s), real(s))[1])
+    spec = Spec("once", (Host("a"),))
+    assert module.validate(spec) is spec and module.validate(spec) is spec
+    twin = Spec("once", (Host("a"),))  # equal, but another object: checked on its own
+    module.validate(twin)
+    assert [id(s) for s in checked] == [id(spec), id(twin)]
+    with pytest.raises(SpecError):  # a failing spec is never remembered as valid
+        module.validate(Spec("bad name!", (Host("a"),)))
+    with pytest.raises(SpecError):
+        module.validate(Spec("bad name!", (Host("a"),)))

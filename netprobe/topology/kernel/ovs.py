@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any
 from ...errors import SetupError, TopologyError
 from ..model.spec import Host, Interface, OvsBond, OvsBridge, Veth
 from . import daemon, netns, owner
-from .links import raise_up
-from .netlink import RTM_NEWLINK, NetlinkError, link_msg
+from .links import netlink_errors, raise_up
+from .netlink import RTM_NEWLINK, link_msg
 
 if TYPE_CHECKING:
     from .live import Topology
@@ -256,14 +256,8 @@ def _bridges_up(topo: Topology, host: Host) -> None:
     nl = topo.hosts[host.name].nl
     for iface in host.interfaces:
         if isinstance(iface.kind, OvsBridge) and iface.up:
-            try:
+            with netlink_errors(f"bringing OVS bridge {host.name}:{iface.name} up", iface.name):
                 nl.request(raise_up(link_msg(0, IFLA_IFNAME=iface.name)), RTM_NEWLINK)
-            except NetlinkError as exc:
-                raise TopologyError(
-                    f"bringing OVS bridge {host.name}:{iface.name} up: {os.strerror(exc.code)}",
-                    errno=exc.code,
-                    obj=iface.name,
-                ) from exc
 
 
 def pidfile_daemons(runid: str) -> list[dict[str, Any]]:

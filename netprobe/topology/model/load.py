@@ -36,7 +36,7 @@ from .spec import (
 )
 from .validate import validate
 
-__all__ = ["load", "loads"]
+__all__ = ["as_spec", "load", "loads"]
 
 T = TypeVar("T")
 
@@ -71,6 +71,12 @@ def load(path: str | os.PathLike[str]) -> Spec:
     """Read a topology file. Raises SpecError naming the file and line of any problem."""
     path = os.fspath(path)
     return loads(read_input(path, "topology file"), source=path)
+
+
+def as_spec(spec_or_path: Spec | str | os.PathLike[str]) -> Spec:
+    """A Spec as it is, or the topology file it names loaded: what every caller that
+    takes either builds."""
+    return spec_or_path if isinstance(spec_or_path, Spec) else load(spec_or_path)
 
 
 def loads(text: str, *, source: str | None = None) -> Spec:

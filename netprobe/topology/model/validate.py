@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import weakref
 from collections import Counter
 
 from ...errors import SpecError
@@ -38,8 +39,21 @@ def _fail(message: str, *path: str) -> SpecError:
     return SpecError(message, path=("hosts", *path) if path else ())
 
 
+# Specs found consistent, by identity: a Spec is immutable all the way down, so the one
+# `load` validated is not validated again when it is built.
+_VALID: weakref.WeakValueDictionary[int, Spec] = weakref.WeakValueDictionary()
+
+
 def validate(spec: Spec) -> Spec:
     """Return `spec` unchanged if it is consistent, else raise SpecError."""
+    if _VALID.get(id(spec)) is spec:
+        return spec
+    _check_spec(spec)
+    _VALID[id(spec)] = spec
+    return spec
+
+
+def _check_spec(spec: Spec) -> None:
     if not isinstance(spec.name, str) or not _NAME.match(spec.name) or len(spec.name) > 64:
         raise SpecError(  # 64: its namespaces' names (np-NAME-HOST) must fit in 255 bytes
             f"topology name {_shown(spec.name)} must be 1-64 letters, digits, '_', '-', '.'",
@@ -58,7 +72,6 @@ def validate(spec: Spec) -> Spec:
     for host in spec.hosts:
         _check_host(host)
     _check_veths(spec)
-    return spec
 
 
 def _shown(name: object) -> str:
