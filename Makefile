@@ -18,6 +18,7 @@ check: setup
 lint: setup
 	$(BIN)/ruff check netprobe tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test: lint
 	$(BIN)/python -m pytest

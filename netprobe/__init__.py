@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from ._version import __version__
 from .errors import (
     CheckFailed,
     NetprobeError,
@@ -47,7 +48,6 @@ if TYPE_CHECKING:
         validate,
     )
 
-__version__ = "0.1.0"
 
 _LAZY = {
     name: "netprobe.topology"

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 from click.core import ParameterSource
 
-from . import __version__
+from ._version import __version__
 from .errors import NetprobeError, SpecError
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ import platform
 from importlib import metadata
 from typing import Any
 
-from .. import __version__
+from .._version import __version__
 from ..capabilities import probe
 
 __all__ = ["environment"]

@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
+from .._version import __version__
 from ..check import Result
 from ..errors import SetupError
 from ..topology import Spec, Topology

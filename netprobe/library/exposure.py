@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from netprobe import SetupError, SpecError, TopologyError
+from netprobe.errors import SetupError, SpecError, TopologyError
 from netprobe.check import Check, Context, Param, Status, Step, param, reference_path
 from netprobe.topology import Topology
 

@@ -9,7 +9,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from .. import __version__
+from .._version import __version__
 from ..check import Result
 
 __all__ = ["FORMAT", "MINOR", "VERSION", "results_document"]

@@ -15,7 +15,7 @@ import random
 from dataclasses import dataclass, replace
 from typing import Any
 
-from netprobe import SpecError
+from netprobe.errors import SpecError
 from netprobe.topology import Port, Topology
 from netprobe.traffic import Template, decode, tcp, udp
 

@@ -31,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from netprobe import SpecError
+from netprobe.errors import SpecError
 from netprobe.check import read_input
 
 __all__ = ["CHAINS", "Line", "Network", "load_policy"]
