@@ -29,8 +29,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from netprobe.errors import SetupError, SpecError, TopologyError
 from netprobe.check import Check, Context, Param, Status, Step, param, reference_path
+from netprobe.errors import SetupError, SpecError, TopologyError
 from netprobe.topology import Topology
 
 from .exposure_probe import explain_unreachable

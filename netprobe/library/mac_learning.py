@@ -18,8 +18,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from netprobe.errors import SpecError
 from netprobe.check import Check, Context, Param, Port, Status, param, peer_port
+from netprobe.errors import SpecError
 from netprobe.expect import at_exactly
 from netprobe.traffic import ethernet
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from ipaddress import ip_address
 from typing import Any
 
-from netprobe.errors import SpecError
 from netprobe.check import Check, Context, Param, Port, echo_and_reply, param
+from netprobe.errors import SpecError
 from netprobe.expect import ROUTED, Match, at
 from netprobe.traffic import Capture, Template, decode, find_nonce
 

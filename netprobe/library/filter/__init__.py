@@ -36,8 +36,8 @@ import os
 import re
 from collections.abc import Sequence
 
-from netprobe.errors import SpecError
 from netprobe.check import Check, Context, Param, Status, Step, param, read_input, reference_path
+from netprobe.errors import SpecError
 from netprobe.expect import ROUTED, Barrier, at, nowhere
 from netprobe.traffic import ports
 

@@ -31,8 +31,8 @@ from typing import Any
 
 import yaml
 
-from netprobe.errors import SpecError
 from netprobe.check import read_input
+from netprobe.errors import SpecError
 
 __all__ = ["CHAINS", "Line", "Network", "load_policy"]
 
