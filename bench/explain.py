@@ -54,9 +54,9 @@ LIBRARY = ("isolation", "veth", "bridge", "mac_learning", "routing", "nat", "fil
 def pytest_configure(config: Any) -> None:
     """As a pytest plugin (`-p explain` with bench/ on the path): no explanations."""
     if os.environ.get("NETPROBE_BENCH_NO_EXPLAIN") == "1":
-        import netprobe.check.base
+        import netprobe.check._base
 
-        netprobe.check.base.MAX_EXPLAINED = 0
+        netprobe.check._base.MAX_EXPLAINED = 0
 
 
 def _pytest_wall(explained: bool) -> tuple[float, str]:

@@ -27,7 +27,7 @@ from pathlib import Path
 from netprobe.expect import ROUTED, Outcome, at, expect
 from netprobe.topology import Spec, Topology, build, load
 from netprobe.traffic import Captured, Template, find_nonce, ports, udp, write_pcap
-from netprobe.traffic.capture import Source, wait_readable
+from netprobe.traffic._capture import Source, wait_readable
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

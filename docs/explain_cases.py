@@ -22,7 +22,8 @@ import netprobe
 from netprobe.check import Result, reference_path, run_check
 from netprobe.explain import Explanation, explain
 from netprobe.topology import Topology
-from netprobe.traffic import Template, craft, from_scapy
+from netprobe.traffic import Template, from_scapy
+from netprobe.traffic import _craft as craft
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"

@@ -61,7 +61,7 @@ def list_checks(names: tuple[str, ...]) -> None:
     With NAMES: those checks in full, with their parameters (hosts and ports to use)."""
     with _errors():
         from .check import load_check, registered
-        from .report.text import check_details, checks_table
+        from .report._text import check_details, checks_table
 
         if not names:
             _console().print(checks_table(registered()))
@@ -159,8 +159,8 @@ def check(
     `replay`)."""
     with _errors():
         from .check import expand_names, registered
-        from .check.suite import run_checks
-        from .report.output import write_results
+        from .check._suite import run_checks
+        from .report._output import write_results
 
         names, extra = _split_check_options(names)
         chosen = list(registered()) if names == ("all",) else expand_names(names)
@@ -215,7 +215,7 @@ def _refuse_bad_input(
 ) -> Spec | None:
     """Everything that can be wrong with the command line, found before any check runs:
     names, parameters, files read and written, privileges. The topology file's Spec."""
-    from .privilege import require_root
+    from ._privilege import require_root
     from .topology import load
 
     for name in chosen:
@@ -230,7 +230,7 @@ def _refuse_bad_input(
 
 def _check_inputs(ruleset: str | None, policy: str | None) -> None:
     """Input files are regular, of sane size, and text, before any check runs."""
-    from .inputfile import read_input
+    from ._inputfile import read_input
 
     if policy:
         read_input(policy, "policy")
@@ -240,7 +240,7 @@ def _check_inputs(ruleset: str | None, policy: str | None) -> None:
 
 def _check_outputs(json_path: str | None, junit_path: str | None, bundle: str | None) -> None:
     """Every file and directory asked for can be written, before any check runs."""
-    from .report.output import ensure_writable_dir, ensure_writable_file
+    from .report._output import ensure_writable_dir, ensure_writable_file
 
     for option, path in (("--json", json_path), ("--junit", junit_path)):
         if path:
@@ -264,7 +264,7 @@ def _validate(name: str, params: dict[str, Any]) -> None:
 
 
 def _show(results: list[Any], console: Any, *, quiet: bool, verbose: bool) -> None:
-    from .report.text import result_details, results_table
+    from .report._text import result_details, results_table
 
     if quiet:
         return
@@ -350,8 +350,8 @@ def report(bundle: str) -> None:
 def doctor() -> None:
     """Report which kernel features and tools this machine has, with remedies."""
     with _errors():
-        from . import capabilities
-        from .report.text import doctor_table
+        from . import _capabilities as capabilities
+        from .report._text import doctor_table
 
         found = capabilities.probe()
         _console().print(doctor_table(found, root=capabilities.is_root()))
@@ -367,8 +367,8 @@ def doctor() -> None:
 def clean(everything: bool) -> None:
     """Remove what killed netprobe runs left behind, and nothing else."""
     with _errors():
-        from .explain.tracefs import remove_stale
-        from .report.text import clean_summary
+        from .explain._tracefs import remove_stale
+        from .report._text import clean_summary
         from .topology import clean as do_clean
 
         click.echo(clean_summary(do_clean(all=everything), remove_stale()))
@@ -384,7 +384,7 @@ def topo() -> None:
 def topo_up(file: str) -> None:
     """Build FILE and leave it up, under the topology's name."""
     with _errors():
-        from .report.text import topo_up_summary
+        from .report._text import topo_up_summary
         from .topology import build, load
 
         spec = load(file)
@@ -420,14 +420,14 @@ def topo_show(name: str, fmt: str) -> None:
     with _errors():
         if fmt != "text":
             from .topology import load
-            from .topology.kernel.inspect import recorded_spec
-            from .topology.model import picture
+            from .topology._kernel.inspect import recorded_spec
+            from .topology._model import picture
 
             spec = load(name) if os.path.isfile(name) else recorded_spec(name)
             click.echo(getattr(picture, fmt)(spec), nl=False)
             return
-        from .report.text import host_view_text
-        from .topology.kernel.inspect import describe_topology
+        from .report._text import host_view_text
+        from .topology._kernel.inspect import describe_topology
 
         for view in describe_topology(name):
             click.echo(host_view_text(view))
@@ -437,8 +437,8 @@ def topo_show(name: str, fmt: str) -> None:
 def topo_list() -> None:
     """List the topologies left up, and runs in progress."""
     with _errors():
-        from .report.text import runs_table
-        from .topology.kernel.owner import read_records
+        from .report._text import runs_table
+        from .topology._kernel.owner import read_records
 
         _console().print(runs_table(read_records()))
 

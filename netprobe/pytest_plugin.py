@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Lab", "lab", "netprobe_check", "netprobe_kernel"]
 
-_EVIDENCE = "NETPROBE_EVIDENCE"  # netprobe.expect.evidence.ENV, without importing it
+_EVIDENCE = "NETPROBE_EVIDENCE"  # netprobe.expect._evidence.ENV, without importing it
 
 
 class Lab:
@@ -86,7 +86,7 @@ class Lab:
 def lab(request: pytest.FixtureRequest) -> Iterator[Lab]:
     """A topology factory whose topologies are removed when the test ends; relative
     paths are looked up beside the test file first, then in the current directory."""
-    from .privilege import is_root
+    from ._privilege import is_root
 
     if not is_root():
         _skip("netprobe needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN) to build topologies")
@@ -171,7 +171,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("netprobe_leak_check") or config.getini("netprobe_leak_check"):
-        from .pytest_leaks import LeakGuard
+        from ._pytest_leaks import LeakGuard
 
         config.pluginmanager.register(LeakGuard(), "netprobe-leak-guard")
     config.addinivalue_line(
@@ -201,7 +201,7 @@ def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
 def pytest_runtest_setup(item: pytest.Item) -> None:
     required = [n for m in item.iter_markers("netprobe_requires") for n in m.args]
     if required:
-        from .capabilities import KERNEL_FEATURES, TOOLS, probe, unknown
+        from ._capabilities import KERNEL_FEATURES, TOOLS, probe, unknown
 
         bad = unknown(required)
         if bad:  # an error of the test, as pytest makes a skipif it cannot evaluate
@@ -214,7 +214,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         if missing:
             _skip("; ".join(f"needs {c.name}: {c.detail} (remedy: {c.remedy})" for c in missing))
     if item.get_closest_marker("root") is not None:
-        from .privilege import is_root
+        from ._privilege import is_root
 
         if not is_root():
             _skip("needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN)")

@@ -3,9 +3,9 @@ summarised and replayed (replay), and rebuilt without netprobe (their repro.sh).
 
 from __future__ import annotations
 
-from .recorder import BundleRecorder, run_check
-from .replay import Replay, bundle_summary, read_bundle, replay
-from .write import FORMAT, VERSION, write_bundle
+from ._recorder import BundleRecorder, run_check
+from ._replay import Replay, bundle_summary, read_bundle, replay
+from ._write import FORMAT, VERSION, write_bundle
 
 __all__ = [
     "FORMAT",

@@ -6,16 +6,16 @@ import os
 import traceback
 from typing import Any
 
+from .._inputfile import read_input
 from ..errors import NetprobeError
-from ..inputfile import read_input
 from ..topology import Port, Spec, Topology
-from . import param
-from .base import Check, Context, Recorder
-from .param import Param
-from .ports import echo_and_reply, ipv4_of, parse_ports, peer_port, require_bridge
-from .reference import reference_path
-from .registry import GROUP, Registration, expand_names, load_check, registered
-from .result import Result, Status, Step
+from . import _param as param
+from ._base import Check, Context, Recorder
+from ._param import Param
+from ._ports import echo_and_reply, ipv4_of, parse_ports, peer_port, require_bridge
+from ._reference import reference_path
+from ._registry import GROUP, Registration, expand_names, load_check, registered
+from ._result import Result, Status, Step
 
 __all__ = [
     "GROUP",

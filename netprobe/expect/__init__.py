@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from .expectation import Barrier, Where, at, at_any, at_exactly, end_ports, expect, nowhere
-from .match import ROUTED, Diff, Match, compare, expected_fields
-from .outcome import Copy, Outcome, PortReport, Verdict
+from ._expectation import Barrier, Where, at, at_any, at_exactly, end_ports, expect, nowhere
+from ._match import ROUTED, Diff, Match, compare, expected_fields
+from ._outcome import Copy, Outcome, PortReport, Verdict
 
 __all__ = [
     "ROUTED",

@@ -3,11 +3,11 @@ dropped it, counter deltas and the state that bears on it), as a ranked list of 
 
 from __future__ import annotations
 
-from .cause import Cause, Findings, HostFacts, LinkFacts, rank
-from .counters import Delta, Snapshot, deltas, snapshot
-from .droptrace import Drop, DropReport, DropTrace, Hop, parse_reasons
-from .explanation import Explanation, explain, wiring_of
-from .nfttrace import NftReport, NftTrace, TraceStep, parse_monitor
+from ._cause import Cause, Findings, HostFacts, LinkFacts, rank
+from ._counters import Delta, Snapshot, deltas, snapshot
+from ._droptrace import Drop, DropReport, DropTrace, Hop, parse_reasons
+from ._explanation import Explanation, explain, wiring_of
+from ._nfttrace import NftReport, NftTrace, TraceStep, parse_monitor
 
 __all__ = [
     "Cause",

@@ -30,8 +30,8 @@ from netprobe.check import (
 )
 from netprobe.errors import SpecError
 from netprobe.topology import OvsBond
-from netprobe.topology.kernel.links import raise_up
-from netprobe.topology.kernel.netlink import RTM_NEWLINK, Rtnl, link_msg
+from netprobe.topology._kernel.links import raise_up
+from netprobe.topology._kernel.netlink import RTM_NEWLINK, Rtnl, link_msg
 from netprobe.traffic import Template, find_nonce, ports, udp
 
 from .ovs_switch import bond_state

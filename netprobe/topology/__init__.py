@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from .kernel.build import build
-from .kernel.cleanup import CleanReport, clean, down, leftovers
-from .kernel.live import RunResult, Topology
-from .model.load import as_spec, load, loads
-from .model.port import Port
-from .model.spec import (
+from ._kernel.build import build
+from ._kernel.cleanup import CleanReport, clean, down, leftovers
+from ._kernel.live import RunResult, Topology
+from ._model.load import as_spec, load, loads
+from ._model.port import Port
+from ._model.spec import (
     Bond,
     Bridge,
     BridgeVlan,
@@ -23,7 +23,7 @@ from .model.spec import (
     Veth,
     Vlan,
 )
-from .model.validate import validate
+from ._model.validate import validate
 
 __all__ = [
     "Bond",

@@ -5,8 +5,8 @@ Nothing here imports scapy at import time; the crafting functions load it on fir
 
 from __future__ import annotations
 
-from .capture import Capture, Captured, CaptureStats, compile_filter
-from .craft import (
+from ._capture import Capture, Captured, CaptureStats, compile_filter
+from ._craft import (
     MAGIC,
     Template,
     arp,
@@ -19,10 +19,10 @@ from .craft import (
     tcp,
     udp,
 )
-from .decode import Fields, decode, summary
-from .pcap import read_pcap, write_pcap
-from .port import Port, Ports, Sender, TapSide, parse_port, ports
-from .tcpdump import TcpdumpCapture
+from ._decode import Fields, decode, summary
+from ._pcap import read_pcap, write_pcap
+from ._port import Port, Ports, Sender, TapSide, parse_port, ports
+from ._tcpdump import TcpdumpCapture
 
 __all__ = [
     "MAGIC",

@@ -7,8 +7,8 @@ in one boot and brings their Results, pcaps and bundles back.
 
 from __future__ import annotations
 
-from .boot import GuestRun, find_kernel, kvm_usable, run_in_vm, vng_command
-from .guest import Case, GuestChecks, result_from_dict, run_checks_in_vm, run_named_checks
+from ._boot import GuestRun, find_kernel, kvm_usable, run_in_vm, vng_command
+from ._guest import Case, GuestChecks, result_from_dict, run_checks_in_vm, run_named_checks
 
 __all__ = [
     "Case",

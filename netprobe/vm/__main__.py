@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from .guest import guest_main
+from ._guest import guest_main
 
 __all__: list[str] = []
 

@@ -11,7 +11,7 @@ from support.paths import EXAMPLES
 
 import netprobe
 from netprobe import Bond, Bridge, Host, Interface, Macvlan, Route, Spec, Tap, Veth, Vlan
-from netprobe.topology.kernel import netns
+from netprobe.topology._kernel import netns
 
 pytestmark = pytest.mark.root
 
@@ -55,7 +55,7 @@ NEEDS = {"vlan.yaml": "802.1Q vlan", "vlan-bridge.yaml": "bridge vlan_filtering"
 @pytest.mark.parametrize("name", sorted(p.name for p in EXAMPLES.glob("*.yaml")))
 def test_every_example_builds_and_passes_its_self_check(name: str) -> None:
     """Or, where this kernel lacks what the example needs, is refused with the reason."""
-    from netprobe.capabilities import probe
+    from netprobe._capabilities import probe
 
     spec = netprobe.load(EXAMPLES / name)
     if name in NEEDS and not probe([NEEDS[name]])[0].present:
@@ -197,7 +197,7 @@ def test_nft_and_iptables_rulesets_load_inside_the_host(tmp_path: Path) -> None:
     ("kind", "feature"), [(Vlan("eth0", 10), "802.1Q VLAN"), (Bond("active-backup"), "bonding")]
 )
 def test_kernel_features_this_machine_lacks_raise_setup_error(kind: object, feature: str) -> None:
-    from netprobe.capabilities import probe
+    from netprobe._capabilities import probe
 
     name = "802.1Q vlan" if isinstance(kind, Vlan) else "bond"
     if probe([name])[0].present:

@@ -18,8 +18,8 @@ from support.paths import EXAMPLES, ROOT
 from netprobe.bundle import bundle_summary, replay, run_check
 from netprobe.check import Status
 from netprobe.topology import Spec, load
-from netprobe.topology.kernel import netns
-from netprobe.traffic.pcap import read_pcap
+from netprobe.topology._kernel import netns
+from netprobe.traffic._pcap import read_pcap
 
 pytestmark = pytest.mark.root
 

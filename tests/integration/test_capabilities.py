@@ -14,9 +14,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from netprobe import capabilities
+from netprobe import _capabilities as capabilities
 from netprobe.errors import SetupError
-from netprobe.topology.kernel import netns, owner
+from netprobe.topology._kernel import netns, owner
 
 pytestmark = [
     pytest.mark.root,

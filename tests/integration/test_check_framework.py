@@ -39,7 +39,7 @@ def test_the_worked_example_is_short_passes_and_can_fail() -> None:
 
 
 def test_a_check_needing_what_the_machine_lacks_is_skipped_with_the_remedy() -> None:
-    from netprobe.capabilities import probe
+    from netprobe._capabilities import probe
 
     if probe(["bond"])[0].present:
         pytest.skip("this kernel has bonding")

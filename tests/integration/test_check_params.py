@@ -14,7 +14,7 @@ import pytest
 from netprobe import SpecError
 from netprobe.check import Status, reference_path, run_check
 from netprobe.topology import load
-from netprobe.topology.model.dump import dump
+from netprobe.topology._model.dump import dump
 
 pytestmark = pytest.mark.root
 
@@ -55,7 +55,7 @@ def test_a_malformed_forward_raises_before_the_topology_is_built(
     def build(*args: object, **kwargs: object) -> None:
         raise AssertionError("a topology was built")
 
-    monkeypatch.setattr("netprobe.check.base.build", build)
+    monkeypatch.setattr("netprobe.check._base.build", build)
     with pytest.raises(SpecError, match="parameter forward takes"):
         run_check("nat", forward="8080:c1")
 

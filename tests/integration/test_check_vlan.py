@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from netprobe.capabilities import probe
+from netprobe._capabilities import probe
 from netprobe.check import Status, run_check
 
 pytestmark = pytest.mark.root

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from support.paths import EXAMPLES
 
 from netprobe.cli import cli
-from netprobe.topology.kernel import netns, owner
+from netprobe.topology._kernel import netns, owner
 
 pytestmark = pytest.mark.root
 
@@ -114,7 +114,7 @@ def test_without_cap_net_admin_or_cap_sys_admin_one_clear_message() -> None:
 
 
 def test_doctor_reports_every_feature_and_tool() -> None:
-    from netprobe.capabilities import KERNEL_FEATURES, TOOLS
+    from netprobe._capabilities import KERNEL_FEATURES, TOOLS
 
     result = CliRunner().invoke(cli, ["doctor"], terminal_width=200)
     assert result.exit_code == 0, result.output
@@ -134,8 +134,8 @@ def test_check_on_a_topology_file_parses_and_validates_it_once(
 ) -> None:
     import importlib
 
-    load = importlib.import_module("netprobe.topology.load")  # the modules, not the functions
-    validate = importlib.import_module("netprobe.topology.validate")
+    load = importlib.import_module("netprobe.topology._model.load")  # the modules, not the functions
+    validate = importlib.import_module("netprobe.topology._model.validate")
     parsed: list[str | None] = []
     checked: list[str] = []
     real_loads, real_check = load.loads, validate._check_spec

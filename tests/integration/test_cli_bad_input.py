@@ -35,7 +35,7 @@ def no_run(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     def boom(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("a check ran before its input was refused")
 
-    monkeypatch.setattr("netprobe.check.suite.run_checks", boom)
+    monkeypatch.setattr("netprobe.check._suite.run_checks", boom)
     monkeypatch.setattr("netprobe.vm.run_named_checks", boom)
     monkeypatch.chdir(tmp_path)
     return tmp_path
@@ -68,7 +68,7 @@ def test_a_bundle_path_that_is_a_file_is_refused(no_run: Path) -> None:
 
 def test_the_probe_leaves_nothing_and_keeps_what_exists(no_run: Path) -> None:
     """Writable targets pass the probe unmade (or, when they exist, untouched)."""
-    from netprobe.report.output import ensure_writable_dir, ensure_writable_file
+    from netprobe.report._output import ensure_writable_dir, ensure_writable_file
 
     (no_run / "old.json").write_text("keep me")
     ensure_writable_file("old.json", "--json")
@@ -83,7 +83,7 @@ def test_a_late_write_failure_keeps_the_results_and_exits_2(
 ) -> None:
     """The target vanished while the checks ran: the table is out, the other file is
     written, and one line says what could not be."""
-    monkeypatch.setattr("netprobe.report.output.ensure_writable_file", lambda *a: None)
+    monkeypatch.setattr("netprobe.report._output.ensure_writable_file", lambda *a: None)
     junit = tmp_path / "out.xml"
     result = CliRunner().invoke(
         cli,
@@ -109,7 +109,7 @@ def test_a_missing_kernel_image_leaves_nothing_behind(
 
 def test_a_missing_kernel_image_leaves_nothing_behind_in_the_library(tmp_path: Path) -> None:
     from netprobe import SetupError
-    from netprobe.vm.guest import run_named_checks
+    from netprobe.vm._guest import run_named_checks
 
     with pytest.raises(SetupError, match="not found"):
         run_named_checks(["veth"], kernel="/nonexistent/vmlinuz", bundle_dir=tmp_path / "r")

@@ -18,10 +18,11 @@ from support.paths import EXAMPLES
 import netprobe
 from netprobe.expect import at, expect
 from netprobe.explain import Explanation, explain
-from netprobe.explain.nfttrace import TABLE
-from netprobe.explain.tracefs import instance_names
+from netprobe.explain._nfttrace import TABLE
+from netprobe.explain._tracefs import instance_names
 from netprobe.topology import Topology
-from netprobe.traffic import Template, craft, from_scapy
+from netprobe.traffic import Template, from_scapy
+from netprobe.traffic import _craft as craft
 
 pytestmark = pytest.mark.root
 
@@ -194,7 +195,7 @@ def test_an_error_midway_leaves_nothing_behind(
     router: Topology, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     router.run("router", ["nft", "-f", "-"], input=NFT_DROP, check=True)
-    from netprobe.explain import explanation
+    from netprobe.explain import _explanation as explanation
 
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("injected failure")

@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 from support.paths import EXAMPLES
 
-from netprobe.explain import tracefs
+from netprobe.explain import _tracefs as tracefs
 from netprobe.topology import clean, down, leftovers
-from netprobe.topology.kernel import owner
+from netprobe.topology._kernel import owner
 
 pytestmark = pytest.mark.root
 
@@ -193,7 +193,7 @@ def test_forty_random_kills_leave_nothing(tmp_path: Path) -> None:
 
 _GROUP_OWNER = """
 import sys, time
-from netprobe.topology.kernel import process
+from netprobe.topology._kernel import process
 process.popen_group(["sh", "-c", "sleep 300 & sleep 300; wait"], runid=sys.argv[1])
 print("ready", flush=True)
 time.sleep(300)
@@ -207,7 +207,7 @@ def test_a_process_group_dies_with_its_owner() -> None:
         [sys.executable, "-c", _GROUP_OWNER, runid], stdout=subprocess.PIPE, text=True
     )
     assert owner_proc.stdout is not None and owner_proc.stdout.readline() == "ready\n"
-    from netprobe.topology.kernel import process
+    from netprobe.topology._kernel import process
 
     assert until(lambda: len(process.tagged(runid)) >= 4, 10)  # guard, shell, two sleeps
     members = set(process.tagged(runid))

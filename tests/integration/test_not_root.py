@@ -75,7 +75,7 @@ def test_list_and_doctor_work_without_root() -> None:
 
 def test_check_run_raises_without_root(monkeypatch: pytest.MonkeyPatch) -> None:
     """The library says so too, rather than returning a SKIP."""
-    from netprobe import privilege
+    from netprobe import _privilege as privilege
     from netprobe.check import load_check
 
     monkeypatch.setattr(privilege, "is_root", lambda: False)

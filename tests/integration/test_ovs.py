@@ -16,8 +16,8 @@ import pytest
 from support.paths import EXAMPLES
 
 import netprobe
-from netprobe.capabilities import probe
-from netprobe.topology.kernel import owner
+from netprobe._capabilities import probe
+from netprobe.topology._kernel import owner
 
 pytestmark = [pytest.mark.root, pytest.mark.netprobe_requires("ovs-vsctl")]
 

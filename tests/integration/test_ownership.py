@@ -16,7 +16,7 @@ import pytest
 
 import netprobe
 from netprobe import Host, Interface, Route, Spec, Veth
-from netprobe.topology.kernel import netns, owner
+from netprobe.topology._kernel import netns, owner
 
 pytestmark = pytest.mark.root
 

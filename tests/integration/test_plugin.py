@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from support.paths import EXAMPLES
 
-from netprobe.topology.kernel import netns, owner
+from netprobe.topology._kernel import netns, owner
 
 pytestmark = pytest.mark.root
 
@@ -65,7 +65,7 @@ def test_check_fixture_and_requires_marker(pytester: pytest.Pytester) -> None:
     """
     )
     result = pytester.runpytest_subprocess("-q", "-rs", "--netprobe-bundles=reports")
-    from netprobe.capabilities import probe
+    from netprobe._capabilities import probe
 
     bond = probe(["bond"])[0].present
     if bond:  # a kernel with bonding: the marked test runs and fails by design

@@ -11,7 +11,7 @@ import pytest
 from support.paths import EXAMPLES
 
 from netprobe.topology import down
-from netprobe.topology.kernel import owner
+from netprobe.topology._kernel import owner
 
 pytestmark = pytest.mark.root
 

@@ -10,7 +10,7 @@ import re
 import pytest
 from support.paths import ROOT
 
-from netprobe.topology.kernel import owner
+from netprobe.topology._kernel import owner
 
 pytestmark = pytest.mark.root
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from support.paths import EXAMPLES
 
-from netprobe.topology.kernel import netns, owner
+from netprobe.topology._kernel import netns, owner
 
 pytestmark = pytest.mark.root
 

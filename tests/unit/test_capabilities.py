@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from netprobe import capabilities
-from netprobe.capabilities import Capability
+from netprobe import _capabilities as capabilities
+from netprobe._capabilities import Capability
 from netprobe.errors import SetupError
 
 STATUS = "Name:\tpython3\nCapPrm:\t000001ffffffffff\nCapEff:\t{}\nCapBnd:\t000001ffffffffff\n"
@@ -111,7 +111,7 @@ def test_require_is_silent_when_everything_is_present(monkeypatch: pytest.Monkey
 
 
 def test_require_root_explains_itself(monkeypatch: pytest.MonkeyPatch) -> None:
-    from netprobe import privilege
+    from netprobe import _privilege as privilege
 
     monkeypatch.setattr(privilege, "is_root", lambda: False)
     with pytest.raises(
@@ -290,7 +290,7 @@ def test_tracefs_that_cannot_be_mounted_is_a_setup_error_with_the_remedy(
 
 
 def test_explain_mounts_tracefs_through_capabilities() -> None:
-    from netprobe.explain import tracefs
+    from netprobe.explain import _tracefs as tracefs
 
     assert tracefs.mount_tracefs is capabilities.mount_tracefs
     assert tracefs.TRACEFS == capabilities.TRACEFS

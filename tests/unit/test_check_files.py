@@ -10,7 +10,7 @@ import pytest
 
 from netprobe import SpecError
 from netprobe.check import GROUP, Check, expand_names, load_check, registered
-from netprobe.check.registry import file_checks
+from netprobe.check._registry import file_checks
 
 CHECKS = '''
 from netprobe.check import Check
@@ -117,7 +117,7 @@ def test_a_packaged_checks_reference_resolves_beside_its_module(third_party: Pat
 def test_list_does_not_say_a_check_without_its_reference_can_run(third_party: Path) -> None:
     from rich.console import Console
 
-    from netprobe.report.text import check_details, checks_table
+    from netprobe.report._text import check_details, checks_table
 
     console = Console(width=300, record=True)
     wanted = {k: v for k, v in registered().items() if k.startswith("third")}

@@ -11,7 +11,7 @@ import pytest
 
 from netprobe import SpecError
 from netprobe.check import Check, Context, Param, param, registered
-from netprobe.check.param import parse_params
+from netprobe.check._param import parse_params
 
 
 @pytest.mark.parametrize(
@@ -158,7 +158,7 @@ def test_undeclared_body_parameters_are_described_by_their_annotations() -> None
 
 
 def test_list_shows_every_parameter_the_body_takes() -> None:
-    from netprobe.report.text import check_details
+    from netprobe.report._text import check_details
 
     text = check_details(Check("typed", "x", _typed, "redblue.yaml", params={"ttl": "hops"}))
     assert "    ttl     hops" in text and "    strict  a boolean" in text

@@ -6,7 +6,7 @@ import pytest
 
 from netprobe import CheckFailed
 from netprobe.check import Result, Status, Step
-from netprobe.check.result import overall
+from netprobe.check._result import overall
 
 P, F, INC, S, E = Status.PASS, Status.FAIL, Status.INCONCLUSIVE, Status.SKIP, Status.ERROR
 

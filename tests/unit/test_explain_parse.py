@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from support import paths
 
-from netprobe.explain.counters import (
+from netprobe.explain._counters import (
     HostCounters,
     Snapshot,
     deltas,
@@ -14,10 +14,10 @@ from netprobe.explain.counters import (
     parse_snmp,
     parse_snmp6,
 )
-from netprobe.explain.droptrace import Wiring, attribute, parse_line, parse_reasons, parse_trace
-from netprobe.explain.nfttrace import final_verdict, match_expression, parse_monitor, trace_table
-from netprobe.explain.tracefs import Symbols, _parse_stats, stale
-from netprobe.traffic import craft
+from netprobe.explain._droptrace import Wiring, attribute, parse_line, parse_reasons, parse_trace
+from netprobe.explain._nfttrace import final_verdict, match_expression, parse_monitor, trace_table
+from netprobe.explain._tracefs import Symbols, _parse_stats, stale
+from netprobe.traffic import _craft as craft
 
 CAPTURES = paths.CAPTURES / "explain"
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from netprobe.explain.cause import Cause, Findings, HostFacts, LinkFacts, rank
-from netprobe.explain.counters import Delta
-from netprobe.explain.delivery import nat_rules
-from netprobe.explain.droptrace import Drop, DropReport, Hop
-from netprobe.explain.facts import Delivery
-from netprobe.explain.nfttrace import NftReport, parse_monitor
+from netprobe.explain._cause import Cause, Findings, HostFacts, LinkFacts, rank
+from netprobe.explain._counters import Delta
+from netprobe.explain._delivery import nat_rules
+from netprobe.explain._droptrace import Drop, DropReport, Hop
+from netprobe.explain._facts import Delivery
+from netprobe.explain._nfttrace import NftReport, parse_monitor
 
 PROBE: dict[str, Any] = {
     "eth.dst": "02:00:00:00:00:02",
@@ -262,7 +262,7 @@ def test_unhandled_proto_is_a_delivery_and_ranks_below_state() -> None:
 
 
 def test_unicast_dst_is_the_one_test_of_a_unicast_destination() -> None:
-    from netprobe.explain.facts import unicast_dst
+    from netprobe.explain._facts import unicast_dst
 
     assert unicast_dst({"eth.dst": "02:AA:00:00:00:01"}) == "02:aa:00:00:00:01"
     for group in ("ff:ff:ff:ff:ff:ff", "01:00:5e:00:00:01", "33:33:00:00:00:01"):

@@ -12,7 +12,7 @@ import pytest
 
 import netprobe
 from netprobe import SpecError
-from netprobe.inputfile import MAX_INPUT_BYTES, read_input
+from netprobe._inputfile import MAX_INPUT_BYTES, read_input
 
 BINARY = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe"
 

@@ -17,9 +17,9 @@ from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 
 from netprobe import Bond, Bridge, Interface, Macvlan, Tap, Veth, Vlan
-from netprobe.topology.kernel import netlink
-from netprobe.topology.kernel.links import address_message, create_message
-from netprobe.topology.kernel.netlink import _raise_for_ack
+from netprobe.topology._kernel import netlink
+from netprobe.topology._kernel.links import address_message, create_message
+from netprobe.topology._kernel.netlink import _raise_for_ack
 
 NLMSG_ERROR = 2
 RTM_NEWLINK = 16
@@ -268,7 +268,7 @@ def test_ipv4_address_has_broadcast_below_slash_31_and_never_nodad(
 def test_an_ovs_bridge_that_will_not_come_up_keeps_the_kernels_extended_ack() -> None:
     from types import SimpleNamespace
 
-    from netprobe.topology.ovs import _bridges_up
+    from netprobe.topology._kernel.ovs import _bridges_up
 
     from netprobe import Host, OvsBridge, TopologyError
 

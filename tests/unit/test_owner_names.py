@@ -14,9 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from netprobe.topology.kernel import owner
-from netprobe.topology.kernel.owner import RunRecord
-from netprobe.topology.model.validate import IFNAMSIZ
+from netprobe.topology._kernel import owner
+from netprobe.topology._kernel.owner import RunRecord
+from netprobe.topology._model.validate import IFNAMSIZ
 
 RUNID = re.compile(r"^[A-Za-z0-9_]+$")
 

@@ -11,7 +11,7 @@ from support.paths import EXAMPLES
 
 import netprobe
 from netprobe.cli import cli
-from netprobe.topology.model.picture import dot, mermaid
+from netprobe.topology._model.picture import dot, mermaid
 
 
 def test_mermaid_draws_hosts_interfaces_addresses_and_links() -> None:

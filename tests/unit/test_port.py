@@ -8,7 +8,7 @@ import pytest
 from netprobe.check import Port, echo_and_reply, param
 from netprobe.errors import SpecError, TrafficError
 from netprobe.expect import Barrier, at, at_any, at_exactly, nowhere
-from netprobe.topology.model.port import host_and_ifname
+from netprobe.topology._model.port import host_and_ifname
 from netprobe.traffic import ethernet, parse_port
 
 

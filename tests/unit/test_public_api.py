@@ -81,8 +81,8 @@ def test_errors_form_the_documented_tree() -> None:
 
 def test_the_walk_finds_the_modules() -> None:
     modules = all_modules()
-    for expected in ("netprobe.cli", "netprobe.errors", "netprobe.topology.model.load",
-                     "netprobe.topology.kernel.owner", "netprobe.topology.model.spec"):
+    for expected in ("netprobe.cli", "netprobe.errors", "netprobe.topology._model.load",
+                     "netprobe.topology._kernel.owner", "netprobe.topology._model.spec"):
         assert expected in modules
 
 
@@ -165,7 +165,7 @@ def test_the_import_check_sees_an_imported_package() -> None:
     """The checks above are not vacuous: `loaded` does see a package once it is imported."""
     result = run_python("""
         import json
-        import netprobe.topology.kernel.netlink
+        import netprobe.topology._kernel.netlink
         print(json.dumps({"heavy": loaded("pyroute2", "scapy")}))
     """)
     assert result["heavy"] == ["pyroute2"]

@@ -47,7 +47,7 @@ def test_an_entry_point_that_is_not_a_check_is_refused_by_name(third_party: Path
 def test_list_shows_an_entry_point_that_is_not_a_check_as_broken(third_party: Path) -> None:
     from rich.console import Console
 
-    from netprobe.report.text import checks_table
+    from netprobe.report._text import checks_table
 
     console = Console(width=300, record=True)
     console.print(checks_table({"helper": registered()["helper"]}))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from netprobe.bundle.replay import Replay, _align
+from netprobe.bundle._replay import Replay, _align
 from netprobe.check import Result, Status, Step
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from support.paths import EXAMPLES
 
-from netprobe.bundle import replay_frames
-from netprobe.bundle.repro import repro_script
+from netprobe.bundle import _replay_frames as replay_frames
+from netprobe.bundle._repro import repro_script
 from netprobe.topology import load
 
 STEP = {

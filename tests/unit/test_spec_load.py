@@ -750,7 +750,7 @@ def test_a_spec_is_checked_once_however_often_it_is_validated(
 ) -> None:
     import importlib
 
-    module = importlib.import_module("netprobe.topology.validate")
+    module = importlib.import_module("netprobe.topology._model.validate")
     checked: list[Spec] = []
     real = module._check_spec
     monkeypatch.setattr(module, "_check_spec", lambda s: (checked.append(s), real(s))[1])

@@ -19,7 +19,7 @@ from support.paths import EXAMPLES
 
 import netprobe
 from netprobe import Bond, Bridge, Host, Interface, Macvlan, Route, Spec, SpecError, Tap, Veth, Vlan
-from netprobe.topology.model.dump import dump
+from netprobe.topology._model.dump import dump
 
 EXAMPLE_TEXTS = {p: p.read_text() for p in sorted(EXAMPLES.glob("*.yaml"))}
 

@@ -13,9 +13,9 @@ import pytest
 
 import netprobe
 from netprobe import BridgeVlan, Interface, OvsBond, OvsBridge, SpecError
-from netprobe.topology.kernel.links import RTM_SETLINK, port_vlan_messages
-from netprobe.topology.kernel.netlink import RTM_DELLINK
-from netprobe.topology.kernel.ovs import vsctl_commands
+from netprobe.topology._kernel.links import RTM_SETLINK, port_vlan_messages
+from netprobe.topology._kernel.netlink import RTM_DELLINK
+from netprobe.topology._kernel.ovs import vsctl_commands
 
 MARK = "# <-"
 

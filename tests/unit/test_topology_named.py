@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from netprobe.errors import TopologyError
-from netprobe.topology.kernel import owner
-from netprobe.topology.kernel.named import find_persistent, find_shown
-from netprobe.topology.kernel.owner import RunRecord
+from netprobe.topology._kernel import owner
+from netprobe.topology._kernel.named import find_persistent, find_shown
+from netprobe.topology._kernel.owner import RunRecord
 
 PID, START = owner.current_owner()
 

@@ -27,7 +27,7 @@ from netprobe.traffic import (
     tcp,
     udp,
 )
-from netprobe.traffic.craft import NONCE_LEN
+from netprobe.traffic._craft import NONCE_LEN
 
 MAC_A, MAC_B = "02:00:00:00:00:01", "02:00:00:00:00:02"
 Vlan = int | tuple[int, int] | None
@@ -270,7 +270,7 @@ def test_a_nonce_under_two_checksums_is_rebuilt_right() -> None:
     from scapy.layers.vxlan import VXLAN
     from scapy.packet import Raw
 
-    from netprobe.traffic.craft import SLOT, from_scapy
+    from netprobe.traffic._craft import SLOT, from_scapy
 
     inner = Ether() / IP(src="192.0.2.1", dst="192.0.2.2") / UDP(sport=5, dport=6) / Raw(SLOT)
     packet = Ether() / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(dport=4789) / VXLAN(vni=5) / inner

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from support.paths import EXAMPLES
 
+from netprobe._privilege import is_root
 from netprobe.check import Status
-from netprobe.privilege import is_root
 from netprobe.vm import Case, GuestChecks, run_checks_in_vm
 
 # (label, check, examples/FILE to sabotage or None, its edits, params, sabotage commands,

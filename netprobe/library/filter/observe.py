@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from netprobe.topology import Topology
-from netprobe.topology.kernel import netns
+from netprobe.topology._kernel import netns
 from netprobe.traffic import find_nonce
 
 from .net import Plan

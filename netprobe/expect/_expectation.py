@@ -1,0 +1,207 @@
+"""Send probes and decide, with evidence, where they came out and in what shape.
+
+Positive expectations poll until every probe has shown up (or a deadline). Negative ones
+("must not appear at P") are decided by a barrier: a frame known to be delivered, sent
+behind the probes along the same path. Once the barrier has reached P, the probes had
+their chance: deciding costs a round trip, not a fixed sleep. Where no barrier can go,
+a bounded quiet period decides, and the evidence says so. Capture loss, or a barrier
+that never arrived, makes the verdict INCONCLUSIVE, never PASS.
+"""
+
+from __future__ import annotations
+
+import functools
+import struct
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+from ..errors import TrafficError
+from ..topology import Topology
+from ..topology._model.port import VM_SUFFIX, Port
+from ..topology._model.spec import Bond, Bridge, OvsBond, OvsBridge, Tap, Veth
+from ..traffic._craft import LOCAL_ETHERTYPE, SLOT, Template
+from ..traffic._decode import decode
+from ..traffic._port import parse_port
+from ._match import Match
+from ._outcome import Outcome
+from ._run import Run
+
+__all__ = ["Barrier", "Where", "at", "at_any", "at_exactly", "end_ports", "expect", "nowhere"]
+
+
+@dataclass(frozen=True)
+class Where:
+    """Where the probes must appear (`ports`) and, among `among`, nowhere else. Ports are
+    kept as their text ("HOST:IFNAME"), as outcomes and evidence name them."""
+
+    kind: Literal["at", "at_any", "at_exactly", "nowhere"]
+    ports: tuple[str, ...] = ()
+    among: tuple[str, ...] | None = None  # None: every end-host port of the topology
+
+
+def at(port: str | Port) -> Where:
+    """At `port` (a Port or "HOST:IFNAME"); other ports are not looked at."""
+    return Where("at", (_text(port),))
+
+
+def at_any(ports: Iterable[str | Port]) -> Where:
+    """At one or more of `ports`, whichever (a bond's members, an ECMP's next hops)."""
+    return Where("at_any", _some(ports, "at_any"))
+
+
+def at_exactly(
+    ports: Iterable[str | Port], *, among: Iterable[str | Port] | None = None
+) -> Where:
+    """At each of `ports` and at no other port (flooding; the ingress port included)."""
+    return Where("at_exactly", _some(ports, "at_exactly"), _texts(among))
+
+
+def _some(ports: Iterable[str | Port], what: str) -> tuple[str, ...]:
+    chosen = tuple(_text(p) for p in ports)
+    if not chosen:
+        raise TrafficError(f"{what}() needs at least one port")
+    return chosen
+
+
+def _text(port: str | Port) -> str:
+    """A port as outcomes name it: its canonical text (bad text: a TrafficError, as when
+    it is sent into)."""
+    host, ifname, vm = parse_port(port)
+    return str(Port(host, ifname, vm))
+
+
+def _texts(ports: Iterable[str | Port] | None) -> tuple[str, ...] | None:
+    return tuple(_text(p) for p in ports) if ports is not None else None
+
+
+def nowhere(*, among: Iterable[str | Port] | None = None) -> Where:
+    """At none of `among` (default: every end-host port but the ingress link's far end)."""
+    return Where("nowhere", (), _texts(among))
+
+
+@dataclass(frozen=True)
+class Barrier:
+    """A frame that is delivered to every port the probes must not reach."""
+
+    frame: Template
+    port: str | Port | None = None  # where it is sent (kept as text); default: the probes'
+
+    def __post_init__(self) -> None:
+        if self.port is not None:
+            object.__setattr__(self, "port", _text(self.port))
+
+
+def end_ports(topo: Topology) -> list[str]:
+    """Where frames leave the fabric: host interfaces that are neither bridges, bonds nor
+    their ports, plus the VM side of every TAP. The root namespace is not included."""
+    out = []
+    for host in topo.spec.hosts:
+        if host.root:
+            continue
+        for iface in host.interfaces:
+            if not iface.up or isinstance(iface.kind, (Bridge, Bond, OvsBridge, OvsBond)):
+                continue
+            if isinstance(iface.kind, Tap):
+                out.append(f"{host.name}:{iface.name}{VM_SUFFIX}")
+            elif iface.master is None:
+                out.append(f"{host.name}:{iface.name}")
+    return out
+
+
+def expect(
+    topo: Topology,
+    frame: Template,
+    port: str | Port,
+    where: Where,
+    *,
+    match: Match | None = None,
+    count: int = 1,
+    barrier: Barrier | Literal["auto"] | None = "auto",
+    timeout: float = 1.0,
+    quiet: float = 0.05,
+) -> Outcome:
+    """Send `count` probes of `frame` into `port` and judge them against `where`.
+
+    `barrier`: "auto" sends an Ethernet broadcast behind the probes from the same port;
+    where it cannot go (past a router), a `quiet` period decides and the evidence says so.
+    A `Barrier` you give must arrive wherever the probes must not: if it does not, the
+    verdict is INCONCLUSIVE. None: a quiet period decides every negative port.
+    """
+    port = _text(port)
+    match = match or Match()
+    positive = list(where.ports)
+    negative: list[str] = []
+    if where.kind in ("at_exactly", "nowhere"):
+        among = where.among if where.among is not None else _default_among(topo, port)
+        negative = [p for p in among if p not in positive]
+    run = Run(topo, frame, port, positive, negative, match, count)
+    chosen = _barrier(barrier, frame, port) if negative else None
+    sent_from = _text(chosen.port) if chosen and chosen.port else None
+    run.start(chosen.frame if chosen else None, sent_from)
+    decided_by, quiet_ok = _collect(run, where.kind, timeout, quiet, barrier == "auto")
+    return run.outcome(where.kind, where, decided_by, quiet_ok)
+
+
+def _collect(run: Run, kind: str, timeout: float, quiet: float, auto: bool) -> tuple[str, bool]:
+    """Read until decided: (how it was decided, whether absence rests on a quiet period)."""
+    if run.send_error is not None:
+        return "the send failing", False
+    deadline = run.started + timeout
+    settled: float | None = None  # when the positives were all in
+    while True:
+        now = time.perf_counter()
+        run.read(max(0.0, min(deadline - now, 0.01)))
+        now = time.perf_counter()
+        if run.positives_done(kind):
+            settled = settled or now
+            if not run.negative:
+                return "positive match", False
+            missing = run.barrier_missing()
+            if not missing and run.barrier_port is not None:
+                return "barrier", False
+            if (run.barrier_port is None or auto) and now - settled >= quiet:
+                where = f" at {', '.join(missing)}" if run.barrier_port else ""
+                return (f"a quiet period of {quiet * 1000:.0f} ms{where} (no barrier path)", True)
+        if now >= deadline:
+            return "deadline", False
+
+
+def _default_among(topo: Topology, port: str) -> list[str]:
+    """Every end-host port but the far end of the ingress link, which always sees it."""
+    peer = _link_peer(topo, port)
+    return [p for p in end_ports(topo) if p != peer]
+
+
+def _link_peer(topo: Topology, port: str) -> str | None:
+    host, ifname, _ = parse_port(port)
+    for h in topo.spec.hosts:
+        for iface in h.interfaces:
+            if isinstance(iface.kind, Veth):
+                if (h.name, iface.name) == (host, ifname):
+                    return iface.kind.peer
+                if iface.kind.peer == port:
+                    return f"{h.name}:{iface.name}"
+    return None
+
+
+def _barrier(
+    barrier: Barrier | Literal["auto"] | None, frame: Template, port: str
+) -> Barrier | None:
+    if barrier != "auto":
+        return barrier
+    sent = decode(frame.data)  # same source MAC and tags: it teaches the bridge nothing new
+    return Barrier(broadcast(sent.get("eth.src", "02:00:00:00:00:00"), sent.get("vlan", ())), port)
+
+
+@functools.lru_cache(maxsize=256)
+def broadcast(src: str, tags: tuple[tuple[int, int], ...]) -> Template:
+    """An Ethernet broadcast with the given (TPID, VLAN id) tags, carrying a nonce slot.
+    Built from bytes: the automatic barrier must not cost a scapy build per expectation."""
+    head = bytes.fromhex("ffffffffffff" + src.replace(":", ""))
+    head += b"".join(struct.pack("!HH", tpid, vid) for tpid, vid in tags)
+    head += struct.pack("!H", LOCAL_ETHERTYPE)
+    data = head + SLOT + bytes(max(0, 60 - len(head) - len(SLOT)))
+    vlans = "".join(f" vlan {vid}" for _, vid in tags)
+    return Template(data, len(head), None, f"Ether broadcast from {src}{vlans} (barrier)")

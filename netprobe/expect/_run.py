@@ -1,0 +1,213 @@
+"""One expectation in flight: send, read captures as frames arrive, then judge.
+
+Every captured frame is looked at once: each 16-byte nonce in it is looked up among the
+probes sent (so bytes that merely look like the nonce's marker, an address 78.80.82.66
+say, are never mistaken for it). A frame carrying a probe's nonce is a *copy* when it is
+still the same kind of packet as expected (protocol, ICMP type, ARP operation, after the
+declared rewrites); an ICMP error or an echo reply quoting the probe is only *related*:
+it is shown as evidence, but it is not the probe reaching that port.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from ..errors import TrafficError
+from ..topology import Topology
+from ..traffic._capture import Captured, wait_readable
+from ..traffic._craft import MAGIC, NONCE_LEN, Template
+from ..traffic._decode import Fields, decode
+from ..traffic._port import ports
+from ._match import Match, compare, expected_fields
+from ._outcome import Copy, Outcome, PortReport, Verdict
+
+__all__ = ["Run", "judge"]
+
+_BARRIER = -1
+
+
+def nonces_in(data: bytes) -> list[bytes]:
+    """Every 16-byte candidate nonce in a frame (the marker may also occur by chance)."""
+    found, at = [], data.find(MAGIC)
+    while 0 <= at <= len(data) - NONCE_LEN:
+        found.append(data[at : at + NONCE_LEN])
+        at = data.find(MAGIC, at + 1)
+    return found
+
+
+def _kind(fields: Fields) -> tuple[Any, ...]:
+    proto = fields.get("ip.proto", fields.get("ip6.nh"))
+    return fields.get("eth.type"), proto, fields.get("icmp.type"), fields.get("arp.op")
+
+
+class Run:
+    """Captures, what was sent, and what came back, for one expectation."""
+
+    def __init__(
+        self,
+        topo: Topology,
+        frame: Template,
+        port: str,
+        positive: list[str],
+        negative: list[str],
+        match: Match,
+        count: int,
+    ) -> None:
+        self.pset = ports(topo)
+        self.frame, self.port, self.match, self.count = frame, port, match, count
+        self.positive, self.negative = positive, negative
+        self.caps = {p: self.pset.capture(p) for p in dict.fromkeys(positive + negative)}
+        self.seen: dict[str, list[Captured]] = {p: [] for p in self.caps}
+        self.copies: dict[str, list[tuple[int, Captured]]] = {p: [] for p in self.caps}
+        self.related: dict[str, list[tuple[int, Captured]]] = {p: [] for p in self.caps}
+        self.barrier_at: set[str] = set()
+        self.sent: list[tuple[bytes, bytes, Fields]] = []
+        self.expected: list[tuple[Fields, set[str]]] = []
+        self.by_nonce: dict[bytes, int] = {}
+        self.barrier_port: str | None = None
+        self.barrier_summary: str | None = None
+        self.send_error: str | None = None
+        self.injected: list[Captured] = []  # what went in, in order: probes, then the barrier
+        self.started = 0.0
+
+    # -- sending -------------------------------------------------------------------------
+
+    def start(self, barrier: Template | None, barrier_port: str | None) -> None:
+        for cap in self.caps.values():
+            cap.drain()
+        probes = [self.frame.probe() for _ in range(self.count)]
+        self.sent = [(data, nonce, decode(data)) for data, nonce in probes]
+        self.expected = [expected_fields(fields, self.match) for _, _, fields in self.sent]
+        self.by_nonce = {nonce: index for index, (_, nonce, _) in enumerate(self.sent)}
+        self.started = time.perf_counter()
+        now = time.time()
+        self.injected = [Captured(self.port, data, now, outgoing=True) for data, _ in probes]
+        try:
+            self.pset.sender(self.port).send_many(data for data, _ in probes)
+            if barrier is not None:
+                data, nonce = barrier.probe()
+                self.by_nonce[nonce] = _BARRIER
+                self.barrier_port, self.barrier_summary = barrier_port or self.port, barrier.summary
+                self.injected.append(Captured(self.barrier_port, data, time.time(), outgoing=True))
+                self.pset.sender(self.barrier_port).send(data)
+        except TrafficError as exc:  # the port cannot send (down, gone): that is the finding
+            self.send_error = str(exc)
+
+    # -- reading -------------------------------------------------------------------------
+
+    def read(self, timeout: float) -> None:
+        for cap in wait_readable(self.caps.values(), timeout):
+            self.ingest(cap.port, cap.read())
+
+    def ingest(self, port: str, frames: list[Captured]) -> None:
+        self.seen[port] += frames
+        for frame in frames:
+            for nonce in nonces_in(frame.data):
+                index = self.by_nonce.get(nonce)
+                if index == _BARRIER:
+                    self.barrier_at.add(port)
+                elif index is not None:
+                    same = _kind(decode(frame.data)) == _kind(self.expected[index][0])
+                    (self.copies if same else self.related)[port].append((index, frame))
+                else:
+                    continue
+                break
+
+    def hit(self, port: str, index: int) -> bool:
+        return any(i == index for i, _ in self.copies[port])
+
+    def positives_done(self, kind: str) -> bool:
+        probes = range(self.count)
+        if kind == "at_any":
+            return all(any(self.hit(p, i) for p in self.positive) for i in probes)
+        return all(self.hit(p, i) for p in self.positive for i in probes)
+
+    def barrier_targets(self) -> list[str]:
+        """Where the barrier must arrive before absence counts as proven: every negative
+        port but its own ingress, which it cannot reach; with none, the positive ports
+        (the fabric has processed the probes, and any copy sent back to the ingress was
+        queued ahead of the barrier)."""
+        if self.barrier_port is None:
+            return []
+        return [p for p in self.negative if p != self.barrier_port] or list(self.positive)
+
+    def barrier_missing(self) -> list[str]:
+        return [p for p in self.barrier_targets() if p not in self.barrier_at]
+
+    # -- judging -------------------------------------------------------------------------
+
+    def outcome(self, kind: str, where: Any, decided_by: str, quiet_ok: bool) -> Outcome:
+        reports = {p: self._report(p) for p in self.caps}
+        if self.send_error is not None:
+            verdict, reason = Verdict.FAIL, self.send_error
+        else:
+            late = [] if quiet_ok else self.barrier_missing()
+            verdict, reason = judge(kind, reports, self.positive, self.negative, self.count, late)
+        return Outcome(
+            verdict=verdict,
+            reason=reason,
+            probe=self.frame.summary,
+            port=self.port,
+            where=where,
+            match=self.match,
+            sent=[s[2] for s in self.sent],
+            reports=reports,
+            decided_by=decided_by,
+            elapsed=time.perf_counter() - self.started,
+            barrier=self.barrier_summary,
+            injected=self.injected,
+        )
+
+    def _report(self, port: str) -> PortReport:
+        def copy(index: int, frame: Captured) -> Copy:
+            expected, ignored = self.expected[index]
+            return Copy(index, frame, compare(expected, ignored, decode(frame.data)))
+
+        return PortReport(
+            port,
+            self.seen[port],
+            [copy(i, f) for i, f in self.copies[port]],
+            port in self.barrier_at,
+            self.caps[port].stats(),
+            port in self.negative,
+            related=[Copy(i, f, []) for i, f in self.related[port]],
+        )
+
+
+def judge(
+    kind: str,
+    reports: dict[str, PortReport],
+    positive: Sequence[str],
+    negative: Sequence[str],
+    count: int,
+    late: Sequence[str],
+) -> tuple[Verdict, str]:
+    """The verdict from what each port saw. Order matters: a copy where none may be is a
+    FAIL whatever else happened; loss makes the rest unprovable; then the positives."""
+    for port in negative:
+        if reports[port].copies:
+            first = reports[port].copies[0]
+            return Verdict.FAIL, f"probe {first.index + 1} reached {port}, where it must not"
+    lossy = [r for r in reports.values() if r.stats.drops]
+    if lossy:
+        return Verdict.INCONCLUSIVE, "capture lost frames at " + ", ".join(
+            f"{r.port} ({r.stats.drops} dropped)" for r in lossy
+        )
+    for index in range(count):
+        hits = [
+            p for p in positive if any(c.index == index and not c.diffs for c in reports[p].copies)
+        ]
+        if kind == "at_any" and not hits:
+            return Verdict.FAIL, f"probe {index + 1} reached none of {', '.join(positive)}"
+        missing = [p for p in positive if p not in hits]
+        if kind != "at_any" and missing:
+            altered = any(c.index == index for c in reports[missing[0]].copies)
+            how = "arrived altered at" if altered else "never reached"
+            return Verdict.FAIL, f"probe {index + 1} {how} {missing[0]}"
+    if late:
+        return Verdict.INCONCLUSIVE, (
+            "the barrier never reached " + ", ".join(late) + ": absence there is not proven"
+        )
+    return Verdict.PASS, "as expected"

@@ -1,0 +1,321 @@
+"""Findings → a short ranked list of causes, each naming a fault in words a person acts on.
+
+Pure logic: the findings (drops attributed to the probe, nft verdicts, counter deltas,
+each host's state, what the failed expectation saw) are gathered elsewhere. What the
+expectation saw comes first when the probe arrived (a leak, a missing rewrite: no drop
+explains those, see delivery.py). A kernel drop reason on the probe's own buffer is the
+strongest evidence of the rest; the state at that spot turns it into the fault
+(IP_INADDRERRORS on a router with ip_forward 0 is "forwarding disabled"). State that
+breaks the probe's own path (a device down, out of its bridge: anomaly.py) ranks with
+the drops. Counter deltas stand in when the drop trace is unavailable; other state
+anomalies rank lowest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ._anomaly import on_path
+from ._counters import Delta
+from ._delivery import delivered
+from ._droptrace import Drop
+from ._facts import (
+    COUNTED,
+    GOOD,
+    STATE,
+    STRONG,
+    WEAK,
+    Cause,
+    Findings,
+    HostFacts,
+    LinkFacts,
+    dst_of,
+    forwarding_off,
+    is_ipv6,
+    src_of,
+    stray,
+    stray_text,
+    unenslaved,
+)
+from ._nfttrace import TABLE
+
+__all__ = ["Cause", "Findings", "HostFacts", "LinkFacts", "rank"]
+
+DELIVERY_ONLY = 0.3  # a drop that only says the frame reached a stack that discarded it
+
+
+def rank(found: Findings) -> list[Cause]:
+    """The causes, most likely first; equal texts are merged (evidence joined)."""
+    causes = delivered(found)
+    for drop in found.drops.drops:
+        causes.append(_from_drop(found, drop))
+    causes += on_path(found)
+    causes += _from_state(found)
+    causes += _from_counters(found)
+    if not found.drops.drops:
+        causes += [
+            Cause(f"a drop not attributed to the probe: {d.describe()}", (), WEAK)
+            for d in found.drops.others
+            if d.protocol == found.probe.get("eth.type")
+        ]
+    if not causes:
+        causes.append(_nothing(found))
+    return _merge(causes)
+
+
+def _merge(causes: list[Cause]) -> list[Cause]:
+    merged: dict[str, Cause] = {}
+    for cause in causes:
+        old = merged.get(cause.text)
+        if old is None:
+            merged[cause.text] = cause
+        else:
+            evidence = old.evidence + tuple(e for e in cause.evidence if e not in old.evidence)
+            merged[cause.text] = Cause(cause.text, evidence, max(old.score, cause.score))
+    return sorted(merged.values(), key=lambda c: -c.score)
+
+
+def _nothing(found: Findings) -> Cause:
+    path = ", ".join(h.describe() for h in found.drops.path) or "no hop seen"
+    how = "" if found.drops.available else " (no drop trace: counters and state only)"
+    return Cause(f"no drop of the probe was found{how}; it went: {path}", (), 0.1)
+
+
+def _from_drop(found: Findings, drop: Drop) -> Cause:
+    """The fault behind one attributed drop: the reason, read against the state."""
+    facts = found.hosts.get(drop.host or "", HostFacts(drop.host or "?"))
+    link = facts.links.get(drop.device or "")
+    evidence = (drop.describe(),)
+    where = f"{facts.host}:{drop.device}" if drop.device else facts.host
+    if link is not None and link.declared_master and link.master != link.declared_master:
+        return Cause(unenslaved(facts.host, link), evidence, STRONG + 0.02)
+    reason = drop.reason
+    if reason == "OTHERHOST" and link is not None and stray(facts, link):
+        return Cause(stray_text(facts, link), evidence, STRONG + 0.01)
+    if reason == "NETFILTER_DROP":
+        return _netfilter(found, drop, evidence)
+    return _read_reason(found, facts, drop, link, where)
+
+
+def _read_reason(
+    found: Findings, facts: HostFacts, drop: Drop, link: LinkFacts | None, where: str
+) -> Cause:
+    """A drop reason and the probe → the fault, in words (GOOD: the reason alone)."""
+    reason, probe, evidence = drop.reason, found.probe, (drop.describe(),)
+    if reason == "IP_INADDRERRORS":
+        inaddr = _inaddr(facts, probe, where, evidence)
+        if inaddr is not None:
+            return inaddr
+    if reason in ("IP_INNOROUTES", "IP_OUTNOROUTES"):
+        return Cause(
+            f"{reason} on {facts.host}: no route to {dst_of(probe)}" + _lookups(facts),
+            evidence,
+            STRONG,
+        )
+    if reason == "OTHERHOST" and link is not None:
+        return Cause(
+            f"OTHERHOST on {where}: destination MAC {probe.get('eth.dst')} is not "
+            f"{where}'s ({link.mac})",
+            evidence,
+            STRONG,
+        )
+    if reason == "IP_RPFILTER":
+        return Cause(
+            f"IP_RPFILTER on {where}: the reverse-path filter refuses source "
+            f"{src_of(probe)} ({_rp_values(facts, drop.device)})",
+            evidence,
+            STRONG,
+        )
+    if reason == "BRIDGE_INGRESS_STP_STATE" and link is not None:
+        return Cause(_stp(where, link), evidence, STRONG)
+    if reason in ("NO_SOCKET", "UNHANDLED_PROTO"):
+        return _arrived(facts.host, where, reason, probe, evidence)
+    if reason.endswith("_CSUM"):
+        layer = reason.removesuffix("_CSUM").replace("IP", "IPv4 header")
+        return Cause(
+            f"{reason} on {where}: the probe's {layer} checksum is wrong", evidence, STRONG
+        )
+    if reason == "IP_INHDR" and int(probe.get("ip.ttl", probe.get("ip6.hlim", 64))) <= 1:
+        return Cause(
+            f"IP_INHDR on {facts.host}: TTL {probe.get('ip.ttl', probe.get('ip6.hlim'))}"
+            " expired in transit (the router sends time exceeded)",
+            evidence,
+            STRONG,
+        )
+    return Cause(f"{reason} on {where}", evidence, GOOD)
+
+
+def _arrived(
+    host: str, where: str, reason: str, probe: Mapping[str, Any], evidence: tuple[str, ...]
+) -> Cause:
+    """Drops that say the probe got to a stack, which had no taker for it."""
+    if reason == "UNHANDLED_PROTO":
+        return Cause(
+            f"UNHANDLED_PROTO on {where}: the frame reached {where}'s own stack, which has "
+            f"no handler for ethertype {_ethertype(probe)} (delivered there, then discarded)",
+            evidence,
+            DELIVERY_ONLY,
+        )
+    proto = {6: "tcp", 17: "udp"}.get(probe.get("ip.proto", probe.get("ip6.nh")))
+    if proto is None:
+        return Cause(
+            f"NO_SOCKET on {host}: no socket takes this packet for {dst_of(probe)}",
+            evidence,
+            GOOD,
+        )
+    return Cause(
+        f"NO_SOCKET on {host}: nothing listens on {proto} port "
+        f"{probe.get('l4.dport')} of {dst_of(probe)}",
+        evidence,
+        STRONG,
+    )
+
+
+def _inaddr(
+    facts: HostFacts, probe: Mapping[str, Any], where: str, evidence: tuple[str, ...]
+) -> Cause | None:
+    """IP_INADDRERRORS: a router with forwarding off, or a host without the address."""
+    v6 = is_ipv6(probe)
+    forwarding = facts.sysctls.get("net.ipv6.conf.all.forwarding" if v6 else "net.ipv4.ip_forward")
+    if forwarding == "0" and facts.routes_between(v6):
+        return Cause(forwarding_off(facts.host, v6), evidence, STRONG + 0.02)
+    dst = dst_of(probe)
+    if dst != "?" and dst not in facts.addresses:
+        return Cause(
+            f"{facts.host} does not hold {dst}: {where} took the probe in, but no link of "
+            f"{facts.host} has that address and it is no router (IP_INADDRERRORS)",
+            evidence,
+            STRONG,
+        )
+    if forwarding == "0":
+        return Cause(forwarding_off(facts.host, v6), evidence, STRONG + 0.02)
+    return None
+
+
+def _ethertype(probe: Mapping[str, Any]) -> str:
+    value = probe.get("eth.type")
+    return f"0x{value:04x}" if isinstance(value, int) else "?"
+
+
+def _stp(where: str, link: LinkFacts) -> str:
+    return f"bridge port {where} of {link.master} is in STP state {link.port_state}"
+
+
+def _lookups(facts: HostFacts) -> str:
+    return "".join(f" ({q}: {a})" for q, a in facts.routes.items())
+
+
+def _rp_values(facts: HostFacts, device: str | None) -> str:
+    keys = ["all", "default"] + ([device] if device else [])
+    return ", ".join(
+        f"rp_filter {k}={facts.sysctls.get(f'net.ipv4.conf.{k}.rp_filter', '?')}" for k in keys
+    )
+
+
+def _netfilter(found: Findings, drop: Drop, evidence: tuple[str, ...]) -> Cause:
+    for report in found.nft:
+        final = report.verdict
+        if report.host == drop.host and final is not None:
+            trail = tuple(
+                s.describe()
+                for s in report.steps
+                if s.kind in ("rule", "policy") and s.table != TABLE
+            )
+            return Cause(
+                f"nft {final.describe()} on {report.host} gave `{final.action}`",
+                evidence + trail,
+                STRONG + 0.02,
+            )
+    for delta in found.deltas:
+        if delta.kind == "nft" and delta.host == drop.host and " drop" in f" {delta.detail}":
+            return Cause(
+                f"nft rule `{delta.detail}` on {delta.host} dropped it (its counter moved)",
+                (*evidence, delta.describe()),
+                STRONG,
+            )
+    return Cause(
+        f"NETFILTER_DROP on {drop.host}: a netfilter rule dropped it (not traceable "
+        "with nft: iptables-legacy or ebtables?)",
+        evidence,
+        GOOD,
+    )
+
+
+def _reached(found: Findings) -> set[str]:
+    return {h.host for h in found.drops.path if h.host and h.event == "netif_receive_skb"}
+
+
+def _from_state(found: Findings) -> list[Cause]:
+    """Anomalies in the state, scored higher where the probe is known to have gone."""
+    out = []
+    reached = _reached(found)
+    for facts in found.hosts.values():
+        weight = STATE + (0.15 if facts.host in reached else 0.0)
+        for link in facts.links.values():
+            if link.declared_master and link.master != link.declared_master:
+                out.append(Cause(unenslaved(facts.host, link), (), weight + 0.1))
+            if link.port_state not in (None, "forwarding", "disabled") and link.up:
+                out.append(Cause(_stp(f"{facts.host}:{link.name}", link), (), weight))
+        v6 = is_ipv6(found.probe)
+        key = "net.ipv6.conf.all.forwarding" if v6 else "net.ipv4.ip_forward"
+        if (
+            facts.sysctls.get(key) == "0"
+            and facts.host in reached
+            and facts.routes_between(v6)
+            and dst_of(found.probe) not in ("?", *facts.addresses)
+        ):
+            out.append(Cause(forwarding_off(facts.host, v6), (), weight))
+    return out
+
+
+_COUNTER_CAUSES = {
+    "IpInNoRoutes": "IP_INNOROUTES",
+    "Ip6InNoRoutes": "IP_INNOROUTES",
+    "IpInHdrErrors": "IP_INHDR",
+    "Ip6InHdrErrors": "IP_INHDR",
+    "UdpNoPorts": "NO_SOCKET",
+    "Udp6NoPorts": "NO_SOCKET",
+    "UdpInCsumErrors": "UDP_CSUM",
+    "Udp6InCsumErrors": "UDP_CSUM",
+    "TcpInCsumErrors": "TCP_CSUM",
+    "IpExtInCsumErrors": "IP_CSUM",
+    "TcpExtIPReversePathFilter": "IP_RPFILTER",
+}
+
+
+def _is_error(delta: Delta) -> bool:
+    if delta.kind == "nft":
+        return " drop" in f" {delta.detail}" or "reject" in delta.detail
+    return delta.name in _COUNTER_CAUSES or delta.name in ("IpInAddrErrors", "Ip6InAddrErrors")
+
+
+def _from_counters(found: Findings) -> list[Cause]:
+    """Error counters the probe moved, read like the drop reason they stand for."""
+    out = []
+    attributed = {d.host: d for d in found.drops.drops if d.host}
+    for delta in found.deltas:
+        facts = found.hosts.get(delta.host, HostFacts(delta.host))
+        evidence = (f"counter {delta.describe()}",)
+        if delta.host in attributed and _is_error(delta):
+            # the same drop, counted: evidence for the cause the trace gave
+            cause = _from_drop(found, attributed[delta.host])
+            out.append(Cause(cause.text, evidence, COUNTED))
+        elif delta.kind == "nft" and " drop" in f" {delta.detail}" and delta.change > 0:
+            out.append(
+                Cause(
+                    f"nft rule `{delta.detail}` on {delta.host} dropped it (its counter moved)",
+                    evidence,
+                    COUNTED + 0.1,
+                )
+            )
+        elif delta.name in ("IpInAddrErrors", "Ip6InAddrErrors"):
+            inaddr = _inaddr(facts, found.probe, delta.host, evidence)
+            if inaddr is not None:
+                out.append(Cause(inaddr.text, evidence, COUNTED + 0.1))
+        elif delta.name in _COUNTER_CAUSES:
+            reason = _COUNTER_CAUSES[delta.name]
+            drop = Drop(reason, "?", delta.host, None, -1, "")
+            cause = _from_drop(found, drop)
+            out.append(Cause(cause.text, evidence, COUNTED))
+    return out

@@ -1,0 +1,373 @@
+"""Kernel drop reasons for one probe, from the `skb:kfree_skb` tracepoint.
+
+The kernel logs every freed-on-error socket buffer with a reason (NO_SOCKET, OTHERHOST,
+NETFILTER_DROP, ...) and the code location that dropped it; that log covers every
+namespace, so most of it is unrelated traffic. A drop is attributed to the probe by the
+buffer's address: the probe is seen leaving its port (`net:net_dev_xmit`) and arriving
+at each device of the topology (`net:netif_receive_skb`, filtered on the topology's
+device names, and by the probe's length, since names like eth0 repeat between
+namespaces). A `kfree_skb` of an address on that chain is the probe's drop; a
+`consume_skb` ends the chain (the address may be reused). Names of the reasons come from
+the tracepoint's own format file, never from a table compiled into netprobe.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._tracefs import Instance, Symbols
+
+__all__ = [
+    "Drop",
+    "DropReport",
+    "DropTrace",
+    "Hop",
+    "TraceEvent",
+    "Wiring",
+    "attribute",
+    "parse_line",
+    "parse_reasons",
+    "parse_trace",
+]
+
+KFREE, CONSUME = "kfree_skb", "consume_skb"
+RECEIVE, XMIT = "netif_receive_skb", "net_dev_xmit"
+EVENTS = ("skb/kfree_skb", "skb/consume_skb", "net/netif_receive_skb", "net/net_dev_xmit")
+ETH_HLEN = 14
+CLONE_WINDOW = 0.01  # s: a copy of the probe is made within this of its last sighting
+_SLACK = (0, 4, -4, 8, -8)  # VLAN tags added or removed on the way
+
+_LINE = re.compile(
+    r"^\s*(?P<task>.*?)-(?P<pid>\d+)\s+(?:\(\s*[\d-]+\)\s+)?\[(?P<cpu>\d+)\]\s+"
+    r"(?:[\w.]{4,6}\s+)?(?P<ts>\d+\.\d+):\s+(?P<event>\w+):\s?(?P<body>.*)$"
+)
+_PAIR = re.compile(r"(\w+)=(\S*)")
+_SYMBOLIC = re.compile(r"__print_symbolic\(\s*REC->reason\s*,(?P<table>.*)\)", re.S)
+_ENTRY = re.compile(r"\{\s*(0x[0-9a-fA-F]+|\d+)\s*,\s*\"(\w+)\"\s*\}")
+
+
+def parse_reasons(format_text: str) -> dict[int, str]:
+    """{number: name} from `events/skb/kfree_skb/format` (its print fmt's symbolic table);
+    empty when this kernel's tracepoint has no drop reasons."""
+    match = _SYMBOLIC.search(format_text)
+    if not match:
+        return {}
+    return {int(num, 0): name for num, name in _ENTRY.findall(match.group("table"))}
+
+
+@dataclass(frozen=True)
+class TraceEvent:
+    """One line of the trace buffer."""
+
+    event: str
+    task: str
+    pid: int
+    cpu: int
+    ts: float
+    fields: Mapping[str, str]
+    text: str
+
+    @property
+    def skbaddr(self) -> str:
+        return self.fields.get("skbaddr", "")
+
+    @property
+    def dev(self) -> str:
+        return self.fields.get("dev", "")
+
+    @property
+    def length(self) -> int:
+        value = self.fields.get("len", "")
+        return int(value) if value.isdigit() else -1
+
+
+def parse_line(line: str) -> TraceEvent | None:
+    """A trace buffer line → its event (None for headers and lines not understood)."""
+    match = _LINE.match(line)
+    if not match:
+        return None
+    body = match.group("body")
+    fields = dict(_PAIR.findall(body))
+    _head, sep, reason = body.partition("reason: ")
+    if sep:
+        fields["reason"] = reason.strip()
+    if match.group("event") == "tracing_mark_write":
+        fields["marker"] = body.strip()
+    return TraceEvent(
+        match.group("event"),
+        match.group("task").strip(),
+        int(match.group("pid")),
+        int(match.group("cpu")),
+        float(match.group("ts")),
+        fields,
+        line.strip(),
+    )
+
+
+def parse_trace(text: str, marker: str | None = None) -> list[TraceEvent]:
+    """The events of a trace buffer; with `marker`, only those after that marker line."""
+    events = [e for e in map(parse_line, text.splitlines()) if e is not None]
+    if marker is None:
+        return events
+    at = next((i for i, e in enumerate(events) if e.fields.get("marker") == marker), len(events))
+    return events[at + 1 :]
+
+
+@dataclass(frozen=True)
+class Wiring:
+    """Which host each kernel device name belongs to, and which device each veth end's
+    frames arrive on: what turns a trace's device names into hosts."""
+
+    names: Mapping[str, tuple[str, ...]]  # kernel device name → hosts having it
+    peers: Mapping[tuple[str, str], tuple[str, str]]  # (host, dev) → (host, dev)
+
+    def locate(
+        self, dev: str, hint: str | None, sent_from: Sequence[tuple[str, str]] = ()
+    ) -> str | None:
+        """The host of `dev`: the peer of a device the buffer was sent from, else the
+        hint, else the only host with a device of that name."""
+        for sender in reversed(sent_from):
+            peer = self.peers.get(sender)
+            if peer is not None and peer[1] == dev:
+                return peer[0]
+        hosts = self.names.get(dev, ())
+        if hint in hosts:
+            return hint
+        return hosts[0] if len(hosts) == 1 else None
+
+
+@dataclass(frozen=True)
+class Hop:
+    """The probe seen on a device: sent (net_dev_xmit) or received (netif_receive_skb)."""
+
+    event: str
+    device: str
+    host: str | None
+
+    def describe(self) -> str:
+        verb = "left by" if self.event == XMIT else "arrived on"
+        return f"{verb} {self.host or '?'}:{self.device}"
+
+
+@dataclass(frozen=True)
+class Drop:
+    """A freed-on-error buffer: why, where in the kernel, and on which host."""
+
+    reason: str
+    location: str
+    host: str | None
+    device: str | None
+    protocol: int
+    skbaddr: str
+
+    def describe(self) -> str:
+        where = f" on {self.host or '?'}:{self.device}" if self.device else ""
+        return f"kfree_skb reason {self.reason} at {self.location}{where}"
+
+
+@dataclass(frozen=True)
+class DropReport:
+    """What the drop trace found for one probe."""
+
+    available: bool
+    drops: tuple[Drop, ...] = ()
+    path: tuple[Hop, ...] = ()
+    others: tuple[Drop, ...] = ()  # in the window, on buffers not attributed to the probe
+    overruns: int = 0
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "available": self.available,
+            "drops": [d.describe() for d in self.drops],
+            "path": [h.describe() for h in self.path],
+            "other_drops": len(self.others),
+            "overruns": self.overruns,
+            "notes": list(self.notes),
+        }
+
+
+@dataclass
+class _Chain:
+    """The buffers known to carry the probe, and where each was last seen.
+
+    A buffer not yet on the chain joins it only where the probe can be: as the first
+    event on the probe's own port, or sent out of a host the probe has already reached,
+    right after it was last seen (a bridge's flood copies). Unrelated frames of the same
+    length on devices that share a name (eth0 in every namespace) stay out.
+    """
+
+    wiring: Wiring
+    frame_len: int
+    first_dev: str | None = None
+    where: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
+    sent: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    path: list[Hop] = field(default_factory=list)
+    reached: set[str] = field(default_factory=set)
+    last_host: str | None = None
+    last_ts: float = 0.0
+
+    def plausible(self, event: TraceEvent) -> bool:
+        if event.dev not in self.wiring.names:
+            return False
+        base = self.frame_len - (ETH_HLEN if event.event == RECEIVE else 0)
+        return any(event.length == base + delta for delta in _SLACK)
+
+    def joins(self, event: TraceEvent, host: str | None) -> bool:
+        """May a buffer not seen before be a copy of the probe?"""
+        if not self.plausible(event):
+            return False
+        if not self.path:
+            return self.first_dev is None or event.dev == self.first_dev
+        recent = event.ts - self.last_ts <= CLONE_WINDOW
+        return event.event == XMIT and host is not None and host in self.reached and recent
+
+    def see(self, event: TraceEvent, first_host: str) -> None:
+        addr = event.skbaddr
+        known = addr in self.where
+        hint = self.where[addr][0] if known else self.last_host or first_host
+        host = self.wiring.locate(event.dev, hint, self.sent.get(addr, ()))
+        if not known and not self.joins(event, host):
+            return
+        self.last_host = host or self.last_host
+        self.last_ts = event.ts
+        self.where[addr] = (host, event.dev)
+        if host is not None:
+            self.reached.add(host)
+            if event.event == XMIT:
+                self.sent.setdefault(addr, []).append((host, event.dev))
+        self.path.append(Hop(event.event, event.dev, host))
+
+
+def attribute(
+    events: Iterable[TraceEvent],
+    *,
+    frame_len: int,
+    first_host: str,
+    wiring: Wiring,
+    symbols: Symbols | None = None,
+    first_dev: str | None = None,
+) -> tuple[list[Drop], list[Hop], list[Drop]]:
+    """(the probe's drops, its path, other drops) from the events after its marker;
+    `first_dev` is the kernel name of the device the probe is sent into."""
+    chain = _Chain(wiring, frame_len, first_dev)
+    drops: list[Drop] = []
+    others: list[Drop] = []
+    for event in events:
+        if event.event in (XMIT, RECEIVE):
+            chain.see(event, first_host)
+        elif event.event == CONSUME:
+            chain.where.pop(event.skbaddr, None)
+            chain.sent.pop(event.skbaddr, None)
+        elif event.event == KFREE:
+            host, dev = chain.where.pop(event.skbaddr, (None, None))
+            drop = _drop(event, host, dev, symbols)
+            (drops if dev is not None else others).append(drop)
+    return drops, chain.path, others
+
+
+def _drop(event: TraceEvent, host: str | None, dev: str | None, symbols: Symbols | None) -> Drop:
+    location = event.fields.get("location", "?")
+    if symbols is not None:
+        location = symbols.resolve(location)
+    protocol = event.fields.get("protocol", "")
+    return Drop(
+        event.fields.get("reason", "NOT_SPECIFIED"),
+        location,
+        host,
+        dev,
+        int(protocol) if protocol.isdigit() else -1,
+        event.skbaddr,
+    )
+
+
+def _device_filter(names: Sequence[str]) -> str:
+    return " || ".join(f'name == "{n}"' for n in sorted(names))
+
+
+class DropTrace:
+    """A trace instance armed for probes through one topology's devices."""
+
+    def __init__(self, wiring: Wiring, *, runid: str = "x") -> None:
+        self.wiring = wiring
+        self.instance = Instance(runid)
+        self.reasons: dict[int, str] = {}
+        self.symbols: Symbols | None = None
+        self._markers = 0
+
+    def __enter__(self) -> DropTrace:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def open(self) -> None:
+        """Make the instance and enable the events (SetupError if tracefs is unusable)."""
+        self.instance.open()
+        try:
+            self.reasons = parse_reasons(self.instance.format("skb/kfree_skb"))
+            names = _device_filter(list(self.wiring.names))
+            for event in EVENTS:
+                if not self.instance.has_event(event):
+                    self.instance.notes.append(f"this kernel has no {event} tracepoint")
+                    continue
+                self.instance.enable(event, names if event.startswith("net/") else None)
+            self.symbols = Symbols.lazy()
+        except BaseException:
+            self.instance.close()
+            raise
+
+    def close(self) -> None:
+        self.instance.close()
+
+    def mark(self, what: str) -> str:
+        """Write a marker before a probe; returns the marker text to read from."""
+        self._markers += 1
+        text = f"netprobe probe {self._markers}: {what}"
+        self.instance.mark(text)
+        return text
+
+    def collect(
+        self,
+        marker: str,
+        *,
+        frame_len: int,
+        first_host: str,
+        first_dev: str | None = None,
+        quiet: float = 0.03,
+        deadline: float = 0.5,
+    ) -> DropReport:
+        """Read until nothing new arrives for `quiet` seconds, then attribute."""
+        events = self._settle(marker, quiet, deadline)
+        drops, path, others = attribute(
+            events,
+            frame_len=frame_len,
+            first_host=first_host,
+            wiring=self.wiring,
+            symbols=self.symbols,
+            first_dev=first_dev,
+        )
+        notes = list(self.instance.notes)
+        overruns = self.instance.overruns()
+        if overruns:
+            notes.append(f"the trace ring buffer overran: {overruns} events lost")
+        if not self.reasons:
+            notes.append("this kernel's kfree_skb tracepoint gives no drop reasons")
+        return DropReport(True, tuple(drops), tuple(path), tuple(others), overruns, tuple(notes))
+
+    def _settle(self, marker: str, quiet: float, deadline: float) -> list[TraceEvent]:
+        start = last_change = time.perf_counter()
+        count, events = -1, []
+        while True:
+            events = parse_trace(self.instance.read(), marker)
+            now = time.perf_counter()
+            if len(events) != count:
+                count, last_change = len(events), now
+            if now - last_change >= quiet or now - start >= deadline:
+                return events
+            time.sleep(0.005)

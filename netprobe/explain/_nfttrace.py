@@ -1,0 +1,295 @@
+"""The nftables rule that dropped a probe, from `nft monitor trace`.
+
+A table of netprobe's own (`netprobe_explain`, in each traced host) sets `meta nftrace
+set 1` on the probe alone, matched by its 16-byte nonce, at prerouting with a priority
+before every other chain. `nft monitor trace`, started inside the host and given time to
+subscribe, then reports each chain and rule the probe went through with its verdict.
+iptables-nft rulesets are nft tables underneath, so their rules show up too. The table
+is deleted and the monitor stopped on every path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import struct
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import NetprobeError
+from ..topology import Topology
+from ..traffic._craft import NONCE_LEN, Template
+
+__all__ = [
+    "TABLE",
+    "NftReport",
+    "NftTrace",
+    "TraceStep",
+    "final_verdict",
+    "match_expression",
+    "parse_monitor",
+    "trace_table",
+]
+
+TABLE = "netprobe_explain"
+_NFNL_PROTO = "12"  # NETLINK_NETFILTER, as /proc/net/netlink shows it
+_EVENT = re.compile(r"^trace id (\S+) (\S+) (\S+) (\S+) (.*)$")
+_RULE = re.compile(r"^rule (?P<rule>.*?)(?: # handle (?P<handle>\d+))? \(verdict (?P<v>[^)]*)\)")
+_COUNTER = re.compile(r"\s*counter packets \d+ bytes \d+")
+_FAMILIES = ("ip", "ip6", "inet", "bridge")
+
+
+@dataclass(frozen=True)
+class TraceStep:
+    """One line of `nft monitor trace`: a packet seen, a rule's verdict, or a policy."""
+
+    trace_id: str
+    family: str
+    table: str
+    chain: str
+    kind: str  # "packet", "rule", "policy" or "other"
+    rule: str | None = None
+    handle: int | None = None
+    verdict: str | None = None
+
+    def describe(self) -> str:
+        where = f"{self.family} {self.table} {self.chain}"
+        if self.kind == "policy":
+            return f"the policy of chain {where} ({self.verdict})"
+        handle = f", handle {self.handle}" if self.handle is not None else ""
+        return f"rule `{self.rule}` (chain {where}{handle})"
+
+    @property
+    def action(self) -> str | None:
+        """drop or reject for a final verdict; None otherwise."""
+        if self.verdict != "drop":
+            return None
+        return "reject" if self.rule and re.search(r"\breject\b", self.rule) else "drop"
+
+
+def parse_monitor(text: str) -> list[TraceStep]:
+    """Every trace line of `nft [-a] monitor trace` output, in order."""
+    steps = []
+    for line in text.splitlines():
+        match = _EVENT.match(line.strip())
+        if not match:
+            continue
+        trace_id, family, table, chain, rest = match.groups()
+        steps.append(_step(trace_id, family, table, chain, rest))
+    return steps
+
+
+def _step(trace_id: str, family: str, table: str, chain: str, rest: str) -> TraceStep:
+    if rest.startswith("packet:"):
+        return TraceStep(trace_id, family, table, chain, "packet")
+    rule = _RULE.match(rest)
+    if rule:
+        text = _COUNTER.sub("", rule.group("rule")).strip()
+        handle = int(rule.group("handle")) if rule.group("handle") else None
+        verdict = rule.group("v").strip()
+        return TraceStep(trace_id, family, table, chain, "rule", text, handle, verdict)
+    if rest.startswith("policy "):
+        return TraceStep(trace_id, family, table, chain, "policy", verdict=rest.split()[1])
+    return TraceStep(trace_id, family, table, chain, "other", rule=rest.strip())
+
+
+def final_verdict(steps: list[TraceStep]) -> TraceStep | None:
+    """The first drop (or reject) outside netprobe's own table."""
+    return next((s for s in steps if s.table != TABLE and s.action is not None), None)
+
+
+def match_expression(frame: Template, nonce: bytes) -> str | None:
+    """An nft expression matching exactly this probe, by its nonce; None for frames
+    netfilter's IP hooks never see (not IPv4 or IPv6)."""
+    data = frame.data
+    at, ethertype = 12, struct.unpack_from("!H", data, 12)[0]
+    while ethertype in (0x8100, 0x88A8) and at + 6 <= len(data):
+        at += 4
+        ethertype = struct.unpack_from("!H", data, at)[0]
+    if ethertype not in (0x0800, 0x86DD):
+        return None
+    value = "0x" + nonce.hex()
+    if frame.csum_at is not None and frame.csum_from:
+        return f"@th,{(frame.nonce_at - frame.csum_from) * 8},{NONCE_LEN * 8} {value}"
+    return f"@nh,{(frame.nonce_at - at - 2) * 8},{NONCE_LEN * 8} {value}"
+
+
+def trace_table(families: list[str], expression: str) -> str:
+    """The nft script of netprobe's trace tables (an inet one, and a bridge one if the
+    host filters bridged frames)."""
+    out = []
+    for family in families:
+        out.append(
+            f"table {family} {TABLE} {{\n"
+            f"  chain pre {{\n    type filter hook prerouting priority -500;\n"
+            f"    {expression} meta nftrace set 1\n  }}\n}}\n"
+        )
+    return "".join(out)
+
+
+@dataclass(frozen=True)
+class NftReport:
+    """The trace of one probe in one host."""
+
+    host: str
+    steps: tuple[TraceStep, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    @property
+    def verdict(self) -> TraceStep | None:
+        return final_verdict(list(self.steps))
+
+    def to_dict(self) -> dict[str, Any]:
+        final = self.verdict
+        return {
+            "host": self.host,
+            "verdict": final.describe() if final else None,
+            "steps": [s.describe() for s in self.steps if s.kind in ("rule", "policy")],
+            "notes": list(self.notes),
+        }
+
+
+@dataclass
+class _Monitor:
+    host: str
+    families: list[str]
+    proc: subprocess.Popen[bytes] | None = None
+    text: bytes = b""
+    notes: list[str] = field(default_factory=list)
+
+
+class NftTrace:
+    """Trace tables and monitors in every host that has an nftables ruleset."""
+
+    def __init__(self, topo: Topology, hosts: list[str] | None = None) -> None:
+        self.topo = topo
+        self.hosts = hosts if hosts is not None else [h.name for h in topo.spec.hosts]
+        self.monitors: list[_Monitor] = []
+        self._families: dict[str, list[str]] | None = None
+
+    def ruleset_hosts(self) -> list[str]:
+        """The hosts that have an nftables ruleset (iptables-nft included) to trace."""
+        if self._families is None:
+            with ThreadPoolExecutor(max_workers=8) as pool:  # one nft run per host, at once
+                found = list(pool.map(self._families_of, self.hosts))
+            self._families = {h: f for h, f in zip(self.hosts, found, strict=True) if f}
+        return list(self._families)
+
+    def arm(self, expression: str, hosts: list[str] | None = None) -> None:
+        """Add the trace tables and start each monitor; return once all listen."""
+        chosen = self.ruleset_hosts() if hosts is None else hosts
+        try:
+            for host in chosen:
+                mon = _Monitor(host, list((self._families or {}).get(host, ["inet"])))
+                self.monitors.append(mon)
+                script = trace_table(mon.families, expression)
+                self.topo.run(host, ["nft", "-f", "-"], input=script, check=True)
+                mon.proc = self._start(host)
+            for mon in self.monitors:
+                if mon.proc is not None and not _subscribed(mon.proc.pid):
+                    mon.notes.append("nft monitor trace did not start listening in time")
+        except BaseException:
+            self.disarm()
+            raise
+
+    def collect(self, quiet: float = 0.03) -> list[NftReport]:
+        """Stop the monitors and parse what each reported."""
+        try:
+            for mon in self.monitors:
+                mon.text += _drain(mon.proc, quiet) if mon.proc else b""
+        finally:
+            self.disarm()
+        return [
+            NftReport(m.host, tuple(parse_monitor(m.text.decode(errors="replace"))), tuple(m.notes))
+            for m in self.monitors
+        ]
+
+    def disarm(self) -> None:
+        """Stop every monitor, then delete every trace table, whatever fails on the way
+        (safe to call twice)."""
+        try:
+            for mon in self.monitors:
+                try:
+                    _stop(mon)
+                finally:
+                    if mon.proc is not None and mon.proc.returncode is None:
+                        mon.proc.kill()
+                        mon.proc.wait()
+        finally:
+            for mon in self.monitors:
+                for family in list(mon.families):
+                    with contextlib.suppress(NetprobeError):
+                        self.topo.run(mon.host, ["nft", "delete", "table", family, TABLE])
+                    mon.families.remove(family)
+
+    def _families_of(self, host: str) -> list[str] | None:
+        """The trace tables `host` needs; None when it has no ruleset to trace."""
+        result = self.topo.run(host, ["nft", "-j", "list", "tables"])
+        if not result.ok:
+            return None
+        items = json.loads(result.stdout or "{}").get("nftables", [])
+        tables = [i["table"] for i in items if "table" in i and i["table"]["name"] != TABLE]
+        if not tables:
+            return None
+        bridge = any(t["family"] == "bridge" for t in tables)
+        return ["inet", "bridge"] if bridge else ["inet"]
+
+    def _start(self, host: str) -> subprocess.Popen[bytes]:
+        argv = ["nft", "-a", "monitor", "trace"]
+        return self.topo.spawn(host, argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+
+
+def _subscribed(pid: int, timeout: float = 2.0) -> bool:
+    """Whether process `pid` holds a netfilter netlink socket joined to a multicast group
+    (nft monitor prints nothing when it is ready; /proc/PID/net/netlink tells)."""
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        try:
+            with open(f"/proc/{pid}/net/netlink") as src:
+                lines = src.read().splitlines()[1:]
+        except OSError:
+            return False
+        for line in lines:
+            cols = line.split()
+            mine = len(cols) > 3 and cols[1] == _NFNL_PROTO and cols[2] == str(pid)
+            if mine and int(cols[3], 16):
+                return True
+        time.sleep(0.002)
+    return False
+
+
+def _drain(proc: subprocess.Popen[bytes], quiet: float) -> bytes:
+    """What the monitor printed, read until `quiet` seconds pass without more."""
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    os.set_blocking(fd, False)
+    text, last = b"", time.perf_counter()
+    while time.perf_counter() - last < quiet:
+        try:
+            chunk = os.read(fd, 1 << 16)
+        except BlockingIOError:
+            time.sleep(0.003)
+            continue
+        if not chunk:
+            break
+        text, last = text + chunk, time.perf_counter()
+    os.set_blocking(fd, True)
+    return text
+
+
+def _stop(mon: _Monitor) -> None:
+    """End an `nft monitor trace` and keep what it printed."""
+    if mon.proc is None or mon.proc.returncode is not None:
+        return
+    mon.proc.terminate()
+    try:
+        out, _ = mon.proc.communicate(timeout=2)
+    except subprocess.TimeoutExpired:
+        mon.proc.kill()
+        out, _ = mon.proc.communicate()
+    mon.text += out or b""

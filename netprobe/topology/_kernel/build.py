@@ -1,0 +1,412 @@
+"""Build a Spec into real kernel objects, fast, and never leave half of it behind.
+
+Order: namespaces (and each OVS host's ovsdb-server) → masters (bridges, bonds) → TAPs →
+veths → stacked links (macvlan, vlan) → per-link settings (port VLANs of VLAN-filtering
+bridges among them) → Open vSwitch (switch daemon, bridges, ports, flows) → addresses →
+sysctls → routes → firewall → self-check.
+In namespaces netprobe owns, IPv6 DAD and router solicitation are switched off in the
+namespace's defaults before any link exists, so links can come up as they are created.
+Elsewhere each link is created down, tagged, quietened, then brought up.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ..._privilege import require_root
+from ...errors import TopologyError
+from .._model.spec import Bond, Bridge, Host, Interface, Macvlan, Spec, Tap, Veth, Vlan
+from .._model.validate import validate
+from . import netns, ovs, owner
+from .links import (
+    address_message,
+    create_message,
+    netlink_errors,
+    port_vlan_messages,
+    raise_up,
+    route_message,
+)
+from .live import HostState, Topology
+from .netlink import CREATE, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWROUTE, Rtnl, link_msg
+from .preflight import foreign_links, namespace_of, refuse_taken_names, taken
+from .selfcheck import verify
+from .tap import open_tap
+
+__all__ = ["build"]
+
+_FIREWALL_TOOLS = {
+    "nft": ["nft", "-f"],
+    "iptables": ["iptables-restore"],
+    "ip6tables": ["ip6tables-restore"],
+}
+
+
+def build(spec: Spec, *, persistent: bool = False) -> Topology:
+    """Build `spec` and return the live Topology; on any failure remove what was made.
+
+    Use it as ``with build(spec) as topo:`` so teardown always runs. With
+    `persistent=True` the run id is the spec's name (so namespaces read np-NAME-HOST);
+    call `topo.keep()` to leave it up.
+    """
+
+    require_root()
+    validate(spec)
+    pid, start = owner.current_owner()
+    runid = owner.persistent_runid(spec.name) if persistent else owner.new_runid()
+    foreign = foreign_links(spec, runid)
+    refuse_taken_names(foreign)
+    record = owner.RunRecord(
+        runid=runid,
+        pid=pid,
+        start_time=start,
+        name=spec.name,
+        adopted=tuple(h.adopt for h in spec.hosts if h.adopt),
+        root=any(h.root for h in spec.hosts),
+        spec_path=os.path.abspath(spec.source) if spec.source else None,  # for any cwd
+        namespaces={h.name: namespace_of(h, runid) for h in spec.hosts},
+        foreign_links=foreign,
+        session=owner.current_session(),
+    )
+    try:
+        owner.register(record)  # before anything exists, so a killed run can be cleaned
+    except FileExistsError:
+        raise taken(runid, spec.name) from None
+    topo = Topology(spec, record, persistent=persistent)
+    topo.guard_signals()
+    try:
+        _Builder(topo).run()
+    except BaseException:
+        topo.teardown()
+        raise
+    return topo
+
+
+class _Builder:
+    def __init__(self, topo: Topology) -> None:
+        self.topo = topo
+        self.spec = topo.spec
+        self.indexes: dict[tuple[str, str], int] = {}
+        self.pending_up: list[tuple[str, Interface]] = []
+
+    def run(self) -> None:
+        for host in self.spec.hosts:
+            self._open_host(host)
+        self._create_links()
+        self._configure_links()
+        self._port_vlans()
+        for host in self.spec.hosts:
+            if ovs.has_ovs(host):
+                ovs.configure(self.topo, host)
+        for host in self.spec.hosts:
+            self._learn_indexes(host)
+            self._addresses(host)
+            self._sysctls(host)
+            self._routes(host)
+            self._firewall(host)
+        verify(self.topo)
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def state(self, host: str) -> HostState:
+        return self.topo.hosts[host]
+
+    def kname(self, host: str, name: str) -> str:
+        return self.topo.ifname(host, name)
+
+    def index(self, host: str, name: str) -> int:
+        key = (host, name)
+        if key not in self.indexes:
+            with netlink_errors(f"looking up {host}:{name}", f"{host}:{name}"):
+                self.indexes[key] = self.state(host).nl.index(self.kname(host, name))
+        return self.indexes[key]
+
+    def master_index(self, host: Host, iface: Interface) -> int | None:
+        """The ifindex of `iface`'s kernel master (None: none, or an OVS bridge or bond,
+        which ovs-vswitchd attaches the port to instead)."""
+        if iface.master is None or ovs.is_ovs_port(host, iface):
+            return None
+        return self.index(host.name, iface.master)
+
+    def _learn_indexes(self, host: Host) -> None:
+        """One dump per host gives every index the address and route steps need."""
+        with netlink_errors(f"listing links of {host.name}", host.name):
+            links = self.state(host.name).nl.link_states()
+        for iface in host.interfaces:
+            link = links.get(self.kname(host.name, iface.name))
+            if link is not None:
+                self.indexes[(host.name, iface.name)] = link.index
+
+    def request(self, host: str, what: str, msg: Any, msg_type: int, flags: int = 0) -> None:
+        with netlink_errors(what, host):
+            self.state(host).nl.request(msg, msg_type, flags)
+
+    # -- namespaces ----------------------------------------------------------------------
+
+    def _open_host(self, host: Host) -> None:
+        ns = namespace_of(host, self.topo.runid) or None
+        if host.owned:
+            assert ns is not None
+            try:
+                netns.create(ns)
+            except FileExistsError:
+                raise TopologyError(f"namespace {ns} already exists", obj=ns) from None
+        elif ns is not None and not netns.exists(ns):
+            raise TopologyError(
+                f"host {host.name!r} adopts namespace {ns!r}, which does not "
+                f"exist (see `ip netns list`)",
+                obj=ns,
+            )
+        fd = netns.open_fd(ns) if ns else netns.open_current()
+        try:
+            nl = Rtnl(fd)
+        except OSError:
+            os.close(fd)
+            raise
+        self.topo.hosts[host.name] = HostState(host, ns, fd, nl)
+        if host.owned:
+            self._quiet_ipv6(host, "default", "all")  # links made later inherit "default"
+            self.request(host.name, "bringing lo up", raise_up(link_msg(1)), RTM_NEWLINK)
+        if ovs.has_ovs(host):
+            ovs.start(self.topo, host)  # the database starts while the links are made
+
+    def _quiet_ipv6(self, host: Host, *confs: str) -> None:
+        """No DAD probes and no router solicitations unless the spec asks for them."""
+        keys = [
+            k
+            for k, wanted in (
+                ("accept_dad", host.ipv6_dad),
+                ("router_solicitations", host.ipv6_router_solicitation),
+            )
+            if not wanted
+        ]
+        with netns.entered(self.state(host.name).fd):
+            for path in (f"/proc/sys/net/ipv6/conf/{c}/{k}" for c in confs for k in keys):
+                if os.path.exists(path):  # else a kernel without IPv6
+                    self._write_sysctl(host, path, "0")
+
+    def _write_sysctl(self, host: Host, path: str, value: str) -> None:
+        """Write a sysctl (this thread is in the host's namespace); remember the old value
+        first where the namespace is not netprobe's."""
+        if not host.owned:
+            with open(path) as src:
+                old = src.read().strip()
+            self.topo.note_undo(
+                {"ns": namespace_of(host, self.topo.runid), "sysctl": path, "value": old}
+            )
+        with open(path, "w") as out:
+            out.write(value)
+
+    # -- links ---------------------------------------------------------------------------
+
+    def _create_links(self) -> None:
+        todo = [(h, i) for h in self.spec.hosts for i in h.interfaces]
+        for host, iface in todo:
+            if isinstance(iface.kind, (Bridge, Bond)):
+                self._create(host, iface)
+        for host, iface in todo:
+            if isinstance(iface.kind, Tap):
+                self._create_tap(host, iface)
+        done: set[tuple[str, str]] = set()
+        for host, iface in todo:
+            if isinstance(iface.kind, Veth) and (host.name, iface.name) not in done:
+                self._create_veth(host, iface)
+                done |= {(host.name, iface.name), (iface.kind.peer_host, iface.kind.peer_ifname)}
+        stacked = [(h, i) for h, i in todo if isinstance(i.kind, (Macvlan, Vlan))]
+        while stacked:  # parents first; a parent may itself be stacked (QinQ)
+            made = {(h.name, i.name) for h, i in stacked}
+            ready = [(h, i) for h, i in stacked if (h.name, i.kind.parent) not in made]  # type: ignore[union-attr]
+            for host, iface in ready:
+                self._create(host, iface, parent=iface.kind.parent)  # type: ignore[union-attr]
+            stacked = [p for p in stacked if p not in ready]
+            if not ready:
+                raise TopologyError("stacked interfaces form a cycle of parents")
+
+    def _up_at_once(self, host: Host, iface: Interface) -> bool:
+        """Whether a link can come up in its creating request. Not a VLAN or macvlan (its
+        parent may still be down: "Network is down"), nor a bond's member (a bond enslaves
+        only links that are down)."""
+        stacked = isinstance(iface.kind, (Vlan, Macvlan))
+        return host.owned and iface.up and not stacked and not self._bond_member(host, iface)
+
+    def _bond_member(self, host: Host, iface: Interface) -> bool:
+        master = host.interface(iface.master) if iface.master else None
+        return master is not None and isinstance(master.kind, Bond)
+
+    def _after_create(self, host: Host, iface: Interface, configured: bool) -> None:
+        """Note a new link; `configured`: its master and up state were set at creation."""
+        if not host.owned:  # tag it now: a kill must not leave it unrecognisable
+            tag = link_msg(
+                0,
+                IFLA_IFNAME=self.kname(host.name, iface.name),
+                IFLA_IFALIAS=owner.link_tag(self.topo.runid),
+            )
+            self.request(host.name, f"tagging {host.name}:{iface.name}", tag, RTM_NEWLINK)
+        if not configured or not self._up_at_once(host, iface) or iface.learning is not None:
+            self.pending_up.append((host.name, iface))
+
+    def _create(self, host: Host, iface: Interface, parent: str | None = None) -> None:
+        kind, msg = create_message(
+            iface,
+            name=self.kname(host.name, iface.name),
+            up=self._up_at_once(host, iface),
+            master_index=self.master_index(host, iface),
+            parent_index=self.index(host.name, parent) if parent else None,
+        )
+        feature = kind
+        if isinstance(iface.kind, Bridge) and iface.kind.vlan_filtering:
+            feature = "bridge vlan_filtering"  # what EOPNOTSUPP means here
+        with netlink_errors(f"creating {kind} {host.name}:{iface.name}", iface.name, feature):
+            self.state(host.name).nl.request(msg, RTM_NEWLINK, CREATE)
+        self._after_create(host, iface, configured=True)
+
+    def _create_veth(self, host: Host, iface: Interface) -> None:
+        assert isinstance(iface.kind, Veth)
+        far_host = self.spec.host(iface.kind.peer_host)
+        far = far_host.interface(iface.kind.peer_ifname) or Interface(iface.kind.peer_ifname)
+        if self.master_index(far_host, far) and not self.master_index(host, iface):
+            host, iface, far_host, far = far_host, far, host, iface  # the bridge's side first
+        master = self.master_index(host, iface)
+        far_fd = None if far_host is host else self.state(far_host.name).fd
+        peer = (far, self.kname(far_host.name, far.name), far_fd)  # comes up afterwards
+        _, msg = create_message(
+            iface,
+            name=self.kname(host.name, iface.name),
+            up=self._up_at_once(host, iface),
+            master_index=master,
+            peer=peer,
+        )
+        what = f"creating veth {host.name}:{iface.name} <-> {far_host.name}:{far.name}"
+        with netlink_errors(what, f"{host.name}:{iface.name}", "veth"):
+            self.state(host.name).nl.request(msg, RTM_NEWLINK, CREATE)
+        self._after_create(host, iface, configured=True)
+        self._after_create(far_host, far, configured=False)
+
+    def _create_tap(self, host: Host, iface: Interface) -> None:
+        name = self.kname(host.name, iface.name)
+        try:
+            fd = open_tap(self.state(host.name).fd, name)
+        except OSError as exc:
+            raise TopologyError(
+                f"creating tap {host.name}:{iface.name}: {exc.strerror}",
+                errno=exc.errno,
+                obj=iface.name,
+            ) from exc
+        self.topo.taps[(host.name, iface.name)] = fd
+        self._after_create(host, iface, configured=False)  # mac, mtu, master: by netlink
+
+    def _configure_links(self) -> None:
+        """What creation could not do: late masters, port flags, tags, and bringing up."""
+        seen: set[tuple[str, str]] = set()
+        for host_name, iface in self.pending_up:
+            if (host_name, iface.name) in seen:
+                continue
+            seen.add((host_name, iface.name))
+            host = self.spec.host(host_name)
+            attrs: dict[str, Any] = {"IFLA_IFNAME": self.kname(host_name, iface.name)}
+            if isinstance(iface.kind, Tap):
+                attrs.update(
+                    {k: v for k, v in (("IFLA_ADDRESS", iface.mac), ("IFLA_MTU", iface.mtu)) if v}
+                )
+            master = self.master_index(host, iface)
+            if master is not None:
+                attrs["IFLA_MASTER"] = master
+            if not host.owned:
+                self._quiet_ipv6(host, self.kname(host_name, iface.name))
+            if master is not None and self._bond_member(host, iface):
+                enslave = link_msg(0, IFLA_IFNAME=attrs["IFLA_IFNAME"], IFLA_MASTER=master)
+                self.request(host_name, f"enslaving {host_name}:{iface.name}", enslave, RTM_NEWLINK)
+                del attrs["IFLA_MASTER"]  # a bond refuses master and up in one request
+            msg = link_msg(0, **attrs)  # found by name: no index lookup needed
+            self.request(
+                host_name,
+                f"configuring {host_name}:{iface.name}",
+                raise_up(msg) if iface.up else msg,
+                RTM_NEWLINK,
+            )
+            if iface.learning is not None:
+                port = link_msg(
+                    0,
+                    IFLA_IFNAME=attrs["IFLA_IFNAME"],
+                    IFLA_LINKINFO={
+                        "attrs": [
+                            ("IFLA_INFO_SLAVE_KIND", "bridge"),
+                            (
+                                "IFLA_INFO_SLAVE_DATA",
+                                {"attrs": [("IFLA_BRPORT_LEARNING", int(iface.learning))]},
+                            ),
+                        ]
+                    },
+                )
+                self.request(
+                    host_name, f"setting learning on {host_name}:{iface.name}", port, RTM_NEWLINK
+                )
+
+    def _port_vlans(self) -> None:
+        """VLANs of the ports of VLAN-filtering bridges (`bridge vlan add`, by netlink)."""
+        for host in self.spec.hosts:
+            for iface in host.interfaces:
+                if not iface.vlans:
+                    continue
+                index = self.index(host.name, iface.name)
+                what = f"setting VLANs of bridge port {host.name}:{iface.name}"
+                for msg_type, msg in port_vlan_messages(index, iface.vlans):
+                    with netlink_errors(what, iface.name, "bridge vlan_filtering"):
+                        self.state(host.name).nl.request(msg, msg_type)
+
+    # -- layer 3 and above ---------------------------------------------------------------
+
+    def _addresses(self, host: Host) -> None:
+        for iface in host.interfaces:
+            for addr in iface.addresses:
+                msg = address_message(self.index(host.name, iface.name), addr, dad=host.ipv6_dad)
+                self.request(
+                    host.name,
+                    f"adding {addr} to {host.name}:{iface.name}",
+                    msg,
+                    RTM_NEWADDR,
+                    CREATE,
+                )
+
+    def _sysctls(self, host: Host) -> None:
+        state = self.state(host.name)
+        for key, value in host.sysctls:
+            path = "/proc/sys/" + (key if "/" in key else key.replace(".", "/"))
+            try:
+                with netns.entered(state.fd):
+                    self._write_sysctl(host, path, value)
+            except FileNotFoundError:
+                raise TopologyError(
+                    f"sysctl {key} does not exist in {host.name}'s namespace "
+                    "(not a per-namespace sysctl, or a missing interface)",
+                    obj=key,
+                ) from None
+            except OSError as exc:
+                raise TopologyError(
+                    f"setting sysctl {key}={value} in {host.name}: {exc.strerror}",
+                    errno=exc.errno,
+                    obj=key,
+                ) from exc
+
+    def _routes(self, host: Host) -> None:
+        for route in host.routes:
+            oif = self.index(host.name, route.dev) if route.dev else None
+            if not host.owned:
+                dev = self.kname(host.name, route.dev) if route.dev else None
+                entry = {"to": route.to, "via": route.via, "dev": dev, "metric": route.metric}
+                self.topo.note_undo({"ns": namespace_of(host, self.topo.runid), "route": entry})
+            msg = route_message(route, oif)
+            self.request(
+                host.name, f"adding route to {route.to} in {host.name}", msg, RTM_NEWROUTE, CREATE
+            )
+
+    def _firewall(self, host: Host) -> None:
+        for rules in host.firewall:
+            argv = [*_FIREWALL_TOOLS[rules.kind], rules.path]
+            result = self.topo.run(host.name, argv)
+            if not result.ok:
+                raise TopologyError(
+                    f"loading {rules.path} into {host.name} with "
+                    f"{argv[0]} failed:\n{result.stderr.strip()}",
+                    obj=rules.path,
+                )

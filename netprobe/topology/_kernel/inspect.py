@@ -1,0 +1,119 @@
+"""Read back what a live topology looks like: links, addresses and routes per host."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+
+from ..._privilege import require_root
+from ...errors import TopologyError
+from .._model.load import load
+from .._model.spec import Spec
+from . import netns
+from .links import IFF_UP
+from .named import find_persistent, find_shown
+from .netlink import RTM_GETADDR, RTM_GETROUTE, Rtnl
+
+__all__ = ["HostView", "LinkView", "describe", "describe_topology", "recorded_spec"]
+
+
+@dataclass(frozen=True)
+class LinkView:
+    name: str
+    kind: str
+    up: bool
+    carrier: bool
+    mac: str
+    mtu: int
+    master: str | None
+    addresses: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class HostView:
+    host: str
+    namespace: str
+    links: tuple[LinkView, ...]
+    routes: tuple[str, ...]
+
+
+def describe_topology(name: str) -> list[HostView]:
+    """Views of every host of the topology `name` (a persistent one, or a run id)."""
+    require_root()
+    record = find_shown(name)
+    return [describe(host, ns) for host, ns in record.namespaces.items() if ns and netns.exists(ns)]
+
+
+def recorded_spec(name: str) -> Spec:
+    """The spec a persistent topology was built from (its file, as recorded)."""
+    record = find_persistent(name)
+    if record.spec_path and os.path.isabs(record.spec_path) and os.path.isfile(record.spec_path):
+        return load(record.spec_path)
+    raise TopologyError(
+        f"topology {name!r} was not built from a file that still exists "
+        f"({record.spec_path or 'no file'}): draw it from its file instead"
+    )
+
+
+def describe(host: str, ns: str) -> HostView:
+    try:
+        fd = netns.open_fd(ns)
+    except OSError as exc:
+        raise TopologyError(f"cannot open {host}'s namespace {ns}: {exc.strerror}") from None
+    try:
+        try:
+            nl = Rtnl(fd)
+        except OSError as exc:  # e.g. the empty placeholder of a run killed mid-creation
+            raise TopologyError(
+                f"cannot enter {host}'s namespace {ns}: {exc.strerror} "
+                "(a run killed while building? `netprobe clean`)"
+            ) from None
+        with nl:
+            links = nl.links()
+            names = {link["index"]: n for n, link in links.items()}
+            addrs: dict[int, list[str]] = {}
+            for msg in nl.dump(RTM_GETADDR):
+                ip = msg.get_attr("IFA_ADDRESS")
+                addrs.setdefault(msg["index"], []).append(f"{ip}/{msg['prefixlen']}")
+            routes = [
+                _route_text(m, names)
+                for family in (socket.AF_INET, socket.AF_INET6)
+                for m in nl.dump(RTM_GETROUTE, family)
+                if m.get_attr("RTA_TABLE") == 254
+            ]
+    finally:
+        os.close(fd)
+    views = [
+        _link_view(n, link, names, addrs.get(link["index"], []))
+        for n, link in sorted(links.items(), key=lambda item: item[1]["index"])
+    ]
+    return HostView(host, ns, tuple(views), tuple(routes))
+
+
+def _link_view(name: str, link: object, names: dict[int, str], addrs: list[str]) -> LinkView:
+    msg = link  # a pyroute2 ifinfmsg
+    info = msg.get_attr("IFLA_LINKINFO")  # type: ignore[attr-defined]
+    kind = info.get_attr("IFLA_INFO_KIND") if info is not None else None
+    master = msg.get_attr("IFLA_MASTER")  # type: ignore[attr-defined]
+    return LinkView(
+        name=name,
+        kind=kind or ("loopback" if name == "lo" else "device"),
+        up=bool(msg["flags"] & IFF_UP),  # type: ignore[index]
+        carrier=bool(msg.get_attr("IFLA_CARRIER")),  # type: ignore[attr-defined]
+        mac=msg.get_attr("IFLA_ADDRESS") or "",  # type: ignore[attr-defined]
+        mtu=msg.get_attr("IFLA_MTU") or 0,  # type: ignore[attr-defined]
+        master=names.get(master) if master else None,
+        addresses=tuple(addrs),
+    )
+
+
+def _route_text(msg: object, names: dict[int, str]) -> str:
+    get = msg.get_attr  # type: ignore[attr-defined]
+    dst = get("RTA_DST")
+    text = f"{dst}/{msg['dst_len']}" if dst else "default"  # type: ignore[index]
+    if get("RTA_GATEWAY"):
+        text += f" via {get('RTA_GATEWAY')}"
+    if get("RTA_OIF"):
+        text += f" dev {names.get(get('RTA_OIF'), get('RTA_OIF'))}"
+    return text
