@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 import netprobe  # noqa: E402
 from netprobe.expect import at, expect  # noqa: E402
 from netprobe.explain import explain  # noqa: E402
-from netprobe.traffic import craft  # noqa: E402
+from netprobe.traffic import _craft as craft  # noqa: E402
 
 RULES = (
     "table inet fw {\n chain other {\n  type filter hook forward priority filter;"

@@ -1,120 +1,37 @@
 """netprobe: prove what a Linux virtual network's data path does, with packet evidence.
 
-The public names are loaded on first use, so that `import netprobe` (and with it the CLI
-and the pytest plugin) starts fast and imports neither pyroute2 nor scapy.
+The public names are those `netprobe/_api.py` imports, each loaded on first use, so that
+`import netprobe` (and with it the CLI and the pytest plugin) starts fast and imports
+neither pyroute2 nor scapy. `netprobe.run_check(..., bundle_dir=...)` leaves a
+bug-report bundle of a failure.
 """
 
 from __future__ import annotations
 
+import ast
 import importlib
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._version import __version__
-from .errors import (
-    CheckFailed,
-    NetprobeError,
-    NotFound,
-    SetupError,
-    SpecError,
-    TopologyError,
-    TrafficError,
-)
+from ._version import __version__ as __version__
 
 if TYPE_CHECKING:
-    from .bundle import run_check
-    from .check import Check, Result, Status
-    from .topology import (
-        Bond,
-        Bridge,
-        BridgeVlan,
-        CleanReport,
-        Firewall,
-        Host,
-        Interface,
-        Macvlan,
-        OvsBond,
-        OvsBridge,
-        Route,
-        RunResult,
-        Spec,
-        Tap,
-        Topology,
-        Veth,
-        Vlan,
-        build,
-        clean,
-        load,
-        loads,
-        validate,
-    )
+    from ._api import *  # noqa: F403  (the names, for type checkers)
 
 
-_LAZY = {
-    name: "netprobe.topology"
-    for name in (
-        "Bond",
-        "Bridge",
-        "BridgeVlan",
-        "CleanReport",
-        "Firewall",
-        "Host",
-        "Interface",
-        "Macvlan",
-        "OvsBond",
-        "OvsBridge",
-        "Route",
-        "RunResult",
-        "Spec",
-        "Tap",
-        "Topology",
-        "Veth",
-        "Vlan",
-        "build",
-        "clean",
-        "load",
-        "loads",
-        "validate",
-    )
-}
-_LAZY.update({name: "netprobe.check" for name in ("Check", "Result", "Status")})
-_LAZY["run_check"] = "netprobe.bundle"  # with bundle_dir=: a bug-report bundle of a failure
+def _exports() -> dict[str, str]:
+    """name → module that provides it, read from _api.py's imports."""
+    tree = ast.parse((Path(__file__).parent / "_api.py").read_text())
+    return {
+        alias.asname or alias.name: f"netprobe.{node.module}"
+        for node in tree.body
+        if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module
+        for alias in node.names
+    }
 
-__all__ = [
-    "Bond",
-    "Bridge",
-    "BridgeVlan",
-    "Check",
-    "CheckFailed",
-    "CleanReport",
-    "Firewall",
-    "Host",
-    "Interface",
-    "Macvlan",
-    "NetprobeError",
-    "NotFound",
-    "OvsBond",
-    "OvsBridge",
-    "Result",
-    "Route",
-    "RunResult",
-    "SetupError",
-    "Spec",
-    "SpecError",
-    "Status",
-    "Tap",
-    "Topology",
-    "TopologyError",
-    "TrafficError",
-    "Veth",
-    "Vlan",
-    "__version__",
-    "build",
-    "clean",
-    "load",
-    "loads",
-    "run_check",
-    "validate",
-]
+
+_LAZY = _exports()
+__all__ = sorted([*_LAZY, "__version__"])
 
 
 def __getattr__(name: str) -> Any:
@@ -127,4 +44,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(__all__)
+    return __all__

@@ -20,15 +20,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from netprobe._privilege import cap_eff_has, is_root, require_root
+from netprobe._privilege import is_root
 from netprobe.errors import SetupError
 from netprobe.topology._kernel import netns, owner
 from netprobe.topology._kernel.tap import open_tap
-
-__all__ = [
-    "KERNEL_FEATURES", "TOOLS", "TRACEFS", "Capability", "cap_eff_has", "clear_cache",
-    "describe_errno", "is_root", "mount_tracefs", "probe", "require", "require_root", "unknown",
-]  # fmt: skip
 
 KERNEL = "kernel"
 TOOL = "tool"

@@ -12,8 +12,6 @@ import stat
 
 from .errors import SpecError
 
-__all__ = ["MAX_INPUT_BYTES", "read_input"]
-
 MAX_INPUT_BYTES = 4 * 1024 * 1024  # far beyond any topology, policy or ruleset written by hand
 
 

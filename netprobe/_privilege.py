@@ -6,8 +6,6 @@ import os
 
 from .errors import SetupError
 
-__all__ = ["cap_eff_has", "is_root", "require_root"]
-
 _CAP_NET_ADMIN = 12
 _CAP_SYS_ADMIN = 21
 

@@ -17,8 +17,6 @@ import time
 
 import pytest
 
-__all__ = ["LeakGuard"]
-
 
 class LeakGuard:
     """Inventory at session start and finish; what this session's runs left is a failure."""

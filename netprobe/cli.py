@@ -350,11 +350,11 @@ def report(bundle: str) -> None:
 def doctor() -> None:
     """Report which kernel features and tools this machine has, with remedies."""
     with _errors():
-        from . import _capabilities as capabilities
+        from ._capabilities import probe
+        from ._privilege import is_root
         from .report._text import doctor_table
 
-        found = capabilities.probe()
-        _console().print(doctor_table(found, root=capabilities.is_root()))
+        _console().print(doctor_table(probe(), root=is_root()))
 
 
 @cli.command()

@@ -18,8 +18,6 @@ from typing import Any
 from ..topology import Topology
 from ..topology._model.spec import Bond, Bridge, Firewall, Host, Interface, OvsBond, OvsBridge, Spec
 
-__all__ = ["AsFound", "as_found"]
-
 _DECIDING = re.compile(  # the sysctls that decide whether a host forwards
     r"^net\.ipv4\.ip_forward$|^net\.ipv6\.conf\.all\.forwarding$"
     r"|^net\.ipv4\.conf\.[^.]+\.rp_filter$"

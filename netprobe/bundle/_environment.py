@@ -12,8 +12,6 @@ from typing import Any
 from .._capabilities import probe
 from .._version import __version__
 
-__all__ = ["environment"]
-
 _LIBRARIES = ("scapy", "pyroute2", "dpkt", "click", "rich", "PyYAML", "python-nmap", "pytest")
 
 

@@ -13,8 +13,6 @@ from ..topology import Port, Topology
 from ._state import topology_state
 from ._write import write_bundle
 
-__all__ = ["BundleRecorder", "run_check"]
-
 _BUNDLED = (Status.FAIL, Status.INCONCLUSIVE, Status.ERROR)  # ERROR: once steps were taken
 
 

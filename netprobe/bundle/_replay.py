@@ -22,8 +22,6 @@ from ..topology import load
 from ._recorder import run_check
 from ._write import FORMAT, VERSION
 
-__all__ = ["Replay", "StepMatch", "bundle_summary", "read_bundle", "replay"]
-
 
 def _directory(path: str | Path) -> Path:
     path = Path(path)

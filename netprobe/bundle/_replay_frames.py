@@ -16,8 +16,6 @@ import struct
 import time
 from typing import Any
 
-__all__ = ["main"]
-
 _CLONE_NEWNET = 0x40000000
 _ETH_P_ALL = 0x0003
 _SOL_PACKET = 263

@@ -28,8 +28,6 @@ from ..topology._model.spec import (
 )
 from . import _replay_frames as replay_frames
 
-__all__ = ["repro_script"]
-
 _HEADER = """#!/bin/sh
 # Reproduces netprobe check {check!r} on topology {topology!r} without netprobe.
 # Rebuilds the topology in fresh network namespaces, replays the injected frames and

@@ -16,8 +16,6 @@ from typing import Any
 
 from ..topology import Topology
 
-__all__ = ["SECTIONS", "host_state", "parse_sections", "topology_state"]
-
 _SYSCTLS = (
     r"^net\.(ipv4\.(ip_forward|conf\..*\.(rp_filter|forwarding|accept_local|route_localnet"
     r"|arp_ignore|arp_announce|proxy_arp))|ipv6\.conf\..*\.(forwarding|disable_ipv6|accept_dad)"

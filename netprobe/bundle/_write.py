@@ -42,8 +42,6 @@ from ._readme import readme
 from ._repro import repro_script
 from ._state import topology_state
 
-__all__ = ["FORMAT", "MINOR", "VERSION", "write_bundle"]
-
 FORMAT = "netprobe-bundle"
 VERSION = 1
 MINOR = 1  # fields added within version 1 (docs/json.md)

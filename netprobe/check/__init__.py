@@ -8,7 +8,33 @@ from typing import Any
 
 from .._inputfile import read_input
 from ..errors import NetprobeError
+from ..expect import (
+    ROUTED,
+    Barrier,
+    Match,
+    Outcome,
+    Verdict,
+    Where,
+    at,
+    at_any,
+    at_exactly,
+    expect,
+    nowhere,
+)
 from ..topology import Port, Spec, Topology
+from ..traffic import (
+    Template,
+    arp,
+    decode,
+    dhcp_discover,
+    ethernet,
+    find_nonce,
+    from_scapy,
+    icmp_echo,
+    ports,
+    tcp,
+    udp,
+)
 from . import _param as param
 from ._base import Check, Context, Recorder
 from ._param import Param
@@ -17,10 +43,16 @@ from ._reference import reference_path
 from ._registry import GROUP, Registration, expand_names, load_check, registered
 from ._result import Result, Status, Step
 
+# What a check author needs, from this one place: the framework, and the expectations and
+# packet builders it works with (the same objects as netprobe.expect's and .traffic's).
 __all__ = [
     "GROUP",
+    "ROUTED",
+    "Barrier",
     "Check",
     "Context",
+    "Match",
+    "Outcome",
     "Param",
     "Port",
     "Recorder",
@@ -28,18 +60,36 @@ __all__ = [
     "Result",
     "Status",
     "Step",
+    "Template",
+    "Verdict",
+    "Where",
+    "arp",
+    "at",
+    "at_any",
+    "at_exactly",
+    "decode",
+    "dhcp_discover",
     "echo_and_reply",
+    "ethernet",
     "expand_names",
+    "expect",
+    "find_nonce",
+    "from_scapy",
+    "icmp_echo",
     "ipv4_of",
     "load_check",
+    "nowhere",
     "param",
     "parse_ports",
     "peer_port",
+    "ports",
     "read_input",
     "reference_path",
     "registered",
     "require_bridge",
     "run_check",
+    "tcp",
+    "udp",
 ]
 
 

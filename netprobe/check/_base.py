@@ -33,7 +33,6 @@ from ._result import Result, Status, Step, overall
 if TYPE_CHECKING:
     from ..explain import Explanation
 
-__all__ = ["MAX_EXPLAINED", "Check", "Context", "Recorder", "reference_path"]
 
 MAX_EXPLAINED = 4  # failed expectations explained per check run (each costs ~0.2 s)
 

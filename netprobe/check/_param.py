@@ -26,24 +26,6 @@ from typing import Any
 from ..errors import SpecError
 from ..topology._model.port import Port
 
-__all__ = [
-    "Param",
-    "Parser",
-    "body_params",
-    "boolean",
-    "checked_by",
-    "host",
-    "integer",
-    "ip",
-    "number",
-    "optional",
-    "parse_params",
-    "port",
-    "port_list",
-    "services",
-    "text",
-]
-
 Parser = Callable[[Any], Any]
 
 

@@ -12,8 +12,6 @@ from ..topology import Port, Topology, Veth
 from ..traffic import Template, icmp_echo
 from ._base import Context
 
-__all__ = ["echo_and_reply", "ipv4_of", "parse_ports", "peer_port", "require_bridge"]
-
 
 def parse_ports(
     topo: Topology, value: str | Iterable[str | Port], *, at_least: int = 1, vm: bool = False

@@ -11,8 +11,6 @@ from typing import Any
 
 from ..errors import SpecError
 
-__all__ = ["module_dir", "reference_path"]
-
 _LIBRARY = Path(__file__).resolve().parents[1] / "library"  # the built-in checks
 _REFERENCE_DIRS = (_LIBRARY, _LIBRARY / "filter")
 

@@ -28,9 +28,6 @@ from types import ModuleType
 from ..errors import SpecError
 from ._base import Check
 
-__all__ = ["GROUP", "Registration", "expand_names", "file_checks", "is_file", "load_check",
-           "registered"]
-
 GROUP = "netprobe.checks"
 _FILE_MODULE = "netprobe_check_"  # modules imported from check files are named so
 

@@ -13,7 +13,6 @@ from ..expect._outcome import Verdict as ExpectVerdict
 if TYPE_CHECKING:
     from ..explain import Explanation
 
-__all__ = ["Result", "Status", "Step"]
 
 
 class Status(enum.Enum):

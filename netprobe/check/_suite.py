@@ -31,8 +31,6 @@ from . import run_check
 from ._base import Recorder
 from ._result import Result, Status
 
-__all__ = ["run_checks"]
-
 _STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 

@@ -12,8 +12,6 @@ import os
 import shutil
 import tempfile
 
-__all__ = ["ENV", "discard", "is_temporary", "new_dir"]
-
 ENV = "NETPROBE_EVIDENCE"
 
 _scratch: dict[int, str] = {}  # pid → this process's temporary directory

@@ -28,8 +28,6 @@ from ._match import Match
 from ._outcome import Outcome
 from ._run import Run
 
-__all__ = ["Barrier", "Where", "at", "at_any", "at_exactly", "end_ports", "expect", "nowhere"]
-
 
 @dataclass(frozen=True)
 class Where:

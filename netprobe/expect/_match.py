@@ -14,8 +14,6 @@ from typing import Any
 
 from ..traffic._decode import ALIASES, Fields
 
-__all__ = ["ROUTED", "Diff", "Match", "compare", "expected_fields"]
-
 # The checksums each field is covered by: the IPv4 header checksum covers the header, the
 # L4 one the segment and, through its pseudo-header, the addresses.
 _HEADER, _SEGMENT = ("ip.chksum",), ("l4.chksum",)

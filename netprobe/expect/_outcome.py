@@ -17,7 +17,6 @@ from ._match import Diff, Match, compare, expected_fields
 if TYPE_CHECKING:
     from ._expectation import Where
 
-__all__ = ["Copy", "Outcome", "PortReport", "Verdict"]
 
 SHOWN_FRAMES = 5  # per port, in the evidence
 

@@ -23,8 +23,6 @@ from ..traffic._port import ports
 from ._match import Match, compare, expected_fields
 from ._outcome import Copy, Outcome, PortReport, Verdict
 
-__all__ = ["Run", "judge"]
-
 _BARRIER = -1
 
 

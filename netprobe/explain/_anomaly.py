@@ -25,8 +25,6 @@ from ._facts import (
     unicast_dst,
 )
 
-__all__ = ["on_path", "path_devices"]
-
 ETH_HLEN = 14
 _NOT_FORWARDING = ("listening", "learning", "blocking")
 

@@ -40,8 +40,6 @@ from ._facts import (
 )
 from ._nfttrace import TABLE
 
-__all__ = ["Cause", "Findings", "HostFacts", "LinkFacts", "rank"]
-
 DELIVERY_ONLY = 0.3  # a drop that only says the frame reached a stack that discarded it
 
 

@@ -22,24 +22,6 @@ from typing import Any
 from ..topology import Topology
 from ..topology._kernel import netns
 
-__all__ = [
-    "Delta",
-    "HostCounters",
-    "Snapshot",
-    "conntrack",
-    "deltas",
-    "fdb_entry",
-    "links",
-    "parse_netdev",
-    "parse_nft_counters",
-    "parse_snmp",
-    "parse_snmp6",
-    "read_proc",
-    "route_lookup",
-    "snapshot",
-    "sysctls",
-]
-
 _IF_FIELDS = (
     "rx_bytes", "rx_packets", "rx_errors", "rx_dropped", "rx_fifo", "rx_frame",
     "rx_compressed", "rx_multicast",

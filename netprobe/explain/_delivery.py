@@ -31,8 +31,6 @@ from ._facts import (
 )
 from ._nfttrace import TABLE
 
-__all__ = ["delivered", "delivery_of", "nat_rules"]
-
 DELIVERED = STRONG + 0.04  # the outcome itself saw it: above any reading of the state
 _ADDR = {False: ("ip.src", "ip.dst"), True: ("ip6.src", "ip6.dst")}
 _OIF = re.compile(r'oifname (?:!= )?"?([\w.@-]+)"?')

@@ -21,19 +21,6 @@ from typing import Any
 
 from ._tracefs import Instance, Symbols
 
-__all__ = [
-    "Drop",
-    "DropReport",
-    "DropTrace",
-    "Hop",
-    "TraceEvent",
-    "Wiring",
-    "attribute",
-    "parse_line",
-    "parse_reasons",
-    "parse_trace",
-]
-
 KFREE, CONSUME = "kfree_skb", "consume_skb"
 RECEIVE, XMIT = "netif_receive_skb", "net_dev_xmit"
 EVENTS = ("skb/kfree_skb", "skb/consume_skb", "net/netif_receive_skb", "net/net_dev_xmit")

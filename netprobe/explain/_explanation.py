@@ -24,13 +24,11 @@ from ..traffic._craft import Template
 from ..traffic._decode import decode
 from ..traffic._port import parse_port, ports
 from . import _counters as counters
-from ._cause import Cause, Findings, HostFacts, LinkFacts, rank
+from ._cause import rank
 from ._delivery import delivery_of, nat_rules
 from ._droptrace import RECEIVE, DropReport, DropTrace, Wiring
-from ._facts import Delivery
+from ._facts import Cause, Delivery, Findings, HostFacts, LinkFacts
 from ._nfttrace import NftReport, NftTrace, match_expression
-
-__all__ = ["Explanation", "explain", "wiring_of"]
 
 
 @dataclass(frozen=True)

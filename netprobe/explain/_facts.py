@@ -14,27 +14,6 @@ from ._counters import Delta
 from ._droptrace import DropReport
 from ._nfttrace import NftReport
 
-__all__ = [
-    "COUNTED",
-    "GOOD",
-    "STATE",
-    "STRONG",
-    "WEAK",
-    "Cause",
-    "Delivery",
-    "Findings",
-    "HostFacts",
-    "LinkFacts",
-    "dst_of",
-    "forwarding_off",
-    "is_ipv6",
-    "src_of",
-    "stray",
-    "stray_text",
-    "unenslaved",
-    "unicast_dst",
-]
-
 STRONG, GOOD, COUNTED, STATE, WEAK = 0.95, 0.8, 0.7, 0.5, 0.2
 
 

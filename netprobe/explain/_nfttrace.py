@@ -25,17 +25,6 @@ from ..errors import NetprobeError
 from ..topology import Topology
 from ..traffic._craft import NONCE_LEN, Template
 
-__all__ = [
-    "TABLE",
-    "NftReport",
-    "NftTrace",
-    "TraceStep",
-    "final_verdict",
-    "match_expression",
-    "parse_monitor",
-    "trace_table",
-]
-
 TABLE = "netprobe_explain"
 _NFNL_PROTO = "12"  # NETLINK_NETFILTER, as /proc/net/netlink shows it
 _EVENT = re.compile(r"^trace id (\S+) (\S+) (\S+) (\S+) (.*)$")

@@ -23,16 +23,6 @@ from types import TracebackType
 from .._capabilities import TRACEFS, mount_tracefs
 from ..errors import SetupError
 
-__all__ = [
-    "TRACEFS",
-    "Instance",
-    "Symbols",
-    "instance_names",
-    "mount_tracefs",
-    "remove_stale",
-    "stale",
-]
-
 PREFIX = "netprobe-"
 _counter = itertools.count(1)
 _NAME = re.compile(r"^netprobe-(?:[\w]+-)?(\d+)-\d+$")

@@ -30,8 +30,6 @@ from netprobe.check import (
 )
 from netprobe.errors import SpecError
 from netprobe.topology import OvsBond
-from netprobe.topology._kernel.links import raise_up
-from netprobe.topology._kernel.netlink import RTM_NEWLINK, Rtnl, link_msg
 from netprobe.traffic import Template, find_nonce, ports, udp
 
 from .ovs_switch import bond_state
@@ -171,7 +169,7 @@ def _stream(ctx: Context, flows: list[_Flow], cut_at: Port, limit: float,
     try:
         _watch(flows, captures, time.time() + _BEFORE, None)
         asked = time.time()
-        _set_link(ctx, cut_at, up=False)
+        ctx.topo.set_link(cut_at, up=False)
         at = time.time()  # the kernel has answered: from now on the link is down
         took = at - asked
         _watch(flows, captures, at + limit, at)
@@ -181,7 +179,7 @@ def _stream(ctx: Context, flows: list[_Flow], cut_at: Port, limit: float,
         thread.join()
         restored = time.time()
         if at is not None:
-            _set_link(ctx, cut_at, up=True)
+            ctx.topo.set_link(cut_at, up=True)
     time.sleep(0.01)  # the last frames' way across
     _collect(flows, captures)
     return _Cut(at, took, state.active if state is not None else None, restored)
@@ -222,19 +220,6 @@ def _collect(flows: list[_Flow], captures: dict[Port, Any]) -> None:
 def _back(flow: _Flow, cut: float) -> bool:
     """Enough frames sent after the cut have arrived to call the flow back."""
     return sum(1 for n in flow.after(cut) if n in flow.arrived) >= _RESUMED
-
-
-def _set_link(ctx: Context, port: Port, *, up: bool) -> None:
-    """Set a link down or up through netlink: no process to start in the middle of the
-    stream, so the moment of the cut is known to a fraction of a millisecond."""
-    host = port.host
-    msg = link_msg(0, IFLA_IFNAME=ctx.topo.ifname(port))
-    if up:
-        msg = raise_up(msg)
-    else:
-        msg["change"] = 1  # IFF_UP, cleared
-    with Rtnl(ctx.topo.fd_of(host)) as nl:
-        nl.request(msg, RTM_NEWLINK)
 
 
 def _judge(ctx: Context, flow: _Flow, key: str, cut: _Cut, cut_at: Port, limit: float) -> None:

@@ -12,8 +12,6 @@ from typing import Any
 from .._version import __version__
 from ..check import Result
 
-__all__ = ["FORMAT", "MINOR", "VERSION", "results_document"]
-
 FORMAT = "netprobe-results"
 VERSION = 1
 MINOR = 1  # fields added within version 1 (docs/json.md)

@@ -7,8 +7,6 @@ from collections.abc import Sequence
 
 from ..check._result import Result, Status
 
-__all__ = ["junit_xml"]
-
 
 def junit_xml(results: Sequence[Result]) -> str:
     """One <testcase> per check: FAIL is a failure, INCONCLUSIVE and ERROR are errors

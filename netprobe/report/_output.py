@@ -16,8 +16,6 @@ from collections.abc import Callable, Sequence
 from ..check._result import Result
 from ..errors import SpecError
 
-__all__ = ["ensure_writable_dir", "ensure_writable_file", "write_results"]
-
 
 def ensure_writable_file(path: str, option: str) -> None:
     """Raise SpecError unless `path` can be written (`option` names it: "--json")."""

@@ -16,17 +16,6 @@ from ..topology._kernel.inspect import HostView
 from ..topology._kernel.owner import RunRecord, is_alive
 from ..topology._model.spec import Spec
 
-__all__ = [
-    "checks_table",
-    "clean_summary",
-    "doctor_table",
-    "host_view_text",
-    "result_details",
-    "results_table",
-    "runs_table",
-    "topo_up_summary",
-]
-
 _STYLE = {
     "PASS": "green",
     "FAIL": "red",

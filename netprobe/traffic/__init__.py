@@ -5,6 +5,7 @@ Nothing here imports scapy at import time; the crafting functions load it on fir
 
 from __future__ import annotations
 
+from ..topology import Port
 from ._capture import Capture, Captured, CaptureStats, compile_filter
 from ._craft import (
     MAGIC,
@@ -21,7 +22,7 @@ from ._craft import (
 )
 from ._decode import Fields, decode, summary
 from ._pcap import read_pcap, write_pcap
-from ._port import Port, Ports, Sender, TapSide, parse_port, ports
+from ._port import Ports, Sender, TapSide, parse_port, ports
 from ._tcpdump import TcpdumpCapture
 
 __all__ = [

@@ -23,8 +23,6 @@ from typing import Protocol
 from ..errors import SetupError, TrafficError
 from ..topology._kernel import netns
 
-__all__ = ["Capture", "CaptureStats", "Captured", "Source", "compile_filter", "wait_readable"]
-
 SOL_PACKET = 263
 _PACKET_AUXDATA = 8
 _PACKET_STATISTICS = 6

@@ -19,23 +19,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = [
-    "LOCAL_ETHERTYPE",
-    "MAGIC",
-    "NONCE_LEN",
-    "SLOT",
-    "Template",
-    "arp",
-    "dhcp_discover",
-    "ethernet",
-    "find_nonce",
-    "from_scapy",
-    "icmp_echo",
-    "new_nonce",
-    "tcp",
-    "udp",
-]
-
 MAGIC = b"NPRB"
 NONCE_LEN = 16  # MAGIC, 4 bytes of this process's session, 8 bytes of sequence
 SLOT = MAGIC + bytes(NONCE_LEN - len(MAGIC))  # where a probe's nonce goes

@@ -16,8 +16,6 @@ import dpkt
 
 from ._craft import find_nonce
 
-__all__ = ["ALIASES", "Fields", "decode", "summary"]
-
 Fields = dict[str, Any]
 
 # Short names a person writes in a rewrite or a mask; resolved by address family.

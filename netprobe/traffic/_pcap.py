@@ -14,8 +14,6 @@ from dpkt import pcapng
 
 from ._capture import Captured
 
-__all__ = ["read_pcap", "write_pcap", "write_pcap_ports"]
-
 
 def _idb(port: str) -> pcapng.InterfaceDescriptionBlockLE:
     return pcapng.InterfaceDescriptionBlockLE(

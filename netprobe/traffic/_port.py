@@ -21,10 +21,8 @@ from collections.abc import Callable, Iterable, Sequence
 from ..errors import SpecError, TrafficError
 from ..topology import Topology
 from ..topology._kernel import netns
-from ..topology._model.port import VM_SUFFIX, Port
+from ..topology._model.port import Port
 from ._capture import Capture, Captured, CaptureStats, Source, compile_filter
-
-__all__ = ["VM_SUFFIX", "Port", "Ports", "Sender", "TapSide", "parse_port", "ports"]
 
 
 def parse_port(port: str | Port) -> tuple[str, str, bool]:

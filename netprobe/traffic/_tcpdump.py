@@ -19,8 +19,6 @@ from ..topology._kernel import owner, process
 from ._capture import Captured, CaptureStats
 from ._pcap import read_pcap
 
-__all__ = ["TcpdumpCapture"]
-
 _DROPPED = re.compile(r"(\d+) packets? dropped by kernel")
 
 

@@ -27,8 +27,6 @@ from pathlib import Path
 from ..errors import SetupError
 from ..topology._kernel import owner, process
 
-__all__ = ["GuestRun", "bootable", "find_kernel", "kvm_usable", "run_in_vm", "vng_command"]
-
 _BOOTED = ".netprobe-booted"  # written in rwdir by the guest's first command
 _GUEST_ENV = {"PYTHONDONTWRITEBYTECODE": "1", "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
 _KERNEL_REMEDY = "apt-get install -y linux-image-amd64 (not the cloud kernel: it lacks 9p)"

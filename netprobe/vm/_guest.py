@@ -27,14 +27,6 @@ from ._boot import GuestRun, bootable, run_in_vm
 if TYPE_CHECKING:
     from ..check import Result
 
-__all__ = [
-    "Case",
-    "GuestChecks",
-    "guest_main",
-    "result_from_dict",
-    "run_checks_in_vm",
-    "run_named_checks",
-]
 
 
 @dataclass(frozen=True)

@@ -134,7 +134,7 @@ def test_check_on_a_topology_file_parses_and_validates_it_once(
 ) -> None:
     import importlib
 
-    load = importlib.import_module("netprobe.topology._model.load")  # the modules, not the functions
+    load = importlib.import_module("netprobe.topology._model.load")  # modules, not functions
     validate = importlib.import_module("netprobe.topology._model.validate")
     parsed: list[str | None] = []
     checked: list[str] = []

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from netprobe import _capabilities as capabilities
+from netprobe import _privilege as privilege
 from netprobe._capabilities import Capability
 from netprobe.errors import SetupError
 
@@ -46,11 +47,11 @@ def fake_tool(directory: Path, name: str, script: str) -> None:
     ],
 )
 def test_cap_eff_has_reads_the_effective_set(capeff: str, bit: int, expected: bool) -> None:
-    assert capabilities.cap_eff_has(STATUS.format(capeff), bit) is expected
+    assert privilege.cap_eff_has(STATUS.format(capeff), bit) is expected
 
 
 def test_cap_eff_has_without_a_capeff_line_is_false() -> None:
-    assert capabilities.cap_eff_has("Name:\tx\nUid:\t0\t0\t0\t0\n", 12) is False
+    assert privilege.cap_eff_has("Name:\tx\nUid:\t0\t0\t0\t0\n", 12) is False
 
 
 def test_describe_errno_names_the_missing_link_type() -> None:

@@ -268,9 +268,8 @@ def test_ipv4_address_has_broadcast_below_slash_31_and_never_nodad(
 def test_an_ovs_bridge_that_will_not_come_up_keeps_the_kernels_extended_ack() -> None:
     from types import SimpleNamespace
 
-    from netprobe.topology._kernel.ovs import _bridges_up
-
     from netprobe import Host, OvsBridge, TopologyError
+    from netprobe.topology._kernel.ovs import _bridges_up
 
     class Refusing:
         def request(self, msg: object, kind: int) -> None:

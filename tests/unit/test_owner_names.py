@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from netprobe.topology._kernel import owner
 from netprobe.topology._kernel.owner import RunRecord
+from netprobe.topology._model.spec import ROOT_IF_PREFIX_LEN
 from netprobe.topology._model.validate import IFNAMSIZ
 
 RUNID = re.compile(r"^[A-Za-z0-9_]+$")
@@ -97,7 +98,7 @@ def test_new_runid_avoids_ids_of_existing_records(
 
 def test_root_ifname_is_prefix_plus_name() -> None:
     name = owner.root_ifname("abc123", "uplink")
-    assert len(name) == owner.ROOT_IF_PREFIX_LEN + len("uplink") == 6 + len("uplink")
+    assert len(name) == ROOT_IF_PREFIX_LEN + len("uplink") == 6 + len("uplink")
     assert re.fullmatch(r"np[0-9a-f]{4}uplink", name)
 
 

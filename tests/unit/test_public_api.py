@@ -1,10 +1,12 @@
-"""The public API: one `__all__` per module, re-exported by `netprobe`, and light imports."""
+"""The public API: private modules (a leading underscore) behind public packages whose
+`__all__` is the API, `netprobe` re-exporting the essentials, and light imports."""
 
 from __future__ import annotations
 
 import importlib
 import json
 import pkgutil
+import re
 import subprocess
 import sys
 import textwrap
@@ -19,6 +21,14 @@ import netprobe
 
 def all_modules() -> list[str]:
     return sorted(m.name for m in pkgutil.walk_packages(netprobe.__path__, "netprobe."))
+
+
+def is_private(name: str) -> bool:
+    return any(part.startswith("_") and not part.startswith("__") for part in name.split("."))
+
+
+def public_modules() -> list[str]:
+    return [m for m in all_modules() if not is_private(m) and m != "netprobe.vm.__main__"]
 
 
 LOADED = """
@@ -86,14 +96,29 @@ def test_the_walk_finds_the_modules() -> None:
         assert expected in modules
 
 
-@pytest.mark.parametrize("name", all_modules())
-def test_module_declares_all_and_every_name_exists(name: str) -> None:
+@pytest.mark.parametrize("name", public_modules())
+def test_public_module_declares_all_and_every_name_exists(name: str) -> None:
     module: ModuleType = importlib.import_module(name)
     declared = getattr(module, "__all__", None)
     assert isinstance(declared, (list, tuple)), f"{name} has no __all__"
     assert len(set(declared)) == len(declared), f"{name}.__all__ repeats a name"
     missing = [n for n in declared if not hasattr(module, n)]
     assert not missing, f"{name}.__all__ names what it does not define: {missing}"
+
+
+@pytest.mark.parametrize("name", [m for m in all_modules() if is_private(m)])
+def test_private_modules_declare_no_api(name: str) -> None:
+    """What is public is said once, in a public package's __all__."""
+    assert not hasattr(importlib.import_module(name), "__all__"), f"{name} declares __all__"
+
+
+def test_the_version_has_one_source() -> None:
+    from importlib.metadata import version
+
+    from netprobe._version import __version__
+
+    assert netprobe.__version__ is __version__ == version("netprobe")
+    assert not re.search(r'^version *= *"', (ROOT / "pyproject.toml").read_text(), re.M)
 
 
 # -- light imports ------------------------------------------------------------------------

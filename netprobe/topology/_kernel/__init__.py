@@ -4,4 +4,3 @@ daemons, building a spec, the live view of a built one, ownership of what netpro
 
 from __future__ import annotations
 
-__all__: list[str] = []

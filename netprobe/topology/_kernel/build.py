@@ -33,8 +33,6 @@ from .preflight import foreign_links, namespace_of, refuse_taken_names, taken
 from .selfcheck import verify
 from .tap import open_tap
 
-__all__ = ["build"]
-
 _FIREWALL_TOOLS = {
     "nft": ["nft", "-f"],
     "iptables": ["iptables-restore"],

@@ -18,8 +18,6 @@ from . import daemon, netns, ovs, owner, process, undo
 from .named import find_persistent
 from .netlink import Rtnl
 
-__all__ = ["CleanReport", "clean", "down", "leftovers", "remove_run"]
-
 
 @dataclass
 class CleanReport:

@@ -17,8 +17,6 @@ from typing import Any
 from . import process
 from .owner import process_start_time
 
-__all__ = ["Daemon", "is_ours", "start", "stop", "stop_recorded"]
-
 _TERM_WAIT = 2.0  # seconds a daemon gets to exit on SIGTERM before SIGKILL
 
 

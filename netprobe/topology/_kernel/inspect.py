@@ -15,8 +15,6 @@ from .links import IFF_UP
 from .named import find_persistent, find_shown
 from .netlink import RTM_GETADDR, RTM_GETROUTE, Rtnl
 
-__all__ = ["HostView", "LinkView", "describe", "describe_topology", "recorded_spec"]
-
 
 @dataclass(frozen=True)
 class LinkView:

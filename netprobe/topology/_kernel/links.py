@@ -24,18 +24,6 @@ from .._model.spec import (
 )
 from .netlink import RTM_DELLINK, NetlinkError, addr_msg, link_msg, route_msg
 
-__all__ = [
-    "FEATURE",
-    "IFF_UP",
-    "address_message",
-    "bridge_info",
-    "create_message",
-    "netlink_errors",
-    "port_vlan_messages",
-    "raise_up",
-    "route_message",
-]
-
 IFF_UP = 0x1
 _IFA_F_NODAD = 0x02
 _MACVLAN_MODE = {"private": 1, "vepa": 2, "bridge": 4, "passthru": 8, "source": 16}

@@ -13,8 +13,6 @@ import difflib
 from ...errors import TopologyError
 from . import owner
 
-__all__ = ["find_persistent", "find_shown"]
-
 
 def find_persistent(name: str, records: list[owner.RunRecord] | None = None) -> owner.RunRecord:
     """The record of the topology `topo up` made under exactly `name` (or whose

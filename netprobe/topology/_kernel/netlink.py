@@ -20,23 +20,12 @@ from pyroute2.netlink import (
     NLM_F_EXCL,
     NLM_F_REQUEST,
 )
-from pyroute2.netlink.exceptions import NetlinkError
+from pyroute2.netlink.exceptions import NetlinkError as NetlinkError  # theirs, used here
 from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
 from . import netns
-
-__all__ = [
-    "CREATE",
-    "AddrState",
-    "LinkState",
-    "NetlinkError",
-    "Rtnl",
-    "addr_msg",
-    "link_msg",
-    "route_msg",
-]
 
 RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18
 RTM_NEWADDR, RTM_GETADDR = 20, 22

@@ -14,17 +14,6 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
-__all__ = [
-    "NETNS_DIR",
-    "create",
-    "delete",
-    "entered",
-    "exists",
-    "list_names",
-    "open_current",
-    "open_fd",
-]
-
 NETNS_DIR = "/run/netns"
 
 _CLONE_NEWNET = 0x40000000

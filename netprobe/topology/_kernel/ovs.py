@@ -34,16 +34,6 @@ from .netlink import RTM_NEWLINK, link_msg
 if TYPE_CHECKING:
     from .live import Topology
 
-__all__ = [
-    "OVS_TOOLS",
-    "configure",
-    "environment",
-    "has_ovs",
-    "host_dir",
-    "is_ovs_port",
-    "remove_dirs",
-    "start",
-]
 
 OVS_TOOLS = ("ovsdb-tool", "ovsdb-server", "ovs-vswitchd", "ovs-vsctl", "ovs-ofctl")
 _SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"

@@ -27,35 +27,6 @@ from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .._model.spec import ROOT_IF_PREFIX_LEN
-
-__all__ = [
-    "NS_PREFIX",
-    "ROOT_IF_PREFIX_LEN",
-    "RUN_DIR",
-    "SESSION_ENV",
-    "RunRecord",
-    "current_owner",
-    "current_session",
-    "in_session",
-    "is_alive",
-    "link_tag",
-    "new_runid",
-    "ns_name",
-    "ns_prefix",
-    "persistent_runid",
-    "private_dir",
-    "process_start_time",
-    "read_records",
-    "register",
-    "root_ifname",
-    "runid_of",
-    "scratch_run",
-    "stale_temporaries",
-    "unregister",
-    "update",
-]
-
 RUN_DIR = "/run/netprobe"
 NETNS_DIR = "/run/netns"
 SESSION_ENV = "NETPROBE_SESSION"

@@ -10,8 +10,6 @@ from .._model.spec import Host, Spec, Veth
 from . import netns, owner
 from .netlink import Rtnl
 
-__all__ = ["foreign_links", "namespace_of", "refuse_taken_names", "taken"]
-
 
 def namespace_of(host: Host, runid: str) -> str:
     """The /run/netns name a host lives in ("" for the root namespace)."""

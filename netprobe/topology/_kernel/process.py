@@ -28,21 +28,6 @@ from typing import Any
 
 from .owner import SESSION_ENV, process_start_time
 
-__all__ = [
-    "RUN_ENV",
-    "TERM_WAIT",
-    "WORKER_GRACE",
-    "die_with_parent",
-    "popen",
-    "popen_group",
-    "run",
-    "stop",
-    "stop_recorded",
-    "stop_tagged",
-    "tagged",
-    "tagged_in_session",
-]
-
 RUN_ENV = "NETPROBE_RUN"
 _RUN_MARK = f"{RUN_ENV}=".encode()
 _SESSION_MARK = f"{SESSION_ENV}=".encode()

@@ -16,8 +16,6 @@ from .links import IFF_UP
 from .live import HostState, Topology
 from .netlink import NetlinkError
 
-__all__ = ["verify"]
-
 _BR_STATE_FORWARDING = 3
 _IF_OPER_UP = 6
 _IFA_F_DADFAILED = 0x08

@@ -8,8 +8,6 @@ import struct
 
 from . import netns
 
-__all__ = ["make_persistent", "open_tap"]
-
 _TUNSETIFF = 0x400454CA
 _TUNSETPERSIST = 0x400454CB
 _IFF_TAP = 0x0002

@@ -19,8 +19,6 @@ from . import netns, owner
 from .links import route_message
 from .netlink import RTM_DELLINK, RTM_DELROUTE, NetlinkError, Rtnl, link_msg
 
-__all__ = ["revert"]
-
 _GONE = (2, 3, 19)  # ENOENT, ESRCH, ENODEV: already gone, with its link or by hand
 
 

@@ -3,4 +3,3 @@ validating, dumping back, and drawing. Pure: nothing here touches the kernel."""
 
 from __future__ import annotations
 
-__all__: list[str] = []

@@ -17,8 +17,6 @@ import yaml
 from .load import _KINDS as _LOADER_KINDS
 from .spec import Host, Interface, Spec, Veth
 
-__all__ = ["dump", "to_data"]
-
 
 def dump(spec: Spec, *, rename: Callable[[str], str] | None = None) -> str:
     """YAML text of `spec`; `rename` maps each ruleset path to the one written."""

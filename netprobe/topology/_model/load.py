@@ -36,8 +36,6 @@ from .spec import (
 )
 from .validate import validate
 
-__all__ = ["as_spec", "load", "loads"]
-
 T = TypeVar("T")
 
 _TOP_KEYS = {"name", "description", "hosts"}

@@ -13,8 +13,6 @@ import subprocess
 from ...errors import SetupError
 from .spec import Bond, Bridge, Host, Interface, Macvlan, OvsBond, OvsBridge, Spec, Tap, Veth, Vlan
 
-__all__ = ["dot", "mermaid", "svg"]
-
 
 def _id(host: str, name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]", "_", f"{host}__{name}")

@@ -8,8 +8,6 @@ from dataclasses import dataclass
 
 from ...errors import SpecError
 
-__all__ = ["VM_SUFFIX", "Port", "host_and_ifname"]
-
 VM_SUFFIX = "@vm"
 _FORBIDDEN = frozenset(":/ \t\n")  # what the kernel refuses in a name (dev_valid_name)
 

@@ -20,29 +20,6 @@ from typing import Any
 
 from ...errors import SpecError
 
-__all__ = [
-    "BOND_MODES",
-    "MACVLAN_MODES",
-    "OVS_BOND_MODES",
-    "ROOT_IF_PREFIX_LEN",
-    "Bond",
-    "Bridge",
-    "BridgeVlan",
-    "Firewall",
-    "Host",
-    "IPInterface",
-    "Interface",
-    "Kind",
-    "Macvlan",
-    "OvsBond",
-    "OvsBridge",
-    "Route",
-    "Spec",
-    "Tap",
-    "Veth",
-    "Vlan",
-]
-
 # Links netprobe makes in the root namespace are named np + 4 hex digits + the name.
 ROOT_IF_PREFIX_LEN = 6
 

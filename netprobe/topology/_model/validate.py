@@ -27,8 +27,6 @@ from .spec import (
     Vlan,
 )
 
-__all__ = ["IFNAMSIZ", "validate"]
-
 IFNAMSIZ = 15  # usable characters of an interface name (16 with the NUL)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 # net.ipv4.ip_forward, or with slashes when a name holds dots: net/ipv4/conf/eth0.10/rp_filter
