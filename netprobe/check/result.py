@@ -28,6 +28,7 @@ class Status(enum.Enum):
 
     @classmethod
     def of(cls, verdict: ExpectVerdict) -> Status:
+        """The status of an expectation's verdict (the same name)."""
         return cls(verdict.value)
 
 
@@ -56,6 +57,8 @@ class Step:
         return self.outcome.evidence() if self.outcome is not None else None
 
     def evidence(self) -> str:
+        """The step's verdict line, with its evidence and explanation indented below unless it
+        passed."""
         head = f"[{self.status.value}] {self.name}" + (f": {self.detail}" if self.detail else "")
         if self.status is Status.PASS:
             return head
@@ -68,6 +71,7 @@ class Step:
 
 @dataclass
 class Result:
+    """What one run of a check found: its status, summary, steps and where its bundle went."""
     check: str
     status: Status
     summary: str
@@ -81,10 +85,12 @@ class Result:
 
     @property
     def verdict(self) -> Status:
+        """The status, under the name expectations give it."""
         return self.status
 
     @property
     def passed(self) -> bool:
+        """True when the status is PASS."""
         return self.status is Status.PASS
 
     @property
@@ -106,6 +112,8 @@ class Result:
             raise CheckFailed(self.evidence(), self)
 
     def evidence(self) -> str:
+        """The whole result as text: status line, diagnosis, every step's evidence, steps not run
+        and any traceback."""
         lines = [f"{self.check}: {self.status.value} — {self.summary}"]
         if self.diagnosis:
             label = "remedy" if self.status is Status.SKIP else "diagnosis"
@@ -123,6 +131,7 @@ class Result:
         return self.evidence()
 
     def to_dict(self) -> dict[str, Any]:
+        """The result as the JSON results document holds it."""
         return {
             "check": self.check,
             "status": self.status.value,

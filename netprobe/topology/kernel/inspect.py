@@ -20,6 +20,7 @@ __all__ = ["HostView", "LinkView", "describe", "describe_topology", "recorded_sp
 
 @dataclass(frozen=True)
 class LinkView:
+    """One link as the kernel reports it, for `netprobe topo show`."""
     name: str
     kind: str
     up: bool
@@ -32,6 +33,7 @@ class LinkView:
 
 @dataclass(frozen=True)
 class HostView:
+    """One host's links and routes as the kernel reports them."""
     host: str
     namespace: str
     links: tuple[LinkView, ...]
@@ -57,6 +59,7 @@ def recorded_spec(name: str) -> Spec:
 
 
 def describe(host: str, ns: str) -> HostView:
+    """The view of `host` from its namespace `ns`; raises TopologyError if it cannot be read."""
     try:
         fd = netns.open_fd(ns)
     except OSError as exc:

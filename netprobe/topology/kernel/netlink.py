@@ -65,6 +65,7 @@ class Rtnl:
         self._seq = 0
 
     def close(self) -> None:
+        """Close the netlink socket."""
         self.sock.close()
 
     def __enter__(self) -> Rtnl:
@@ -206,6 +207,7 @@ class Rtnl:
 
 @dataclass(frozen=True)
 class LinkState:
+    """What the kernel reports of a link: index, flags, carrier, alias and operstate."""
     index: int
     flags: int
     carrier: bool
@@ -215,6 +217,7 @@ class LinkState:
 
 @dataclass(frozen=True)
 class AddrState:
+    """An address the kernel holds on a link, with its flags."""
     index: int
     address: str
     flags: int
@@ -272,6 +275,7 @@ def link_msg(index: int = 0, **attrs: Any) -> Any:
 
 
 def addr_msg(index: int, family: int, prefixlen: int, attrs: list[tuple[str, Any]]) -> Any:
+    """An ifaddrmsg for address requests on link `index`."""
     msg = ifaddrmsg()
     msg["index"] = index
     msg["family"] = family
@@ -281,6 +285,7 @@ def addr_msg(index: int, family: int, prefixlen: int, attrs: list[tuple[str, Any
 
 
 def route_msg(family: int, dst_len: int, scope: int, attrs: list[tuple[str, Any]]) -> Any:
+    """An rtmsg for a static unicast route in the main table."""
     msg = rtmsg()
     msg["family"] = family
     msg["dst_len"] = dst_len
