@@ -202,8 +202,7 @@ def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    """Skip a test whose netprobe_requires capabilities this machine lacks (an unknown name fails
-    it)."""
+    """Skip a test needing (netprobe_requires) what this machine lacks; an unknown name fails it."""
     required = [n for m in item.iter_markers("netprobe_requires") for n in m.args]
     if required:
         from .capabilities import KERNEL_FEATURES, TOOLS, probe, unknown

@@ -106,6 +106,7 @@ def bundle_summary(path: str | Path) -> str:
 @dataclass(frozen=True)
 class StepMatch:
     """One step by name: its verdict in the recording and in this run."""
+
     name: str
     recorded: str | None  # None: the step is new in this run
     now: str | None  # None: this run did not take the step
@@ -126,6 +127,7 @@ class StepMatch:
 @dataclass(frozen=True)
 class Replay:
     """A bundle's recorded result beside the result of running its check again."""
+
     recorded: dict[str, Any]
     result: Result
     steps: list[StepMatch]

@@ -171,8 +171,7 @@ def _run_step(step: dict[str, Any], ports: dict[str, Port]) -> str:
 
 
 def main(plan: dict[str, Any]) -> int:
-    """Replay `plan`'s steps and print what each caused; returns the exit status (1 when a step
-    failed)."""
+    """Replay `plan`'s steps, printing what each caused; the exit status is 1 if a step failed."""
     # Every TAP is held open, as netprobe holds it: a TAP without its VM has no carrier.
     names = set(plan.get("vm_ports", []))
     names |= {p for s in plan["steps"] for p in s.get("must", []) + s.get("must_not", [])}

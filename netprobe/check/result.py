@@ -57,8 +57,7 @@ class Step:
         return self.outcome.evidence() if self.outcome is not None else None
 
     def evidence(self) -> str:
-        """The step's verdict line, with its evidence and explanation indented below unless it
-        passed."""
+        """The verdict line; unless it passed, the evidence and explanation below."""
         head = f"[{self.status.value}] {self.name}" + (f": {self.detail}" if self.detail else "")
         if self.status is Status.PASS:
             return head
@@ -72,6 +71,7 @@ class Step:
 @dataclass
 class Result:
     """What one run of a check found: its status, summary, steps and where its bundle went."""
+
     check: str
     status: Status
     summary: str
@@ -112,8 +112,7 @@ class Result:
             raise CheckFailed(self.evidence(), self)
 
     def evidence(self) -> str:
-        """The whole result as text: status line, diagnosis, every step's evidence, steps not run
-        and any traceback."""
+        """The result as text: verdict, diagnosis, steps' evidence, steps not run, traceback."""
         lines = [f"{self.check}: {self.status.value} — {self.summary}"]
         if self.diagnosis:
             label = "remedy" if self.status is Status.SKIP else "diagnosis"

@@ -31,6 +31,7 @@ _COVERED_BY = {
 @dataclass(frozen=True)
 class Diff:
     """One field of a received frame that differs from what was expected."""
+
     field: str
     expected: Any
     seen: Any
@@ -69,8 +70,7 @@ class Match:
         return Match(self.mask | set(names), self.rewrites)
 
     def rewriting(self, **rewrites: Any) -> Match:
-        """This match, also requiring the fields in `rewrites` to have been rewritten to those
-        values."""
+        """This match, also requiring the fields of `rewrites` rewritten to those values."""
         return Match(self.mask, {**self.rewrites, **rewrites})
 
     def describe(self) -> str:

@@ -23,8 +23,8 @@ SHOWN_FRAMES = 5  # per port, in the evidence
 
 
 class Verdict(enum.Enum):
-    """An expectation's verdict; INCONCLUSIVE when the evidence cannot decide (lost frames, no
-    barrier)."""
+    """An expectation's verdict; INCONCLUSIVE when the evidence cannot decide (say, lost frames)."""
+
     PASS = "PASS"
     FAIL = "FAIL"
     INCONCLUSIVE = "INCONCLUSIVE"
@@ -41,8 +41,8 @@ class Copy:
 
 @dataclass(frozen=True)
 class PortReport:
-    """What one watched port saw: every frame, the copies of the probes and whether the barrier
-    arrived."""
+    """What one watched port saw: every frame, the probes' copies, whether the barrier came."""
+
     port: str
     frames: list[Captured]
     copies: list[Copy]
@@ -55,6 +55,7 @@ class PortReport:
 @dataclass
 class Outcome:
     """The verdict of one expectation, with the evidence it was decided on."""
+
     verdict: Verdict
     reason: str
     probe: str

@@ -75,8 +75,7 @@ class Run:
     # -- sending -------------------------------------------------------------------------
 
     def start(self, barrier: Template | None, barrier_port: str | None) -> None:
-        """Drain the captures, then send the probes (and the barrier after them); a port that cannot
-        send is recorded as the finding."""
+        """Drain the captures, send the probes, then the barrier (a send error is the finding)."""
         for cap in self.caps.values():
             cap.drain()
         probes = [self.frame.probe() for _ in range(self.count)]
@@ -105,8 +104,7 @@ class Run:
             self.ingest(cap.port, cap.read())
 
     def ingest(self, port: str, frames: list[Captured]) -> None:
-        """Sort `frames` seen on `port`: copies of a probe, related frames (ICMP errors, replies)
-        and the barrier."""
+        """Sort `frames` seen on `port`: probe copies, related frames (ICMP errors), the barrier."""
         self.seen[port] += frames
         for frame in frames:
             for nonce in nonces_in(frame.data):
@@ -125,8 +123,7 @@ class Run:
         return any(i == index for i, _ in self.copies[port])
 
     def positives_done(self, kind: str) -> bool:
-        """True when every probe reached where `kind` (at, at_any...) needs it: no need to wait
-        longer."""
+        """True when every probe reached where `kind` (at, at_any...) needs it: waiting is over."""
         probes = range(self.count)
         if kind == "at_any":
             return all(any(self.hit(p, i) for p in self.positive) for i in probes)

@@ -115,6 +115,7 @@ def parse_nft_counters(text: str) -> dict[str, tuple[str, int]]:
 @dataclass(frozen=True)
 class HostCounters:
     """One host's counters: per-link statistics, SNMP counters and nft rule counters by rule."""
+
     host: str
     links: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     snmp: Mapping[str, int] = field(default_factory=dict)
@@ -124,6 +125,7 @@ class HostCounters:
 @dataclass(frozen=True)
 class Snapshot:
     """Every host's counters at one moment, to subtract from a later one."""
+
     hosts: Mapping[str, HostCounters]
 
 

@@ -67,8 +67,7 @@ class Explanation:
         }
 
     def render(self, limit: int = 5) -> str:
-        """The `limit` most likely causes with their evidence, the packet's path and notes, as text.
-        """
+        """The `limit` likeliest causes with evidence, the packet's path and notes, as text."""
         lines = [f"why: {self.probe} into {self.port}"]
         if self.failure:
             lines[0] += f" ({self.failure})"

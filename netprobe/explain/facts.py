@@ -78,8 +78,8 @@ class LinkFacts:
 
 @dataclass(frozen=True)
 class HostFacts:
-    """One host's state that explains where a probe went: sysctls, links, addresses, routes, fdb,
-    conntrack, NAT."""
+    """One host's state around a probe: sysctls, links, addresses, routes, fdb, conntrack, NAT."""
+
     host: str
     sysctls: Mapping[str, str] = field(default_factory=dict)
     links: Mapping[str, LinkFacts] = field(default_factory=dict)
@@ -119,8 +119,8 @@ class Delivery:
 
 @dataclass(frozen=True)
 class Findings:
-    """Everything gathered around one re-sent probe: drops, nft traces, counter deltas and the
-    hosts' state."""
+    """All gathered around one re-sent probe: drops, nft traces, counter deltas, hosts' state."""
+
     probe: Mapping[str, Any]  # the decoded probe
     port: str
     drops: DropReport

@@ -90,8 +90,7 @@ class Instance:
         self.close()
 
     def open(self) -> None:
-        """Create a fresh trace instance (mounting tracefs if needed), after removing those left by
-        dead runs."""
+        """Make a fresh trace instance (mounting tracefs if needed), removing dead runs' ones."""
         done = mount_tracefs(self.root)
         if done:
             self.mounted = True
@@ -147,8 +146,7 @@ class Instance:
         return self._read(f"events/{event}/format")
 
     def mark(self, text: str) -> None:
-        """Write `text` (on one line) into the trace buffer, to find where a probe's events start.
-        """
+        """Write `text` (one line) into the trace buffer: it shows where a probe's events start."""
         self._write("trace_marker", text.replace("\n", " ") + "\n")
 
     def read(self) -> str:

@@ -57,6 +57,7 @@ class Captured:
 @dataclass(frozen=True)
 class CaptureStats:
     """What a capture received and what the kernel dropped for want of buffer space."""
+
     packets: int
     drops: int
 

@@ -26,6 +26,7 @@ QUIET = 0.1  # a drop with no barrier to prove it: how long nothing must arrive
 
 class Source(Protocol):
     """Anything frames or packets can be read from, watched by `watch`."""
+
     def fileno(self) -> int:
         """The descriptor to wait on."""
     def read(self) -> Sequence[Any]:
@@ -62,8 +63,7 @@ class Stack:
         self._socks: dict[tuple[int, str], _Raw] = {}
 
     def source(self, family: int, proto: str) -> _Raw:
-        """A raw socket for `proto` (tcp or udp) in IPv`family`, opened in the host's namespace on
-        first use."""
+        """The raw socket for `proto` (tcp or udp) in IPv`family`, in the host's namespace."""
         if (family, proto) not in self._socks:
             with netns.entered(self.topo.fd_of(self.host)):
                 sock = socket.socket(socket.AF_INET if family == 4 else socket.AF_INET6,

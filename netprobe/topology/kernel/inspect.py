@@ -21,6 +21,7 @@ __all__ = ["HostView", "LinkView", "describe", "describe_topology", "recorded_sp
 @dataclass(frozen=True)
 class LinkView:
     """One link as the kernel reports it, for `netprobe topo show`."""
+
     name: str
     kind: str
     up: bool
@@ -34,6 +35,7 @@ class LinkView:
 @dataclass(frozen=True)
 class HostView:
     """One host's links and routes as the kernel reports them."""
+
     host: str
     namespace: str
     links: tuple[LinkView, ...]

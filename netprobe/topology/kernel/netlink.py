@@ -208,6 +208,7 @@ class Rtnl:
 @dataclass(frozen=True)
 class LinkState:
     """What the kernel reports of a link: index, flags, carrier, alias and operstate."""
+
     index: int
     flags: int
     carrier: bool
@@ -218,6 +219,7 @@ class LinkState:
 @dataclass(frozen=True)
 class AddrState:
     """An address the kernel holds on a link, with its flags."""
+
     index: int
     address: str
     flags: int

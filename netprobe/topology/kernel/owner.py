@@ -122,8 +122,7 @@ def current_owner() -> tuple[int, int]:
 
 
 def is_alive(record: RunRecord) -> bool:
-    """True while the process that owns `record` runs (the same pid and start time: not a reused
-    pid)."""
+    """True while `record`'s owner runs (same pid and start time: not a reused pid)."""
     return process_start_time(record.pid) == record.start_time
 
 

@@ -123,6 +123,7 @@ class Tap:
 @dataclass(frozen=True)
 class Macvlan:
     """A macvlan on `parent` in `mode` (bridge by default)."""
+
     parent: str
     mode: str = "bridge"
 
