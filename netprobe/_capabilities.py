@@ -438,6 +438,7 @@ def probe(names: Iterable[str] | None = None) -> list[Capability]:
 
 
 def clear_cache() -> None:
+    """Forget every probe result, so the next probe asks the machine again."""
     with _lock:
         _cache.clear()
 

@@ -41,10 +41,12 @@ class LeakGuard:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
+        """Take the inventory the session starts with."""
         self.before = self._inventory()
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        """Fail the session if its runs left namespaces, links or daemons behind."""
         if os.environ.get("PYTEST_XDIST_WORKER"):
             return  # the controller judges the whole session
         left = self._inventory() - self.before

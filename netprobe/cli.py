@@ -444,6 +444,7 @@ def topo_list() -> None:
 
 
 def main() -> None:
+    """The `netprobe` command's entry point."""
     cli(prog_name="netprobe")
 
 

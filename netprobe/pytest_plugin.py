@@ -78,6 +78,7 @@ class Lab:
         return given
 
     def teardown(self) -> None:
+        """Tear down every topology the lab made, the newest first."""
         while self._live:
             self._live.pop().teardown()
 
@@ -143,6 +144,7 @@ def _test_folder(item: pytest.Item) -> str:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    """Add netprobe's command-line options and ini settings."""
     group = parser.getgroup("netprobe")
     group.addoption(
         "--netprobe-bundles",
@@ -170,6 +172,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    """Register the leak guard when asked, and netprobe's markers."""
     if config.getoption("netprobe_leak_check") or config.getini("netprobe_leak_check"):
         from ._pytest_leaks import LeakGuard
 
@@ -199,6 +202,7 @@ def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Skip a test needing (netprobe_requires) what this machine lacks; an unknown name fails it."""
     required = [n for m in item.iter_markers("netprobe_requires") for n in m.args]
     if required:
         from ._capabilities import KERNEL_FEATURES, TOOLS, probe, unknown

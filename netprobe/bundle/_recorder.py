@@ -26,6 +26,7 @@ class BundleRecorder:
         self._found: dict[str, dict[str, Any]] | None = None
 
     def before(self, topo: Topology, *, given: bool) -> None:
+        """Note the state of a topology handed to the check (`given`), for its bundle."""
         # A live topology handed to a check may have been changed by hand since it was
         # built: its bundle needs the state as the check found it.
         self._found = topology_state(topo) if given else None

@@ -103,12 +103,15 @@ def bundle_summary(path: str | Path) -> str:
 
 @dataclass(frozen=True)
 class StepMatch:
+    """One step by name: its verdict in the recording and in this run."""
+
     name: str
     recorded: str | None  # None: the step is new in this run
     now: str | None  # None: this run did not take the step
 
     @property
     def same(self) -> bool:
+        """True when the step has the same verdict in both runs."""
         return self.recorded == self.now
 
     @property
@@ -121,6 +124,8 @@ class StepMatch:
 
 @dataclass(frozen=True)
 class Replay:
+    """A bundle's recorded result beside the result of running its check again."""
+
     recorded: dict[str, Any]
     result: Result
     steps: list[StepMatch]
@@ -132,6 +137,7 @@ class Replay:
         return same_verdict and all(s.same for s in self.steps)
 
     def text(self) -> str:
+        """Both verdicts and each step's, as `netprobe replay` prints them."""
         recorded = self.recorded["result"]["status"]
         head = "reproduced" if self.matches else "differs from the recording"
         lines = [

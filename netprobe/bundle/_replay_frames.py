@@ -54,12 +54,14 @@ class Port:
         return sock.fileno()
 
     def send(self, frame: bytes) -> None:
+        """Send one frame into the port."""
         if self.vm:
             os.write(self.fd, frame)
         else:
             self.sock.send(frame)
 
     def read(self) -> list[bytes]:
+        """Every frame queued on the port (drained; never blocks)."""
         out = []
         while True:
             try:
@@ -167,6 +169,7 @@ def _run_step(step: dict[str, Any], ports: dict[str, Port]) -> str:
 
 
 def main(plan: dict[str, Any]) -> int:
+    """Replay `plan`'s steps, printing what each caused; the exit status is 1 if a step failed."""
     # Every TAP is held open, as netprobe holds it: a TAP without its VM has no carrier.
     names = set(plan.get("vm_ports", []))
     names |= {p for s in plan["steps"] for p in s.get("must", []) + s.get("must_not", [])}

@@ -51,6 +51,7 @@ def _expects(what: str) -> Callable[[Parser], Parser]:
                 raise ValueError(what) from None
 
         checked.expects = what  # type: ignore[attr-defined]
+        checked.__doc__ = parse.__doc__  # help() and the docs show the parser's own words
         return checked
 
     return wrap

@@ -27,6 +27,7 @@ class Status(enum.Enum):
 
     @classmethod
     def of(cls, verdict: ExpectVerdict) -> Status:
+        """The status of an expectation's verdict (the same name)."""
         return cls(verdict.value)
 
 
@@ -55,6 +56,7 @@ class Step:
         return self.outcome.evidence() if self.outcome is not None else None
 
     def evidence(self) -> str:
+        """The verdict line; unless it passed, the evidence and explanation below."""
         head = f"[{self.status.value}] {self.name}" + (f": {self.detail}" if self.detail else "")
         if self.status is Status.PASS:
             return head
@@ -67,6 +69,8 @@ class Step:
 
 @dataclass
 class Result:
+    """What one run of a check found: its status, summary, steps and where its bundle went."""
+
     check: str
     status: Status
     summary: str
@@ -80,10 +84,12 @@ class Result:
 
     @property
     def verdict(self) -> Status:
+        """The status, under the name expectations give it."""
         return self.status
 
     @property
     def passed(self) -> bool:
+        """True when the status is PASS."""
         return self.status is Status.PASS
 
     @property
@@ -105,6 +111,7 @@ class Result:
             raise CheckFailed(self.evidence(), self)
 
     def evidence(self) -> str:
+        """The result as text: verdict, diagnosis, steps' evidence, steps not run, traceback."""
         lines = [f"{self.check}: {self.status.value} — {self.summary}"]
         if self.diagnosis:
             label = "remedy" if self.status is Status.SKIP else "diagnosis"
@@ -122,6 +129,7 @@ class Result:
         return self.evidence()
 
     def to_dict(self) -> dict[str, Any]:
+        """The result as the JSON results document holds it."""
         return {
             "check": self.check,
             "status": self.status.value,

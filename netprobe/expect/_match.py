@@ -28,6 +28,8 @@ _COVERED_BY = {
 
 @dataclass(frozen=True)
 class Diff:
+    """One field of a received frame that differs from what was expected."""
+
     field: str
     expected: Any
     seen: Any
@@ -62,12 +64,15 @@ class Match:
         object.__setattr__(self, "rewrites", {**(rewrites or {}), **rewrite})
 
     def masking(self, *names: str) -> Match:
+        """This match, also ignoring the fields `names`."""
         return Match(self.mask | set(names), self.rewrites)
 
     def rewriting(self, **rewrites: Any) -> Match:
+        """This match, also requiring the fields of `rewrites` rewritten to those values."""
         return Match(self.mask, {**self.rewrites, **rewrites})
 
     def describe(self) -> str:
+        """What is masked and rewritten, in one line ("exact" for neither)."""
         parts = []
         if self.mask:
             parts.append("masked: " + " ".join(sorted(self.mask)))

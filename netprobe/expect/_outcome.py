@@ -22,6 +22,8 @@ SHOWN_FRAMES = 5  # per port, in the evidence
 
 
 class Verdict(enum.Enum):
+    """An expectation's verdict; INCONCLUSIVE when the evidence cannot decide (say, lost frames)."""
+
     PASS = "PASS"
     FAIL = "FAIL"
     INCONCLUSIVE = "INCONCLUSIVE"
@@ -38,6 +40,8 @@ class Copy:
 
 @dataclass(frozen=True)
 class PortReport:
+    """What one watched port saw: every frame, the probes' copies, whether the barrier came."""
+
     port: str
     frames: list[Captured]
     copies: list[Copy]
@@ -49,6 +53,8 @@ class PortReport:
 
 @dataclass
 class Outcome:
+    """The verdict of one expectation, with the evidence it was decided on."""
+
     verdict: Verdict
     reason: str
     probe: str
@@ -70,6 +76,7 @@ class Outcome:
 
     @property
     def passed(self) -> bool:
+        """True when the verdict is PASS."""
         return self.verdict is Verdict.PASS
 
     def assert_passed(self) -> None:
@@ -118,6 +125,7 @@ class Outcome:
         }
 
     def evidence(self) -> str:
+        """The verdict, what was sent and expected, and what each port saw, as text."""
         lines = [
             f"{self.verdict.value}: {self.reason}",
             f"  probe: {self.probe}, {len(self.sent)} sent into {self.port}",

@@ -73,6 +73,7 @@ class Run:
     # -- sending -------------------------------------------------------------------------
 
     def start(self, barrier: Template | None, barrier_port: str | None) -> None:
+        """Drain the captures, send the probes, then the barrier (a send error is the finding)."""
         for cap in self.caps.values():
             cap.drain()
         probes = [self.frame.probe() for _ in range(self.count)]
@@ -96,10 +97,12 @@ class Run:
     # -- reading -------------------------------------------------------------------------
 
     def read(self, timeout: float) -> None:
+        """Ingest what the captures have, waiting up to `timeout` seconds for any."""
         for cap in wait_readable(self.caps.values(), timeout):
             self.ingest(cap.port, cap.read())
 
     def ingest(self, port: str, frames: list[Captured]) -> None:
+        """Sort `frames` seen on `port`: probe copies, related frames (ICMP errors), the barrier."""
         self.seen[port] += frames
         for frame in frames:
             for nonce in nonces_in(frame.data):
@@ -114,9 +117,11 @@ class Run:
                 break
 
     def hit(self, port: str, index: int) -> bool:
+        """True when a copy of probe `index` (altered or not) arrived at `port`."""
         return any(i == index for i, _ in self.copies[port])
 
     def positives_done(self, kind: str) -> bool:
+        """True when every probe reached where `kind` (at, at_any...) needs it: waiting is over."""
         probes = range(self.count)
         if kind == "at_any":
             return all(any(self.hit(p, i) for p in self.positive) for i in probes)
@@ -132,11 +137,13 @@ class Run:
         return [p for p in self.negative if p != self.barrier_port] or list(self.positive)
 
     def barrier_missing(self) -> list[str]:
+        """The barrier's targets it has not reached yet."""
         return [p for p in self.barrier_targets() if p not in self.barrier_at]
 
     # -- judging -------------------------------------------------------------------------
 
     def outcome(self, kind: str, where: Any, decided_by: str, quiet_ok: bool) -> Outcome:
+        """Judge what was seen into the Outcome (a send error is a FAIL)."""
         reports = {p: self._report(p) for p in self.caps}
         if self.send_error is not None:
             verdict, reason = Verdict.FAIL, self.send_error

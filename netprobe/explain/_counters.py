@@ -96,6 +96,8 @@ def parse_nft_counters(text: str) -> dict[str, tuple[str, int]]:
 
 @dataclass(frozen=True)
 class HostCounters:
+    """One host's counters: per-link statistics, SNMP counters and nft rule counters by rule."""
+
     host: str
     links: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     snmp: Mapping[str, int] = field(default_factory=dict)
@@ -104,6 +106,8 @@ class HostCounters:
 
 @dataclass(frozen=True)
 class Snapshot:
+    """Every host's counters at one moment, to subtract from a later one."""
+
     hosts: Mapping[str, HostCounters]
 
 
@@ -118,10 +122,12 @@ class Delta:
     detail: str = ""  # the rule's text, for nft counters
 
     def describe(self) -> str:
+        """The counter and its change in one line, e.g. "h1 rx_dropped +1"."""
         what = f"`{self.detail}`" if self.detail else self.name
         return f"{self.host} {what} {self.change:+d}"
 
     def to_dict(self) -> dict[str, Any]:
+        """The delta as the results document holds it."""
         return {"host": self.host, "kind": self.kind, "name": self.name,
                 "change": self.change, "detail": self.detail}  # fmt: skip
 

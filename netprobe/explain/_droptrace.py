@@ -60,14 +60,17 @@ class TraceEvent:
 
     @property
     def skbaddr(self) -> str:
+        """The buffer's address, which ties the events of one packet together ("" if absent)."""
         return self.fields.get("skbaddr", "")
 
     @property
     def dev(self) -> str:
+        """The device the event names ("" if absent)."""
         return self.fields.get("dev", "")
 
     @property
     def length(self) -> int:
+        """The packet's length in bytes (-1 if absent)."""
         value = self.fields.get("len", "")
         return int(value) if value.isdigit() else -1
 
@@ -136,6 +139,7 @@ class Hop:
     host: str | None
 
     def describe(self) -> str:
+        """Where the packet was seen, e.g. "arrived on h1:eth0"."""
         verb = "left by" if self.event == XMIT else "arrived on"
         return f"{verb} {self.host or '?'}:{self.device}"
 
@@ -152,6 +156,7 @@ class Drop:
     skbaddr: str
 
     def describe(self) -> str:
+        """The drop's reason, kernel location and device in one line."""
         where = f" on {self.host or '?'}:{self.device}" if self.device else ""
         return f"kfree_skb reason {self.reason} at {self.location}{where}"
 
@@ -168,6 +173,7 @@ class DropReport:
     notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
+        """The report as the results document holds it."""
         return {
             "available": self.available,
             "drops": [d.describe() for d in self.drops],
@@ -310,6 +316,7 @@ class DropTrace:
             raise
 
     def close(self) -> None:
+        """Disable and remove the trace instance (and unmount tracefs if it was mounted for it)."""
         self.instance.close()
 
     def mark(self, what: str) -> str:

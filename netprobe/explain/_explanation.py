@@ -47,9 +47,11 @@ class Explanation:
 
     @property
     def top(self) -> Cause | None:
+        """The most likely cause (None when none was found)."""
         return self.causes[0] if self.causes else None
 
     def to_dict(self) -> dict[str, Any]:
+        """The explanation and the evidence behind it, as the results document holds it."""
         return {
             "probe": self.probe,
             "port": self.port,
@@ -63,6 +65,7 @@ class Explanation:
         }
 
     def render(self, limit: int = 5) -> str:
+        """The `limit` likeliest causes with evidence, the packet's path and notes, as text."""
         lines = [f"why: {self.probe} into {self.port}"]
         if self.failure:
             lines[0] += f" ({self.failure})"

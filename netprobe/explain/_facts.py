@@ -26,9 +26,11 @@ class Cause:
     score: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
+        """The cause as the results document holds it."""
         return {"text": self.text, "evidence": list(self.evidence), "score": self.score}
 
     def render(self) -> str:
+        """The cause with its score, and its evidence indented below."""
         lines = [f"[{self.score:.2f}] {self.text}"]
         return "\n".join(lines + [f"    {e}" for e in self.evidence])
 
@@ -55,6 +57,8 @@ class LinkFacts:
 
 @dataclass(frozen=True)
 class HostFacts:
+    """One host's state around a probe: sysctls, links, addresses, routes, fdb, conntrack, NAT."""
+
     host: str
     sysctls: Mapping[str, str] = field(default_factory=dict)
     links: Mapping[str, LinkFacts] = field(default_factory=dict)
@@ -94,6 +98,8 @@ class Delivery:
 
 @dataclass(frozen=True)
 class Findings:
+    """All gathered around one re-sent probe: drops, nft traces, counter deltas, hosts' state."""
+
     probe: Mapping[str, Any]  # the decoded probe
     port: str
     drops: DropReport
@@ -107,14 +113,17 @@ class Findings:
 
 
 def is_ipv6(probe: Mapping[str, Any]) -> bool:
+    """True when the decoded probe is IPv6."""
     return "ip6.dst" in probe
 
 
 def dst_of(probe: Mapping[str, Any]) -> str:
+    """The decoded probe's destination IP ("?" for none)."""
     return str(probe.get("ip.dst", probe.get("ip6.dst", "?")))
 
 
 def src_of(probe: Mapping[str, Any]) -> str:
+    """The decoded probe's source IP ("?" for none)."""
     return str(probe.get("ip.src", probe.get("ip6.src", "?")))
 
 
@@ -128,12 +137,14 @@ def unicast_dst(probe: Mapping[str, Any]) -> str | None:
 
 
 def forwarding_off(host: str, ipv6: bool = False) -> str:
+    """The cause text for IP forwarding disabled on `host`."""
     if ipv6:
         return f"IPv6 forwarding disabled on {host} (net.ipv6.conf.all.forwarding = 0)"
     return f"forwarding disabled on {host} (net.ipv4.ip_forward = 0)"
 
 
 def unenslaved(host: str, link: LinkFacts) -> str:
+    """The cause text for `link` lacking the master the spec declared."""
     have = f"its master is {link.master}" if link.master else "it has no master"
     return (
         f"{host}:{link.name} is not a port of {link.declared_master}: {have} "
@@ -158,6 +169,7 @@ def stray(facts: HostFacts, link: LinkFacts) -> bool:
 
 
 def stray_text(facts: HostFacts, link: LinkFacts) -> str:
+    """The cause text for `link` in no bridge of a host that has some."""
     return (
         f"{facts.host}:{link.name} is not a port of any bridge (missing master: "
         f"{' or '.join(_bridges(facts))}); frames for other hosts die on it"

@@ -47,6 +47,7 @@ class TraceStep:
     verdict: str | None = None
 
     def describe(self) -> str:
+        """The rule or chain policy this step is, in one line."""
         where = f"{self.family} {self.table} {self.chain}"
         if self.kind == "policy":
             return f"the policy of chain {where} ({self.verdict})"
@@ -131,9 +132,11 @@ class NftReport:
 
     @property
     def verdict(self) -> TraceStep | None:
+        """The step that decided the packet's fate (None when no verdict was traced)."""
         return final_verdict(list(self.steps))
 
     def to_dict(self) -> dict[str, Any]:
+        """The report as the results document holds it."""
         final = self.verdict
         return {
             "host": self.host,

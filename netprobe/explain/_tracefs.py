@@ -80,6 +80,7 @@ class Instance:
         self.close()
 
     def open(self) -> None:
+        """Make a fresh trace instance (mounting tracefs if needed), removing dead runs' ones."""
         done = mount_tracefs(self.root)
         if done:
             self.mounted = True
@@ -121,6 +122,7 @@ class Instance:
             self.mounted = False
 
     def has_event(self, event: str) -> bool:
+        """True when this kernel has the trace event "system/name"."""
         return os.path.isdir(os.path.join(self.path, "events", event))
 
     def enable(self, event: str, filter: str | None = None) -> None:
@@ -130,9 +132,11 @@ class Instance:
         self._write(f"events/{event}/enable", "1")
 
     def format(self, event: str) -> str:
+        """The format file of the trace event "system/name"."""
         return self._read(f"events/{event}/format")
 
     def mark(self, text: str) -> None:
+        """Write `text` (one line) into the trace buffer: it shows where a probe's events start."""
         self._write("trace_marker", text.replace("\n", " ") + "\n")
 
     def read(self) -> str:

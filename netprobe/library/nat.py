@@ -219,6 +219,7 @@ def _dnat_fault(
 
 
 def nat_rules(ctx: Context, host: str) -> list[dict[str, Any]]:
+    """Every rule of `host`'s nft ruleset, as `nft -j` gives it (none when nft fails)."""
     out = ctx.topo.run(host, ["nft", "-j", "list", "ruleset"])
     items = json.loads(out.stdout).get("nftables", []) if out.ok and out.stdout else []
     return [item["rule"] for item in items if "rule" in item]

@@ -77,6 +77,7 @@ class Trace:
 
     @property
     def dropped(self) -> bool:
+        """True when the datapath's action is to drop the packet."""
         return self.actions == "drop"
 
 
@@ -104,6 +105,7 @@ class BondState:
 
 
 def bond_state(ctx: Context, host: str, bond: str) -> BondState | None:
+    """What ovs-appctl bond/show says of `bond` on `host` (None when it fails)."""
     result = ctx.topo.ovs(host, "ovs-appctl", "bond/show", bond)
     if not result.ok:
         return None

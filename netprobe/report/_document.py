@@ -18,6 +18,7 @@ MINOR = 1  # fields added within version 1 (docs/json.md)
 
 
 def results_document(results: Sequence[Result]) -> dict[str, Any]:
+    """The JSON results document for `results`, with its format, version and creation time."""
     return {
         "format": FORMAT,
         "version": VERSION,

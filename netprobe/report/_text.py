@@ -26,6 +26,7 @@ _STYLE = {
 
 
 def doctor_table(found: Sequence[Capability], *, root: bool) -> Any:
+    """`netprobe doctor`'s table: each capability, present or not, with its remedy."""
     table = Table(title="netprobe doctor" + ("" if root else " (not root: kernel not probed)"))
     for column in ("kind", "name", "status", "detail / remedy"):
         table.add_column(column)
@@ -44,6 +45,7 @@ def doctor_table(found: Sequence[Capability], *, root: bool) -> Any:
 
 
 def clean_summary(report: CleanReport, trace_instances: Sequence[str] = ()) -> str:
+    """What `netprobe clean` removed (dead runs, trace instances), as text."""
     lines = []
     if report.removed_runs:
         lines.append(
@@ -73,6 +75,7 @@ def clean_summary(report: CleanReport, trace_instances: Sequence[str] = ()) -> s
 
 
 def topo_up_summary(spec: Spec, record: RunRecord) -> str:
+    """What `netprobe topo up` made, with how to enter each host and to remove it."""
     lines = [f"topology {spec.name} is up (remove it with: netprobe topo down {spec.name})"]
     width = max(len(h) for h in record.namespaces)
     for host, ns in record.namespaces.items():
@@ -82,6 +85,7 @@ def topo_up_summary(spec: Spec, record: RunRecord) -> str:
 
 
 def host_view_text(view: HostView) -> str:
+    """One host's links, addresses and routes, as `netprobe topo show` prints them."""
     lines = [f"{view.host}  ({view.namespace})"]
     for link in view.links:
         state = "UP" if link.up else "DOWN"
@@ -97,6 +101,7 @@ def host_view_text(view: HostView) -> str:
 
 
 def runs_table(records: Sequence[RunRecord]) -> Any:
+    """`netprobe topo list`'s table: each topology run, its state and owner."""
     table = Table(title="netprobe topologies")
     for column in ("name", "run id", "state", "hosts", "owner pid"):
         table.add_column(column)
@@ -160,6 +165,7 @@ def check_details(check: Check) -> str:
 
 
 def results_table(results: Sequence[Result]) -> Any:
+    """One row per check: its verdict, time and summary."""
     table = Table(title="netprobe check results")
     for column in ("check", "verdict", "time", "summary"):
         table.add_column(column)
@@ -175,6 +181,7 @@ def results_table(results: Sequence[Result]) -> Any:
 
 
 def result_details(result: Result) -> Any:
+    """A result's evidence, for printing below the table."""
     from rich.text import Text
 
     return Text(result.evidence() + "\n")

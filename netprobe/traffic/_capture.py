@@ -54,6 +54,8 @@ class Captured:
 
 @dataclass(frozen=True)
 class CaptureStats:
+    """What a capture received and what the kernel dropped for want of buffer space."""
+
     packets: int
     drops: int
 
@@ -63,11 +65,16 @@ class Source(Protocol):
 
     port: str
 
-    def fileno(self) -> int: ...
-    def drain(self) -> None: ...
-    def read(self, limit: int = ...) -> list[Captured]: ...
-    def stats(self) -> CaptureStats: ...
-    def close(self) -> None: ...
+    def fileno(self) -> int:
+        """The descriptor to wait on for frames."""
+    def drain(self) -> None:
+        """Forget what is queued and restart the counters."""
+    def read(self, limit: int = ...) -> list[Captured]:
+        """Up to `limit` queued frames (never blocks)."""
+    def stats(self) -> CaptureStats:
+        """Frames received and dropped since the last drain."""
+    def close(self) -> None:
+        """Release what the source holds."""
 
 
 class Capture:
@@ -104,9 +111,11 @@ class Capture:
         self.drain()
 
     def fileno(self) -> int:
+        """The socket's descriptor, to wait on."""
         return self.sock.fileno()
 
     def close(self) -> None:
+        """Close the socket."""
         self.sock.close()
 
     def set_buffer(self, size: int) -> None:

@@ -36,6 +36,7 @@ os.register_at_fork(after_in_child=_reseed)  # a forked child must not repeat ou
 
 
 def new_nonce() -> bytes:
+    """A nonce unique to this process and call: the marker, the session and a sequence number."""
     return MAGIC + _SESSION + next(_sequence).to_bytes(8, "big")
 
 
@@ -219,6 +220,7 @@ def udp(
     ttl: int = 64,
     vlan: int | Sequence[int] | None = None,
 ) -> Template:
+    """A UDP datagram (IPv4 or IPv6 by address family) whose payload carries the nonce."""
     from scapy.layers.inet import UDP
     from scapy.packet import Raw
 

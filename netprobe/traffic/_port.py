@@ -49,6 +49,7 @@ class Sender:
             raise TrafficError(f"cannot send on {port}: {exc.strerror}") from exc
 
     def send(self, frame: bytes) -> None:
+        """Transmit one frame."""
         self.send_many((frame,))
 
     def send_many(self, frames: Iterable[bytes]) -> int:
@@ -66,6 +67,7 @@ class Sender:
         return count
 
     def close(self) -> None:
+        """Close the socket."""
         self.sock.close()
 
 
@@ -81,9 +83,11 @@ class TapSide:
         self._dropped_base = dropped() if dropped else 0
 
     def send(self, frame: bytes) -> None:
+        """Write one frame into the TAP, as the VM would send it."""
         os.write(self.fd, frame)
 
     def send_many(self, frames: Iterable[bytes]) -> int:
+        """Write each frame into the TAP; returns how many."""
         count = 0
         for frame in frames:
             os.write(self.fd, frame)
@@ -92,14 +96,17 @@ class TapSide:
 
     # the capture interface, so a TAP's VM side can be watched like any port
     def fileno(self) -> int:
+        """The TAP's descriptor, to wait on."""
         return self.fd
 
     def drain(self) -> None:
+        """Forget what is queued and restart the counters."""
         self.read()
         self.packets = 0
         self._dropped_base = self._dropped() if self._dropped else 0
 
     def read(self, limit: int = 1 << 20) -> list[Captured]:
+        """Up to `limit` frames the host sent toward the VM (never blocks)."""
         out = []
         for _ in range(limit):
             try:
@@ -111,10 +118,12 @@ class TapSide:
         return out
 
     def stats(self) -> CaptureStats:
+        """Frames read and frames the TAP dropped since the last drain."""
         dropped = self._dropped() - self._dropped_base if self._dropped else 0
         return CaptureStats(self.packets, dropped)
 
     def close(self) -> None:
+        """Nothing: the topology owns the descriptor."""
         pass  # the topology owns the descriptor
 
 
@@ -171,9 +180,11 @@ class Ports:
         return self._captures[key]
 
     def captures(self, names: Sequence[str | Port]) -> list[Source]:
+        """A capture on each port of `names`."""
         return [self.capture(p) for p in names]
 
     def close(self) -> None:
+        """Close every sender and capture, and forget this topology's Ports."""
         for item in [*self._senders.values(), *self._captures.values()]:
             item.close()
         self._senders.clear()

@@ -99,4 +99,5 @@ class TcpdumpCapture:
         return CaptureStats(len(self.frames()), self.drops)
 
     def frames(self) -> list[Captured]:
+        """The frames tcpdump wrote to `path`."""
         return [Captured(self.port, data, ts) for ts, data in read_pcap(self.path)]

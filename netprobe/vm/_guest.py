@@ -42,6 +42,7 @@ class Case:
     sabotage: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
+        """The case as JSON, for the guest's command line."""
         return {
             "label": self.label,
             "check": self.check,

@@ -86,6 +86,7 @@ class Planner:
         self._sports = itertools.count(random.randrange(20000, 50000, 1000))
 
     def sport(self) -> int:
+        """A source port not yet used in this run, so each probe's flow is its own."""
         return next(self._sports)
 
     def plan(self, line: Line, family: int) -> Plan | str:
@@ -147,6 +148,7 @@ class Planner:
         raise _NoPath(f"{self.host} has no IPv{family} address in {net}")
 
     def route(self, host: str, dst: str) -> dict[str, Any]:
+        """`ip route get dst` on `host` (cached); raises _NoPath when there is no route."""
         if (host, dst) not in self._routes:
             result = self.topo.run(host, ["ip", "-j", "route", "get", dst])
             if not result.ok:

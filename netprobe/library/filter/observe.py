@@ -25,8 +25,12 @@ QUIET = 0.1  # a drop with no barrier to prove it: how long nothing must arrive
 
 
 class Source(Protocol):
-    def fileno(self) -> int: ...
-    def read(self) -> Sequence[Any]: ...
+    """Anything frames or packets can be read from, watched by `watch`."""
+
+    def fileno(self) -> int:
+        """The descriptor to wait on."""
+    def read(self) -> Sequence[Any]:
+        """What is queued (never blocks)."""
 
 
 class _Raw:
@@ -59,6 +63,7 @@ class Stack:
         self._socks: dict[tuple[int, str], _Raw] = {}
 
     def source(self, family: int, proto: str) -> _Raw:
+        """The raw socket for `proto` (tcp or udp) in IPv`family`, in the host's namespace."""
         if (family, proto) not in self._socks:
             with netns.entered(self.topo.fd_of(self.host)):
                 sock = socket.socket(socket.AF_INET if family == 4 else socket.AF_INET6,
@@ -69,6 +74,7 @@ class Stack:
         return self._socks[(family, proto)]
 
     def close(self) -> None:
+        """Close every socket opened."""
         for raw in self._socks.values():
             raw.sock.close()
 

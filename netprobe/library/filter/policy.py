@@ -64,13 +64,16 @@ class Line:
         return tuple(sorted(families))
 
     def source(self, family: int) -> Network | None:
+        """The line's source network in IPv`family` (None: from anywhere)."""
         return next((n for n in self.sources if n.version == family), None)
 
     def dest(self, family: int) -> Network | None:
+        """The line's destination network in IPv`family` (None: to anywhere)."""
         return next((n for n in self.dests if n.version == family), None)
 
     @property
     def service(self) -> str:
+        """The service as PROTO/PORT, e.g. tcp/22."""
         return f"{self.proto}/{self.port}"
 
     def __str__(self) -> str:

@@ -29,9 +29,11 @@ class Daemon:
 
     @property
     def name(self) -> str:
+        """The daemon's name in the run record."""
         return str(self.entry["name"])
 
     def running(self) -> bool:
+        """True while the process has not exited."""
         return self.proc.poll() is None
 
 

@@ -18,6 +18,8 @@ from .netlink import RTM_GETADDR, RTM_GETROUTE, Rtnl
 
 @dataclass(frozen=True)
 class LinkView:
+    """One link as the kernel reports it, for `netprobe topo show`."""
+
     name: str
     kind: str
     up: bool
@@ -30,6 +32,8 @@ class LinkView:
 
 @dataclass(frozen=True)
 class HostView:
+    """One host's links and routes as the kernel reports them."""
+
     host: str
     namespace: str
     links: tuple[LinkView, ...]
@@ -55,6 +59,7 @@ def recorded_spec(name: str) -> Spec:
 
 
 def describe(host: str, ns: str) -> HostView:
+    """The view of `host` from its namespace `ns`; raises TopologyError if it cannot be read."""
     try:
         fd = netns.open_fd(ns)
     except OSError as exc:

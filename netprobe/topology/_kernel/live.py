@@ -32,6 +32,7 @@ class RunResult:
 
     @property
     def ok(self) -> bool:
+        """True when the command exited 0."""
         return self.returncode == 0
 
 
@@ -64,6 +65,7 @@ class Topology:
 
     @property
     def runid(self) -> str:
+        """The run id naming this topology's namespaces, links and record."""
         return self.record.runid
 
     def namespace(self, host: str) -> str | None:

@@ -54,6 +54,7 @@ class Rtnl:
         self._seq = 0
 
     def close(self) -> None:
+        """Close the netlink socket."""
         self.sock.close()
 
     def __enter__(self) -> Rtnl:
@@ -195,6 +196,8 @@ class Rtnl:
 
 @dataclass(frozen=True)
 class LinkState:
+    """What the kernel reports of a link: index, flags, carrier, alias and operstate."""
+
     index: int
     flags: int
     carrier: bool
@@ -204,6 +207,8 @@ class LinkState:
 
 @dataclass(frozen=True)
 class AddrState:
+    """An address the kernel holds on a link, with its flags."""
+
     index: int
     address: str
     flags: int
@@ -261,6 +266,7 @@ def link_msg(index: int = 0, **attrs: Any) -> Any:
 
 
 def addr_msg(index: int, family: int, prefixlen: int, attrs: list[tuple[str, Any]]) -> Any:
+    """An ifaddrmsg for address requests on link `index`."""
     msg = ifaddrmsg()
     msg["index"] = index
     msg["family"] = family
@@ -270,6 +276,7 @@ def addr_msg(index: int, family: int, prefixlen: int, attrs: list[tuple[str, Any
 
 
 def route_msg(family: int, dst_len: int, scope: int, attrs: list[tuple[str, Any]]) -> Any:
+    """An rtmsg for a static unicast route in the main table."""
     msg = rtmsg()
     msg["family"] = family
     msg["dst_len"] = dst_len

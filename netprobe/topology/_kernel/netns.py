@@ -87,10 +87,12 @@ def delete(name: str) -> None:
 
 
 def exists(name: str) -> bool:
+    """True when the named namespace exists under /run/netns."""
     return os.path.exists(_path(name))
 
 
 def list_names() -> list[str]:
+    """The names of every namespace under /run/netns, sorted."""
     try:
         return sorted(os.listdir(NETNS_DIR))
     except FileNotFoundError:

@@ -43,6 +43,7 @@ _SIOCETHTOOL, _ETHTOOL_STXCSUM = 0x8946, 0x17
 
 
 def has_ovs(host: Host) -> bool:
+    """True when `host` has an OVS bridge (and so needs its own OVS daemons)."""
     return any(isinstance(i.kind, OvsBridge) for i in host.interfaces)
 
 
@@ -53,6 +54,7 @@ def is_ovs_port(host: Host, iface: Interface) -> bool:
 
 
 def host_dir(runid: str, host: str) -> str:
+    """The directory of `host`'s private OVS instance in run `runid`."""
     return os.path.join(owner.private_dir(runid), host)
 
 

@@ -85,6 +85,7 @@ def in_session(record: RunRecord, session: str) -> bool:
 
 
 def current_owner() -> tuple[int, int]:
+    """This process's pid and start time, which identify it as a run's owner."""
     pid = os.getpid()
     start = process_start_time(pid)
     assert start is not None
@@ -92,6 +93,7 @@ def current_owner() -> tuple[int, int]:
 
 
 def is_alive(record: RunRecord) -> bool:
+    """True while `record`'s owner runs (same pid and start time: not a reused pid)."""
     return process_start_time(record.pid) == record.start_time
 
 
@@ -110,10 +112,12 @@ def persistent_runid(name: str) -> str:
 
 
 def ns_prefix(runid: str) -> str:
+    """The prefix of every namespace of run `runid`."""
     return f"{NS_PREFIX}{runid}-"
 
 
 def ns_name(runid: str, host: str) -> str:
+    """The namespace name of `host` in run `runid`: np-RUNID-HOST."""
     return f"{ns_prefix(runid)}{host}"
 
 
@@ -126,6 +130,7 @@ def runid_of(namespace: str) -> str | None:
 
 
 def link_tag(runid: str) -> str:
+    """The alias that marks a root-namespace link as run `runid`'s."""
     return f"netprobe:{runid}"
 
 
@@ -167,6 +172,7 @@ def update(record: RunRecord) -> None:
 
 
 def unregister(runid: str) -> None:
+    """Remove run `runid`'s record (gone already is fine)."""
     with suppress(FileNotFoundError):
         os.unlink(_record_path(runid))
 
@@ -183,6 +189,7 @@ def stale_temporaries() -> list[str]:
 
 
 def read_records() -> list[RunRecord]:
+    """Every run record in the run directory, by run id (unreadable ones left out)."""
     try:
         names = sorted(os.listdir(RUN_DIR))
     except FileNotFoundError:

@@ -93,6 +93,7 @@ def _interfaces(spec: Spec, host: Host) -> list[Interface]:
 
 
 def mermaid(spec: Spec) -> str:
+    """The topology as a Mermaid graph: hosts as subgraphs, veths and bridge ports as edges."""
     lines = ["graph LR"]
     for host in spec.hosts:
         lines.append(f'  subgraph {_id(host.name, "")}["{host.name}"]')
@@ -106,6 +107,7 @@ def mermaid(spec: Spec) -> str:
 
 
 def dot(spec: Spec) -> str:
+    """The topology as a Graphviz graph: hosts as clusters, veths and bridge ports as edges."""
     lines = [f'graph "{spec.name}" {{', "  rankdir=LR; node [shape=box, fontsize=10];"]
     for host in spec.hosts:
         lines.append(f'  subgraph "cluster_{host.name}" {{ label="{host.name}";')
@@ -121,6 +123,7 @@ def dot(spec: Spec) -> str:
 
 
 def svg(spec: Spec) -> str:
+    """The topology drawn as SVG by Graphviz; raises SetupError without `dot`."""
     if shutil.which("dot") is None:
         raise SetupError(
             "drawing SVG needs Graphviz",

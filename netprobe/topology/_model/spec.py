@@ -53,10 +53,12 @@ class Veth:
 
     @property
     def peer_host(self) -> str:
+        """The host of the peer end."""
         return self.peer.partition(":")[0]
 
     @property
     def peer_ifname(self) -> str:
+        """The interface name of the peer end."""
         return self.peer.partition(":")[2]
 
     def __post_init__(self) -> None:
@@ -97,6 +99,8 @@ class Tap:
 
 @dataclass(frozen=True)
 class Macvlan:
+    """A macvlan on `parent` in `mode` (bridge by default)."""
+
     parent: str
     mode: str = "bridge"
 
@@ -363,6 +367,7 @@ class Host:
         _set(self, "sysctls", tuple((str(k), _sysctl_value(v)) for k, v in pairs))
 
     def interface(self, name: str) -> Interface | None:
+        """The interface `name` of this host (None when it has none)."""
         return next((i for i in self.interfaces if i.name == name), None)
 
     @property
@@ -394,6 +399,7 @@ class Spec:
         _set(self, "hosts", hosts)
 
     def host(self, name: str) -> Host:
+        """The host `name`; raises KeyError when there is none."""
         for host in self.hosts:
             if host.name == name:
                 return host
