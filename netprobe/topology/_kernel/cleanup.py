@@ -54,6 +54,7 @@ def clean(*, all: bool = False) -> CleanReport:
         with suppress(FileNotFoundError):
             os.unlink(path)
     prefixes = tuple(owner.ns_prefix(r.runid) for r in records)
+    report.stopped_daemons = list(dict.fromkeys(report.stopped_daemons))  # workers: once
     report.unknown_namespaces = [
         n for n in names if n.startswith(owner.NS_PREFIX) and not n.startswith(prefixes)
     ]
