@@ -17,8 +17,6 @@ from typing import Any
 from . import process
 from .owner import process_start_time
 
-_TERM_WAIT = 2.0  # seconds a daemon gets to exit on SIGTERM before SIGKILL
-
 
 class Daemon:
     """A daemon this process started: its Popen, and its entry for the run record."""
@@ -79,11 +77,11 @@ def stop(daemons: Iterable[Daemon]) -> list[str]:
             continue
         daemon.proc.terminate()
         try:
-            daemon.proc.wait(_TERM_WAIT)
+            daemon.proc.wait(process.TERM_WAIT)
         except subprocess.TimeoutExpired:
             daemon.proc.kill()
             try:
-                daemon.proc.wait(_TERM_WAIT)
+                daemon.proc.wait(process.TERM_WAIT)
             except subprocess.TimeoutExpired:
                 problems.append(f"{daemon.name} (pid {daemon.proc.pid}) did not exit")
     return problems
