@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 from ..errors import SpecError
 from ..expect import Match
-from ..topology import Port, Topology, Veth
+from ..topology import Port, Topology
 from ..traffic import Template, icmp_echo
 from ._base import Context
 
@@ -36,24 +36,16 @@ def parse_ports(
 
 
 def peer_port(topo: Topology, port: str | Port) -> Port | None:
-    """The other end of the veth at `port`, from the topology's spec (None: not a veth)."""
-    port = Port.parse(port)
-    iface = topo.spec.host(port.host).interface(port.ifname)
-    if iface is not None and isinstance(iface.kind, Veth):
-        return Port.parse(iface.kind.peer)
-    for other in topo.spec.hosts:  # the veth may be declared at its other end
-        for item in other.interfaces:
-            if isinstance(item.kind, Veth) and Port.parse(item.kind.peer) == port:
-                return Port(other.name, item.name)
-    return None
+    """The other end of the veth at `port`, as the kernel pairs them (None: not a veth,
+    or its far end is in no host of the topology)."""
+    return topo.peer(port)
 
 
 def ipv4_of(topo: Topology, port: str | Port) -> str | None:
-    """The first IPv4 address the spec gives `port` (None: it gives none)."""
+    """The first IPv4 address `port` holds now, by the kernel (None: it holds none)."""
     port = Port.parse(port)
-    iface = topo.spec.host(port.host).interface(port.ifname)
-    found = [a for a in (iface.addresses if iface else ()) if a.version == 4]
-    return str(found[0].ip) if found else None
+    iface = topo.live(port.host).interface(port.ifname)
+    return str(iface.ipv4[0].ip) if iface and iface.ipv4 else None
 
 
 def require_bridge(ctx: Context, bridge: str | Port) -> Port:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ._kernel.build import build
 from ._kernel.cleanup import CleanReport, clean, down, leftovers
 from ._kernel.live import RunResult, Topology
+from ._kernel.state import LiveHost, LiveInterface, LiveRoute, Neighbour
 from ._model.load import as_spec, load, loads
 from ._model.port import Port
 from ._model.spec import (
@@ -33,7 +34,11 @@ __all__ = [
     "Firewall",
     "Host",
     "Interface",
+    "LiveHost",
+    "LiveInterface",
+    "LiveRoute",
     "Macvlan",
+    "Neighbour",
     "OvsBond",
     "OvsBridge",
     "Port",

@@ -15,9 +15,10 @@ from typing import Any
 from ...errors import NotFound, SetupError, TopologyError
 from .._model.port import Port, host_and_ifname
 from .._model.spec import Host, Spec
-from . import daemon, netns, ovs, owner, process
+from . import daemon, netns, ovs, owner, process, view
 from .links import IFF_UP, raise_up
 from .netlink import RTM_NEWLINK, Rtnl, link_msg
+from .state import LiveHost, LiveRoute
 from .tap import make_persistent
 from .undo import revert
 
@@ -167,6 +168,30 @@ class Topology:
             raise NotFound(f"{host} has no interface {name!r}")
         mac: str = link.get_attr("IFLA_ADDRESS")
         return mac
+
+    # -- what the kernel says (the spec only says what netprobe added) -------------------
+
+    def live(self, host: str) -> LiveHost:
+        """What `host` is now, read from its kernel: interfaces (kind, MAC, MTU, state,
+        master, addresses, bridge port state), routes and neighbours."""
+        return view.live(self, host)
+
+    def peer(self, port: str | Port) -> Port | None:
+        """The far end of the veth at `port`, among this topology's hosts, as the kernel
+        pairs them (None: not a veth, or its far end is in no host of the topology)."""
+        return view.peer(self, port)
+
+    def holder(self, ip: str) -> Port | None:
+        """The host and interface holding address `ip` now (None: no host holds it)."""
+        return view.holder(self, ip)
+
+    def route_to(self, host: str, dst: str, src: str | None = None) -> LiveRoute | None:
+        """The route `host`'s kernel picks for `dst` now, as `ip route get` (None: none)."""
+        return view.kernel_route(self, host, dst, src)
+
+    def sysctl(self, host: str, key: str) -> str | None:
+        """Sysctl `key` ("net.ipv4.ip_forward") inside `host` (None: no such key)."""
+        return view.sysctl(self, host, key)
 
     def note_undo(self, entry: dict[str, Any]) -> None:
         """Record how to undo a change in a namespace netprobe does not own, before it is

@@ -33,7 +33,7 @@ RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE = 24, 25, 26
 _NLMSG_ERROR, _NLMSG_DONE = 2, 3
 _SOL_NETLINK, _NETLINK_CAP_ACK, _NETLINK_EXT_ACK = 270, 10, 11
 _NLMSGERR_ATTR_MSG = 1
-_HDR = struct.Struct("=IHHII")
+HDR = struct.Struct("=IHHII")
 _CLASSES: dict[int, Any] = {RTM_GETLINK: ifinfmsg, RTM_GETADDR: ifaddrmsg, RTM_GETROUTE: rtmsg}
 
 CREATE = NLM_F_CREATE | NLM_F_EXCL
@@ -77,8 +77,8 @@ class Rtnl:
         while True:
             data = self.sock.recv(1 << 16)
             offset = 0
-            while offset + _HDR.size <= len(data):
-                length, mtype, _flags, mseq, _pid = _HDR.unpack_from(data, offset)
+            while offset + HDR.size <= len(data):
+                length, mtype, _flags, mseq, _pid = HDR.unpack_from(data, offset)
                 chunk = data[offset : offset + length]
                 offset += (length + 3) & ~3
                 if mseq != seq:
@@ -89,6 +89,19 @@ class Rtnl:
                 if mtype == _NLMSG_DONE:
                     return
                 yield mtype, chunk
+
+    def raw(self, msg_type: int, body: bytes, *, dump: bool = True) -> list[bytes]:
+        """Send a request whose body is already packed; its replies as raw messages (a
+        get that is no dump has one reply and no ack: it stops at that)."""
+        self._seq += 1
+        flags = NLM_F_REQUEST | (NLM_F_DUMP if dump else 0)
+        self.sock.send(HDR.pack(HDR.size + len(body), msg_type, flags, self._seq, 0) + body)
+        out = []
+        for _mtype, chunk in self._replies(self._seq):
+            out.append(chunk)
+            if not dump:
+                break
+        return out
 
     def request(self, msg: Any, msg_type: int, flags: int = 0) -> None:
         """Send one change and wait for its ack; raise NetlinkError on failure."""
@@ -118,12 +131,12 @@ class Rtnl:
         seq = self._send(ifinfmsg(), RTM_GETLINK, NLM_F_DUMP)
         out = {}
         for _mtype, chunk in self._replies(seq):
-            _family, _type, index, flags, _change = _IFINFO.unpack_from(chunk, _HDR.size)
+            _family, _type, index, flags, _change = _IFINFO.unpack_from(chunk, HDR.size)
             wanted = {_IFLA_IFNAME, _IFLA_CARRIER, _IFLA_IFALIAS, _IFLA_OPERSTATE}
-            attrs = _scan(chunk, _HDR.size + _IFINFO.size, wanted)
-            name = _text(attrs.get(_IFLA_IFNAME)) or str(index)
+            attrs = scan(chunk, HDR.size + _IFINFO.size, wanted)
+            name = text(attrs.get(_IFLA_IFNAME)) or str(index)
             carrier, oper = attrs.get(_IFLA_CARRIER), attrs.get(_IFLA_OPERSTATE)
-            alias = _text(attrs.get(_IFLA_IFALIAS))
+            alias = text(attrs.get(_IFLA_IFALIAS))
             out[name] = LinkState(
                 index, flags, bool(carrier and carrier[0]), alias, oper[0] if oper else 0
             )
@@ -140,10 +153,10 @@ class Rtnl:
         seq = self._send(msg, RTM_GETLINK, NLM_F_DUMP)
         out = {}
         for _mtype, chunk in self._replies(seq):
-            attrs = _scan(chunk, _HDR.size + _IFINFO.size, {_IFLA_IFNAME, _IFLA_PROTINFO})
-            name, info = _text(attrs.get(_IFLA_IFNAME)), attrs.get(_IFLA_PROTINFO)
+            attrs = scan(chunk, HDR.size + _IFINFO.size, {_IFLA_IFNAME, _IFLA_PROTINFO})
+            name, info = text(attrs.get(_IFLA_IFNAME)), attrs.get(_IFLA_PROTINFO)
             if name is not None and info is not None:
-                state = _scan(info, 0, {_IFLA_BRPORT_STATE}).get(_IFLA_BRPORT_STATE)
+                state = scan(info, 0, {_IFLA_BRPORT_STATE}).get(_IFLA_BRPORT_STATE)
                 if state:
                     out[name] = state[0]
         return out
@@ -153,8 +166,8 @@ class Rtnl:
         seq = self._send(ifaddrmsg(), RTM_GETADDR, NLM_F_DUMP)
         out = []
         for _mtype, chunk in self._replies(seq):
-            family, _plen, flags, _scope, index = _IFADDR.unpack_from(chunk, _HDR.size)
-            attrs = _scan(chunk, _HDR.size + _IFADDR.size, {_IFA_ADDRESS, _IFA_LOCAL, _IFA_FLAGS})
+            family, _plen, flags, _scope, index = _IFADDR.unpack_from(chunk, HDR.size)
+            attrs = scan(chunk, HDR.size + _IFADDR.size, {_IFA_ADDRESS, _IFA_LOCAL, _IFA_FLAGS})
             raw = attrs.get(_IFA_LOCAL) or attrs.get(_IFA_ADDRESS)
             if raw is None:
                 continue
@@ -169,7 +182,7 @@ class Rtnl:
         msg["attrs"] = [("IFLA_IFNAME", name)]
         seq = self._send(msg, RTM_GETLINK, 0)
         for _mtype, chunk in self._replies(seq):  # one reply, and no ack: stop at it
-            stats = _scan(chunk, _HDR.size + _IFINFO.size, {_IFLA_STATS64}).get(_IFLA_STATS64)
+            stats = scan(chunk, HDR.size + _IFINFO.size, {_IFLA_STATS64}).get(_IFLA_STATS64)
             return int(struct.unpack_from("=Q", stats, 7 * 8)[0]) if stats else 0
         return 0
 
@@ -223,7 +236,7 @@ _IFA_ADDRESS, _IFA_LOCAL, _IFA_FLAGS = 1, 2, 8
 _NLA_TYPE_MASK = 0x3FFF
 
 
-def _scan(chunk: bytes, offset: int, wanted: set[int]) -> dict[int, bytes]:
+def scan(chunk: bytes, offset: int, wanted: set[int]) -> dict[int, bytes]:
     """The payloads of the wanted top-level attributes of one message."""
     found = {}
     while offset + 4 <= len(chunk):
@@ -236,17 +249,18 @@ def _scan(chunk: bytes, offset: int, wanted: set[int]) -> dict[int, bytes]:
     return found
 
 
-def _text(raw: bytes | None) -> str | None:
+def text(raw: bytes | None) -> str | None:
+    """A netlink string attribute as text (None stays None)."""
     return raw.rstrip(b"\0").decode(errors="replace") if raw is not None else None
 
 
 def _raise_for_ack(chunk: bytes) -> None:
     """Parse an NLMSG_ERROR (with NETLINK_CAP_ACK and EXT_ACK) and raise if it is one."""
-    (error,) = struct.unpack_from("=i", chunk, _HDR.size)
+    (error,) = struct.unpack_from("=i", chunk, HDR.size)
     if error == 0:
         return
     text = ""
-    offset = _HDR.size + 4 + _HDR.size  # error code, then the echoed request header
+    offset = HDR.size + 4 + HDR.size  # error code, then the echoed request header
     while offset + 4 <= len(chunk):
         alen, atype = struct.unpack_from("=HH", chunk, offset)
         if alen < 4:
