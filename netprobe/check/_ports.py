@@ -42,8 +42,14 @@ def peer_port(topo: Topology, port: str | Port) -> Port | None:
 
 
 def ipv4_of(topo: Topology, port: str | Port) -> str | None:
-    """The first IPv4 address `port` holds now, by the kernel (None: it holds none)."""
+    """The IPv4 address `port` is meant to have: the first the spec gives it (netprobe
+    added it, and a check proves the kernel still holds it), else the first the kernel
+    says it holds (an adopted interface). None: neither says one."""
     port = Port.parse(port)
+    declared = topo.spec.host(port.host).interface(port.ifname)
+    given = [a for a in (declared.addresses if declared else ()) if a.version == 4]
+    if given:
+        return str(given[0].ip)
     iface = topo.live(port.host).interface(port.ifname)
     return str(iface.ipv4[0].ip) if iface and iface.ipv4 else None
 

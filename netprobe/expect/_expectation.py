@@ -20,7 +20,7 @@ from typing import Literal
 from ..errors import TrafficError
 from ..topology import Topology
 from ..topology._model.port import VM_SUFFIX, Port
-from ..topology._model.spec import Bond, Bridge, OvsBond, OvsBridge, Tap, Veth
+from ..topology._model.spec import Bond, Bridge, OvsBond, OvsBridge
 from ..traffic._craft import LOCAL_ETHERTYPE, SLOT, Template
 from ..traffic._decode import decode
 from ..traffic._port import parse_port
@@ -92,20 +92,32 @@ class Barrier:
 
 
 def end_ports(topo: Topology) -> list[str]:
-    """Where frames leave the fabric: host interfaces that are neither bridges, bonds nor
-    their ports, plus the VM side of every TAP. The root namespace is not included."""
+    """Where frames leave the fabric, as the kernel has it now: host interfaces that are
+    up and neither loopbacks, bridges, bonds nor their ports, plus the VM side of every
+    TAP netprobe holds. The spec adds what the kernel cannot say: the ports and bridges
+    of a userspace OVS. The root namespace is not included."""
     out = []
-    for host in topo.spec.hosts:
-        if host.root:
+    for name, state in topo.hosts.items():
+        if state.spec.root:
             continue
-        for iface in host.interfaces:
-            if not iface.up or isinstance(iface.kind, (Bridge, Bond, OvsBridge, OvsBond)):
+        declared = {i.name: i for i in state.spec.interfaces}
+        for iface in topo.live(name, addresses=False).interfaces:
+            spec = declared.get(iface.name)
+            if not iface.up:
                 continue
-            if isinstance(iface.kind, Tap):
-                out.append(f"{host.name}:{iface.name}{VM_SUFFIX}")
-            elif iface.master is None:
-                out.append(f"{host.name}:{iface.name}")
+            if (name, iface.name) in topo.taps:  # a VM's NIC: its far side is the end
+                out.append(f"{name}:{iface.name}{VM_SUFFIX}")
+            elif not (
+                iface.master
+                or iface.kind in _FABRIC_KINDS
+                or (spec is not None and (spec.master or isinstance(spec.kind, _FABRIC)))
+            ):
+                out.append(f"{name}:{iface.name}")
     return out
+
+
+_FABRIC = (Bridge, Bond, OvsBridge, OvsBond)
+_FABRIC_KINDS = {"loopback", "bridge", "bond", "openvswitch"}
 
 
 def expect(
@@ -174,14 +186,8 @@ def _default_among(topo: Topology, port: str) -> list[str]:
 
 def _link_peer(topo: Topology, port: str) -> str | None:
     host, ifname, _ = parse_port(port)
-    for h in topo.spec.hosts:
-        for iface in h.interfaces:
-            if isinstance(iface.kind, Veth):
-                if (h.name, iface.name) == (host, ifname):
-                    return iface.kind.peer
-                if iface.kind.peer == port:
-                    return f"{h.name}:{iface.name}"
-    return None
+    peer = topo.peer(Port(host, ifname))
+    return str(peer) if peer else None
 
 
 def _barrier(

@@ -171,10 +171,11 @@ class Topology:
 
     # -- what the kernel says (the spec only says what netprobe added) -------------------
 
-    def live(self, host: str) -> LiveHost:
+    def live(self, host: str, *, addresses: bool = True) -> LiveHost:
         """What `host` is now, read from its kernel: interfaces (kind, MAC, MTU, state,
-        master, addresses, bridge port state), routes and neighbours."""
-        return view.live(self, host)
+        master, addresses, bridge port state), routes and neighbours. `addresses=False`:
+        the interfaces alone (one netlink dump, for questions asked on every probe)."""
+        return view.live(self, host, addresses=addresses)
 
     def peer(self, port: str | Port) -> Port | None:
         """The far end of the veth at `port`, among this topology's hosts, as the kernel

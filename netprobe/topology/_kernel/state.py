@@ -123,24 +123,31 @@ class LiveHost:
 
 def read(nl: Rtnl, name: str, *, neighbours: bool = True) -> LiveHost:
     """Everything of one namespace through its netlink socket `nl`."""
-    links = [_link(chunk) for chunk in nl.raw(_RTM_GETLINK, _IFINFO.pack(0, 0, 0, 0, 0))]
-    names = {link.index: link.name for link, _master in links}
+    bare = links(nl)
+    names = {link.index: link.name for link in bare}
     addresses: dict[int, list[IPInterface]] = {}
     for index, address in _addresses(nl):
         addresses.setdefault(index, []).append(address)
-    states = nl.bridge_port_states() if any(master for _l, master in links) else {}
-    interfaces = tuple(
-        replace(
-            link,
-            master=names.get(master) if master else None,
-            addresses=tuple(addresses.get(link.index, ())),
-            port_state=STP_STATES.get(states[link.name]) if link.name in states else None,
-        )
-        for link, master in links
-    )
+    interfaces = tuple(replace(i, addresses=tuple(addresses.get(i.index, ()))) for i in bare)
     routes = tuple(_routes(nl, names))
     found = tuple(_neighbours(nl, names)) if neighbours else ()
     return LiveHost(name, interfaces, routes, found)
+
+
+def links(nl: Rtnl) -> tuple[LiveInterface, ...]:
+    """The namespace's interfaces with their masters and port states, but no addresses:
+    one dump (two with bridge ports), for questions asked on every expectation."""
+    found = [_link(chunk) for chunk in nl.raw(_RTM_GETLINK, _IFINFO.pack(0, 0, 0, 0, 0))]
+    names = {link.index: link.name for link, _master in found}
+    states = nl.bridge_port_states() if any(master for _l, master in found) else {}
+    return tuple(
+        replace(
+            link,
+            master=names.get(master) if master else None,
+            port_state=STP_STATES.get(states[link.name]) if link.name in states else None,
+        )
+        for link, master in found
+    )
 
 
 def route_to(
@@ -269,7 +276,7 @@ def _route(chunk: bytes, names: Mapping[int, str], wanted: set[int] | None) -> L
     family, dst_len, _src, _tos, table, _proto, _scope, rtype, _fl = _RTMSG.unpack_from(
         chunk, HDR.size
     )
-    if wanted is not None and rtype not in wanted:
+    if wanted is not None and (rtype not in wanted or table == 255):  # 255: local table
         return None
     attrs = scan(chunk, HDR.size + _RTMSG.size, {1, 4, 5, 6, 7, 15})
     zero = "0.0.0.0" if family == socket.AF_INET else "::"

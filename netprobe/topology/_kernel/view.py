@@ -12,17 +12,18 @@ from typing import TYPE_CHECKING
 
 from .._model.port import Port, host_and_ifname
 from . import netns, owner
-from .state import LiveHost, LiveRoute, NsidLookup, peers, read, route_to
+from .state import LiveHost, LiveRoute, NsidLookup, links, peers, read, route_to
 
 if TYPE_CHECKING:
     from .live import Topology
 
 
-def live(topo: Topology, host: str) -> LiveHost:
-    """What `host` is now. In the root namespace, the topology's own links go by the
-    names the spec gives them (without the run's prefix); the rest by the kernel's."""
+def live(topo: Topology, host: str, *, addresses: bool = True) -> LiveHost:
+    """What `host` is now (`addresses=False`: its interfaces only, in one dump). In the
+    root namespace, the topology's own links go by the names the spec gives them
+    (without the run's prefix); the rest by the kernel's."""
     state = topo._host(host)
-    found = read(state.nl, host)
+    found = read(state.nl, host) if addresses else LiveHost(host, links(state.nl))
     if not state.spec.root:
         return found
     prefix = owner.root_ifname(topo.runid, "")
