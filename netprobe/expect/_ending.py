@@ -77,7 +77,7 @@ def classify(
     if looped is not None:
         return looped
     answer = next((r for r in trace.replies if r.kind in _ANSWERS), None)
-    if report is not None and report.kind == "answered" or answer is not None:
+    if (report is not None and report.kind == "answered") or answer is not None:
         via = f": {answer.kind} back at {_back_at(trace, sender)}" if answer else ""
         where = trace.last.port if trace.last is not None else None
         return Verdict(Ending.DELIVERED_ANSWERED, where, "answered" + via)
@@ -103,14 +103,18 @@ def _looped(trace: Trace, report: SocketReport | None, version: int) -> Verdict 
     exceeded = next(
         (e for e in trace.errors if e.icmp and e.icmp[0] == _TIME_EXCEEDED[version]), None
     )
-    by_socket = report is not None and report.icmp is not None and (
-        report.icmp[0] == _TIME_EXCEEDED[version]
+    by_socket = (
+        report is not None
+        and report.icmp is not None
+        and (report.icmp[0] == _TIME_EXCEEDED[version])
     )
     if again is None and exceeded is None and not by_socket:
         return None
     parts = []
     if again is not None:
-        first = next(c for c in trace.copies if (c.port, c.direction) == (again.port, again.direction))
+        first = next(
+            c for c in trace.copies if (c.port, c.direction) == (again.port, again.direction)
+        )
         parts.append(
             f"seen again at {again.port} ({again.direction}) with ttl {again.ttl} "
             f"after ttl {first.ttl}"
@@ -181,4 +185,3 @@ def _silent(
 def _back_at(trace: Trace, sender: str) -> str:
     mine = [r for r in trace.replies if r.host == sender and r.direction == "in"]
     return mine[-1].port if mine else sender
-

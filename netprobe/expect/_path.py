@@ -214,6 +214,9 @@ def _as_copy(mark: Mark, trace: Trace, frame: Captured, fields: Fields) -> Sight
             return None
         if mark.proto == "udp" and proto != 17:
             return None
+        t = tuple_of(fields)
+        if t is not None and reverse(t) in trace.tuples:
+            return None  # an echo of the payload coming back: a reply, not a copy
         if mark.proto == "icmp" and fields.get("icmp.type") != _ECHO_REQUEST[mark.version]:
             return None
     return Sighting("probe", "probe", frame, fields, tuple_of(fields), _ttl(fields))
@@ -243,7 +246,10 @@ def _sort_other(mark: Mark, trace: Trace, frame: Captured, fields: Fields) -> No
 
 def _reply_kind(mark: Mark, trace: Trace, frame: Captured, fields: Fields) -> str | None:
     if mark.proto == "icmp":
-        if fields.get("icmp.type") == _ECHO_REPLY[mark.version] and fields.get("nonce") == mark.nonce:
+        if (
+            fields.get("icmp.type") == _ECHO_REPLY[mark.version]
+            and fields.get("nonce") == mark.nonce
+        ):
             return "echo-reply"
         return None
     t = tuple_of(fields)
@@ -253,9 +259,9 @@ def _reply_kind(mark: Mark, trace: Trace, frame: Captured, fields: Fields) -> st
         return "udp-reply"
     flags = fields.get("tcp.flags", 0)
     seq_ack = _tcp_seq_ack(frame.data)
-    if trace.isn is not None and seq_ack is not None and flags & _ACK:
-        if seq_ack[1] != (trace.isn + 1) & 0xFFFFFFFF:
-            return None  # another segment of the same 4-tuple, not the answer to the SYN
+    answers_syn = trace.isn is None or seq_ack is None or seq_ack[1] == (trace.isn + 1) & 0xFFFFFFFF
+    if flags & _ACK and not answers_syn:
+        return None  # another segment of the same 4-tuple, not the answer to the SYN
     if flags & _RST:
         return "rst"
     if flags & (_SYN | _ACK) == _SYN | _ACK:

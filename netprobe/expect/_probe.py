@@ -13,7 +13,7 @@ request went). Capture loss is reported; the deadline decides only when no barri
 from __future__ import annotations
 
 import ipaddress
-import socket
+import select
 import time
 import weakref
 from collections.abc import Iterable, Sequence
@@ -22,13 +22,13 @@ from dataclasses import dataclass, field
 from ..errors import TrafficError
 from ..topology import Topology
 from ..topology._kernel.netlink import Rtnl
-from ..traffic._capture import Captured, wait_readable
+from ..traffic._capture import Captured
 from ..traffic._hostcapture import HostCapture
 from ..traffic._port import ports
 from ..traffic._stack import SocketReport, StackProbe
-from ._ending import Ending, Verdict, classify
+from ._ending import Verdict, classify
 from ._expectation import broadcast
-from ._path import Mark, Trace, follow
+from ._path import Mark, Sighting, Trace, follow
 from ._proberesult import ProbeResult
 
 _MAX_BARRIERS = 4
@@ -152,8 +152,11 @@ class _Flight:
             if self._answered():
                 return
             trace = follow(self.mark, self.frames)
-            if trace.replies and any(r.kind in ("echo-reply", "syn-ack", "udp-reply", "rst")
-                                     for r in trace.replies if r.host == self.sender):
+            if trace.replies and any(
+                r.kind in ("echo-reply", "syn-ack", "udp-reply", "rst")
+                for r in trace.replies
+                if r.host == self.sender
+            ):
                 self.decided_by = "the answer captured at the sender"
                 return
             if pending is not None and pending.poll() is not None:
@@ -176,8 +179,9 @@ class _Flight:
                 if pending is not None:
                     pending.close()
                 return
-            extra = [pending] if pending is not None else []
-            wait_readable([*self.caps, self.stack, *extra], min(deadline - now, 0.02))
+            extra = [pending.fileno()] if pending is not None else []
+            fds = [c.fileno() for c in self.caps] + [self.stack.fileno(), *extra]
+            _wait_any(fds, min(deadline - now, 0.02))
 
     def _barrier_back(self, barrier: StackProbe, trace: Trace) -> bool:
         """The barrier echo came back (or failed): decided unless the probe got further."""
@@ -233,35 +237,61 @@ class _Flight:
         nonce = bytes.fromhex(nonce_hex)
         return {f.port for f in self.frames if not f.outgoing and nonce in f.data}
 
-    def _address_of(self, host: str, port: str, last: object) -> str | None:
+    def _address_of(self, host: str, port: str, last: Sighting) -> str | None:
         """An address of `host` to echo to: the probe's destination there, else one on the
         interface that saw it, else any of the probe's family."""
         addresses = _addresses(self.topo, host)
-        dst = getattr(last, "fields", {}).get("ip.dst", getattr(last, "fields", {}).get("ip6.dst"))
+        dst = last.fields.get("ip.dst", last.fields.get("ip6.dst"))
         family = [a for a in addresses if ipaddress.ip_address(a[1]).version == self.version]
         usable = [a for a in family if not ipaddress.ip_address(a[1]).is_link_local]
         if dst is not None and any(a[1] == dst for a in usable):
             return str(dst)
         ifname = port.split(":", 1)[1]
         on_port = [a[1] for a in usable if a[0] == ifname]
-        return (on_port or [a[1] for a in usable] or [None])[0]
+        chosen = on_port or [a[1] for a in usable]
+        return chosen[0] if chosen else None
 
     def result(self) -> ProbeResult:
         trace = follow(self.mark, self.frames)
-        holders = {(h, a) for h in {c.host for c in trace.copies} for _i, a in _addresses(self.topo, h)}
+        holders = {
+            (h, a) for h in {c.host for c in trace.copies} for _i, a in _addresses(self.topo, h)
+        }
         verdict: Verdict = classify(
-            trace, self.report, sender=self.sender, proto=self.proto, version=self.version,
+            trace,
+            self.report,
+            sender=self.sender,
+            proto=self.proto,
+            version=self.version,
             holders=holders,
         )
         lost = {c.host: c.stats().drops for c in self.caps if c.stats().drops}
         return ProbeResult(
-            sender=self.sender, dst=self.dst, proto=self.proto, port=self.port,
-            ending=verdict.ending, where=verdict.where, words=verdict.words,
-            trace=trace, socket=self.report, src=self.stack.src, sport=self.stack.sport,
-            decided_by=self.decided_by or "the deadline", barriers=list(self.barriers),
-            elapsed=self.elapsed, sent_at=self.sent_at, lost=lost,
+            sender=self.sender,
+            dst=self.dst,
+            proto=self.proto,
+            port=self.port,
+            ending=verdict.ending,
+            where=verdict.where,
+            words=verdict.words,
+            trace=trace,
+            socket=self.report,
+            src=self.stack.src,
+            sport=self.stack.sport,
+            decided_by=self.decided_by or "the deadline",
+            barriers=list(self.barriers),
+            elapsed=self.elapsed,
+            sent_at=self.sent_at,
+            lost=lost,
             watched=[c.host for c in self.caps],
         )
+
+
+def _wait_any(fds: list[int], timeout: float) -> None:
+    """Wait until one of `fds` is readable (or in error), at most `timeout` seconds."""
+    poller = select.poll()
+    for fd in fds:
+        poller.register(fd, select.POLLIN)
+    poller.poll(max(timeout, 0) * 1000)
 
 
 def _asks(data: bytes) -> bool:
@@ -280,6 +310,3 @@ def _addresses(topo: Topology, host: str) -> list[tuple[str, str]]:
             return [(names.get(a.index, "?"), a.address) for a in nl.addr_states()]
     except (OSError, TrafficError):
         return []
-
-
-_ = socket  # the module's socket families are read through StackProbe

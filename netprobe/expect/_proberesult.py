@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,14 +47,15 @@ class Hop:
         ends = f"{_end(self.src, self.sport)} > {_end(self.dst, self.dport)}"
         what = "" if self.kind == "probe" else f" {self.kind}"
         changed = f"  [{', '.join(self.rewrites)}]" if self.rewrites else ""
-        return f"{self.ms:8.3f} ms  {self.port:<20} {self.direction:<3} {ends} ttl {self.ttl}{what}{changed}"
+        head = f"{self.ms:8.3f} ms  {self.port:<20} {self.direction:<3}"
+        return f"{head} {ends} ttl {self.ttl}{what}{changed}"
 
 
 def _end(address: str | None, port: int | None) -> str:
     return f"{address}" + (f".{port}" if port is not None else "")
 
 
-def _field(fields: dict[str, Any], names: tuple[str, ...]) -> Any:
+def _field(fields: dict[str, Any], names: Sequence[str]) -> Any:
     return next((fields[n] for n in names if n in fields), None)
 
 
@@ -160,7 +162,9 @@ class ProbeResult:
             f"  decided by {self.decided_by} after {self.elapsed * 1000:.1f} ms",
         ]
         if self.lost:
-            lines.append("  capture lost frames: " + ", ".join(f"{h} {n}" for h, n in self.lost.items()))
+            lines.append(
+                "  capture lost frames: " + ", ".join(f"{h} {n}" for h, n in self.lost.items())
+            )
         path = self.path
         lines.append(f"  path ({len(path)} sightings):" if path else "  path: no interface saw it")
         lines += ["    " + h.text() for h in path[:SHOWN_HOPS]]

@@ -231,13 +231,14 @@ class StackProbe:
     def _errqueue(self) -> SocketReport | None:
         """The ICMP error IP_RECVERR queued for this socket, if any."""
         try:
-            _data, ancdata, _flags, _addr = self.sock.recvmsg(
-                1 << 16, 512, socket.MSG_ERRQUEUE
-            )
+            _data, ancdata, _flags, _addr = self.sock.recvmsg(1 << 16, 512, socket.MSG_ERRQUEUE)
         except (BlockingIOError, OSError):
             return None
         for level, kind, payload in ancdata:
-            if (level, kind) in ((socket.IPPROTO_IP, _IP_RECVERR), (socket.IPPROTO_IPV6, _IPV6_RECVERR)):
+            if (level, kind) in (
+                (socket.IPPROTO_IP, _IP_RECVERR),
+                (socket.IPPROTO_IPV6, _IPV6_RECVERR),
+            ):
                 code, origin, itype, icode, _pad, _info, _d = _EXTENDED_ERR.unpack_from(payload)
                 if origin not in (_SO_EE_ORIGIN_ICMP, _SO_EE_ORIGIN_ICMP6):
                     return SocketReport("error", _errname(code))
@@ -285,8 +286,7 @@ def _offender(raw: bytes) -> str | None:
 def _checksum(data: bytes) -> int:
     if len(data) % 2:
         data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
     while total >> 16:
         total = (total & 0xFFFF) + (total >> 16)
     return ~total & 0xFFFF
-
