@@ -11,6 +11,8 @@ from ..errors import NetprobeError
 from ..expect import (
     ROUTED,
     Barrier,
+    Ending,
+    HostOutcome,
     Match,
     Outcome,
     Verdict,
@@ -19,7 +21,9 @@ from ..expect import (
     at_any,
     at_exactly,
     expect,
+    expect_from_host,
     nowhere,
+    probe,
 )
 from ..topology import Port, Spec, Topology
 from ..traffic import (
@@ -51,6 +55,8 @@ __all__ = [
     "Barrier",
     "Check",
     "Context",
+    "Ending",
+    "HostOutcome",
     "Match",
     "Outcome",
     "Param",
@@ -73,6 +79,7 @@ __all__ = [
     "ethernet",
     "expand_names",
     "expect",
+    "expect_from_host",
     "find_nonce",
     "from_scapy",
     "icmp_echo",
@@ -83,6 +90,7 @@ __all__ = [
     "parse_ports",
     "peer_port",
     "ports",
+    "probe",
     "read_input",
     "reference_path",
     "registered",

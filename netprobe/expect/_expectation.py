@@ -49,9 +49,7 @@ def at_any(ports: Iterable[str | Port]) -> Where:
     return Where("at_any", _some(ports, "at_any"))
 
 
-def at_exactly(
-    ports: Iterable[str | Port], *, among: Iterable[str | Port] | None = None
-) -> Where:
+def at_exactly(ports: Iterable[str | Port], *, among: Iterable[str | Port] | None = None) -> Where:
     """At each of `ports` and at no other port (flooding; the ingress port included)."""
     return Where("at_exactly", _some(ports, "at_exactly"), _texts(among))
 

@@ -21,8 +21,10 @@ from ._craft import (
     udp,
 )
 from ._decode import Fields, decode, summary
+from ._hostcapture import HostCapture
 from ._pcap import read_pcap, write_pcap
 from ._port import Ports, Sender, TapSide, parse_port, ports
+from ._stack import SocketReport, StackProbe
 from ._tcpdump import TcpdumpCapture
 
 __all__ = [
@@ -31,9 +33,12 @@ __all__ = [
     "CaptureStats",
     "Captured",
     "Fields",
+    "HostCapture",
     "Port",
     "Ports",
     "Sender",
+    "SocketReport",
+    "StackProbe",
     "TapSide",
     "TcpdumpCapture",
     "Template",

@@ -67,12 +67,16 @@ class Source(Protocol):
 
     def fileno(self) -> int:
         """The descriptor to wait on for frames."""
+
     def drain(self) -> None:
         """Forget what is queued and restart the counters."""
+
     def read(self, limit: int = ...) -> list[Captured]:
         """Up to `limit` queued frames (never blocks)."""
+
     def stats(self) -> CaptureStats:
         """Frames received and dropped since the last drain."""
+
     def close(self) -> None:
         """Release what the source holds."""
 

@@ -1,0 +1,189 @@
+"""An expectation sent from a host's own stack: where the probe must (not) appear, in
+what shape, and what must come back to the sender.
+
+`expect` sends a crafted frame into a port; `expect_from_host` sends from a socket of
+the host, so its routes, source address selection, OUTPUT rules (local DNAT, redirect)
+and connection state take part. The probe is followed by `probe`; its copies are known by
+their mark whatever NAT did to them, so `where` names ports and `match` says what the copy
+there must look like (its rewrites). The reply is judged as an expectation of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..topology import Topology
+from ..traffic._decode import decode
+from ._expectation import Where
+from ._match import ROUTED, Match, compare, expected_fields
+from ._outcome import Verdict
+from ._probe import probe
+from ._proberesult import ProbeResult
+
+# What `reply` may ask for, and the reply kinds (or endings) that satisfy it.
+REPLIES = {
+    "answer": ("echo-reply", "syn-ack", "udp-reply", "answered"),
+    "echo-reply": ("echo-reply",),
+    "syn-ack": ("syn-ack",),
+    "rst": ("rst",),
+    "icmp-error": ("icmp-error",),
+    "refused": ("rst", "icmp-error"),
+    "none": (),
+}
+
+
+@dataclass
+class HostOutcome:
+    """The verdict of an expectation sent from a host's stack, with the probe's story."""
+
+    verdict: Verdict
+    reason: str
+    result: ProbeResult
+    where: Where | None
+    reply: str | None
+
+    @property
+    def passed(self) -> bool:
+        """True when the verdict is PASS."""
+        return self.verdict is Verdict.PASS
+
+    def assert_passed(self) -> None:
+        """Raise CheckFailed with the evidence unless the verdict is PASS."""
+        __tracebackhide__ = True
+        from ..errors import CheckFailed
+
+        if not self.passed:
+            raise CheckFailed(self.evidence(), self)
+
+    def evidence(self) -> str:
+        """The verdict and the reason, then the probe's path and ending."""
+        wanted = []
+        if self.where is not None:
+            wanted.append(f"{self.where.kind} {' '.join(self.where.ports)}".rstrip())
+        if self.reply is not None:
+            wanted.append(f"reply {self.reply}")
+        head = f"{self.verdict.value}: {self.reason}"
+        return "\n".join([head, "  expected " + ", ".join(wanted), self.result.render()])
+
+    def to_dict(self) -> dict[str, Any]:
+        """The expectation as JSON data."""
+        return {
+            "verdict": self.verdict.value,
+            "reason": self.reason,
+            "where": None if self.where is None else {
+                "kind": self.where.kind, "ports": list(self.where.ports),
+                "among": list(self.where.among) if self.where.among is not None else None,
+            },
+            "reply": self.reply,
+            "probe": self.result.to_dict(),
+        }  # fmt: skip
+
+    def __str__(self) -> str:
+        return self.evidence()
+
+
+def expect_from_host(
+    topo: Topology,
+    host: str,
+    proto: str,
+    dst: str,
+    port: int | None = None,
+    *,
+    where: Where | None = None,
+    match: Match | None = None,
+    reply: str | None = None,
+    hosts: Sequence[str] | None = None,
+    timeout: float = 1.0,
+) -> HostOutcome:
+    """Send one `proto` probe from `host`'s own stack to `dst` (`port`) and judge it:
+    `where` the ports it must (not) appear at, seen going in or out (any rewrite allowed
+    unless `match` says what the copy there must be: ROUTED's mask is added); `reply`:
+    one of "answer", "echo-reply", "syn-ack", "rst", "icmp-error", "refused" or "none",
+    which must come back to `host` tied to the probe (None: the reply is not judged)."""
+    if reply is not None and reply not in REPLIES:
+        raise ValueError(f"reply is one of {', '.join(REPLIES)}, not {reply!r}")
+    result = probe(topo, host, dst, proto, port, hosts=hosts, timeout=timeout)
+    verdict, reason = judge_host(result, where, match, reply)
+    return HostOutcome(verdict, reason, result, where, reply)
+
+
+def judge_host(
+    result: ProbeResult, where: Where | None, match: Match | None, reply: str | None
+) -> tuple[Verdict, str]:
+    """The verdict: a copy where none may be fails whatever else; capture loss makes the
+    rest unprovable; absence counts only when the answer or a barrier decided it."""
+    copies = result.trace.copies
+    seen = {c.port for c in copies}
+    if where is not None:
+        among = where.among if where.among is not None else ()
+        negative = where.kind in ("at_exactly", "nowhere")
+        banned = [p for p in among if p not in where.ports] if negative else []
+        leaked = [p for p in banned if p in seen]
+        if leaked:
+            return Verdict.FAIL, f"the probe reached {leaked[0]}, where it must not"
+    if result.lost:
+        lost = ", ".join(f"{h} ({n} dropped)" for h, n in result.lost.items())
+        return Verdict.INCONCLUSIVE, f"capture lost frames in {lost}"
+    if where is not None:
+        found = _positives(result, where, match)
+        if found is not None:
+            return Verdict.FAIL, found
+    if reply is not None:
+        found = _reply(result, reply)
+        if found is not None:
+            return Verdict.FAIL, found
+    if result.decided_by.startswith("the deadline") and _needs_absence(where, reply):
+        return Verdict.INCONCLUSIVE, (
+            "no answer and no barrier came back: absence is not proven "
+            f"({result.ending.value} at {result.where})"
+        )
+    return Verdict.PASS, f"as expected ({result.ending.value})"
+
+
+def _needs_absence(where: Where | None, reply: str | None) -> bool:
+    return reply == "none" or (where is not None and where.kind in ("at_exactly", "nowhere"))
+
+
+def _positives(result: ProbeResult, where: Where, match: Match | None) -> str | None:
+    by_port: dict[str, list[Any]] = {}
+    for copy in result.trace.copies:
+        by_port.setdefault(copy.port, []).append(copy)
+    first = result.trace.copies[0] if result.trace.copies else None
+    hits = []
+    for port in where.ports:
+        here = by_port.get(port, [])
+        if not here:
+            continue
+        if match is None or first is None:
+            hits.append(port)
+            continue
+        wanted = Match(ROUTED.mask | match.mask, match.rewrites)
+        expected, ignored = expected_fields(decode(first.frame.data), wanted)
+        diffs = compare(expected, ignored | {"ip.id", "payload"}, here[0].fields)
+        if diffs:
+            return f"the probe arrived altered at {port}: " + "; ".join(str(d) for d in diffs)
+        hits.append(port)
+    if where.kind == "at_any" and not hits:
+        return f"the probe reached none of {', '.join(where.ports)} ({result.words})"
+    missing = [p for p in where.ports if p not in hits]
+    if where.kind != "at_any" and missing:
+        return f"the probe never reached {missing[0]} ({result.ending.value}: {result.words})"
+    return None
+
+
+def _reply(result: ProbeResult, reply: str) -> str | None:
+    back = [
+        r for r in result.trace.replies + result.trace.errors
+        if r.host == result.sender and r.direction == "in"
+    ]  # fmt: skip
+    kinds = {r.kind for r in back}
+    if result.socket is not None and result.socket.kind == "answered":
+        kinds.add("answered")
+    if reply == "none":
+        return f"a reply came back: {', '.join(sorted(kinds))}" if back else None
+    if kinds & set(REPLIES[reply]):
+        return None
+    said = result.socket.describe() if result.socket else "nothing"
+    return f"no {reply} came back to {result.sender} (the socket: {said}; {result.words})"
