@@ -83,14 +83,16 @@ def probe(
     *,
     hosts: Sequence[str] | None = None,
     timeout: float = 1.0,
+    size: int | None = None,
 ) -> ProbeResult:
     """Send one probe from `from_host`'s own stack to `dst_ip` (`port` for tcp, udp) and
-    follow it: the path hop by hop, its rewrites, the reply's path, how it ended."""
+    follow it: the path hop by hop, its rewrites, the reply's path, how it ended.
+    `size`: the bytes an icmp or udp probe carries, sent with DF set (MTU questions)."""
     chosen = watched_hosts(topo, hosts)
     if from_host not in chosen:
         chosen.insert(0, from_host)
     prepare(topo, chosen)
-    flight = _Flight(topo, from_host, dst_ip, proto, port, _watches[topo].of(chosen))
+    flight = _Flight(topo, from_host, dst_ip, proto, port, _watches[topo].of(chosen), size)
     flight.run(timeout)
     return flight.result()
 
@@ -103,6 +105,7 @@ class _Flight:
     proto: str
     port: int | None
     caps: list[HostCapture]
+    size: int | None = None
     frames: list[Captured] = field(default_factory=list)
     report: SocketReport | None = None
     decided_by: str = ""
@@ -112,7 +115,9 @@ class _Flight:
 
     def __post_init__(self) -> None:
         self.version = ipaddress.ip_address(self.dst).version
-        self.stack = StackProbe(self.topo.fd_of(self.sender), self.proto, self.dst, self.port)
+        self.stack = StackProbe(
+            self.topo.fd_of(self.sender), self.proto, self.dst, self.port, size=self.size
+        )
         self.mark = Mark(self.proto, self.version, self.stack.nonce, self.stack.sport, self.sender)
 
     def read(self) -> None:

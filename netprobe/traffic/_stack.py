@@ -33,6 +33,12 @@ _IP_RECVERR, _IPV6_RECVERR = 11, 25
 _SO_EE_ORIGIN_ICMP, _SO_EE_ORIGIN_ICMP6 = 2, 3
 _EXTENDED_ERR = struct.Struct("=IBBBBII")
 _PAYLOAD_PAD = 16  # bytes after the nonce: an ICMP error quoting 8 bytes of L4 still sees it
+_NONCE_ROOM = 32  # the least `size`: the nonce and its padding
+_IP_MTU_DISCOVER, _IPV6_MTU_DISCOVER, _PMTUDISC_DO = 10, 23, 2
+_PMTU_OPTIONS = {
+    False: (socket.IPPROTO_IP, _IP_MTU_DISCOVER, _PMTUDISC_DO),
+    True: (socket.IPPROTO_IPV6, _IPV6_MTU_DISCOVER, _PMTUDISC_DO),
+}
 _TCP_PORTS = (42000, 59999)  # a chosen source port marks a TCP probe
 
 
@@ -75,12 +81,19 @@ def _errname(code: int) -> str:
 class StackProbe:
     """One probe from `ns_fd`'s stack to `dst` (a port for tcp and udp); send once."""
 
-    def __init__(self, ns_fd: int, proto: str, dst: str, port: int | None = None) -> None:
+    def __init__(
+        self, ns_fd: int, proto: str, dst: str, port: int | None = None, *,
+        size: int | None = None,
+    ) -> None:
+        """`size`: the bytes an ICMP or UDP probe carries (as `ping -s`), sent with DF set
+        so that a link too narrow for it drops it or answers "fragmentation needed"."""
         if proto not in PROTOCOLS:
             raise TrafficError(f"protocol is one of {', '.join(PROTOCOLS)}, not {proto!r}")
         if proto != "icmp" and not (port and 0 < port < 65536):
             raise TrafficError(f"a {proto} probe needs a port 1..65535, not {port!r}")
-        self.proto, self.dst, self.port = proto, dst, port
+        if size is not None and (proto == "tcp" or not _NONCE_ROOM <= size <= 65000):
+            raise TrafficError(f"a probe's size is for icmp and udp, {_NONCE_ROOM}..65000 bytes")
+        self.proto, self.dst, self.port, self.size = proto, dst, port, size
         self.family = family_of(dst)
         self.v6 = self.family == socket.AF_INET6
         self.nonce = new_nonce()
@@ -101,6 +114,8 @@ class StackProbe:
             (socket.IPPROTO_IPV6, _IPV6_RECVERR) if self.v6 else (socket.IPPROTO_IP, _IP_RECVERR)
         )
         sock.setsockopt(level, option, 1)
+        if self.size is not None:  # DF set, and no fragmenting at the sender either
+            sock.setsockopt(*_PMTU_OPTIONS[self.v6])
         sock.setblocking(False)
         if self.proto == "tcp":
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -125,8 +140,12 @@ class StackProbe:
         return self.sock.fileno()
 
     def payload(self) -> bytes:
-        """What a UDP or ICMP probe carries: the nonce, then padding."""
-        return self.nonce + bytes(_PAYLOAD_PAD)
+        """What a UDP or ICMP probe carries: the nonce, then padding (to `size`)."""
+        return self._body(self.nonce)
+
+    def _body(self, nonce: bytes) -> bytes:
+        room = (self.size - len(nonce)) if self.size is not None else _PAYLOAD_PAD
+        return nonce + bytes(room)
 
     def send(self) -> SocketReport | None:
         """Send the probe; a report at once when the sender's own kernel refused it."""
@@ -157,7 +176,7 @@ class StackProbe:
 
     def _echo(self, nonce: bytes, ident: int, seq: int = 1) -> bytes:
         """An echo request; ICMPv6's checksum is the kernel's to fill in."""
-        body = nonce + bytes(_PAYLOAD_PAD)
+        body = self._body(nonce)
         head = struct.pack("!BBHHH", 128 if self.v6 else 8, 0, 0, ident, seq)
         if self.v6:
             return head + body

@@ -1,0 +1,61 @@
+"""`netprobe probe FROM TO [PROTO[/PORT]]`: can FROM reach TO, and if not, where and why.
+
+The probe leaves FROM's own stack (a real socket in its namespace), is followed through
+every namespace on the way, and a failure is explained with ranked causes. By default it
+is sent only to an address one of those namespaces holds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .._privilege import require_root
+from ..errors import SpecError
+from ..expect import probe as send_probe
+from ..topology import Spec, Topology
+from ._diagnosis import Diagnosis
+from ._scope import scope
+from ._service import Service, parse_address, parse_service
+
+
+def probe(
+    source: str | None,
+    destination: str,
+    service: str | Service = "icmp",
+    *,
+    topology: str | Path | Spec | Topology | None = None,
+    pid: int | None = None,
+    any_destination: bool = False,
+    explain: bool = True,
+    touch: bool = True,
+    timeout: float = 1.0,
+    size: int | None = None,
+) -> Diagnosis:
+    """Probe `destination` from `source`'s own stack and say how it ended.
+
+    `source` is a host of `topology` (a Topology, a spec or its file), or without one a
+    network namespace (`ip netns`), or None with `pid` (a container's process): the
+    namespaces reachable from it are then discovered and adopted. `service` is "icmp",
+    "tcp/PORT" or "udp/PORT". A destination no namespace of the topology holds is refused
+    unless `any_destination`. `size`: the bytes an icmp or udp probe carries, with DF
+    set (MTU questions). `touch=False` forbids every change an explanation would
+    make (a temporary nft trace table); the notes say what that costs.
+    """
+    dst = parse_address(destination)
+    wanted = service if isinstance(service, Service) else parse_service(service)
+    require_root()
+    with scope(source, topology, pid) as (topo, sender, notes):
+        if not any_destination and topo.holder(dst) is None:
+            raise SpecError(
+                f"{dst} is held by no namespace of {topo.spec.name!r}: netprobe probes only "
+                "addresses of the namespaces it works in (say --any-destination to send anyway)"
+            )
+        result = send_probe(
+            topo, sender, dst, wanted.proto, wanted.port, timeout=timeout, size=size
+        )
+        diagnosis = Diagnosis(result, topo.spec.name, list(topo.hosts), notes=notes)
+        if not result.ok and explain:
+            from ..explain import explain_probe
+
+            diagnosis.explanation = explain_probe(topo, result, touch=touch)
+    return diagnosis
