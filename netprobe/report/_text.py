@@ -107,7 +107,7 @@ def host_view_text(view: HostView) -> str:
         state = "UP" if link.up else "DOWN"
         state += "" if link.carrier or not link.up else " no-carrier"
         master = f" master {link.master}" if link.master else ""
-        mine = view.adopted and link.alias == view.tag
+        mine = view.is_mine(link)
         addrs = " ".join(
             ("+" if view.is_added(f"{a} on {link.name}") else "") + a for a in link.addresses
         )

@@ -45,6 +45,11 @@ class HostView:
     adopted: bool = False
     tag: str = ""
     added: frozenset[str] = frozenset()
+    existing: frozenset[str] = frozenset()  # links it uses as they were, whatever their alias
+
+    def is_mine(self, link: LinkView) -> bool:
+        """Whether netprobe made `link` (in a namespace it does not own)."""
+        return self.adopted and link.alias == self.tag and link.name not in self.existing
 
     def is_added(self, what: str) -> bool:
         """Whether netprobe added `what` ("ADDRESS on LINK", a route text) here."""
@@ -63,7 +68,11 @@ def describe_topology(name: str) -> list[HostView]:
             view = describe(host, ns)
             if ns in record.adopted:
                 view = replace(
-                    view, adopted=True, tag=owner.link_tag(record.runid), added=_added(record, ns)
+                    view,
+                    adopted=True,
+                    tag=owner.link_tag(record.runid),
+                    added=_added(record, ns),
+                    existing=frozenset(record.existing.get(ns, {})),
                 )
             views.append(view)
     return views
