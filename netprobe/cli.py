@@ -398,10 +398,13 @@ def topo_up(file: str) -> None:
 def topo_down(name: str) -> None:
     """Remove the topology NAME left up by `topo up`."""
     with _errors():
+        from .report._text import reverted_lines
         from .topology import down
 
         report = down(name)
         click.echo(f"removed {name}: {len(report.removed_namespaces)} namespaces")
+        for line in reverted_lines(report):
+            click.echo(line)
 
 
 @topo.command("show")

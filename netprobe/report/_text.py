@@ -58,6 +58,7 @@ def clean_summary(report: CleanReport, trace_instances: Sequence[str] = ()) -> s
     if trace_instances:
         lines.append(f"removed {len(trace_instances)} trace instance(s) of dead runs")
         lines += [f"  - tracefs instance {name}" for name in trace_instances]
+    lines += reverted_lines(report)
     if not report.removed_runs and not trace_instances:
         lines.append("nothing to clean")
     if report.kept_live:
@@ -74,6 +75,18 @@ def clean_summary(report: CleanReport, trace_instances: Sequence[str] = ()) -> s
     return "\n".join(lines)
 
 
+def reverted_lines(report: CleanReport) -> list[str]:
+    """Per namespace netprobe does not own, which of its additions it removed there and
+    what it put back: "removed from adopted namespace X: address 10.9.0.5/24 on eth0"."""
+    lines = []
+    tables = (("removed from", report.removed_additions), ("put back in", report.restored))
+    for verb, table in tables:
+        for ns, items in table.items():
+            where = f"adopted namespace {ns}" if ns else "the root namespace"
+            lines.append(f"{verb} {where}: {', '.join(items)}")
+    return lines
+
+
 def topo_up_summary(spec: Spec, record: RunRecord) -> str:
     """What `netprobe topo up` made, with how to enter each host and to remove it."""
     lines = [f"topology {spec.name} is up (remove it with: netprobe topo down {spec.name})"]
@@ -85,18 +98,24 @@ def topo_up_summary(spec: Spec, record: RunRecord) -> str:
 
 
 def host_view_text(view: HostView) -> str:
-    """One host's links, addresses and routes, as `netprobe topo show` prints them."""
-    lines = [f"{view.host}  ({view.namespace})"]
+    """One host's links, addresses and routes, as `netprobe topo show` prints them. In an
+    adopted namespace a leading `+` marks what netprobe added (its links, the addresses
+    and routes it gave to what was there); the rest was there before."""
+    note = ", adopted: + marks what netprobe added" if view.adopted else ""
+    lines = [f"{view.host}  ({view.namespace}{note})"]
     for link in view.links:
         state = "UP" if link.up else "DOWN"
         state += "" if link.carrier or not link.up else " no-carrier"
         master = f" master {link.master}" if link.master else ""
-        addrs = " ".join(link.addresses)
-        lines.append(
-            f"  {link.name:<15} {link.kind:<8} {state:<14} {link.mac} mtu {link.mtu}"
-            f"{master}  {addrs}".rstrip()
+        mine = view.is_mine(link)
+        addrs = " ".join(
+            ("+" if view.is_added(f"{a} on {link.name}") else "") + a for a in link.addresses
         )
-    lines += [f"  route {r}" for r in view.routes]
+        lines.append(
+            f"{'+' if mine else ' '} {link.name:<15} {link.kind:<8} {state:<14} {link.mac} "
+            f"mtu {link.mtu}{master}  {addrs}".rstrip()
+        )
+    lines += [f"{'+' if view.is_added(r) else ' '} route {r}" for r in view.routes]
     return "\n".join(lines)
 
 

@@ -2,8 +2,9 @@
 
 Order: namespaces (and each OVS host's ovsdb-server) → masters (bridges, bonds) → TAPs →
 veths → stacked links (macvlan, vlan) → per-link settings (port VLANs of VLAN-filtering
-bridges among them) → Open vSwitch (switch daemon, bridges, ports, flows) → addresses →
-sysctls → routes → firewall → self-check.
+bridges among them) → Open vSwitch (switch daemon, bridges, ports, flows) → mtu and up
+state of existing links in adopted hosts → addresses → sysctls → routes → firewall →
+self-check. Changes to what netprobe does not own are recorded first (existing.py).
 In namespaces netprobe owns, IPv6 DAD and router solicitation are switched off in the
 namespace's defaults before any link exists, so links can come up as they are created.
 Elsewhere each link is created down, tagged, quietened, then brought up.
@@ -18,7 +19,7 @@ from ..._privilege import require_root
 from ...errors import TopologyError
 from .._model.spec import Bond, Bridge, Host, Interface, Macvlan, Spec, Tap, Veth, Vlan
 from .._model.validate import validate
-from . import netns, ovs, owner
+from . import existing, netns, ovs, owner
 from .links import (
     address_message,
     create_message,
@@ -28,8 +29,8 @@ from .links import (
     route_message,
 )
 from .live import HostState, Topology
-from .netlink import CREATE, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWROUTE, Rtnl, link_msg
-from .preflight import foreign_links, namespace_of, refuse_taken_names, taken
+from .netlink import CREATE, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWROUTE, LinkState, Rtnl, link_msg
+from .preflight import check_names, existing_links, foreign_links, namespace_of, taken
 from .selfcheck import verify
 from .tap import open_tap
 
@@ -53,7 +54,7 @@ def build(spec: Spec, *, persistent: bool = False) -> Topology:
     pid, start = owner.current_owner()
     runid = owner.persistent_runid(spec.name) if persistent else owner.new_runid()
     foreign = foreign_links(spec, runid)
-    refuse_taken_names(foreign)
+    used = check_names(foreign, existing_links(spec, runid))
     record = owner.RunRecord(
         runid=runid,
         pid=pid,
@@ -64,6 +65,7 @@ def build(spec: Spec, *, persistent: bool = False) -> Topology:
         spec_path=os.path.abspath(spec.source) if spec.source else None,  # for any cwd
         namespaces={h.name: namespace_of(h, runid) for h in spec.hosts},
         foreign_links=foreign,
+        existing=used,
         session=owner.current_session(),
     )
     try:
@@ -97,7 +99,7 @@ class _Builder:
             if ovs.has_ovs(host):
                 ovs.configure(self.topo, host)
         for host in self.spec.hosts:
-            self._learn_indexes(host)
+            existing.settle_links(self.topo, host, self._learn_indexes(host))
             self._addresses(host)
             self._sysctls(host)
             self._routes(host)
@@ -126,7 +128,7 @@ class _Builder:
             return None
         return self.index(host.name, iface.master)
 
-    def _learn_indexes(self, host: Host) -> None:
+    def _learn_indexes(self, host: Host) -> dict[str, LinkState]:
         """One dump per host gives every index the address and route steps need."""
         with netlink_errors(f"listing links of {host.name}", host.name):
             links = self.state(host.name).nl.link_states()
@@ -134,6 +136,7 @@ class _Builder:
             link = links.get(self.kname(host.name, iface.name))
             if link is not None:
                 self.indexes[(host.name, iface.name)] = link.index
+        return links
 
     def request(self, host: str, what: str, msg: Any, msg_type: int, flags: int = 0) -> None:
         with netlink_errors(what, host):
@@ -168,8 +171,9 @@ class _Builder:
         if ovs.has_ovs(host):
             ovs.start(self.topo, host)  # the database starts while the links are made
 
-    def _quiet_ipv6(self, host: Host, *confs: str) -> None:
-        """No DAD probes and no router solicitations unless the spec asks for them."""
+    def _quiet_ipv6(self, host: Host, *confs: str, undo: bool = True) -> None:
+        """No DAD probes and no router solicitations unless the spec asks for them.
+        `undo=False`: the settings of a link netprobe made, which go with it."""
         keys = [
             k
             for k, wanted in (
@@ -181,12 +185,12 @@ class _Builder:
         with netns.entered(self.state(host.name).fd):
             for path in (f"/proc/sys/net/ipv6/conf/{c}/{k}" for c in confs for k in keys):
                 if os.path.exists(path):  # else a kernel without IPv6
-                    self._write_sysctl(host, path, "0")
+                    self._write_sysctl(host, path, "0", undo=undo)
 
-    def _write_sysctl(self, host: Host, path: str, value: str) -> None:
+    def _write_sysctl(self, host: Host, path: str, value: str, *, undo: bool = True) -> None:
         """Write a sysctl (this thread is in the host's namespace); remember the old value
         first where the namespace is not netprobe's."""
-        if not host.owned:
+        if undo and not host.owned:
             with open(path) as src:
                 old = src.read().strip()
             self.topo.note_undo(
@@ -310,7 +314,7 @@ class _Builder:
             if master is not None:
                 attrs["IFLA_MASTER"] = master
             if not host.owned:
-                self._quiet_ipv6(host, self.kname(host_name, iface.name))
+                self._quiet_ipv6(host, self.kname(host_name, iface.name), undo=False)
             if master is not None and self._bond_member(host, iface):
                 enslave = link_msg(0, IFLA_IFNAME=attrs["IFLA_IFNAME"], IFLA_MASTER=master)
                 self.request(host_name, f"enslaving {host_name}:{iface.name}", enslave, RTM_NEWLINK)
@@ -356,7 +360,7 @@ class _Builder:
 
     def _addresses(self, host: Host) -> None:
         for iface in host.interfaces:
-            for addr in iface.addresses:
+            for addr in existing.addresses_to_add(self.topo, host, iface):
                 msg = address_message(self.index(host.name, iface.name), addr, dad=host.ipv6_dad)
                 self.request(
                     host.name,
@@ -389,10 +393,8 @@ class _Builder:
     def _routes(self, host: Host) -> None:
         for route in host.routes:
             oif = self.index(host.name, route.dev) if route.dev else None
-            if not host.owned:
-                dev = self.kname(host.name, route.dev) if route.dev else None
-                entry = {"to": route.to, "via": route.via, "dev": dev, "metric": route.metric}
-                self.topo.note_undo({"ns": namespace_of(host, self.topo.runid), "route": entry})
+            if not host.owned and not existing.route_to_add(self.topo, host, route, oif):
+                continue  # there already, and so not netprobe's to remove
             msg = route_message(route, oif)
             self.request(
                 host.name, f"adding route to {route.to} in {host.name}", msg, RTM_NEWROUTE, CREATE

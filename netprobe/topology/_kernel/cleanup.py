@@ -21,12 +21,20 @@ from .netlink import Rtnl
 
 @dataclass
 class CleanReport:
-    """What `clean` did and what it deliberately left alone."""
+    """What `clean` (or a teardown, or `topo down`) did and what it deliberately left alone.
+
+    `removed_additions` and `restored` say, per namespace netprobe does not own (adopted
+    ones; "" is the root namespace), which of its additions it took away there (links,
+    addresses on existing links, routes) and what it put back as it was (sysctls, the mtu
+    and up state of existing links), in words: "address 10.9.0.5/24 on eth0".
+    """
 
     removed_runs: list[str] = field(default_factory=list)
     removed_namespaces: list[str] = field(default_factory=list)
     removed_links: list[str] = field(default_factory=list)
     stopped_daemons: list[str] = field(default_factory=list)
+    removed_additions: dict[str, list[str]] = field(default_factory=dict)
+    restored: dict[str, list[str]] = field(default_factory=dict)
     kept_live: list[str] = field(default_factory=list)
     kept_persistent: list[str] = field(default_factory=list)
     unknown_namespaces: list[str] = field(default_factory=list)
@@ -96,9 +104,7 @@ def remove_run(record: owner.RunRecord, names: list[str], report: CleanReport) -
     report.stopped_daemons += stopped + more
     problems += problems_daemons
     problems += ovs.remove_dirs(record.runid) if not problems else []
-    removed, undo_problems = undo.revert(record)
-    report.removed_links += removed
-    problems += undo_problems
+    problems += note_reverted(report, undo.revert(record))
     if problems:
         raise TopologyError(f"cleaning run {record.runid}: " + "; ".join(problems))
     prefix = owner.ns_prefix(record.runid)
@@ -108,6 +114,16 @@ def remove_run(record: owner.RunRecord, names: list[str], report: CleanReport) -
             report.removed_namespaces.append(name)
     owner.unregister(record.runid)
     report.removed_runs.append(record.runid)
+
+
+def note_reverted(report: CleanReport, done: undo.Reverted) -> list[str]:
+    """Add what undoing a run did to `report`; returns the problems met."""
+    report.removed_links += done.links
+    pairs = ((report.removed_additions, done.removed), (report.restored, done.restored))
+    for mine, theirs in pairs:
+        for ns, items in theirs.items():
+            mine.setdefault(ns, []).extend(items)
+    return done.problems
 
 
 def leftovers(session: str | None = None) -> list[str]:

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import os
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..._privilege import require_root
 from ...errors import TopologyError
 from .._model.load import load
-from .._model.spec import Spec
-from . import netns
+from .._model.spec import Route, Spec
+from . import netns, owner
 from .links import IFF_UP
 from .named import find_persistent, find_shown
 from .netlink import RTM_GETADDR, RTM_GETROUTE, Rtnl
+from .undo import route_words
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class LinkView:
     mtu: int
     master: str | None
     addresses: tuple[str, ...]
+    alias: str | None = None
 
 
 @dataclass(frozen=True)
@@ -38,13 +40,56 @@ class HostView:
     namespace: str
     links: tuple[LinkView, ...]
     routes: tuple[str, ...]
+    # In a namespace netprobe does not own: the tag of its links there, and what it added
+    # to what was there before (addresses "10.9.0.5/24 on eth0", routes as `routes` are).
+    adopted: bool = False
+    tag: str = ""
+    added: frozenset[str] = frozenset()
+    existing: frozenset[str] = frozenset()  # links it uses as they were, whatever their alias
+
+    def is_mine(self, link: LinkView) -> bool:
+        """Whether netprobe made `link` (in a namespace it does not own)."""
+        return self.adopted and link.alias == self.tag and link.name not in self.existing
+
+    def is_added(self, what: str) -> bool:
+        """Whether netprobe added `what` ("ADDRESS on LINK", a route text) here."""
+        return what in self.added or any(
+            what.startswith(a + " dev ") for a in self.added if " on " not in a
+        )
 
 
 def describe_topology(name: str) -> list[HostView]:
     """Views of every host of the topology `name` (a persistent one, or a run id)."""
     require_root()
     record = find_shown(name)
-    return [describe(host, ns) for host, ns in record.namespaces.items() if ns and netns.exists(ns)]
+    views = []
+    for host, ns in record.namespaces.items():
+        if ns and netns.exists(ns):
+            view = describe(host, ns)
+            if ns in record.adopted:
+                view = replace(
+                    view,
+                    adopted=True,
+                    tag=owner.link_tag(record.runid),
+                    added=_added(record, ns),
+                    existing=frozenset(record.existing.get(ns, {})),
+                )
+            views.append(view)
+    return views
+
+
+def _added(record: owner.RunRecord, ns: str) -> frozenset[str]:
+    """What the run's undo entries say it added to namespace `ns`, as `describe` words it."""
+    added = set()
+    for entry in record.undo:
+        if entry["ns"] != ns:
+            continue
+        if "address" in entry:
+            added.add(f"{entry['address']} on {entry['dev']}")
+        elif "route" in entry:
+            route = {**entry["route"], "metric": None}  # `describe` shows no metric
+            added.add(route_words(Route(**route)).replace("default6", "default"))
+    return frozenset(added)
 
 
 def recorded_spec(name: str) -> Spec:
@@ -108,6 +153,7 @@ def _link_view(name: str, link: object, names: dict[int, str], addrs: list[str])
         mtu=msg.get_attr("IFLA_MTU") or 0,  # type: ignore[attr-defined]
         master=names.get(master) if master else None,
         addresses=tuple(addrs),
+        alias=msg.get_attr("IFLA_IFALIAS"),  # type: ignore[attr-defined]
     )
 
 

@@ -16,6 +16,7 @@ from ...errors import NotFound, SetupError, TopologyError
 from .._model.port import Port, host_and_ifname
 from .._model.spec import Host, Spec
 from . import daemon, netns, ovs, owner, process, view
+from .cleanup import CleanReport, note_reverted
 from .links import IFF_UP, raise_up
 from .netlink import RTM_NEWLINK, Rtnl, link_msg
 from .state import LiveHost, LiveRoute
@@ -60,6 +61,10 @@ class Topology:
         self.daemons: list[daemon.Daemon] = []
         self._torn_down = False
         self._cleanups: list[Callable[[], None]] = []
+        self._existing = spec.existing  # used as they are: no root prefix
+        # What the teardown did (removed_additions: what it took away from namespaces
+        # netprobe does not own); None until it has run.
+        self.teardown_report: CleanReport | None = None
         _live.append(self)
 
     # -- what users ask of it ----------------------------------------------------------
@@ -77,7 +82,8 @@ class Topology:
         """The kernel's name of interface `name` of `host` (prefixed in the root namespace);
         ``ifname(port)`` with a port (a Port or "HOST:IFNAME") alone, too."""
         host, name = host_and_ifname(host, name)
-        return owner.root_ifname(self.runid, name) if self._host(host).spec.root else name
+        prefixed = self._host(host).spec.root and (host, name) not in self._existing
+        return owner.root_ifname(self.runid, name) if prefixed else name
 
     def tap(self, host: str | Port, name: str | None = None) -> int:
         """The open descriptor of TAP `name`: write a frame to send it, read to receive
@@ -259,12 +265,16 @@ class Topology:
         _live.remove(self)
         _sigterm.disarm_if_idle()
 
-    def teardown(self) -> None:
-        """Remove everything this topology made, in reverse order. Safe to call twice."""
+    def teardown(self) -> CleanReport:
+        """Remove everything this topology made, in reverse order, and put back what it
+        changed in namespaces it does not own; returns what it did (also kept as
+        `teardown_report`): `removed_additions` names, per adopted namespace, each of its
+        additions it took away there. Safe to call twice."""
         if self._torn_down:
-            return
+            return self.teardown_report or CleanReport()
         self._torn_down = True
         _live.remove(self)
+        report = self.teardown_report = CleanReport(removed_runs=[self.runid])
         problems: list[str] = []
         with _signals_deferred():
             while self._cleanups:
@@ -278,8 +288,7 @@ class Topology:
             problems += stuck
             if not stuck:  # else the directory and the record are how `clean` finds them
                 problems += ovs.remove_dirs(self.runid)
-            _removed, undo_problems = revert(self.record)
-            problems += undo_problems
+            problems += note_reverted(report, revert(self.record))
             self._release()
             # By prefix, not by self.hosts: a build may die between creating a namespace
             # and recording it.
@@ -287,11 +296,13 @@ class Topology:
             for name in reversed(netns.list_names()):
                 if name.startswith(prefix):
                     netns.delete(name)
+                    report.removed_namespaces.append(name)
             if not stuck:
                 owner.unregister(self.runid)
         _sigterm.disarm_if_idle()
         if problems:
             raise TopologyError("teardown was incomplete:\n  " + "\n  ".join(problems))
+        return report
 
     def _stop_spawned(self) -> None:
         running = {p.pid: str(p.args) for p in self.spawned if p.poll() is None}

@@ -28,7 +28,7 @@ from pyroute2.netlink.rtnl.rtmsg import rtmsg
 from . import netns
 
 RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18
-RTM_NEWADDR, RTM_GETADDR = 20, 22
+RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR = 20, 21, 22
 RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE = 24, 25, 26
 _NLMSG_ERROR, _NLMSG_DONE = 2, 3
 _SOL_NETLINK, _NETLINK_CAP_ACK, _NETLINK_EXT_ACK = 270, 10, 11
@@ -123,7 +123,8 @@ class Rtnl:
         return out
 
     def link_states(self) -> dict[str, LinkState]:
-        """Name, index, flags, carrier and alias of every link: a dump parsed for just those.
+        """Name, index, flags, carrier, alias and mtu of every link: a dump parsed for just
+        those.
 
         pyroute2 decodes every attribute (statistics included), which made the self-check
         of a 200-host topology cost more than building it.
@@ -132,13 +133,18 @@ class Rtnl:
         out = {}
         for _mtype, chunk in self._replies(seq):
             _family, _type, index, flags, _change = _IFINFO.unpack_from(chunk, HDR.size)
-            wanted = {_IFLA_IFNAME, _IFLA_CARRIER, _IFLA_IFALIAS, _IFLA_OPERSTATE}
+            wanted = {_IFLA_IFNAME, _IFLA_CARRIER, _IFLA_IFALIAS, _IFLA_OPERSTATE, _IFLA_MTU}
             attrs = scan(chunk, HDR.size + _IFINFO.size, wanted)
             name = text(attrs.get(_IFLA_IFNAME)) or str(index)
             carrier, oper = attrs.get(_IFLA_CARRIER), attrs.get(_IFLA_OPERSTATE)
-            alias = text(attrs.get(_IFLA_IFALIAS))
+            alias, mtu = text(attrs.get(_IFLA_IFALIAS)), attrs.get(_IFLA_MTU)
             out[name] = LinkState(
-                index, flags, bool(carrier and carrier[0]), alias, oper[0] if oper else 0
+                index,
+                flags,
+                bool(carrier and carrier[0]),
+                alias,
+                oper[0] if oper else 0,
+                struct.unpack_from("=I", mtu)[0] if mtu else 0,
             )
         return out
 
@@ -166,14 +172,14 @@ class Rtnl:
         seq = self._send(ifaddrmsg(), RTM_GETADDR, NLM_F_DUMP)
         out = []
         for _mtype, chunk in self._replies(seq):
-            family, _plen, flags, _scope, index = _IFADDR.unpack_from(chunk, HDR.size)
+            family, plen, flags, _scope, index = _IFADDR.unpack_from(chunk, HDR.size)
             attrs = scan(chunk, HDR.size + _IFADDR.size, {_IFA_ADDRESS, _IFA_LOCAL, _IFA_FLAGS})
             raw = attrs.get(_IFA_LOCAL) or attrs.get(_IFA_ADDRESS)
             if raw is None:
                 continue
             if _IFA_FLAGS in attrs:
                 (flags,) = struct.unpack_from("=I", attrs[_IFA_FLAGS])
-            out.append(AddrState(index, socket.inet_ntop(family, raw), flags))
+            out.append(AddrState(index, socket.inet_ntop(family, raw), flags, plen))
         return out
 
     def tx_dropped(self, name: str) -> int:
@@ -216,19 +222,22 @@ class LinkState:
     carrier: bool
     alias: str | None
     operstate: int = 0  # RFC 2863: 6 is up; set by the kernel's link watcher
+    mtu: int = 0
 
 
 @dataclass(frozen=True)
 class AddrState:
-    """An address the kernel holds on a link, with its flags."""
+    """An address the kernel holds on a link, with its flags and prefix length."""
 
     index: int
     address: str
     flags: int
+    prefixlen: int = 0
 
 
 _IFINFO = struct.Struct("=BxHiII")
 _IFADDR = struct.Struct("=BBBBI")
+_IFLA_MTU = 4
 _IFLA_IFNAME, _IFLA_PROTINFO, _IFLA_OPERSTATE, _IFLA_IFALIAS, _IFLA_CARRIER = 3, 12, 16, 20, 33
 _IFLA_BRPORT_STATE = 1
 _IFLA_STATS64 = 23

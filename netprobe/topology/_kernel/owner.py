@@ -5,7 +5,8 @@ run killed at any point leaves a record that names what to look for:
 
 - namespaces it owns are named ``np-RUNID-HOST`` (RUNID never contains "-");
 - links it makes in namespaces it does not own (the root namespace, adopted ones)
-  carry the interface alias ``netprobe:RUNID``;
+  carry the interface alias ``netprobe:RUNID``; links that were there before, which it
+  only uses, are listed with their ifindex and never removed;
 - daemons it starts (Open vSwitch's) are listed in the record as soon as they exist, and
   keep their files in its private directory /run/netprobe/ovs-RUNID.
 
@@ -50,6 +51,8 @@ class RunRecord:
     # its other changes there (see undo.py). Written before each change is made.
     foreign_links: dict[str, list[str]] = field(default_factory=dict)
     undo: list[dict[str, Any]] = field(default_factory=list)
+    # Links it uses there as they exist, name → ifindex: never removed, whatever their name.
+    existing: dict[str, dict[str, int]] = field(default_factory=dict)
     created: float = field(default_factory=time.time)
     # Daemons the run started inside its hosts: host, name, pid, start_time, dir.
     daemons: list[dict[str, Any]] = field(default_factory=list)
@@ -207,6 +210,7 @@ def read_records() -> list[RunRecord]:
             raw["namespaces"] = dict(raw.get("namespaces", {}))
             raw["foreign_links"] = dict(raw.get("foreign_links", {}))
             raw["undo"] = list(raw.get("undo", []))
+            raw["existing"] = dict(raw.get("existing", {}))
             raw["daemons"] = list(raw.get("daemons", []))
             raw["processes"] = list(raw.get("processes", []))
             records.append(RunRecord(**raw))

@@ -1,5 +1,6 @@
 """Before a run creates anything: where each host lives, which links it will add to
-namespaces it does not own, and whether any of those names is already taken."""
+namespaces it does not own, whether any of those names is already taken, and whether the
+interfaces it means to use there as they are exist."""
 
 from __future__ import annotations
 
@@ -20,10 +21,13 @@ def namespace_of(host: Host, runid: str) -> str:
 
 def foreign_links(spec: Spec, runid: str) -> dict[str, list[str]]:
     """Kernel names of the links this run will create in namespaces it does not own: every
-    interface such a host lists, and veth ends that lead into it."""
+    interface such a host lists (but those it uses as they exist), and veth ends that lead
+    into it."""
     names: dict[str, list[str]] = {}
     for host in spec.hosts:
         for iface in host.interfaces:
+            if (host.name, iface.name) in spec.existing:
+                continue
             ends = [(host, iface.name)]
             if isinstance(iface.kind, Veth):
                 ends.append((spec.host(iface.kind.peer_host), iface.kind.peer_ifname))
@@ -36,10 +40,24 @@ def foreign_links(spec: Spec, runid: str) -> dict[str, list[str]]:
     return names
 
 
-def refuse_taken_names(foreign: dict[str, list[str]]) -> None:
+def existing_links(spec: Spec, runid: str) -> dict[str, list[str]]:
+    """Names of the interfaces the run uses as they exist, by namespace ("" = root)."""
+    names: dict[str, list[str]] = {}
+    for host in spec.hosts:
+        for iface in host.interfaces:
+            if (host.name, iface.name) in spec.existing:
+                names.setdefault(namespace_of(host, runid), []).append(iface.name)
+    return names
+
+
+def check_names(
+    foreign: dict[str, list[str]], existing: dict[str, list[str]]
+) -> dict[str, dict[str, int]]:
     """Before anything is made: no link to be created in a foreign namespace may exist
-    already, so that whatever bears one of these names later is netprobe's."""
-    for ns, names in foreign.items():
+    already, so that whatever bears one of these names later is netprobe's; every link to
+    be used as it exists must. Returns the ifindex of each of those, by namespace."""
+    found: dict[str, dict[str, int]] = {}
+    for ns in {**foreign, **existing}:
         if ns and not netns.exists(ns):
             raise TopologyError(
                 f"namespace {ns!r} to adopt does not exist (see `ip netns list`)", obj=ns
@@ -47,15 +65,31 @@ def refuse_taken_names(foreign: dict[str, list[str]]) -> None:
         fd = netns.open_fd(ns) if ns else netns.open_current()
         try:
             with Rtnl(fd) as nl:
-                taken = sorted(set(names) & set(nl.link_states()))
+                links = nl.link_states()
         finally:
             os.close(fd)
+        taken = sorted(set(foreign.get(ns, ())) & set(links))
         if taken:
             raise TopologyError(
                 f"{', '.join(taken)} already exist(s) in namespace "
                 f"{ns or '(root)'}: netprobe only adds links of its own there",
                 obj=taken[0],
             )
+        missing = [n for n in existing.get(ns, ()) if n not in links]
+        if missing:
+            raise TopologyError(
+                f"{', '.join(missing)} (no type: an interface to use as it is) does not exist "
+                f"in namespace {ns or '(root)'}, which has {_some(sorted(links))}; give "
+                "it a type to have netprobe make it",
+                obj=missing[0],
+            )
+        if ns in existing:
+            found[ns] = {n: links[n].index for n in existing[ns]}
+    return found
+
+
+def _some(names: list[str], most: int = 12) -> str:
+    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
 def taken(runid: str, name: str) -> SetupError:

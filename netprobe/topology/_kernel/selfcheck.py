@@ -3,6 +3,8 @@
 Links must be administratively up with carrier, and addresses must have left the
 tentative state. Carrier of a bridge is only required when a port can forward (STP off
 and at least one port), since a bridge without forwarding ports has none by design.
+An interface used as it exists (no type, in an adopted host) has no carrier promised: it
+need only exist, and if it is up with carrier, be operational.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from .live import HostState, Topology
 from .netlink import NetlinkError
 
 _BR_STATE_FORWARDING = 3
-_IF_OPER_UP = 6
+_IF_OPER_DOWN, _IF_OPER_UP = 2, 6
 _IFA_F_DADFAILED = 0x08
 _IFA_F_TENTATIVE = 0x40
 _DAD_WAIT = 5.0  # seconds, only when a host asked for duplicate address detection
@@ -48,6 +50,10 @@ def _problem(topo: Topology, state: HostState) -> str | None:
         link = links.get(topo.ifname(host.name, iface.name))
         if link is None:
             return f"{host.name}:{iface.name} does not exist"
+        if (host.name, iface.name) in topo.spec.existing:
+            if link.flags & IFF_UP and link.carrier and link.operstate == _IF_OPER_DOWN:
+                return f"{host.name}:{iface.name} has carrier but is not operational yet"
+            continue
         if not iface.up:
             continue
         if not link.flags & IFF_UP:

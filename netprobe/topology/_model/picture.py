@@ -1,4 +1,5 @@
 """A picture of a topology: hosts as boxes, their interfaces with addresses, the links.
+Interfaces an adopted host uses as they exist are marked "(existing)".
 
 Mermaid text always (renders on GitHub, GitLab and in most Markdown viewers); Graphviz
 DOT always; SVG when Graphviz's `dot` is installed.
@@ -18,7 +19,8 @@ def _id(host: str, name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]", "_", f"{host}__{name}")
 
 
-def _label(iface: Interface) -> str:
+def _label(iface: Interface, existing: bool = False) -> str:
+    """`existing`: an interface netprobe uses as it finds it, not one it makes."""
     kind = {
         Bridge: "bridge",
         Tap: "tap",
@@ -33,6 +35,8 @@ def _label(iface: Interface) -> str:
         kind = "bridge, vlan-aware"
     if isinstance(iface.kind, Vlan):
         kind = f"vlan {iface.kind.id}"
+    if existing:
+        kind = "(existing)"
     lines = [f"{iface.name} {kind}".strip(), *_vlans(iface), *(str(a) for a in iface.addresses)]
     return "\n".join(lines)
 
@@ -98,7 +102,8 @@ def mermaid(spec: Spec) -> str:
     for host in spec.hosts:
         lines.append(f'  subgraph {_id(host.name, "")}["{host.name}"]')
         for iface in _interfaces(spec, host):
-            text = _label(iface).replace("\n", "<br/>")
+            existing = (host.name, iface.name) in spec.existing
+            text = _label(iface, existing).replace("\n", "<br/>")
             lines.append(f'    {_id(host.name, iface.name)}["{text}"]')
         lines.append("  end")
     arrows = {"veth": "---", "port": "-.-"}
@@ -112,7 +117,8 @@ def dot(spec: Spec) -> str:
     for host in spec.hosts:
         lines.append(f'  subgraph "cluster_{host.name}" {{ label="{host.name}";')
         for iface in _interfaces(spec, host):
-            text = _label(iface).replace("\n", "\\n")
+            existing = (host.name, iface.name) in spec.existing
+            text = _label(iface, existing).replace("\n", "\\n")
             lines.append(f'    {_id(host.name, iface.name)} [label="{text}"];')
         lines.append("  }")
     lines += [

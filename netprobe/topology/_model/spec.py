@@ -3,8 +3,10 @@
 A topology is a set of hosts. Each host is a network namespace (made by netprobe, or
 adopted when it already exists) holding interfaces. An interface has a kind (veth, bridge,
 tap, macvlan, vlan, bond, ovs, ovs_bond) or none: then it is the far end of a veth declared
-elsewhere. Ports of a VLAN-filtering Linux bridge list their `vlans`; ports of an Open
-vSwitch bridge say `tag` (access) or `trunks`.
+elsewhere, or, in an adopted host or the root one, an interface that exists already, which
+netprobe uses as it finds it (adding only the addresses and routes the spec gives).
+Ports of a VLAN-filtering Linux bridge list their `vlans`; ports of an Open vSwitch
+bridge say `tag` (access) or `trunks`.
 
 Constructors accept the loose forms a person writes (lists, dicts, "10.0.0.1/24" strings)
 and normalise them, so that ``Host("red", interfaces=[...])`` reads naturally in Python.
@@ -16,6 +18,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from ...errors import SpecError
@@ -231,7 +234,8 @@ def _tuple(value: Iterable[Any] | None, what: str) -> tuple[Any, ...]:
 
 @dataclass(frozen=True)
 class Interface:
-    """An interface of a host. `kind=None`: the far end of a veth declared elsewhere."""
+    """An interface of a host. `kind=None`: the far end of a veth declared elsewhere, or
+    (when no veth leads to it, in a host netprobe does not own) one that exists already."""
 
     name: str
     kind: Kind | None = None
@@ -404,3 +408,21 @@ class Spec:
             if host.name == name:
                 return host
         raise KeyError(name)
+
+    @cached_property
+    def existing(self) -> frozenset[tuple[str, str]]:
+        """(host, interface) of every interface the spec uses as it exists: no type, no
+        veth of the spec leading to it, in a host netprobe does not own (adopted, root)."""
+        ends = {
+            (i.kind.peer_host, i.kind.peer_ifname)
+            for h in self.hosts
+            for i in h.interfaces
+            if isinstance(i.kind, Veth)
+        }
+        return frozenset(
+            (h.name, i.name)
+            for h in self.hosts
+            if not h.owned
+            for i in h.interfaces
+            if i.kind is None and (h.name, i.name) not in ends
+        )

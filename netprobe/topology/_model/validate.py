@@ -68,7 +68,7 @@ def _check_spec(spec: Spec) -> None:
     if sum(h.root for h in spec.hosts) > 1:
         raise SpecError("only one host may be the root namespace", path=("hosts",))
     for host in spec.hosts:
-        _check_host(host)
+        _check_host(host, {i for h, i in spec.existing if h == host.name})
     _check_veths(spec)
 
 
@@ -78,7 +78,8 @@ def _shown(name: object) -> str:
     return text if len(text) <= 40 else f"{text[:30]}... ({len(str(name))} characters)"
 
 
-def _check_host(host: Host) -> None:
+def _check_host(host: Host, existing: set[str]) -> None:
+    """`existing`: names of the interfaces the host uses as they exist (see Spec.existing)."""
     if not isinstance(host.name, str) or not _NAME.match(host.name) or len(host.name) > 64:
         raise _fail(
             f"host name {_shown(host.name)} must be 1-64 letters, digits, '_', '-', '.'",
@@ -95,12 +96,20 @@ def _check_host(host: Host) -> None:
                 name,
             )
     for iface in host.interfaces:
-        _check_interface(host, iface)
+        _check_interface(host, iface, iface.name in existing)
+        if iface.name in existing:
+            _check_existing(host, iface)
     _check_addresses(host)
     for index, route in enumerate(host.routes):
         if route.dev is not None and host.interface(route.dev) is None:
+            hint = (
+                f" (list one that exists as `{route.dev}:` under interfaces to use it)"
+                if host.adopt is not None
+                else ""
+            )
             raise _fail(
-                f"route to {route.to} uses dev {route.dev!r}, not an interface of {host.name!r}",
+                f"route to {route.to} uses dev {route.dev!r}, not an interface of "
+                f"{host.name!r}{hint}",
                 host.name,
                 "routes",
                 str(index),
@@ -151,9 +160,10 @@ def _check_placement(host: Host) -> None:
             )
 
 
-def _check_interface(host: Host, iface: Interface) -> None:
+def _check_interface(host: Host, iface: Interface, existing: bool) -> None:
     path = (host.name, "interfaces", str(iface.name))
-    limit = IFNAMSIZ - ROOT_IF_PREFIX_LEN if host.root else IFNAMSIZ
+    prefixed = host.root and not existing  # the root's existing links keep their names
+    limit = IFNAMSIZ - ROOT_IF_PREFIX_LEN if prefixed else IFNAMSIZ
     if (
         not isinstance(iface.name, str)
         or not iface.name
@@ -162,7 +172,7 @@ def _check_interface(host: Host, iface: Interface) -> None:
     ):
         extra = (
             f" (root-namespace names get a {ROOT_IF_PREFIX_LEN}-character prefix)"
-            if host.root
+            if prefixed
             else ""
         )
         raise _fail(
@@ -205,6 +215,38 @@ def _check_interface(host: Host, iface: Interface) -> None:
             )
     _check_ovs(host, iface, path)
     _check_port_vlans(host, iface, path)
+
+
+def _check_existing(host: Host, iface: Interface) -> None:
+    """An interface that exists already gets addresses (and, in an adopted namespace, its
+    mtu and up state), all undone at teardown; nothing that would rewire it."""
+    path = (host.name, "interfaces", iface.name)
+    where = "the root namespace" if host.root else f"adopted namespace {host.adopt!r}"
+    changes = [
+        key
+        for key, given in (
+            ("master", iface.master is not None),
+            ("mac", iface.mac is not None),
+            ("learning", iface.learning is not None),
+            ("vlans", bool(iface.vlans)),
+            ("tag", iface.tag is not None),
+            ("trunks", bool(iface.trunks)),
+        )
+        if given
+    ]
+    if changes:
+        raise _fail(
+            f"{iface.name!r} has no type, so it is an interface that exists in {where}: "
+            f"netprobe adds addresses and routes to it, but does not set its "
+            f"{', '.join(changes)} (give it a type to have netprobe make it)",
+            *path,
+        )
+    if host.root and (iface.addresses or iface.mtu is not None or not iface.up):
+        raise _fail(
+            f"{iface.name!r} is an interface of the machine's own (root) namespace: "
+            "netprobe uses it as it is, with no addresses, mtu or up/down of its own",
+            *path,
+        )
 
 
 def _check_master_chain(host: Host, iface: Interface, path: tuple[str, ...]) -> None:
@@ -367,10 +409,11 @@ def _check_veths(spec: Spec) -> None:
             _check_peer_name(far_host, there[1], path)
     for host in spec.hosts:
         for iface in host.interfaces:
-            if iface.kind is None and (host.name, iface.name) not in peer_of:
+            if iface.kind is None and host.owned and (host.name, iface.name) not in peer_of:
                 raise _fail(
                     f"interface {iface.name!r} of {host.name!r} has no type and no veth "
-                    "leads to it (give it veth/bridge/tap/macvlan/vlan/bond)",
+                    "leads to it (give it veth/bridge/tap/macvlan/vlan/bond; only a host "
+                    "that adopts a namespace can use an interface that exists)",
                     host.name,
                     "interfaces",
                     iface.name,
