@@ -24,6 +24,8 @@ def foreign_links(spec: Spec, runid: str) -> dict[str, list[str]]:
     names: dict[str, list[str]] = {}
     for host in spec.hosts:
         for iface in host.interfaces:
+            if iface.observed is not None:
+                continue  # it exists already: netprobe creates nothing for it
             ends = [(host, iface.name)]
             if isinstance(iface.kind, Veth):
                 ends.append((spec.host(iface.kind.peer_host), iface.kind.peer_ifname))
@@ -42,7 +44,10 @@ def refuse_taken_names(foreign: dict[str, list[str]]) -> None:
     for ns, names in foreign.items():
         if ns and not netns.exists(ns):
             raise TopologyError(
-                f"namespace {ns!r} to adopt does not exist (see `ip netns list`)", obj=ns
+                f"namespace {ns!r} to adopt does not exist (see `ip netns list`)"
+                if not ns.startswith(netns.PID_PREFIX)
+                else f"no process {ns[len(netns.PID_PREFIX):]} to adopt the namespace of",
+                obj=ns,
             )
         fd = netns.open_fd(ns) if ns else netns.open_current()
         try:
