@@ -17,6 +17,7 @@ import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
 
+from ..._privilege import require_root
 from ...errors import TopologyError
 from .._model.observed import Observed, ObservedHost, ObservedNeighbour, ObservedRoute
 from .._model.spec import Host, Interface, Spec
@@ -32,15 +33,24 @@ _LINK_LOCAL6 = ipaddress.ip_network("fe80::/64")
 def discover(
     names: Sequence[str] = (),
     pids: Sequence[int] = (),
-    *,
-    every: bool = False,
+    all: bool = False,  # noqa: A002  (the CLI's --all)
     root: bool = False,
+    *,
     rulesets: bool = True,
     name: str = "discovered",
 ) -> Spec:
-    """The spec adopting the namespaces `names`, those of processes `pids`, or `every`
-    one; the root namespace only with `root`. Raises TopologyError for a name or pid that
-    is not there, and when there is nothing to discover."""
+    """A spec that adopts what exists, changing nothing: the named namespaces `names`
+    (as in `ip netns`), the namespaces of processes `pids` (a container's: adopted as
+    "pid:PID", named after the container where its runtime says), or `all` of them; the
+    root namespace (the one netprobe runs in) only with `root`, read-only. Each
+    interface is an existing one with an `observed:` block (kind, veth peer, master,
+    addresses, port state), each host keeps its routes, permanent neighbours, forwarding
+    sysctls and (with `rulesets`) its nft ruleset. Building the result creates nothing.
+
+    Raises TopologyError for a name or pid that is not there, or nothing to discover.
+    """
+    require_root()  # entering another namespace takes CAP_SYS_ADMIN
+    every = all
     found = find(names, pids, every=every, root=root)
     if not found:
         raise TopologyError("no namespace to discover (give names, --pid, --all or --root)")

@@ -114,8 +114,12 @@ def _missing(name: str) -> tuple[int, int]:
 def _pid_inode(pid: int) -> tuple[int, int]:
     try:
         return _inode(f"/proc/{pid}/ns/net")
-    except OSError:
-        raise TopologyError(f"no process {pid} whose network namespace can be read") from None
+    except FileNotFoundError:
+        raise TopologyError(f"no process {pid}") from None
+    except OSError as exc:
+        raise TopologyError(
+            f"cannot read the network namespace of process {pid}: {exc.strerror}"
+        ) from None
 
 
 def _processes() -> Iterable[tuple[int, tuple[int, int]]]:
