@@ -33,7 +33,7 @@ _LINK_LOCAL6 = ipaddress.ip_network("fe80::/64")
 def discover(
     names: Sequence[str] = (),
     pids: Sequence[int] = (),
-    all: bool = False,  # noqa: A002  (the CLI's --all)
+    all: bool = False,
     root: bool = False,
     *,
     rulesets: bool = True,
@@ -70,7 +70,9 @@ def discover(
         pairs = peers(live, NsidLookup(sockets, fds))
         masters = _ovs_masters(live)
         sysctls = {h: ruleset.sysctls(fds[h], _ifnames(live[h])) for h in live}
-        with_tables = {i.host: i.path for i in found if rulesets and ruleset.has_tables(fds[i.host])}
+        with_tables = {
+            i.host: i.path for i in found if rulesets and ruleset.has_tables(fds[i.host])
+        }
     finally:
         for nl in sockets.values():
             nl.close()

@@ -52,7 +52,7 @@ def describe_spec(spec: Spec) -> list[HostView]:
     shows of a discovered topology file."""
     require_root()
     return [
-        describe(h.name, "" if h.root else h.adopt) for h in spec.hosts if h.adopt or h.root
+        describe(h.name, h.adopt or "") for h in spec.hosts if h.adopt or h.root
     ]
 
 

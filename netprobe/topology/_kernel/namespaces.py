@@ -77,7 +77,7 @@ def find(
         else:
             out[ino] = Found("", f"{netns.PID_PREFIX}{pid}", "", f"/proc/{pid}/ns/net")
             unnamed.append((ino, pid))
-    for (ino, pid), (host, origin) in zip(unnamed, _names([p for _, p in unnamed]), strict=True):
+    for (ino, _pid), (host, origin) in zip(unnamed, _names([p for _, p in unnamed]), strict=True):
         out[ino] = Found(host, out[ino].adopt, origin, out[ino].path)
     return _unique(list(out.values()))
 

@@ -101,7 +101,7 @@ def _differing(values: dict[str, str]) -> dict[str, str]:
     out = {}
     for key, value in values.items():
         parts = key.split(".") if "/" not in key else key.split("/")
-        general = ".".join(parts[:3] + ["all", parts[-1]])
+        general = ".".join([*parts[:3], "all", parts[-1]])
         if len(parts) == 5 and parts[3] not in ("all", "default") and values.get(general) == value:
             continue
         out[key] = value
