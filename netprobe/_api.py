@@ -40,6 +40,7 @@ from .topology import (
     Vlan,
     build,
     clean,
+    discover,
     load,
     loads,
     validate,

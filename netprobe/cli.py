@@ -419,7 +419,8 @@ def topo_down(name: str) -> None:
     "draw the topology (NAME may also be a topology file).",
 )
 def topo_show(name: str, fmt: str) -> None:
-    """Print the links, addresses and routes of each host of topology NAME, or draw it."""
+    """Print the links, addresses and routes of each host of topology NAME (or of the
+    adopted hosts of a topology file, such as `topo discover` writes), or draw it."""
     with _errors():
         if fmt != "text":
             from .topology import load
@@ -430,10 +431,57 @@ def topo_show(name: str, fmt: str) -> None:
             click.echo(getattr(picture, fmt)(spec), nl=False)
             return
         from .report._text import host_view_text
-        from .topology._kernel.inspect import describe_topology
+        from .topology._kernel.inspect import describe_spec, describe_topology
 
-        for view in describe_topology(name):
+        if os.path.isfile(name):  # a topology file: the hosts that exist without it
+            from .topology import load
+
+            views = describe_spec(load(name))
+        else:
+            views = describe_topology(name)
+        for view in views:
             click.echo(host_view_text(view))
+
+
+@topo.command("discover")
+@click.argument("names", nargs=-1)
+@click.option("--pid", "pids", multiple=True, metavar="PID",
+              help="Adopt the network namespace of process PID (a container's). Repeatable.")
+@click.option("--all", "every", is_flag=True,
+              help="Every named namespace, and every process's namespace that has no name.")
+@click.option("--root", is_flag=True, help="Include the root namespace (read-only).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="Write the topology YAML to this file instead of printing it.")
+def topo_discover(
+    names: tuple[str, ...], pids: tuple[str, ...], every: bool, root: bool, output: str | None
+) -> None:
+    """Print a topology that adopts the namespaces NAME... as they are (or those of
+    --pid, or --all), with what each holds: links, veth peers, bridges and ports,
+    addresses, routes, rulesets. Discovery changes nothing; building its result
+    creates nothing."""
+    with _errors():
+        from .topology import discover
+        from .topology._model.dump import dump
+
+        bad = [p for p in pids if not p.isdigit() or int(p) < 1]
+        if bad:
+            raise SpecError(f"--pid takes a process id, not {bad[0]!r}")
+        if not (names or pids or every or root):
+            raise SpecError("say what to discover: NAME..., --pid PID, --all or --root")
+        spec = discover(names, [int(p) for p in pids], all=every, root=root)
+        text = _DISCOVERED + dump(spec)
+        if output is None:
+            click.echo(text, nl=False)
+            return
+        with open(output, "w") as out:
+            out.write(text)
+        click.echo(f"wrote {output}: {len(spec.hosts)} host(s)", err=True)
+
+
+_DISCOVERED = (
+    "# Discovered by `netprobe topo discover`: every interface exists already (no type,\n"
+    "# an `observed:` block), so building this creates and changes nothing.\n"
+)
 
 
 @topo.command("list")

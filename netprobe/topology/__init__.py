@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from ._kernel.build import build
 from ._kernel.cleanup import CleanReport, clean, down, leftovers
+from ._kernel.discover import discover
 from ._kernel.live import RunResult, Topology
 from ._kernel.state import LiveHost, LiveInterface, LiveRoute, Neighbour
 from ._model.load import as_spec, load, loads
+from ._model.observed import Observed, ObservedHost, ObservedNeighbour, ObservedRoute
 from ._model.port import Port
 from ._model.spec import (
     Bond,
@@ -39,6 +41,10 @@ __all__ = [
     "LiveRoute",
     "Macvlan",
     "Neighbour",
+    "Observed",
+    "ObservedHost",
+    "ObservedNeighbour",
+    "ObservedRoute",
     "OvsBond",
     "OvsBridge",
     "Port",
@@ -52,6 +58,7 @@ __all__ = [
     "as_spec",
     "build",
     "clean",
+    "discover",
     "down",
     "leftovers",
     "load",

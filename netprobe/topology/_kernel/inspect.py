@@ -92,6 +92,15 @@ def _added(record: owner.RunRecord, ns: str) -> frozenset[str]:
     return frozenset(added)
 
 
+def describe_spec(spec: Spec) -> list[HostView]:
+    """Views of the hosts of `spec` that exist without it (adopted, root): what `topo show`
+    shows of a discovered topology file."""
+    require_root()
+    return [
+        describe(h.name, h.adopt or "") for h in spec.hosts if h.adopt or h.root
+    ]
+
+
 def recorded_spec(name: str) -> Spec:
     """The spec a persistent topology was built from (its file, as recorded)."""
     record = find_persistent(name)
@@ -106,7 +115,7 @@ def recorded_spec(name: str) -> Spec:
 def describe(host: str, ns: str) -> HostView:
     """The view of `host` from its namespace `ns`; raises TopologyError if it cannot be read."""
     try:
-        fd = netns.open_fd(ns)
+        fd = netns.open_fd(ns) if ns else netns.open_current()
     except OSError as exc:
         raise TopologyError(f"cannot open {host}'s namespace {ns}: {exc.strerror}") from None
     try:

@@ -224,7 +224,7 @@ class Topology:
     def _inside(self, host: str, argv: Sequence[str]) -> list[str]:
         """`argv` as run inside `host`'s namespace."""
         ns = self._host(host).ns
-        return list(argv) if ns is None else ["ip", "netns", "exec", ns, *argv]
+        return list(argv) if ns is None else netns.exec_argv(ns, list(argv))
 
     def _host(self, name: str) -> HostState:
         try:

@@ -33,7 +33,14 @@ def _check(ret: int, what: str) -> None:
 
 
 def _path(name: str) -> str:
+    """Where namespace `name` is: /run/netns/NAME, or /proc/PID/ns/net for "pid:PID" (a
+    container's namespace, which has no name)."""
+    if name.startswith(PID_PREFIX) and name[len(PID_PREFIX) :].isdigit():
+        return f"/proc/{name[len(PID_PREFIX) :]}/ns/net"
     return os.path.join(NETNS_DIR, name)
+
+
+PID_PREFIX = "pid:"
 
 
 def _prepare_dir() -> None:
@@ -87,7 +94,8 @@ def delete(name: str) -> None:
 
 
 def exists(name: str) -> bool:
-    """True when the named namespace exists under /run/netns."""
+    """True when the named namespace exists under /run/netns (or process PID lives, for
+    "pid:PID")."""
     return os.path.exists(_path(name))
 
 
@@ -99,8 +107,17 @@ def list_names() -> list[str]:
         return []
 
 
+def exec_argv(name: str, argv: list[str]) -> list[str]:
+    """`argv` run inside namespace `name`: `ip netns exec`, or for "pid:PID" (no name to
+    give it) `nsenter` into that process's network namespace alone."""
+    if name.startswith(PID_PREFIX):
+        return ["nsenter", f"--net={_path(name)}", "--", *argv]
+    return ["ip", "netns", "exec", name, *argv]
+
+
 def open_fd(name: str) -> int:
-    """An O_RDONLY descriptor of the namespace, usable with setns() and IFLA_NET_NS_FD."""
+    """An O_RDONLY descriptor of the namespace (a name, or "pid:PID"), usable with
+    setns() and IFLA_NET_NS_FD."""
     return os.open(_path(name), os.O_RDONLY | os.O_CLOEXEC)
 
 

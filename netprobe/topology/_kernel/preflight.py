@@ -26,8 +26,8 @@ def foreign_links(spec: Spec, runid: str) -> dict[str, list[str]]:
     names: dict[str, list[str]] = {}
     for host in spec.hosts:
         for iface in host.interfaces:
-            if (host.name, iface.name) in spec.existing:
-                continue
+            if (host.name, iface.name) in spec.existing or iface.observed is not None:
+                continue  # it exists already: netprobe creates nothing for it
             ends = [(host, iface.name)]
             if isinstance(iface.kind, Veth):
                 ends.append((spec.host(iface.kind.peer_host), iface.kind.peer_ifname))
@@ -60,7 +60,10 @@ def check_names(
     for ns in {**foreign, **existing}:
         if ns and not netns.exists(ns):
             raise TopologyError(
-                f"namespace {ns!r} to adopt does not exist (see `ip netns list`)", obj=ns
+                f"namespace {ns!r} to adopt does not exist (see `ip netns list`)"
+                if not ns.startswith(netns.PID_PREFIX)
+                else f"no process {ns[len(netns.PID_PREFIX):]} to adopt the namespace of",
+                obj=ns,
             )
         fd = netns.open_fd(ns) if ns else netns.open_current()
         try:

@@ -40,7 +40,9 @@ def verify(topo: Topology, *, timeout: float = 2.0) -> None:
 
 def _problem(topo: Topology, state: HostState) -> str | None:
     host = state.spec
-    kernel_links = [i for i in host.interfaces if not isinstance(i.kind, OvsBond)]  # OVS's own
+    kernel_links = [  # not OVS's own, nor what exists already (it is as it was found)
+        i for i in host.interfaces if not isinstance(i.kind, OvsBond) and i.observed is None
+    ]
     for iface in kernel_links:
         if iface.up:  # settles the kernel's pending link-watch work for this link
             with contextlib.suppress(NetlinkError):

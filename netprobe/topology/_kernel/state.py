@@ -30,6 +30,7 @@ _ROUTE_TYPES = {1: "unicast", 2: "local", 3: "broadcast", 6: "blackhole",
                 7: "unreachable", 8: "prohibit"}
 _NUD = {0x01: "incomplete", 0x02: "reachable", 0x04: "stale", 0x08: "delay",
         0x10: "probe", 0x20: "failed", 0x40: "noarp", 0x80: "permanent"}
+_PROTOS = {2: "kernel", 3: "boot", 4: "static", 16: "dhcp", 186: "bgp", 188: "ospf"}
 STP_STATES = {0: "disabled", 1: "listening", 2: "learning", 3: "forwarding", 4: "blocking"}
 
 
@@ -39,7 +40,7 @@ class LiveInterface:
 
     name: str
     index: int
-    kind: str  # veth, bridge, tun, macvlan, vlan, bond, openvswitch, loopback, device …
+    kind: str  # veth, bridge, tap, tun, macvlan, vlan, bond, openvswitch, loopback, device …
     mac: str
     mtu: int
     up: bool
@@ -67,6 +68,7 @@ class LiveRoute:
     src: str | None = None
     metric: int = 0
     table: int = 254
+    proto: str = "boot"  # kernel: made with an address; boot, static: by a person or tool
 
     def __str__(self) -> str:
         default = self.dst.prefixlen == 0
@@ -233,7 +235,10 @@ def _link(chunk: bytes) -> tuple[LiveInterface, int | None]:
     """One link, and its master's ifindex."""
     _family, arphrd, index, flags, _change = _IFINFO.unpack_from(chunk, HDR.size)
     attrs = scan(chunk, HDR.size + _IFINFO.size, _LINK_ATTRS)
-    kind = text(scan(attrs[18], 0, {1}).get(1)) if 18 in attrs else None
+    info = scan(attrs[18], 0, {1, 2}) if 18 in attrs else {}
+    kind = text(info.get(1))
+    if kind == "tun" and scan(info.get(2, b""), 0, {3}).get(3, b"\1")[:1] == b"\2":
+        kind = "tap"  # IFLA_TUN_TYPE: IFF_TAP
     if kind is None:
         kind = {_ARPHRD_LOOPBACK: "loopback", _ARPHRD_NONE: "device"}.get(arphrd, "device")
     link = LiveInterface(
@@ -273,7 +278,7 @@ def _routes(nl: Rtnl, names: Mapping[int, str]) -> Iterable[LiveRoute]:
 
 
 def _route(chunk: bytes, names: Mapping[int, str], wanted: set[int] | None) -> LiveRoute | None:
-    family, dst_len, _src, _tos, table, _proto, _scope, rtype, _fl = _RTMSG.unpack_from(
+    family, dst_len, _src, _tos, table, proto, _scope, rtype, _fl = _RTMSG.unpack_from(
         chunk, HDR.size
     )
     if wanted is not None and (rtype not in wanted or table == 255):  # 255: local table
@@ -291,6 +296,7 @@ def _route(chunk: bytes, names: Mapping[int, str], wanted: set[int] | None) -> L
         src=socket.inet_ntop(family, attrs[7]) if 7 in attrs else None,
         metric=_u32(attrs.get(6)),
         table=table,
+        proto=_PROTOS.get(proto, str(proto)),
     )
 
 

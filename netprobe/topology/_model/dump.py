@@ -20,7 +20,19 @@ from .spec import Host, Interface, Spec, Veth
 
 def dump(spec: Spec, *, rename: Callable[[str], str] | None = None) -> str:
     """YAML text of `spec`; `rename` maps each ruleset path to the one written."""
-    return yaml.safe_dump(to_data(spec, rename=rename), sort_keys=False, width=100)
+    return yaml.dump(to_data(spec, rename=rename), Dumper=_Dumper, sort_keys=False, width=100)
+
+
+class _Dumper(yaml.SafeDumper):
+    """Safe YAML, with text of several lines (a discovered ruleset) as a literal block."""
+
+
+def _text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _text)
 
 
 def to_data(spec: Spec, *, rename: Callable[[str], str] | None = None) -> dict[str, Any]:
@@ -45,6 +57,11 @@ def _host(host: Host, rename: Callable[[str], str]) -> dict[str, Any]:
         value = getattr(host, name)
         if value != _default(Host, name):
             out[name] = value
+    if host.observed is not None:
+        seen = _fields(host.observed)
+        if host.observed.sysctls:
+            seen["sysctls"] = dict(host.observed.sysctls)
+        out["observed"] = seen
     return out
 
 

@@ -17,6 +17,7 @@ import yaml
 
 from ..._inputfile import read_input
 from ...errors import SpecError
+from .observed import observed, observed_host
 from .spec import (
     Bond,
     Bridge,
@@ -48,8 +49,11 @@ _HOST_KEYS = {
     "root",
     "ipv6_dad",
     "ipv6_router_solicitation",
+    "observed",
 }
-_IFACE_KEYS = {"addresses", "master", "learning", "mac", "mtu", "up", "vlans", "tag", "trunks"}
+_IFACE_KEYS = {
+    "addresses", "master", "learning", "mac", "mtu", "up", "vlans", "tag", "trunks", "observed"
+}
 _KINDS: dict[str, tuple[Callable[..., Kind], set[str]]] = {
     "veth": (Veth, {"peer"}),
     "bridge": (Bridge, {"stp", "ageing", "forward_delay", "vlan_filtering"}),
@@ -251,7 +255,19 @@ class _Reader:
         for flag in ("root", "ipv6_dad", "ipv6_router_solicitation"):
             if flag in raw:
                 kwargs[flag] = self.typed(raw[flag], flag, bool)
+        if "observed" in raw:
+            kwargs["observed"] = self.observed(raw["observed"], observed_host)
         return self.build(node, Host, path, **kwargs)
+
+    def observed(self, node: yaml.Node, factory: Callable[[object], T]) -> T:
+        """An `observed:` block: plain data, checked by its dataclasses."""
+        if not isinstance(node, yaml.MappingNode):
+            raise self.error(node, "observed must be a mapping")
+        try:
+            data = self._constructor.construct_object(node, deep=True)
+        except Exception as exc:  # a bad tag inside
+            raise self.error(node, f"bad value in observed: {exc}") from None
+        return self.build(node, factory, value=data)
 
     def interface(self, name: str, node: yaml.Node, path: tuple[str, ...]) -> Interface:
         if isinstance(node, yaml.ScalarNode) and self.scalar(node, "interface") is None:
@@ -284,6 +300,8 @@ class _Reader:
         if "vlans" in raw:
             items = self.sequence(raw["vlans"], "vlans")
             kwargs["vlans"] = [self.bridge_vlan(v) for v in items]
+        if "observed" in raw:
+            kwargs["observed"] = self.observed(raw["observed"], observed)
         return self.build(node, Interface, path, **kwargs)
 
     def bridge_vlan(self, node: yaml.Node) -> BridgeVlan:

@@ -37,7 +37,15 @@ def _label(iface: Interface, existing: bool = False) -> str:
         kind = f"vlan {iface.kind.id}"
     if existing:
         kind = "(existing)"
-    lines = [f"{iface.name} {kind}".strip(), *_vlans(iface), *(str(a) for a in iface.addresses)]
+    seen = iface.observed
+    if seen is not None:  # discovered: what the kernel said
+        kind = "" if seen.kind in ("veth", "device") else seen.kind
+        if seen.port_state not in (None, "forwarding"):
+            kind = f"{kind} {seen.port_state}".strip()
+        if not seen.up:
+            kind = f"{kind} down".strip()
+    addresses = [*iface.addresses, *(seen.addresses if seen else ())]
+    lines = [f"{iface.name} {kind}".strip(), *_vlans(iface), *(str(a) for a in addresses)]
     return "\n".join(lines)
 
 
@@ -79,6 +87,23 @@ def _edges(spec: Spec) -> list[tuple[str, str, str]]:
                 edges.append((here, _id(host.name, iface.master), "port"))
             if isinstance(iface.kind, (Macvlan, Vlan)):
                 edges.append((here, _id(host.name, iface.kind.parent), "port"))
+            edges += _observed_edges(host, iface)
+    return edges
+
+
+def _observed_edges(host: Host, iface: Interface) -> list[tuple[str, str, str]]:
+    """A discovered interface's veth (drawn once, from the end that sorts first) and
+    master (a bridge or bond it is a port of)."""
+    seen = iface.observed
+    if seen is None:
+        return []
+    here = _id(host.name, iface.name)
+    edges = []
+    if seen.peer and (host.name, iface.name) < tuple(seen.peer.split(":", 1)):
+        far_host, _, far = seen.peer.partition(":")
+        edges.append((here, _id(far_host, far), "veth"))
+    if seen.master:
+        edges.append((here, _id(host.name, seen.master), "port"))
     return edges
 
 

@@ -22,6 +22,7 @@ from functools import cached_property
 from typing import Any
 
 from ...errors import SpecError
+from .observed import Observed, ObservedHost, observed, observed_host
 
 # Links netprobe makes in the root namespace are named np + 4 hex digits + the name.
 ROOT_IF_PREFIX_LEN = 6
@@ -248,8 +249,11 @@ class Interface:
     vlans: tuple[BridgeVlan, ...] = ()  # on a port of a VLAN-filtering Linux bridge
     tag: int | None = None  # on a port of an OVS bridge: an access port of this VLAN
     trunks: tuple[int, ...] = ()  # on a port of an OVS bridge: a trunk of these VLANs
+    observed: Observed | None = None  # an existing interface as discovery found it
 
     def __post_init__(self) -> None:
+        if self.observed is not None:
+            _set(self, "observed", observed(self.observed))
         _set(self, "addresses", tuple(_address(a) for a in _tuple(self.addresses, "addresses")))
         _set(self, "vlans", tuple(_bridge_vlan(v) for v in _tuple(self.vlans, "vlans")))
         trunks = _tuple(self.trunks, "trunks")
@@ -348,7 +352,8 @@ class Firewall:
 
 @dataclass(frozen=True)
 class Host:
-    """A network namespace. `adopt` takes an existing one; `root` is the machine's own."""
+    """A network namespace. `adopt` takes an existing one (a name in /run/netns, or
+    "pid:PID": the namespace of that process); `root` is the machine's own."""
 
     name: str
     interfaces: tuple[Interface, ...] = ()
@@ -359,8 +364,11 @@ class Host:
     root: bool = False
     ipv6_dad: bool = False
     ipv6_router_solicitation: bool = False
+    observed: ObservedHost | None = None  # routes, rulesets … as discovery found them
 
     def __post_init__(self) -> None:
+        if self.observed is not None:
+            _set(self, "observed", observed_host(self.observed))
         for name, cls in (("interfaces", Interface), ("routes", Route), ("firewall", Firewall)):
             items = _tuple(getattr(self, name), name)
             if not all(isinstance(item, cls) for item in items):

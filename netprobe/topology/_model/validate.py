@@ -31,6 +31,8 @@ IFNAMSIZ = 15  # usable characters of an interface name (16 with the NUL)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 # net.ipv4.ip_forward, or with slashes when a name holds dots: net/ipv4/conf/eth0.10/rp_filter
 _SYSCTL = re.compile(r"^net[./][A-Za-z0-9_.\-/]+$")
+_PID_NS = re.compile(r"^pid:[1-9][0-9]*$")  # adopt the namespace of /proc/PID/ns/net
+_KERNEL_IFNAME = re.compile(r"^[^/:\s]{1,15}$")  # what the kernel accepts (dev_valid_name)
 
 
 def _fail(message: str, *path: str) -> SpecError:
@@ -141,6 +143,12 @@ def _check_placement(host: Host) -> None:
     """What may be changed depends on whether netprobe owns the namespace."""
     if host.root and host.adopt is not None:
         raise _fail("a host is either `root` or `adopt`, not both", host.name)
+    if host.observed is not None and host.owned:
+        raise _fail(
+            "`observed` describes a namespace that exists already: give `adopt` or `root`",
+            host.name,
+            "observed",
+        )
     if host.root and (host.routes or host.sysctls or host.firewall):
         raise _fail(
             "the root namespace is the machine's own: netprobe adds interfaces "
@@ -148,9 +156,13 @@ def _check_placement(host: Host) -> None:
             host.name,
         )
     if host.adopt is not None:
-        if not isinstance(host.adopt, str) or not _NAME.match(host.adopt):
+        if not isinstance(host.adopt, str) or not (
+            _NAME.match(host.adopt) or _PID_NS.match(host.adopt)
+        ):
             raise _fail(
-                f"adopt must name a namespace in /run/netns, not {host.adopt!r}", host.name, "adopt"
+                f"adopt must name a namespace in /run/netns or be pid:PID, not {host.adopt!r}",
+                host.name,
+                "adopt",
             )
         if host.firewall:
             raise _fail(
@@ -160,8 +172,28 @@ def _check_placement(host: Host) -> None:
             )
 
 
+def _check_observed(host: Host, iface: Interface, path: tuple[str, ...]) -> None:
+    """An interface discovery found exists already: netprobe makes nothing of it, so it
+    lives where netprobe did not build, has no type, and bears the kernel's name."""
+    if host.owned:
+        raise _fail(
+            f"{iface.name!r} is observed (it exists already), but netprobe makes host "
+            f"{host.name!r}: observed interfaces belong to adopted or root hosts",
+            *path,
+        )
+    if iface.kind is not None:
+        raise _fail(f"observed interface {iface.name!r} exists already: it takes no type", *path)
+    if not isinstance(iface.name, str) or not _KERNEL_IFNAME.match(iface.name) or (
+        iface.name in (".", "..", "lo")
+    ):
+        raise _fail(f"observed interface name {iface.name!r} is no kernel interface name", *path)
+
+
 def _check_interface(host: Host, iface: Interface, existing: bool) -> None:
     path = (host.name, "interfaces", str(iface.name))
+    if iface.observed is not None:
+        _check_observed(host, iface, path)
+        return
     prefixed = host.root and not existing  # the root's existing links keep their names
     limit = IFNAMSIZ - ROOT_IF_PREFIX_LEN if prefixed else IFNAMSIZ
     if (
