@@ -41,6 +41,7 @@ class HandMade:
         self.hosts: dict[str, str] = {}  # host name → namespace
         self.dir = tempfile.mkdtemp(prefix=self.prefix + "-")
         self.pidfiles: list[str] = []
+        self.ovs_dirs: dict[str, str] = {}
 
     def ns(self, host: str) -> str:
         """Make namespace `<prefix>-<host>` with its loopback up; return its name."""
@@ -65,15 +66,15 @@ class HandMade:
         _run(["ip", "link", "add", a_if, "netns", self.hosts[a], "type", "veth", "peer",
               "name", b_if, "netns", self.hosts[b]])
         if up:
-            self.ip(a, "link", "set", a_if, "up")
-            self.ip(b, "link", "set", b_if, "up")
+            self.ip(a, "link", "set", "dev", a_if, "up")
+            self.ip(b, "link", "set", "dev", b_if, "up")
 
     def bridge(self, host: str, name: str, *ports: str) -> None:
         """A Linux bridge (no STP) with `ports` enslaved, all up."""
         self.ip(host, "link", "add", name, "type", "bridge", "stp_state", "0")
         for port in ports:
-            self.ip(host, "link", "set", port, "master", name)
-        self.ip(host, "link", "set", name, "up")
+            self.ip(host, "link", "set", "dev", port, "master", name)
+        self.ip(host, "link", "set", "dev", name, "up")
 
     def addr(self, host: str, dev: str, *addresses: str) -> None:
         """Add addresses to `dev` (IPv6 without DAD)."""
@@ -112,6 +113,28 @@ class HandMade:
         pairs = [f"{k}={v}" for k, v in (env or {}).items()]
         self.pidfiles.append(pidfile)
         self.exec(host, "env", *pairs, *argv)
+
+    def ovs_start(self, host: str) -> None:
+        """ovsdb-server and ovs-vswitchd started by hand inside the host, every file in a
+        directory of their own (OVS_RUNDIR …); each returns once it is ready (--detach)."""
+        rundir = os.path.join(self.dir, f"ovs-{host}")
+        os.mkdir(rundir)
+        env = dict.fromkeys(("OVS_RUNDIR", "OVS_LOGDIR", "OVS_DBDIR"), rundir)
+        db = os.path.join(rundir, "conf.db")
+        _run(["ovsdb-tool", "create", db, "/usr/share/openvswitch/vswitch.ovsschema"])
+        for name, argv in (("ovsdb-server", [db, f"--remote=punix:{rundir}/db.sock"]),
+                           ("ovs-vswitchd", [f"unix:{rundir}/db.sock", "--disable-system"])):
+            pidfile = f"{rundir}/{name}.pid"
+            self.daemon(host, [name, *argv, f"--pidfile={pidfile}", "--detach",
+                               f"--log-file={rundir}/{name}.log", "-vconsole:off"], pidfile, env)
+        self.ovs_dirs[host] = rundir
+
+    def ovs(self, host: str, *argv: str, input: str | None = None) -> str:
+        """An OVS tool run against the host's hand-started OVS."""
+        rundir = self.ovs_dirs[host]
+        db = [f"--db=unix:{rundir}/db.sock"] if argv[0] == "ovs-vsctl" else []
+        return self.exec(host, "env", f"OVS_RUNDIR={rundir}", argv[0], *db, *argv[1:],
+                         input=input)
 
     def spec(self, name: str = "handmade") -> Spec:
         """A spec adopting every namespace made: `Host(host, adopt=NAMESPACE)`."""
