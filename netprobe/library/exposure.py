@@ -167,20 +167,21 @@ def _intended(lines: list[Line], service: Service, source: str) -> bool:
 
 def _targets(topo: Topology, host: str, neighbour: str) -> list[tuple[int, str, str]]:
     """Per family both hosts have: (family, the neighbour's address, the host's address
-    to scan), the host's address on the neighbour's subnet when there is one."""
+    to scan), the host's lowest address on the neighbour's subnet when there is one (so
+    that the choice does not hang on the order addresses were added in); addresses as
+    the hosts' kernels have them."""
     def addresses(name: str) -> list[ipaddress.IPv4Interface | ipaddress.IPv6Interface]:
-        try:
-            interfaces = topo.spec.host(name).interfaces
-        except KeyError:
-            raise SpecError(f"no host {name!r} in topology {topo.spec.name!r}") from None
-        return [a for i in interfaces for a in i.addresses if not a.ip.is_link_local]
+        if name not in topo.hosts:
+            raise SpecError(f"no host {name!r} in topology {topo.spec.name!r}")
+        return [a for i in topo.live(name).interfaces for a in i.addresses
+                if not (a.ip.is_link_local or a.ip.is_loopback)]
     mine, theirs = addresses(host), addresses(neighbour)
     out = []
     for family in (4, 6):
         near = [a for a in theirs if a.version == family]
         far = [a for a in mine if a.version == family]
         if near and far:
-            far.sort(key=lambda a: a.ip not in near[0].network)
+            far.sort(key=lambda a: (a.ip not in near[0].network, a.ip))
             out.append((family, str(near[0].ip), str(far[0].ip)))
     if not out:
         raise SpecError(f"{host} and {neighbour} share no address family to scan over")

@@ -17,6 +17,7 @@ from typing import Any
 from netprobe.check import Check, Context, Param, param
 from netprobe.errors import SpecError
 from netprobe.expect import ROUTED, Outcome, at
+from netprobe.topology import LiveRoute
 from netprobe.traffic import arp, decode, parse_port, ports, tcp, udp
 
 __all__ = [
@@ -40,8 +41,9 @@ class Endpoint:
 
 
 def endpoint(ctx: Context, port: str, toward: str, ip: str | None = None) -> Endpoint:
-    """`port` as a sender of IPv4 to `toward`. A VM side of a TAP ("pve:tap100i0@vm") has no
-    kernel to ask: give its `ip`; its gateway is the TAP host's address on that subnet."""
+    """`port` as a sender of IPv4 to `toward`, as the kernel has it now. A VM side of a
+    TAP ("pve:tap100i0@vm") has no kernel to ask: give its `ip`; its gateway is the TAP
+    host's address on that subnet."""
     host, ifname, vm = parse_port(port)
     if vm:
         if ip is None:
@@ -49,36 +51,32 @@ def endpoint(ctx: Context, port: str, toward: str, ip: str | None = None) -> End
         gw_host, gw_if, gw = _owner(ctx, ip, host=host)
         net, mac = gw.network, "02:00:" + ":".join(f"{int(b):02x}" for b in ip.split("."))
     else:
-        out = ctx.topo.run(host, ["ip", "-j", "-4", "addr", "show", "dev", ifname])
-        info = [i for link in json.loads(out.stdout or "[]") for i in link["addr_info"]]
-        if not info:
+        iface = ctx.topo.live(host).interface(ifname)
+        if iface is None or not iface.ipv4:
             raise SpecError(f"{port} has no IPv4 address")
-        ip, mac = info[0]["local"], ctx.topo.mac(host, ifname)
-        net = ipaddress.IPv4Network(f"{ip}/{info[0]['prefixlen']}", strict=False)
-        gw_host, gw_if, gw = _owner(ctx, _route(ctx, host, toward).get("gateway", toward))
+        ip, mac, net = str(iface.ipv4[0].ip), iface.mac, iface.ipv4[0].network
+        gw_host, gw_if, gw = _owner(ctx, _route(ctx, host, toward).gateway or toward)
     return Endpoint(port, ip, net, mac, gw_host, gw_if, str(gw.ip), ctx.topo.mac(gw_host, gw_if))
 
 
-def _route(ctx: Context, host: str, dst: str) -> dict[str, Any]:
-    out = ctx.topo.run(host, ["ip", "-j", "route", "get", dst])
-    if not out.ok:
-        raise SpecError(f"{host} has no route to {dst}: {out.stderr.strip()}")
-    route: dict[str, Any] = json.loads(out.stdout)[0]
+def _route(ctx: Context, host: str, dst: str) -> LiveRoute:
+    route = ctx.topo.route_to(host, dst)
+    if route is None:
+        raise SpecError(f"{host} has no route to {dst}")
     return route
 
 
 def _owner(
     ctx: Context, ip: str, host: str | None = None
 ) -> tuple[str, str, ipaddress.IPv4Interface]:
-    """The host, interface and address that hold `ip` (with `host`: that host's address on
-    the subnet of `ip`), from the topology's spec."""
-    for h in ctx.topo.spec.hosts:
-        for iface in h.interfaces if host in (None, h.name) else ():
-            for addr in iface.addresses:
-                if isinstance(addr, ipaddress.IPv4Interface) and (
-                    str(addr.ip) == ip if host is None else ipaddress.ip_address(ip) in addr.network
-                ):
-                    return h.name, iface.name, addr
+    """The host, interface and address that hold `ip` now (with `host`: that host's
+    address on the subnet of `ip`), as the hosts' kernels have them."""
+    address = ipaddress.ip_address(ip)
+    for name in [host] if host else list(ctx.topo.hosts):
+        for iface in ctx.topo.live(name).interfaces:
+            for addr in iface.ipv4:
+                if addr.ip == address if host is None else address in addr.network:
+                    return name, iface.name, addr
     raise SpecError(f"no host of the topology has {'a subnet of' if host else 'the address'} {ip}")
 
 
@@ -136,8 +134,8 @@ def _diagnose_out(
     gw = inside.gw_host
     copies = out.reports[outside.port].copies
     src = decode(copies[0].frame.data).get("ip.src") if copies else None
-    egress = _route(ctx, gw, outside.ip).get("dev", "?")
-    if ctx.sysctl(gw, "net.ipv4.ip_forward") == "0":
+    egress = _route(ctx, gw, outside.ip).dev or "?"
+    if ctx.topo.sysctl(gw, "net.ipv4.ip_forward") == "0":
         ctx.diagnose(_NO_FORWARDING.format(gw=gw))
     elif src is None:
         ctx.diagnose(f"{gw} does not forward {inside.net} → {outside.ip} out of {egress} "
@@ -204,7 +202,7 @@ def _dnat_fault(
     rules = nat_rules(ctx, gw)
     dnat = [r for r in rules if _action(r) == "dnat" and _dport(r) in (published, None)]
     targets = sorted(t for t in (_dnat_target(r, published) for r in dnat) if t is not None)
-    if ctx.sysctl(gw, "net.ipv4.ip_forward") == "0":
+    if ctx.topo.sysctl(gw, "net.ipv4.ip_forward") == "0":
         return _NO_FORWARDING.format(gw=gw)
     if not dnat:
         return f"no DNAT rule for {where} on {gw}: nothing sends {public_ip}:{published} to {want}"

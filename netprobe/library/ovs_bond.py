@@ -29,7 +29,6 @@ from netprobe.check import (
     peer_port,
 )
 from netprobe.errors import SpecError
-from netprobe.topology import OvsBond
 from netprobe.traffic import Template, find_nonce, ports, udp
 
 from .ovs_switch import bond_state
@@ -124,16 +123,16 @@ def _seconds(value: float | str) -> float:
 
 
 def _bond(ctx: Context, bond: str) -> tuple[str, str, list[str]]:
+    """(host, bond, its members), as that host's OVS reports them."""
     try:
-        port = Port.parse(bond)
-        host, name = port.host, port.ifname
-        spec = ctx.topo.spec.host(host)
-    except (KeyError, SpecError):
-        host, name, spec = "", "", None
-    iface = spec.interface(name) if spec is not None else None
-    if spec is None or iface is None or not isinstance(iface.kind, OvsBond):
+        port: Port | None = Port.parse(bond)
+    except SpecError:
+        port = None
+    state = bond_state(ctx, port.host, port.ifname) if port and port.host in ctx.topo.hosts \
+        else None
+    if port is None or state is None or not state.enabled:
         raise SpecError(f"bond must be HOST:BOND, an ovs_bond of this topology; {bond!r} is not")
-    return host, name, [i.name for i in spec.interfaces if i.master == name]
+    return port.host, port.ifname, sorted(state.enabled)
 
 
 def _flow(ctx: Context, src: Port, dst: Port) -> _Flow:

@@ -2,7 +2,8 @@
 settings, what ofproto/trace says a frame meets, and the state of a bond.
 
 Every read goes through `Topology.ovs`, which points the OVS tools at the host's own
-daemons. The helpers are public: checks of your own can use them.
+daemons (netprobe's, or those found running in an adopted namespace): what OVS has now,
+never the spec. The helpers are public: checks of your own can use them.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 
 from netprobe.check import Context, Port, peer_port
 from netprobe.errors import SpecError
-from netprobe.topology import OvsBridge, Topology
+from netprobe.topology import Topology
 
 __all__ = [
     "BondState",
@@ -27,17 +28,17 @@ __all__ = [
 
 
 def require_ovs_bridge(topo: Topology, bridge: str | Port) -> tuple[str, str]:
-    """(host, name) of `bridge` ("HOST:BRIDGE"), which must be an OVS bridge of `topo`."""
+    """(host, name) of `bridge` ("HOST:BRIDGE"), which the OVS of that host of `topo`
+    must have as a bridge (asked of its database: netprobe's own, or one found running)."""
     try:
-        port = Port.parse(bridge)
-        host, name = port.host, port.ifname
-        iface = topo.spec.host(host).interface(name)
-    except (KeyError, SpecError):
-        iface = None
-    if iface is None or not isinstance(iface.kind, OvsBridge):
+        port: Port | None = Port.parse(bridge)
+    except SpecError:
+        port = None
+    if port is None or port.host not in topo.hosts or not topo.ovs(
+            port.host, "ovs-vsctl", "--timeout=5", "br-exists", port.ifname).ok:
         raise SpecError(f"bridge must be HOST:BRIDGE, an OVS bridge of this topology; "
                         f"{str(bridge)!r} is not one")
-    return host, name
+    return port.host, port.ifname
 
 
 def switch_port(topo: Topology, port: str | Port, switch: str) -> str:

@@ -27,7 +27,8 @@ from the host's egress interface (it skips netfilter, so it always goes). Where 
 none, a short quiet period decides and the step says so. Each mismatch is explained with
 an nft trace of the probe: the rule or chain policy that decided, and for an accept
 shadowed by an earlier drop, both rules. `ruleset` (nft or iptables-restore files, comma
-separated) replaces the host's ruleset before probing.
+separated) replaces the host's ruleset before probing, in a namespace netprobe made;
+an adopted host is probed with the ruleset it has.
 """
 
 from __future__ import annotations
@@ -171,7 +172,11 @@ def _forward(ctx: Context, plan: Plan, planner: Planner, name: str) -> str | Non
 
 
 def _load_ruleset(ctx: Context, host: str, ruleset: Ruleset) -> None:
-    """Replace the host's ruleset: flush it, then load each file with its own tool."""
+    """Replace the host's ruleset: flush it, then load each file with its own tool. Only
+    in a namespace netprobe made: an adopted host's ruleset is what is checked, as found."""
+    if host in ctx.topo.hosts and not ctx.topo.spec.host(host).owned:
+        raise SpecError(f"{host} is not netprobe's: filter does not replace its ruleset "
+                        "(load the ruleset there yourself, then run without `ruleset`)")
     if isinstance(ruleset, (str, os.PathLike)):
         paths = os.fspath(ruleset).split(",")
     else:

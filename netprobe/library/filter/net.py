@@ -1,22 +1,21 @@
 """How the filter check reaches a policy line: who sends the probe, to which address,
 through which port and next hop, and where it must come out.
 
-Addresses come from the topology's spec; routes from `ip -j route get` in the sending
-host (so a probe goes wherever that host's own traffic would); next-hop MACs from the
-spec, or the sender's neighbour table.
+Addresses, routes and next-hop MACs come from the hosts' kernels, whoever made them:
+routes as the sending host would pick them (so a probe goes wherever that host's own
+traffic would), next-hop MACs from the interface holding the address, or the sender's
+neighbour table.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import itertools
-import json
 import random
 from dataclasses import dataclass, replace
-from typing import Any
 
 from netprobe.errors import SpecError
-from netprobe.topology import Port, Topology
+from netprobe.topology import LiveRoute, Port, Topology
 from netprobe.traffic import Template, decode, tcp, udp
 
 from .policy import Line, Network
@@ -73,15 +72,16 @@ class Planner:
     (`barriers`, by path) so that later drops on the same path can be proven."""
 
     def __init__(self, topo: Topology, host: str, client: str, behind: str) -> None:
-        self.names = [h.name for h in topo.spec.hosts]
+        self.names = list(topo.hosts)
         if host not in self.names:
             raise SpecError(f"no host {host!r} to filter in topology {topo.spec.name!r} "
                             f"(hosts: {', '.join(self.names)})")
         self.topo, self.host, self.client, self.behind = topo, host, client, behind
-        self.addresses = [(h.name, i.name, a.ip) for h in topo.spec.hosts
-                          for i in h.interfaces for a in i.addresses if not a.ip.is_link_local]
+        self.addresses = [(h, i.name, a.ip) for h in self.names
+                          for i in topo.live(h).interfaces for a in i.addresses
+                          if not (a.ip.is_link_local or a.ip.is_loopback)]
         self.barriers: dict[tuple[str, int, str, str], Plan] = {}
-        self._routes: dict[tuple[str, str], dict[str, Any]] = {}
+        self._routes: dict[tuple[str, str], LiveRoute] = {}
         self._primed: set[tuple[str, str, str]] = set()
         self._sports = itertools.count(random.randrange(20000, 50000, 1000))
 
@@ -112,14 +112,14 @@ class Planner:
         src = self._own(line.source(family), family, dst) if line.source(family) else ""
         port, macs = self._hop(self.host, dst)
         self._prime(port, dst, macs[1])
-        prefsrc = src or str(self.route(self.host, dst).get("prefsrc", ""))
+        prefsrc = src or self.route(self.host, dst).src or ""
         barrier = udp(macs[0], macs[1], prefsrc, dst, sport=self.sport(), dport=9)
         return Plan(line, family, self.host, port, src, dst, self.sport(),
                     self._ingress(dst_host, prefsrc), macs, barrier=barrier)
 
     def _ingress(self, host: str, peer: str) -> str:
         """Where `host` receives traffic from `peer`: the way its route back goes."""
-        return f"{host}:{self.route(host, peer)['dev']}"
+        return f"{host}:{self.route(host, peer).dev}"
 
     def _pick(self, net: Network | None, family: int, default: str) -> tuple[str, str]:
         """(host, address): a host other than the filtered one with an address in `net`
@@ -141,35 +141,37 @@ class Planner:
     def _own(self, net: Network | None, family: int, peer: str) -> str:
         """The filtered host's address: in `net`, or the one it would use toward `peer`."""
         if net is None:
-            return str(self.route(self.host, peer)["prefsrc"])
+            return str(self.route(self.host, peer).src)
         for h, _, ip in self.addresses:
             if h == self.host and ip.version == family and ip in net:
                 return str(ip)
         raise _NoPath(f"{self.host} has no IPv{family} address in {net}")
 
-    def route(self, host: str, dst: str) -> dict[str, Any]:
-        """`ip route get dst` on `host` (cached); raises _NoPath when there is no route."""
+    def route(self, host: str, dst: str) -> LiveRoute:
+        """The route `host`'s kernel picks for `dst` (cached); raises _NoPath when there is
+        none."""
         if (host, dst) not in self._routes:
-            result = self.topo.run(host, ["ip", "-j", "route", "get", dst])
-            if not result.ok:
-                raise _NoPath(f"{host} has no route to {dst}: {result.stderr.strip()}")
-            self._routes[(host, dst)] = json.loads(result.stdout)[0]
+            route = self.topo.route_to(host, dst)
+            if route is None or route.dev is None:
+                raise _NoPath(f"{host} has no route to {dst}")
+            self._routes[(host, dst)] = route
         return self._routes[(host, dst)]
 
     def _hop(self, host: str, dst: str) -> tuple[str, tuple[str, str]]:
         """The port `host` sends toward `dst` from, and (its MAC, the next hop's MAC)."""
         route = self.route(host, dst)
-        dev, hop = str(route["dev"]), str(route.get("gateway", dst))
+        dev, hop = str(route.dev), route.gateway or dst
         owner = next(((h, i) for h, i, ip in self.addresses
                       if ip == ipaddress.ip_address(hop)), None)
         if owner is not None:
             mac = self.topo.mac(*owner)
-        else:  # a next hop the spec does not declare: ask the sender's neighbour table
-            shown = self.topo.run(host, ["ip", "-j", "neigh", "show", "to", hop, "dev", dev])
-            found = json.loads(shown.stdout or "[]")
-            if not found or "lladdr" not in found[0]:
+        else:  # a next hop outside the topology: ask the sender's neighbour table
+            address = ipaddress.ip_address(hop)
+            entry = next((n for n in self.topo.live(host).neighbours if n.dev == dev
+                          and ipaddress.ip_address(n.ip) == address), None)
+            if entry is None or entry.mac is None:
                 raise _NoPath(f"{host} knows no MAC for its next hop {hop} on {dev}")
-            mac = found[0]["lladdr"]
+            mac = entry.mac
         return f"{host}:{dev}", (self.topo.mac(host, dev), mac)
 
     def _prime(self, port: str, dst: str, mac: str) -> None:
@@ -177,7 +179,7 @@ class Planner:
         a packet held back by address resolution would arrive after its barrier."""
         found = Port.parse(port)
         host, dev = found.host, found.ifname
-        hop = str(self.route(host, dst).get("gateway", dst))
+        hop = self.route(host, dst).gateway or dst
         if (host, dev, hop) not in self._primed:
             self.topo.run(host, ["ip", "neigh", "replace", hop, "lladdr", mac, "dev", dev,
                                  "nud", "stale"], check=True)

@@ -142,13 +142,16 @@ class Topology:
         self, host: str, *argv: str, input: str | bytes | None = None, check: bool = False
     ) -> RunResult:
         """Run an Open vSwitch tool inside `host`, talking to that host's own OVS:
-        ``topo.ovs("switch", "ovs-ofctl", "dump-flows", "br0")``."""
+        ``topo.ovs("switch", "ovs-ofctl", "dump-flows", "br0")``. In a namespace netprobe
+        adopted, that is the ovs-vswitchd running there (and its database)."""
         self._host(host)
-        env = ovs.environment(ovs.host_dir(self.runid, host))
-        db = f"--db=unix:{env['OVS_RUNDIR']}/db.sock"
-        extra = [db] if argv and os.path.basename(argv[0]) == "ovs-vsctl" else []
-        pairs = [f"{k}={v}" for k, v in env.items()]
-        return self.run(host, ["env", *pairs, argv[0], *extra, *argv[1:]], input=input, check=check)
+        full = ovs.tool_argv(self, host, argv)
+        if full is None:
+            result = RunResult(1, "", f"no ovs-vswitchd runs in {host}'s namespace")
+            if check:
+                raise TopologyError(f"{' '.join(argv)} in {host}: {result.stderr}")
+            return result
+        return self.run(host, full, input=input, check=check)
 
     def set_link(self, port: str | Port, *, up: bool) -> None:
         """Set a link administratively up or down through netlink, at once: no process is

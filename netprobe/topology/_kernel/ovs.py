@@ -276,3 +276,55 @@ def remove_dirs(runid: str) -> list[str]:
     except OSError as exc:
         return [f"removing {path}: {exc.strerror}"]
     return []
+
+
+# -- an Open vSwitch someone else started (in a namespace netprobe adopted) --------------
+
+_DEFAULT_RUNDIR = "/var/run/openvswitch"
+
+
+def tool_argv(topo: Topology, host: str, argv: tuple[str, ...]) -> list[str] | None:
+    """`argv` (an OVS tool and its arguments) as run against `host`'s own OVS: netprobe's
+    private instance in a host it made; in an adopted one, the ovs-vswitchd running in
+    its namespace, found by its process (its OVS_RUNDIR, its database, its control
+    socket). None: no ovs-vswitchd runs there."""
+    state = topo.hosts[host]
+    if state.spec.owned:
+        directory = host_dir(topo.runid, host)
+        env, db, target = environment(directory), f"unix:{directory}/db.sock", None
+    else:
+        found = _running_switch(state.fd)
+        if found is None:
+            return None
+        env, db, target = found
+    tool = os.path.basename(argv[0]) if argv else ""
+    extra = [f"--db={db}"] if tool == "ovs-vsctl" else []
+    if tool == "ovs-appctl" and target and not any(a.startswith(("-t", "--target"))
+                                                   for a in argv[1:]):
+        extra = ["-t", target]
+    return ["env", *(f"{k}={v}" for k, v in env.items()), argv[0], *extra, *argv[1:]]
+
+
+def _running_switch(ns_fd: int) -> tuple[dict[str, str], str, str] | None:
+    """(environment, database, control socket) of an ovs-vswitchd in namespace `ns_fd`."""
+    ns = os.fstat(ns_fd)
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            here = os.stat(f"/proc/{pid}/ns/net")
+            if (here.st_ino, here.st_dev) != (ns.st_ino, ns.st_dev):
+                continue
+            with open(f"/proc/{pid}/comm") as f:
+                if f.read().strip() != "ovs-vswitchd":
+                    continue
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                args = [a.decode() for a in f.read().split(b"\0") if a]
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                environ = dict(e.decode().partition("=")[::2] for e in f.read().split(b"\0") if e)
+        except (OSError, UnicodeDecodeError):
+            continue  # gone, or not readable: not one to talk to
+        rundir = environ.get("OVS_RUNDIR", _DEFAULT_RUNDIR)
+        db = next((a for a in args[1:] if not a.startswith("-")), f"unix:{rundir}/db.sock")
+        control = next((a.split("=", 1)[1] for a in args if a.startswith("--unixctl=")),
+                       f"{rundir}/ovs-vswitchd.{pid}.ctl")
+        return {"OVS_RUNDIR": rundir}, db, control
+    return None

@@ -1,0 +1,141 @@
+"""The filter check on filter.yaml's network made by hand (plain `ip`, `sysctl`, and the
+ruleset loaded with `nft -f` or `iptables-restore`) and adopted: the ruleset that is there
+is the one probed. Healthy it passes; each sabotage of test_check_filter.py fails with the
+same diagnosis."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from support.handmade_net import HandMade
+from support.paths import EXAMPLES
+from support.results import failed_steps
+from support.ufw import write_ufw
+
+import netprobe
+from netprobe.check import Result, Status, run_check
+
+pytestmark = pytest.mark.root
+
+SECURE_HOST = (EXAMPLES / "filter-secure-host.nft").read_text()
+_FORWARDING = ("net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding")
+
+
+def firewall(net: HandMade, rules: str | None = SECURE_HOST) -> None:
+    """client ── eth0 [fw] eth1 ═══ eth0 [router] eth1 ═══ outside, IPv4 and IPv6."""
+    for host in ("client", "fw", "router", "outside"):
+        net.ns(host)
+    net.veth("client", "eth0", "fw", "eth0")
+    net.veth("fw", "eth1", "router", "eth0")
+    net.veth("router", "eth1", "outside", "eth0")
+    addresses = {
+        ("client", "eth0"): ("10.0.0.10/24", "fd00:10::10/64"),
+        ("fw", "eth0"): ("10.0.0.1/24", "fd00:10::1/64"),
+        ("fw", "eth1"): ("192.0.2.1/24", "2001:db8:2::1/64"),
+        ("router", "eth0"): ("192.0.2.2/24", "2001:db8:2::2/64"),
+        ("router", "eth1"): ("198.51.100.1/24", "2001:db8:100::1/64"),
+        ("outside", "eth0"): ("198.51.100.10/24", "2001:db8:100::10/64"),
+    }
+    for (host, dev), found in addresses.items():
+        net.addr(host, dev, *found)
+    for host, v4, v6 in (("client", "10.0.0.1", "fd00:10::1"), ("fw", "192.0.2.2", "2001:db8:2::2"),
+                         ("outside", "198.51.100.1", "2001:db8:100::1")):
+        net.route(host, "default", "via", v4)
+        net.route(host, "default", "via", v6)
+    net.route("router", "10.0.0.0/24", "via", "192.0.2.1")
+    net.route("router", "fd00:10::/64", "via", "2001:db8:2::1")
+    for host in ("fw", "router"):
+        for key in _FORWARDING:
+            net.sysctl(host, key, "1")
+    if rules is not None:
+        net.nft("fw", rules)
+
+
+@pytest.fixture
+def hand() -> Iterator[HandMade]:
+    with HandMade() as net:
+        yield net
+
+
+def _run(net: HandMade, **params: str) -> Result:
+    with netprobe.build(net.spec("filter-by-hand")) as topo:
+        return run_check("filter", topo, **params)
+
+
+def test_filter_passes_on_a_firewall_made_by_hand(hand: HandMade) -> None:
+    firewall(hand)
+    result = _run(hand)
+    assert result.status is Status.PASS, result.evidence()
+    assert len(result.steps) == 16 and result.not_run == []
+
+
+def test_a_shadowing_drop_loaded_by_hand_is_named(hand: HandMade) -> None:
+    firewall(hand, SECURE_HOST.replace("        ip saddr 10.0.0.0/8 tcp dport 22 accept",
+                                       "        tcp dport 22 drop\n"
+                                       "        ip saddr 10.0.0.0/8 tcp dport 22 accept"))
+    result = _run(hand)
+    assert result.status is Status.FAIL
+    assert failed_steps(result) == ["line 9: INPUT tcp/22 from 10.0.0.0/8 IPv4: expect accept",
+                                    "line 9: INPUT tcp/22 from fd00::/8 IPv6: expect accept"]
+    assert result.diagnosis == (
+        "policy line 9 (INPUT tcp/22 from 10.0.0.0/8, fd00::/8: accept) is shadowed over "
+        "IPv4, IPv6: `tcp dport 22 drop` (inet filter input) drops it before "
+        "`ip saddr 10.0.0.0/8 tcp dport 22 accept` / `ip6 saddr fd00::/8 tcp dport 22 accept`, "
+        "which would accept it, is reached")
+
+
+def test_an_accepting_forward_policy_set_by_hand_is_named(hand: HandMade) -> None:
+    firewall(hand, SECURE_HOST.replace("hook forward priority filter; policy drop;",
+                                       "hook forward priority filter; policy accept;"))
+    result = _run(hand)
+    assert result.status is Status.FAIL
+    assert [n.split(" from")[0] for n in failed_steps(result)] == ["line 14: FORWARD tcp/22"] * 2
+    assert result.diagnosis is not None and "is accepted over IPv4, IPv6 (expected drop): by " \
+        "the policy of inet filter forward (accept)" in result.diagnosis
+
+
+def _ufw(net: HandMade, tmp_path: Path, allow: list[str] | None = None,
+         v6: bool = True) -> str:
+    """The firewall with ufw's rules restored by hand; the policy file's path."""
+    firewall(net, None)
+    v4_rules, v6_rules = write_ufw(tmp_path, allow)
+    net.iptables_restore("fw", v4_rules.read_text())
+    if v6:
+        net.iptables_restore("fw", v6_rules.read_text(), six=True)
+    return str(tmp_path / "ufw-policy.yaml")
+
+
+def test_filter_passes_on_ufw_rules_restored_by_hand(hand: HandMade, tmp_path: Path) -> None:
+    result = _run(hand, policy=_ufw(hand, tmp_path))
+    assert result.status is Status.PASS, result.evidence()
+    assert len(result.steps) == 10
+
+
+def test_a_shadowed_ufw_allow_restored_by_hand_is_named(hand: HandMade, tmp_path: Path) -> None:
+    policy = _ufw(hand, tmp_path, allow=["-A ufw-user-input -p tcp --dport 22 -j DROP",
+                                         "-A ufw-user-input -p tcp --dport 22 -j ACCEPT"])
+    result = _run(hand, policy=policy)
+    assert failed_steps(result) == ["line 1: INPUT tcp/22 IPv4: expect accept"]
+    assert result.diagnosis == (
+        "policy line 1 (INPUT tcp/22: accept) is shadowed over IPv4: `tcp dport 22 drop` "
+        "(ip filter ufw-user-input) drops it before `tcp dport 22 accept`, which would "
+        "accept it, is reached")
+
+
+def test_ipv6_left_unfiltered_by_hand_is_named(hand: HandMade, tmp_path: Path) -> None:
+    result = _run(hand, policy=_ufw(hand, tmp_path, v6=False))
+    assert result.status is Status.FAIL
+    assert all(name.endswith("IPv6: expect drop") for name in failed_steps(result))
+    assert result.diagnosis is not None
+    assert "policy line 2 (INPUT tcp/23: drop) is accepted over IPv6 (expected drop): no " \
+           "chain of fw's ruleset filters IPv6 at the input hook" in result.diagnosis
+
+
+def test_filter_will_not_replace_the_ruleset_of_an_adopted_host(hand: HandMade) -> None:
+    firewall(hand)
+    result = _run(hand, ruleset=str(EXAMPLES / "filter-secure-host.nft"))
+    assert result.status is Status.ERROR
+    assert "fw is not netprobe's: filter does not replace its ruleset" in result.summary
+    assert "tcp dport 22" in hand.exec("fw", "nft", "list", "ruleset")  # left as it was
