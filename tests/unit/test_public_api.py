@@ -28,7 +28,7 @@ def is_private(name: str) -> bool:
 
 
 def public_modules() -> list[str]:
-    return [m for m in all_modules() if not is_private(m) and m != "netprobe.vm.__main__"]
+    return [m for m in all_modules() if not is_private(m) and not m.endswith(".__main__")]
 
 
 LOADED = """

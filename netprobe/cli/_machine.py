@@ -1,0 +1,40 @@
+"""`netprobe doctor` and `netprobe clean`: this machine, and what runs left on it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import click
+
+from ._app import _console, _errors, cli
+
+if TYPE_CHECKING:
+    pass
+
+
+@cli.command()
+def doctor() -> None:
+    """Report which kernel features and tools this machine has, with remedies."""
+    with _errors():
+        from .._capabilities import probe
+        from .._privilege import is_root
+        from ..report._text import doctor_table
+
+        _console().print(doctor_table(probe(), root=is_root()))
+
+
+@cli.command()
+@click.option(
+    "--all",
+    "everything",
+    is_flag=True,
+    help="Also remove persistent topologies (made by `topo up`).",
+)
+def clean(everything: bool) -> None:
+    """Remove what killed netprobe runs left behind, and nothing else."""
+    with _errors():
+        from ..explain._tracefs import remove_stale
+        from ..report._text import clean_summary
+        from ..topology import clean as do_clean
+
+        click.echo(clean_summary(do_clean(all=everything), remove_stale()))
