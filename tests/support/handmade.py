@@ -23,6 +23,7 @@ import itertools
 import os
 import shlex
 import subprocess
+import time
 from collections.abc import Iterator
 from types import TracebackType
 
@@ -64,9 +65,29 @@ class Handmade:
         """What a command (with `{short}`s replaced) prints."""
         return self._exec(shlex.split(command.format_map(self.names)))
 
+    def settle(self, timeout: float = 10.0) -> None:
+        """Wait until the links made can carry traffic: no link up with carrier still
+        without its queue (the kernel attaches it up to a second after carrier comes up,
+        and drops what is sent before), and no tentative IPv6 address (until duplicate
+        address detection is over, IPv6 through a just-made link goes nowhere)."""
+        deadline = time.monotonic() + timeout
+        for real in self.names.values():
+            while not self._settled(real):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the links of {real} are not ready after {timeout} s")
+                time.sleep(0.02)
+
+    def _settled(self, real: str) -> bool:
+        links = self._exec(["ip", "-n", real, "-o", "link", "show", "up"]).splitlines()
+        if any("LOWER_UP" in line and "qdisc noop" in line for line in links):
+            return False
+        return not self._exec(["ip", "-n", real, "-6", "-o", "addr", "show", "tentative"]).strip()
+
     def spec(self, name: str, *shorts: str) -> Spec:
         """A spec adopting the namespaces (all, or those named), each as a host called by
-        its short name, with nothing added: what is there is all there is."""
+        its short name, with nothing added: what is there is all there is. Waits for the
+        links to be ready first (`settle`)."""
+        self.settle()
         wanted = shorts or tuple(self.names)
         return Spec(name, hosts=tuple(Host(s, adopt=self.names[s]) for s in wanted))
 

@@ -1,7 +1,8 @@
 """Hand-made networks the checks' tests share, built with plain `ip` and `sysctl` commands
 in a `Handmade` (never from a netprobe spec). Each builder makes its namespaces, wires
-them and returns the check parameters that name its ports; a test then sabotages it by
-hand (`handmade.run("ip -n {sw} link set p2 nomaster")`) and runs the check on
+them, waits for IPv6 duplicate address detection to finish (`Handmade.settle`) and
+returns the check parameters that name its ports; a test then sabotages it by hand
+(`handmade.run("ip -n {sw} link set p2 nomaster")`) and runs the check on
 `handmade.spec(...)`, which adopts every namespace made.
 """
 
@@ -20,6 +21,7 @@ def veth_pair(net: Handmade, a: str = "va", b: str = "vb") -> dict[str, str]:
         f"ip -n {{{a}}} link set e0 up",
         f"ip -n {{{b}}} link set e0 up",
     )
+    net.settle()
     return {"a": f"{a}:e0", "b": f"{b}:e0"}
 
 
@@ -47,6 +49,7 @@ def lan(
             f"ip -n {{{host}}} addr add {subnet}.{i}/24 dev e0",
             f"ip -n {{{host}}} link set e0 up",
         )
+    net.settle()
     return {"bridge": f"{switch}:br0", "hosts": ",".join(f"{h}:e0" for h in hosts)}
 
 
@@ -72,6 +75,7 @@ def router(net: Handmade) -> dict[str, str]:
             f"ip -n {{{side}}} route add default via 10.81.{n}.1",
             f"ip -n {{{side}}} -6 route add default via fd81:{n}::1",
         )
+    net.settle()
     return {"left": "left:e0", "right": "right:e0", "router": "router"}
 
 
@@ -94,4 +98,5 @@ def tenants(net: Handmade, *, split: bool = False) -> dict[str, str]:
                 f"ip -n {{{host}}} addr add 192.168.51.{i}0/24 dev e0",
                 f"ip -n {{{host}}} link set e0 up",
             )
+    net.settle()
     return {"tenant_a": "a1:e0,a2:e0", "tenant_b": "b1:e0,b2:e0"}
