@@ -111,17 +111,17 @@ def _tenant(ctx: Context, name: str, ports: tuple[Port, ...], bridge: str | Port
 
 def _bridges_of(ctx: Context, a: tuple[Port, ...], b: tuple[Port, ...]
                 ) -> tuple[Port | None, Port | None]:
-    """The bridges the tenants' veths lead to, as the kernel has them: for each tenant
-    the master most of its ports' far ends have, two different ones where the ports
-    allow (a port moved onto the other tenant's bridge must not make it this tenant's)."""
+    """The bridges the tenants' veths lead to, as the kernel has them: the pair of
+    masters most of their ports' far ends agree with, two different ones on a tie (a
+    port moved onto the other tenant's bridge must not make it this tenant's; tenants
+    all on one bridge share it)."""
     votes_a, votes_b = _masters(ctx, a), _masters(ctx, b)
-    pairs = [(x, y) for x in [*votes_a, None] for y in [*votes_b, None]
-             if x is None or x != y]
-    def score(pair: tuple[Port | None, Port | None]) -> int:
-        x, y = pair
-        return (votes_a[x] if x else 0) + (votes_b[y] if y else 0)
 
-    return max(pairs, key=score)
+    def score(pair: tuple[Port | None, Port | None]) -> tuple[int, bool]:
+        x, y = pair
+        return (votes_a[x] if x else 0) + (votes_b[y] if y else 0), x != y
+
+    return max(((x, y) for x in [*votes_a, None] for y in [*votes_b, None]), key=score)
 
 
 def _masters(ctx: Context, ports: tuple[Port, ...]) -> Counter[Port]:

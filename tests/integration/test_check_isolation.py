@@ -219,6 +219,14 @@ def test_a_handmade_tenant_port_on_the_other_bridge_is_named(handmade: Handmade)
     ) in diagnosis_of(result)
 
 
+def test_handmade_tenants_on_one_bridge_share_it(handmade: Handmade) -> None:
+    params = tenants(handmade)
+    handmade.run("ip -n {hv} link set b1 master br-a", "ip -n {hv} link set b2 master br-a")
+    result = run_check("isolation", handmade.spec("hand-tenants"), **params)
+    assert diagnosis_of(result) == (
+        "tenants A and B share the bridge hv:br-a: nothing separates them")
+
+
 def test_a_handmade_host_cut_off_from_its_own_tenant_is_named(handmade: Handmade) -> None:
     params = tenants(handmade)
     handmade.run("ip -n {hv} link set a2 nomaster")
