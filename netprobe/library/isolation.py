@@ -12,7 +12,7 @@ name what joins the tenants (a veth between the bridges, a host port on the wron
 
 from __future__ import annotations
 
-import json
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +31,7 @@ from netprobe.check import (
 )
 from netprobe.errors import SpecError
 from netprobe.expect import Barrier, Outcome, Where, at_exactly, nowhere
+from netprobe.topology import LiveInterface
 from netprobe.traffic import Template, arp, ethernet, udp
 
 from .bridge import port_faults
@@ -57,8 +58,11 @@ def body(
     bridge_b: str = "",
 ) -> None:
     """Probe from every host of each tenant; name what joins them if anything leaks."""
-    a = _tenant(ctx, "A", tenant_a, bridge_a)
-    b = _tenant(ctx, "B", tenant_b, bridge_b)
+    ports_a = tuple(parse_ports(ctx.topo, tenant_a, at_least=2))
+    ports_b = tuple(parse_ports(ctx.topo, tenant_b, at_least=2))
+    found_a, found_b = _bridges_of(ctx, ports_a, ports_b)
+    a = _tenant(ctx, "A", ports_a, bridge_a or found_a)
+    b = _tenant(ctx, "B", ports_b, bridge_b or found_b)
     if set(a.ports) & set(b.ports):
         shared = sorted(set(a.ports) & set(b.ports))
         raise SpecError(f"tenants A and B share ports: {', '.join(map(str, shared))}")
@@ -90,28 +94,45 @@ def body(
         )
 
 
-def _tenant(ctx: Context, name: str, ports: str, bridge: str) -> _Tenant:
+def _tenant(ctx: Context, name: str, ports: tuple[Port, ...], bridge: str | Port | None
+            ) -> _Tenant:
     """A tenant and its barrier: a broadcast the tenant's bridge itself transmits, which
     floods to every port of it. A probe that leaked toward this tenant reached the bridge
     before the barrier was sent (the kernel normally carries it veth → bridge → veth in
     the sender's own softirq, before send() returns; else in FIFO backlog order), so at
     each port it is queued ahead of the barrier."""
-    names = tuple(parse_ports(ctx.topo, ports, at_least=2))
-    switch = require_bridge(ctx, bridge or _bridge_of(ctx, names[0]))
+    if bridge is None:
+        raise SpecError(f"cannot tell which bridge tenant {name} ({', '.join(map(str, ports))})"
+                        " is on: name it with bridge_a/bridge_b (HOST:BRIDGE)")
+    switch = require_bridge(ctx, bridge)
     flood = ethernet(ctx.topo.mac(switch), "ff:ff:ff:ff:ff:ff")
-    return _Tenant(name, names, switch, Barrier(flood, switch))
+    return _Tenant(name, ports, switch, Barrier(flood, switch))
 
 
-def _bridge_of(ctx: Context, port: Port) -> Port:
-    """The bridge the veth at `port` leads to, as the spec builds it."""
-    peer = peer_port(ctx.topo, port)
-    if peer is not None:
-        iface = ctx.topo.spec.host(peer.host).interface(peer.ifname)
-        if iface is not None and iface.master is not None:
-            return peer.on(iface.master)
-    raise SpecError(
-        f"cannot tell which bridge {port} is on: name it with bridge_a/bridge_b (HOST:BRIDGE)"
-    )
+def _bridges_of(ctx: Context, a: tuple[Port, ...], b: tuple[Port, ...]
+                ) -> tuple[Port | None, Port | None]:
+    """The bridges the tenants' veths lead to, as the kernel has them: the pair of
+    masters most of their ports' far ends agree with, two different ones on a tie (a
+    port moved onto the other tenant's bridge must not make it this tenant's; tenants
+    all on one bridge share it)."""
+    votes_a, votes_b = _masters(ctx, a), _masters(ctx, b)
+
+    def score(pair: tuple[Port | None, Port | None]) -> tuple[int, bool]:
+        x, y = pair
+        return (votes_a[x] if x else 0) + (votes_b[y] if y else 0), x != y
+
+    return max(((x, y) for x in [*votes_a, None] for y in [*votes_b, None]), key=score)
+
+
+def _masters(ctx: Context, ports: tuple[Port, ...]) -> Counter[Port]:
+    """The bridges behind `ports` (their veth peers' masters), counted, in port order."""
+    found: Counter[Port] = Counter()
+    for port in ports:
+        peer = peer_port(ctx.topo, port)
+        iface = ctx.topo.live(peer.host).interface(peer.ifname) if peer else None
+        if peer is not None and iface is not None and iface.master is not None:
+            found[peer.on(iface.master)] += 1
+    return found
 
 
 def _probe(ctx: Context, own: _Tenant, other: _Tenant, src: Port, peer: Port) -> list[Outcome]:
@@ -172,12 +193,15 @@ def _faults(ctx: Context, tenant: _Tenant) -> list[str]:
     return [f for port in tenant.ports for f in port_faults(ctx, tenant.bridge, port)]
 
 
-def _bridge_ports(ctx: Context, bridge: Port) -> dict[str, dict[str, Any]]:
-    """The links enslaved to `bridge`, by name (`ip -d -j link show master`)."""
-    argv = ["ip", "-d", "-j", "link", "show", "master", bridge.ifname]
-    result = ctx.topo.run(bridge.host, argv)
-    links: list[dict[str, Any]] = json.loads(result.stdout or "[]") if result.ok else []
-    return {link["ifname"]: link for link in links}
+def _bridge_ports(ctx: Context, bridge: Port) -> dict[str, tuple[LiveInterface, str | None]]:
+    """The interfaces enslaved to `bridge` now, by name, each with its veth peer's name
+    when that peer is in the same namespace."""
+    host = ctx.topo.live(bridge.host)
+    names = {i.index: i.name for i in host.interfaces}
+    return {
+        i.name: (i, names.get(i.link_index or -1) if i.link_nsid is None else None)
+        for i in host.ports_of(bridge.ifname)
+    }
 
 
 def _joins(ctx: Context, a: _Tenant, b: _Tenant) -> list[str]:
@@ -192,8 +216,8 @@ def _joins(ctx: Context, a: _Tenant, b: _Tenant) -> list[str]:
         mine = {peer_port(ctx.topo, p) for p in own.ports}
         theirs = {peer_port(ctx.topo, p): p for p in other.ports}
         across = _bridge_ports(ctx, other.bridge) if other.bridge.host == host else {}
-        for name, link in _bridge_ports(ctx, own.bridge).items():
-            port, peer = Port(host, name), link.get("link")
+        for name, (iface, peer) in _bridge_ports(ctx, own.bridge).items():
+            port = Port(host, name)
             if port in mine or port in named:
                 continue
             if port in theirs:
@@ -209,7 +233,7 @@ def _joins(ctx: Context, a: _Tenant, b: _Tenant) -> list[str]:
                 )
             else:
                 found.append(
-                    f"{port} ({_describe(link)}) is a port of {own.bridge} but no "
+                    f"{port} ({_describe(iface, peer)}) is a port of {own.bridge} but no "
                     f"host of tenant {own.name} is behind it: a likely leak"
                 )
     return found
@@ -221,11 +245,10 @@ _UNSEEN_PATH = (
 )
 
 
-def _describe(link: dict[str, Any]) -> str:
-    kind = link.get("linkinfo", {}).get("info_kind", "link")
-    if "link" in link:
-        return f"{kind}, peer {link['link']}"
-    return f"{kind}, peer in another namespace" if "link_netnsid" in link else kind
+def _describe(iface: LiveInterface, peer: str | None) -> str:
+    if peer is not None:
+        return f"{iface.kind}, peer {peer}"
+    return f"{iface.kind}, peer in another namespace" if iface.link_nsid is not None else iface.kind
 
 
 CHECK = Check(
@@ -238,11 +261,11 @@ CHECK = Check(
         "tenant_a": Param("tenant A's host ports, HOST:IFNAME,HOST:IFNAME,...", param.port_list()),
         "tenant_b": Param("tenant B's host ports, HOST:IFNAME,HOST:IFNAME,...", param.port_list()),
         "bridge_a": Param(
-            "HOST:BRIDGE flooding to every tenant-A host (default: from the spec)",
+            "HOST:BRIDGE flooding to every tenant-A host (default: its ports' bridge)",
             param.optional(param.port()),
         ),
         "bridge_b": Param(
-            "HOST:BRIDGE flooding to every tenant-B host (default: from the spec)",
+            "HOST:BRIDGE flooding to every tenant-B host (default: its ports' bridge)",
             param.optional(param.port()),
         ),
     },

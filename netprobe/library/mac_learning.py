@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,18 +34,23 @@ _LONGEST_AGEING = 10.0  # seconds; a longer ageing time is not watched (the step
 
 
 class _Bridge:
-    """The bridge behind the check's end ports: its host, name and the port of each."""
+    """The bridge behind the check's end ports: its host, name and the port of each, as
+    the kernel has them (an end that no longer exists has no port: None)."""
 
     def __init__(self, ctx: Context, ends: Sequence[str]) -> None:
         self.ctx = ctx
         self.ends = list(ends)
         self.ports = [_bridge_port(ctx, end) for end in ends]  # (host, ifname) per end
-        self.host = self.ports[0][0]
-        master = _master(ctx, *self.ports[0])
-        self.name = master or self.ports[0][1]
+        known = [p for p in self.ports if p is not None]
+        if not known:
+            raise SpecError(f"none of {', '.join(ends)} exists: no bridge to test")
+        masters = Counter(m for p in known if (m := _master(ctx, *p)) is not None)
+        self.host = known[0][0]
+        self.name = masters.most_common(1)[0][0] if masters else known[0][1]
 
     def port(self, index: int) -> str:
-        return ":".join(self.ports[index])
+        found = self.ports[index]
+        return ":".join(found) if found else f"the bridge port behind {self.ends[index]}"
 
     def info(self) -> dict[str, Any]:
         link = self.ctx.link(self.host, self.name) or {}
@@ -66,22 +72,26 @@ class _Bridge:
         return None
 
 
-def _bridge_port(ctx: Context, end: str) -> tuple[str, str]:
-    """The bridge port an end port hangs off: a veth's far end, or the TAP itself."""
+def _bridge_port(ctx: Context, end: str) -> tuple[str, str] | None:
+    """The bridge port an end port hangs off: a veth's far end, or the TAP itself (None:
+    the end does not exist, so neither does its port)."""
     port = Port.parse(end)
     if port.vm:
         return port.host, port.ifname
     peer = peer_port(ctx.topo, port)
     if peer is not None:
         return peer.host, peer.ifname
+    iface = ctx.topo.live(port.host).interface(port.ifname)
+    if iface is None:
+        return None
+    if iface.kind == "veth":
+        raise SpecError(f"the far end of {end} is in no host of the topology: adopt its "
+                        "namespace as a host, so that the bridge port can be read")
     raise SpecError(f"{end} is neither a veth end nor a TAP's VM side: no bridge port behind it")
 
 
 def _master(ctx: Context, host: str, ifname: str) -> str | None:
-    link = ctx.link(host, ifname)
-    if link is not None and link.get("master"):
-        return str(link["master"])
-    iface = ctx.topo.spec.host(host).interface(ifname)
+    iface = ctx.topo.live(host).interface(ifname)
     return iface.master if iface is not None else None
 
 
@@ -137,17 +147,23 @@ def _watchable(ageing: float | None) -> bool:
 
 
 def _every_port_learns_and_floods(ctx: Context, br: _Bridge) -> None:
-    """The kernel's own flags, for every port: learning, unknown-unicast and broadcast
-    flooding (traffic below shows the behaviour on three of them)."""
+    """The kernel's own flags, for every port: enslaved to the bridge, learning,
+    unknown-unicast and broadcast flooding (traffic below shows the behaviour on three)."""
     off = []
-    for host, ifname in br.ports:
+    for end, found in zip(br.ends, br.ports, strict=True):
+        if found is None:
+            off.append(f"{end} does not exist: no bridge port behind it")
+            continue
+        host, ifname = found
+        if _master(ctx, host, ifname) != br.name:
+            off.append(f"{host}:{ifname} is not a port of {br.name}")
+            continue
         link = ctx.link(host, ifname) or {}
         flags = link.get("linkinfo", {}).get("info_slave_data", {})
         off += [f"{host}:{ifname} {key} off" for key in ("learning", "flood", "bcast_flood")
                 if flags.get(key) is False]
     if not ctx.record(_EVERY_PORT, not off, "; ".join(off)):
-        for host, ifname in br.ports:
-            _diagnose_port(ctx, br, host, ifname)
+        _diagnose_ports(ctx, br)
 
 
 def _flood(ctx: Context, name: str, frame: Any, port: str, ends: list[str]) -> None:
@@ -216,8 +232,7 @@ def _skip(ctx: Context, name: str, why: str) -> bool:
 
 
 def _diagnose(ctx: Context, br: _Bridge) -> None:
-    for host, ifname in br.ports:
-        _diagnose_port(ctx, br, host, ifname)
+    _diagnose_ports(ctx, br)
     if br.ageing() == 0:
         ctx.diagnose(
             f"{br.host}:{br.name} has ageing time 0: FDB entries expire at once, so "
@@ -231,16 +246,31 @@ def _diagnose(ctx: Context, br: _Bridge) -> None:
         )
 
 
+def _diagnose_ports(ctx: Context, br: _Bridge) -> None:
+    for end, found in zip(br.ends, br.ports, strict=True):
+        if found is None:
+            ctx.diagnose(f"{end} does not exist: no bridge port behind it")
+        else:
+            _diagnose_port(ctx, br, *found)
+
+
 def _diagnose_port(ctx: Context, br: _Bridge, host: str, ifname: str) -> None:
-    link = ctx.link(host, ifname)
-    if link is None:
+    iface = ctx.topo.live(host).interface(ifname)
+    if iface is None:
         ctx.diagnose(f"{host}:{ifname} does not exist")
         return
-    if link.get("master") != ctx.topo.ifname(br.host, br.name):
-        ctx.diagnose(f"{host}:{ifname} has no master {br.name}: not enslaved to the bridge")
-    elif "UP" not in link["flags"]:
+    if iface.master != br.name:
+        why = "it has no master" if iface.master is None else f"its master is {iface.master}"
+        ctx.diagnose(f"{host}:{ifname} has no master {br.name}: not enslaved to the bridge "
+                     f"({why}; `ip link set {ifname} master {br.name}` in {host})")
+        return
+    if not iface.up:
         ctx.diagnose(f"{host}:{ifname} is down: the bridge neither learns nor forwards there")
-    port = link.get("linkinfo", {}).get("info_slave_data", {})
+    elif iface.port_state not in (None, "forwarding"):
+        ctx.diagnose(f"{host}:{ifname} is in STP state {iface.port_state}: the bridge "
+                     "forwards nothing there (`bridge link set dev "
+                     f"{ifname} state 3` in {host}, unless STP keeps it so)")
+    port = (ctx.link(host, ifname) or {}).get("linkinfo", {}).get("info_slave_data", {})
     if port.get("learning") is False:
         ctx.diagnose(
             f"{host}:{ifname} has learning disabled: the bridge never records the "

@@ -11,14 +11,12 @@ back to the sender (a missing return route shows up here).
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from dataclasses import dataclass
 from ipaddress import ip_address
-from typing import Any
 
 from netprobe.check import Check, Context, Param, Port, echo_and_reply, param
-from netprobe.errors import SpecError
+from netprobe.errors import NotFound, SpecError
 from netprobe.expect import ROUTED, Match, at
 from netprobe.traffic import Capture, Template, decode, find_nonce
 
@@ -39,47 +37,57 @@ class _End:
 
 
 def _end(ctx: Context, port: Port, family: int) -> _End | None:
-    host = port.host
-    argv = ["ip", "-j", "addr", "show", "dev", ctx.topo.ifname(port)]
-    result = ctx.topo.run(host, argv)
-    if not result.ok:
-        raise SpecError(f"routing: no interface {port}: {result.stderr.strip()}")
-    kind = "inet" if family == 4 else "inet6"
-    for link in json.loads(result.stdout):
-        for addr in link.get("addr_info", []):
-            if addr["family"] == kind and addr.get("scope") == "global":
-                return _End(port, host, addr["local"], ctx.topo.mac(port), family)
+    """`port` as an end host in IPv`family`: its first global address there, by the kernel
+    (None: it has none in that family)."""
+    iface = ctx.topo.live(port.host).interface(port.ifname)
+    if iface is None:
+        raise SpecError(f"routing: no interface {port}: {port.host} has no {port.ifname}")
+    for address in iface.addresses:
+        ip = address.ip
+        if ip.version == family and not (ip.is_link_local or ip.is_loopback):
+            return _End(port, port.host, str(ip), ctx.topo.mac(port), family)
     return None
 
 
-def _route(
-    ctx: Context, host: str, dst: str, src: str, iif: str | None = None
-) -> tuple[dict[str, Any] | None, str]:
-    """`ip -j route get` in `host`: (the route, "") or (None, the kernel's refusal)."""
-    argv = ["ip", "-j", "route", "get", dst, "from", src] + (["iif", iif] if iif else [])
+def _route(ctx: Context, host: str, dst: str, src: str, iif: str) -> tuple[_Route | None, str]:
+    """The route `host` takes for a packet from `src` to `dst` arriving on `iif`, as the
+    kernel answers `ip -j route get`: (the route, "") or (None, the kernel's refusal).
+    (`Topology.route_to` asks for the host's own traffic, which has no incoming interface.)"""
+    argv = ["ip", "-j", "route", "get", dst, "from", src, "iif", ctx.topo.ifname(host, iif)]
     result = ctx.topo.run(host, argv)
     if not result.ok:
         return None, result.stderr.strip().removeprefix("RTNETLINK answers: ")
-    return json.loads(result.stdout)[0], ""
+    found = json.loads(result.stdout)[0]
+    return _Route(found.get("gateway"), found["dev"]), ""
+
+
+def _own_route(ctx: Context, host: str, dst: str, src: str) -> _Route | None:
+    """The route `host`'s kernel gives its own traffic from `src` to `dst` (None: none)."""
+    route = ctx.topo.route_to(host, dst, src)
+    return _Route(route.gateway, route.dev) if route is not None and route.dev else None
+
+
+@dataclass(frozen=True)
+class _Route:
+    """A route the kernel picked: the gateway (None: on-link) and the outgoing interface."""
+
+    gateway: str | None
+    dev: str
 
 
 class _Router:
     """The router: its addresses, and captures of what leaves each of its interfaces
-    (a port's capture shows only what arrives)."""
+    (a port's capture shows only what arrives), all as the kernel has them."""
 
     def __init__(self, ctx: Context, name: str) -> None:
         self.name = name
-        links = json.loads(ctx.topo.run(name, ["ip", "-j", "addr", "show"]).stdout)
-        self.addresses = [
-            (link["ifname"], ipaddress.ip_interface(f"{a['local']}/{a['prefixlen']}"))
-            for link in links
-            for a in link.get("addr_info", [])
-        ]
+        live = ctx.topo.live(name)
+        self.addresses = [(i.name, a) for i in live.interfaces for a in i.addresses]
         fd, ifname = ctx.topo.fd_of(name), ctx.topo.ifname
         self.caps = {
             i.name: Capture(str(Port(name, i.name)), fd, ifname(name, i.name), outgoing=True)
-            for i in ctx.topo.spec.host(name).interfaces
-            if i.master is None
+            for i in live.interfaces
+            if i.master is None and i.kind != "loopback" and _ours(ctx, name, i.name)
         }
 
     def owner(self, ip: str | None) -> str | None:
@@ -109,6 +117,18 @@ class _Router:
     def close(self) -> None:
         for cap in self.caps.values():
             cap.close()
+
+
+def _ours(ctx: Context, host: str, ifname: str) -> bool:
+    """In an own or adopted namespace every interface is watched; in the machine's own
+    only those the topology made (the machine's links are not the check's business)."""
+    if ctx.topo.namespace(host) is not None:
+        return True
+    try:
+        ctx.topo.mac(host, ifname)  # found by the run's prefixed name: one of ours
+    except NotFound:
+        return False
+    return True
 
 
 def body(
@@ -148,7 +168,7 @@ def _leg(ctx: Context, rtr: _Router, src: _End, dst: _End) -> None:
     if ingress is None:
         return
     route, refusal = _route(ctx, rtr.name, dst.ip, src.ip, ingress)
-    predicted = route["dev"] if route else None
+    predicted = route.dev if route else None
     frame, back = echo_and_reply(src.mac, ctx.topo.mac(rtr.name, ingress), src.ip, dst.ip,
                                  routed=True)
     rtr.drain()
@@ -193,11 +213,11 @@ def _round_trip(
 def _first_hop(ctx: Context, name: str, rtr: _Router, src: _End, dst: _End) -> str | None:
     """The router interface `src` sends `dst`'s traffic to, recorded as the step `name`
     (None: a failure)."""
-    route, refusal = _route(ctx, src.host, dst.ip, src.ip)
-    gateway = route.get("gateway") if route else None
+    route = _own_route(ctx, src.host, dst.ip, src.ip)
+    gateway = route.gateway if route else None
     owner = rtr.owner(gateway)
     if route is None:
-        detail = f"{src.host} has no route to {dst.ip}: {refusal}"
+        detail = f"{src.host} has no route to {dst.ip}"
         _diagnose_missing_route(ctx, rtr, src, dst)
     elif gateway is None:
         detail = f"{src.host} reaches {dst.ip} on its own link, not through a router"
@@ -225,12 +245,12 @@ def _diagnose_forward(
     """Why the request did not get through: forwarding off, no route, or a drop."""
     key, per_if = _FORWARDING[src.family], f"net.ipv{src.family}.conf.{ingress}.forwarding"
     route, refusal = _route(ctx, rtr.name, dst.ip, src.ip, ingress)
-    if ctx.sysctl(rtr.name, key) == "0":
+    if ctx.topo.sysctl(rtr.name, key) == "0":
         short = "ip_forward" if src.family == 4 else key
         ctx.diagnose(
             f"{short} is 0 on {rtr.name}: it forwards no IPv{src.family} between its interfaces"
         )
-    elif ctx.sysctl(rtr.name, per_if) == "0":
+    elif ctx.topo.sysctl(rtr.name, per_if) == "0":
         ctx.diagnose(f"{per_if} is 0 on {rtr.name}: it forwards nothing arriving on {ingress}")
     elif route is None:
         ctx.diagnose(f"{rtr.name} has no route to {dst.ip}: {refusal}")
@@ -238,7 +258,7 @@ def _diagnose_forward(
         rules = ctx.topo.run(rtr.name, ["nft", "list", "ruleset"]).stdout.strip()
         suspect = "its firewall's forward hook" if rules else "rp_filter or a missing neighbour"
         ctx.diagnose(
-            f"{rtr.name} routes {dst.ip} out of {route['dev']} but the probe never "
+            f"{rtr.name} routes {dst.ip} out of {route.dev} but the probe never "
             f"left it: {suspect} dropped it"
         )
     else:
@@ -250,21 +270,21 @@ def _diagnose_forward(
 
 def _diagnose_return(ctx: Context, rtr: _Router, replier: _End, asker: _End) -> None:
     """The request got there; say where the reply stops: at the replier or at the router."""
-    route, _ = _route(ctx, replier.host, asker.ip, replier.ip)
-    ingress = rtr.owner(route.get("gateway")) if route else None
+    route = _own_route(ctx, replier.host, asker.ip, replier.ip)
+    ingress = rtr.owner(route.gateway) if route else None
     if route is None:
         _diagnose_missing_route(ctx, rtr, replier, asker)
     elif ingress is None:
         ctx.diagnose(
             f"{replier.host} sends replies to {asker.ip} via "
-            f"{route.get('gateway', route['dev'])}, not through {rtr.name}"
+            f"{route.gateway or route.dev}, not through {rtr.name}"
         )
     else:
         back, refusal = _route(ctx, rtr.name, asker.ip, replier.ip, ingress)
         ctx.diagnose(
             f"{rtr.name} has no route to {asker.ip}: {refusal}"
             if back is None
-            else f"{rtr.name} routes replies to {asker.ip} out of {back['dev']}, and they "
+            else f"{rtr.name} routes replies to {asker.ip} out of {back.dev}, and they "
             f"never reach {asker.port} (see the evidence)"
         )
 

@@ -1,6 +1,6 @@
 """veth: a veth pair is a pipe. Every frame sent into one end comes out of the other,
 byte for byte, in both directions: broadcast and unicast, tagged and untagged, IPv4, IPv6
-and ARP, up to the full MTU.
+and ARP, up to the full MTU. Ends, MTUs and peers are read from the kernel.
 """
 
 from __future__ import annotations
@@ -38,19 +38,25 @@ def body(ctx: Context, *, a: str = "red:eth0", b: str = "switch:red") -> None:
 
 
 def _mtu(ctx: Context, port: Port) -> int:
-    link = ctx.link(port)
-    return int(link["mtu"]) if link else 1500
+    iface = ctx.topo.live(port.host).interface(port.ifname)
+    return iface.mtu if iface else 1500
 
 
 def _diagnose(ctx: Context, src: Port, dst: Port, kind: str) -> None:
-    far, near = ctx.link(dst), ctx.link(src)
+    far = ctx.topo.live(dst.host).interface(dst.ifname)
+    near = ctx.topo.live(src.host).interface(src.ifname)
     if far is None or near is None:
         ctx.diagnose(f"{dst if far is None else src} does not exist")
-    elif "UP" not in far["flags"]:
+    elif not far.up:
         ctx.diagnose(f"{dst} is down: a veth delivers nothing to an end that is down")
-    elif kind.startswith("full-size") and far["mtu"] < near["mtu"]:
-        ctx.diagnose(f"MTU mismatch: {dst} has MTU {far['mtu']}, {src} has {near['mtu']}; "
+    elif not near.up:
+        ctx.diagnose(f"{src} is down: a veth sends nothing from an end that is down")
+    elif kind.startswith("full-size") and far.mtu < near.mtu:
+        ctx.diagnose(f"MTU mismatch: {dst} has MTU {far.mtu}, {src} has {near.mtu}; "
                      f"the veth drops frames longer than the receiving end's MTU")
+    elif ctx.topo.peer(src) not in (None, dst):
+        ctx.diagnose(f"{src} and {dst} are not the two ends of one veth: {src}'s peer is "
+                     f"{ctx.topo.peer(src)}")
     else:
         ctx.diagnose(f"{kind} frames from {src} do not come out of {dst} unchanged "
                      "(see the diff: something between them filters or rewrites)")

@@ -6,6 +6,8 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+from support.handmade import Handmade
+from support.networks import tenants
 from support.paths import EXAMPLES
 from support.results import diagnosis_of, top_cause
 
@@ -179,5 +181,92 @@ def test_a_router_between_the_tenants_is_not_passed_as_isolated() -> None:
     )
     hosts = [h for h in spec.hosts if h.name != "hv"] + [hv, router]
     result = run_check("isolation", Spec("routed-tenants", hosts=hosts))
+    assert result.status is Status.INCONCLUSIVE, result.evidence()
+    assert result.diagnosis is not None and "hv:ra" in result.diagnosis
+
+
+# The same sabotages on tenants made by hand (plain `ip`) and adopted: each tenant's bridge
+# is found from the kernel (its ports' masters), not from a spec.
+
+
+def test_isolation_passes_on_handmade_tenants(handmade: Handmade) -> None:
+    params = tenants(handmade)
+    result = run_check("isolation", handmade.spec("hand-tenants"), **params)
+    assert result.status is Status.PASS, result.evidence()
+    assert len(result.steps) == 17
+
+
+def test_a_handmade_veth_between_the_tenants_bridges_is_named(handmade: Handmade) -> None:
+    params = tenants(handmade)
+    handmade.run(
+        "ip -n {hv} link add leak-a type veth peer name leak-b",
+        "ip -n {hv} link set leak-a master br-a up",
+        "ip -n {hv} link set leak-b master br-b up",
+    )
+    result = run_check("isolation", handmade.spec("hand-tenants"), **params)
+    assert diagnosis_of(result) == (
+        "veth hv:leak-a on hv:br-a and its peer hv:leak-b on hv:br-b "
+        "join the tenants' bridges: a leak"
+    )
+
+
+def test_a_handmade_tenant_port_on_the_other_bridge_is_named(handmade: Handmade) -> None:
+    params = tenants(handmade)
+    handmade.run("ip -n {hv} link set b1 master br-a")
+    result = run_check("isolation", handmade.spec("hand-tenants"), **params)
+    assert (
+        "hv:b1, the port of tenant B's b1:e0, is enslaved to hv:br-a, tenant A's bridge"
+    ) in diagnosis_of(result)
+
+
+def test_handmade_tenants_on_one_bridge_share_it(handmade: Handmade) -> None:
+    params = tenants(handmade)
+    handmade.run("ip -n {hv} link set b1 master br-a", "ip -n {hv} link set b2 master br-a")
+    result = run_check("isolation", handmade.spec("hand-tenants"), **params)
+    assert diagnosis_of(result) == (
+        "tenants A and B share the bridge hv:br-a: nothing separates them")
+
+
+def test_a_handmade_host_cut_off_from_its_own_tenant_is_named(handmade: Handmade) -> None:
+    params = tenants(handmade)
+    handmade.run("ip -n {hv} link set a2 nomaster")
+    result = run_check("isolation", handmade.spec("hand-tenants"), **params)
+    assert diagnosis_of(result).startswith("hv:a2 is not enslaved to br-a: it has no master")
+    assert result.summary.startswith("ping a1:e0 → a2:e0 (192.168.51.20) answered")
+
+
+def test_a_handmade_leak_across_namespaces_is_named(handmade: Handmade) -> None:
+    params = tenants(handmade, split=True)
+    handmade.run(
+        "ip link add uplink netns {node1} type veth peer name uplink netns {node2}",
+        "ip -n {node1} link set uplink master br-a up",
+        "ip -n {node2} link set uplink master br-b up",
+    )
+    result = run_check("isolation", handmade.spec("hand-site"), **params)
+    diagnosis = diagnosis_of(result)
+    assert (
+        "node1:uplink (veth, peer in another namespace) is a port of node1:br-a but no "
+        "host of tenant A is behind it"
+    ) in diagnosis
+    assert "node2:uplink (veth, peer in another namespace) is a port of node2:br-b" in diagnosis
+
+
+def test_a_handmade_router_between_the_tenants_is_not_passed_as_isolated(
+    handmade: Handmade,
+) -> None:
+    params = tenants(handmade)
+    handmade.netns("rt")
+    handmade.run(
+        "ip link add ea netns {rt} type veth peer name ra netns {hv}",
+        "ip link add eb netns {rt} type veth peer name rb netns {hv}",
+        "ip -n {hv} link set ra master br-a up",
+        "ip -n {hv} link set rb master br-b up",
+        "ip -n {rt} addr add 192.168.51.254/24 dev ea",
+        "ip -n {rt} addr add 172.16.51.1/24 dev eb",
+        "ip -n {rt} link set ea up",
+        "ip -n {rt} link set eb up",
+        "ip netns exec {rt} sysctl -qw net.ipv4.ip_forward=1",
+    )
+    result = run_check("isolation", handmade.spec("hand-routed"), **params)
     assert result.status is Status.INCONCLUSIVE, result.evidence()
     assert result.diagnosis is not None and "hv:ra" in result.diagnosis

@@ -6,6 +6,8 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+from support.handmade import Handmade
+from support.networks import lan
 from support.paths import EXAMPLES
 from support.results import delivered_cause, failed_steps
 
@@ -176,3 +178,78 @@ def test_any_port_with_learning_or_flooding_off_fails(port: str, flag: str, said
         result = run_check("mac-learning", topo)
     assert result.status is Status.FAIL
     assert result.diagnosis is not None and said in result.diagnosis
+
+
+# The same sabotages on a switch made by hand (plain `ip` and `bridge`) and adopted.
+
+HOSTS = ("h1", "h2", "h3", "h4")
+HAND_PORTS = "h1:e0,h2:e0,h3:e0,h4:e0"
+
+
+def _handmade_switch(handmade: Handmade, ageing: int = 1) -> Spec:
+    lan(handmade, HOSTS, subnet="10.74.0", ageing=ageing)
+    return handmade.spec("hand-switch")
+
+
+def test_mac_learning_passes_on_a_handmade_switch(handmade: Handmade) -> None:
+    result = run_check("mac-learning", _handmade_switch(handmade), ports=HAND_PORTS)
+    assert result.status is Status.PASS, result.evidence()
+    assert len(result.steps) == 10
+    assert result.not_run == []
+
+
+@pytest.mark.parametrize(
+    ("port", "flag", "said"),
+    [
+        ("p1", "learning", "sw:p1 has learning disabled"),
+        ("p3", "learning", "sw:p3 has learning disabled"),
+        ("p4", "learning", "sw:p4 has learning disabled"),
+        ("p2", "flood", "sw:p2 has flood off"),
+    ],
+)
+def test_handmade_learning_or_flooding_off_is_named(
+    handmade: Handmade, port: str, flag: str, said: str
+) -> None:
+    spec = _handmade_switch(handmade)
+    handmade.run(f"bridge -n {{sw}} link set dev {port} {flag} off")
+    result = run_check("mac-learning", spec, ports=HAND_PORTS)
+    assert result.status is Status.FAIL
+    assert result.diagnosis is not None and said in result.diagnosis
+    assert "every port learns and floods" in failed_steps(result)
+
+
+def test_handmade_ageing_zero_is_named(handmade: Handmade) -> None:
+    spec = _handmade_switch(handmade)
+    handmade.run("ip -n {sw} link set br0 type bridge ageing_time 0")
+    result = run_check("mac-learning", spec, ports=HAND_PORTS)
+    assert result.status is Status.FAIL
+    assert result.diagnosis is not None
+    assert "sw:br0 has ageing time 0: FDB entries expire at once" in result.diagnosis
+
+
+def test_a_handmade_port_with_no_master_is_named(handmade: Handmade) -> None:
+    spec = _handmade_switch(handmade)
+    handmade.run("ip -n {sw} link set p2 nomaster")
+    result = run_check("mac-learning", spec, ports=HAND_PORTS)
+    assert result.status is Status.FAIL
+    assert result.diagnosis is not None
+    assert result.diagnosis.startswith(
+        "sw:p2 has no master br0: not enslaved to the bridge (it has no master; "
+        "`ip link set p2 master br0` in sw)")
+    assert failed_steps(result)[0] == "every port learns and floods"
+
+
+def test_a_handmade_long_ageing_time_is_not_waited_for(handmade: Handmade) -> None:
+    result = run_check("mac-learning", _handmade_switch(handmade, ageing=300), ports=HAND_PORTS)
+    assert result.status is Status.PASS, result.evidence()
+    (skipped,) = [s for s in result.steps if s.status is Status.SKIP]
+    assert "ageing time 300 s is too long to watch" in skipped.detail
+
+
+def test_a_handmade_run_cut_short_lists_the_steps_it_did_not_run(handmade: Handmade) -> None:
+    spec = _handmade_switch(handmade)
+    handmade.run("ip -n {h4} link del e0")  # and sw:p4 with it
+    result = run_check("mac-learning", spec, ports=HAND_PORTS)
+    assert result.status is Status.ERROR
+    assert result.summary == "cannot capture on h4:e0: No such device; 9 not run"
+    assert result.steps[0].detail == "h4:e0 does not exist: no bridge port behind it"

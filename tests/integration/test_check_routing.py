@@ -6,6 +6,8 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+from support.handmade import Handmade
+from support.networks import router
 from support.paths import EXAMPLES
 from support.results import failed_steps, top_cause
 
@@ -153,3 +155,76 @@ def test_an_unknown_port_is_an_error() -> None:
     result = run_check("routing", left="left:eth9")
     assert result.status is Status.ERROR
     assert "no interface left:eth9" in result.summary
+
+
+# The same sabotages on a router made by hand (plain `ip`, `sysctl`, `nft`) and adopted.
+
+
+def test_routing_passes_on_a_handmade_router(handmade: Handmade) -> None:
+    params = router(handmade)
+    result = run_check("routing", handmade.spec("hand-router"), **params)
+    assert result.status is Status.PASS, result.evidence()
+    assert len(result.steps) == 16
+    agree = [s for s in result.steps if "agrees with the egress" in s.name]
+    assert agree[0].detail == "router predicts via e1; the probe left by e1"
+
+
+def test_handmade_forwarding_off_is_named(handmade: Handmade) -> None:
+    params = router(handmade)
+    handmade.run("ip netns exec {router} sysctl -qw net.ipv4.ip_forward=0")
+    result = run_check("routing", handmade.spec("hand-router"), **params)
+    assert result.status is Status.FAIL
+    assert result.diagnosis == (
+        "ip_forward is 0 on router: it forwards no IPv4 between its interfaces")
+    assert failed_steps(result) == [
+        "left→right IPv4: router forwards an echo request to right:e0",
+        "right→left IPv4: router forwards an echo request to left:e0",
+    ]
+
+
+def test_handmade_ipv6_forwarding_off_is_named(handmade: Handmade) -> None:
+    params = router(handmade)
+    handmade.run("ip netns exec {router} sysctl -qw net.ipv6.conf.all.forwarding=0")
+    result = run_check("routing", handmade.spec("hand-router"), **params)
+    assert result.status is Status.FAIL
+    assert result.diagnosis is not None
+    assert "net.ipv6.conf.all.forwarding is 0 on router" in result.diagnosis
+
+
+def test_a_handmade_missing_return_route_is_named(handmade: Handmade) -> None:
+    params = router(handmade)
+    handmade.run("ip -n {right} route del default")
+    result = run_check("routing", handmade.spec("hand-router"), **params)
+    assert result.status is Status.FAIL
+    assert result.diagnosis == (
+        "right has no route to 10.81.1.10 (left): its replies and its own traffic to left "
+        "have nowhere to go (add a default route via 10.81.2.1)"
+    )
+    assert failed_steps(result) == [
+        "left→right IPv4: right's echo reply comes back to left:e0",
+        "right→left IPv4: right sends 10.81.1.10 through router",
+    ]
+
+
+def test_handmade_missing_routes_on_a_sender_are_named(handmade: Handmade) -> None:
+    params = router(handmade)
+    handmade.run("ip -n {left} route del default", "ip -n {left} -6 route del default")
+    result = run_check("routing", handmade.spec("hand-router"), **params)
+    assert result.status is Status.FAIL
+    assert result.diagnosis is not None
+    assert "left has no route to 10.81.2.10 (right)" in result.diagnosis
+    assert "left has no route to fd81:2::10 (right)" in result.diagnosis
+    assert "right's" not in result.diagnosis
+
+
+def test_a_handmade_forward_drop_is_named(handmade: Handmade) -> None:
+    params = router(handmade)
+    ruleset = "table inet f { chain fw { type filter hook forward priority 0; policy drop; }; }"
+    handmade.run("ip netns exec {router} nft -f -", input=ruleset)
+    result = run_check("routing", handmade.spec("hand-router"), **params)
+    assert result.status is Status.FAIL
+    assert result.diagnosis is not None
+    assert (
+        "router routes 10.81.2.10 out of e1 but the probe never left it: its "
+        "firewall's forward hook dropped it" in result.diagnosis
+    )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from support.handmade import Handmade
+from support.networks import veth_pair
 
 import netprobe
 from netprobe import Host, Interface, Spec, Veth
@@ -50,3 +52,31 @@ def test_veth_fails_when_the_far_end_is_down() -> None:
 def test_unknown_parameters_are_bad_input() -> None:
     with pytest.raises(netprobe.SpecError, match="takes parameters a, b"):
         run_check("veth", port="x")
+
+
+# The same on a pair made by hand with plain `ip` and adopted: nothing from a spec.
+
+
+def test_veth_passes_on_a_handmade_pair(handmade: Handmade) -> None:
+    params = veth_pair(handmade)
+    result = run_check("veth", handmade.spec("hand-pair"), **params)
+    assert result.status is Status.PASS, result.evidence()
+    assert len(result.steps) == 14
+
+
+def test_a_handmade_mtu_mismatch_is_named(handmade: Handmade) -> None:
+    params = veth_pair(handmade)
+    handmade.run("ip -n {vb} link set e0 mtu 1280")
+    result = run_check("veth", handmade.spec("hand-pair"), **params)
+    assert result.status is Status.FAIL
+    assert result.diagnosis is not None and "MTU mismatch: vb:e0 has MTU 1280" in result.diagnosis
+    failed = [s.name for s in result.steps if s.status is Status.FAIL]
+    assert failed == ["full-size (1514 bytes) va:e0 → vb:e0"]
+
+
+def test_a_handmade_far_end_down_is_named(handmade: Handmade) -> None:
+    params = veth_pair(handmade)
+    handmade.run("ip -n {vb} link set e0 down")
+    result = run_check("veth", handmade.spec("hand-pair"), **params)
+    assert result.status is Status.FAIL
+    assert result.diagnosis is not None and "vb:e0 is down" in result.diagnosis

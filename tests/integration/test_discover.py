@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from netprobe.cli import cli
 from netprobe.topology import Spec, build, discover, load
 from netprobe.topology._model import picture
-from tests.support.handmade import Handmade, handmade, snapshot
+from tests.support.handmade_discover import Handmade, handmade, snapshot
 
 pytestmark = pytest.mark.root
 
