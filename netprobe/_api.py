@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from .bundle import run_check
 from .check import Check, Result, Status
+from .diagnose import Diagnosis, probe
 
 # ruff: noqa: F401  (imported to be offered, not used here)
 from .errors import (
