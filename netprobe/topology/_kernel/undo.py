@@ -6,12 +6,14 @@ serves a normal teardown, `netprobe topo down` and `netprobe clean` after a kill
 - `foreign_links`: the kernel names of links the run creates there. Each is tagged with
   the alias netprobe:RUNID right after creation; a link is removed if it carries the tag,
   or if it is on the list and untagged (created, then killed before it was tagged).
-- `undo`: old sysctl values to write back, and routes to delete.
+- `undo`: old sysctl values to write back, routes to delete, and nft tables to delete
+  (an explanation's trace table: `{"ns": …, "nft_table": [family, name]}`).
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
 from typing import Any
 
 from .._model.spec import Route
@@ -51,6 +53,8 @@ def _undo_entries(nl: Rtnl, fd: int, entries: Any) -> list[str]:
                 route = entry["route"]
                 oif = nl.index(route["dev"]) if route.get("dev") else None
                 nl.request(route_message(Route(**route), oif), RTM_DELROUTE)
+            elif "nft_table" in entry:
+                problems += _delete_table(fd, entry["nft_table"])
             else:
                 with netns.entered(fd), open(entry["sysctl"], "w") as out:
                     out.write(entry["value"])
@@ -62,6 +66,18 @@ def _undo_entries(nl: Rtnl, fd: int, entries: Any) -> list[str]:
         except OSError as exc:
             problems.append(f"undoing {entry}: {exc.strerror}")
     return problems
+
+
+def _delete_table(fd: int, table: list[str]) -> list[str]:
+    """Delete nft table (family, name) in the namespace `fd`, if it is still there."""
+    family, name = table
+    with netns.entered(fd):  # nft talks netlink in the caller's namespace
+        listed = subprocess.run(["nft", "list", "table", family, name], capture_output=True)
+        if listed.returncode != 0:
+            return []  # gone already
+        done = subprocess.run(["nft", "delete", "table", family, name], capture_output=True)
+    err = done.stderr.decode(errors="replace").strip()
+    return [f"deleting nft table {family} {name}: {err}"] if done.returncode else []
 
 
 def _remove_links(nl: Rtnl, tag: str, names: list[str]) -> list[str]:
