@@ -218,6 +218,7 @@ def _nat_notes(found: Findings, host: str, rewrites: dict[str, Any] | Any) -> li
     if not rules:
         return [f"{host} has no {label}"]
     left = [h.device for h in found.drops.path if h.host == host and h.event == XMIT]
+    left += [s.oif for s in found.path.steps if s.host == host and s.oif]  # by its route
     out = []
     for rule in rules:
         oif = _OIF.search(rule)

@@ -236,5 +236,5 @@ def masquerade_oif(found: Findings) -> list[Cause]:
             )
             fix = f'in {step.host}: match oifname "{step.oif}" in that rule'
             evidence = (f"route on {step.host}: {step.route}",)
-            out.append(Cause(text, evidence, STRONG + 0.05, fix))
+            out.append(Cause(text, evidence, STRONG + 0.03, fix))  # after the delivery itself
     return out

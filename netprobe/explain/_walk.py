@@ -84,8 +84,8 @@ def walk(net: Network, start: Device, dst: str, mac: str | None) -> tuple[Step, 
         if out is None:
             break
         arrived, crossed = _l2(net, out, mac)
-        if arrived is None:
-            steps.append(Step(out[0], out[1], "lost", crossed=crossed))
+        if arrived is None:  # said where the frame was last: nobody there has its MAC
+            steps.append(Step(crossed[-1][0], crossed[-1][1], "lost", crossed=crossed))
             break
         step = _l3(net, arrived, dst, crossed, seen)
         steps.append(step)
@@ -111,6 +111,9 @@ def _l2(net: Network, out: Device, mac: str | None) -> tuple[Device | None, tupl
     """Where a frame sent out of `out` reaches a stack: (host, device) owning `mac`, or
     None (no such MAC on the way), and the devices crossed."""
     crossed: list[Device] = [out]
+    link = net.link(*out)
+    if link is not None and link.kind == "bridge":  # sent out of each of its ports
+        crossed += [(out[0], p.name) for p in net.hosts[out[0]].ports_of(out[1])]
     queue: list[Device] = _out_of(net, out)
     visited = set(queue)
     while queue:

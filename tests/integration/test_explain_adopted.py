@@ -292,6 +292,11 @@ def test_masquerade_on_the_wrong_interface(hand: Hand) -> None:
     with _adopt(hand) as topo:
         found = _explained(topo, _udp(topo), match=ROUTED.rewriting(src="10.71.2.254"))
     assert _top(found) == (
+        "the probe was delivered, not dropped: it reached b:eth0 with ip.src: expected "
+        "10.71.2.254, seen 10.71.1.1 (r's rule `oifname \"eth9\" masquerade` matches oifname "
+        '"eth9", but the probe left by rb)'
+    )
+    assert found.causes[1].text == (
         'masquerade on the wrong interface: r\'s rule `oifname "eth9" masquerade` rewrites only '
         "what leaves by eth9, but its route to 10.71.2.1 (`10.71.2.0/24 dev br0 src 10.71.2.254`) "
         "leaves by br0"
