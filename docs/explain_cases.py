@@ -55,6 +55,44 @@ table inet fw {
 """
 
 
+# Said of networks netprobe did not build; their cases run in
+# tests/integration/test_explain_adopted.py (they need namespaces made by hand).
+ADOPTED = """\
+## On networks netprobe did not build
+
+Explanations read the live state of every host, adopted namespaces as much as those
+netprobe made: devices, veth peers across namespaces, addresses, masters, bridge port
+states, routes and neighbours come from the kernels, never from the spec. Before the probe
+is re-sent, its way is walked through that state (veth peers, bridges, each router's own
+route lookup, the next hop's MAC); in namespaces netprobe did not create, only the hosts on
+that way have their counters read (nft rule counters, and the statistics of the devices on
+the way) and their rulesets traced, so a busy Docker host's other traffic is not blamed.
+The machine's own namespace (a `root: true` host) is never traced.
+
+To name the nft rule that dropped a probe in such a namespace, netprobe adds a temporary
+table, `table inet netprobe_trace_RUNID` (and a bridge one where bridged frames are
+filtered), whose one chain sets `meta nftrace set 1` on the probe alone. Its removal is
+written to the run's record before it is added, so even after a kill `netprobe clean`
+removes it; the explanation's notes say where it was added. `explain(..., touch=False)`
+(or `topo.touch = False` for every explanation of a topology, as the CLI's `--no-touch`
+sets it) adds nothing to any namespace netprobe did not create: the notes then say that no
+rule can be named there, and the causes rest on the kernel's drop reason and the rule
+counters (`nft rule `udp dport 9 drop` on r dropped it (its counter moved)`).
+
+Causes found from that state, each with a `fix:` line: a neighbour entry (of the sender or
+a router) naming a MAC its holder does not have; no route on the sender; no route back
+(from the far host, or a router on the way back); a source address the far side cannot
+answer; a router sending the probe back out the way it came (both routes named); path MTU
+(the link, its MTU and the probe's size, with Don't Fragment set); a masquerade rule bound
+to an interface the route to the destination does not leave by; a bridge port with no
+master; a bridge port not forwarding (STP state); forwarding off, for the whole host
+(`net.ipv4.ip_forward`) or one interface (`net.ipv4.conf.IF.forwarding`); strict
+`rp_filter` against an asymmetric source, with the interface the route back leaves by.
+`tests/integration/test_explain_adopted.py` seeds each on namespaces made by hand with
+`ip`, `nft` and `sysctl`, adopted, and checks that it ranks first.
+"""
+
+
 @dataclass(frozen=True)
 class Case:
     name: str
@@ -385,6 +423,7 @@ def render(results: list[tuple[Case, Explanation]]) -> str:
         "a closed UDP port as NO_SOCKET and an expired TTL as IP_INHDR. The time column "
         "is one run each (the first pays cold caches); `bench/explain.py` gives medians.",
         "",
+        ADOPTED,
         "| case | sabotage | top cause | kernel drop | time |",
         "|---|---|---|---|---|",
     ]

@@ -19,11 +19,13 @@ from ._facts import (
     Findings,
     HostFacts,
     LinkFacts,
+    stp_fix,
     stray,
     stray_text,
     unenslaved,
     unicast_dst,
 )
+from ._walk import devices as walk_devices
 
 ETH_HLEN = 14
 _NOT_FORWARDING = ("listening", "learning", "blocking")
@@ -40,6 +42,7 @@ def path_devices(found: Findings) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     for end in ends:
         out += [end, found.peers.get(end, end)]
+    out += walk_devices(found.path.steps)  # the way the tables say, adopted hosts too
     masters = [(h, m) for h, d in out if (m := _master(found, h, d)) is not None]
     return list(dict.fromkeys(out + masters))
 
@@ -111,12 +114,17 @@ def _faults(found: Findings, host: str, link: LinkFacts) -> Iterator[Cause]:
             unenslaved(host, link),
             (f"ip link: {where} " + (f"master {link.master}" if link.master else "has no master"),),
             0.97,
+            f"in {host}: ip link set {link.name} master {link.declared_master}",
         )
     facts = found.hosts.get(host, HostFacts(host))
     if not link.declared_master and stray(facts, link) and (host, link.name) != found.sender:
-        yield Cause(stray_text(facts, link), (f"ip link: {where} has no master",), STRONG + 0.01)
+        fix = f"in {host}: ip link set {link.name} master {_bridge_of(facts)}"
+        yield Cause(
+            stray_text(facts, link), (f"ip link: {where} has no master",), STRONG + 0.01, fix
+        )
     size = _l3_size(found)
-    receiving = found.sender is None or (host, link.name) != found.sender
+    sending = {(s.host, s.oif) for s in found.path.steps if s.action == "forward"}
+    receiving = (host, link.name) != found.sender and (host, link.name) not in sending
     if link.mtu is not None and size > link.mtu and receiving and link.kind != "bridge":
         yield Cause(
             f"{where} has MTU {link.mtu}, smaller than the probe's {size}-byte packet "
@@ -128,8 +136,9 @@ def _faults(found: Findings, host: str, link: LinkFacts) -> Iterator[Cause]:
     if link.port_state in _NOT_FORWARDING and (master is None or master.up):
         yield Cause(
             f"bridge port {where} of {link.master} is in STP state {link.port_state}",
-            (),
+            (f"bridge link: {where} state {link.port_state}",),
             STRONG - 0.05,
+            stp_fix(host, link),
         )
     if link.flood is False and _floods(found):
         yield Cause(
@@ -137,6 +146,11 @@ def _faults(found: Findings, host: str, link: LinkFacts) -> Iterator[Cause]:
             (f"bridge link: {where} flood off",),
             STRONG - 0.05,
         )
+
+
+def _bridge_of(facts: HostFacts) -> str:
+    bridges = sorted(n for n, f in facts.links.items() if f.kind == "bridge")
+    return bridges[0] if len(bridges) == 1 else "BRIDGE (" + " or ".join(bridges) + ")"
 
 
 def _l3_size(found: Findings) -> int:

@@ -34,21 +34,24 @@ from ._facts import (
     forwarding_off,
     is_ipv6,
     src_of,
+    stp_fix,
     stray,
     stray_text,
     unenslaved,
 )
-from ._nfttrace import TABLE
+from ._nfttrace import own_table
+from ._route import from_path, masquerade_oif
 
 DELIVERY_ONLY = 0.3  # a drop that only says the frame reached a stack that discarded it
 
 
 def rank(found: Findings) -> list[Cause]:
     """The causes, most likely first; equal texts are merged (evidence joined)."""
-    causes = delivered(found)
+    causes = delivered(found) + masquerade_oif(found)
     for drop in found.drops.drops:
         causes.append(_from_drop(found, drop))
     causes += on_path(found)
+    causes += from_path(found)
     causes += _from_state(found)
     causes += _from_counters(found)
     if not found.drops.drops:
@@ -70,7 +73,8 @@ def _merge(causes: list[Cause]) -> list[Cause]:
             merged[cause.text] = cause
         else:
             evidence = old.evidence + tuple(e for e in cause.evidence if e not in old.evidence)
-            merged[cause.text] = Cause(cause.text, evidence, max(old.score, cause.score))
+            score, fix = max(old.score, cause.score), old.fix or cause.fix
+            merged[cause.text] = Cause(cause.text, evidence, score, fix)
     return sorted(merged.values(), key=lambda c: -c.score)
 
 
@@ -102,7 +106,7 @@ def _read_reason(
     """A drop reason and the probe → the fault, in words (GOOD: the reason alone)."""
     reason, probe, evidence = drop.reason, found.probe, (drop.describe(),)
     if reason == "IP_INADDRERRORS":
-        inaddr = _inaddr(facts, probe, where, evidence)
+        inaddr = _inaddr(facts, probe, where, evidence, drop.device)
         if inaddr is not None:
             return inaddr
     if reason in ("IP_INNOROUTES", "IP_OUTNOROUTES"):
@@ -119,14 +123,9 @@ def _read_reason(
             STRONG,
         )
     if reason == "IP_RPFILTER":
-        return Cause(
-            f"IP_RPFILTER on {where}: the reverse-path filter refuses source "
-            f"{src_of(probe)} ({_rp_values(facts, drop.device)})",
-            evidence,
-            STRONG,
-        )
+        return _rpfilter(facts, src_of(probe), drop.device, where, evidence)
     if reason == "BRIDGE_INGRESS_STP_STATE" and link is not None:
-        return Cause(_stp(where, link), evidence, STRONG)
+        return Cause(_stp(where, link), evidence, STRONG, stp_fix(facts.host, link))
     if reason in ("NO_SOCKET", "UNHANDLED_PROTO"):
         return _arrived(facts.host, where, reason, probe, evidence)
     if reason.endswith("_CSUM"):
@@ -171,13 +170,21 @@ def _arrived(
 
 
 def _inaddr(
-    facts: HostFacts, probe: Mapping[str, Any], where: str, evidence: tuple[str, ...]
+    facts: HostFacts,
+    probe: Mapping[str, Any],
+    where: str,
+    evidence: tuple[str, ...],
+    iif: str | None = None,
 ) -> Cause | None:
-    """IP_INADDRERRORS: a router with forwarding off, or a host without the address."""
+    """IP_INADDRERRORS: a router with forwarding off (all of it, or on the interface
+    the probe came in by), or a host without the address."""
     v6 = is_ipv6(probe)
     forwarding = facts.sysctls.get("net.ipv6.conf.all.forwarding" if v6 else "net.ipv4.ip_forward")
     if forwarding == "0" and facts.routes_between(v6):
-        return Cause(forwarding_off(facts.host, v6), evidence, STRONG + 0.02)
+        return _forwarding(facts.host, v6, None, evidence)
+    own = facts.sysctls.get(f"net.ipv4.conf.{iif}.forwarding") if iif and not v6 else None
+    if forwarding == "1" and own == "0" and facts.routes_between(v6):
+        return _forwarding(facts.host, v6, iif, evidence)
     dst = dst_of(probe)
     if dst != "?" and dst not in facts.addresses:
         return Cause(
@@ -187,9 +194,42 @@ def _inaddr(
             STRONG,
         )
     if forwarding == "0":
-        return Cause(forwarding_off(facts.host, v6), evidence, STRONG + 0.02)
+        return _forwarding(facts.host, v6, None, evidence)
     return None
 
+
+def _forwarding(host: str, v6: bool, iif: str | None, evidence: tuple[str, ...]) -> Cause:
+    key = f"net.ipv4.conf.{iif}.forwarding" if iif else (
+        "net.ipv6.conf.all.forwarding" if v6 else "net.ipv4.ip_forward")  # fmt: skip
+    fix = f"in {host}: sysctl -w {key}=1 (it is meant to route)"
+    return Cause(forwarding_off(host, v6, iif), evidence, STRONG + 0.02, fix)
+
+
+def _rpfilter(
+    facts: HostFacts, src: str, device: str | None, where: str, evidence: tuple[str, ...]
+) -> Cause:
+    """IP_RPFILTER: strict reverse-path filtering, and the route back that fails it."""
+    text = (
+        f"IP_RPFILTER on {where}: the reverse-path filter refuses source {src} "
+        f"({_rp_values(facts, device)})"
+    )
+    back = facts.back
+    if back is not None and device and back.dev and back.dev != device:
+        text += (
+            f"; {facts.host}'s route back to {src} leaves by {back.dev}, not by {device} "
+            "where it came in (an asymmetric source)"
+        )
+    elif back is None and device:
+        text += f"; {facts.host} has no route back to {src}"
+    strict = [k for k in ("all", device) if k and facts.sysctls.get(
+        f"net.ipv4.conf.{k}.rp_filter") == "1"]  # fmt: skip
+    keys = " and ".join(f"net.ipv4.conf.{k}.rp_filter=2" for k in strict) or (
+        f"net.ipv4.conf.{device}.rp_filter=2")  # fmt: skip
+    fix = (
+        f"in {facts.host}: loose mode, sysctl -w {keys} (the higher of all and the "
+        f"interface counts), or a route to {src} by {device}"
+    )
+    return Cause(text, evidence, STRONG, fix)
 
 def _ethertype(probe: Mapping[str, Any]) -> str:
     value = probe.get("eth.type")
@@ -218,7 +258,7 @@ def _netfilter(found: Findings, drop: Drop, evidence: tuple[str, ...]) -> Cause:
             trail = tuple(
                 s.describe()
                 for s in report.steps
-                if s.kind in ("rule", "policy") and s.table != TABLE
+                if s.kind in ("rule", "policy") and not own_table(s.table)
             )
             return Cause(
                 f"nft {final.describe()} on {report.host} gave `{final.action}`",
@@ -254,7 +294,8 @@ def _from_state(found: Findings) -> list[Cause]:
             if link.declared_master and link.master != link.declared_master:
                 out.append(Cause(unenslaved(facts.host, link), (), weight + 0.1))
             if link.port_state not in (None, "forwarding", "disabled") and link.up:
-                out.append(Cause(_stp(f"{facts.host}:{link.name}", link), (), weight))
+                where = f"{facts.host}:{link.name}"
+                out.append(Cause(_stp(where, link), (), weight, stp_fix(facts.host, link)))
         v6 = is_ipv6(found.probe)
         key = "net.ipv6.conf.all.forwarding" if v6 else "net.ipv4.ip_forward"
         if (
@@ -263,7 +304,8 @@ def _from_state(found: Findings) -> list[Cause]:
             and facts.routes_between(v6)
             and dst_of(found.probe) not in ("?", *facts.addresses)
         ):
-            out.append(Cause(forwarding_off(facts.host, v6), (), weight))
+            out.append(_forwarding(facts.host, v6, None, ()))
+            out[-1] = Cause(out[-1].text, (), weight, out[-1].fix)
     return out
 
 

@@ -188,10 +188,12 @@ def deltas(before: Snapshot, after: Snapshot) -> list[Delta]:
 
 
 def sysctls(topo: Topology, host: str, devices: Iterable[str]) -> dict[str, str]:
-    """ip_forward, IPv6 forwarding and rp_filter (all, default, each of `devices`)."""
+    """ip_forward, IPv6 forwarding, rp_filter (all, default, each of `devices`) and each
+    device's own IPv4 forwarding switch."""
     keys = ["ipv4/ip_forward", "ipv6/conf/all/forwarding", "ipv4/conf/all/rp_filter",
             "ipv4/conf/default/rp_filter"]  # fmt: skip
-    keys += [f"ipv4/conf/{dev}/rp_filter" for dev in devices]
+    for dev in devices:
+        keys += [f"ipv4/conf/{dev}/rp_filter", f"ipv4/conf/{dev}/forwarding"]
     read = read_proc(topo, host, [f"/proc/sys/net/{k}" for k in keys])
     return {
         "net." + path.removeprefix("/proc/sys/net/").replace("/", "."): text.strip()

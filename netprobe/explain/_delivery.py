@@ -29,7 +29,7 @@ from ._facts import (
     unenslaved,
     unicast_dst,
 )
-from ._nfttrace import TABLE
+from ._nfttrace import own_table
 
 DELIVERED = STRONG + 0.04  # the outcome itself saw it: above any reading of the state
 _ADDR = {False: ("ip.src", "ip.dst"), True: ("ip6.src", "ip6.dst")}
@@ -145,11 +145,11 @@ def _accepted(found: Findings) -> Iterator[str]:
         passed = [
             s
             for s in report.steps
-            if s.table != TABLE and s.kind in ("rule", "policy") and s.verdict == "accept"
+            if not own_table(s.table) and s.kind in ("rule", "policy") and s.verdict == "accept"
         ]
         if passed and report.verdict is None:
             yield f"{report.host}'s ruleset let it through: {passed[-1].describe()}"
-        elif report.steps and all(s.table == TABLE for s in report.steps):
+        elif report.steps and all(own_table(s.table) for s in report.steps):
             yield f"nft trace: no chain of {report.host}'s ruleset saw it"
 
 
@@ -218,6 +218,7 @@ def _nat_notes(found: Findings, host: str, rewrites: dict[str, Any] | Any) -> li
     if not rules:
         return [f"{host} has no {label}"]
     left = [h.device for h in found.drops.path if h.host == host and h.event == XMIT]
+    left += [s.oif for s in found.path.steps if s.host == host and s.oif]  # by its route
     out = []
     for rule in rules:
         oif = _OIF.search(rule)

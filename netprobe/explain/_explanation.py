@@ -11,7 +11,7 @@ removed on every path.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,16 +19,17 @@ from typing import Any
 from ..errors import SetupError
 from ..expect._outcome import Outcome
 from ..topology import Topology
-from ..topology._model.spec import Veth
 from ..traffic._craft import Template
 from ..traffic._decode import decode
 from ..traffic._port import parse_port, ports
 from . import _counters as counters
+from . import _gather as gather
 from ._cause import rank
 from ._delivery import delivery_of, nat_rules
 from ._droptrace import RECEIVE, DropReport, DropTrace, Wiring
-from ._facts import Cause, Delivery, Findings, HostFacts, LinkFacts
+from ._facts import Cause, Delivery, Findings, HostFacts, PathFacts
 from ._nfttrace import NftReport, NftTrace, match_expression
+from ._walk import devices as walk_devices
 
 
 @dataclass(frozen=True)
@@ -82,35 +83,9 @@ class Explanation:
 
 
 def wiring_of(topo: Topology) -> Wiring:
-    """The device names of `topo` (as the kernel spells them) and its veth pairs."""
-    names: dict[str, list[str]] = {}
-    peers: dict[tuple[str, str], tuple[str, str]] = {}
-    for host in topo.spec.hosts:
-        for iface in host.interfaces:
-            kname = topo.ifname(host.name, iface.name)
-            names.setdefault(kname, []).append(host.name)
-            if isinstance(iface.kind, Veth):
-                peer_host, _, peer_if = iface.kind.peer.partition(":")
-                there = (peer_host, topo.ifname(peer_host, peer_if))
-                peers[(host.name, kname)] = there
-                peers[there] = (host.name, kname)
-    return Wiring({k: tuple(v) for k, v in names.items()}, peers)
-
-
-def _live_wiring(topo: Topology, links: Mapping[str, Mapping[str, LinkFacts]]) -> Wiring:
-    """`wiring_of` plus devices made outside the spec (a veth added by hand), with their
-    peers when both ends share a namespace."""
-    base = wiring_of(topo)
-    names = {k: list(v) for k, v in base.names.items()}
-    peers = dict(base.peers)
-    for host in (h.name for h in topo.spec.hosts if h.owned):
-        for link in links.get(host, {}).values():
-            if link.name == "lo" or host in names.get(link.name, []):
-                continue
-            names.setdefault(link.name, []).append(host)
-            if link.peer is not None and (host, link.name) not in peers:
-                peers[(host, link.name)] = (host, link.peer)
-    return Wiring({k: tuple(v) for k, v in names.items()}, peers)
+    """The device names of `topo` (as the kernel spells them, in every host, adopted ones
+    too) and its veth pairs across namespaces, read from the kernel now."""
+    return gather.wiring(gather.read_live(topo))
 
 
 def explain(
@@ -121,29 +96,36 @@ def explain(
     *,
     trace: bool = True,
     nft: bool = True,
+    touch: bool | None = None,
 ) -> Explanation:
     """Re-send `frame` into `port` once with tracing armed and say why it failed.
 
     `trace=False` skips the kernel drop trace, `nft=False` the nft rule trace (counters
-    and state are always read).
+    and state are always read). `touch=False` changes nothing in namespaces netprobe did
+    not create (no nft trace table there: the notes say what that costs); None takes the
+    topology's `touch` setting (True unless set).
     """
     start = time.perf_counter()
-    hosts = [h.name for h in topo.spec.hosts]
-    owned = [h.name for h in topo.spec.hosts if h.owned]  # counters: unrelated traffic
-    links = {host: _links(topo, host) for host in hosts}  # elsewhere would be blamed
-    wiring = _live_wiring(topo, links)
+    touch = getattr(topo, "touch", True) if touch is None else touch
+    live = gather.read_live(topo)
+    wiring = gather.wiring(live)
+    host, ifname, _vm = parse_port(port)
+    sender = (host, topo.ifname(host, ifname))
     data, nonce = frame.probe()
+    path = gather.path_facts(topo, live, sender, decode(data), data)
+    on_way = gather.relevant(live, path.steps + path.back, [host])
     notes: list[str] = []
-    tracer = NftTrace(topo, owned)
+    tracer = NftTrace(topo, _traceable(live, on_way), foreign=live.foreign)
     ruleset_hosts = tracer.ruleset_hosts() if nft else []
-    before = counters.snapshot(topo, owned, nft_hosts=ruleset_hosts)
+    traced = _trace_hosts(live, ruleset_hosts, touch, notes, tracer.table)
+    before = counters.snapshot(topo, on_way, nft_hosts=ruleset_hosts)
     report, nft_reports = _send_traced(
-        topo, wiring, frame, port, (data, nonce), tracer if ruleset_hosts else None, trace, notes
+        topo, wiring, frame, port, (data, nonce), (tracer, traced), trace, notes
     )
-    after = counters.snapshot(topo, owned, nft_hosts=ruleset_hosts)
-    moved = tuple(counters.deltas(before, after))
-    found = _findings(topo, port, (data, report, tuple(nft_reports), moved), links, wiring,
-                      ruleset_hosts, outcome)  # fmt: skip
+    after = counters.snapshot(topo, on_way, nft_hosts=ruleset_hosts)
+    moved = tuple(_on_way(live, path, counters.deltas(before, after)))
+    found = _findings(topo, live, port, (data, report, tuple(nft_reports), moved), wiring,
+                      ruleset_hosts, outcome, path)  # fmt: skip
     return Explanation(
         frame.summary,
         port,
@@ -157,25 +139,63 @@ def explain(
     )
 
 
+def _traceable(live: gather.Live, on_way: list[str]) -> list[str]:
+    """Hosts whose rulesets may be traced: never the machine's own namespace."""
+    return [h for h in on_way if h not in live.root]
+
+
+def _trace_hosts(
+    live: gather.Live, ruleset_hosts: list[str], touch: bool, notes: list[str], table: str
+) -> list[str]:
+    """The ruleset hosts to add a trace table to, and notes on the others."""
+    foreign = [h for h in ruleset_hosts if h in live.foreign]
+    if foreign and touch:
+        notes.append(
+            f"nft trace: a temporary table {table} was added in {', '.join(foreign)} "
+            "(a namespace netprobe did not create) for this probe, and removed"
+        )
+    elif foreign:
+        notes.append(
+            f"no nft trace in {', '.join(foreign)} (touch=False: nothing is added to "
+            "namespaces netprobe did not create): no rule can be named there, only the "
+            "kernel's drop reason and the rule counters"
+        )
+    return [h for h in ruleset_hosts if touch or h not in live.foreign]
+
+
+def _on_way(
+    live: gather.Live, path: PathFacts, moved: list[counters.Delta]
+) -> Iterable[counters.Delta]:
+    """Counter deltas, of devices on the probe's way only in hosts netprobe did not make."""
+    devices = set(walk_devices(path.steps + path.back))
+    for delta in moved:
+        device = (delta.host, delta.name.split(" ")[0])
+        if delta.kind != "link" or delta.host not in live.foreign or device in devices:
+            yield delta
+
+
 def _findings(
     topo: Topology,
+    live: gather.Live,
     port: str,
     seen: tuple[bytes, DropReport, tuple[NftReport, ...], tuple[counters.Delta, ...]],
-    links: Mapping[str, Mapping[str, LinkFacts]],
     wiring: Wiring,
     ruleset_hosts: list[str],
     outcome: Outcome | None,
+    path: PathFacts,
 ) -> Findings:
     """What ranking reads: the probe, what the traces and counters saw, the state."""
     data, report, nft_reports, moved = seen
     probe = decode(data)
     delivery = delivery_of(outcome, topo.ifname) if outcome is not None else None
     want = _interesting(wiring, port, topo.ifname, report, moved)
-    facts = _facts(topo, links, want, probe, ruleset_hosts, delivery)
     host, ifname, _vm = parse_port(port)
     sender = (host, topo.ifname(host, ifname))
+    near = gather.relevant(live, path.steps + path.back, [host, *want.lookups])
+    facts = _facts(topo, live, near, want, probe, ruleset_hosts, delivery)
     return Findings(
-        probe, port, report, nft_reports, moved, facts, delivery, wiring.peers, sender, len(data)
+        probe, port, report, nft_reports, moved, facts, delivery, wiring.peers, sender,
+        len(data), path,
     )
 
 
@@ -185,23 +205,24 @@ def _send_traced(
     frame: Template,
     port: str,
     probe: tuple[bytes, bytes],
-    tracer: NftTrace | None,
+    nft: tuple[NftTrace, list[str]],
     trace: bool,
     notes: list[str],
 ) -> tuple[DropReport, list[NftReport]]:
     """Send the probe once with the drop trace and the nft trace armed; disarm both on
     every path."""
     data, nonce = probe
+    tracer, traced = nft
     with ExitStack() as stack:
         drops = _open_droptrace(stack, wiring, topo.runid, notes) if trace else None
         if not trace:
             notes.append(
                 "no kernel drop trace (not asked for): the causes rest on counters and state"
             )
-        expression = match_expression(frame, nonce) if tracer is not None else None
-        if tracer is not None and expression is not None:
+        expression = match_expression(frame, nonce) if traced else None
+        if expression is not None:
             stack.callback(tracer.disarm)
-            tracer.arm(expression, tracer.ruleset_hosts())
+            tracer.arm(expression, traced)
         marker = drops.mark(frame.summary) if drops is not None else ""
         ports(topo).sender(port).send(data)
         if drops is not None:
@@ -212,8 +233,7 @@ def _send_traced(
         else:
             time.sleep(0.03)  # let the probe's path finish before counting
             report = DropReport(False, notes=tuple(notes))
-        armed = tracer is not None and expression is not None
-        return report, tracer.collect() if tracer is not None and armed else []
+        return report, tracer.collect() if expression is not None else []
 
 
 def _open_droptrace(
@@ -264,28 +284,31 @@ def _interesting(
 
 def _facts(
     topo: Topology,
-    links: Mapping[str, Mapping[str, LinkFacts]],
+    live: gather.Live,
+    near: list[str],
     want: _Want,
     probe: Mapping[str, Any],
     ruleset_hosts: list[str],
     delivery: Delivery | None,
 ) -> dict[str, HostFacts]:
-    """Each host's facts; lookups, FDB entries and NAT rules only where they bear."""
+    """Each relevant host's facts; lookups, FDB entries and NAT rules only where they bear."""
     out = {}
     dst = probe.get("ip.dst", probe.get("ip6.dst"))
     src = str(probe.get("ip.src", probe.get("ip6.src")))
-    for spec_host in topo.spec.hosts:
-        host = spec_host.name
-        mine = links[host]
+    declared = gather.declared_masters(topo)
+    for host in near:
+        mine = gather.link_facts(topo, live, host, declared.get(host, {}))
         addresses = tuple(a for link in mine.values() for a in link.addresses + link.addresses6)
         routes: dict[str, str] = {}
         fdb: tuple[str, ...] = ()
         tracked: tuple[str, ...] = ()
+        back = None
         if host in want.lookups and dst is not None:
             iif = want.lookups[host]
             iif = iif if iif is not None and iif in mine and mine[iif].master is None else None
             query = f"ip route get {dst}" + (f" from {src} iif {iif}" if iif else "")
             routes = {query: counters.route_lookup(topo, host, str(dst), src, iif)}
+            back = live.route(host, src, topo) if src != "None" else None
         if delivery is not None and delivery.reply and str(dst) in addresses:
             routes[f"ip route get {src}"] = counters.route_lookup(topo, host, src, None, None)
         bridges = {link.master for link in mine.values() if link.master}
@@ -296,7 +319,7 @@ def _facts(
             tracked = tuple(counters.conntrack(topo, host, str(dst)))
         nat = _nat(topo, host, delivery, host in want.lookups or str(dst) in addresses)
         sysctls = counters.sysctls(topo, host, mine)
-        out[host] = HostFacts(host, sysctls, mine, addresses, routes, fdb, tracked, nat)
+        out[host] = HostFacts(host, sysctls, mine, addresses, routes, fdb, tracked, nat, back)
     return out
 
 
@@ -308,39 +331,3 @@ def _nat(
         return None
     result = topo.run(host, ["nft", "list", "ruleset"])
     return nat_rules(result.stdout) if result.ok else None
-
-
-def _links(topo: Topology, host: str) -> dict[str, LinkFacts]:
-    """The kernel's view of `host`'s links, with the masters its spec declares."""
-    spec = topo.spec.host(host)
-    declared = {
-        topo.ifname(host, i.name): topo.ifname(host, i.master) for i in spec.interfaces if i.master
-    }
-    by_index: dict[int, list[str]] = {}
-    for addr in topo.hosts[host].nl.addr_states():
-        by_index.setdefault(addr.index, []).append(addr.address)
-    out = {}
-    for name, item in counters.links(topo, host).items():
-        info = item.get("linkinfo", {})
-        port = info.get("info_slave_data", {}) if info.get("info_slave_kind") == "bridge" else {}
-        ageing = info.get("info_data", {}).get("ageing_time")
-        addrs = by_index.get(item.get("ifindex", -1), [])
-        out[name] = LinkFacts(
-            name,
-            item.get("address"),
-            item.get("master"),
-            declared.get(name),
-            port.get("state"),
-            "UP" in item.get("flags", []),
-            info.get("info_kind") or ("loopback" if name == "lo" else None),
-            tuple(a for a in addrs if ":" not in a),
-            item.get("mtu"),
-            port.get("learning"),
-            port.get("flood"),
-            ageing / 100
-            if isinstance(ageing, int | float) and info.get("info_kind") == "bridge"
-            else None,
-            item.get("link") if info.get("info_kind") == "veth" else None,
-            tuple(a for a in addrs if ":" in a and not a.lower().startswith("fe80")),
-        )
-    return out

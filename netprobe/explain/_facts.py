@@ -10,9 +10,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..topology._kernel.state import LiveRoute
 from ._counters import Delta
 from ._droptrace import DropReport
 from ._nfttrace import NftReport
+from ._walk import Device, Step
 
 STRONG, GOOD, COUNTED, STATE, WEAK = 0.95, 0.8, 0.7, 0.5, 0.2
 
@@ -24,15 +26,20 @@ class Cause:
     text: str
     evidence: tuple[str, ...] = ()
     score: float = 0.0
+    fix: str | None = None  # what to do about it, in words (None: nothing to suggest)
 
     def to_dict(self) -> dict[str, Any]:
         """The cause as the results document holds it."""
-        return {"text": self.text, "evidence": list(self.evidence), "score": self.score}
+        out: dict[str, Any] = {"text": self.text, "evidence": list(self.evidence)}
+        out["score"] = self.score
+        if self.fix:
+            out["fix"] = self.fix
+        return out
 
     def render(self) -> str:
-        """The cause with its score, and its evidence indented below."""
-        lines = [f"[{self.score:.2f}] {self.text}"]
-        return "\n".join(lines + [f"    {e}" for e in self.evidence])
+        """The cause with its score, its evidence indented below, and the fix."""
+        lines = [f"[{self.score:.2f}] {self.text}"] + [f"    {e}" for e in self.evidence]
+        return "\n".join(lines + ([f"    fix: {self.fix}"] if self.fix else []))
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,7 @@ class HostFacts:
     fdb: tuple[str, ...] = ()
     conntrack: tuple[str, ...] = ()
     nat: tuple[str, ...] | None = None  # NAT rules of its ruleset (None: not read)
+    back: LiveRoute | None = None  # its route to the probe's source (None: none, or not read)
 
     def routes_between(self, ipv6: bool) -> bool:
         """Two or more links with addresses of the family (lo aside): a router."""
@@ -97,6 +105,33 @@ class Delivery:
 
 
 @dataclass(frozen=True)
+class StaleNeighbour:
+    """A host's neighbour entry for its next hop that names a MAC the holder has not."""
+
+    host: str
+    ip: str
+    dev: str
+    mac: str | None
+    state: str
+    holder: Device  # who holds `ip` now
+    holder_mac: str
+
+
+@dataclass(frozen=True)
+class PathFacts:
+    """The probe's way as the kernels' tables say (see walk.py), and the way back."""
+
+    steps: tuple[Step, ...] = ()  # from the first host after the sender
+    back: tuple[Step, ...] = ()  # an answer from where it ends to the probe's source
+    sender_route: LiveRoute | None = None  # the sender's own route to the destination
+    walked: bool = False  # False: the sender's host is unknown, nothing was walked
+    stale: tuple[StaleNeighbour, ...] = ()  # neighbour entries that name the wrong MAC
+    own_src_back: tuple[Step, ...] = ()  # the way back to the source the sender would pick
+    sender_addresses: tuple[str, ...] = ()
+    dont_fragment: bool = False  # the probe may not be fragmented on the way
+
+
+@dataclass(frozen=True)
 class Findings:
     """All gathered around one re-sent probe: drops, nft traces, counter deltas, hosts' state."""
 
@@ -110,6 +145,7 @@ class Findings:
     peers: Mapping[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
     sender: tuple[str, str] | None = None  # (host, kernel device) the probe went into
     frame_len: int = 0
+    path: PathFacts = field(default_factory=PathFacts)
 
 
 def is_ipv6(probe: Mapping[str, Any]) -> bool:
@@ -136,8 +172,14 @@ def unicast_dst(probe: Mapping[str, Any]) -> str | None:
     return mac
 
 
-def forwarding_off(host: str, ipv6: bool = False) -> str:
-    """The cause text for IP forwarding disabled on `host`."""
+def forwarding_off(host: str, ipv6: bool = False, iif: str | None = None) -> str:
+    """The cause text for IP forwarding disabled on `host` (for what arrives on `iif`
+    alone, when only that interface's own switch is off)."""
+    if iif is not None:
+        return (
+            f"forwarding disabled on {host} for what arrives on {iif} "
+            f"(net.ipv4.conf.{iif}.forwarding = 0)"
+        )
     if ipv6:
         return f"IPv6 forwarding disabled on {host} (net.ipv6.conf.all.forwarding = 0)"
     return f"forwarding disabled on {host} (net.ipv4.ip_forward = 0)"
@@ -173,4 +215,12 @@ def stray_text(facts: HostFacts, link: LinkFacts) -> str:
     return (
         f"{facts.host}:{link.name} is not a port of any bridge (missing master: "
         f"{' or '.join(_bridges(facts))}); frames for other hosts die on it"
+    )
+
+
+def stp_fix(host: str, link: LinkFacts) -> str:
+    """What to do about a bridge port that does not forward."""
+    return (
+        f"in {host}: find why STP keeps {link.name} from forwarding (a loop, the forward "
+        f"delay), or without STP: bridge link set dev {link.name} state 3"
     )

@@ -1,8 +1,10 @@
 """The nftables rule that dropped a probe, from `nft monitor trace`.
 
-A table of netprobe's own (`netprobe_explain`, in each traced host) sets `meta nftrace
-set 1` on the probe alone, matched by its 16-byte nonce, at prerouting with a priority
-before every other chain. `nft monitor trace`, started inside the host and given time to
+A table of netprobe's own (`netprobe_trace_RUNID`, in each traced host) sets `meta
+nftrace set 1` on the probe alone, matched by its 16-byte nonce, at prerouting with a
+priority before every other chain. In a namespace netprobe did not create, the table's
+removal is written to the run's record before the table is added, so `netprobe clean`
+removes it after a kill. `nft monitor trace`, started inside the host and given time to
 subscribe, then reports each chain and rule the probe went through with its verdict.
 iptables-nft rulesets are nft tables underneath, so their rules show up too. The table
 is deleted and the monitor stopped on every path.
@@ -25,7 +27,7 @@ from ..errors import NetprobeError
 from ..topology import Topology
 from ..traffic._craft import NONCE_LEN, Template
 
-TABLE = "netprobe_explain"
+TABLE = "netprobe_trace"  # … followed by _RUNID: the name of netprobe's own trace tables
 _NFNL_PROTO = "12"  # NETLINK_NETFILTER, as /proc/net/netlink shows it
 _EVENT = re.compile(r"^trace id (\S+) (\S+) (\S+) (\S+) (.*)$")
 _RULE = re.compile(r"^rule (?P<rule>.*?)(?: # handle (?P<handle>\d+))? \(verdict (?P<v>[^)]*)\)")
@@ -88,9 +90,19 @@ def _step(trace_id: str, family: str, table: str, chain: str, rest: str) -> Trac
     return TraceStep(trace_id, family, table, chain, "other", rule=rest.strip())
 
 
+def own_table(name: str) -> bool:
+    """Whether nft table `name` is one of netprobe's trace tables."""
+    return name.startswith(TABLE)
+
+
+def table_name(runid: str) -> str:
+    """The trace table of run `runid` (an nft identifier: letters, digits, underscores)."""
+    return TABLE + "_" + re.sub(r"\W", "_", runid)
+
+
 def final_verdict(steps: list[TraceStep]) -> TraceStep | None:
     """The first drop (or reject) outside netprobe's own table."""
-    return next((s for s in steps if s.table != TABLE and s.action is not None), None)
+    return next((s for s in steps if not own_table(s.table) and s.action is not None), None)
 
 
 def match_expression(frame: Template, nonce: bytes) -> str | None:
@@ -109,13 +121,13 @@ def match_expression(frame: Template, nonce: bytes) -> str | None:
     return f"@nh,{(frame.nonce_at - at - 2) * 8},{NONCE_LEN * 8} {value}"
 
 
-def trace_table(families: list[str], expression: str) -> str:
+def trace_table(families: list[str], expression: str, name: str = TABLE) -> str:
     """The nft script of netprobe's trace tables (an inet one, and a bridge one if the
     host filters bridged frames)."""
     out = []
     for family in families:
         out.append(
-            f"table {family} {TABLE} {{\n"
+            f"table {family} {name} {{\n"
             f"  chain pre {{\n    type filter hook prerouting priority -500;\n"
             f"    {expression} meta nftrace set 1\n  }}\n}}\n"
         )
@@ -150,6 +162,7 @@ class NftReport:
 class _Monitor:
     host: str
     families: list[str]
+    undo: dict[str, dict[str, Any]] = field(default_factory=dict)  # family → record entry
     proc: subprocess.Popen[bytes] | None = None
     text: bytes = b""
     notes: list[str] = field(default_factory=list)
@@ -158,9 +171,13 @@ class _Monitor:
 class NftTrace:
     """Trace tables and monitors in every host that has an nftables ruleset."""
 
-    def __init__(self, topo: Topology, hosts: list[str] | None = None) -> None:
+    def __init__(
+        self, topo: Topology, hosts: list[str] | None = None, *, foreign: set[str] | None = None
+    ) -> None:
         self.topo = topo
-        self.hosts = hosts if hosts is not None else [h.name for h in topo.spec.hosts]
+        self.hosts = hosts if hosts is not None else list(topo.hosts)
+        self.foreign = foreign or set()  # hosts netprobe did not make: tables go on record
+        self.table = table_name(topo.runid)
         self.monitors: list[_Monitor] = []
         self._families: dict[str, list[str]] | None = None
 
@@ -179,7 +196,8 @@ class NftTrace:
             for host in chosen:
                 mon = _Monitor(host, list((self._families or {}).get(host, ["inet"])))
                 self.monitors.append(mon)
-                script = trace_table(mon.families, expression)
+                self._note_undo(mon)
+                script = trace_table(mon.families, expression, self.table)
                 self.topo.run(host, ["nft", "-f", "-"], input=script, check=True)
                 mon.proc = self._start(host)
             for mon in self.monitors:
@@ -216,8 +234,22 @@ class NftTrace:
             for mon in self.monitors:
                 for family in list(mon.families):
                     with contextlib.suppress(NetprobeError):
-                        self.topo.run(mon.host, ["nft", "delete", "table", family, TABLE])
+                        self.topo.run(mon.host, ["nft", "delete", "table", family, self.table])
                     mon.families.remove(family)
+                    entry = mon.undo.pop(family, None)
+                    if entry is not None:
+                        self.topo.forget_undo(entry)
+
+    def _note_undo(self, mon: _Monitor) -> None:
+        """Put each table to add in a namespace netprobe did not make on the run's record
+        first, so that a run killed before `disarm` still has it removed."""
+        if mon.host not in self.foreign:
+            return
+        ns = self.topo.namespace(mon.host) or ""
+        for family in mon.families:
+            entry = {"ns": ns, "nft_table": [family, self.table]}
+            self.topo.note_undo(entry)
+            mon.undo[family] = entry
 
     def _families_of(self, host: str) -> list[str] | None:
         """The trace tables `host` needs; None when it has no ruleset to trace."""
@@ -225,7 +257,7 @@ class NftTrace:
         if not result.ok:
             return None
         items = json.loads(result.stdout or "{}").get("nftables", [])
-        tables = [i["table"] for i in items if "table" in i and i["table"]["name"] != TABLE]
+        tables = [i["table"] for i in items if "table" in i and not own_table(i["table"]["name"])]
         if not tables:
             return None
         bridge = any(t["family"] == "bridge" for t in tables)

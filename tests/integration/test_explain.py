@@ -129,8 +129,10 @@ def test_rp_filter_names_ip_rpfilter(router: Topology) -> None:
     found = _failed(router, frame, "left:eth0", "right:eth0")
     assert _top(found) == (
         "IP_RPFILTER on router:eth0: the reverse-path filter refuses source 10.2.0.77 "
-        "(rp_filter all=1, rp_filter default=0, rp_filter eth0=1)"
+        "(rp_filter all=1, rp_filter default=0, rp_filter eth0=1); router's route back to "
+        "10.2.0.77 leaves by eth1, not by eth0 where it came in (an asymmetric source)"
     )
+    assert found.causes[0].fix is not None and "rp_filter=2" in found.causes[0].fix
     assert found.causes[0].evidence[-1] == "counter router TcpExtIPReversePathFilter +1"
 
 

@@ -65,6 +65,9 @@ class Topology:
         # What the teardown did (removed_additions: what it took away from namespaces
         # netprobe does not own); None until it has run.
         self.teardown_report: CleanReport | None = None
+        # False: explanations add nothing (no nft trace table) to namespaces netprobe did
+        # not create; netprobe.explain reads it
+        self.touch = True
         _live.append(self)
 
     # -- what users ask of it ----------------------------------------------------------
@@ -208,6 +211,12 @@ class Topology:
         made, so that even a killed run can be put right by `netprobe clean`."""
         self.record.undo.append(entry)
         owner.update(self.record)
+
+    def forget_undo(self, entry: dict[str, Any]) -> None:
+        """Drop an entry `note_undo` recorded, once its change has been undone."""
+        if entry in self.record.undo:
+            self.record.undo.remove(entry)
+            owner.update(self.record)
 
     def note_daemon(self, started: daemon.Daemon) -> None:
         """Keep a daemon started for this topology, and put it in the run's record at once,

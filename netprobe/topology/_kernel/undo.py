@@ -8,7 +8,8 @@ serves a normal teardown, `netprobe topo down` and `netprobe clean` after a kill
   or if it is on the list and untagged (created, then killed before it was tagged).
 - `existing`: links that were there before and that the run only uses; never removed.
 - `undo`: old sysctl values to write back, routes to delete, addresses it added to
-  existing links, and the mtu and up state those had before the run changed them.
+  existing links, the mtu and up state those had before the run changed them, and nft
+  tables to delete (an explanation's trace table: `{"ns": …, "nft_table": [family, name]}`).
 
 What was undone comes back in words, by namespace, so the caller can say which of its
 additions it took away from a namespace that is not its own.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import subprocess
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,6 +95,12 @@ def _apply(nl: Rtnl, fd: int, entry: dict[str, Any]) -> tuple[bool, str]:
         oif = nl.index(route.dev) if route.dev else None
         nl.request(route_message(route, oif), RTM_DELROUTE)
         return True, "route " + route_words(route)
+    if "nft_table" in entry:
+        family, name = entry["nft_table"]
+        problems = _delete_table(fd, entry["nft_table"])
+        if problems:
+            raise OSError(0, problems[0])
+        return True, f"nft table {family} {name}"
     if "address" in entry:
         addr = ipaddress.ip_interface(entry["address"])
         nl.request(address_message(nl.index(entry["dev"]), addr, dad=True), RTM_DELADDR)
@@ -126,6 +134,18 @@ def route_words(route: Route) -> str:
     words += [f"dev {route.dev}"] if route.dev else []
     words += [f"metric {route.metric}"] if route.metric is not None else []
     return " ".join(words)
+
+
+def _delete_table(fd: int, table: list[str]) -> list[str]:
+    """Delete nft table (family, name) in the namespace `fd`, if it is still there."""
+    family, name = table
+    with netns.entered(fd):  # nft talks netlink in the caller's namespace
+        listed = subprocess.run(["nft", "list", "table", family, name], capture_output=True)
+        if listed.returncode != 0:
+            return []  # gone already
+        done = subprocess.run(["nft", "delete", "table", family, name], capture_output=True)
+    err = done.stderr.decode(errors="replace").strip()
+    return [f"deleting nft table {family} {name}: {err}"] if done.returncode else []
 
 
 def _remove_links(nl: Rtnl, tag: str, names: list[str], keep: dict[str, int]) -> list[str]:
