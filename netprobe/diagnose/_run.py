@@ -57,9 +57,7 @@ def probe(
         )
         diagnosis = Diagnosis(result, topo.spec.name, list(topo.hosts), notes=notes)
         if not result.ok and explain:
-            from .. import explain as why
+            from ..explain import explain_probe
 
-            explain_probe = getattr(why, "explain_probe", None)
-            if explain_probe is not None:
-                diagnosis.explanation = explain_probe(topo, result, touch=touch)
+            diagnosis.explanation = explain_probe(topo, result, touch=touch)
     return diagnosis

@@ -76,11 +76,19 @@ def classify(
     looped = _looped(trace, report, version)
     if looped is not None:
         return looped
-    answer = next((r for r in trace.replies if r.kind in _ANSWERS), None)
-    if (report is not None and report.kind == "answered") or answer is not None:
-        via = f": {answer.kind} back at {_back_at(trace, sender)}" if answer else ""
+    answers = [r for r in trace.replies if r.kind in _ANSWERS]
+    home = [r for r in answers if r.host == sender and r.direction == "in"]
+    if (report is not None and report.kind == "answered") or home:
+        via = f": {home[0].kind} back at {home[0].port}" if home else ""
         where = trace.last.port if trace.last is not None else None
         return Verdict(Ending.DELIVERED_ANSWERED, where, "answered" + via)
+    if answers:  # it got there; the answer did not get back
+        last, reached = answers[-1], trace.last.port if trace.last is not None else "?"
+        return Verdict(
+            Ending.DROPPED, last.port,
+            f"it reached {reached} and was answered ({last.kind}), but the answer died on "
+            f"the way back: last seen at {last.port} ({last.direction})",
+        )  # fmt: skip
     refused = _refused(trace, report, version)
     if refused is not None:
         return refused
@@ -180,8 +188,3 @@ def _silent(
         return Verdict(Ending.DROPPED, sender, f"it never left {sender}: no interface saw it")
     more = " and went no further" if last.direction == "in" else ", and its peer never saw it"
     return Verdict(Ending.DROPPED, last.port, f"last seen at {last.port} ({last.direction}){more}")
-
-
-def _back_at(trace: Trace, sender: str) -> str:
-    mine = [r for r in trace.replies if r.host == sender and r.direction == "in"]
-    return mine[-1].port if mine else sender

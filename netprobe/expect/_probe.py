@@ -16,7 +16,7 @@ import ipaddress
 import select
 import time
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from ..errors import TrafficError
@@ -84,15 +84,20 @@ def probe(
     hosts: Sequence[str] | None = None,
     timeout: float = 1.0,
     size: int | None = None,
+    before_send: Callable[[StackProbe], None] | None = None,
 ) -> ProbeResult:
     """Send one probe from `from_host`'s own stack to `dst_ip` (`port` for tcp, udp) and
     follow it: the path hop by hop, its rewrites, the reply's path, how it ended.
-    `size`: the bytes an icmp or udp probe carries, sent with DF set (MTU questions)."""
+    `size`: the bytes an icmp or udp probe carries, sent with DF set (MTU questions).
+    `before_send` is called with the probe's socket once its mark (nonce, source port)
+    is known and before it is sent: an explanation arms its traces for it there."""
     chosen = watched_hosts(topo, hosts)
     if from_host not in chosen:
         chosen.insert(0, from_host)
     prepare(topo, chosen)
     flight = _Flight(topo, from_host, dst_ip, proto, port, _watches[topo].of(chosen), size)
+    if before_send is not None:
+        before_send(flight.stack)
     flight.run(timeout)
     return flight.result()
 
@@ -112,6 +117,7 @@ class _Flight:
     barriers: list[str] = field(default_factory=list)
     started: float = 0.0
     elapsed: float = 0.0
+    held_at: str | None = None  # a host seen resolving the probe's next hop
 
     def __post_init__(self) -> None:
         self.version = ipaddress.ip_address(self.dst).version
@@ -181,6 +187,8 @@ class _Flight:
             now = time.perf_counter()
             if now >= deadline:
                 self.decided_by = f"the deadline ({(now - self.started) * 1000:.0f} ms)"
+                if self.held_at is not None:
+                    self.decided_by += f", {self.held_at} resolving the next hop meanwhile"
                 if pending is not None:
                     pending.close()
                 return
@@ -199,8 +207,20 @@ class _Flight:
         after = follow(self.mark, self.frames).last
         if after is not None and after.host != before:
             return False  # the probe went on meanwhile: a barrier behind it, further on
+        if after is not None and self._held(after.host):
+            self.held_at = after.host
+            return False  # queued while its next hop is resolved: only the deadline decides
         self.decided_by = f"a barrier: an echo to {self.barriers[-1]} came back after it"
         return True
+
+    def _held(self, host: str) -> bool:
+        """Whether `host` holds the probe back while it resolves the next hop (its
+        neighbour entry is incomplete): a barrier overtakes it without proving a drop."""
+        route = self.topo.route_to(host, self.dst)
+        if route is None or route.type != "unicast":
+            return False
+        entry = self.topo.live(host).neighbour(route.gateway or self.dst)
+        return entry is not None and entry.state in ("incomplete", "probe")
 
     def _send_barrier(self, trace: Trace) -> tuple[StackProbe | None, tuple[str, set[str]] | None]:
         last = trace.last
@@ -288,6 +308,7 @@ class _Flight:
             sent_at=self.sent_at,
             lost=lost,
             watched=[c.host for c in self.caps],
+            size=self.size,
         )
 
 

@@ -99,6 +99,7 @@ class ProbeResult:
     sent_at: float
     lost: dict[str, int] = field(default_factory=dict)
     watched: list[str] = field(default_factory=list)
+    size: int | None = None  # the bytes an icmp or udp probe carried, DF set
 
     @property
     def ok(self) -> bool:
@@ -128,6 +129,7 @@ class ProbeResult:
             "to": self.dst,
             "proto": self.proto,
             "port": self.port,
+            "size": self.size,
             "ok": self.ok,
             "ending": self.ending.name,
             "ending_text": self.ending.value,

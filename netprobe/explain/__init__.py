@@ -9,6 +9,7 @@ from ._droptrace import Drop, DropReport, DropTrace, Hop, parse_reasons
 from ._explanation import Explanation, explain, wiring_of
 from ._facts import Cause, Findings, HostFacts, LinkFacts
 from ._nfttrace import NftReport, NftTrace, TraceStep, parse_monitor
+from ._stackprobe import explain_probe
 
 __all__ = [
     "Cause",
@@ -27,6 +28,7 @@ __all__ = [
     "TraceStep",
     "deltas",
     "explain",
+    "explain_probe",
     "parse_monitor",
     "parse_reasons",
     "rank",

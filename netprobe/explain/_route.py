@@ -24,7 +24,7 @@ from ._facts import (
 from ._walk import Step
 
 ETH_HLEN = 14
-_OIF = re.compile(r'oifname (?:!= )?"?([\w.@-]+)"?')
+OIF = re.compile(r'oifname (?:!= )?"?([\w.@-]+)"?')
 
 
 def from_path(found: Findings) -> list[Cause]:
@@ -226,7 +226,7 @@ def masquerade_oif(found: Findings) -> list[Cause]:
         if step.action != "forward" or facts is None or not facts.nat or step.oif is None:
             continue
         for rule in facts.nat:
-            oif = _OIF.search(rule)
+            oif = OIF.search(rule)
             if "masquerade" not in rule or oif is None or oif.group(1) == step.oif:
                 continue
             text = (

@@ -35,7 +35,7 @@ class Fault:
     seed: Callable[[Site], None]
     repair: Callable[[Site], None]
     service: str
-    ending: str
+    ending: str  # or several, "|"-separated
     cause: tuple[str, ...]  # every one of these (lower case) in the first cause's text
     size: int | None = None
 
@@ -53,6 +53,8 @@ def _asymmetric_source(site: Site) -> None:
         site.ip(host, "link", "set", ifname, "up")
     site.ip("a", "route", "replace", "10.70.3.0/24", "via", "10.70.1.1", "src", "10.70.9.2")
     site.ip("r2", "route", "add", "10.70.9.0/24", "via", "10.70.2.1")
+    # a's ARP asks from e0's own address (else r1's rp_filter ignores the ARP already)
+    site.sysctl("a", "net.ipv4.conf.e0.arp_announce", "2")
     for key in ("all", "e0"):
         site.sysctl("r1", f"net.ipv4.conf.{key}.rp_filter", "1")
 
@@ -75,6 +77,12 @@ def _restart_listener(site: Site) -> None:
     _listen(site)
 
 
+def _forget_failed(site: Site) -> None:
+    """After a neighbour went unanswered, r2 keeps answering "host unreachable" from its
+    failed entry for a while; flushing it is part of the repair, as for a person."""
+    site.ip("r2", "neigh", "flush", "dev", "e1")
+
+
 FAULTS = [
     Fault("forwarding off", lambda s: s.sysctl("r1", "net.ipv4.ip_forward", "0"),
           lambda s: s.sysctl("r1", "net.ipv4.ip_forward", "1"),
@@ -88,7 +96,7 @@ FAULTS = [
           lambda s: s.sh("r2", "nft", "delete", "table", "inet", "site_filter"),
           "tcp/22", "DROPPED", ("tcp dport 22 drop",)),
     Fault("forgotten master br0", lambda s: s.ip("sw", "link", "set", "p2", "nomaster"),
-          lambda s: s.ip("sw", "link", "set", "p2", "master", "br0"),
+          lambda s: (s.ip("sw", "link", "set", "p2", "master", "br0"), _forget_failed(s)),
           "icmp", "NO_NEIGHBOUR", ("p2", "master", "br0")),
     Fault("wrong permanent neighbour",
           lambda s: s.ip("a", "neigh", "replace", "10.70.1.1", "lladdr", "02:00:00:00:00:99",
@@ -99,7 +107,7 @@ FAULTS = [
           lambda s: s.ip("b", "link", "set", "e0", "mtu", "1500"),
           "icmp", "DROPPED", ("mtu", "1400"), size=1472),
     Fault("closed UDP port", _stop_listener, _restart_listener,
-          "udp/53", "REFUSED", ("udp/53", "listen")),
+          "udp/53", "REFUSED", ("udp port 53", "listen")),
     Fault("masquerade on the wrong interface",
           lambda s: (s.ip("r2", "route", "del", "10.70.1.0/24"), s.nft("r1", MASQUERADE % "e0")),
           lambda s: (s.sh("r1", "nft", "delete", "table", "ip", "site_nat"),
@@ -109,8 +117,10 @@ FAULTS = [
           lambda s: s.ip("a", "route", "add", "default", "via", "10.70.1.1"),
           "icmp", "NO_ROUTE", ("route", "a", "10.70.3.2")),
     Fault("server link down", lambda s: s.ip("b", "link", "set", "e0", "down"),
-          lambda s: s.ip("b", "link", "set", "e0", "up"),
-          "icmp", "NO_NEIGHBOUR", ("b", "e0", "down")),
+          lambda s: (s.ip("b", "link", "set", "e0", "up"),  # the kernel dropped its route
+                     s.ip("b", "route", "add", "default", "via", "10.70.3.1"),
+                     _forget_failed(s)),
+          "icmp", "NO_NEIGHBOUR|DROPPED", ("b", "e0", "down")),
     Fault("routing loop",
           lambda s: s.ip("r2", "route", "replace", "10.70.3.0/24", "via", "10.70.2.1"),
           lambda s: s.ip("r2", "route", "replace", "10.70.3.0/24", "dev", "e1", "src",
@@ -128,8 +138,8 @@ def site() -> Iterator[Site]:
         made.remove()
 
 
-def _probe(site: Site, fault: Fault) -> Diagnosis:
-    return probe(site.ns["a"], "10.70.3.2", fault.service, size=fault.size)
+def _probe(site: Site, fault: Fault, timeout: float = 1.0) -> Diagnosis:
+    return probe(site.ns["a"], "10.70.3.2", fault.service, size=fault.size, timeout=timeout)
 
 
 def test_the_healthy_site_is_reached_on_every_service(site: Site) -> None:
@@ -144,11 +154,11 @@ def test_a_fault_made_by_hand_is_found_and_ranked_first(site: Site, fault: Fault
     fault.seed(site)
     broken = _probe(site, fault)
     assert not broken.ok, broken.render()
-    assert broken.result.ending.name == fault.ending, broken.render()
+    assert broken.result.ending.name in fault.ending.split("|"), broken.render()
     assert broken.explanation is not None and broken.explanation.top is not None, broken.render()
     top = broken.explanation.top.text.lower()
     missing = [word for word in fault.cause if word.lower() not in top]
     assert not missing, f"{missing} not in the first cause:\n{broken.render()}"
     fault.repair(site)
-    repaired = _probe(site, fault)
+    repaired = _probe(site, fault, timeout=5)  # a neighbour that failed is asked again in 1 s
     assert repaired.ok, repaired.render()

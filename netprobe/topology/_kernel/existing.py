@@ -53,7 +53,12 @@ def settle_links(topo: Topology, host: Host, links: dict[str, LinkState]) -> Non
 
 
 def _existing(topo: Topology, host: Host) -> list[Interface]:
-    return [i for i in host.interfaces if (host.name, i.name) in topo.spec.existing]
+    """Existing interfaces the spec asks something of: not those discovery observed,
+    which are described as found and must stay so (down ones too)."""
+    return [
+        i for i in host.interfaces
+        if (host.name, i.name) in topo.spec.existing and i.observed is None
+    ]
 
 
 def addresses_to_add(topo: Topology, host: Host, iface: Interface) -> tuple[IPInterface, ...]:
