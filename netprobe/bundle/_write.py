@@ -5,7 +5,9 @@ DIR/CHECK-YYYYmmddTHHMMSSZ-RUNID/ (the run id keeps parallel runs apart):
 
     README.md        what was checked, expected against observed, the diagnosis, replay
     result.json      the Result, versioned (docs/json.md)
-    topology.yaml    the exact spec, with rulesets/ and inputs/ beside it
+    topology.yaml    the exact spec, with rulesets/ and inputs/ beside it; adopted
+                     namespaces rebuilt from their live state (topology-discovered.yaml
+                     is what discovery read, topology-given.yaml the spec given)
     topology.mmd     the picture as mermaid and DOT text (topology.svg where Graphviz is)
     injected.pcapng  every frame netprobe sent, one interface per port
     pcaps/           what each watched port saw, per step
@@ -38,6 +40,7 @@ from ..topology._model.dump import dump
 from ..traffic._pcap import write_pcap_ports
 from ._asfound import AsFound, as_found
 from ._environment import environment
+from ._live import Live, discovered_text, read_live, rebuild_document
 from ._readme import readme
 from ._repro import repro_script
 from ._state import topology_state
@@ -64,21 +67,22 @@ def write_bundle(
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     path = Path(directory).resolve() / f"{result.check}-{stamp}-{topo.runid}"
     path.mkdir(parents=True)
-    secrets = _Paths(path)
+    secrets = Paths(path)
     if topo.spec.source:  # the topology file's own directory, e.g. the installed examples
         secrets.note(Path(topo.spec.source).resolve().parent, "")
     found = as_found(topo, before) if before else AsFound(topo.spec)
-    rulesets = _write_topology(topo, found, path, secrets)
+    live = read_live(topo, found.spec)
+    rulesets = _write_topology(topo, found, live, path, secrets)
     inputs = _copy_inputs(params, path, secrets)
     _write_pcaps(result, path)
-    _write_picture(found.spec, path)
-    states = topology_state(topo)
-    for host, state in states.items():
-        _write(path / "state" / f"{host}.json", secrets.scrub(json.dumps(state, indent=1)))
-    env = environment()
-    _write(path / "environment.json", secrets.scrub(json.dumps(env, indent=1)))
+    spec = live.rebuilt.spec
+    _write_picture(spec, path)
+    states = write_states(topo, path, secrets)
+    env = write_environment(path, secrets)
     result.bundle = str(path)
     document = _document(result, inputs)
+    if live.discovered is not None:
+        document["rebuild"] = rebuild_document(live)
     if check_file is not None:
         (path / "check").mkdir()
         shutil.copy(check_file, path / "check" / check_file.name)
@@ -87,10 +91,14 @@ def write_bundle(
     _write(path / "result.json", text)
     document = json.loads(text)
     steps = document["result"]["steps"]
-    script = repro_script(result.check, found.spec, steps, rulesets, _macs(topo, states))
+    macs = _macs(topo, states)
+    script = repro_script(result.check, spec, steps, rulesets, macs, live.rebuilt.neighbours)
     _write(path / "repro.sh", script, mode=0o755)
     has_ovs = any(ovs.has_ovs(h) for h in topo.spec.hosts)
-    text = readme(document, env, picture.mermaid(found.spec), ovs=has_ovs, changes=found.changes)
+    text = readme(
+        document, env, picture.mermaid(spec), ovs=has_ovs, changes=found.changes,
+        rebuilt=live.rebuilt,
+    )  # fmt: skip
     _write(path / "README.md", secrets.scrub(text))
     if archive:
         with tarfile.open(f"{path}.tar.gz", "w:gz") as tar:
@@ -112,20 +120,42 @@ def _document(result: Result, inputs: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _write_topology(topo: Topology, found: AsFound, path: Path, secrets: _Paths) -> dict[str, str]:
-    """topology.yaml (the spec as found), topology-given.yaml where that differs from the
-    spec given, and their rulesets; returns each ruleset's text by its path in the spec."""
+def _write_topology(
+    topo: Topology, found: AsFound, live: Live, path: Path, secrets: Paths
+) -> dict[str, str]:
+    """topology.yaml (the spec as found, adopted hosts rebuilt from their live state),
+    topology-given.yaml where that differs from the spec given, topology-discovered.yaml
+    (what discovery read) and their rulesets; returns each ruleset's text by its path."""
     copied = _copy_rulesets(topo, path, secrets)
-    for name, text in found.rulesets.items():
+    made = found.rulesets | live.rebuilt.rulesets
+    for name, text in made.items():
         _write(path / name, text)
 
     def rename(spec_path: str) -> str:
         return copied[spec_path][0] if spec_path in copied else spec_path
 
-    _write(path / "topology.yaml", dump(found.spec, rename=rename))
-    if found.changes:
+    _write(path / "topology.yaml", dump(live.rebuilt.spec, rename=rename))
+    if found.changes or live.discovered is not None:
         _write(path / "topology-given.yaml", dump(topo.spec, rename=rename))
-    return {p: t for p, (_, t) in copied.items()} | found.rulesets
+    discovered = discovered_text(live)
+    if discovered is not None:
+        _write(path / "topology-discovered.yaml", discovered)
+    return {p: t for p, (_, t) in copied.items()} | made
+
+
+def write_states(topo: Topology, path: Path, secrets: Paths) -> dict[str, dict[str, Any]]:
+    """state/HOST.json of every host; the states by host."""
+    states = topology_state(topo)
+    for host, state in states.items():
+        _write(path / "state" / f"{host}.json", secrets.scrub(json.dumps(state, indent=1)))
+    return states
+
+
+def write_environment(path: Path, secrets: Paths) -> dict[str, Any]:
+    """environment.json; the environment."""
+    env = environment()
+    _write(path / "environment.json", secrets.scrub(json.dumps(env, indent=1)))
+    return env
 
 
 def _write(path: Path, text: str, mode: int = 0o644) -> None:
@@ -134,7 +164,7 @@ def _write(path: Path, text: str, mode: int = 0o644) -> None:
     path.chmod(mode)
 
 
-class _Paths:
+class Paths:
     """Absolute paths of this machine that must not appear in the bundle."""
 
     def __init__(self, bundle: Path) -> None:
@@ -150,7 +180,7 @@ class _Paths:
         return text
 
 
-def _copy_rulesets(topo: Topology, path: Path, secrets: _Paths) -> dict[str, tuple[str, str]]:
+def _copy_rulesets(topo: Topology, path: Path, secrets: Paths) -> dict[str, tuple[str, str]]:
     """Each ruleset file → (its name in the bundle, its text)."""
     out: dict[str, tuple[str, str]] = {}
     for host in topo.spec.hosts:
@@ -163,7 +193,7 @@ def _copy_rulesets(topo: Topology, path: Path, secrets: _Paths) -> dict[str, tup
     return out
 
 
-def _copy_inputs(params: Mapping[str, Any], path: Path, secrets: _Paths) -> dict[str, Any]:
+def _copy_inputs(params: Mapping[str, Any], path: Path, secrets: Paths) -> dict[str, Any]:
     """Parameters naming files (a policy, rulesets; a path, a comma-separated string or a
     list of them) point at numbered copies in inputs/; other values stay as they are."""
     out: dict[str, Any] = {}
