@@ -58,3 +58,11 @@ def rebuild_document(live: Live) -> dict[str, Any] | None:
 def discovered_text(live: Live) -> str | None:
     """topology-discovered.yaml: the spec discovery gave, for reference."""
     return dump(live.discovered) if live.discovered is not None else None
+
+
+def add_neighbours(topo: Topology, neighbours: dict[str, list[dict[str, str]]]) -> None:
+    """The permanent neighbour entries a bundle recorded, added by host once it is built."""
+    for host, entries in neighbours.items():
+        for n in entries:
+            argv = ["ip", "neigh", "replace", n["ip"], "lladdr", n["mac"], "dev", n["dev"]]
+            topo.run(host, [*argv, "nud", "permanent"], check=True)

@@ -72,11 +72,11 @@ def write_bundle(
         secrets.note(Path(topo.spec.source).resolve().parent, "")
     found = as_found(topo, before) if before else AsFound(topo.spec)
     live = read_live(topo, found.spec)
-    rulesets = _write_topology(topo, found, live, path, secrets)
+    rulesets = write_topology(topo, found, live, path, secrets)
     inputs = _copy_inputs(params, path, secrets)
     _write_pcaps(result, path)
     spec = live.rebuilt.spec
-    _write_picture(spec, path)
+    write_picture(spec, path)
     states = write_states(topo, path, secrets)
     env = write_environment(path, secrets)
     result.bundle = str(path)
@@ -88,18 +88,18 @@ def write_bundle(
         shutil.copy(check_file, path / "check" / check_file.name)
         document["check_file"] = f"check/{check_file.name}"
     text = secrets.scrub(json.dumps(document, indent=1))
-    _write(path / "result.json", text)
+    write_file(path / "result.json", text)
     document = json.loads(text)
     steps = document["result"]["steps"]
-    macs = _macs(topo, states)
+    macs = macs_of(topo, states)
     script = repro_script(result.check, spec, steps, rulesets, macs, live.rebuilt.neighbours)
-    _write(path / "repro.sh", script, mode=0o755)
+    write_file(path / "repro.sh", script, mode=0o755)
     has_ovs = any(ovs.has_ovs(h) for h in topo.spec.hosts)
     text = readme(
         document, env, picture.mermaid(spec), ovs=has_ovs, changes=found.changes,
         rebuilt=live.rebuilt,
     )  # fmt: skip
-    _write(path / "README.md", secrets.scrub(text))
+    write_file(path / "README.md", secrets.scrub(text))
     if archive:
         with tarfile.open(f"{path}.tar.gz", "w:gz") as tar:
             tar.add(path, arcname=path.name)
@@ -120,7 +120,7 @@ def _document(result: Result, inputs: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _write_topology(
+def write_topology(
     topo: Topology, found: AsFound, live: Live, path: Path, secrets: Paths
 ) -> dict[str, str]:
     """topology.yaml (the spec as found, adopted hosts rebuilt from their live state),
@@ -129,17 +129,17 @@ def _write_topology(
     copied = _copy_rulesets(topo, path, secrets)
     made = found.rulesets | live.rebuilt.rulesets
     for name, text in made.items():
-        _write(path / name, text)
+        write_file(path / name, text)
 
     def rename(spec_path: str) -> str:
         return copied[spec_path][0] if spec_path in copied else spec_path
 
-    _write(path / "topology.yaml", dump(live.rebuilt.spec, rename=rename))
+    write_file(path / "topology.yaml", dump(live.rebuilt.spec, rename=rename))
     if found.changes or live.discovered is not None:
-        _write(path / "topology-given.yaml", dump(topo.spec, rename=rename))
+        write_file(path / "topology-given.yaml", dump(topo.spec, rename=rename))
     discovered = discovered_text(live)
     if discovered is not None:
-        _write(path / "topology-discovered.yaml", discovered)
+        write_file(path / "topology-discovered.yaml", discovered)
     return {p: t for p, (_, t) in copied.items()} | made
 
 
@@ -147,18 +147,18 @@ def write_states(topo: Topology, path: Path, secrets: Paths) -> dict[str, dict[s
     """state/HOST.json of every host; the states by host."""
     states = topology_state(topo)
     for host, state in states.items():
-        _write(path / "state" / f"{host}.json", secrets.scrub(json.dumps(state, indent=1)))
+        write_file(path / "state" / f"{host}.json", secrets.scrub(json.dumps(state, indent=1)))
     return states
 
 
 def write_environment(path: Path, secrets: Paths) -> dict[str, Any]:
     """environment.json; the environment."""
     env = environment()
-    _write(path / "environment.json", secrets.scrub(json.dumps(env, indent=1)))
+    write_file(path / "environment.json", secrets.scrub(json.dumps(env, indent=1)))
     return env
 
 
-def _write(path: Path, text: str, mode: int = 0o644) -> None:
+def write_file(path: Path, text: str, mode: int = 0o644) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     path.chmod(mode)
@@ -187,7 +187,7 @@ def _copy_rulesets(topo: Topology, path: Path, secrets: Paths) -> dict[str, tupl
         for number, fw in enumerate(host.firewall, 1):
             name = f"rulesets/{host.name}-{number}{Path(fw.path).suffix or '.rules'}"
             text = Path(fw.path).read_text()
-            _write(path / name, text)
+            write_file(path / name, text)
             out[fw.path] = (name, text)
             secrets.note(Path(fw.path).resolve().parent, "")
     return out
@@ -232,7 +232,7 @@ def _mkdir(path: Path) -> Path:
     return path
 
 
-def _macs(topo: Topology, states: dict[str, dict[str, Any]]) -> dict[tuple[str, str], str]:
+def macs_of(topo: Topology, states: dict[str, dict[str, Any]]) -> dict[tuple[str, str], str]:
     """(host, interface) → its MAC, read from the state dumps."""
     out = {}
     for host in topo.spec.hosts:
@@ -259,8 +259,8 @@ def _write_pcaps(result: Result, path: Path) -> None:
     write_pcap_ports(path / "injected.pcapng", injected)
 
 
-def _write_picture(spec: Spec, path: Path) -> None:
-    _write(path / "topology.mmd", picture.mermaid(spec))
-    _write(path / "topology.dot", picture.dot(spec))
+def write_picture(spec: Spec, path: Path) -> None:
+    write_file(path / "topology.mmd", picture.mermaid(spec))
+    write_file(path / "topology.dot", picture.dot(spec))
     with contextlib.suppress(SetupError):  # without Graphviz the texts are the picture
-        _write(path / "topology.svg", picture.svg(spec))
+        write_file(path / "topology.svg", picture.svg(spec))
