@@ -47,6 +47,13 @@ def rebuild(spec: Spec, found: Spec | None = None, *, rulesets: str = "rulesets"
     names = {h.adopt: h.name for h in spec.hosts if h.adopt in seen}
     alias = {seen[a].name: n for a, n in names.items()}  # discovered name → spec name
     work = _Work(spec, set(names.values()), alias, rulesets)
+    work.veths = {
+        (names[h.adopt], i.name)
+        for h in seen.values()
+        if h.adopt in names
+        for i in h.interfaces
+        if i.observed is not None and i.observed.kind == "veth"
+    }
     hosts: list[Host] = []
     for host in spec.hosts:
         if host.name in work.converted:
@@ -74,6 +81,7 @@ class _Work:
     rulesets: dict[str, str] = field(default_factory=dict)
     neighbours: dict[str, tuple[ObservedNeighbour, ...]] = field(default_factory=dict)
     stubs: dict[str, Host] = field(default_factory=dict)
+    veths: set[tuple[str, str]] = field(default_factory=set)  # veth ends seen in them
 
     def __post_init__(self) -> None:
         self.order = {h.name: n for n, h in enumerate(self.spec.hosts)}
@@ -135,7 +143,7 @@ class _Work:
     def _veth(self, host: str, ifname: str, peer: str | None) -> Veth | None:
         far_host, _, far_if = (peer or "").partition(":")
         far_host = self.alias.get(far_host, far_host)
-        if peer and far_host in self.converted:
+        if peer and (far_host, far_if) in self.veths:
             mine = (self.order[host], ifname)
             if mine > (self.order[far_host], far_if):
                 return None  # the far end's host declares the pair
@@ -143,7 +151,7 @@ class _Work:
         stub = f"{host}-{ifname}-far"[:64]
         end = far_if or _STUB_IF
         self.stubs[stub] = Host(stub, interfaces=(Interface(end),))
-        where = f"in {far_host}, which was not read" if peer else "in a namespace not read"
+        where = f"{far_host}:{far_if}, which was not read" if peer else "in a namespace not read"
         self.notes.append(
             f"{host}:{ifname} is a veth whose far end is {where}: it leads to stub host "
             f"{stub} ({end}, nothing else in it)"
