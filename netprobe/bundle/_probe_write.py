@@ -31,6 +31,7 @@ from ._probe_readme import probe_readme
 from ._probe_repro import probe_repro_script
 from ._write import (
     FORMAT,
+    MINOR,
     VERSION,
     Paths,
     macs_of,
@@ -79,6 +80,7 @@ def write_probe_bundle(
     document = {
         "format": FORMAT,
         "version": VERSION,
+        "minor": MINOR,
         "kind": PROBE_KIND,
         "netprobe": __version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

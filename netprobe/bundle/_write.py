@@ -47,7 +47,7 @@ from ._state import topology_state
 
 FORMAT = "netprobe-bundle"
 VERSION = 1
-MINOR = 1  # fields added within version 1 (docs/json.md)
+MINOR = 2  # fields added within version 1 (docs/json.md)
 
 
 def write_bundle(
@@ -159,6 +159,7 @@ def write_environment(path: Path, secrets: Paths) -> dict[str, Any]:
 
 
 def write_file(path: Path, text: str, mode: int = 0o644) -> None:
+    """Write a file of the bundle (its directories made), with its permissions."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     path.chmod(mode)
@@ -172,9 +173,11 @@ class Paths:
         self.note(Path.cwd(), "")
 
     def note(self, directory: Path, relative: str) -> None:
+        """Write `directory` (a path of this machine) as `relative` in the bundle."""
         self.replace.setdefault(f"{directory}/", relative)
 
     def scrub(self, text: str) -> str:
+        """`text` with every noted path of this machine rewritten."""
         for old in sorted(self.replace, key=len, reverse=True):
             text = text.replace(old, self.replace[old])
         return text
@@ -260,6 +263,7 @@ def _write_pcaps(result: Result, path: Path) -> None:
 
 
 def write_picture(spec: Spec, path: Path) -> None:
+    """topology.mmd, topology.dot and (with Graphviz) topology.svg."""
     write_file(path / "topology.mmd", picture.mermaid(spec))
     write_file(path / "topology.dot", picture.dot(spec))
     with contextlib.suppress(SetupError):  # without Graphviz the texts are the picture

@@ -12,8 +12,10 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import jsonschema
 import pytest
 from click.testing import CliRunner
+from support.paths import ROOT
 from support.site import Site, build_site
 
 from netprobe.bundle import ProbeReplay, Replay, bundle_summary, replay, run_check
@@ -24,6 +26,8 @@ from netprobe.topology import Host, Spec, leftovers, load
 from netprobe.topology._kernel.owner import SESSION_ENV
 
 pytestmark = pytest.mark.root
+
+SCHEMA = json.loads((ROOT / "docs" / "netprobe-json.schema.json").read_text())
 
 DROP_FORWARD = """
 table inet site_filter {
@@ -89,6 +93,9 @@ def test_a_failing_check_on_adopted_namespaces_is_rebuilt_and_reproduced(
     state = json.loads((bundle / "state" / "r1.json").read_text())
     assert "policy drop" in state["nft_ruleset_text"] and state["routes"]
     assert "## Rebuilt from the live state" in (bundle / "README.md").read_text()
+    document = json.loads((bundle / "result.json").read_text())
+    jsonschema.validate(document, SCHEMA)
+    assert document["rebuild"]["hosts"] == ["a", "b", "r1", "r2", "sw"]
 
     code, out = _repro(bundle / "repro.sh", tmp_path)
     assert code == 1, out
@@ -118,6 +125,7 @@ def test_a_failing_probe_leaves_a_bundle_that_reproduces(site: Site, tmp_path: P
     }  # fmt: skip
     assert (bundle / "repro.sh").stat().st_mode & 0o111
     document = json.loads((bundle / "diagnosis.json").read_text())
+    jsonschema.validate(document, SCHEMA)
     assert document["kind"] == "probe" and document["diagnosis"]["probe"]["ending"] == "DROPPED"
     assert document["listener"] == {"host": site.ns["b"], "proto": "tcp", "port": 22}
     assert str(tmp_path) not in (bundle / "diagnosis.json").read_text()

@@ -57,7 +57,8 @@ def test_an_adopted_network_becomes_hosts_netprobe_makes() -> None:
     far = r.interface("e0")
     assert far is not None and far.kind is None  # the far end of a's veth
     assert a.interface("mv0") is None
-    assert [(x.to, x.via) for x in a.routes] == [("default", "10.1.0.1"), ("10.9.0.0/24", "10.1.0.1")]
+    routes = [(x.to, x.via) for x in a.routes]
+    assert routes == [("default", "10.1.0.1"), ("10.9.0.0/24", "10.1.0.1")]
     assert dict(a.sysctls) == {"net.ipv4.ip_forward": "0", "net.ipv4.conf.e0.rp_filter": "2"}
     assert [n.ip for n in out.neighbours["ns-a"]] == ["10.1.0.1"]
     br0, tap0 = r.interface("br0"), r.interface("tap0")
