@@ -10,7 +10,9 @@ _FILES = """\
 | file | what it holds |
 |---|---|
 | `result.json` | the result, versioned (format `netprobe-bundle`, version {version}) |
-| `topology.yaml` | the exact topology spec; `rulesets/` and `inputs/` beside it |
+| `topology.yaml` | the exact topology spec (adopted namespaces rebuilt from their live \
+state: see `topology-discovered.yaml`, `topology-given.yaml`); `rulesets/` and `inputs/` \
+beside it |
 | `topology.mmd`, `topology.dot` | the picture above, as mermaid and Graphviz text |
 | `injected.pcapng` | every frame netprobe sent, one interface per port |
 | `pcaps/step-NN/` | what each watched port saw during step NN |
