@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..topology._model.rebuild import Rebuilt
+
 _FILES = """\
 | file | what it holds |
 |---|---|
 | `result.json` | the result, versioned (format `netprobe-bundle`, version {version}) |
-| `topology.yaml` | the exact topology spec; `rulesets/` and `inputs/` beside it |
+| `topology.yaml` | the exact topology spec (adopted namespaces rebuilt from their live \
+state: see `topology-discovered.yaml`, `topology-given.yaml`); `rulesets/` and `inputs/` \
+beside it |
 | `topology.mmd`, `topology.dot` | the picture above, as mermaid and Graphviz text |
 | `injected.pcapng` | every frame netprobe sent, one interface per port |
 | `pcaps/step-NN/` | what each watched port saw during step NN |
@@ -26,6 +30,7 @@ def readme(
     *,
     ovs: bool = False,
     changes: list[str] | None = None,
+    rebuilt: Rebuilt | None = None,
 ) -> str:
     """The README text for a bundle's result.json `document` (`ovs`: the topology has
     Open vSwitch bridges, which repro.sh does not rebuild)."""
@@ -53,6 +58,7 @@ def readme(
     lines += _evidence(result["steps"])
     lines += _explanation(result)
     lines += _changes(changes or [])
+    lines += rebuilt_section(rebuilt)
     lines += [
         "## The topology",
         "",
@@ -105,6 +111,38 @@ def _changes(changes: list[str]) -> list[str]:
         "",
     ]
     return out + [f"- {c}" for c in changes] + [""]
+
+
+def rebuilt_section(rebuilt: Rebuilt | None) -> list[str]:
+    """What was read of the adopted namespaces, and what of it is not rebuilt."""
+    if rebuilt is None or not rebuilt.rebuilt:
+        return []
+    out = [
+        "## Rebuilt from the live state",
+        "",
+        "These hosts were namespaces netprobe did not make (adopted): "
+        + ", ".join(f"`{h}`" for h in rebuilt.rebuilt)
+        + ". They were read as they were when this bundle was written (links, veth "
+        "peers, bridges and their ports, TAPs, MACs, MTUs, addresses, routes not made by "
+        "the kernel, permanent neighbours, the forwarding and rp_filter sysctls, the nft "
+        "ruleset, which shows iptables-nft rules too), and `topology.yaml` makes them "
+        "afresh: replay and repro.sh rebuild what was there. `topology-discovered.yaml` "
+        "is what discovery read; `topology-given.yaml` the spec the run was given. The "
+        "machine's own namespace, if the topology had it, is not read. A veth whose far "
+        "end was in a namespace not read leads to a stub host with nothing else in it.",
+        "",
+    ]
+    if rebuilt.neighbours:
+        out += [
+            "Permanent neighbour entries (added after the build, as a spec cannot say them): "
+            + "; ".join(
+                f"{h} {n.ip} at {n.mac} on {n.dev}"
+                for h, entries in rebuilt.neighbours.items()
+                for n in entries
+            ),
+            "",
+        ]
+    return out + [f"- {note}" for note in rebuilt.notes] + ([""] if rebuilt.notes else [])
 
 
 def _params(params: dict[str, Any]) -> str:

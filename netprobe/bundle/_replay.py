@@ -18,7 +18,10 @@ from typing import Any
 
 from ..check import Result, Step, load_check
 from ..errors import SpecError
-from ..topology import load
+from ..topology import build, load
+from ._live import add_neighbours
+from ._probe_replay import ProbeReplay, probe_summary, replay_probe
+from ._probe_write import DOCUMENT, PROBE_KIND
 from ._recorder import run_check
 from ._write import FORMAT, VERSION
 
@@ -29,9 +32,14 @@ def _directory(path: str | Path) -> Path:
         path = path.parent
     elif path.is_file() and tarfile.is_tarfile(path):  # made with --archive
         path = _unpack(path)
-    if not (path / "result.json").is_file():
+    if path.is_file() and path.name == DOCUMENT:
+        path = path.parent
+    if not any((path / name).is_file() for name in _DOCUMENTS):
         raise SpecError(f"{path} is not a netprobe bundle (it has no result.json)")
     return path
+
+
+_DOCUMENTS = ("result.json", DOCUMENT)  # a check's bundle; a probe's
 
 
 def _unpack(archive: Path) -> Path:
@@ -44,7 +52,7 @@ def _unpack(archive: Path) -> Path:
         else:
             members = [m for m in tar.getmembers() if _safe_member(m)]
             tar.extractall(target, members=members)  # members checked above
-    inner = [p for p in target.iterdir() if (p / "result.json").is_file()]
+    inner = [p for p in target.iterdir() if any((p / n).is_file() for n in _DOCUMENTS)]
     if len(inner) != 1:
         raise SpecError(f"{archive} holds no netprobe bundle")
     return inner[0]
@@ -61,8 +69,12 @@ def _safe_member(member: tarfile.TarInfo) -> bool:
 
 
 def read_bundle(path: str | Path) -> dict[str, Any]:
-    """A bundle's result.json, checked for its format and version."""
-    source = _directory(path) / "result.json"
+    """A bundle's result.json (a probe bundle's diagnosis.json), checked for its format
+    and version."""
+    directory = _directory(path)
+    source = directory / "result.json"
+    if not source.is_file():
+        source = directory / DOCUMENT
     try:
         document: Any = json.loads(source.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -80,6 +92,8 @@ def read_bundle(path: str | Path) -> dict[str, Any]:
 def bundle_summary(path: str | Path) -> str:
     """The human summary of a bundle: verdict, diagnosis, each step, failing evidence."""
     document = read_bundle(path)
+    if document.get("kind") == PROBE_KIND:
+        return probe_summary(document)
     result = document["result"]
     lines = [f"{result['check']}: {result['status']} — {result['summary']}"]
     if result.get("diagnosis"):
@@ -150,17 +164,26 @@ class Replay:
         return "\n".join(lines)
 
 
-def replay(path: str | Path, *, bundle_dir: str | Path | None = None) -> Replay:
-    """Run the bundle's check again on its topology; compare, step by step."""
+def replay(path: str | Path, *, bundle_dir: str | Path | None = None) -> Replay | ProbeReplay:
+    """Run the bundle's check again on its topology; compare, step by step. A probe
+    bundle's probe is sent again on its network: is the ending the same?"""
     directory = _directory(path)
     document = read_bundle(directory)
+    if document.get("kind") == PROBE_KIND:
+        return replay_probe(directory, document, bundle_dir=bundle_dir)
     name = document["check"]
     if document.get("check_file"):  # a check run from a file: the bundle's copy of it
         name = f"{directory / document['check_file']}:{name}"
     load_check(name)  # an unknown check fails here, with suggestions
     spec = load(directory / document["topology"])
     params = {k: _resolve(directory, v) for k, v in (document.get("params") or {}).items()}
-    result = run_check(name, spec, bundle_dir=bundle_dir, **params)
+    neighbours = (document.get("rebuild") or {}).get("neighbours")
+    if not neighbours:
+        result = run_check(name, spec, bundle_dir=bundle_dir, **params)
+    else:  # what a spec cannot say is added once it is built
+        with build(spec) as topo:
+            add_neighbours(topo, neighbours)
+            result = run_check(name, topo, bundle_dir=bundle_dir, **params)
     return Replay(document, result, _align(document["result"]["steps"], result))
 
 

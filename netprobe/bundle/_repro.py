@@ -9,10 +9,11 @@ recorded. Only python3 with scapy is needed besides (scapy prints the frames).
 from __future__ import annotations
 
 import shlex
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..topology._model.observed import ObservedNeighbour
 from ..topology._model.spec import (
     Bond,
     Bridge,
@@ -73,9 +74,11 @@ def repro_script(
     steps: list[dict[str, Any]],
     rulesets: dict[str, str],
     macs: dict[tuple[str, str], str],
+    neighbours: Neighbours | None = None,
 ) -> str:
     """The script text. `steps`: the result's step dicts; `rulesets`: path → file text;
-    `macs`: (host, interface) → the MAC it had, pinned so that recorded frames still fit."""
+    `macs`: (host, interface) → the MAC it had, pinned so that recorded frames still fit;
+    `neighbours`: permanent neighbour entries to add, by host."""
     tools = sorted(
         {
             "nft" if fw.kind == "nft" else "iptables-restore"
@@ -103,7 +106,7 @@ def repro_script(
             "this script does not rebuild; run netprobe replay on the bundle' >&2"
         )
         lines.append("exit 2")
-    lines += list(_build(spec, rulesets, macs))
+    lines += list(build_lines(spec, rulesets, macs, neighbours or {}))
     plan = {"steps": [_step(s) for s in steps], "vm_ports": _vm_ports(spec)}
     lines.append("\"$PY\" - <<'NETPROBE_REPLAY'")
     lines.append(Path(replay_frames.__file__).read_text().rstrip("\n"))
@@ -131,7 +134,16 @@ def _in(host: str, *words: str) -> str:
     return _sh("ip", "netns", "exec", _ns(host), *words)
 
 
-def _build(spec: Spec, rulesets: dict[str, str], macs: dict[tuple[str, str], str]) -> Iterator[str]:
+Neighbours = Mapping[str, Sequence[ObservedNeighbour]]
+
+
+def build_lines(
+    spec: Spec,
+    rulesets: dict[str, str],
+    macs: dict[tuple[str, str], str],
+    neighbours: Neighbours,
+) -> Iterator[str]:
+    """The shell lines that build `spec` in namespaces $P-HOST."""
     yield "# -- namespaces (IPv6 duplicate address detection and router solicitations off)"
     for host in spec.hosts:
         yield _sh("ip", "netns", "add", _ns(host.name))
@@ -157,6 +169,10 @@ def _build(spec: Spec, rulesets: dict[str, str], macs: dict[tuple[str, str], str
             yield from _settings(host, iface, iface.mac or macs.get((host.name, iface.name)))
     for host in spec.hosts:
         yield from _layer3(host)
+    for host_name, entries in neighbours.items():
+        for n in entries:
+            words = ("neigh", "replace", n.ip, "lladdr", n.mac, "dev", n.dev, "nud", "permanent")
+            yield _ip(host_name, *words)
     yield "# -- rulesets"
     for host in spec.hosts:
         for fw in host.firewall:

@@ -3,9 +3,9 @@
 One shell per host reads everything in a single `ip netns exec`, each section behind a
 marker line: links, addresses, routes, neighbours, the bridge FDB and ports, the sysctls
 that decide forwarding and filtering, the nft ruleset, iptables-save and conntrack.
-For a host in a namespace netprobe does not own (the machine's own, an adopted one) only
-the topology's links are shown: its routes, rulesets and connections are none of a bug
-report's business.
+A namespace netprobe was asked to work in (adopted) is shown whole, as it is what the
+bundle rebuilds. For the machine's own namespace (a root host) only the topology's links
+are shown: its routes, rulesets and connections are none of a bug report's business.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ SECTIONS: dict[str, tuple[str, str]] = {
     "ip6tables_save": ("ip6tables-save", "text"),
     "conntrack": ("cat /proc/net/nf_conntrack", "text"),
 }
-_FOREIGN_SECTIONS = ("links", "addresses")  # all that is shown of a namespace not netprobe's
+_FOREIGN_SECTIONS = ("links", "addresses")  # all that is shown of the machine's own
 _MARK = "@@netprobe-section "
 
 
@@ -77,18 +77,18 @@ def _decode(how: str, text: str) -> Any:
 
 def host_state(topo: Topology, host: str) -> dict[str, Any]:
     """Everything in SECTIONS for `host` (its links and addresses only, where the
-    namespace is not netprobe's)."""
+    namespace is the machine's own)."""
     spec = topo.spec.host(host)
-    names = tuple(SECTIONS) if spec.owned else _FOREIGN_SECTIONS
+    names = _FOREIGN_SECTIONS if spec.root else tuple(SECTIONS)
     result = topo.run(host, ["sh", "-c", _script(names)], timeout=30)
     state = parse_sections(result.stdout)
-    if not spec.owned:
+    if spec.root:
         mine = {topo.ifname(host, i.name) for i in spec.interfaces}
         for section in _FOREIGN_SECTIONS:
             items = state.get(section)
             if isinstance(items, list):
                 state[section] = [x for x in items if x.get("ifname") in mine]
-        state["note"] = "not netprobe's namespace: only the topology's own links are shown"
+        state["note"] = "the machine's own namespace: only the topology's own links are shown"
     return state
 
 

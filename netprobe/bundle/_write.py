@@ -5,7 +5,9 @@ DIR/CHECK-YYYYmmddTHHMMSSZ-RUNID/ (the run id keeps parallel runs apart):
 
     README.md        what was checked, expected against observed, the diagnosis, replay
     result.json      the Result, versioned (docs/json.md)
-    topology.yaml    the exact spec, with rulesets/ and inputs/ beside it
+    topology.yaml    the exact spec, with rulesets/ and inputs/ beside it; adopted
+                     namespaces rebuilt from their live state (topology-discovered.yaml
+                     is what discovery read, topology-given.yaml the spec given)
     topology.mmd     the picture as mermaid and DOT text (topology.svg where Graphviz is)
     injected.pcapng  every frame netprobe sent, one interface per port
     pcaps/           what each watched port saw, per step
@@ -38,13 +40,14 @@ from ..topology._model.dump import dump
 from ..traffic._pcap import write_pcap_ports
 from ._asfound import AsFound, as_found
 from ._environment import environment
+from ._live import Live, discovered_text, read_live, rebuild_document
 from ._readme import readme
 from ._repro import repro_script
 from ._state import topology_state
 
 FORMAT = "netprobe-bundle"
 VERSION = 1
-MINOR = 1  # fields added within version 1 (docs/json.md)
+MINOR = 2  # fields added within version 1 (docs/json.md)
 
 
 def write_bundle(
@@ -64,34 +67,39 @@ def write_bundle(
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     path = Path(directory).resolve() / f"{result.check}-{stamp}-{topo.runid}"
     path.mkdir(parents=True)
-    secrets = _Paths(path)
+    secrets = Paths(path)
     if topo.spec.source:  # the topology file's own directory, e.g. the installed examples
         secrets.note(Path(topo.spec.source).resolve().parent, "")
     found = as_found(topo, before) if before else AsFound(topo.spec)
-    rulesets = _write_topology(topo, found, path, secrets)
+    live = read_live(topo, found.spec)
+    rulesets = write_topology(topo, found, live, path, secrets)
     inputs = _copy_inputs(params, path, secrets)
     _write_pcaps(result, path)
-    _write_picture(found.spec, path)
-    states = topology_state(topo)
-    for host, state in states.items():
-        _write(path / "state" / f"{host}.json", secrets.scrub(json.dumps(state, indent=1)))
-    env = environment()
-    _write(path / "environment.json", secrets.scrub(json.dumps(env, indent=1)))
+    spec = live.rebuilt.spec
+    write_picture(spec, path)
+    states = write_states(topo, path, secrets)
+    env = write_environment(path, secrets)
     result.bundle = str(path)
     document = _document(result, inputs)
+    if live.discovered is not None:
+        document["rebuild"] = rebuild_document(live)
     if check_file is not None:
         (path / "check").mkdir()
         shutil.copy(check_file, path / "check" / check_file.name)
         document["check_file"] = f"check/{check_file.name}"
     text = secrets.scrub(json.dumps(document, indent=1))
-    _write(path / "result.json", text)
+    write_file(path / "result.json", text)
     document = json.loads(text)
     steps = document["result"]["steps"]
-    script = repro_script(result.check, found.spec, steps, rulesets, _macs(topo, states))
-    _write(path / "repro.sh", script, mode=0o755)
+    macs = macs_of(topo, states)
+    script = repro_script(result.check, spec, steps, rulesets, macs, live.rebuilt.neighbours)
+    write_file(path / "repro.sh", script, mode=0o755)
     has_ovs = any(ovs.has_ovs(h) for h in topo.spec.hosts)
-    text = readme(document, env, picture.mermaid(found.spec), ovs=has_ovs, changes=found.changes)
-    _write(path / "README.md", secrets.scrub(text))
+    text = readme(
+        document, env, picture.mermaid(spec), ovs=has_ovs, changes=found.changes,
+        rebuilt=live.rebuilt,
+    )  # fmt: skip
+    write_file(path / "README.md", secrets.scrub(text))
     if archive:
         with tarfile.open(f"{path}.tar.gz", "w:gz") as tar:
             tar.add(path, arcname=path.name)
@@ -112,29 +120,52 @@ def _document(result: Result, inputs: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _write_topology(topo: Topology, found: AsFound, path: Path, secrets: _Paths) -> dict[str, str]:
-    """topology.yaml (the spec as found), topology-given.yaml where that differs from the
-    spec given, and their rulesets; returns each ruleset's text by its path in the spec."""
+def write_topology(
+    topo: Topology, found: AsFound, live: Live, path: Path, secrets: Paths
+) -> dict[str, str]:
+    """topology.yaml (the spec as found, adopted hosts rebuilt from their live state),
+    topology-given.yaml where that differs from the spec given, topology-discovered.yaml
+    (what discovery read) and their rulesets; returns each ruleset's text by its path."""
     copied = _copy_rulesets(topo, path, secrets)
-    for name, text in found.rulesets.items():
-        _write(path / name, text)
+    made = found.rulesets | live.rebuilt.rulesets
+    for name, text in made.items():
+        write_file(path / name, text)
 
     def rename(spec_path: str) -> str:
         return copied[spec_path][0] if spec_path in copied else spec_path
 
-    _write(path / "topology.yaml", dump(found.spec, rename=rename))
-    if found.changes:
-        _write(path / "topology-given.yaml", dump(topo.spec, rename=rename))
-    return {p: t for p, (_, t) in copied.items()} | found.rulesets
+    write_file(path / "topology.yaml", dump(live.rebuilt.spec, rename=rename))
+    if found.changes or live.discovered is not None:
+        write_file(path / "topology-given.yaml", dump(topo.spec, rename=rename))
+    discovered = discovered_text(live)
+    if discovered is not None:
+        write_file(path / "topology-discovered.yaml", discovered)
+    return {p: t for p, (_, t) in copied.items()} | made
 
 
-def _write(path: Path, text: str, mode: int = 0o644) -> None:
+def write_states(topo: Topology, path: Path, secrets: Paths) -> dict[str, dict[str, Any]]:
+    """state/HOST.json of every host; the states by host."""
+    states = topology_state(topo)
+    for host, state in states.items():
+        write_file(path / "state" / f"{host}.json", secrets.scrub(json.dumps(state, indent=1)))
+    return states
+
+
+def write_environment(path: Path, secrets: Paths) -> dict[str, Any]:
+    """environment.json; the environment."""
+    env = environment()
+    write_file(path / "environment.json", secrets.scrub(json.dumps(env, indent=1)))
+    return env
+
+
+def write_file(path: Path, text: str, mode: int = 0o644) -> None:
+    """Write a file of the bundle (its directories made), with its permissions."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     path.chmod(mode)
 
 
-class _Paths:
+class Paths:
     """Absolute paths of this machine that must not appear in the bundle."""
 
     def __init__(self, bundle: Path) -> None:
@@ -142,28 +173,30 @@ class _Paths:
         self.note(Path.cwd(), "")
 
     def note(self, directory: Path, relative: str) -> None:
+        """Write `directory` (a path of this machine) as `relative` in the bundle."""
         self.replace.setdefault(f"{directory}/", relative)
 
     def scrub(self, text: str) -> str:
+        """`text` with every noted path of this machine rewritten."""
         for old in sorted(self.replace, key=len, reverse=True):
             text = text.replace(old, self.replace[old])
         return text
 
 
-def _copy_rulesets(topo: Topology, path: Path, secrets: _Paths) -> dict[str, tuple[str, str]]:
+def _copy_rulesets(topo: Topology, path: Path, secrets: Paths) -> dict[str, tuple[str, str]]:
     """Each ruleset file → (its name in the bundle, its text)."""
     out: dict[str, tuple[str, str]] = {}
     for host in topo.spec.hosts:
         for number, fw in enumerate(host.firewall, 1):
             name = f"rulesets/{host.name}-{number}{Path(fw.path).suffix or '.rules'}"
             text = Path(fw.path).read_text()
-            _write(path / name, text)
+            write_file(path / name, text)
             out[fw.path] = (name, text)
             secrets.note(Path(fw.path).resolve().parent, "")
     return out
 
 
-def _copy_inputs(params: Mapping[str, Any], path: Path, secrets: _Paths) -> dict[str, Any]:
+def _copy_inputs(params: Mapping[str, Any], path: Path, secrets: Paths) -> dict[str, Any]:
     """Parameters naming files (a policy, rulesets; a path, a comma-separated string or a
     list of them) point at numbered copies in inputs/; other values stay as they are."""
     out: dict[str, Any] = {}
@@ -202,7 +235,7 @@ def _mkdir(path: Path) -> Path:
     return path
 
 
-def _macs(topo: Topology, states: dict[str, dict[str, Any]]) -> dict[tuple[str, str], str]:
+def macs_of(topo: Topology, states: dict[str, dict[str, Any]]) -> dict[tuple[str, str], str]:
     """(host, interface) → its MAC, read from the state dumps."""
     out = {}
     for host in topo.spec.hosts:
@@ -229,8 +262,9 @@ def _write_pcaps(result: Result, path: Path) -> None:
     write_pcap_ports(path / "injected.pcapng", injected)
 
 
-def _write_picture(spec: Spec, path: Path) -> None:
-    _write(path / "topology.mmd", picture.mermaid(spec))
-    _write(path / "topology.dot", picture.dot(spec))
+def write_picture(spec: Spec, path: Path) -> None:
+    """topology.mmd, topology.dot and (with Graphviz) topology.svg."""
+    write_file(path / "topology.mmd", picture.mermaid(spec))
+    write_file(path / "topology.dot", picture.dot(spec))
     with contextlib.suppress(SetupError):  # without Graphviz the texts are the picture
-        _write(path / "topology.svg", picture.svg(spec))
+        write_file(path / "topology.svg", picture.svg(spec))

@@ -8,6 +8,7 @@ is sent only to an address one of those namespaces holds.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from .._privilege import require_root
 from ..errors import SpecError
@@ -60,4 +61,22 @@ def probe(
             from ..explain import explain_probe
 
             diagnosis.explanation = explain_probe(topo, result, touch=touch)
+        if not result.ok and bundle_dir is not None:
+            _bundle(diagnosis, topo, bundle_dir, size=size, timeout=timeout,
+                    any_destination=any_destination)  # fmt: skip
     return diagnosis
+
+
+def _bundle(diagnosis: Diagnosis, topo: Topology, directory: str | Path, **probe: Any) -> None:
+    """Leave the failure's bundle in `directory` while the topology stands; one that
+    cannot be written is said in the notes, never fatal."""
+    from ..bundle import write_probe_bundle
+
+    try:
+        path = write_probe_bundle(
+            diagnosis.to_dict(), diagnosis.render(), diagnosis.result, topo, directory, **probe
+        )
+    except Exception as exc:  # the diagnosis stands whatever happens to its bundle
+        diagnosis.notes.append(f"no bug-report bundle: {type(exc).__name__}: {exc}")
+        return
+    diagnosis.bundle = str(path)
