@@ -47,6 +47,8 @@ def nobody_can_run_netprobe() -> None:
         ["topo", "down", "redblue"],
         ["topo", "show", "redblue"],
         ["clean"],
+        ["probe", "some-namespace", "10.70.3.2", "tcp/22"],
+        ["topo", "discover", "--all"],
     ],
     ids=lambda argv: " ".join(argv[:2]),
 )
