@@ -106,26 +106,16 @@ def explain(
     topology's `touch` setting (True unless set).
     """
     start = time.perf_counter()
-    touch = getattr(topo, "touch", True) if touch is None else touch
-    live = gather.read_live(topo)
-    wiring = gather.wiring(live)
     host, ifname, _vm = parse_port(port)
-    sender = (host, topo.ifname(host, ifname))
     data, nonce = frame.probe()
-    path = gather.path_facts(topo, live, sender, decode(data), data)
-    on_way = gather.relevant(live, path.steps + path.back, [host])
-    notes: list[str] = []
-    tracer = NftTrace(topo, _traceable(live, on_way), foreign=live.foreign)
-    ruleset_hosts = tracer.ruleset_hosts() if nft else []
-    traced = _trace_hosts(live, ruleset_hosts, touch, notes, tracer.table)
-    before = counters.snapshot(topo, on_way, nft_hosts=ruleset_hosts)
+    armed = Armed.of(topo, (host, topo.ifname(host, ifname)), data, nft=nft, touch=touch)
     report, nft_reports = _send_traced(
-        topo, wiring, frame, port, (data, nonce), (tracer, traced), trace, notes
-    )
-    after = counters.snapshot(topo, on_way, nft_hosts=ruleset_hosts)
-    moved = tuple(_on_way(live, path, counters.deltas(before, after)))
-    found = _findings(topo, live, port, (data, report, tuple(nft_reports), moved), wiring,
-                      ruleset_hosts, outcome, path)  # fmt: skip
+        topo, armed.wiring, frame, port, (data, nonce), (armed.tracer, armed.traced), trace,
+        armed.notes,
+    )  # fmt: skip
+    moved = armed.moved()
+    found = _findings(topo, armed.live, port, (data, report, tuple(nft_reports), moved),
+                      armed.wiring, armed.ruleset_hosts, outcome, armed.path)  # fmt: skip
     return Explanation(
         frame.summary,
         port,
@@ -133,10 +123,50 @@ def explain(
         report,
         tuple(nft_reports),
         moved,
-        tuple(dict.fromkeys([*report.notes, *notes])),
+        tuple(dict.fromkeys([*report.notes, *armed.notes])),
         time.perf_counter() - start,
         outcome.reason if outcome is not None else None,
     )
+
+
+@dataclass
+class Armed:
+    """What an explanation reads before its probe goes again: the live state, the
+    probe's way by the tables, the hosts on it, whose rulesets it traces, and counters."""
+
+    topo: Topology
+    live: gather.Live
+    wiring: Wiring
+    path: PathFacts
+    on_way: list[str]
+    tracer: NftTrace
+    ruleset_hosts: list[str]
+    traced: list[str]
+    notes: list[str]
+    before: counters.Snapshot
+
+    @classmethod
+    def of(
+        cls, topo: Topology, sender: tuple[str, str], data: bytes, *, nft: bool,
+        touch: bool | None,
+    ) -> Armed:
+        """Read it all for a probe `data` leaving `sender` (host, kernel device name)."""
+        touch = getattr(topo, "touch", True) if touch is None else touch
+        live = gather.read_live(topo)
+        path = gather.path_facts(topo, live, sender, decode(data), data)
+        on_way = gather.relevant(live, path.steps + path.back, [sender[0]])
+        notes: list[str] = []
+        tracer = NftTrace(topo, _traceable(live, on_way), foreign=live.foreign)
+        ruleset_hosts = tracer.ruleset_hosts() if nft else []
+        traced = _trace_hosts(live, ruleset_hosts, touch, notes, tracer.table)
+        before = counters.snapshot(topo, on_way, nft_hosts=ruleset_hosts)
+        return cls(topo, live, gather.wiring(live), path, on_way, tracer, ruleset_hosts,
+                   traced, notes, before)  # fmt: skip
+
+    def moved(self) -> tuple[counters.Delta, ...]:
+        """The counter deltas since `of`, of what bears on the probe's way."""
+        after = counters.snapshot(self.topo, self.on_way, nft_hosts=self.ruleset_hosts)
+        return tuple(_on_way(self.live, self.path, counters.deltas(self.before, after)))
 
 
 def _traceable(live: gather.Live, on_way: list[str]) -> list[str]:

@@ -19,20 +19,11 @@ from ..topology import Topology
 from ..traffic._craft import NONCE_LEN
 from ..traffic._decode import decode, summary
 from ..traffic._stack import StackProbe
-from . import _counters as counters
-from . import _gather as gather
 from ._cause import rank
 from ._droptrace import DropReport
-from ._explanation import (
-    Explanation,
-    _findings,
-    _on_way,
-    _open_droptrace,
-    _trace_hosts,
-    _traceable,
-)
+from ._explanation import Armed, Explanation, _findings, _open_droptrace
 from ._facts import Cause
-from ._nfttrace import NftReport, NftTrace
+from ._nfttrace import NftReport
 from ._probecause import probe_causes
 
 _L4_HEADER = {"icmp": 8, "udp": 8}  # bytes before the nonce, from the transport header
@@ -50,26 +41,18 @@ def explain_probe(
     the nft trace and counters armed, and rank the causes of its failure. `touch=False`
     adds nothing to namespaces netprobe did not create (None: the topology's setting)."""
     start = time.perf_counter()
-    touch = getattr(topo, "touch", True) if touch is None else touch
-    live = gather.read_live(topo)
-    wiring = gather.wiring(live)
     port, data = _first_frame(topo, result)
     host, _, ifname = port.partition(":")
-    path = gather.path_facts(topo, live, (host, ifname), decode(data), data)
-    on_way = gather.relevant(live, path.steps + path.back, [host])
-    notes: list[str] = []
-    tracer = NftTrace(topo, _traceable(live, on_way), foreign=live.foreign)
-    ruleset_hosts = tracer.ruleset_hosts() if nft else []
-    traced = _trace_hosts(live, ruleset_hosts, touch, notes, tracer.table)
-    before = counters.snapshot(topo, on_way, nft_hosts=ruleset_hosts)
+    armed = Armed.of(topo, (host, ifname), data, nft=nft, touch=touch)
+    notes = armed.notes
     with ExitStack() as stack:
-        drops = _open_droptrace(stack, wiring, topo.runid, notes) if trace else None
+        drops = _open_droptrace(stack, armed.wiring, topo.runid, notes) if trace else None
         marker = drops.mark(result.target) if drops is not None else ""
 
         def arm(probe: StackProbe) -> None:
-            if traced:
-                stack.callback(tracer.disarm)
-                tracer.arm(_expression(probe), traced)
+            if armed.traced:
+                stack.callback(armed.tracer.disarm)
+                armed.tracer.arm(_expression(probe), armed.traced)
 
         again = send_probe(
             topo, result.sender, result.dst, result.proto, result.port,
@@ -80,13 +63,12 @@ def explain_probe(
         else:
             notes.append("no kernel drop trace (not asked for): the causes rest on counters")
             report = DropReport(False, notes=tuple(notes))
-        nft_reports: list[NftReport] = tracer.collect() if traced else []
-    after = counters.snapshot(topo, on_way, nft_hosts=ruleset_hosts)
-    moved = tuple(_on_way(live, path, counters.deltas(before, after)))
+        nft_reports: list[NftReport] = armed.tracer.collect() if armed.traced else []
+    moved = armed.moved()
     if again.ending is not result.ending:
         notes.append(f"sent again, the probe ended otherwise: {again.ending.value}")
-    found = _findings(topo, live, port, (data, report, tuple(nft_reports), moved), wiring,
-                      ruleset_hosts, None, path)  # fmt: skip
+    found = _findings(topo, armed.live, port, (data, report, tuple(nft_reports), moved),
+                      armed.wiring, armed.ruleset_hosts, None, armed.path)  # fmt: skip
     return Explanation(
         f"{result.proto} from {result.sender}'s stack to {result.target}: {summary(decode(data))}",
         port,

@@ -31,7 +31,7 @@ _SO_RCVBUFFORCE = 33
 _SO_ATTACH_FILTER = 26
 _SO_TIMESTAMPNS = 35
 _ETH_P_ALL = 0x0003
-_PACKET_OUTGOING = 4
+PACKET_OUTGOING = 4
 _TP_STATUS_VLAN_VALID = 0x10
 _TP_STATUS_VLAN_TPID_VALID = 0x40
 _AUXDATA = struct.Struct("=IIIHHHH")
@@ -170,14 +170,21 @@ class Capture:
     def _frame(
         self, data: bytes, ancdata: list[tuple[int, int, bytes]], addr: tuple[object, ...]
     ) -> Captured:
-        stamp = time.time()
-        for level, kind, payload in ancdata:
-            if level == SOL_PACKET and kind == _PACKET_AUXDATA:
-                data = _restore_vlan(data, payload)
-            elif level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS:
-                sec, nsec = _TIMESPEC.unpack_from(payload)
-                stamp = sec + nsec / 1e9
-        return Captured(self.port, data, stamp, addr[2] == _PACKET_OUTGOING)
+        data, stamp = unwrap(data, ancdata)
+        return Captured(self.port, data, stamp, addr[2] == PACKET_OUTGOING)
+
+
+def unwrap(data: bytes, ancdata: list[tuple[int, int, bytes]]) -> tuple[bytes, float]:
+    """A received frame's bytes with its VLAN tag put back (PACKET_AUXDATA), and the
+    kernel's time of it (SO_TIMESTAMPNS; now, when it gave none)."""
+    stamp = time.time()
+    for level, kind, payload in ancdata:
+        if level == SOL_PACKET and kind == _PACKET_AUXDATA:
+            data = _restore_vlan(data, payload)
+        elif level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS:
+            sec, nsec = _TIMESPEC.unpack_from(payload)
+            stamp = sec + nsec / 1e9
+    return data, stamp
 
 
 def _restore_vlan(data: bytes, aux: bytes) -> bytes:

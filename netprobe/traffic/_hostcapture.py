@@ -12,7 +12,6 @@ from __future__ import annotations
 import errno
 import socket
 import struct
-import time
 
 from ..errors import TrafficError
 from ..topology import Topology
@@ -21,16 +20,15 @@ from ._capture import (
     _CMSG_SPACE,
     _ETH_P_ALL,
     _PACKET_AUXDATA,
-    _PACKET_OUTGOING,
     _PACKET_STATISTICS,
     _SO_RCVBUFFORCE,
     _SO_TIMESTAMPNS,
-    _TIMESPEC,
     DEFAULT_BUFFER,
+    PACKET_OUTGOING,
     SOL_PACKET,
     Captured,
     CaptureStats,
-    _restore_vlan,
+    unwrap,
 )
 
 _ARPHRD_LOOPBACK = 772
@@ -102,16 +100,10 @@ class HostCapture:
     def _frame(
         self, data: bytes, ancdata: list[tuple[int, int, bytes]], addr: tuple[object, ...]
     ) -> Captured:
-        stamp = time.time()
-        for level, kind, payload in ancdata:
-            if level == SOL_PACKET and kind == _PACKET_AUXDATA:
-                data = _restore_vlan(data, payload)
-            elif level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS:
-                sec, nsec = _TIMESPEC.unpack_from(payload)
-                stamp = sec + nsec / 1e9
+        data, stamp = unwrap(data, ancdata)
         # Python names the interface by asking this socket's namespace (SIOCGIFNAME)
         name = addr[0] if isinstance(addr[0], str) and addr[0] else "?"
-        return Captured(f"{self.host}:{name}", data, stamp, addr[2] == _PACKET_OUTGOING)
+        return Captured(f"{self.host}:{name}", data, stamp, addr[2] == PACKET_OUTGOING)
 
     def close(self) -> None:
         """Close the socket."""
