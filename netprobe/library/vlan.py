@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from netprobe.check import Check, Context, Param, Port, Status, echo_and_reply, ipv4_of, param
 from netprobe.errors import SpecError
 from netprobe.expect import Barrier, Match, at, at_exactly, nowhere
-from netprobe.topology import Vlan
 from netprobe.traffic import ethernet, udp
 
 __all__ = ["CHECK", "VlanGroup", "parse_groups", "run"]
@@ -49,12 +48,18 @@ def parse_groups(text: str) -> list[VlanGroup]:
 
 
 def parent_of(ctx: Context, port: str) -> str:
-    """The trunk end a sub-interface sits on (HOST:PARENT), from the spec."""
+    """The trunk end a sub-interface sits on (HOST:PARENT), as the kernel links them."""
     sub = Port.parse(port)
-    host, iface = sub.host, ctx.topo.spec.host(sub.host).interface(sub.ifname)
-    if iface is None or not isinstance(iface.kind, Vlan):
+    if sub.host not in ctx.topo.hosts:
         raise SpecError(f"{port} is not a VLAN sub-interface of this topology")
-    return f"{host}:{iface.kind.parent}"
+    state = ctx.topo.live(sub.host, addresses=False)
+    iface = state.interface(sub.ifname)
+    if iface is None or iface.kind != "vlan":
+        raise SpecError(f"{port} is not a VLAN sub-interface of this topology")
+    parent = next((i.name for i in state.interfaces if i.index == iface.link_index), None)
+    if parent is None or iface.link_nsid is not None:
+        raise SpecError(f"{port}'s parent is in another namespace: no trunk to probe here")
+    return f"{sub.host}:{parent}"
 
 
 def body(ctx: Context, *, trunk: str = "switch:trunk",

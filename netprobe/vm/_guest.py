@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tarfile
 import tempfile
@@ -33,13 +34,15 @@ if TYPE_CHECKING:
 class Case:
     """One check run in the guest. `topology`: a file the guest can read (None: the
     check's reference). `sabotage`: (host, argv) commands run on the built topology
-    before the check, to break it on purpose."""
+    before the check, to break it on purpose. `setup`: a shell script run in the guest
+    first (a network made by hand, which `topology` then adopts)."""
 
     label: str
     check: str
     topology: str | None = None
     params: Mapping[str, str] = field(default_factory=dict)
     sabotage: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    setup: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """The case as JSON, for the guest's command line."""
@@ -49,6 +52,7 @@ class Case:
             "topology": self.topology,
             "params": dict(self.params),
             "sabotage": [[h, list(a)] for h, a in self.sabotage],
+            "setup": self.setup,
         }
 
 
@@ -189,6 +193,10 @@ def _run_case(case: Mapping[str, Any], bundles: Path) -> Result:
 
     check = load_check(case["check"])
     params = case.get("params") or {}
+    if case.get("setup"):  # the guest is this run's alone: its namespaces are too
+        made = subprocess.run(["sh", "-ec", case["setup"]], capture_output=True, text=True)
+        if made.returncode:
+            raise RuntimeError(f"the hand-made network failed: {made.stderr.strip()[-400:]}")
     if not case.get("sabotage"):
         return check.run(case.get("topology"), recorder=BundleRecorder(bundles), **params)
     with build(as_spec(case.get("topology") or check.reference_file())) as topo:

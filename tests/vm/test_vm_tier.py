@@ -18,6 +18,8 @@ from netprobe._privilege import is_root
 from netprobe.check import Status
 from netprobe.vm import Case, GuestChecks, run_checks_in_vm
 
+from . import handmade
+
 # (label, check, examples/FILE to sabotage or None, its edits, params, sabotage commands,
 #  the diagnosis the sabotage must produce; None: the case must PASS)
 AB = 'bond0: {bond: {mode: active-backup, miimon: 100}, mac: "02:00:00:00:05:01"'
@@ -133,7 +135,33 @@ TABLE: list[
         "lacp2:bond0 is in mode balance-xor, not 802.3ad",
     ),
 ]
-LABELS = [row[0] for row in TABLE]
+# The same checks on the same networks made by hand in the guest and adopted:
+# (label, check, setup script, hosts adopted, params, sabotage, diagnosis or None)
+HANDMADE: list[
+    tuple[str, str, str, tuple[str, ...], dict[str, str],
+          tuple[tuple[str, tuple[str, ...]], ...], str | None]
+] = [
+    ("vlan by hand", "vlan", handmade.vlan(), handmade.VLAN_HOSTS, {}, (), None),
+    ("vlan by hand, wrong id", "vlan", handmade.vlan(h20_id=10), handmade.VLAN_HOSTS, {}, (),
+     "h20:eth0.20 is VLAN 10, not 20"),
+    ("vlan by hand, member down", "vlan", handmade.vlan(), handmade.VLAN_HOSTS, {},
+     (("h10", ("ip", "link", "set", "eth0.10", "down")),), "h10:eth0.10 is down"),
+    ("vlan-bridge by hand", "vlan-bridge", handmade.vlan_bridge(), handmade.VLAN_BRIDGE_HOSTS,
+     {}, (), None),
+    ("vlan-bridge by hand, filtering off", "vlan-bridge", handmade.vlan_bridge(),
+     handmade.VLAN_BRIDGE_HOSTS, {},
+     (("pve", ("ip", "link", "set", "br0", "type", "bridge", "vlan_filtering", "0")),),
+     "pve:br0 has vlan_filtering off"),
+    ("vlan-bridge by hand, tagged access", "vlan-bridge", handmade.vlan_bridge(),
+     handmade.VLAN_BRIDGE_HOSTS, {},
+     (("pve", ("bridge", "vlan", "add", "dev", "vm1", "vid", "10", "pvid")),),
+     "pve:vm1 sends VLAN 10 out tagged"),
+    ("bond by hand", "bond", handmade.bond(), handmade.BOND_HOSTS, {"lacp": ""}, (), None),
+    ("bond by hand, backup dead", "bond", handmade.bond(), handmade.BOND_HOSTS, {"lacp": ""},
+     (("switch", ("ip", "link", "set", "s1", "down")),),
+     "server:eth1, the bond's other member, has no carrier: its far end switch:s1 is down"),
+]  # fmt: skip
+LABELS = [row[0] for row in TABLE] + [row[0] for row in HANDMADE]
 
 
 def _variant(rwdir: Path, label: str, source: str, edits: tuple[tuple[str, str], ...]) -> str:
@@ -161,7 +189,16 @@ def cases(rwdir: Path) -> list[tuple[Case, str | None]]:
             want,
         )
         for label, check, source, edits, params, sabotage, want in TABLE
+    ] + [
+        (Case(label, check, _adopting(rwdir, label, hosts), params, sabotage, setup), want)
+        for label, check, setup, hosts, params, sabotage, want in HANDMADE
     ]
+
+
+def _adopting(rwdir: Path, label: str, hosts: tuple[str, ...]) -> str:
+    path = rwdir / (label.replace(" ", "-").replace(",", "") + ".yaml")
+    path.write_text(handmade.adopting(label.split()[0], *hosts))
+    return str(path)
 
 
 @pytest.fixture(scope="session")
