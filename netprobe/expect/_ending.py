@@ -92,7 +92,7 @@ def classify(
     refused = _refused(trace, report, version)
     if refused is not None:
         return refused
-    return _silent(trace, report, sender=sender, proto=proto, holders=holders)
+    return _silent(trace, report, sender=sender, proto=proto, holders=holders, version=version)
 
 
 def _at_send(report: SocketReport, sender: str) -> Verdict:
@@ -164,6 +164,7 @@ def _silent(
     sender: str,
     proto: str,
     holders: Set[tuple[str, str]],
+    version: int = 4,
 ) -> Verdict:
     last = trace.last
     host = last.host if last is not None else sender
@@ -176,7 +177,10 @@ def _silent(
                 f"reached {last.port}, whose host holds {dst}; nothing came back "
                 "(a UDP service need not answer, and no ICMP error said it is closed)",
             )
-    asked = [(p, t) for p, t in trace.unanswered if p.split(":", 1)[0] == host]
+    asked = [  # the next hop's resolution, not the ND chatter of an IPv4 probe's link
+        (p, t) for p, t in trace.unanswered
+        if p.split(":", 1)[0] == host and (":" in t) == (version == 6)
+    ]  # fmt: skip
     if asked:
         port, target = asked[0]
         return Verdict(

@@ -176,8 +176,25 @@ def follow(mark: Mark, frames: list[Captured]) -> Trace:
             rest.append((frame, fields))
     for frame, fields in rest:
         _sort_other(mark, trace, frame, fields)
+    trace.copies, trace.replies = causal(trace.copies), causal(trace.replies)
     trace.unanswered = _unanswered(decoded)
     return trace
+
+
+def causal(sightings: list[Sighting]) -> list[Sighting]:
+    """Sightings in the order the frame went, not only as stamped: each namespace's
+    capture stamps on its own (a TCP segment may even carry its sender's departure time
+    across veths), so tens of microseconds can put a hop before the one it came from.
+    A router lowers the TTL, so the TTL orders hops across routers; among equal TTLs
+    the origin's own transmission comes first (an 'out' with no 'in' before it at that
+    host), then the stamps."""
+    arrived = {(s.host, s.ttl) for s in sightings if s.direction == "in"}
+
+    def key(s: Sighting) -> tuple[int, int, float]:
+        origin = s.direction == "out" and (s.host, s.ttl) not in arrived
+        return (-(s.ttl or 0), 0 if origin else 1, s.frame.time)
+
+    return sorted(sightings, key=key)
 
 
 def _learn_isn(mark: Mark, decoded: list[tuple[Captured, Fields]]) -> int | None:

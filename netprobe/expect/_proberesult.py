@@ -9,7 +9,7 @@ from typing import Any
 from ..traffic._decode import summary
 from ..traffic._stack import SocketReport
 from ._ending import Ending
-from ._path import Sighting, Trace
+from ._path import Sighting, Trace, causal
 
 SHOWN_HOPS = 40  # a loop repeats itself: the first ones say enough
 _REWRITTEN = (("src", "ip.src", "ip6.src"), ("dst", "ip.dst", "ip6.dst"),
@@ -114,8 +114,7 @@ class ProbeResult:
     @property
     def reply_path(self) -> list[Hop]:
         """Its replies and the ICMP errors about it, in order."""
-        return hops(sorted(self.trace.replies + self.trace.errors, key=lambda s: s.frame.time),
-                    self.sent_at)  # fmt: skip
+        return hops(causal(self.trace.replies + self.trace.errors), self.sent_at)
 
     @property
     def target(self) -> str:

@@ -20,7 +20,9 @@ def probe_causes(topo: Topology, result: ProbeResult) -> list[Cause]:
     """Causes read off the probe's ending and the live state, most certain first."""
     causes: list[Cause] = []
     if result.ending in (Ending.NO_NEIGHBOUR, Ending.DROPPED):
-        for port, target in result.trace.unanswered[:1]:
+        v6 = ":" in result.dst
+        asked = [(p, t) for p, t in result.trace.unanswered if (":" in t) == v6]
+        for port, target in asked[:1]:
             causes += _unheard(topo, Port.parse(port), target)
         holder = topo.holder(result.dst)
         if holder is not None:
