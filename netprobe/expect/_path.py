@@ -185,14 +185,20 @@ def causal(sightings: list[Sighting]) -> list[Sighting]:
     """Sightings in the order the frame went, not only as stamped: each namespace's
     capture stamps on its own (a TCP segment may even carry its sender's departure time
     across veths), so tens of microseconds can put a hop before the one it came from.
-    A router lowers the TTL, so the TTL orders hops across routers; among equal TTLs
-    the origin's own transmission comes first (an 'out' with no 'in' before it at that
-    host), then the stamps."""
-    arrived = {(s.host, s.ttl) for s in sightings if s.direction == "in"}
+    A router lowers the TTL, so the TTL orders hops across routers. Among equal TTLs:
+    first where the frame began (an 'out' at a host it did not come in to), then the
+    hosts it crossed (a bridge: in and out), last the host it ended at (in, not out)."""
+    ins = {(s.host, s.ttl) for s in sightings if s.direction == "in"}
+    outs = {(s.host, s.ttl) for s in sightings if s.direction == "out"}
 
     def key(s: Sighting) -> tuple[int, int, float]:
-        origin = s.direction == "out" and (s.host, s.ttl) not in arrived
-        return (-(s.ttl or 0), 0 if origin else 1, s.frame.time)
+        if s.direction == "out" and (s.host, s.ttl) not in ins:
+            rank = 0
+        elif s.direction == "in" and (s.host, s.ttl) not in outs:
+            rank = 2
+        else:
+            rank = 1
+        return (-(s.ttl or 0), rank, s.frame.time)
 
     return sorted(sightings, key=key)
 

@@ -36,9 +36,10 @@ def _answer_lost(topo: Topology, result: ProbeResult) -> Iterator[Cause]:
     """The probe was answered, and the answer died at a router with no route back to
     the probe's source: say so, and first a masquerade that should have rewritten it."""
     answers = [r for r in result.trace.replies if r.kind in _ANSWERS]
-    if not answers:
+    routed = [r for r in answers if r.direction == "in" and not _bridged(topo, r.port)]
+    if not routed:
         return
-    last = answers[-1]
+    last = routed[-1]  # where it came in to be routed, and was not
     back_to = str(last.fields.get("ip.dst", last.fields.get("ip6.dst")))
     if last.host == result.sender or topo.route_to(last.host, back_to) is not None:
         return
@@ -54,6 +55,13 @@ def _answer_lost(topo: Topology, result: ProbeResult) -> Iterator[Cause]:
          f"ip route get {back_to} in {last.host}: no route"), SURE - 0.02,
         fix=f"in {last.host}: a route to {back_to}'s network via the way the probe came",
     )  # fmt: skip
+
+
+def _bridged(topo: Topology, port: str) -> bool:
+    """Whether `port` is a bridge port: what comes in there is switched, not routed."""
+    where = Port.parse(port)
+    iface = topo.live(where.host, addresses=False).interface(where.ifname)
+    return iface is not None and iface.master is not None
 
 
 def _masquerade_elsewhere(topo: Topology, host: str, left_by: str) -> Iterator[Cause]:
