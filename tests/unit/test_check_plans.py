@@ -10,7 +10,7 @@ import pytest
 
 import netprobe
 from netprobe.check import Check, Context, Port, Status, Step, load_check
-from netprobe.topology import Spec
+from netprobe.topology import LiveHost, LiveInterface, Spec, Vlan
 
 
 class _Topology:
@@ -22,6 +22,19 @@ class _Topology:
 
     def mac(self, host: str | Port, name: str | None = None) -> str:
         return "02:00:00:00:00:01"
+
+    def live(self, host: str, *, addresses: bool = True) -> LiveHost:
+        """The spec's interfaces as the kernel would list them (VLANs on their parents)."""
+        ifaces = self.spec.host(host).interfaces
+        index = {i.name: n for n, i in enumerate(ifaces, 1)}
+        return LiveHost(host, tuple(
+            LiveInterface(
+                i.name, index[i.name], "vlan" if isinstance(i.kind, Vlan) else "veth",
+                "02:00:00:00:00:01", 1500, True, True,
+                link_index=index.get(i.kind.parent) if isinstance(i.kind, Vlan) else None,
+            )
+            for i in ifaces
+        ))
 
 
 class _Passed:

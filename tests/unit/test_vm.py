@@ -67,4 +67,5 @@ def test_a_result_keeps_its_steps_not_run_and_their_ids_through_json() -> None:
 def test_a_case_is_plain_json() -> None:
     case = Case("x", "bond", "/t.yaml", {"lacp": ""}, (("sw", ("ip", "link")),))
     assert case.to_dict() == {"label": "x", "check": "bond", "topology": "/t.yaml",
-                              "params": {"lacp": ""}, "sabotage": [["sw", ["ip", "link"]]]}
+                              "params": {"lacp": ""}, "sabotage": [["sw", ["ip", "link"]]],
+                              "setup": ""}
