@@ -13,9 +13,10 @@ the tracepoint's own format file, never from a table compiled into netprobe.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -235,6 +236,12 @@ class _Chain:
                 self.sent.setdefault(addr, []).append((host, event.dev))
         self.path.append(Hop(event.event, event.dev, host))
 
+    def ended(self, now: float) -> bool:
+        """Whether the probe is done with, by the trace itself: every buffer that carried
+        it was freed or consumed, and no copy can join any more (CLONE_WINDOW has passed
+        since its last sighting; `now` on the trace's clock)."""
+        return bool(self.path) and not self.where and now - self.last_ts > CLONE_WINDOW
+
 
 def attribute(
     events: Iterable[TraceEvent],
@@ -247,7 +254,14 @@ def attribute(
 ) -> tuple[list[Drop], list[Hop], list[Drop]]:
     """(the probe's drops, its path, other drops) from the events after its marker;
     `first_dev` is the kernel name of the device the probe is sent into."""
-    chain = _Chain(wiring, frame_len, first_dev)
+    chain, drops, others = _follow(events, first_host, _Chain(wiring, frame_len, first_dev),
+                                   symbols)  # fmt: skip
+    return drops, chain.path, others
+
+
+def _follow(
+    events: Iterable[TraceEvent], first_host: str, chain: _Chain, symbols: Symbols | None
+) -> tuple[_Chain, list[Drop], list[Drop]]:
     drops: list[Drop] = []
     others: list[Drop] = []
     for event in events:
@@ -260,7 +274,7 @@ def attribute(
             host, dev = chain.where.pop(event.skbaddr, (None, None))
             drop = _drop(event, host, dev, symbols)
             (drops if dev is not None else others).append(drop)
-    return drops, chain.path, others
+    return chain, drops, others
 
 
 def _drop(event: TraceEvent, host: str | None, dev: str | None, symbols: Symbols | None) -> Drop:
@@ -291,6 +305,7 @@ class DropTrace:
         self.reasons: dict[int, str] = {}
         self.symbols: Symbols | None = None
         self._markers = 0
+        self._filter = ""
 
     def __enter__(self) -> DropTrace:
         self.open()
@@ -304,16 +319,33 @@ class DropTrace:
         self.instance.open()
         try:
             self.reasons = parse_reasons(self.instance.format("skb/kfree_skb"))
-            names = _device_filter(list(self.wiring.names))
+            self._filter = _device_filter(list(self.wiring.names))
             for event in EVENTS:
                 if not self.instance.has_event(event):
                     self.instance.notes.append(f"this kernel has no {event} tracepoint")
                     continue
-                self.instance.enable(event, names if event.startswith("net/") else None)
+                self.instance.enable(event, self._filter if event.startswith("net/") else None)
             self.symbols = Symbols.lazy()
         except BaseException:
             self.instance.close()
             raise
+
+    def begin(self, wiring: Wiring) -> None:
+        """Record again, for `wiring`'s devices now (an open instance kept for the next
+        probes, idle in between)."""
+        self.wiring = wiring
+        names = _device_filter(list(wiring.names))
+        if names != self._filter:
+            for event in EVENTS:
+                if event.startswith("net/") and self.instance.has_event(event):
+                    self.instance.enable(event, names)
+            self._filter = names
+        self.instance.switch(True)
+
+    def end(self) -> None:
+        """Stop recording until the next `begin`."""
+        with contextlib.suppress(OSError):  # gone: close() has nothing left to do
+            self.instance.switch(False)
 
     def close(self) -> None:
         """Disable and remove the trace instance (and unmount tracefs if it was mounted for it)."""
@@ -336,32 +368,36 @@ class DropTrace:
         quiet: float = 0.03,
         deadline: float = 0.5,
     ) -> DropReport:
-        """Read until nothing new arrives for `quiet` seconds, then attribute."""
-        events = self._settle(marker, quiet, deadline)
-        drops, path, others = attribute(
-            events,
-            frame_len=frame_len,
-            first_host=first_host,
-            wiring=self.wiring,
-            symbols=self.symbols,
-            first_dev=first_dev,
-        )
+        """Read until the trace shows the probe done with (`_Chain.ended`), else until
+        nothing new arrives for `quiet` seconds, then attribute."""
+        chain, drops, others = self._settle(
+            marker, (quiet, deadline), lambda: _Chain(self.wiring, frame_len, first_dev),
+            first_host,
+        )  # fmt: skip
         notes = list(self.instance.notes)
         overruns = self.instance.overruns()
         if overruns:
             notes.append(f"the trace ring buffer overran: {overruns} events lost")
         if not self.reasons:
             notes.append("this kernel's kfree_skb tracepoint gives no drop reasons")
-        return DropReport(True, tuple(drops), tuple(path), tuple(others), overruns, tuple(notes))
+        path = tuple(chain.path)
+        return DropReport(True, tuple(drops), path, tuple(others), overruns, tuple(notes))
 
-    def _settle(self, marker: str, quiet: float, deadline: float) -> list[TraceEvent]:
+    def _settle(
+        self, marker: str, waits: tuple[float, float], fresh: Callable[[], _Chain],
+        first_host: str,
+    ) -> tuple[_Chain, list[Drop], list[Drop]]:
+        quiet, deadline = waits
         start = last_change = time.perf_counter()
-        count, events = -1, []
+        count = -1
         while True:
             events = parse_trace(self.instance.read(), marker)
+            found = _follow(events, first_host, fresh(), self.symbols)
             now = time.perf_counter()
+            if self.instance.monotonic and found[0].ended(time.monotonic()):
+                return found
             if len(events) != count:
                 count, last_change = len(events), now
             if now - last_change >= quiet or now - start >= deadline:
-                return events
-            time.sleep(0.005)
+                return found
+            time.sleep(0.002)

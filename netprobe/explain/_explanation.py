@@ -29,6 +29,7 @@ from ._delivery import delivery_of, nat_rules
 from ._droptrace import RECEIVE, DropReport, DropTrace, Wiring
 from ._facts import Cause, Delivery, Findings, HostFacts, PathFacts
 from ._nfttrace import NftReport, NftTrace, match_expression
+from ._sharedtrace import drop_trace
 from ._walk import devices as walk_devices
 
 
@@ -244,7 +245,7 @@ def _send_traced(
     data, nonce = probe
     tracer, traced = nft
     with ExitStack() as stack:
-        drops = _open_droptrace(stack, wiring, topo.runid, notes) if trace else None
+        drops = _open_droptrace(stack, topo, wiring, notes) if trace else None
         if not trace:
             notes.append(
                 "no kernel drop trace (not asked for): the causes rest on counters and state"
@@ -267,16 +268,13 @@ def _send_traced(
 
 
 def _open_droptrace(
-    stack: ExitStack, wiring: Wiring, runid: str, notes: list[str]
+    stack: ExitStack, topo: Topology, wiring: Wiring, notes: list[str]
 ) -> DropTrace | None:
-    tracer = DropTrace(wiring, runid=runid)
     try:
-        tracer.open()
+        return stack.enter_context(drop_trace(topo, wiring))
     except (SetupError, OSError) as exc:
         notes.append(f"no kernel drop trace ({exc}): the causes rest on counters and state")
         return None
-    stack.callback(tracer.close)
-    return tracer
 
 
 @dataclass

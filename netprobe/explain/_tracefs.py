@@ -66,6 +66,7 @@ class Instance:
     path: str = field(init=False, default="")
     notes: list[str] = field(default_factory=list)
     mounted: bool = field(init=False, default=False)  # tracefs was mounted for it
+    monotonic: bool = field(init=False, default=False)  # stamps are CLOCK_MONOTONIC's
 
     def __enter__(self) -> Instance:
         self.open()
@@ -103,6 +104,17 @@ class Instance:
             self.notes.append("the trace buffer size could not be set")
         with contextlib.suppress(OSError):  # reading `trace` must not pause the recording
             self._write("options/pause-on-trace", "0")
+        with contextlib.suppress(OSError):  # stamps comparable with time.monotonic()
+            self._write("trace_clock", "mono")
+            self.monotonic = True
+
+    def switch(self, on: bool) -> None:
+        """Start (emptying the buffer first) or stop recording; an idle instance is cheap
+        to keep, where making and removing one costs tens of milliseconds."""
+        if on:
+            with open(os.path.join(self.path, "trace"), "w"):  # O_TRUNC empties it
+                pass
+        self._write("tracing_on", "1" if on else "0")
 
     def close(self) -> None:
         """Disable everything and remove the instance (safe to call twice)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from explain_cases import NFT_DROP, STP_LAN
@@ -19,7 +20,7 @@ import netprobe
 from netprobe.expect import at, expect
 from netprobe.explain import Explanation, explain
 from netprobe.explain._nfttrace import TABLE
-from netprobe.explain._tracefs import instance_names
+from netprobe.explain._tracefs import TRACEFS, instance_names
 from netprobe.topology import Topology
 from netprobe.traffic import Template, from_scapy
 from netprobe.traffic import _craft as craft
@@ -59,9 +60,12 @@ def _top(explanation: Explanation) -> str:
 
 
 def _assert_clean(topo: Topology) -> None:
-    """No trace instance of this process, no trace table, no monitor left."""
+    """No trace instance of this process recording (the topology's, idle, stays until
+    teardown), no trace table, no monitor left."""
     mine = [n for n in instance_names() if f"-{os.getpid()}-" in n]
-    assert mine == []
+    assert len(mine) <= 1
+    for name in mine:
+        assert Path(TRACEFS, "instances", name, "tracing_on").read_text().strip() == "0"
     for host in topo.spec.hosts:
         tables = topo.run(host.name, ["nft", "list", "tables"]).stdout
         assert TABLE not in tables
@@ -217,3 +221,21 @@ def test_the_explanation_renders_and_serialises(router: Topology) -> None:
     assert data["causes"][0]["text"] == _top(found)
     assert data["drop_trace"]["path"][:2] == ["left by left:eth0", "arrived on router:eth0"]
     assert found.render().splitlines()[1].startswith("[0.97] forwarding disabled on router")
+
+
+def test_one_trace_instance_serves_a_topology_and_goes_with_it() -> None:
+    """Explanations reuse the topology's trace instance (idle in between: a fresh buffer
+    each time, so the second sees only its own probe); teardown removes it."""
+    with netprobe.build(netprobe.load(EXAMPLES / "router.yaml")) as topo:
+        topo.run("router", ["sysctl", "-qw", "net.ipv4.ip_forward=0"], check=True)
+        first = explain(topo, _udp(topo), "left:eth0")
+        made = [n for n in instance_names() if f"-{os.getpid()}-" in n]
+        second = explain(topo, _udp(topo), "left:eth0")
+        assert [n for n in instance_names() if f"-{os.getpid()}-" in n] == made
+        assert len(made) == 1
+        assert [d.describe() for d in first.drops.drops] == [
+            d.describe() for d in second.drops.drops
+        ]
+        assert len(second.drops.drops) == 1
+        _assert_clean(topo)
+    assert [n for n in instance_names() if f"-{os.getpid()}-" in n] == []
