@@ -3,7 +3,8 @@
 Counters: interface statistics (/proc/net/dev), the SNMP counters of /proc/net/snmp,
 /proc/net/netstat and /proc/net/snmp6, and nftables rule counters, per host namespace.
 They are read from inside each namespace (this thread enters it), so a snapshot costs
-file reads, plus one `nft` run per host that has a ruleset. The deltas say which
+file reads and, per host that has a ruleset, a netlink dump of its rules (the rule text
+costs an `nft` run, made only where a counter moved). The deltas say which
 counters the probe moved: IpInAddrErrors on a router, UdpNoPorts on a server.
 
 State: ip_forward, rp_filter (all, default, per interface), each link's master and
@@ -16,11 +17,11 @@ import json
 import os
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..topology import Topology
-from ..topology._kernel import netns
+from ..topology._kernel import netns, nfnl
 
 _IF_FIELDS = (
     "rx_bytes", "rx_packets", "rx_errors", "rx_dropped", "rx_fifo", "rx_frame",
@@ -51,7 +52,7 @@ def parse_snmp(text: str) -> dict[str, int]:
         group, _, names = head.partition(":")
         _, _, numbers = values.partition(":")
         for name, number in zip(names.split(), numbers.split(), strict=False):
-            if re.fullmatch(r"-?\d+", number):
+            if number.removeprefix("-").isdigit():
                 out[group + name] = int(number)
     return out
 
@@ -154,16 +155,39 @@ def _host_counters(topo: Topology, host: str, with_nft: bool) -> HostCounters:
         snmp.update(parse_snmp(files.get(base + name, "")))
     snmp.update(parse_snmp6(files.get(base + "snmp6", "")))
     nft: dict[str, tuple[str, int]] = {}
-    if with_nft:
-        result = topo.run(host, ["nft", "-a", "list", "ruleset"])
-        nft = parse_nft_counters(result.stdout) if result.ok else {}
+    if with_nft:  # over netlink: the rule text is read only where a counter moved
+        try:
+            nft = {k: ("", n) for k, n in nfnl.rule_counters(topo.fd_of(host)).items()}
+        except OSError:
+            nft = {}
     return HostCounters(host, parse_netdev(files.get(base + "dev", "")), snmp, nft)
 
 
-def snapshot(topo: Topology, hosts: Iterable[str], *, nft_hosts: Iterable[str] = ()) -> Snapshot:
-    """The counters of each host now (nft rule counters only for `nft_hosts`)."""
+def snapshot(
+    topo: Topology, hosts: Iterable[str], *, nft_hosts: Iterable[str] = (),
+    since: Snapshot | None = None,
+) -> Snapshot:
+    """The counters of each host now (nft rule counters only for `nft_hosts`); with
+    `since`, the rules whose counters moved since then carry their text (one `nft` run
+    per host where one did)."""
     with_nft = set(nft_hosts)
-    return Snapshot({h: _host_counters(topo, h, h in with_nft) for h in hosts})
+    now = {h: _host_counters(topo, h, h in with_nft) for h in hosts}
+    for host, counted in now.items():
+        was = since.hosts.get(host) if since is not None else None
+        moved = [k for k, (_, n) in counted.nft.items() if was and k in was.nft
+                 and was.nft[k][1] != n]  # fmt: skip
+        if moved:
+            now[host] = replace(counted, nft=_with_text(topo, host, counted.nft))
+    return Snapshot(now)
+
+
+def _with_text(
+    topo: Topology, host: str, counted: Mapping[str, tuple[str, int]]
+) -> dict[str, tuple[str, int]]:
+    """`counted` with each rule's text, as `nft -a list ruleset` prints it."""
+    result = topo.run(host, ["nft", "-a", "list", "ruleset"])
+    listed = parse_nft_counters(result.stdout) if result.ok else {}
+    return {k: (listed.get(k, ("", 0))[0], n) for k, (_, n) in counted.items()}
 
 
 def deltas(before: Snapshot, after: Snapshot) -> list[Delta]:

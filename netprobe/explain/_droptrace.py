@@ -340,6 +340,7 @@ class DropTrace:
                 if event.startswith("net/") and self.instance.has_event(event):
                     self.instance.enable(event, names)
             self._filter = names
+        self.instance.take()  # what the last probe left behind
         self.instance.switch(True)
 
     def end(self) -> None:
@@ -389,15 +390,22 @@ class DropTrace:
     ) -> tuple[_Chain, list[Drop], list[Drop]]:
         quiet, deadline = waits
         start = last_change = time.perf_counter()
-        count = -1
+        events: list[TraceEvent] = []
+        pending, marked = "", False
         while True:
-            events = parse_trace(self.instance.read(), marker)
+            lines = (pending + self.instance.take()).split("\n")
+            pending = lines.pop()  # a line the kernel has not finished giving
+            new = [e for e in map(parse_line, lines) if e is not None]
+            if not marked:
+                at = next((i for i, e in enumerate(new) if e.fields.get("marker") == marker), None)
+                marked, new = (True, new[at + 1 :]) if at is not None else (False, [])
+            events += new
             found = _follow(events, first_host, fresh(), self.symbols)
             now = time.perf_counter()
             if self.instance.monotonic and found[0].ended(time.monotonic()):
                 return found
-            if len(events) != count:
-                count, last_change = len(events), now
+            if new:
+                last_change = now
             if now - last_change >= quiet or now - start >= deadline:
                 return found
             time.sleep(0.002)

@@ -166,7 +166,9 @@ class Armed:
 
     def moved(self) -> tuple[counters.Delta, ...]:
         """The counter deltas since `of`, of what bears on the probe's way."""
-        after = counters.snapshot(self.topo, self.on_way, nft_hosts=self.ruleset_hosts)
+        after = counters.snapshot(
+            self.topo, self.on_way, nft_hosts=self.ruleset_hosts, since=self.before
+        )
         return tuple(_on_way(self.live, self.path, counters.deltas(self.before, after)))
 
 

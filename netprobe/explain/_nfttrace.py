@@ -13,18 +13,18 @@ is deleted and the monitor stopped on every path.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
+import shutil
 import struct
 import subprocess
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import NetprobeError
 from ..topology import Topology
+from ..topology._kernel import nfnl
 from ..traffic._craft import NONCE_LEN, Template
 
 TABLE = "netprobe_trace"  # … followed by _RUNID: the name of netprobe's own trace tables
@@ -184,8 +184,7 @@ class NftTrace:
     def ruleset_hosts(self) -> list[str]:
         """The hosts that have an nftables ruleset (iptables-nft included) to trace."""
         if self._families is None:
-            with ThreadPoolExecutor(max_workers=8) as pool:  # one nft run per host, at once
-                found = list(pool.map(self._families_of, self.hosts))
+            found = [self._families_of(h) for h in self.hosts]
             self._families = {h: f for h, f in zip(self.hosts, found, strict=True) if f}
         return list(self._families)
 
@@ -252,16 +251,18 @@ class NftTrace:
             mon.undo[family] = entry
 
     def _families_of(self, host: str) -> list[str] | None:
-        """The trace tables `host` needs; None when it has no ruleset to trace."""
-        result = self.topo.run(host, ["nft", "-j", "list", "tables"])
-        if not result.ok:
+        """The trace tables `host` needs; None when it has no ruleset to trace (its
+        tables read over netlink: no process)."""
+        if shutil.which("nft") is None:
             return None
-        items = json.loads(result.stdout or "{}").get("nftables", [])
-        tables = [i["table"] for i in items if "table" in i and not own_table(i["table"]["name"])]
+        try:
+            found = nfnl.tables(self.topo.fd_of(host))
+        except OSError:
+            return None
+        tables = [family for family, name in found if not own_table(name)]
         if not tables:
             return None
-        bridge = any(t["family"] == "bridge" for t in tables)
-        return ["inet", "bridge"] if bridge else ["inet"]
+        return ["inet", "bridge"] if "bridge" in tables else ["inet"]
 
     def _start(self, host: str) -> subprocess.Popen[bytes]:
         argv = ["nft", "-a", "monitor", "trace"]
@@ -288,7 +289,9 @@ def _subscribed(pid: int, timeout: float = 2.0) -> bool:
 
 
 def _drain(proc: subprocess.Popen[bytes], quiet: float) -> bytes:
-    """What the monitor printed, read until `quiet` seconds pass without more."""
+    """What the monitor printed: read until it is idle (`_idle`: it has printed all the
+    kernel gave it), else until `quiet` seconds pass without more. Called once the probe
+    is done with: the kernel queued its trace while the probe went through."""
     assert proc.stdout is not None
     fd = proc.stdout.fileno()
     os.set_blocking(fd, False)
@@ -297,13 +300,32 @@ def _drain(proc: subprocess.Popen[bytes], quiet: float) -> bytes:
         try:
             chunk = os.read(fd, 1 << 16)
         except BlockingIOError:
-            time.sleep(0.003)
+            if _idle(proc.pid):  # what it printed before it slept is in the pipe now
+                with contextlib.suppress(BlockingIOError):
+                    text += os.read(fd, 1 << 16)
+                break
+            time.sleep(0.002)
             continue
         if not chunk:
             break
         text, last = text + chunk, time.perf_counter()
     os.set_blocking(fd, True)
     return text
+
+
+def _idle(pid: int) -> bool:
+    """Whether monitor `pid` waits on an empty netlink socket (nothing queued for it,
+    asleep): whatever the kernel traced is printed."""
+    try:
+        with open(f"/proc/{pid}/stat") as src:
+            state = src.read().rpartition(")")[2].split()[0]
+        with open(f"/proc/{pid}/net/netlink") as src:
+            lines = src.read().splitlines()[1:]
+    except (OSError, IndexError):
+        return False
+    mine = [c for c in map(str.split, lines) if len(c) > 4 and c[1] == _NFNL_PROTO
+            and c[2] == str(pid)]  # fmt: skip
+    return state == "S" and bool(mine) and all(c[4] == "0" for c in mine)
 
 
 def _stop(mon: _Monitor) -> None:

@@ -46,7 +46,7 @@ def explain_probe(
     armed = Armed.of(topo, (host, ifname), data, nft=nft, touch=touch)
     notes = armed.notes
     with ExitStack() as stack:
-        drops = _open_droptrace(stack, armed.wiring, topo.runid, notes) if trace else None
+        drops = _open_droptrace(stack, topo, armed.wiring, notes) if trace else None
         marker = drops.mark(result.target) if drops is not None else ""
 
         def arm(probe: StackProbe) -> None:

@@ -67,6 +67,7 @@ class Instance:
     notes: list[str] = field(default_factory=list)
     mounted: bool = field(init=False, default=False)  # tracefs was mounted for it
     monotonic: bool = field(init=False, default=False)  # stamps are CLOCK_MONOTONIC's
+    _pipe: int | None = field(init=False, default=None)  # trace_pipe, read by `take`
 
     def __enter__(self) -> Instance:
         self.open()
@@ -109,15 +110,31 @@ class Instance:
             self.monotonic = True
 
     def switch(self, on: bool) -> None:
-        """Start (emptying the buffer first) or stop recording; an idle instance is cheap
-        to keep, where making and removing one costs tens of milliseconds."""
-        if on:
-            with open(os.path.join(self.path, "trace"), "w"):  # O_TRUNC empties it
-                pass
+        """Start or stop recording; an idle instance is cheap to keep, where making and
+        removing one costs tens of milliseconds."""
         self._write("tracing_on", "1" if on else "0")
+
+    def take(self) -> str:
+        """The lines logged since the last `take`, consumed from `trace_pipe` without
+        waiting (emptying the buffer by `trace` costs an RCU grace period)."""
+        if self._pipe is None:
+            self._pipe = os.open(os.path.join(self.path, "trace_pipe"), os.O_RDONLY | os.O_NONBLOCK)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(self._pipe, 1 << 20)
+            except BlockingIOError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks).decode(errors="replace")
 
     def close(self) -> None:
         """Disable everything and remove the instance (safe to call twice)."""
+        if self._pipe is not None:  # a reader holding it open keeps the instance busy
+            os.close(self._pipe)
+            self._pipe = None
         if not self.path or not os.path.isdir(self.path):
             return
         try:

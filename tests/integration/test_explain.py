@@ -235,7 +235,7 @@ def test_one_trace_instance_serves_a_topology_and_goes_with_it() -> None:
         assert len(made) == 1
         assert [d.describe() for d in first.drops.drops] == [
             d.describe() for d in second.drops.drops
-        ]
-        assert len(second.drops.drops) == 1
+        ], (first.render(), second.render())
+        assert len(second.drops.drops) == 1, second.render()
         _assert_clean(topo)
     assert [n for n in instance_names() if f"-{os.getpid()}-" in n] == []
