@@ -4,8 +4,9 @@ On examples/router.yaml with ip_forward 0 on the router, a UDP probe left→righ
 Measured, each the median of --runs runs, all on the same live topology:
 
   expect           the failing expectation alone (what a check pays without explain);
-  explain          explain() of that failure: trace instance, nft trace when a host has
-                   a ruleset, counters before and after, state, ranking;
+  explain          explain() of that failure: the topology's trace instance (made on the
+                   first run, reused after), nft trace when a host has a ruleset,
+                   counters before and after, state, ranking;
   explain_nft      the same with an nft ruleset on the router (adds trace tables and an
                    `nft monitor trace` per ruleset host);
   explain_notrace  explain(trace=False): counters and state only.

@@ -4,8 +4,9 @@
 adds nothing to passing checks. It sends the same probe once more (a fresh nonce) with
 the kernel's drop trace, nft tracing and counter snapshots armed, reads the state of the
 hosts involved, and ranks the causes. Without tracefs it says so and falls back to
-counters and state. Everything it adds (trace instance, nft tables, monitors) is
-removed on every path.
+counters and state. The nft tables and monitors it adds are removed on every path; the
+trace instance is the topology's (`_sharedtrace`): idle between explanations, removed
+at teardown.
 """
 
 from __future__ import annotations
