@@ -96,15 +96,20 @@ def expect_from_host(
     reply: str | None = None,
     hosts: Sequence[str] | None = None,
     timeout: float = 1.0,
+    sport: int | None = None,
 ) -> HostOutcome:
     """Send one `proto` probe from `host`'s own stack to `dst` (`port`) and judge it:
     `where` the ports it must (not) appear at, seen going in or out (any rewrite allowed
     unless `match` says what the copy there must be: ROUTED's mask is added); `reply`:
     one of "answer", "echo-reply", "syn-ack", "rst", "icmp-error", "refused" or "none",
-    which must come back to `host` tied to the probe (None: the reply is not judged)."""
+    which must come back to `host` tied to the probe (None: the reply is not judged).
+    `sport`: the source port a tcp or udp probe leaves from (else one chosen for it)."""
     if reply is not None and reply not in REPLIES:
         raise ValueError(f"reply is one of {', '.join(REPLIES)}, not {reply!r}")
-    result = probe(topo, host, dst, proto, port, hosts=hosts, timeout=timeout)
+    result = probe(
+        topo, host, dst, proto, port, hosts=hosts, timeout=timeout, sport=sport,
+        awaits_answer=reply == "answer",  # a program's answer: no barrier decides it
+    )  # fmt: skip
     verdict, reason = judge_host(result, where, match, reply)
     return HostOutcome(verdict, reason, result, where, reply)
 

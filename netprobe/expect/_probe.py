@@ -89,18 +89,24 @@ def probe(
     hosts: Sequence[str] | None = None,
     timeout: float = 1.0,
     size: int | None = None,
+    sport: int | None = None,
+    awaits_answer: bool = False,
     before_send: Callable[[StackProbe], None] | None = None,
 ) -> ProbeResult:
     """Send one probe from `from_host`'s own stack to `dst_ip` (`port` for tcp, udp) and
     follow it: the path hop by hop, its rewrites, the reply's path, how it ended.
     `size`: the bytes an icmp or udp probe carries, sent with DF set (MTU questions).
+    `sport`: the source port a tcp or udp probe leaves from (a conntrack entry to meet).
+    `awaits_answer`: an answer is expected; a udp one comes from a program, in its own
+    time, so no barrier decides that probe: its answer does, or the deadline.
     `before_send` is called with the probe's socket once its mark (nonce, source port)
     is known and before it is sent: an explanation arms its traces for it there."""
     chosen = watched_hosts(topo, hosts)
     if from_host not in chosen:
         chosen.insert(0, from_host)
     prepare(topo, chosen)
-    flight = _Flight(topo, from_host, dst_ip, proto, port, _watches[topo].of(chosen), size)
+    caps = _watches[topo].of(chosen)
+    flight = _Flight(topo, from_host, dst_ip, proto, port, caps, size, sport, awaits_answer)
     if before_send is not None:
         before_send(flight.stack)
     flight.run(timeout)
@@ -116,6 +122,8 @@ class _Flight:
     port: int | None
     caps: list[HostCapture]
     size: int | None = None
+    sport: int | None = None
+    awaits_answer: bool = False
     frames: list[Captured] = field(default_factory=list)
     report: SocketReport | None = None
     decided_by: str = ""
@@ -127,8 +135,9 @@ class _Flight:
     def __post_init__(self) -> None:
         self.version = ipaddress.ip_address(self.dst).version
         self.stack = StackProbe(
-            self.topo.fd_of(self.sender), self.proto, self.dst, self.port, size=self.size
-        )
+            self.topo.fd_of(self.sender), self.proto, self.dst, self.port,
+            size=self.size, sport=self.sport,
+        )  # fmt: skip
         self.mark = Mark(self.proto, self.version, self.stack.nonce, self.stack.sport, self.sender)
 
     def read(self) -> None:
@@ -185,7 +194,7 @@ class _Flight:
                 self.read()
                 self.decided_by = "a broadcast barrier behind the ARP/ND request"
                 return
-            if pending is None and pending_bcast is None and len(self.barriers) < _MAX_BARRIERS:
+            if pending is None and pending_bcast is None and self._barriers_left():
                 pending, pending_bcast = self._send_barrier(trace)
                 if pending is None and pending_bcast is None and self.decided_by:
                     return
@@ -200,6 +209,11 @@ class _Flight:
             extra = [pending.fileno()] if pending is not None else []
             fds = [c.fileno() for c in self.caps] + [self.stack.fileno(), *extra]
             _wait_any(fds, min(deadline - now, 0.02))
+
+    def _barriers_left(self) -> bool:
+        """Whether a barrier may decide: a UDP service's answer may come after any."""
+        udp_answer = self.awaits_answer and self.proto == "udp"
+        return not udp_answer and len(self.barriers) < _MAX_BARRIERS
 
     def _barrier_back(self, barrier: StackProbe, trace: Trace) -> bool:
         """The barrier echo came back (or failed): decided unless the probe got further."""

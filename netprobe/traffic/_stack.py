@@ -83,21 +83,26 @@ class StackProbe:
 
     def __init__(
         self, ns_fd: int, proto: str, dst: str, port: int | None = None, *,
-        size: int | None = None,
+        size: int | None = None, sport: int | None = None,
     ) -> None:
         """`size`: the bytes an ICMP or UDP probe carries (as `ping -s`), sent with DF set
-        so that a link too narrow for it drops it or answers "fragmentation needed"."""
+        so that a link too narrow for it drops it or answers "fragmentation needed".
+        `sport`: the source port a TCP or UDP probe leaves from (bound before it is sent:
+        a port in use is a TrafficError); else one chosen here (TCP) or by the kernel."""
         if proto not in PROTOCOLS:
             raise TrafficError(f"protocol is one of {', '.join(PROTOCOLS)}, not {proto!r}")
         if proto != "icmp" and not (port and 0 < port < 65536):
             raise TrafficError(f"a {proto} probe needs a port 1..65535, not {port!r}")
         if size is not None and (proto == "tcp" or not _NONCE_ROOM <= size <= 65000):
             raise TrafficError(f"a probe's size is for icmp and udp, {_NONCE_ROOM}..65000 bytes")
+        if sport is not None and (proto == "icmp" or not 0 < sport < 65536):
+            raise TrafficError(f"a source port is for tcp and udp, 1..65535, not {sport!r}")
         self.proto, self.dst, self.port, self.size = proto, dst, port, size
         self.family = family_of(dst)
         self.v6 = self.family == socket.AF_INET6
         self.nonce = new_nonce()
         self.ident = random.randrange(1, 0xFFFF)  # the echo id of an ICMP probe
+        self.chosen = sport
         self.sport: int | None = None
         self.src: str | None = None
         self.report: SocketReport | None = None
@@ -119,8 +124,21 @@ class StackProbe:
         sock.setblocking(False)
         if self.proto == "tcp":
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        if self.chosen is not None:
+            self._bind(sock, self.chosen)
+        elif self.proto == "tcp":
             self._bind_chosen_port(sock)
         return sock
+
+    def _bind(self, sock: socket.socket, port: int) -> None:
+        try:
+            sock.bind(("::" if self.v6 else "0.0.0.0", port))
+        except OSError as exc:
+            sock.close()
+            raise TrafficError(
+                f"cannot send a {self.proto} probe from port {port}: {exc.strerror}"
+            ) from exc
+        self.sport = port
 
     def _bind_chosen_port(self, sock: socket.socket) -> None:
         for _ in range(32):

@@ -115,7 +115,9 @@ def test_tcp_to_a_listener_is_answered_with_a_syn_ack(chain: Topology) -> None:
 
 def test_udp_to_a_listener_is_answered(chain: Topology) -> None:
     _listen(chain, "h2", "udp", 5353)
-    _ended(probe(chain, "h1", "10.0.4.2", "udp", 5353), Ending.DELIVERED_ANSWERED)
+    # the listener answers when it is scheduled: a barrier must not decide before that
+    answered = probe(chain, "h1", "10.0.4.2", "udp", 5353, awaits_answer=True)
+    _ended(answered, Ending.DELIVERED_ANSWERED)
 
 
 def test_tcp_to_a_closed_port_is_refused_by_a_rst_tied_by_its_tuple(chain: Topology) -> None:

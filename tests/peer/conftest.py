@@ -12,7 +12,8 @@ commands, then adopted. Every scenario runs on both (the `nat` fixture): netprob
 prove NAT as well on a network it did not build.
 
 Each scenario loads its own nft tables with `ruleset` and removes them afterwards; the
-network itself lives for the module.
+network itself lives for the session (each of the two built once, as the selftest builds
+its one), so a scenario leaves no state behind that another would meet.
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ def _handmade() -> Iterator[Topology]:
             yield topo
 
 
-@pytest.fixture(scope="module", params=["lab", "handmade"])
+@pytest.fixture(scope="session", params=["lab", "handmade"])
 def nat(request: pytest.FixtureRequest) -> Iterator[Topology]:
     """The selftest's network, built by netprobe ("lab") or by hand and adopted
     ("handmade"); capture sockets opened up front so no probe pays for them."""
