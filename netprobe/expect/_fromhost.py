@@ -63,9 +63,9 @@ class HostOutcome:
         """The verdict and the reason, then the probe's path and ending."""
         wanted = []
         if self.where is not None:
-            wanted.append(f"{self.where.kind} {' '.join(self.where.ports)}".rstrip())
-        wanted += [f"at {p} ({m.describe()})" for p, m in self.matches.items()]
-        wanted += [f"the reply back at {p} ({m.describe()})" for p, m in self.back.items()]
+            ports = [_shaped(p, self.matches.get(p)) for p in self.where.ports]
+            wanted.append(f"{self.where.kind} {' '.join(ports)}".rstrip())
+        wanted += [f"the reply back at {_shaped(p, m)}" for p, m in self.back.items()]
         if self.reply is not None:
             wanted.append(f"reply {self.reply}")
         head = f"{self.verdict.value}: {self.reason}"
@@ -88,6 +88,10 @@ class HostOutcome:
 
     def __str__(self) -> str:
         return self.evidence()
+
+
+def _shaped(port: str, match: Match | None) -> str:
+    return port if match is None else f"{port} ({match.describe()})"
 
 
 def expect_from_host(
