@@ -42,6 +42,15 @@ class Diff:
         return f"{self.field}: expected {_show(self.expected)}, seen {_show(self.seen)}"
 
 
+_SHOWN = 8  # members of a set shown in a diff
+
+
+def _order(value: Any) -> tuple[bool, int, str]:
+    """Numbers in numeric order, then the rest by their text."""
+    number = isinstance(value, int)
+    return not number, value if number else 0, str(value)
+
+
 def _show(value: Any) -> str:
     if isinstance(value, range):
         if not value:
@@ -49,7 +58,9 @@ def _show(value: Any) -> str:
         step = f" step {value.step}" if value.step != 1 else ""
         return f"{value[0]}..{value[-1]}{step}"
     if isinstance(value, (set, frozenset)):
-        return "one of " + ", ".join(sorted(map(str, value)))
+        shown = sorted(value, key=_order)
+        more = f" … ({len(value)} values)" if len(shown) > _SHOWN else ""
+        return "one of " + ", ".join(map(str, shown[:_SHOWN])) + more
     if isinstance(value, bytes):
         return value[:24].hex() + ("…" if len(value) > 24 else "") + f" ({len(value)} bytes)"
     if value is None:
@@ -157,7 +168,9 @@ def _agrees(want: Any, got: Any) -> bool:
     if isinstance(want, range):
         return isinstance(got, int) and not isinstance(got, bool) and got in want
     if isinstance(want, (set, frozenset)):
-        return got is not None and _norm(got) in {_norm(v) for v in want}
+        if got is None:
+            return False
+        return got in want or _norm(got) in {_norm(v) for v in want}
     if isinstance(want, bytes) or isinstance(got, bytes) or want is None or got is None:
         return bool(want == got)
     return _norm(want) == _norm(got)

@@ -26,7 +26,8 @@ _UPPER = {6, 17, 58, 1, 132, 136}  # IPv6 next headers that are not extension he
 
 def fragments(datagram: Template | Any, size: int, *, ident: int = 0x4E50) -> list[Template]:
     """The fragments of `datagram` (a Template or a scapy Ether/IP or Ether/IPv6 packet)
-    carrying at most `size` bytes of its IP payload each (a multiple of 8).
+    carrying at most `size` bytes of its IP payload each (a multiple of 8, enough for
+    the L4 header and a nonce).
 
     Each fragment's first bytes of data are overwritten with its nonce slot and the
     compensation word (18 bytes; the datagram is padded if its last piece is shorter),
@@ -45,6 +46,9 @@ def fragments(datagram: Template | Any, size: int, *, ident: int = 0x4E50) -> li
     if v6 and l3.nh not in _UPPER:
         raise TrafficError("fragments: an IPv6 datagram with extension headers is not supported")
     head = len(bytes(l3)) - len(bytes(l3.payload))
+    least = -(-(_l4_header(l3) + MARK_LEN) // 8) * 8
+    if size < least:
+        raise TrafficError(f"a fragment must hold the L4 header and a nonce: {least} bytes or more")
     frame = _marked(packet, l3, l2_len + head, size)
     segment = frame[l2_len + head :]
     if len(segment) <= size:

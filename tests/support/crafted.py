@@ -22,7 +22,9 @@ def mac_of(topo: Topology, host: str, ifname: str) -> str:
 
 
 @contextlib.contextmanager
-def udp_listener(topo: Topology, host: str, port: int, *, v6: bool = False) -> Iterator[socket.socket]:
+def udp_listener(
+    topo: Topology, host: str, port: int, *, v6: bool = False
+) -> Iterator[socket.socket]:
     """A UDP socket of `host` bound to `port` (every address), closed after."""
     family = socket.AF_INET6 if v6 else socket.AF_INET
     with netns.entered(topo.fd_of(host)):
