@@ -18,7 +18,7 @@ import pytest
 from peer.conftest import ruleset
 from support.crafted import mac_of
 
-from netprobe.expect import ROUTED, Match, Outcome, at, expect, expect_from_host
+from netprobe.expect import ROUTED, Match, Outcome, at, at_exactly, expect, expect_from_host
 from netprobe.topology import Topology
 from netprobe.traffic import decode, udp
 
@@ -124,3 +124,30 @@ def test_a_port_outside_the_range_is_named(nat: Topology) -> None:
         (outcome, *_) = _flows(nat, 4, ROUTED.rewriting(src=router, sport=range(1, 1024)))
     assert not outcome.passed
     assert "l4.sport: expected 1..1023, seen " in outcome.evidence()
+
+
+def _one_send_two_shapes(topo: Topology, version: int) -> Outcome:
+    """One probe, judged where it enters the router (as sent) and at ns1 (masqueraded)."""
+    ns1, router, ns2 = ADDRESSES[version]
+    frame = udp(mac_of(topo, "ns2", "eth0"), mac_of(topo, "ns0", "veth1"), ns2, ns1,
+                sport=next(_sports), dport=9)  # fmt: skip
+    both = ["ns0:veth1", "ns1:eth0"]
+    return expect(
+        topo, frame, "ns2:eth0", at_exactly(both, among=both),
+        match={"ns0:veth1": Match(), "ns1:eth0": ROUTED.rewriting(src=router, sport=HIGH_PORTS)},
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("family_rules", FAMILIES, indirect=True, ids=lambda f: f"{f[0]}-v{f[1]}")
+def test_one_send_has_a_shape_per_port(nat: Topology, family_rules: tuple[str, int]) -> None:
+    outcome = _one_send_two_shapes(nat, family_rules[1])
+    outcome.assert_passed()
+    assert outcome.match_at("ns0:veth1") == Match()
+
+
+def test_a_shape_per_port_names_the_port_that_missed_it(nat: Topology) -> None:
+    outcome = _one_send_two_shapes(nat, 4)  # no masquerade rule
+    assert outcome.reason == "probe 1 arrived altered at ns1:eth0", outcome.evidence()
+    shape = ROUTED.rewriting(src="10.0.1.1", sport=HIGH_PORTS).describe()
+    assert f"  ns1:eth0 (must see it; {shape}): " in outcome.evidence()
+    assert "ip.src: expected 10.0.1.1, seen 10.0.2.99" in outcome.evidence()
