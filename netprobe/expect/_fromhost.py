@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import TrafficError
 from ..topology import Port, Topology
 from ..traffic._decode import decode
 from ._expectation import Where, _text
@@ -131,9 +132,14 @@ def _per_port(
 ) -> dict[str, Match]:
     if match is None:
         return {}
+    ports = where.ports if where is not None else ()
     if isinstance(match, Match):
-        return {p: match for p in (where.ports if where is not None else ())}
-    return {_text(p): m for p, m in match.items()}
+        return dict.fromkeys(ports, match)
+    per_port = {_text(p): m for p, m in match.items()}
+    stray = [p for p in per_port if p not in ports]
+    if stray:
+        raise TrafficError(f"a match for {stray[0]}, which is not among where's ports")
+    return per_port
 
 
 def judge_host(

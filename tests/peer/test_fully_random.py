@@ -151,3 +151,14 @@ def test_a_shape_per_port_names_the_port_that_missed_it(nat: Topology) -> None:
     shape = ROUTED.rewriting(src="10.0.1.1", sport=HIGH_PORTS).describe()
     assert f"  ns1:eth0 (must see it; {shape}): " in outcome.evidence()
     assert "ip.src: expected 10.0.1.1, seen 10.0.2.99" in outcome.evidence()
+
+
+def test_without_the_rule_the_reply_is_not_sent_to_the_router(nat: Topology) -> None:
+    ns1, router, ns2 = ADDRESSES[4]
+    outcome = expect_from_host(
+        nat, "ns2", "icmp", ns1, reply="echo-reply", back={"ns1:eth0": Match(dst=router)}
+    )
+    assert outcome.reason == (
+        f"the reply passed ns1:eth0 altered: ip.dst: expected {router}, seen {ns2}"
+    ), outcome.evidence()
+    assert f"the reply back at ns1:eth0 (rewrites: dst={router})" in outcome.evidence()

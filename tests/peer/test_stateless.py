@@ -21,7 +21,7 @@ import pytest
 from peer.conftest import ruleset
 from support.crafted import mac_of, received, udp_listener
 
-from netprobe.expect import ROUTED, Match, Outcome, at, expect, expect_from_host
+from netprobe.expect import ROUTED, Match, Outcome, at, at_exactly, expect, expect_from_host
 from netprobe.topology import Topology
 from netprobe.traffic import Template, fragments
 
@@ -89,9 +89,9 @@ def _payload(outcome: Outcome) -> bytes:
 
 def test_ping_is_rewritten_both_ways(stateless: Topology) -> None:
     outcome = expect_from_host(
-        stateless, "ns2", "icmp", "10.0.1.99", where=at("ns1:eth0"),
-        match=Match(src="10.0.2.2"), reply="echo-reply",
-        back={"ns1:eth0": Match(), "ns2:eth0": Match(dst="10.0.2.99")},
+        stateless, "ns2", "icmp", "10.0.1.99", where=at_exactly(["ns0:veth1", "ns1:eth0"]),
+        match={"ns0:veth1": Match(), "ns1:eth0": Match(src="10.0.2.2")}, reply="echo-reply",
+        back={"ns0:veth0": Match(), "ns2:eth0": Match(dst="10.0.2.99")},
     )  # fmt: skip
     outcome.assert_passed()
 
@@ -117,6 +117,16 @@ def test_ipv6_fragments_are_forwarded_and_reassembled(nat: Topology) -> None:
         outcome.assert_passed()
         got = received(sock)
     assert got == _payload(outcome)
+
+
+def test_without_the_table_the_ping_names_the_port_and_its_shape(nat: Topology) -> None:
+    outcome = expect_from_host(
+        nat, "ns2", "icmp", "10.0.1.99", where=at_exactly(["ns0:veth1", "ns1:eth0"]),
+        match={"ns0:veth1": Match(), "ns1:eth0": Match(src="10.0.2.2")}, reply="echo-reply",
+    )  # fmt: skip
+    assert outcome.reason.startswith("the probe arrived altered at ns1:eth0: "), outcome.reason
+    assert "ip.src: expected 10.0.2.2, seen 10.0.2.99" in outcome.reason
+    assert "at_exactly ns0:veth1 (exact) ns1:eth0 (rewrites: src=10.0.2.2)" in outcome.evidence()
 
 
 def test_without_the_table_every_fragment_keeps_its_source(nat: Topology) -> None:

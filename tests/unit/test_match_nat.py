@@ -398,3 +398,16 @@ def test_a_large_set_is_shown_in_part_and_matched_fast() -> None:
         "l4.sport: expected one of 1024, 1025, 1026, 1027, 1028, 1029, 1030, 1031 "
         "… (64511 values), seen 40000"
     )
+
+
+def test_a_host_expectation_matches_only_ports_of_where() -> None:
+    from netprobe.expect._fromhost import _per_port
+
+    where = at("ns1:eth0")
+    assert _per_port(ROUTED, where) == {"ns1:eth0": ROUTED}
+    assert _per_port(None, where) == {}
+    assert _per_port({"ns1:eth0": Match(src="10.0.1.1")}, where) == {
+        "ns1:eth0": Match(src="10.0.1.1")
+    }
+    with pytest.raises(TrafficError, match="a match for ns2:eth0, which is not among"):
+        _per_port({"ns2:eth0": Match()}, where)
