@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import struct
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -120,11 +120,11 @@ _FABRIC_KINDS = {"loopback", "bridge", "bond", "openvswitch"}
 
 def expect(
     topo: Topology,
-    frame: Template,
+    frame: Template | Sequence[Template],
     port: str | Port,
     where: Where,
     *,
-    match: Match | None = None,
+    match: Match | Mapping[str | Port, Match] | None = None,
     count: int = 1,
     barrier: Barrier | Literal["auto"] | None = "auto",
     timeout: float = 1.0,
@@ -132,20 +132,28 @@ def expect(
 ) -> Outcome:
     """Send `count` probes of `frame` into `port` and judge them against `where`.
 
+    `frame`: one Template, or several sent one after the other as one probe (the
+    `fragments` of a datagram): a copy of every one must appear where `where` says.
+    `match`: what a copy must look like (default: exact), one Match for every port, or
+    {port: Match} for each port its own (a port not named: exact).
+
     `barrier`: "auto" sends an Ethernet broadcast behind the probes from the same port;
     where it cannot go (past a router), a `quiet` period decides and the evidence says so.
     A `Barrier` you give must arrive wherever the probes must not: if it does not, the
     verdict is INCONCLUSIVE. None: a quiet period decides every negative port.
     """
     port = _text(port)
-    match = match or Match()
+    frames = [frame] if isinstance(frame, Template) else list(frame)
+    if not frames:
+        raise TrafficError("expect() needs at least one frame")
     positive = list(where.ports)
     negative: list[str] = []
     if where.kind in ("at_exactly", "nowhere"):
         among = where.among if where.among is not None else _default_among(topo, port)
         negative = [p for p in among if p not in positive]
-    run = Run(topo, frame, port, positive, negative, match, count)
-    chosen = _barrier(barrier, frame, port) if negative else None
+    default, per_port = _matches(match, positive + negative)
+    run = Run(topo, frames, port, positive, negative, default, count, per_port)
+    chosen = _barrier(barrier, frames[0], port) if negative else None
     sent_from = _text(chosen.port) if chosen and chosen.port else None
     run.start(chosen.frame if chosen else None, sent_from)
     decided_by, quiet_ok = _collect(run, where.kind, timeout, quiet, barrier == "auto")
@@ -174,6 +182,20 @@ def _collect(run: Run, kind: str, timeout: float, quiet: float, auto: bool) -> t
                 return (f"a quiet period of {quiet * 1000:.0f} ms{where} (no barrier path)", True)
         if now >= deadline:
             return "deadline", False
+
+
+def _matches(
+    match: Match | Mapping[str | Port, Match] | None, watched: list[str]
+) -> tuple[Match, dict[str, Match]]:
+    """(the match of ports not named, {port: its own match}); a port named but not
+    watched is an error (its match would judge nothing)."""
+    if match is None or isinstance(match, Match):
+        return match or Match(), {}
+    per_port = {_text(p): m for p, m in match.items()}
+    stray = [p for p in per_port if p not in watched]
+    if stray:
+        raise TrafficError(f"a match for {stray[0]}, which this expectation does not watch")
+    return Match(), per_port
 
 
 def _default_among(topo: Topology, port: str) -> list[str]:

@@ -2,17 +2,21 @@
 
 A probe's copy is recognised by its nonce; a `Match` then says which of its fields may
 differ from what was sent (masked: a router changes MACs and TTL) and which must have
-become something else (rewrites: SNAT sets ip.src, DNAT sets l4.dport).
+become something else (rewrites: SNAT sets ip.src, DNAT sets l4.dport). A rewrite may
+name one value, or a `range` or a `set` of them: NAT that picks a port (fully-random
+masquerade, SNAT to a port range) is right whenever it picks one it may.
 """
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..traffic._decode import ALIASES, Fields
+from ..errors import TrafficError
+from ..traffic._decode import ALIASES, FIELDS, Fields
 
 # The checksums each field is covered by: the IPv4 header checksum covers the header, the
 # L4 one the segment and, through its pseudo-header, the addresses.
@@ -38,7 +42,25 @@ class Diff:
         return f"{self.field}: expected {_show(self.expected)}, seen {_show(self.seen)}"
 
 
+_SHOWN = 8  # members of a set shown in a diff
+
+
+def _order(value: Any) -> tuple[bool, int, str]:
+    """Numbers in numeric order, then the rest by their text."""
+    number = isinstance(value, int)
+    return not number, value if number else 0, str(value)
+
+
 def _show(value: Any) -> str:
+    if isinstance(value, range):
+        if not value:
+            return "(an empty range)"
+        step = f" step {value.step}" if value.step != 1 else ""
+        return f"{value[0]}..{value[-1]}{step}"
+    if isinstance(value, (set, frozenset)):
+        shown = sorted(value, key=_order)
+        more = f" … ({len(value)} values)" if len(shown) > _SHOWN else ""
+        return "one of " + ", ".join(map(str, shown[:_SHOWN])) + more
     if isinstance(value, bytes):
         return value[:24].hex() + ("…" if len(value) > 24 else "") + f" ({len(value)} bytes)"
     if value is None:
@@ -50,8 +72,10 @@ def _show(value: Any) -> str:
 class Match:
     """Fields to ignore (`mask`) and fields that must have been rewritten (`rewrites`).
 
-    Names are decode's field names or the short aliases src, dst, ttl, sport, dport.
-    Checksums follow the fields they cover, so a rewrite masks them automatically.
+    Names are decode's field names or the short aliases src, dst, ttl, sport, dport, id
+    (another name is a TrafficError). A rewrite's value is one value, or a `range` or a
+    `set` the seen value must be in: `Match(sport=range(20000, 20011))`. Checksums follow
+    the fields they cover, so a rewrite masks them automatically.
     """
 
     mask: frozenset[str] = frozenset()
@@ -60,8 +84,11 @@ class Match:
     def __init__(
         self, mask: Iterable[str] = (), rewrites: Mapping[str, Any] | None = None, **rewrite: Any
     ) -> None:
-        object.__setattr__(self, "mask", frozenset(mask))
-        object.__setattr__(self, "rewrites", {**(rewrites or {}), **rewrite})
+        mask = frozenset([mask] if isinstance(mask, str) else mask)
+        rewrites = {**(rewrites or {}), **rewrite}
+        check_names([*sorted(mask), *rewrites])
+        object.__setattr__(self, "mask", mask)
+        object.__setattr__(self, "rewrites", rewrites)
 
     def masking(self, *names: str) -> Match:
         """This match, also ignoring the fields `names`."""
@@ -77,8 +104,25 @@ class Match:
         if self.mask:
             parts.append("masked: " + " ".join(sorted(self.mask)))
         if self.rewrites:
-            parts.append("rewrites: " + " ".join(f"{k}={v}" for k, v in self.rewrites.items()))
+            parts.append(
+                "rewrites: " + " ".join(f"{k}={_show(v)}" for k, v in self.rewrites.items())
+            )
         return "; ".join(parts) or "exact"
+
+
+def check_names(names: Iterable[str]) -> None:
+    """Raise TrafficError for a name that is neither a decoded field nor an alias: a typo
+    in a mask would otherwise ignore nothing, silently."""
+    known = sorted(FIELDS) + sorted(ALIASES)
+    for name in names:
+        if name in FIELDS or name in ALIASES:
+            continue
+        near = difflib.get_close_matches(name, known, n=1)
+        hint = f" (did you mean {near[0]}?)" if near else ""
+        raise TrafficError(
+            f"unknown field {name!r} in a Match{hint}; fields: {' '.join(sorted(FIELDS))}; "
+            f"aliases: {' '.join(sorted(ALIASES))}"
+        )
 
 
 # A routed path changes MACs and the TTL (and so the IPv4 header checksum).
@@ -119,6 +163,19 @@ def _norm(value: Any) -> str:
         return text
 
 
+def _agrees(want: Any, got: Any) -> bool:
+    """Whether a seen value is what was expected: equal, or in the range or set."""
+    if isinstance(want, range):
+        return isinstance(got, int) and not isinstance(got, bool) and got in want
+    if isinstance(want, (set, frozenset)):
+        if got is None:
+            return False
+        return got in want or _norm(got) in {_norm(v) for v in want}
+    if isinstance(want, bytes) or isinstance(got, bytes) or want is None or got is None:
+        return bool(want == got)
+    return _norm(want) == _norm(got)
+
+
 def compare(expected: Fields, ignored: set[str], seen: Fields) -> list[Diff]:
     """Field-by-field differences (empty: the frame matches)."""
     diffs = []
@@ -126,12 +183,15 @@ def compare(expected: Fields, ignored: set[str], seen: Fields) -> list[Diff]:
         if name in ignored or name == "nonce":
             continue
         want, got = expected.get(name), seen.get(name)
-        if isinstance(want, bytes) or isinstance(got, bytes) or want is None or got is None:
-            differ = want != got
-        else:
-            differ = _norm(want) != _norm(got)
-        if differ:
+        if not _agrees(want, got):
             diffs.append(Diff(name, want, got))
     # A checksum that differs only because a field it covers differs says nothing more.
     explained = {c for d in diffs for c in _COVERED_BY.get(d.field, ())}
     return [d for d in diffs if d.field not in explained]
+
+
+def kind_of(fields: Fields) -> tuple[Any, ...]:
+    """What kind of packet a frame is: its EtherType, IP protocol, ICMP type, ARP op. A
+    frame carrying a probe's nonce is a copy only if it is still the probe's kind."""
+    proto = fields.get("ip.proto", fields.get("ip6.nh"))
+    return fields.get("eth.type"), proto, fields.get("icmp.type"), fields.get("arp.op")

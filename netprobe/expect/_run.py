@@ -10,8 +10,9 @@ it is shown as evidence, but it is not the probe reaching that port.
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..errors import TrafficError
@@ -20,8 +21,8 @@ from ..traffic._capture import Captured, wait_readable
 from ..traffic._craft import MAGIC, NONCE_LEN, Template
 from ..traffic._decode import Fields, decode
 from ..traffic._port import ports
-from ._match import Match, compare, expected_fields
-from ._outcome import Copy, Outcome, PortReport, Verdict
+from ._match import Match, compare, expected_fields, kind_of
+from ._outcome import Copy, Outcome, PortReport, Verdict, label
 
 _BARRIER = -1
 
@@ -35,34 +36,32 @@ def nonces_in(data: bytes) -> list[bytes]:
     return found
 
 
-def _kind(fields: Fields) -> tuple[Any, ...]:
-    proto = fields.get("ip.proto", fields.get("ip6.nh"))
-    return fields.get("eth.type"), proto, fields.get("icmp.type"), fields.get("arp.op")
-
-
 class Run:
     """Captures, what was sent, and what came back, for one expectation."""
 
     def __init__(
         self,
         topo: Topology,
-        frame: Template,
+        frames: Sequence[Template],
         port: str,
         positive: list[str],
         negative: list[str],
         match: Match,
         count: int,
+        matches: Mapping[str, Match] | None = None,
     ) -> None:
         self.pset = ports(topo)
-        self.frame, self.port, self.match, self.count = frame, port, match, count
+        self.frames, self.frame = list(frames), frames[0]
+        self.port, self.match, self.count = port, match, count
         self.positive, self.negative = positive, negative
         self.caps = {p: self.pset.capture(p) for p in dict.fromkeys(positive + negative)}
+        self.matches = {p: (matches or {}).get(p, match) for p in self.caps}  # per port
         self.seen: dict[str, list[Captured]] = {p: [] for p in self.caps}
         self.copies: dict[str, list[tuple[int, Captured]]] = {p: [] for p in self.caps}
         self.related: dict[str, list[tuple[int, Captured]]] = {p: [] for p in self.caps}
         self.barrier_at: set[str] = set()
         self.sent: list[tuple[bytes, bytes, Fields]] = []
-        self.expected: list[tuple[Fields, set[str]]] = []
+        self.expected: dict[str, list[tuple[Fields, set[str]]]] = {}
         self.by_nonce: dict[bytes, int] = {}
         self.barrier_port: str | None = None
         self.barrier_summary: str | None = None
@@ -76,9 +75,15 @@ class Run:
         """Drain the captures, send the probes, then the barrier (a send error is the finding)."""
         for cap in self.caps.values():
             cap.drain()
-        probes = [self.frame.probe() for _ in range(self.count)]
+        probes = []
+        for _ in range(self.count):  # a probe's fragments share one identification
+            ident = _fresh_ident()
+            probes += [f.probe(ident=ident if f.fragment else None) for f in self.frames]
         self.sent = [(data, nonce, decode(data)) for data, nonce in probes]
-        self.expected = [expected_fields(fields, self.match) for _, _, fields in self.sent]
+        self.expected = {
+            port: [expected_fields(fields, match) for _, _, fields in self.sent]
+            for port, match in self.matches.items()
+        }
         self.by_nonce = {nonce: index for index, (_, nonce, _) in enumerate(self.sent)}
         self.started = time.perf_counter()
         now = time.time()
@@ -110,7 +115,8 @@ class Run:
                 if index == _BARRIER:
                     self.barrier_at.add(port)
                 elif index is not None:
-                    same = _kind(decode(frame.data)) == _kind(self.expected[index][0])
+                    want = self.expected[port][index][0]
+                    same = kind_of(decode(frame.data)) == kind_of(want)
                     (self.copies if same else self.related)[port].append((index, frame))
                 else:
                     continue
@@ -122,7 +128,7 @@ class Run:
 
     def positives_done(self, kind: str) -> bool:
         """True when every probe reached where `kind` (at, at_any...) needs it: waiting is over."""
-        probes = range(self.count)
+        probes = range(len(self.sent))
         if kind == "at_any":
             return all(any(self.hit(p, i) for p in self.positive) for i in probes)
         return all(self.hit(p, i) for p in self.positive for i in probes)
@@ -149,11 +155,14 @@ class Run:
             verdict, reason = Verdict.FAIL, self.send_error
         else:
             late = [] if quiet_ok else self.barrier_missing()
-            verdict, reason = judge(kind, reports, self.positive, self.negative, self.count, late)
+            verdict, reason = judge(
+                kind, reports, self.positive, self.negative, len(self.sent), late,
+                name=lambda i: label(i, len(self.frames)),
+            )  # fmt: skip
         return Outcome(
             verdict=verdict,
             reason=reason,
-            probe=self.frame.summary,
+            probe=_summary(self.frames),
             port=self.port,
             where=where,
             match=self.match,
@@ -163,11 +172,13 @@ class Run:
             elapsed=time.perf_counter() - self.started,
             barrier=self.barrier_summary,
             injected=self.injected,
+            matches=dict(self.matches),
+            frames_per_probe=len(self.frames),
         )
 
     def _report(self, port: str) -> PortReport:
         def copy(index: int, frame: Captured) -> Copy:
-            expected, ignored = self.expected[index]
+            expected, ignored = self.expected[port][index]
             return Copy(index, frame, compare(expected, ignored, decode(frame.data)))
 
         return PortReport(
@@ -188,13 +199,15 @@ def judge(
     negative: Sequence[str],
     count: int,
     late: Sequence[str],
+    name: Callable[[int], str] = lambda index: f"probe {index + 1}",
 ) -> tuple[Verdict, str]:
-    """The verdict from what each port saw. Order matters: a copy where none may be is a
-    FAIL whatever else happened; loss makes the rest unprovable; then the positives."""
+    """The verdict from what each port saw (`count` frames sent, `name` says how to call
+    each). Order matters: a copy where none may be is a FAIL whatever else happened;
+    loss makes the rest unprovable; then the positives."""
     for port in negative:
         if reports[port].copies:
             first = reports[port].copies[0]
-            return Verdict.FAIL, f"probe {first.index + 1} reached {port}, where it must not"
+            return Verdict.FAIL, f"{name(first.index)} reached {port}, where it must not"
     lossy = [r for r in reports.values() if r.stats.drops]
     if lossy:
         return Verdict.INCONCLUSIVE, "capture lost frames at " + ", ".join(
@@ -205,14 +218,25 @@ def judge(
             p for p in positive if any(c.index == index and not c.diffs for c in reports[p].copies)
         ]
         if kind == "at_any" and not hits:
-            return Verdict.FAIL, f"probe {index + 1} reached none of {', '.join(positive)}"
+            return Verdict.FAIL, f"{name(index)} reached none of {', '.join(positive)}"
         missing = [p for p in positive if p not in hits]
         if kind != "at_any" and missing:
             altered = any(c.index == index for c in reports[missing[0]].copies)
             how = "arrived altered at" if altered else "never reached"
-            return Verdict.FAIL, f"probe {index + 1} {how} {missing[0]}"
+            return Verdict.FAIL, f"{name(index)} {how} {missing[0]}"
     if late:
         return Verdict.INCONCLUSIVE, (
             "the barrier never reached " + ", ".join(late) + ": absence there is not proven"
         )
     return Verdict.PASS, "as expected"
+
+
+def _fresh_ident() -> int:
+    """A datagram identification for one probe's fragments (none shared with another)."""
+    return int.from_bytes(os.urandom(4), "big")
+
+
+def _summary(frames: Sequence[Template]) -> str:
+    if len(frames) == 1:
+        return frames[0].summary
+    return f"{len(frames)} frames: {frames[0].summary} …"

@@ -20,7 +20,8 @@ from ._craft import (
     tcp,
     udp,
 )
-from ._decode import Fields, decode, summary
+from ._decode import FIELDS, Fields, decode, summary
+from ._fragment import fragments
 from ._hostcapture import HostCapture
 from ._pcap import read_pcap, write_pcap
 from ._port import Ports, Sender, TapSide, parse_port, ports
@@ -28,6 +29,7 @@ from ._stack import SocketReport, StackProbe
 from ._tcpdump import TcpdumpCapture
 
 __all__ = [
+    "FIELDS",
     "MAGIC",
     "Capture",
     "CaptureStats",
@@ -48,6 +50,7 @@ __all__ = [
     "dhcp_discover",
     "ethernet",
     "find_nonce",
+    "fragments",
     "from_scapy",
     "icmp_echo",
     "new_nonce",

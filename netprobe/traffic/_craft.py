@@ -56,14 +56,22 @@ class Template:
     summary: str
     udp_checksum: bool = False  # a result of 0 must be sent as 0xffff (RFC 768)
     csum_from: int = 0  # where the bytes the checksum covers begin (its 16-bit alignment)
+    # A fragment's datagram identification (IPv4: 2 bytes, its header checksum at
+    # ident_csum_at; IPv6: the Fragment header's 4), written by probe(ident=...).
+    ident_at: int | None = None
+    ident_len: int = 0
+    ident_csum_at: int | None = None
     # Set when several checksums cover the nonce (a tunnel, a quoted packet): each probe is
     # then rebuilt by scapy instead of patched, slower but right.
     rebuild: Any = field(default=None, compare=False, repr=False)
 
-    def probe(self, nonce: bytes | None = None) -> tuple[bytes, bytes]:
-        """(frame bytes, nonce) for one probe; a fresh nonce unless one is given."""
+    def probe(self, nonce: bytes | None = None, ident: int | None = None) -> tuple[bytes, bytes]:
+        """(frame bytes, nonce) for one probe; a fresh nonce unless one is given. `ident`:
+        a fragment's datagram identification (the same for every fragment of a probe)."""
         nonce = nonce or new_nonce()
         frame = bytearray(self.data)
+        if ident is not None and self.ident_at is not None:
+            self._write_ident(frame, ident)
         frame[self.nonce_at : self.nonce_at + NONCE_LEN] = nonce
         if self.rebuild is not None:
             return _rebuilt(self.rebuild(bytes(frame))), nonce
@@ -76,6 +84,20 @@ class Template:
                     "!H", frame, self.csum_at, new or (0xFFFF if self.udp_checksum else 0)
                 )
         return bytes(frame), nonce
+
+    def _write_ident(self, frame: bytearray, ident: int) -> None:
+        at, end = self.ident_at or 0, (self.ident_at or 0) + self.ident_len
+        old = bytes(frame[at:end])
+        frame[at:end] = (ident % (1 << 8 * self.ident_len)).to_bytes(self.ident_len, "big")
+        if self.ident_csum_at is not None:  # IPv4: the header checksum covers the id
+            (csum,) = struct.unpack_from("!H", frame, self.ident_csum_at)
+            new = _adjust(csum, old, bytes(frame[at:end]))
+            struct.pack_into("!H", frame, self.ident_csum_at, new)
+
+    @property
+    def fragment(self) -> bool:
+        """True for one fragment of a datagram (made by `fragments`)."""
+        return self.ident_at is not None
 
     def _words(self) -> tuple[int, int]:
         """The nonce slot widened to whole 16-bit words of the checksummed bytes."""

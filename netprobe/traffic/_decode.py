@@ -1,9 +1,7 @@
 """Frames → flat, named fields (with dpkt), and a one-line summary for evidence.
 
-Field names are what masks and rewrites refer to: eth.src eth.dst eth.type vlan
-ip.src ip.dst ip.ttl ip.proto ip.id ip.tos ip.chksum ip6.src ip6.dst ip6.hlim ip6.nh
-l4.sport l4.dport l4.chksum tcp.flags icmp.type icmp.code icmp.id icmp.seq
-arp.op arp.sha arp.spa arp.tha arp.tpa payload nonce.
+Field names are what masks and rewrites refer to (`FIELDS`); a fragment (IPv4 or IPv6)
+also has frag.offset (bytes), frag.more (1: more follow) and, for IPv6, frag.id.
 """
 
 from __future__ import annotations
@@ -18,6 +16,16 @@ from ._craft import find_nonce
 
 Fields = dict[str, Any]
 
+FIELDS = frozenset({
+    "eth.src", "eth.dst", "eth.type", "vlan",
+    "ip.src", "ip.dst", "ip.ttl", "ip.proto", "ip.id", "ip.tos", "ip.chksum",
+    "ip6.src", "ip6.dst", "ip6.hlim", "ip6.nh",
+    "l4.sport", "l4.dport", "l4.chksum", "tcp.flags",
+    "icmp.type", "icmp.code", "icmp.id", "icmp.seq",
+    "arp.op", "arp.sha", "arp.spa", "arp.tha", "arp.tpa",
+    "frag.offset", "frag.more", "frag.id", "payload", "nonce",
+})  # fmt: skip
+
 # Short names a person writes in a rewrite or a mask; resolved by address family.
 ALIASES = {
     "src": ("ip.src", "ip6.src"),
@@ -25,6 +33,7 @@ ALIASES = {
     "ttl": ("ip.ttl", "ip6.hlim"),
     "sport": ("l4.sport",),
     "dport": ("l4.dport",),
+    "id": ("icmp.id",),
     "mac.src": ("eth.src",),
     "mac.dst": ("eth.dst",),
 }
@@ -73,6 +82,8 @@ def _l3(ethertype: int, body: bytes, fields: Fields) -> None:
                 "ip.chksum": ip.sum,
             }
         )
+        if ip.mf or ip.offset:
+            fields.update({"frag.offset": ip.offset * 8, "frag.more": int(ip.mf)})
         _l4(ip.p, ip.data, fields)
     elif ethertype == 0x86DD:
         ip6 = dpkt.ip6.IP6(body)
@@ -84,6 +95,11 @@ def _l3(ethertype: int, body: bytes, fields: Fields) -> None:
                 "ip6.nh": ip6.p,  # the protocol after any extension headers
             }
         )
+        frag = getattr(ip6, "extension_hdrs", {}).get(44)
+        if frag is not None:
+            fields.update(
+                {"frag.offset": frag.frag_off * 8, "frag.more": frag.m_flag, "frag.id": frag.id}
+            )
         _l4(ip6.p, ip6.data, fields)
     elif ethertype == 0x0806:
         a = dpkt.arp.ARP(body)
@@ -131,6 +147,9 @@ def summary(fields: Fields) -> str:
         dst = f"{fields[v + '.dst']}" + (f".{dport}" if dport is not None else "")
         ttl = fields.get("ip.ttl", fields.get("ip6.hlim"))
         parts.append(f"{'IPv4' if v == 'ip' else 'IPv6'} {src} > {dst} {_proto(fields)} ttl {ttl}")
+        if "frag.offset" in fields:
+            more = "+" if fields.get("frag.more") else ""
+            parts.append(f"frag {fields['frag.offset']}{more}")
     elif fields.get("arp.op") == 1:
         parts.append(f"ARP who-has {fields['arp.tpa']} tell {fields['arp.spa']}")
     elif "arp.op" in fields:
@@ -152,7 +171,8 @@ def _proto(fields: Fields) -> str:
         )
         return f"TCP [{names}]"
     if "icmp.type" in fields:
-        return f"ICMP type {fields['icmp.type']}"
+        echo = f" id {fields['icmp.id']} seq {fields['icmp.seq']}" if "icmp.id" in fields else ""
+        return f"ICMP type {fields['icmp.type']}{echo}"
     proto = fields.get("ip.proto", fields.get("ip6.nh"))
     protocols = {17: "UDP", 6: "TCP", 1: "ICMP", 58: "ICMPv6"}
     return protocols.get(proto, f"proto {proto}") if isinstance(proto, int) else "?"
