@@ -23,6 +23,7 @@ from collections.abc import Iterator
 
 import pytest
 from support.handmade import Handmade
+from support.shadow import flush_conntrack
 
 import netprobe
 from netprobe.expect import prepare
@@ -105,13 +106,15 @@ def nat(request: pytest.FixtureRequest) -> Iterator[Topology]:
 @contextlib.contextmanager
 def ruleset(topo: Topology, host: str, rules: str, *tables: str) -> Iterator[None]:
     """Load nft `rules` into `host` for the scenario; delete `tables` ("ip nat") after,
-    whatever happened."""
+    whatever happened, and forget the connections tracked meanwhile: a NAT binding
+    outlives its rule, and the network outlives the scenario."""
     topo.run(host, ["nft", "-f", "-"], input=rules, check=True)
     try:
         yield
     finally:
         for table in tables:
             topo.run(host, ["nft", "delete", "table", *table.split()])
+        flush_conntrack(topo, host)
 
 
 @contextlib.contextmanager

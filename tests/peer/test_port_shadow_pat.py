@@ -19,6 +19,7 @@ from collections.abc import Iterator
 import pytest
 from peer.conftest import ruleset
 from support.crafted import mac_of, received, udp_listener
+from support.shadow import flush_conntrack
 
 from netprobe.expect import ROUTED, Barrier, Outcome, at, expect, nowhere
 from netprobe.topology import Topology
@@ -47,12 +48,14 @@ table ip pat {{
 
 @pytest.fixture
 def masqueraded(nat: Topology) -> Iterator[Topology]:
-    """The router's masquerade; conntrack flushed after, so no flow outlives its test."""
+    """The router's masquerade; conntrack flushed before and after, so no flow of
+    another scenario meets this one, and none outlives it."""
+    flush_conntrack(nat, "ns0")
     try:
         with ruleset(nat, "ns0", MASQUERADE, "ip nat"):
             yield nat
     finally:
-        nat.run("ns0", ["conntrack", "-F"])
+        flush_conntrack(nat, "ns0")
 
 
 def _shadow(topo: Topology) -> Outcome:
