@@ -19,10 +19,10 @@ import netprobe
 from netprobe.expect import at, expect
 from netprobe.explain import Explanation, explain
 from netprobe.explain._nfttrace import TABLE
-from netprobe.explain._tracefs import instance_names
 from netprobe.topology import Topology
 from netprobe.traffic import Template, from_scapy
 from netprobe.traffic import _craft as craft
+from netprobe.traffic._tracefs import instance_names
 
 pytestmark = pytest.mark.root
 
