@@ -119,6 +119,11 @@ def watch_of(topo: Topology) -> DropWatch:
     return _watches[topo]
 
 
+def held_instances() -> list[str]:
+    """The trace instances the live topologies' drop watches hold (removed at teardown)."""
+    return [w.trace.instance.name for w in list(_watches.values()) if w.trace is not None]
+
+
 def wiring_of(topo: Topology) -> Wiring:
     """Kernel device names → hosts, and veth pairs, as the kernel has them now (one
     interface dump per host; the pairs worked out again only when the devices changed)."""

@@ -117,3 +117,17 @@ def test_a_slow_probe_still_passes(
     assert outcome.verdict is Verdict.PASS, outcome.evidence()
     assert outcome.decided_by == "positive match"
     assert time.perf_counter() - start > 0.1  # it was late: the watch was on
+
+
+def test_the_watch_is_removed_with_its_topology() -> None:
+    from netprobe.traffic._tracefs import instance_names
+
+    with netprobe.build(netprobe.load(str(ROOT / "examples/redblue.yaml"))) as topo:
+        with _dropping(topo):
+            assert _expect(topo).decided_by.startswith("the drop trace")
+        trace = _late.watch_of(topo).trace
+        assert trace is not None
+        mine = trace.instance.name
+        assert mine in _late.held_instances() and mine in instance_names()
+        assert _expect(topo).verdict is Verdict.PASS  # tracing is off between late probes
+    assert mine not in instance_names()
