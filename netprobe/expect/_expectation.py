@@ -166,7 +166,9 @@ def _collect(
     try:
         while True:
             now = time.perf_counter()
-            run.read(max(0.0, min(deadline - now, 0.01 if late is None else 0.002)))
+            until_late = run.started + LATE - now  # wake then: a late probe is watched
+            step = 0.002 if late is not None else until_late if until_late > 0 else 0.01
+            run.read(max(0.0, min(deadline - now, step)))
             now = time.perf_counter()
             if run.positives_done(kind):
                 settled = settled or now

@@ -6,14 +6,16 @@ behind big frames) still passes."""
 from __future__ import annotations
 
 import contextlib
+import weakref
 from collections.abc import Iterator
 
 import pytest
 from peer.conftest import ruleset, sysctl
 
-from netprobe.expect import ROUTED, Verdict, at, expect
+from netprobe.errors import SetupError
+from netprobe.expect import ROUTED, Outcome, Verdict, _late, at, expect, expect_from_host
 from netprobe.topology import Topology
-from netprobe.traffic import udp
+from netprobe.traffic import Template, udp
 from netprobe.traffic._port import ports
 
 pytestmark = pytest.mark.root
@@ -25,11 +27,11 @@ table inet fastfail {
 """
 
 
-def _probe(topo: Topology) -> object:
+def _probe(topo: Topology) -> Template:
     return udp(topo.mac("ns1:eth0"), topo.mac("ns0:veth0"), "10.0.1.99", "10.0.2.99")
 
 
-def _expect(topo: Topology, timeout: float = 1.0) -> object:
+def _expect(topo: Topology, timeout: float = 1.0) -> Outcome:
     return expect(topo, _probe(topo), "ns1:eth0", at("ns2:eth0"), match=ROUTED, timeout=timeout)
 
 
@@ -87,3 +89,29 @@ def test_a_slow_probe_is_not_failed_early(nat: Topology) -> None:
     assert outcome.verdict is Verdict.PASS, outcome.evidence()
     assert outcome.decided_by == "positive match"
     assert outcome.elapsed > 0.1, outcome.elapsed  # it was late: the watch was on
+
+
+@pytest.mark.parametrize("proto,port", [("icmp", None), ("udp", 9), ("tcp", 80)])
+def test_from_the_hosts_stack_a_dropped_probe_fails_at_once(
+    nat: Topology, proto: str, port: int | None
+) -> None:
+    """`expect_from_host` (`probe`) already decides by an echo barrier behind the probe."""
+    with sysctl(nat, "ns0", "net.ipv4.conf.veth0.forwarding", "0"):
+        outcome = expect_from_host(nat, "ns1", proto, "10.0.2.99", port, where=at("ns2:eth0"))
+    assert outcome.verdict is Verdict.FAIL, outcome.evidence()
+    assert outcome.result.decided_by.startswith("a barrier: an echo to 10.0.1.1 (ns0)")
+    assert outcome.result.elapsed < 0.5, outcome.result.elapsed
+
+
+def test_without_a_drop_trace_a_routed_drop_waits_its_deadline_and_says_why(
+    nat: Topology, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(self: object) -> None:
+        raise SetupError("tracefs is not mounted here")
+
+    monkeypatch.setattr(_late, "_watches", weakref.WeakKeyDictionary())
+    monkeypatch.setattr(_late.DropTrace, "open", refuse)
+    with sysctl(nat, "ns0", "net.ipv4.conf.veth0.forwarding", "0"):
+        outcome = _expect(nat, timeout=0.2)
+    assert outcome.verdict is Verdict.FAIL, outcome.evidence()
+    assert outcome.decided_by == "deadline (no drop trace: tracefs is not mounted here)"
