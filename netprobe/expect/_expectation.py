@@ -1,6 +1,8 @@
 """Send probes and decide, with evidence, where they came out and in what shape.
 
-Positive expectations poll until every probe has shown up (or a deadline). Negative ones
+Positive expectations poll until every probe has shown up; one that is late is watched
+for proof it cannot succeed any more (`_late.py`: its twin dropped under the kernel's drop
+trace, or a barrier behind it arrived first), else a deadline decides. Negative ones
 ("must not appear at P") are decided by a barrier: a frame known to be delivered, sent
 behind the probes along the same path. Once the barrier has reached P, the probes had
 their chance: deciding costs a round trip, not a fixed sleep. Where no barrier can go,
