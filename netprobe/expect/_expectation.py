@@ -182,7 +182,7 @@ def _collect(
             elif late is not None and (found := late.decided()) is not None:
                 return found, False
             if now >= deadline:
-                return "deadline" + (late.note if late is not None else ""), False
+                return "deadline" + (late.why_not if late is not None else ""), False
     finally:
         if late is not None:
             late.close()

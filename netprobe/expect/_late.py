@@ -152,7 +152,7 @@ class Late:
 
     def __init__(self, topo: Topology, run: Run, kind: str) -> None:
         self.run, self.kind = run, kind
-        self.note = ""  # what the deadline's evidence adds: why nothing decided sooner
+        self.note = ""  # why the drop trace cannot decide, or that the twin got through
         self.barrier = _send_broadcast(run) if _bridged(topo, run) else None
         self.watch = watch_of(topo)
         self.twin: bytes | None = None
@@ -178,6 +178,13 @@ class Late:
         self.chain = Chain(trace.wiring, len(data), topo.ifname(host, ifname))
         self.run.pset.sender(self.run.port).send(data)
         self.twin = nonce
+
+    @property
+    def why_not(self) -> str:
+        """What the deadline's evidence adds: why nothing decided sooner."""
+        if self.note or self.twin is None:
+            return self.note
+        return " (the twin probe sent under the drop trace had not ended)"
 
     def close(self) -> None:
         """Tracing off again."""
@@ -218,11 +225,8 @@ class Late:
         return self.watch.trace.instance.overruns() == self.overruns
 
     def _seen(self, nonce: bytes) -> set[str]:
-        return {
-            port
-            for port, frames in self.run.seen.items()
-            if any(not f.outgoing and nonce in f.data for f in frames)
-        }
+        """Where a frame carrying `nonce` was seen, either way (as copies are counted)."""
+        return {p for p, frames in self.run.seen.items() if any(nonce in f.data for f in frames)}
 
     def _missing(self, nonce: bytes) -> list[str]:
         seen = self._seen(nonce)
@@ -233,7 +237,8 @@ class Late:
     def _barrier_ahead(self) -> list[str]:
         assert self.barrier is not None
         reached = self._seen(self.barrier) & set(self.run.positive)
-        ahead = [p for p in reached if not self.run.copies[p]]
+        probes = range(self.run.count)
+        ahead = [p for p in reached if not all(self.run.hit(p, i) for i in probes)]
         if self.kind == "at_any":
             return ahead if len(ahead) == len(self.run.positive) else []
         return ahead

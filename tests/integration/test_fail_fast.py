@@ -131,3 +131,15 @@ def test_the_watch_is_removed_with_its_topology() -> None:
         assert mine in _late.held_instances() and mine in instance_names()
         assert _expect(topo).verdict is Verdict.PASS  # tracing is off between late probes
     assert mine not in instance_names()
+
+
+def test_a_held_probe_is_left_to_its_deadline_which_says_why(redblue: Topology) -> None:
+    """Neither the twin (queued, its buffer alive) nor the barrier (queued behind it)
+    ends the wait: a short deadline does, and names what was still in flight."""
+    with _slow(redblue, "switch", "blue"):
+        sender = ports(redblue).sender("red:eth0")
+        sender.send(_big(redblue))
+        sender.send(_big(redblue))
+        outcome = _expect(redblue, timeout=0.1)
+    assert outcome.verdict is Verdict.FAIL, outcome.evidence()
+    assert outcome.decided_by == "deadline (the twin probe sent under the drop trace had not ended)"
