@@ -33,8 +33,8 @@ def doctor() -> None:
 def clean(everything: bool) -> None:
     """Remove what killed netprobe runs left behind, and nothing else."""
     with _errors():
-        from ..explain._tracefs import remove_stale
         from ..report._text import clean_summary
         from ..topology import clean as do_clean
+        from ..traffic._tracefs import remove_stale
 
         click.echo(clean_summary(do_clean(all=everything), remove_stale()))

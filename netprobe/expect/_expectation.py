@@ -1,6 +1,8 @@
 """Send probes and decide, with evidence, where they came out and in what shape.
 
-Positive expectations poll until every probe has shown up (or a deadline). Negative ones
+Positive expectations poll until every probe has shown up; one that is late is watched
+for proof it cannot succeed any more (`_late.py`: its twin dropped under the kernel's drop
+trace, or a barrier behind it arrived first), else a deadline decides. Negative ones
 ("must not appear at P") are decided by a barrier: a frame known to be delivered, sent
 behind the probes along the same path. Once the barrier has reached P, the probes had
 their chance: deciding costs a round trip, not a fixed sleep. Where no barrier can go,
@@ -24,6 +26,7 @@ from ..topology._model.spec import Bond, Bridge, OvsBond, OvsBridge
 from ..traffic._craft import LOCAL_ETHERTYPE, SLOT, Template
 from ..traffic._decode import decode
 from ..traffic._port import parse_port
+from ._late import LATE, Late
 from ._match import Match
 from ._outcome import Outcome
 from ._run import Run
@@ -156,32 +159,54 @@ def expect(
     chosen = _barrier(barrier, frames[0], port) if negative else None
     sent_from = _text(chosen.port) if chosen and chosen.port else None
     run.start(chosen.frame if chosen else None, sent_from)
-    decided_by, quiet_ok = _collect(run, where.kind, timeout, quiet, barrier == "auto")
+    decided_by, quiet_ok = _collect(topo, run, where.kind, timeout, quiet, barrier == "auto")
     return run.outcome(where.kind, where, decided_by, quiet_ok)
 
 
-def _collect(run: Run, kind: str, timeout: float, quiet: float, auto: bool) -> tuple[str, bool]:
-    """Read until decided: (how it was decided, whether absence rests on a quiet period)."""
+def _collect(
+    topo: Topology, run: Run, kind: str, timeout: float, quiet: float, auto: bool
+) -> tuple[str, bool]:
+    """Read until decided: (how it was decided, whether absence rests on a quiet period).
+    A positive late by `LATE` is watched for proof it cannot succeed (`_late.py`)."""
     if run.send_error is not None:
         return "the send failing", False
     deadline = run.started + timeout
     settled: float | None = None  # when the positives were all in
-    while True:
-        now = time.perf_counter()
-        run.read(max(0.0, min(deadline - now, 0.01)))
-        now = time.perf_counter()
-        if run.positives_done(kind):
-            settled = settled or now
-            if not run.negative:
-                return "positive match", False
-            missing = run.barrier_missing()
-            if not missing and run.barrier_port is not None:
-                return "barrier", False
-            if (run.barrier_port is None or auto) and now - settled >= quiet:
-                where = f" at {', '.join(missing)}" if run.barrier_port else ""
-                return (f"a quiet period of {quiet * 1000:.0f} ms{where} (no barrier path)", True)
-        if now >= deadline:
-            return "deadline", False
+    late: Late | None = None
+    try:
+        while True:
+            now = time.perf_counter()
+            until_late = run.started + LATE - now  # wake then: a late probe is watched
+            step = 0.002 if late is not None else until_late if until_late > 0 else 0.01
+            run.read(max(0.0, min(deadline - now, step)))
+            now = time.perf_counter()
+            if run.positives_done(kind):
+                settled = settled or now
+                done = _negatives_done(run, now - settled, quiet, auto)
+                if done is not None:
+                    return done
+            elif late is None and now - run.started >= LATE:
+                late = Late(topo, run, kind)
+            elif late is not None and (found := late.decided()) is not None:
+                return found, False
+            if now >= deadline:
+                return "deadline" + (late.why_not if late is not None else ""), False
+    finally:
+        if late is not None:
+            late.close()
+
+
+def _negatives_done(run: Run, since: float, quiet: float, auto: bool) -> tuple[str, bool] | None:
+    """With the positives in for `since` seconds: decided, or None (wait for the barrier)."""
+    if not run.negative:
+        return "positive match", False
+    missing = run.barrier_missing()
+    if not missing and run.barrier_port is not None:
+        return "barrier", False
+    if (run.barrier_port is None or auto) and since >= quiet:
+        where = f" at {', '.join(missing)}" if run.barrier_port else ""
+        return f"a quiet period of {quiet * 1000:.0f} ms{where} (no barrier path)", True
+    return None
 
 
 def _matches(

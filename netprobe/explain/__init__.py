@@ -3,9 +3,9 @@ dropped it, counter deltas and the state that bears on it), as a ranked list of 
 
 from __future__ import annotations
 
+from ..traffic._droptrace import Drop, DropReport, DropTrace, Hop, parse_reasons
 from ._cause import rank
 from ._counters import Delta, Snapshot, deltas, snapshot
-from ._droptrace import Drop, DropReport, DropTrace, Hop, parse_reasons
 from ._explanation import Explanation, explain, wiring_of
 from ._facts import Cause, Findings, HostFacts, LinkFacts
 from ._nfttrace import NftReport, NftTrace, TraceStep, parse_monitor

@@ -16,10 +16,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ..traffic._droptrace import Drop
 from ._anomaly import on_path
 from ._counters import Delta
 from ._delivery import delivered
-from ._droptrace import Drop
 from ._facts import (
     COUNTED,
     GOOD,

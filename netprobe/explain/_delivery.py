@@ -15,8 +15,8 @@ from typing import Any
 
 from ..expect._match import expected_fields
 from ..expect._outcome import Outcome
+from ..traffic._droptrace import RECEIVE, XMIT
 from ..traffic._port import parse_port
-from ._droptrace import RECEIVE, XMIT
 from ._facts import (
     STRONG,
     Cause,

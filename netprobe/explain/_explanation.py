@@ -22,12 +22,12 @@ from ..expect._outcome import Outcome
 from ..topology import Topology
 from ..traffic._craft import Template
 from ..traffic._decode import decode
+from ..traffic._droptrace import RECEIVE, DropReport, DropTrace, Wiring
 from ..traffic._port import parse_port, ports
 from . import _counters as counters
 from . import _gather as gather
 from ._cause import rank
 from ._delivery import delivery_of, nat_rules
-from ._droptrace import RECEIVE, DropReport, DropTrace, Wiring
 from ._facts import Cause, Delivery, Findings, HostFacts, PathFacts
 from ._nfttrace import NftReport, NftTrace, match_expression
 from ._sharedtrace import drop_trace

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..topology._kernel.state import LiveRoute
+from ..traffic._droptrace import DropReport
 from ._counters import Delta
-from ._droptrace import DropReport
 from ._nfttrace import NftReport
 from ._walk import Device, Step
 

@@ -19,8 +19,8 @@ from typing import Any
 from ..topology import Topology
 from ..topology._kernel import owner
 from ..topology._kernel.state import LiveHost, LiveRoute, NsidLookup, peers, read, route_to
+from ..traffic._droptrace import Wiring
 from . import _counters as counters
-from ._droptrace import Wiring
 from ._facts import LinkFacts, PathFacts, StaleNeighbour, dst_of, src_of, unicast_dst
 from ._walk import Device, Network, Step, walk, walk_from
 

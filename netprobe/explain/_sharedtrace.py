@@ -17,7 +17,7 @@ import weakref
 from collections.abc import Iterator
 
 from ..topology import Topology
-from ._droptrace import DropTrace, Wiring
+from ..traffic._droptrace import DropTrace, Wiring
 
 _cache: weakref.WeakKeyDictionary[Topology, DropTrace] = weakref.WeakKeyDictionary()
 _lock = threading.Lock()  # one probe at a time per instance: each empties the buffer

@@ -18,9 +18,9 @@ from ..expect import probe as send_probe
 from ..topology import Topology
 from ..traffic._craft import NONCE_LEN
 from ..traffic._decode import decode, summary
+from ..traffic._droptrace import DropReport
 from ..traffic._stack import StackProbe
 from ._cause import rank
-from ._droptrace import DropReport
 from ._explanation import Armed, Explanation, _findings, _open_droptrace
 from ._facts import Cause
 from ._nfttrace import NftReport

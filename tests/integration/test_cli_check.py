@@ -139,7 +139,7 @@ def test_list_shows_a_checks_parameters(tmp_path: Path) -> None:
 def test_clean_removes_the_trace_instance_of_a_killed_run(tmp_path: Path) -> None:
     """explain's private tracefs instance, left by a run killed mid-explanation."""
     from netprobe.errors import SetupError
-    from netprobe.explain._tracefs import TRACEFS, mount_tracefs
+    from netprobe.traffic._tracefs import TRACEFS, mount_tracefs
 
     try:
         mount_tracefs()

@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 from support.paths import EXAMPLES
 
-from netprobe.explain import _tracefs as tracefs
 from netprobe.topology import clean, down, leftovers
 from netprobe.topology._kernel import owner
+from netprobe.traffic import _tracefs as tracefs
 
 pytestmark = pytest.mark.root
 

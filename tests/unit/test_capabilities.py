@@ -291,7 +291,7 @@ def test_tracefs_that_cannot_be_mounted_is_a_setup_error_with_the_remedy(
 
 
 def test_explain_mounts_tracefs_through_capabilities() -> None:
-    from netprobe.explain import _tracefs as tracefs
+    from netprobe.traffic import _tracefs as tracefs
 
     assert tracefs.mount_tracefs is capabilities.mount_tracefs
     assert tracefs.TRACEFS == capabilities.TRACEFS

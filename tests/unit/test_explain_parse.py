@@ -14,10 +14,10 @@ from netprobe.explain._counters import (
     parse_snmp,
     parse_snmp6,
 )
-from netprobe.explain._droptrace import Wiring, attribute, parse_line, parse_reasons, parse_trace
 from netprobe.explain._nfttrace import final_verdict, match_expression, parse_monitor, trace_table
-from netprobe.explain._tracefs import Symbols, _parse_stats, stale
 from netprobe.traffic import _craft as craft
+from netprobe.traffic._droptrace import Wiring, attribute, parse_line, parse_reasons, parse_trace
+from netprobe.traffic._tracefs import Symbols, _parse_stats, stale
 
 CAPTURES = paths.CAPTURES / "explain"
 

@@ -9,9 +9,9 @@ from typing import Any
 from netprobe.explain._cause import Cause, Findings, HostFacts, LinkFacts, rank
 from netprobe.explain._counters import Delta
 from netprobe.explain._delivery import nat_rules
-from netprobe.explain._droptrace import Drop, DropReport, Hop
 from netprobe.explain._facts import Delivery
 from netprobe.explain._nfttrace import NftReport, parse_monitor
+from netprobe.traffic._droptrace import Drop, DropReport, Hop
 
 PROBE: dict[str, Any] = {
     "eth.dst": "02:00:00:00:00:02",

@@ -5,11 +5,11 @@ from __future__ import annotations
 import ipaddress
 
 from netprobe.explain._cause import rank
-from netprobe.explain._droptrace import DropReport
 from netprobe.explain._facts import Cause, Findings, PathFacts
 from netprobe.explain._nfttrace import own_table, table_name
 from netprobe.explain._walk import Network, Step, walk
 from netprobe.topology._kernel.state import LiveHost, LiveInterface, LiveRoute
+from netprobe.traffic._droptrace import DropReport
 
 
 def _if(name: str, mac: str, *addrs: str, kind: str = "veth", master: str | None = None,
