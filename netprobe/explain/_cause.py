@@ -7,8 +7,8 @@ explains those, see delivery.py). A kernel drop reason on the probe's own buffer
 strongest evidence of the rest; the state at that spot turns it into the fault
 (IP_INADDRERRORS on a router whose input interface forwards nothing is "forwarding
 disabled": see forward.py). State that breaks the probe's own path (a device down, out
-of its bridge: anomaly.py) ranks with the drops. Counter deltas stand in when the drop trace is unavailable; other state
-anomalies rank lowest.
+of its bridge: anomaly.py) ranks with the drops. Counter deltas stand in when the drop
+trace is unavailable; other state anomalies rank lowest.
 """
 
 from __future__ import annotations
