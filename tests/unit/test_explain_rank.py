@@ -301,7 +301,9 @@ def test_forwarding_is_the_input_interfaces_own_switch() -> None:
             "forwarding disabled on ns0 for what arrives on veth1 "
             "(net.ipv4.conf.veth1.forwarding = 0)"
         )
-        assert top.fix == "in ns0: sysctl -w net.ipv4.conf.veth1.forwarding=1 (it is meant to route)"
+        assert top.fix == (
+            "in ns0: sysctl -w net.ipv4.conf.veth1.forwarding=1 (it is meant to route)"
+        )
         assert not any("no router" in t for t in _texts(found))
     # no trace: the counter and the walk's input interface say it as well
     from netprobe.explain._facts import PathFacts
