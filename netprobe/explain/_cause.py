@@ -19,7 +19,7 @@ from typing import Any
 from ._anomaly import on_path
 from ._counters import Delta
 from ._delivery import delivered
-from ._droptrace import Drop
+from ._droptrace import RECEIVE, Drop
 from ._facts import (
     COUNTED,
     GOOD,
@@ -56,7 +56,7 @@ def rank(found: Findings) -> list[Cause]:
     causes += from_path(found)
     causes += _from_state(found)
     causes += _from_counters(found)
-    if not found.drops.drops:
+    if not found.drops.drops and not _fate_known(found):
         causes += [
             Cause(f"a drop not attributed to the probe: {d.describe()}", (), WEAK)
             for d in found.drops.others
@@ -80,6 +80,22 @@ def _beside_the_point(found: Findings, reason: str, host: str | None) -> bool:
         return False
     redirected = any(k.endswith(".dst") or k == "l4.dport" for k in got.rewrites)
     return host in {h for h, _dev in got.dests} and not redirected
+
+
+def _fate_known(found: Findings) -> bool:
+    """The probe was seen to arrive (by the expectation, or by the trace on the host
+    holding its destination, or an expected one): other buffers' drops in the window
+    are other traffic's (the machine's, other tests'), not leads."""
+    got = found.delivery
+    if got is not None and (got.altered or got.leaked):
+        return True
+    ends = {h for h, _dev in got.dests} if got is not None else set()
+    dst = dst_of(found.probe)
+    return any(
+        hop.event == RECEIVE and hop.host is not None and (
+            hop.host in ends or dst in found.hosts.get(hop.host, HostFacts(hop.host)).addresses)
+        for hop in found.drops.path
+    )  # fmt: skip
 
 
 def _an_answer(found: Findings, drop: Drop) -> bool:

@@ -385,3 +385,15 @@ def test_no_socket_at_the_expected_end_or_for_an_answer_is_no_cause() -> None:
     found = Findings(FROM_NS2, "ns2:eth0", DropReport(True, (closed,), THROUGH_NS0),
                      hosts={"ns0": _ns0()}, delivery=asked, sender=("ns2", "eth0"))  # fmt: skip
     assert _top(found).text == "NO_SOCKET on ns1: nothing listens on udp port 9 of 10.0.1.99"
+
+
+def test_other_traffics_drops_are_no_lead_once_the_probe_arrived() -> None:
+    """The trace sees the whole machine: when the probe was followed to the host holding
+    its destination, a drop of another buffer in the window is someone else's."""
+    elsewhere = Drop("IP_CSUM", "ip_rcv_core+0x22c/0x350", None, None, 2048, "ef")
+    hosts = {"ns0": _ns0(), "ns1": HostFacts("ns1", addresses=("10.0.1.99",))}
+    found = Findings(FROM_NS2, "ns2:eth0", DropReport(True, (), THROUGH_NS0, (elsewhere,)),
+                     hosts=hosts)  # fmt: skip
+    assert not any("not attributed" in t for t in _texts(found))
+    lost = dataclasses.replace(found, drops=DropReport(True, (), INTO_NS0, (elsewhere,)))
+    assert any("not attributed" in t for t in _texts(lost))
