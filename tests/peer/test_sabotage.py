@@ -104,16 +104,22 @@ def test_masquerade_removed_is_named_at_ns1(nat: Topology) -> None:
     _clean(found, "NO_SOCKET", "forwarding disabled")
 
 
-def test_masquerade_removed_from_the_stack_adds_no_wrong_cause(nat: Topology) -> None:
+def test_masquerade_removed_from_the_stack(nat: Topology) -> None:
     want = _rewritten(**{"ip.src": "10.0.1.1"})
     with ruleset(nat, "ns0", MASQUERADE % "", "ip nat"):
         outcome = expect_from_host(nat, "ns2", "icmp", "10.0.1.99", where=at("ns1:eth0"),
                                    match=want, reply="echo-reply")  # fmt: skip
         assert not outcome.passed
         assert outcome.reason.startswith("the probe arrived altered at ns1:eth0: ip.src")
-        found = explain_probe(nat, outcome.result)
+        found = explain_probe(nat, outcome.result, where=outcome.where, match=want)
+        blind = explain_probe(nat, outcome.result)  # not told what was expected
+    assert found.top is not None and found.top.text == (
+        "the probe was delivered, not dropped: it reached ns1:eth0 with ip.src: expected "
+        "10.0.1.1, seen 10.0.2.99 (ns0 has no masquerade/SNAT rule)"
+    ), found.render()
     # the echo reply ns2's stack drops (no ping socket takes it) is not the probe's death
-    _clean(found, "NO_SOCKET", "forwarding disabled")
+    for said in (found, blind):
+        _clean(said, "NO_SOCKET", "forwarding disabled")
 
 
 # -- forwarding off on one interface --------------------------------------------------
@@ -254,9 +260,20 @@ def test_dnat_port_changed_from_the_stack(nat: Topology) -> None:
             outcome = _send_2000(nat, want)
             assert not outcome.passed
             found = explain_probe(nat, outcome.result)
-    assert found.top is not None and found.top.text == (
+            told = explain_probe(nat, outcome.result, where=outcome.where, match=want)
+    closed = (
         "NO_SOCKET on ns1: nothing listens on udp port 2001 of 10.0.1.99 "
         "(ns0's DNAT rewrote 10.0.2.1:2000 to it)"
-    ), found.render()
+    )
+    # not told what was expected, the kernel's own reason, after the rewrite, comes first
+    assert found.top is not None and found.top.text == closed, found.render()
     assert any("dport=2000" in e and "sport=2001" in e for e in found.top.evidence)
-    _clean(found, "forwarding disabled")
+    # told, the rewrite it saw at ns1 and the rule that made it
+    assert told.top is not None and told.top.text == (
+        "the probe was delivered, not dropped: it reached ns1:eth0 with l4.dport: expected "
+        "2000, seen 2001 (ns0's DNAT rule for dport 2000 is `ip daddr 10.0.2.1 udp dport "
+        "2000 dnat to 10.0.1.99:2001`)"
+    ), told.render()
+    assert closed in [c.text for c in told.causes]
+    for said in (found, told):
+        _clean(said, "forwarding disabled")
