@@ -86,10 +86,23 @@ answer; a router sending the probe back out the way it came (both routes named);
 (the link, its MTU and the probe's size, with Don't Fragment set); a masquerade rule bound
 to an interface the route to the destination does not leave by; a bridge port with no
 master; a bridge port not forwarding (STP state); forwarding off, for the whole host
-(`net.ipv4.ip_forward`) or one interface (`net.ipv4.conf.IF.forwarding`); strict
+(`net.ipv4.ip_forward`, which sets every interface's switch) or for what arrives on one
+interface (`net.ipv4.conf.IF.forwarding`: IPv4 forwards by the input interface's own
+switch, so a router with `ip_forward` 0 and its interfaces at 1, as the kernel's NAT
+selftest makes it, forwards; IPv6 by `net.ipv6.conf.all.forwarding`); strict
 `rp_filter` against an asymmetric source, with the interface the route back leaves by.
 `tests/integration/test_explain_adopted.py` seeds each on namespaces made by hand with
 `ip`, `nft` and `sysctl`, adopted, and checks that it ranks first.
+
+Where NAT took part, a cause names the packet as it was where it died: NO_SOCKET names
+the address and port a DNAT rewrote it to (from the conntrack entry), and a forwarding
+drop after a DNAT (IP_INADDRERRORS at `ip_error`: routed onward, so rewritten) is
+forwarding, never "not rewritten". Drops that are not the probe's death are left out: its
+answer (an echo reply no ping socket takes), a barrier, the probe at the host it was
+expected at where no listener was asked for, and, once the probe was seen to arrive,
+other traffic's drops. `explain_probe(topo, result, where=..., match=...)` is told what an
+`expect_from_host` expected, and ranks a missing rewrite first as `explain` does.
+`tests/peer/test_sabotage.py` holds each against the NAT selftest's network.
 """
 
 

@@ -5,10 +5,10 @@ each host's state, what the failed expectation saw) are gathered elsewhere. What
 expectation saw comes first when the probe arrived (a leak, a missing rewrite: no drop
 explains those, see delivery.py). A kernel drop reason on the probe's own buffer is the
 strongest evidence of the rest; the state at that spot turns it into the fault
-(IP_INADDRERRORS on a router with ip_forward 0 is "forwarding disabled"). State that
-breaks the probe's own path (a device down, out of its bridge: anomaly.py) ranks with
-the drops. Counter deltas stand in when the drop trace is unavailable; other state
-anomalies rank lowest.
+(IP_INADDRERRORS on a router whose input interface forwards nothing is "forwarding
+disabled": see forward.py). State that breaks the probe's own path (a device down, out
+of its bridge: anomaly.py) ranks with the drops. Counter deltas stand in when the drop
+trace is unavailable; other state anomalies rank lowest.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..traffic._droptrace import Drop
+from ..traffic._droptrace import RECEIVE, Drop
 from ._anomaly import on_path
 from ._counters import Delta
 from ._delivery import delivered
@@ -30,15 +30,16 @@ from ._facts import (
     Findings,
     HostFacts,
     LinkFacts,
+    Rewrite,
     dst_of,
-    forwarding_off,
-    is_ipv6,
+    natted,
     src_of,
     stp_fix,
     stray,
     stray_text,
     unenslaved,
 )
+from ._forward import forwarding_state, inaddr, walked_iif
 from ._nfttrace import own_table
 from ._route import from_path, masquerade_oif
 
@@ -49,20 +50,59 @@ def rank(found: Findings) -> list[Cause]:
     """The causes, most likely first; equal texts are merged (evidence joined)."""
     causes = delivered(found) + masquerade_oif(found)
     for drop in found.drops.drops:
-        causes.append(_from_drop(found, drop))
+        if not _beside_the_point(found, drop.reason, drop.host):
+            causes.append(_from_drop(found, drop))
     causes += on_path(found)
     causes += from_path(found)
     causes += _from_state(found)
     causes += _from_counters(found)
-    if not found.drops.drops:
+    if not found.drops.drops and not _fate_known(found):
         causes += [
             Cause(f"a drop not attributed to the probe: {d.describe()}", (), WEAK)
             for d in found.drops.others
-            if d.protocol == found.probe.get("eth.type")
+            if d.protocol == found.probe.get("eth.type") and not _an_answer(found, d)
         ]
     if not causes:
         causes.append(_nothing(found))
     return _merge(causes)
+
+
+def _beside_the_point(found: Findings, reason: str, host: str | None) -> bool:
+    """A drop by a stack with no taker that is not why the probe failed: an answer come
+    back to the sender (an echo reply no ping socket takes), or the probe on the host it
+    was expected to reach, where no listener was asked for (the discard port)."""
+    if reason not in ("NO_SOCKET", "UNHANDLED_PROTO"):
+        return False
+    if found.sender is not None and host == found.sender[0]:
+        return True
+    got = found.delivery
+    if got is None or got.reply:
+        return False
+    redirected = any(k.endswith(".dst") or k == "l4.dport" for k in got.rewrites)
+    return host in {h for h, _dev in got.dests} and not redirected
+
+
+def _fate_known(found: Findings) -> bool:
+    """The probe was seen to arrive (by the expectation, or by the trace on the host
+    holding its destination, or an expected one): other buffers' drops in the window
+    are other traffic's (the machine's, other tests'), not leads."""
+    got = found.delivery
+    if got is not None and (got.altered or got.leaked):
+        return True
+    ends = {h for h, _dev in got.dests} if got is not None else set()
+    dst = dst_of(found.probe)
+    return any(
+        hop.event == RECEIVE and hop.host is not None and (
+            hop.host in ends or dst in found.hosts.get(hop.host, HostFacts(hop.host)).addresses)
+        for hop in found.drops.path
+    )  # fmt: skip
+
+
+def _an_answer(found: Findings, drop: Drop) -> bool:
+    """An echo reply dropped where no ping socket takes it, while the probe is the echo
+    request: its answer (or a barrier's), not the probe."""
+    request = found.probe.get("icmp.type") in (8, 128)
+    return request and drop.location.startswith(("ping_rcv", "ping_v6_rcv"))
 
 
 def _merge(causes: list[Cause]) -> list[Cause]:
@@ -106,9 +146,9 @@ def _read_reason(
     """A drop reason and the probe → the fault, in words (GOOD: the reason alone)."""
     reason, probe, evidence = drop.reason, found.probe, (drop.describe(),)
     if reason == "IP_INADDRERRORS":
-        inaddr = _inaddr(facts, probe, where, evidence, drop.device)
-        if inaddr is not None:
-            return inaddr
+        cause = inaddr(facts, probe, where, evidence, drop.device)
+        if cause is not None:
+            return cause
     if reason in ("IP_INNOROUTES", "IP_OUTNOROUTES"):
         return Cause(
             f"{reason} on {facts.host}: no route to {dst_of(probe)}" + _lookups(facts),
@@ -127,7 +167,7 @@ def _read_reason(
     if reason == "BRIDGE_INGRESS_STP_STATE" and link is not None:
         return Cause(_stp(where, link), evidence, STRONG, stp_fix(facts.host, link))
     if reason in ("NO_SOCKET", "UNHANDLED_PROTO"):
-        return _arrived(facts.host, where, reason, probe, evidence)
+        return _arrived(facts.host, where, reason, probe, evidence, natted(found))
     if reason.endswith("_CSUM"):
         layer = reason.removesuffix("_CSUM").replace("IP", "IPv4 header")
         return Cause(
@@ -144,9 +184,15 @@ def _read_reason(
 
 
 def _arrived(
-    host: str, where: str, reason: str, probe: Mapping[str, Any], evidence: tuple[str, ...]
+    host: str,
+    where: str,
+    reason: str,
+    probe: Mapping[str, Any],
+    evidence: tuple[str, ...],
+    nat: Rewrite | None = None,
 ) -> Cause:
-    """Drops that say the probe got to a stack, which had no taker for it."""
+    """Drops that say the probe got to a stack, which had no taker for it (named as it
+    was there: after the DNAT a conntrack entry shows)."""
     if reason == "UNHANDLED_PROTO":
         return Cause(
             f"UNHANDLED_PROTO on {where}: the frame reached {where}'s own stack, which has "
@@ -154,55 +200,27 @@ def _arrived(
             evidence,
             DELIVERY_ONLY,
         )
+    dst, dport, how = dst_of(probe), probe.get("l4.dport"), ""
+    if nat is not None and (nat.dst, nat.dport) != (dst, dport):
+        how = f" ({nat.host}'s DNAT rewrote {_hostport(dst, dport)} to it)"
+        evidence += (f"conntrack on {nat.host}: {nat.entry}",)
+        dst, dport = nat.dst, nat.dport
     proto = {6: "tcp", 17: "udp"}.get(probe.get("ip.proto", probe.get("ip6.nh")))
     if proto is None:
         return Cause(
-            f"NO_SOCKET on {host}: no socket takes this packet for {dst_of(probe)}",
+            f"NO_SOCKET on {host}: no socket takes this packet for {dst}{how}",
             evidence,
             GOOD,
         )
     return Cause(
-        f"NO_SOCKET on {host}: nothing listens on {proto} port "
-        f"{probe.get('l4.dport')} of {dst_of(probe)}",
+        f"NO_SOCKET on {host}: nothing listens on {proto} port {dport} of {dst}{how}",
         evidence,
         STRONG,
     )
 
 
-def _inaddr(
-    facts: HostFacts,
-    probe: Mapping[str, Any],
-    where: str,
-    evidence: tuple[str, ...],
-    iif: str | None = None,
-) -> Cause | None:
-    """IP_INADDRERRORS: a router with forwarding off (all of it, or on the interface
-    the probe came in by), or a host without the address."""
-    v6 = is_ipv6(probe)
-    forwarding = facts.sysctls.get("net.ipv6.conf.all.forwarding" if v6 else "net.ipv4.ip_forward")
-    if forwarding == "0" and facts.routes_between(v6):
-        return _forwarding(facts.host, v6, None, evidence)
-    own = facts.sysctls.get(f"net.ipv4.conf.{iif}.forwarding") if iif and not v6 else None
-    if forwarding == "1" and own == "0" and facts.routes_between(v6):
-        return _forwarding(facts.host, v6, iif, evidence)
-    dst = dst_of(probe)
-    if dst != "?" and dst not in facts.addresses:
-        return Cause(
-            f"{facts.host} does not hold {dst}: {where} took the probe in, but no link of "
-            f"{facts.host} has that address and it is no router (IP_INADDRERRORS)",
-            evidence,
-            STRONG,
-        )
-    if forwarding == "0":
-        return _forwarding(facts.host, v6, None, evidence)
-    return None
-
-
-def _forwarding(host: str, v6: bool, iif: str | None, evidence: tuple[str, ...]) -> Cause:
-    key = f"net.ipv4.conf.{iif}.forwarding" if iif else (
-        "net.ipv6.conf.all.forwarding" if v6 else "net.ipv4.ip_forward")  # fmt: skip
-    fix = f"in {host}: sysctl -w {key}=1 (it is meant to route)"
-    return Cause(forwarding_off(host, v6, iif), evidence, STRONG + 0.02, fix)
+def _hostport(address: str, port: Any) -> str:
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
 def _rpfilter(
@@ -230,6 +248,7 @@ def _rpfilter(
         f"interface counts), or a route to {src} by {device}"
     )
     return Cause(text, evidence, STRONG, fix)
+
 
 def _ethertype(probe: Mapping[str, Any]) -> str:
     value = probe.get("eth.type")
@@ -296,16 +315,9 @@ def _from_state(found: Findings) -> list[Cause]:
             if link.port_state not in (None, "forwarding", "disabled") and link.up:
                 where = f"{facts.host}:{link.name}"
                 out.append(Cause(_stp(where, link), (), weight, stp_fix(facts.host, link)))
-        v6 = is_ipv6(found.probe)
-        key = "net.ipv6.conf.all.forwarding" if v6 else "net.ipv4.ip_forward"
-        if (
-            facts.sysctls.get(key) == "0"
-            and facts.host in reached
-            and facts.routes_between(v6)
-            and dst_of(found.probe) not in ("?", *facts.addresses)
-        ):
-            out.append(_forwarding(facts.host, v6, None, ()))
-            out[-1] = Cause(out[-1].text, (), weight, out[-1].fix)
+        off = forwarding_state(found, facts, reached)
+        if off is not None:
+            out.append(Cause(off.text, (), weight, off.fix))
     return out
 
 
@@ -337,6 +349,9 @@ def _from_counters(found: Findings) -> list[Cause]:
     for delta in found.deltas:
         facts = found.hosts.get(delta.host, HostFacts(delta.host))
         evidence = (f"counter {delta.describe()}",)
+        reason = _COUNTER_CAUSES.get(delta.name, "")
+        if _beside_the_point(found, reason, delta.host):
+            continue
         if delta.host in attributed and _is_error(delta):
             # the same drop, counted: evidence for the cause the trace gave
             cause = _from_drop(found, attributed[delta.host])
@@ -350,11 +365,11 @@ def _from_counters(found: Findings) -> list[Cause]:
                 )
             )
         elif delta.name in ("IpInAddrErrors", "Ip6InAddrErrors"):
-            inaddr = _inaddr(facts, found.probe, delta.host, evidence)
-            if inaddr is not None:
-                out.append(Cause(inaddr.text, evidence, COUNTED + 0.1))
-        elif delta.name in _COUNTER_CAUSES:
-            reason = _COUNTER_CAUSES[delta.name]
+            iif = walked_iif(found, delta.host)
+            named = inaddr(facts, found.probe, delta.host, evidence, iif)
+            if named is not None:
+                out.append(Cause(named.text, evidence, COUNTED + 0.1))
+        elif reason:
             drop = Drop(reason, "?", delta.host, None, -1, "")
             cause = _from_drop(found, drop)
             out.append(Cause(cause.text, evidence, COUNTED))

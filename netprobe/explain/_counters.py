@@ -7,8 +7,9 @@ file reads and, per host that has a ruleset, a netlink dump of its rules (the ru
 costs an `nft` run, made only where a counter moved). The deltas say which
 counters the probe moved: IpInAddrErrors on a router, UdpNoPorts on a server.
 
-State: ip_forward, rp_filter (all, default, per interface), each link's master and
-bridge port state, the FDB entry for a MAC, and the kernel's route lookup for the probe.
+State: ip_forward and each interface's forwarding, rp_filter (all, default, per
+interface), each link's master and bridge port state, the FDB entry for a MAC, and the
+kernel's route lookup for the probe.
 """
 
 from __future__ import annotations
@@ -213,11 +214,13 @@ def deltas(before: Snapshot, after: Snapshot) -> list[Delta]:
 
 def sysctls(topo: Topology, host: str, devices: Iterable[str]) -> dict[str, str]:
     """ip_forward, IPv6 forwarding, rp_filter (all, default, each of `devices`) and each
-    device's own IPv4 forwarding switch."""
+    device's own forwarding switches (IPv4 `forwarding`, which decides what arrives on
+    it; IPv6 `force_forwarding`, where the kernel has it)."""
     keys = ["ipv4/ip_forward", "ipv6/conf/all/forwarding", "ipv4/conf/all/rp_filter",
             "ipv4/conf/default/rp_filter"]  # fmt: skip
     for dev in devices:
-        keys += [f"ipv4/conf/{dev}/rp_filter", f"ipv4/conf/{dev}/forwarding"]
+        keys += [f"ipv4/conf/{dev}/rp_filter", f"ipv4/conf/{dev}/forwarding",
+                 f"ipv6/conf/{dev}/force_forwarding"]  # fmt: skip
     read = read_proc(topo, host, [f"/proc/sys/net/{k}" for k in keys])
     return {
         "net." + path.removeprefix("/proc/sys/net/").replace("/", "."): text.strip()

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..expect._match import expected_fields
 from ..expect._outcome import Outcome
-from ..traffic._droptrace import RECEIVE, XMIT
+from ..traffic._droptrace import RECEIVE, XMIT, Drop
 from ..traffic._port import parse_port
 from ._facts import (
     STRONG,
@@ -242,7 +242,7 @@ def _not_rewritten(found: Findings, got: Delivery) -> list[Cause]:
     """DNAT expected, the probe never arrived: did the gateway keep it for itself?"""
     dst = dst_of(found.probe)
     owners = [f.host for f in found.hosts.values() if dst in f.addresses]
-    kept = [d for d in found.drops.drops if d.host in owners]
+    kept = [d for d in found.drops.drops if d.host in owners and _kept(d)]
     if not kept or any(k.endswith(".src") for k in got.rewrites):
         return []
     host, drop = kept[0].host or "?", kept[0]
@@ -255,6 +255,18 @@ def _not_rewritten(found: Findings, got: Delivery) -> list[Cause]:
     if notes:
         text += f": {'; '.join(notes[:2])}"
     return [Cause(text, (drop.describe(), *_tracked(found)), STRONG + 0.03)]
+
+
+_LOCAL = ("NO_SOCKET", "UNHANDLED_PROTO", "SOCKET_FILTER", "SOCKET_RCVBUFF", "PROTO_MEM")
+
+
+def _kept(drop: Drop) -> bool:
+    """A drop that shows the stack took the probe for itself (no socket, a full socket,
+    TCP's own checks): what an unrewritten destination meets. A drop of the forwarding
+    path (IP_INADDRERRORS at ip_error: routed onward, so rewritten) shows the opposite."""
+    if drop.location.startswith(("ip_error", "ip_forward", "ip6_forward")):
+        return False
+    return drop.reason in _LOCAL or drop.reason.startswith("TCP_")
 
 
 def _dnat_keys(found: Findings) -> tuple[str, str]:

@@ -215,13 +215,17 @@ def _findings(
     seen: tuple[bytes, DropReport, tuple[NftReport, ...], tuple[counters.Delta, ...]],
     wiring: Wiring,
     ruleset_hosts: list[str],
-    outcome: Outcome | None,
+    outcome: Outcome | Delivery | None,
     path: PathFacts,
 ) -> Findings:
-    """What ranking reads: the probe, what the traces and counters saw, the state."""
+    """What ranking reads: the probe, what the traces and counters saw, the state
+    (`outcome`: the failed expectation, or what it saw, as a Delivery)."""
     data, report, nft_reports, moved = seen
     probe = decode(data)
-    delivery = delivery_of(outcome, topo.ifname) if outcome is not None else None
+    delivery = (
+        outcome if isinstance(outcome, Delivery) or outcome is None
+        else delivery_of(outcome, topo.ifname)
+    )  # fmt: skip
     want = _interesting(wiring, port, topo.ifname, report, moved)
     host, ifname, _vm = parse_port(port)
     sender = (host, topo.ifname(host, ifname))

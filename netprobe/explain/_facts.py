@@ -76,6 +76,30 @@ class HostFacts:
     nat: tuple[str, ...] | None = None  # NAT rules of its ruleset (None: not read)
     back: LiveRoute | None = None  # its route to the probe's source (None: none, or not read)
 
+    def forwarding_off(self, ipv6: bool, iif: str | None = None) -> str | None:
+        """The sysctl whose 0 keeps this host from forwarding what arrives on `iif` (None:
+        it forwards, or the sysctls cannot tell). IPv4 forwards by the input interface's
+        own switch (`conf.IF.forwarding`; `ip_forward` only sets them all), IPv6 by
+        `conf.all.forwarding` (or the input interface's `force_forwarding`)."""
+        if ipv6:
+            forced = iif is not None and self.sysctls.get(
+                f"net.ipv6.conf.{iif}.force_forwarding") == "1"  # fmt: skip
+            off = self.sysctls.get("net.ipv6.conf.all.forwarding") == "0" and not forced
+            return "net.ipv6.conf.all.forwarding" if off else None
+        every = self.sysctls.get("net.ipv4.ip_forward")
+        per = {
+            name: value
+            for name, link in self.links.items()
+            if name != "lo" and link.kind != "loopback"
+            and (value := self.sysctls.get(f"net.ipv4.conf.{name}.forwarding")) is not None
+        }  # fmt: skip
+        own = per.get(iif or "")
+        if own is not None and own != "0":
+            return None
+        if every == "0" and all(v == "0" for v in per.values()):
+            return "net.ipv4.ip_forward"  # the whole host, as ip_forward=0 leaves it
+        return f"net.ipv4.conf.{iif}.forwarding" if own == "0" else None
+
     def routes_between(self, ipv6: bool) -> bool:
         """Two or more links with addresses of the family (lo aside): a router."""
         return (
@@ -172,17 +196,15 @@ def unicast_dst(probe: Mapping[str, Any]) -> str | None:
     return mac
 
 
-def forwarding_off(host: str, ipv6: bool = False, iif: str | None = None) -> str:
-    """The cause text for IP forwarding disabled on `host` (for what arrives on `iif`
-    alone, when only that interface's own switch is off)."""
-    if iif is not None:
-        return (
-            f"forwarding disabled on {host} for what arrives on {iif} "
-            f"(net.ipv4.conf.{iif}.forwarding = 0)"
-        )
-    if ipv6:
-        return f"IPv6 forwarding disabled on {host} (net.ipv6.conf.all.forwarding = 0)"
-    return f"forwarding disabled on {host} (net.ipv4.ip_forward = 0)"
+def forwarding_off(host: str, key: str) -> str:
+    """The cause text for IP forwarding disabled on `host` by sysctl `key` (see
+    HostFacts.forwarding_off): the whole host, or what arrives on one interface."""
+    if key.startswith("net.ipv4.conf."):
+        iif = key.removeprefix("net.ipv4.conf.").removesuffix(".forwarding")
+        return f"forwarding disabled on {host} for what arrives on {iif} ({key} = 0)"
+    if key.startswith("net.ipv6."):
+        return f"IPv6 forwarding disabled on {host} ({key} = 0)"
+    return f"forwarding disabled on {host} ({key} = 0)"
 
 
 def unenslaved(host: str, link: LinkFacts) -> str:
@@ -224,3 +246,44 @@ def stp_fix(host: str, link: LinkFacts) -> str:
         f"in {host}: find why STP keeps {link.name} from forwarding (a loop, the forward "
         f"delay), or without STP: bridge link set dev {link.name} state 3"
     )
+
+
+@dataclass(frozen=True)
+class Rewrite:
+    """Where a host's NAT sent the probe, by its conntrack entry: the destination (and
+    port) its answer comes from."""
+
+    host: str
+    dst: str
+    dport: Any
+    entry: str
+
+
+def _tuples(entry: str) -> tuple[dict[str, str], dict[str, str]]:
+    """A conntrack entry's original and reply tuples (src, dst, sport, dport)."""
+    original: dict[str, str] = {}
+    reply: dict[str, str] = {}
+    for token in entry.split():
+        key, sep, value = token.partition("=")
+        if sep and key in ("src", "dst", "sport", "dport"):
+            (reply if key in original else original).setdefault(key, value)
+    return original, reply
+
+
+def natted(found: Findings) -> Rewrite | None:
+    """The probe's destination after DNAT, from the conntrack entry of its own tuple on
+    a host of the way (None: no entry, or no rewrite of its destination)."""
+    probe = found.probe
+    want = {"src": src_of(probe), "dst": dst_of(probe)}
+    if probe.get("l4.sport") is not None:
+        want |= {"sport": str(probe.get("l4.sport")), "dport": str(probe.get("l4.dport"))}
+    for facts in found.hosts.values():
+        for entry in facts.conntrack:
+            original, reply = _tuples(entry)
+            if any(original.get(k) != v for k, v in want.items()) or "src" not in reply:
+                continue
+            if (reply["src"], reply.get("sport")) == (want["dst"], want.get("dport")):
+                continue
+            sport = reply.get("sport")
+            return Rewrite(facts.host, reply["src"], int(sport) if sport else None, entry)
+    return None

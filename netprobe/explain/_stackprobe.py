@@ -13,16 +13,16 @@ from __future__ import annotations
 import time
 from contextlib import ExitStack
 
-from ..expect import ProbeResult
+from ..expect import ROUTED, Match, ProbeResult, Where, compare, expected_fields
 from ..expect import probe as send_probe
 from ..topology import Topology
 from ..traffic._craft import NONCE_LEN
-from ..traffic._decode import decode, summary
+from ..traffic._decode import Fields, decode, summary
 from ..traffic._droptrace import DropReport
 from ..traffic._stack import StackProbe
 from ._cause import rank
 from ._explanation import Armed, Explanation, _findings, _open_droptrace
-from ._facts import Cause
+from ._facts import Cause, Delivery
 from ._nfttrace import NftReport
 from ._probecause import probe_causes
 
@@ -33,13 +33,17 @@ def explain_probe(
     topo: Topology,
     result: ProbeResult,
     *,
+    where: Where | None = None,
+    match: Match | None = None,
     trace: bool = True,
     nft: bool = True,
     touch: bool | None = None,
 ) -> Explanation:
     """Send the probe of `result` once more from its host's stack with the drop trace,
-    the nft trace and counters armed, and rank the causes of its failure. `touch=False`
-    adds nothing to namespaces netprobe did not create (None: the topology's setting)."""
+    the nft trace and counters armed, and rank the causes of its failure. `where` and
+    `match`, those `expect_from_host` was given, say what was expected of it (a rewrite
+    missing at the port where it arrived ranks first). `touch=False` adds nothing to
+    namespaces netprobe did not create (None: the topology's setting)."""
     start = time.perf_counter()
     port, data = _first_frame(topo, result)
     host, _, ifname = port.partition(":")
@@ -67,8 +71,9 @@ def explain_probe(
     moved = armed.moved()
     if again.ending is not result.ending:
         notes.append(f"sent again, the probe ended otherwise: {again.ending.value}")
+    expected = _delivery(topo, result, where, match)
     found = _findings(topo, armed.live, port, (data, report, tuple(nft_reports), moved),
-                      armed.wiring, armed.ruleset_hosts, None, armed.path)  # fmt: skip
+                      armed.wiring, armed.ruleset_hosts, expected, armed.path)  # fmt: skip
     return Explanation(
         f"{result.proto} from {result.sender}'s stack to {result.target}: {summary(decode(data))}",
         port,
@@ -79,6 +84,43 @@ def explain_probe(
         tuple(dict.fromkeys([*report.notes, *notes])),
         time.perf_counter() - start,
         result.words,
+    )
+
+
+def _delivery(
+    topo: Topology, result: ProbeResult, where: Where | None, match: Match | None
+) -> Delivery | None:
+    """What the expectation saw of the probe's copies, as ranking reads it of a crafted
+    frame's outcome: the ports missed, the ports it arrived at altered, the leaks."""
+    copies = result.trace.copies
+    if where is None or not copies:
+        return None
+    sent = decode(copies[0].frame.data)
+    wanted = Match(ROUTED.mask | match.mask, match.rewrites) if match else ROUTED
+    expected, ignored = expected_fields(sent, wanted)
+    first: dict[str, Fields] = {}
+    for copy in copies:
+        first.setdefault(copy.port, copy.fields)
+    altered = {
+        p: tuple(str(d) for d in diffs)
+        for p in where.ports
+        if p in first and match is not None
+        and (diffs := compare(expected, ignored | {"ip.id", "payload"}, first[p]))
+    }  # fmt: skip
+    among = where.among or () if where.kind in ("at_exactly", "nowhere") else ()
+    src, dst = ("ip6.src", "ip6.dst") if "ip6.dst" in sent else ("ip.src", "ip.dst")
+    keys = (src, dst, "l4.sport", "l4.dport")
+    devices = {p: (h, topo.ifname(h, i)) for p in (*where.ports, *among)
+               for h, _, i in [p.partition(":")]}  # fmt: skip
+    return Delivery(
+        tuple(where.ports),
+        tuple(p for p in where.ports if p not in first),
+        tuple(p for p in among if p not in where.ports and p in first),
+        altered,
+        False,
+        {k: expected[k] for k in keys if expected.get(k) != sent.get(k)},
+        tuple(devices[p] for p in where.ports),
+        devices,
     )
 
 

@@ -192,7 +192,11 @@ class _Chain:
     A buffer not yet on the chain joins it only where the probe can be: as the first
     event on the probe's own port, or sent out of a host the probe has already reached,
     right after it was last seen (a bridge's flood copies). Unrelated frames of the same
-    length on devices that share a name (eth0 in every namespace) stay out.
+    length on devices that share a name (eth0 in every namespace) stay out, and so do
+    new buffers sent out of the sender's port (its other frames: a barrier) or of a device
+    the probe arrived on (an answer going back, an echo reply as long as the probe: no
+    bridge floods a copy back out of the port it came in by). How fast the machine is
+    then changes nothing of the path.
     """
 
     wiring: Wiring
@@ -218,7 +222,22 @@ class _Chain:
         if not self.path:
             return self.first_dev is None or event.dev == self.first_dev
         recent = event.ts - self.last_ts <= CLONE_WINDOW
-        return event.event == XMIT and host is not None and host in self.reached and recent
+        back = (host, event.dev) in self.arrived or (host, event.dev) == self.origin
+        return (
+            event.event == XMIT and host is not None and host in self.reached and recent
+            and not back
+        )  # fmt: skip
+
+    @property
+    def origin(self) -> tuple[str | None, str]:
+        """The device the probe was first seen on (its sender's port)."""
+        first = self.path[0]
+        return first.host, first.device
+
+    @property
+    def arrived(self) -> set[tuple[str | None, str]]:
+        """The devices the probe was received on."""
+        return {(h.host, h.device) for h in self.path if h.event == RECEIVE}
 
     def see(self, event: TraceEvent, first_host: str) -> None:
         addr = event.skbaddr

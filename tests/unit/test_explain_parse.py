@@ -189,3 +189,34 @@ def test_a_new_buffer_joins_the_probe_only_where_the_probe_is() -> None:
         "arrived on right:eth0",
     ]
     assert [o.location for o in others] == ["z"]
+
+
+def test_answers_and_the_senders_other_frames_stay_off_the_path() -> None:
+    """An echo reply is as long as the echo request, and may leave within the clone
+    window or not, as the machine's load has it: the path must not depend on that."""
+    lines = [
+        "p-1 [000] ..... 1.0000: net_dev_xmit: dev=eth0 skbaddr=aa len=98 rc=0",
+        "p-1 [000] ..... 1.0001: netif_receive_skb: dev=eth0 skbaddr=aa len=84",
+        "p-1 [000] ..... 1.0002: net_dev_xmit: dev=eth1 skbaddr=aa len=98 rc=0",
+        "p-1 [000] ..... 1.0003: netif_receive_skb: dev=eth0 skbaddr=aa len=84",
+        "p-1 [000] ..... 1.0004: consume_skb: skbaddr=aa location=icmp_rcv",
+        # right's echo reply, back out of the device the probe came in by
+        "p-1 [000] ..... 1.0005: net_dev_xmit: dev=eth0 skbaddr=bb len=98 rc=0",
+        "p-1 [000] ..... 1.0006: netif_receive_skb: dev=eth1 skbaddr=bb len=84",
+        # the sender's barrier echo, out of its own port
+        "p-1 [000] ..... 1.0007: net_dev_xmit: dev=eth0 skbaddr=cc len=98 rc=0",
+        "p-1 [000] ..... 1.0008: kfree_skb: skbaddr=bb protocol=2048 location=ping_rcv "
+        "reason: NO_SOCKET",
+    ]
+    events = [e for e in map(parse_line, lines) if e]
+    for _ in range(3):
+        drops, path, others = attribute(
+            events, frame_len=98, first_host="left", wiring=_router(), first_dev="eth0"
+        )
+        assert [h.describe() for h in path] == [
+            "left by left:eth0",
+            "arrived on router:eth0",
+            "left by router:eth1",
+            "arrived on right:eth0",
+        ]
+        assert drops == [] and [o.location for o in others] == ["ping_rcv"]

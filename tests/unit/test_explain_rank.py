@@ -268,3 +268,132 @@ def test_unicast_dst_is_the_one_test_of_a_unicast_destination() -> None:
     for group in ("ff:ff:ff:ff:ff:ff", "01:00:5e:00:00:01", "33:33:00:00:00:01"):
         assert unicast_dst({"eth.dst": group}) is None
     assert unicast_dst({}) is None and unicast_dst({"eth.dst": ""}) is None
+
+
+# The kernel NAT selftest's router: forwarding per interface, ip_forward left 0.
+NS0_LINKS = {
+    "veth0": LinkFacts("veth0", "aa:aa:aa:aa:aa:00", addresses=("10.0.1.1",)),
+    "veth1": LinkFacts("veth1", "aa:aa:aa:aa:aa:01", addresses=("10.0.2.1",)),
+}
+FROM_NS2 = {**PROBE, "ip.src": "10.0.2.99", "ip.dst": "10.0.1.99", "l4.sport": 40000}
+INTO_NS0 = (Hop("net_dev_xmit", "eth0", "ns2"), Hop("netif_receive_skb", "veth1", "ns0"))
+THROUGH_NS0 = (*INTO_NS0, Hop("net_dev_xmit", "veth0", "ns0"),
+               Hop("netif_receive_skb", "eth0", "ns1"))  # fmt: skip
+
+
+def _ns0(ip_forward: str = "0", veth0: str = "1", veth1: str = "1", **more: Any) -> HostFacts:
+    sysctls = {"net.ipv4.ip_forward": ip_forward, "net.ipv4.conf.veth0.forwarding": veth0,
+               "net.ipv4.conf.veth1.forwarding": veth1}  # fmt: skip
+    return HostFacts("ns0", sysctls, NS0_LINKS, ("10.0.1.1", "10.0.2.1"), **more)
+
+
+def _texts(found: Findings) -> list[str]:
+    return [c.text for c in rank(found)]
+
+
+def test_forwarding_is_the_input_interfaces_own_switch() -> None:
+    drop = _drop("IP_INADDRERRORS", "ns0", "veth1")
+    for ip_forward in ("0", "1"):  # ip_forward says nothing once the interfaces differ
+        hosts = {"ns0": _ns0(ip_forward, veth1="0")}
+        found = Findings(FROM_NS2, "ns2:eth0", DropReport(True, (drop,), INTO_NS0), hosts=hosts)
+        top = _top(found)
+        assert top.text == (
+            "forwarding disabled on ns0 for what arrives on veth1 "
+            "(net.ipv4.conf.veth1.forwarding = 0)"
+        )
+        assert top.fix == (
+            "in ns0: sysctl -w net.ipv4.conf.veth1.forwarding=1 (it is meant to route)"
+        )
+        assert not any("no router" in t for t in _texts(found))
+    # no trace: the counter and the walk's input interface say it as well
+    from netprobe.explain._facts import PathFacts
+    from netprobe.explain._walk import Step
+
+    walked = PathFacts((Step("ns0", "veth1", "forward"),), walked=True)
+    moved = (Delta("ns0", "snmp", "IpInAddrErrors", 1),)
+    found = Findings(FROM_NS2, "ns2:eth0", DropReport(False), deltas=moved,
+                     hosts={"ns0": _ns0("1", veth1="0")}, path=walked)  # fmt: skip
+    assert _top(found).text.startswith("forwarding disabled on ns0 for what arrives on veth1")
+
+
+def test_a_router_the_probe_went_through_is_not_said_to_forward_nothing() -> None:
+    got = Delivery(("ns1:eth0",), (), altered={"ns1:eth0": ("ip.src: expected 10.0.1.1",)},
+                   rewrites={"ip.src": "10.0.1.1"}, dests=(("ns1", "eth0"),))  # fmt: skip
+    found = Findings(FROM_NS2, "ns2:eth0", DropReport(True, (), THROUGH_NS0),
+                     hosts={"ns0": _ns0("0")}, delivery=got)  # fmt: skip
+    assert not any("forwarding disabled" in t for t in _texts(found))
+    # the whole host off (ip_forward=0 sets every interface's switch): said so
+    found = Findings(FROM_NS2, "ns2:eth0", DropReport(True, (), INTO_NS0),
+                     hosts={"ns0": _ns0("0", "0", "0")})  # fmt: skip
+    assert "forwarding disabled on ns0 (net.ipv4.ip_forward = 0)" in _texts(found)
+
+
+def test_a_forwarding_drop_after_dnat_is_forwarding_not_a_missing_rewrite() -> None:
+    probe = {**FROM_NS2, "ip.dst": "10.0.2.1", "l4.dport": 2000}
+    got = Delivery(("ns1:eth0",), ("ns1:eth0",), rewrites={"ip.dst": "10.0.1.99"},
+                   dests=(("ns1", "eth0"),))  # fmt: skip
+    drop = Drop("IP_INADDRERRORS", "ip_error+0x94/0x220", "ns0", "veth1", 2048, "ab")
+    nat = ("ip daddr 10.0.2.1 udp dport 2000 dnat to 10.0.1.99:2000",)
+    found = Findings(probe, "ns2:eth0", DropReport(True, (drop,), INTO_NS0),
+                     hosts={"ns0": _ns0(veth1="0", nat=nat)}, delivery=got)  # fmt: skip
+    causes = rank(found)
+    assert causes[0].text.startswith("forwarding disabled on ns0 for what arrives on veth1")
+    assert any("a DNAT rewrite sent the probe on" in e for e in causes[0].evidence)
+    assert not any(c.text.startswith("no DNAT") for c in causes)
+    # a drop of the local stack still says the rewrite did not happen
+    kept = Drop("NO_SOCKET", "__udp4_lib_rcv+0x4bc/0xd00", "ns0", "veth1", 2048, "ab")
+    found = dataclasses.replace(found, drops=DropReport(True, (kept,), INTO_NS0))
+    assert _top(found).text.startswith("no DNAT on ns0: the probe to 10.0.2.1:2000")
+
+
+def test_no_socket_names_the_destination_after_dnat() -> None:
+    probe = {**FROM_NS2, "ip.dst": "10.0.2.1", "l4.dport": 2000}
+    entry = ("ipv4 2 udp 17 29 src=10.0.2.99 dst=10.0.2.1 sport=40000 dport=2000 [UNREPLIED] "
+             "src=10.0.1.99 dst=10.0.2.99 sport=2001 dport=40000 mark=0 zone=0 use=2")
+    other = entry.replace("sport=40000", "sport=40001").replace("sport=2001", "sport=2002")
+    hosts = {"ns0": _ns0(conntrack=(other, entry)), "ns1": HostFacts("ns1")}
+    drop = _drop("NO_SOCKET", "ns1", "eth0")
+    found = Findings(probe, "ns2:eth0", DropReport(True, (drop,), THROUGH_NS0), hosts=hosts)
+    top = _top(found)
+    assert top.text == (
+        "NO_SOCKET on ns1: nothing listens on udp port 2001 of 10.0.1.99 "
+        "(ns0's DNAT rewrote 10.0.2.1:2000 to it)"
+    )
+    assert f"conntrack on ns0: {entry}" in top.evidence
+
+
+def test_no_socket_at_the_expected_end_or_for_an_answer_is_no_cause() -> None:
+    got = Delivery(("ns1:eth0",), (), altered={"ns1:eth0": ("ip.src: expected 10.0.1.1",)},
+                   rewrites={"ip.src": "10.0.1.1"}, dests=(("ns1", "eth0"),))  # fmt: skip
+    closed = _drop("NO_SOCKET", "ns1", "eth0")  # the discard port: nobody asked for a listener
+    moved = (Delta("ns1", "snmp", "UdpNoPorts", 1),)
+    found = Findings(FROM_NS2, "ns2:eth0", DropReport(True, (closed,), THROUGH_NS0),
+                     deltas=moved, hosts={"ns0": _ns0()}, delivery=got)  # fmt: skip
+    assert not any("NO_SOCKET" in t for t in _texts(found))
+    assert _top(found).text.startswith("the probe was delivered, not dropped")
+    # an echo reply the sender's stack drops (no ping socket takes it): not the probe's death
+    echo = {**FROM_NS2, "ip.proto": 1, "icmp.type": 8}
+    reply = Drop("NO_SOCKET", "ping_rcv+0xb3/0xe0", "ns2", "eth0", 2048, "cd")
+    found = Findings(echo, "ns2:eth0", DropReport(True, (reply,), THROUGH_NS0),
+                     hosts={"ns0": _ns0()}, sender=("ns2", "eth0"))  # fmt: skip
+    assert not any("NO_SOCKET" in t for t in _texts(found))
+    loose = dataclasses.replace(reply, host=None, device=None)
+    found = dataclasses.replace(found, drops=DropReport(True, (), THROUGH_NS0, (loose,)))
+    assert not any("NO_SOCKET" in t for t in _texts(found))
+    # where the answer was the point (a reply expected), no listener is the cause
+    asked = Delivery(("ns2:eth0",), ("ns2:eth0",), reply=True, dests=(("ns2", "eth0"),))
+    found = Findings(FROM_NS2, "ns2:eth0", DropReport(True, (closed,), THROUGH_NS0),
+                     hosts={"ns0": _ns0()}, delivery=asked, sender=("ns2", "eth0"))  # fmt: skip
+    assert _top(found).text == "NO_SOCKET on ns1: nothing listens on udp port 9 of 10.0.1.99"
+
+
+def test_other_traffics_drops_are_no_lead_once_the_probe_arrived() -> None:
+    """The trace sees the whole machine: when the probe was followed to the host holding
+    its destination, a drop of another buffer in the window is someone else's."""
+    elsewhere = Drop("IP_CSUM", "ip_rcv_core+0x22c/0x350", None, None, 2048, "ef")
+    hosts = {"ns0": _ns0(), "ns1": HostFacts("ns1", addresses=("10.0.1.99",))}
+    found = Findings(FROM_NS2, "ns2:eth0", DropReport(True, (), THROUGH_NS0, (elsewhere,)),
+                     hosts=hosts)  # fmt: skip
+    assert not any("not attributed" in t for t in _texts(found))
+    lost = dataclasses.replace(found, drops=DropReport(True, (), INTO_NS0, (elsewhere,)))
+    assert any("not attributed" in t for t in _texts(lost))
