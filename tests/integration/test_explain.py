@@ -61,11 +61,11 @@ def _top(explanation: Explanation) -> str:
 
 
 def _assert_clean(topo: Topology) -> None:
-    """No trace instance of this process recording: the topology's two, idle between
-    uses (the drop watch for late positives, the explanations' trace), stay until
-    teardown; no trace table, no monitor left."""
+    """No trace instance of this topology recording: its two, idle between uses (the drop
+    watch for late positives, the explanations' trace), stay until teardown (other
+    topologies of this process may hold theirs); no trace table, no monitor left."""
     held = held_instances()
-    mine = [n for n in instance_names() if f"-{os.getpid()}-" in n and n not in held]
+    mine = [n for n in _instances(topo) if n not in held]
     assert len(mine) <= 1
     for name in mine:
         assert Path(TRACEFS, "instances", name, "tracing_on").read_text().strip() == "0"
@@ -232,13 +232,18 @@ def test_one_trace_instance_serves_a_topology_and_goes_with_it() -> None:
     with netprobe.build(netprobe.load(EXAMPLES / "router.yaml")) as topo:
         topo.run("router", ["sysctl", "-qw", "net.ipv4.ip_forward=0"], check=True)
         first = explain(topo, _udp(topo), "left:eth0")
-        made = [n for n in instance_names() if f"-{os.getpid()}-" in n]
+        made = _instances(topo)
         second = explain(topo, _udp(topo), "left:eth0")
-        assert [n for n in instance_names() if f"-{os.getpid()}-" in n] == made
+        assert _instances(topo) == made
         assert len(made) == 1
         assert [d.describe() for d in first.drops.drops] == [
             d.describe() for d in second.drops.drops
         ], (first.render(), second.render())
         assert len(second.drops.drops) == 1, second.render()
         _assert_clean(topo)
-    assert [n for n in instance_names() if f"-{os.getpid()}-" in n] == []
+    assert _instances(topo) == []
+
+
+def _instances(topo: Topology) -> list[str]:
+    """The trace instances of `topo` (other topologies of this process hold their own)."""
+    return [n for n in instance_names() if n.startswith(f"netprobe-{topo.runid}-{os.getpid()}-")]
