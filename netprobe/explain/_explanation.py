@@ -168,8 +168,9 @@ class Armed:
     def moved(self) -> tuple[counters.Delta, ...]:
         """The counter deltas since `of`, of what bears on the probe's way."""
         after = counters.snapshot(
-            self.topo, self.on_way, nft_hosts=self.ruleset_hosts, since=self.before
-        )
+            self.topo, self.on_way, nft_hosts=self.ruleset_hosts, since=self.before,
+            listings=self.tracer.listings,
+        )  # fmt: skip
         return tuple(_on_way(self.live, self.path, counters.deltas(self.before, after)))
 
 
