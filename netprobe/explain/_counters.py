@@ -164,8 +164,12 @@ def _host_counters(topo: Topology, host: str, with_nft: bool) -> HostCounters:
 
 
 def snapshot(
-    topo: Topology, hosts: Iterable[str], *, nft_hosts: Iterable[str] = (),
-    since: Snapshot | None = None, listings: dict[str, str] | None = None,
+    topo: Topology,
+    hosts: Iterable[str],
+    *,
+    nft_hosts: Iterable[str] = (),
+    since: Snapshot | None = None,
+    listings: dict[str, str] | None = None,
 ) -> Snapshot:
     """The counters of each host now (nft rule counters only for `nft_hosts`); with
     `since`, the rules whose counters moved since then carry their text (one `nft` run
@@ -191,9 +195,7 @@ def _listing(topo: Topology, host: str, listings: dict[str, str]) -> str:
     return listings[host]
 
 
-def _with_text(
-    listing: str, counted: Mapping[str, tuple[str, int]]
-) -> dict[str, tuple[str, int]]:
+def _with_text(listing: str, counted: Mapping[str, tuple[str, int]]) -> dict[str, tuple[str, int]]:
     """`counted` with each rule's text, as the `nft -a list ruleset` `listing` prints it."""
     listed = parse_nft_counters(listing)
     return {k: (listed.get(k, ("", 0))[0], n) for k, (_, n) in counted.items()}

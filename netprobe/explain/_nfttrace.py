@@ -304,17 +304,17 @@ def rule_texts(listing: str) -> dict[str, str]:
             table, chain = f"{match.group(1)} {match.group(2)}", ""
         elif (match := _CHAIN_LINE.match(line)) is not None:
             chain = match.group(1)
-        elif (match := _HANDLE.search(line)) is not None and chain and not line.startswith(
-            ("type ", "policy ")
+        elif (
+            (match := _HANDLE.search(line)) is not None
+            and chain
+            and not line.startswith(("type ", "policy "))
         ):
             text = _COUNTER.sub("", line[: match.start()]).strip()
             out[f"{table} {chain} #{match.group(1)}"] = text
     return out
 
 
-def _as_steps(
-    event: nftrace.TraceEvent, texts: dict[str, str], own: str
-) -> list[TraceStep]:
+def _as_steps(event: nftrace.TraceEvent, texts: dict[str, str], own: str) -> list[TraceStep]:
     """The lines `nft monitor trace` prints for one event: a packet line with a rule
     event that carries the headers, the rule (when it has a handle), a policy, a return."""
     head = (event.trace_id, event.family, event.table, event.chain)

@@ -19,7 +19,7 @@ import struct
 from dataclasses import dataclass
 
 from . import netns
-from .nfnl import FAMILIES, attrs, each, text
+from .nfnl import FAMILIES, attrs, text
 
 _NETLINK_NETFILTER = 12
 _NFNLGRP_NFTRACE = 9
@@ -98,8 +98,9 @@ def parse_trace(payload: bytes, family: int) -> TraceEvent:
     if kind == "policy" and 16 in found:
         verdict = _VERDICTS.get(struct.unpack(">i", found[16])[0] & 0xFF)
     trace_id = f"{struct.unpack('>I', found[6])[0]:08x}" if 6 in found else "?"
-    return TraceEvent(trace_id, FAMILIES.get(family, str(family)), text(found.get(1)),
-                      text(found.get(2)), kind, handle, verdict, 7 in found or 8 in found)  # fmt: skip
+    headers = 7 in found or 8 in found
+    where = (FAMILIES.get(family, str(family)), text(found.get(1)), text(found.get(2)))
+    return TraceEvent(trace_id, *where, kind, handle, verdict, headers)
 
 
 def _verdict(nested: bytes | None) -> str | None:
@@ -197,4 +198,3 @@ class TraceSocket:
                 family = data[at + _HDR.size]
                 self._events.append(parse_trace(data[at + _HDR.size + 4 : at + length], family))
             at += (length + 3) & ~3
-
