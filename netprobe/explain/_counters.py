@@ -165,12 +165,17 @@ def _host_counters(topo: Topology, host: str, with_nft: bool) -> HostCounters:
 
 
 def snapshot(
-    topo: Topology, hosts: Iterable[str], *, nft_hosts: Iterable[str] = (),
+    topo: Topology,
+    hosts: Iterable[str],
+    *,
+    nft_hosts: Iterable[str] = (),
     since: Snapshot | None = None,
+    listings: dict[str, str] | None = None,
 ) -> Snapshot:
     """The counters of each host now (nft rule counters only for `nft_hosts`); with
     `since`, the rules whose counters moved since then carry their text (one `nft` run
-    per host where one did)."""
+    per host where one did, unless `listings` has that host's `nft -a list ruleset`
+    already, read after the probe; a listing read here is added to it)."""
     with_nft = set(nft_hosts)
     now = {h: _host_counters(topo, h, h in with_nft) for h in hosts}
     for host, counted in now.items():
@@ -178,16 +183,22 @@ def snapshot(
         moved = [k for k, (_, n) in counted.nft.items() if was and k in was.nft
                  and was.nft[k][1] != n]  # fmt: skip
         if moved:
-            now[host] = replace(counted, nft=_with_text(topo, host, counted.nft))
+            listed = _listing(topo, host, listings if listings is not None else {})
+            now[host] = replace(counted, nft=_with_text(listed, counted.nft))
     return Snapshot(now)
 
 
-def _with_text(
-    topo: Topology, host: str, counted: Mapping[str, tuple[str, int]]
-) -> dict[str, tuple[str, int]]:
-    """`counted` with each rule's text, as `nft -a list ruleset` prints it."""
-    result = topo.run(host, ["nft", "-a", "list", "ruleset"])
-    listed = parse_nft_counters(result.stdout) if result.ok else {}
+def _listing(topo: Topology, host: str, listings: dict[str, str]) -> str:
+    """`nft -a list ruleset` of `host`, read once."""
+    if host not in listings:
+        result = topo.run(host, ["nft", "-a", "list", "ruleset"])
+        listings[host] = result.stdout if result.ok else ""
+    return listings[host]
+
+
+def _with_text(listing: str, counted: Mapping[str, tuple[str, int]]) -> dict[str, tuple[str, int]]:
+    """`counted` with each rule's text, as the `nft -a list ruleset` `listing` prints it."""
+    listed = parse_nft_counters(listing)
     return {k: (listed.get(k, ("", 0))[0], n) for k, (_, n) in counted.items()}
 
 

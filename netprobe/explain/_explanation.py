@@ -29,6 +29,7 @@ from . import _gather as gather
 from ._cause import rank
 from ._delivery import delivery_of, nat_rules
 from ._facts import Cause, Delivery, Findings, HostFacts, PathFacts
+from ._lookup import route_get
 from ._nfttrace import NftReport, NftTrace, match_expression
 from ._sharedtrace import drop_trace
 from ._walk import devices as walk_devices
@@ -149,7 +150,12 @@ class Armed:
 
     @classmethod
     def of(
-        cls, topo: Topology, sender: tuple[str, str], data: bytes, *, nft: bool,
+        cls,
+        topo: Topology,
+        sender: tuple[str, str],
+        data: bytes,
+        *,
+        nft: bool,
         touch: bool | None,
     ) -> Armed:
         """Read it all for a probe `data` leaving `sender` (host, kernel device name)."""
@@ -168,8 +174,9 @@ class Armed:
     def moved(self) -> tuple[counters.Delta, ...]:
         """The counter deltas since `of`, of what bears on the probe's way."""
         after = counters.snapshot(
-            self.topo, self.on_way, nft_hosts=self.ruleset_hosts, since=self.before
-        )
+            self.topo, self.on_way, nft_hosts=self.ruleset_hosts, since=self.before,
+            listings=self.tracer.listings,
+        )  # fmt: skip
         return tuple(_on_way(self.live, self.path, counters.deltas(self.before, after)))
 
 
@@ -232,8 +239,17 @@ def _findings(
     near = gather.relevant(live, path.steps + path.back, [host, *want.lookups])
     facts = _facts(topo, live, near, want, probe, ruleset_hosts, delivery)
     return Findings(
-        probe, port, report, nft_reports, moved, facts, delivery, wiring.peers, sender,
-        len(data), path,
+        probe,
+        port,
+        report,
+        nft_reports,
+        moved,
+        facts,
+        delivery,
+        wiring.peers,
+        sender,
+        len(data),
+        path,
     )
 
 
@@ -342,10 +358,10 @@ def _facts(
             iif = want.lookups[host]
             iif = iif if iif is not None and iif in mine and mine[iif].master is None else None
             query = f"ip route get {dst}" + (f" from {src} iif {iif}" if iif else "")
-            routes = {query: counters.route_lookup(topo, host, str(dst), src, iif)}
+            routes = {query: _route_get(topo, live, host, (str(dst), src, iif))}
             back = live.route(host, src, topo) if src != "None" else None
         if delivery is not None and delivery.reply and str(dst) in addresses:
-            routes[f"ip route get {src}"] = counters.route_lookup(topo, host, src, None, None)
+            routes[f"ip route get {src}"] = _route_get(topo, live, host, (src, None, None))
         bridges = {link.master for link in mine.values() if link.master}
         if host in want.lookups and bridges:
             mac = str(probe.get("eth.dst", ""))
@@ -356,6 +372,18 @@ def _facts(
         sysctls = counters.sysctls(topo, host, mine)
         out[host] = HostFacts(host, sysctls, mine, addresses, routes, fdb, tracked, nat, back)
     return out
+
+
+def _route_get(
+    topo: Topology, live: gather.Live, host: str, query: tuple[str, str | None, str | None]
+) -> str:
+    """The kernel's answer to `ip route get DST [from SRC iif IIF]` in `host`, over its
+    netlink socket (`ip` only for what is no address: it says what is wrong with it)."""
+    dst, src, iif = query
+    try:
+        return route_get(topo.hosts[host].nl, live.names[host], dst, src, iif)
+    except ValueError:
+        return counters.route_lookup(topo, host, dst, src, iif)
 
 
 def _nat(

@@ -1,38 +1,39 @@
-"""The nftables rule that dropped a probe, from `nft monitor trace`.
+"""The nftables rule that dropped a probe, from the kernel's nf_tables trace events.
 
 A table of netprobe's own (`netprobe_trace_RUNID`, in each traced host) sets `meta
 nftrace set 1` on the probe alone, matched by its 16-byte nonce, at prerouting with a
 priority before every other chain. In a namespace netprobe did not create, the table's
 removal is written to the run's record before the table is added, so `netprobe clean`
-removes it after a kill. `nft monitor trace`, started inside the host and given time to
-subscribe, then reports each chain and rule the probe went through with its verdict.
-iptables-nft rulesets are nft tables underneath, so their rules show up too. The table
-is deleted and the monitor stopped on every path.
+removes it after a kill. The table is added, its trace events read and the table deleted
+over netlink, in-process (`topology._kernel.nftrace`; the table is owned by that socket,
+so it goes with the process too): each chain and rule the probe went through with its
+verdict, as `nft monitor trace` shows them, rule text from one `nft -a list ruleset` read
+only when the probe met a rule outside netprobe's table. iptables-nft rulesets are nft
+tables underneath, so their rules show up too. The table is deleted on every path.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import shutil
 import struct
-import subprocess
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import NetprobeError
 from ..topology import Topology
-from ..topology._kernel import nfnl
+from ..topology._kernel import nfnl, nftrace
 from ..traffic._craft import NONCE_LEN, Template
 
 TABLE = "netprobe_trace"  # … followed by _RUNID: the name of netprobe's own trace tables
-_NFNL_PROTO = "12"  # NETLINK_NETFILTER, as /proc/net/netlink shows it
 _EVENT = re.compile(r"^trace id (\S+) (\S+) (\S+) (\S+) (.*)$")
 _RULE = re.compile(r"^rule (?P<rule>.*?)(?: # handle (?P<handle>\d+))? \(verdict (?P<v>[^)]*)\)")
 _COUNTER = re.compile(r"\s*counter packets \d+ bytes \d+")
 _FAMILIES = ("ip", "ip6", "inet", "bridge")
+_PAYLOAD = re.compile(r"^@(?P<base>nh|th),(?P<offset>\d+),(?P<length>\d+) 0x(?P<value>[0-9a-f]+)$")
+_TABLE_LINE = re.compile(r"^table (\S+) (\S+) \{")
+_CHAIN_LINE = re.compile(r"^chain (\S+) \{")
+_HANDLE = re.compile(r"\s*# handle (\d+)\b")
 
 
 @dataclass(frozen=True)
@@ -163,13 +164,13 @@ class _Monitor:
     host: str
     families: list[str]
     undo: dict[str, dict[str, Any]] = field(default_factory=dict)  # family → record entry
-    proc: subprocess.Popen[bytes] | None = None
-    text: bytes = b""
+    sock: nftrace.TraceSocket | None = None
+    events: list[nftrace.TraceEvent] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
 class NftTrace:
-    """Trace tables and monitors in every host that has an nftables ruleset."""
+    """Trace tables and trace subscriptions in every host that has an nftables ruleset."""
 
     def __init__(
         self, topo: Topology, hosts: list[str] | None = None, *, foreign: set[str] | None = None
@@ -179,7 +180,9 @@ class NftTrace:
         self.foreign = foreign or set()  # hosts netprobe did not make: tables go on record
         self.table = table_name(topo.runid)
         self.monitors: list[_Monitor] = []
+        self.listings: dict[str, str] = {}  # host → `nft -a list ruleset`, where one was read
         self._families: dict[str, list[str]] | None = None
+        self._expression = ""
 
     def ruleset_hosts(self) -> list[str]:
         """The hosts that have an nftables ruleset (iptables-nft included) to trace."""
@@ -189,55 +192,68 @@ class NftTrace:
         return list(self._families)
 
     def arm(self, expression: str, hosts: list[str] | None = None) -> None:
-        """Add the trace tables and start each monitor; return once all listen."""
+        """Join each host's trace events and add its trace tables; return once the
+        kernel has both (a nonce match goes over netlink, any other `nft` expression
+        through one `nft -f`)."""
         chosen = self.ruleset_hosts() if hosts is None else hosts
+        self._expression = expression
+        match = payload_match(expression)
         try:
             for host in chosen:
                 mon = _Monitor(host, list((self._families or {}).get(host, ["inet"])))
                 self.monitors.append(mon)
                 self._note_undo(mon)
-                script = trace_table(mon.families, expression, self.table)
-                self.topo.run(host, ["nft", "-f", "-"], input=script, check=True)
-                mon.proc = self._start(host)
-            for mon in self.monitors:
-                if mon.proc is not None and not _subscribed(mon.proc.pid):
-                    mon.notes.append("nft monitor trace did not start listening in time")
+                mon.sock = nftrace.TraceSocket(self.topo.fd_of(host))
+                if match is None:
+                    script = trace_table(mon.families, expression, self.table)
+                    self.topo.run(host, ["nft", "-f", "-"], input=script, check=True)
+                    continue
+                for family in mon.families:
+                    mon.sock.add_table(family, self.table, match)
         except BaseException:
             self.disarm()
             raise
 
-    def collect(self, quiet: float = 0.03) -> list[NftReport]:
-        """Stop the monitors and parse what each reported."""
+    def collect(self, quiet: float = 0.0) -> list[NftReport]:
+        """What each host traced, then disarm. Called once the probe is done with: the
+        kernel queues a trace event as the packet meets each rule, so all are in."""
+        del quiet  # nothing to wait for: no monitor process prints them
         try:
             for mon in self.monitors:
-                mon.text += _drain(mon.proc, quiet) if mon.proc else b""
+                if mon.sock is not None:
+                    mon.events = mon.sock.events()
         finally:
             self.disarm()
-        return [
-            NftReport(m.host, tuple(parse_monitor(m.text.decode(errors="replace"))), tuple(m.notes))
-            for m in self.monitors
-        ]
+        return [NftReport(m.host, tuple(self._steps(m)), tuple(m.notes)) for m in self.monitors]
 
     def disarm(self) -> None:
-        """Stop every monitor, then delete every trace table, whatever fails on the way
+        """Delete every trace table and leave the trace group, whatever fails on the way
         (safe to call twice)."""
-        try:
-            for mon in self.monitors:
-                try:
-                    _stop(mon)
-                finally:
-                    if mon.proc is not None and mon.proc.returncode is None:
-                        mon.proc.kill()
-                        mon.proc.wait()
-        finally:
-            for mon in self.monitors:
+        for mon in self.monitors:
+            try:
                 for family in list(mon.families):
-                    with contextlib.suppress(NetprobeError):
-                        self.topo.run(mon.host, ["nft", "delete", "table", family, self.table])
+                    if mon.sock is not None:
+                        with contextlib.suppress(OSError):
+                            mon.sock.delete_table(family, self.table)
                     mon.families.remove(family)
                     entry = mon.undo.pop(family, None)
                     if entry is not None:
                         self.topo.forget_undo(entry)
+            finally:
+                if mon.sock is not None:
+                    mon.sock.close()  # a table left owned by it goes with it
+                    mon.sock = None
+
+    def _steps(self, mon: _Monitor) -> list[TraceStep]:
+        """The events as `nft -a monitor trace` would have shown them, rule text from one
+        listing of the host's ruleset (read only when a rule of its own was met)."""
+        foreign = any(e.kind == "rule" and not own_table(e.table) for e in mon.events)
+        if foreign and mon.host not in self.listings:
+            result = self.topo.run(mon.host, ["nft", "-a", "list", "ruleset"])
+            self.listings[mon.host] = result.stdout if result.ok else ""
+        texts = rule_texts(self.listings.get(mon.host, ""))
+        own = f"{self._expression} meta nftrace set 1"
+        return [s for e in mon.events for s in _as_steps(e, texts, own)]
 
     def _note_undo(self, mon: _Monitor) -> None:
         """Put each table to add in a namespace netprobe did not make on the run's record
@@ -264,78 +280,53 @@ class NftTrace:
             return None
         return ["inet", "bridge"] if "bridge" in tables else ["inet"]
 
-    def _start(self, host: str) -> subprocess.Popen[bytes]:
-        argv = ["nft", "-a", "monitor", "trace"]
-        return self.topo.spawn(host, argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+
+def payload_match(expression: str) -> tuple[int, int, bytes] | None:
+    """(payload base, byte offset, value) of an `@nh|@th,OFFSET,LENGTH 0xVALUE` match on
+    whole bytes (at most 16: one register), else None."""
+    found = _PAYLOAD.match(expression)
+    if found is None:
+        return None
+    offset, length, value = int(found["offset"]), int(found["length"]), found["value"]
+    if offset % 8 or length % 8 or not 0 < length <= 128 or len(value) > length // 4:
+        return None
+    return nftrace.BASES[found["base"]], offset // 8, bytes.fromhex(value.rjust(length // 4, "0"))
 
 
-def _subscribed(pid: int, timeout: float = 2.0) -> bool:
-    """Whether process `pid` holds a netfilter netlink socket joined to a multicast group
-    (nft monitor prints nothing when it is ready; /proc/PID/net/netlink tells)."""
-    deadline = time.perf_counter() + timeout
-    while time.perf_counter() < deadline:
-        try:
-            with open(f"/proc/{pid}/net/netlink") as src:
-                lines = src.read().splitlines()[1:]
-        except OSError:
-            return False
-        for line in lines:
-            cols = line.split()
-            mine = len(cols) > 3 and cols[1] == _NFNL_PROTO and cols[2] == str(pid)
-            if mine and int(cols[3], 16):
-                return True
-        time.sleep(0.002)
-    return False
+def rule_texts(listing: str) -> dict[str, str]:
+    """`nft -a list ruleset` → {"family table chain #handle": rule text (no counter
+    values, no handle)}."""
+    out: dict[str, str] = {}
+    table = chain = ""
+    for raw in listing.splitlines():
+        line = raw.strip()
+        if (match := _TABLE_LINE.match(line)) is not None:
+            table, chain = f"{match.group(1)} {match.group(2)}", ""
+        elif (match := _CHAIN_LINE.match(line)) is not None:
+            chain = match.group(1)
+        elif (
+            (match := _HANDLE.search(line)) is not None
+            and chain
+            and not line.startswith(("type ", "policy "))
+        ):
+            text = _COUNTER.sub("", line[: match.start()]).strip()
+            out[f"{table} {chain} #{match.group(1)}"] = text
+    return out
 
 
-def _drain(proc: subprocess.Popen[bytes], quiet: float) -> bytes:
-    """What the monitor printed: read until it is idle (`_idle`: it has printed all the
-    kernel gave it), else until `quiet` seconds pass without more. Called once the probe
-    is done with: the kernel queued its trace while the probe went through."""
-    assert proc.stdout is not None
-    fd = proc.stdout.fileno()
-    os.set_blocking(fd, False)
-    text, last = b"", time.perf_counter()
-    while time.perf_counter() - last < quiet:
-        try:
-            chunk = os.read(fd, 1 << 16)
-        except BlockingIOError:
-            if _idle(proc.pid):  # what it printed before it slept is in the pipe now
-                with contextlib.suppress(BlockingIOError):
-                    text += os.read(fd, 1 << 16)
-                break
-            time.sleep(0.002)
-            continue
-        if not chunk:
-            break
-        text, last = text + chunk, time.perf_counter()
-    os.set_blocking(fd, True)
-    return text
-
-
-def _idle(pid: int) -> bool:
-    """Whether monitor `pid` waits on an empty netlink socket (nothing queued for it,
-    asleep): whatever the kernel traced is printed."""
-    try:
-        with open(f"/proc/{pid}/stat") as src:
-            state = src.read().rpartition(")")[2].split()[0]
-        with open(f"/proc/{pid}/net/netlink") as src:
-            lines = src.read().splitlines()[1:]
-    except (OSError, IndexError):
-        return False
-    mine = [c for c in map(str.split, lines) if len(c) > 4 and c[1] == _NFNL_PROTO
-            and c[2] == str(pid)]  # fmt: skip
-    return state == "S" and bool(mine) and all(c[4] == "0" for c in mine)
-
-
-def _stop(mon: _Monitor) -> None:
-    """End an `nft monitor trace` and keep what it printed."""
-    if mon.proc is None or mon.proc.returncode is not None:
-        return
-    mon.proc.terminate()
-    try:
-        out, _ = mon.proc.communicate(timeout=2)
-    except subprocess.TimeoutExpired:
-        mon.proc.kill()
-        out, _ = mon.proc.communicate()
-    mon.text += out or b""
+def _as_steps(event: nftrace.TraceEvent, texts: dict[str, str], own: str) -> list[TraceStep]:
+    """The lines `nft monitor trace` prints for one event: a packet line with a rule
+    event that carries the headers, the rule (when it has a handle), a policy, a return."""
+    head = (event.trace_id, event.family, event.table, event.chain)
+    if event.kind == "rule":
+        out = [TraceStep(*head, "packet")] if event.headers else []
+        if event.handle is not None:
+            key = f"{event.family} {event.table} {event.chain} #{event.handle}"
+            text = texts.get(key, own if own_table(event.table) else "")
+            out.append(TraceStep(*head, "rule", text, event.handle, event.verdict))
+        return out
+    if event.kind == "policy":
+        return [TraceStep(*head, "policy", verdict=event.verdict)]
+    if event.verdict is not None:
+        return [TraceStep(*head, "other", rule=f"verdict {event.verdict}")]
+    return []

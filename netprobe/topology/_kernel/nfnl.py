@@ -24,15 +24,16 @@ _TYPE_MASK = 0x3FFF  # without NLA_F_NESTED, NLA_F_NET_BYTEORDER
 FAMILIES = {1: "inet", 2: "ip", 3: "arp", 5: "netdev", 7: "bridge", 10: "ip6"}
 
 
-def _attrs(data: bytes, at: int = 0, end: int | None = None) -> dict[int, bytes]:
+def attrs(data: bytes, at: int = 0, end: int | None = None) -> dict[int, bytes]:
     """The attributes of a netlink attribute stream (the last of a repeated type)."""
     out = {}
-    for kind, value in _each(data, at, end):
+    for kind, value in each(data, at, end):
         out[kind] = value
     return out
 
 
-def _each(data: bytes, at: int = 0, end: int | None = None) -> Iterator[tuple[int, bytes]]:
+def each(data: bytes, at: int = 0, end: int | None = None) -> Iterator[tuple[int, bytes]]:
+    """(type, value) of each attribute of a netlink attribute stream, in order."""
     end = len(data) if end is None else end
     while at + 4 <= end:
         length, kind = struct.unpack_from("=HH", data, at)
@@ -60,17 +61,18 @@ def _dump(ns_fd: int | None, msg: int) -> Iterator[tuple[str, dict[int, bytes]]]
                     return
                 family = data[at + _HDR.size]
                 start = at + _HDR.size + _NFGEN
-                yield FAMILIES.get(family, str(family)), _attrs(data, start, at + length)
+                yield FAMILIES.get(family, str(family)), attrs(data, start, at + length)
                 at += (length + 3) & ~3
 
 
-def _text(raw: bytes | None) -> str:
+def text(raw: bytes | None) -> str:
+    """A NUL-terminated netlink string attribute as text."""
     return (raw or b"").split(b"\0", 1)[0].decode(errors="replace")
 
 
 def tables(ns_fd: int | None) -> list[tuple[str, str]]:
     """(family, name) of each nf_tables table of the namespace `ns_fd`."""
-    return [(family, _text(a.get(1))) for family, a in _dump(ns_fd, _GETTABLE)]
+    return [(family, text(a.get(1))) for family, a in _dump(ns_fd, _GETTABLE)]
 
 
 def rule_counters(ns_fd: int | None) -> dict[str, int]:
@@ -82,15 +84,15 @@ def rule_counters(ns_fd: int | None) -> dict[str, int]:
         if packets is None or 3 not in rule:
             continue
         handle = struct.unpack(">Q", rule[3])[0]
-        out[f"{family} {_text(rule.get(1))} {_text(rule.get(2))} #{handle}"] = packets
+        out[f"{family} {text(rule.get(1))} {text(rule.get(2))} #{handle}"] = packets
     return out
 
 
 def _counter(expressions: bytes) -> int | None:
     """The packets of the first `counter` expression of a rule's expression list."""
-    for _elem, expr in _each(expressions):
-        found = _attrs(expr)
-        if _text(found.get(1)) == "counter":
-            data = _attrs(found.get(2, b""))
+    for _elem, expr in each(expressions):
+        found = attrs(expr)
+        if text(found.get(1)) == "counter":
+            data = attrs(found.get(2, b""))
             return struct.unpack(">Q", data[2])[0] if 2 in data else None
     return None
