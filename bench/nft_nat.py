@@ -4,9 +4,11 @@
 nft_nat.sh and lib.sh, which sources ../lib.sh); the script is not part of netprobe.
 Each repetition runs, in alternating order, `bash nft_nat.sh` in DIR and a fresh pytest
 process on tests/peer restricted to the `lab` network (the script builds one network;
-so does that run): interpreter start, collection, build and teardown all count. Before
-timing, one untimed run of each must pass. Medians of wall time, their ratio, and the
-median of the per-repetition ratios; the last line of output is one line of JSON.
+so does that run) and to the scenarios (`-m "not sabotage"`: the suite's sabotage tests
+have no counterpart in the script): interpreter start, collection, build and teardown
+all count. Before timing, one untimed run of each must pass. Medians of wall time, their
+ratio, and the median of the per-repetition ratios; the last line of output is one line
+of JSON.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ BAR = 0.5
 # The peer suite on one network. hypothesis's pytest plugin (for the unit tests) is not
 # loaded: the suite does not use it, and importing it costs about 1 s here.
 PYTEST = ("-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:hypothesispytest",
-          "tests/peer", "-k", "lab")  # fmt: skip
+          "tests/peer", "-k", "lab", "-m", "not sabotage")  # fmt: skip
 
 
 def _python() -> str:

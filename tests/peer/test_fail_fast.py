@@ -18,7 +18,7 @@ from netprobe.topology import Topology
 from netprobe.traffic import Template, udp
 from netprobe.traffic._port import ports
 
-pytestmark = pytest.mark.root
+pytestmark = [pytest.mark.root, pytest.mark.sabotage]
 
 DROP = """
 table inet fastfail {

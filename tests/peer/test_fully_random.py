@@ -95,6 +95,7 @@ def test_source_ports_are_drawn_at_random(nat: Topology, family_rules: tuple[str
     assert any(sent != seen for sent, seen in pairs), f"every flow kept its port: {pairs}"
 
 
+@pytest.mark.sabotage
 def test_without_the_rule_the_source_is_not_masqueraded(nat: Topology) -> None:
     ns1, router, ns2 = ADDRESSES[4]
     outcome = expect_from_host(
@@ -105,6 +106,7 @@ def test_without_the_rule_the_source_is_not_masqueraded(nat: Topology) -> None:
     assert f"ip.src: expected {router}, seen {ns2}" in outcome.reason, outcome.evidence()
 
 
+@pytest.mark.sabotage
 @pytest.mark.parametrize("version", [4, 6])
 def test_plain_masquerade_keeps_the_ports(nat: Topology, version: int) -> None:
     """The sabotage fully-random exists for: plain masquerade passes the range (the kept
@@ -117,6 +119,7 @@ def test_plain_masquerade_keeps_the_ports(nat: Topology, version: int) -> None:
     assert all(sent == seen for sent, seen in _rewritten_ports(outcomes))
 
 
+@pytest.mark.sabotage
 def test_a_port_outside_the_range_is_named(nat: Topology) -> None:
     """A range the rewrite misses: the diff shows the range readably."""
     _, router, _ = ADDRESSES[4]
@@ -145,6 +148,7 @@ def test_one_send_has_a_shape_per_port(nat: Topology, family_rules: tuple[str, i
     assert outcome.match_at("ns0:veth1") == Match()
 
 
+@pytest.mark.sabotage
 def test_a_shape_per_port_names_the_port_that_missed_it(nat: Topology) -> None:
     outcome = _one_send_two_shapes(nat, 4)  # no masquerade rule
     assert outcome.reason == "probe 1 arrived altered at ns1:eth0", outcome.evidence()
@@ -153,6 +157,7 @@ def test_a_shape_per_port_names_the_port_that_missed_it(nat: Topology) -> None:
     assert "ip.src: expected 10.0.1.1, seen 10.0.2.99" in outcome.evidence()
 
 
+@pytest.mark.sabotage
 def test_without_the_rule_the_reply_is_not_sent_to_the_router(nat: Topology) -> None:
     ns1, router, ns2 = ADDRESSES[4]
     outcome = expect_from_host(

@@ -90,6 +90,7 @@ def test_pat_remaps_the_service_port_and_the_router_keeps_its_service(
     assert got == sent, f"the router's service got {got!r}, not the datagram sent"
 
 
+@pytest.mark.sabotage
 def test_without_pat_the_port_is_kept_and_the_service_shadowed(masqueraded: Topology) -> None:
     topo = masqueraded
     shadow = _shadow(topo)

@@ -23,7 +23,7 @@ from netprobe.explain import Explanation, explain, explain_probe
 from netprobe.topology import Topology
 from netprobe.traffic import Template, udp
 
-pytestmark = pytest.mark.root
+pytestmark = [pytest.mark.root, pytest.mark.sabotage]
 
 MASQUERADE = """
 table ip nat {

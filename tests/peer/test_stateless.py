@@ -119,6 +119,7 @@ def test_ipv6_fragments_are_forwarded_and_reassembled(nat: Topology) -> None:
     assert got == _payload(outcome)
 
 
+@pytest.mark.sabotage
 def test_without_the_table_the_ping_names_the_port_and_its_shape(nat: Topology) -> None:
     outcome = expect_from_host(
         nat, "ns2", "icmp", "10.0.1.99", where=at_exactly(["ns0:veth1", "ns1:eth0"]),
@@ -129,6 +130,7 @@ def test_without_the_table_the_ping_names_the_port_and_its_shape(nat: Topology) 
     assert "at_exactly ns0:veth1 (exact) ns1:eth0 (rewrites: src=10.0.2.2)" in outcome.evidence()
 
 
+@pytest.mark.sabotage
 def test_without_the_table_every_fragment_keeps_its_source(nat: Topology) -> None:
     outcome = expect(nat, _datagram_fragments(nat, 4), "ns2:eth0", at("ns1:eth0"),
                      match=ROUTED.rewriting(src="10.0.2.2"))  # fmt: skip
@@ -136,6 +138,7 @@ def test_without_the_table_every_fragment_keeps_its_source(nat: Topology) -> Non
     assert "ip.src: expected 10.0.2.2, seen 10.0.2.99" in outcome.evidence()
 
 
+@pytest.mark.sabotage
 def test_a_dropped_fragment_is_named(stateless: Topology) -> None:
     with ruleset(stateless, "ns0", DROP_LATER_FRAGMENTS, "ip fragdrop"):
         outcome = expect(stateless, _datagram_fragments(stateless, 4), "ns2:eth0",
