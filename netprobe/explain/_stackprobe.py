@@ -62,7 +62,13 @@ def explain_probe(
             topo, result.sender, result.dst, result.proto, result.port,
             hosts=result.watched or None, before_send=arm, size=result.size,
         )  # fmt: skip
-        if drops is not None:
+        if drops is not None and again.socket is not None and again.socket.at_send:
+            # Refused by the sender's own kernel: no buffer went anywhere, and a frame of
+            # the probe's length on a device of the same name is someone else's.
+            drops.collect(marker, frame_len=len(data), first_host=host, first_dev=ifname)
+            report = DropReport(True, notes=("the probe never left its socket: no buffer "
+                                             "to follow",))  # fmt: skip
+        elif drops is not None:
             report = drops.collect(marker, frame_len=len(data), first_host=host, first_dev=ifname)
         else:
             notes.append("no kernel drop trace (not asked for): the causes rest on counters")
