@@ -18,6 +18,12 @@ Options
     --netprobe-leak-check         fail the session if a netprobe object one of its own runs
                                   made outlives it (ini: netprobe_leak_check = true); labs
                                   and other sessions' runs on the machine are not counted.
+    --netprobe-no-explain         do not explain failing expectations (ini: netprobe_explain
+                                  = false). By default, an expectation (`expect`,
+                                  `expect_from_host`) that FAILs when asserted is explained
+                                  there and then, while its network stands; the ranked
+                                  causes go in the failure report, section "netprobe
+                                  explanation" (at most 3 failures a test).
     --netprobe-kernel PATH|auto   the kernel a VM tier boots for checks this machine's kernel
                                   cannot run; the `netprobe_kernel` fixture (session) gives
                                   it to tests that call netprobe.vm.run_checks_in_vm, and
@@ -49,6 +55,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Lab", "lab", "netprobe_check", "netprobe_kernel"]
 
+_EXPLAINER = "netprobe-explainer"
 _EVIDENCE = "NETPROBE_EVIDENCE"  # netprobe.expect._evidence.ENV, without importing it
 
 
@@ -163,6 +170,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "netprobe_leak_check", "fail the session on netprobe leftovers", type="bool", default=False
     )
     group.addoption(
+        "--netprobe-no-explain",
+        dest="netprobe_no_explain",
+        action="store_true",
+        help="do not explain failing expectations in the failure report",
+    )
+    parser.addini(
+        "netprobe_explain", "explain failing expectations in reports", type="bool", default=True
+    )
+    group.addoption(
         "--netprobe-kernel",
         dest="netprobe_kernel",
         metavar="PATH|auto",
@@ -172,11 +188,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Register the leak guard when asked, and netprobe's markers."""
+    """Register the leak guard when asked, the explainer unless told not to, and
+    netprobe's markers."""
     if config.getoption("netprobe_leak_check") or config.getini("netprobe_leak_check"):
         from ._pytest_leaks import LeakGuard
 
         config.pluginmanager.register(LeakGuard(), "netprobe-leak-guard")
+    if not config.getoption("netprobe_no_explain") and config.getini("netprobe_explain"):
+        from ._pytest_explain import Explainer
+
+        config.pluginmanager.register(Explainer(), _EXPLAINER)
     config.addinivalue_line(
         "markers", "root: needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN); skipped without it"
     )
@@ -185,6 +206,14 @@ def pytest_configure(config: pytest.Config) -> None:
         "netprobe_requires(*names): needs these kernel features or tools "
         "(as netprobe doctor names them); skipped, with the reason, without them",
     )
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Stop explaining: the failure hook goes with the session."""
+    explainer = config.pluginmanager.get_plugin(_EXPLAINER)
+    if explainer is not None:
+        explainer.close()
+        config.pluginmanager.unregister(explainer)
 
 
 @pytest.hookimpl(wrapper=True)

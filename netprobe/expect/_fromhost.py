@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._failing import failing
 from ..errors import TrafficError
 from ..topology import Port, Topology
 from ..traffic._decode import decode
@@ -46,6 +47,13 @@ class HostOutcome:
     reply: str | None
     matches: dict[str, Match] = field(default_factory=dict)  # port → its copy's shape
     back: dict[str, Match] = field(default_factory=dict)  # port → the reply's shape there
+    # What explaining it needs (with `result`, `where`, `matches`) and what explaining
+    # found (the pytest plugin explains a failure as it is asserted): never serialised.
+    topo: Topology | None = field(default=None, repr=False, compare=False)
+    explanation: Any = field(default=None, repr=False, compare=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "topo": None}
 
     @property
     def passed(self) -> bool:
@@ -53,11 +61,13 @@ class HostOutcome:
         return self.verdict is Verdict.PASS
 
     def assert_passed(self) -> None:
-        """Raise CheckFailed with the evidence unless the verdict is PASS."""
+        """Raise CheckFailed with the evidence unless the verdict is PASS; failure hooks
+        (the pytest plugin's explanation) see it first, the topology standing."""
         __tracebackhide__ = True
         from ..errors import CheckFailed
 
         if not self.passed:
+            failing(self)
             raise CheckFailed(self.evidence(), self)
 
     def evidence(self) -> str:
@@ -129,7 +139,7 @@ def expect_from_host(
         awaits_answer=reply == "answer",  # a program's answer: no barrier decides it
     )  # fmt: skip
     verdict, reason = judge_host(result, where, matches, reply, backs)
-    return HostOutcome(verdict, reason, result, where, reply, matches, backs)
+    return HostOutcome(verdict, reason, result, where, reply, matches, backs, topo=topo)
 
 
 def _per_port(

@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .._failing import failing
 from ..errors import CheckFailed
 from ..traffic._capture import Captured, CaptureStats
 from ..traffic._craft import find_nonce
@@ -16,6 +17,8 @@ from . import _evidence as evidence
 from ._match import Diff, Match, compare, expected_fields, kind_of
 
 if TYPE_CHECKING:
+    from ..topology import Topology
+    from ..traffic._craft import Template
     from ._expectation import Where
 
 
@@ -71,6 +74,14 @@ class Outcome:
     injected: list[Captured] = field(default_factory=list)  # the probes, then the barrier
     matches: dict[str, Match] = field(default_factory=dict)  # each watched port's match
     frames_per_probe: int = 1  # several when a probe is a datagram's fragments
+    # What explaining it needs, and what explaining found (the pytest plugin explains a
+    # failure as it is asserted): never serialised, the topology never pickled.
+    topo: Topology | None = field(default=None, repr=False, compare=False)
+    frames: tuple[Template, ...] = field(default=(), repr=False, compare=False)
+    explanation: Any = field(default=None, repr=False, compare=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "topo": None}
 
     @property
     def count(self) -> int:
@@ -87,11 +98,13 @@ class Outcome:
         return self.verdict is Verdict.PASS
 
     def assert_passed(self) -> None:
-        """Raise CheckFailed with the evidence (and pcap paths) unless the verdict is PASS."""
+        """Raise CheckFailed with the evidence (and pcap paths) unless the verdict is PASS;
+        failure hooks (the pytest plugin's explanation) see it first, the topology standing."""
         __tracebackhide__ = True
         if not self.passed:
             if not self.pcaps:
                 self.save_pcaps()
+            failing(self)
             raise CheckFailed(self.evidence(), self)
 
     def save_pcaps(self, directory: str | None = None) -> dict[str, str]:

@@ -50,7 +50,7 @@ class Run:
         count: int,
         matches: Mapping[str, Match] | None = None,
     ) -> None:
-        self.pset = ports(topo)
+        self.topo, self.pset = topo, ports(topo)
         self.frames, self.frame = list(frames), frames[0]
         self.port, self.match, self.count = port, match, count
         self.positive, self.negative = positive, negative
@@ -174,6 +174,8 @@ class Run:
             injected=self.injected,
             matches=dict(self.matches),
             frames_per_probe=len(self.frames),
+            topo=self.topo,
+            frames=tuple(self.frames),
         )
 
     def _report(self, port: str) -> PortReport:
