@@ -248,6 +248,34 @@ def test_one_trace_instance_serves_a_topology_and_goes_with_it() -> None:
     assert _instances(topo) == []
 
 
+def test_the_topologys_trace_serves_one_user_at_a_time(router: Topology) -> None:
+    """Two threads: one holds the trace; the other, not waiting (a late positive), is
+    refused at once, and waiting, gets the same instance once it is let go."""
+    import threading
+
+    from netprobe.errors import SetupError
+    from netprobe.explain import wiring_of
+    from netprobe.traffic._topotrace import drop_trace
+
+    wiring, got, free = wiring_of(router), [], threading.Event()
+
+    def second() -> None:
+        with pytest.raises(SetupError, match="in use"), drop_trace(router, wiring, wait=False):
+            pass
+        free.set()
+        with drop_trace(router, wiring) as trace:
+            got.append(trace.instance.name)
+
+    with drop_trace(router, wiring) as trace:
+        other = threading.Thread(target=second)
+        other.start()
+        assert free.wait(10)
+        assert other.is_alive() and not got  # waiting for the trace
+    other.join(10)
+    assert got == [trace.instance.name] == _instances(router)
+    _assert_clean(router)
+
+
 def _instances(topo: Topology) -> list[str]:
     """The trace instances of `topo` (other topologies of this process hold their own)."""
     return [n for n in instance_names() if n.startswith(f"netprobe-{topo.runid}-{os.getpid()}-")]
