@@ -38,7 +38,7 @@ import netprobe  # noqa: E402
 from netprobe.errors import SetupError  # noqa: E402
 from netprobe.expect import ROUTED, Outcome, _expectation, _late, at, expect, prepare  # noqa: E402  # noqa: E402
 from netprobe.topology import Topology  # noqa: E402
-from netprobe.traffic import udp  # noqa: E402
+from netprobe.traffic import _topotrace, udp  # noqa: E402
 
 ROUTED_SPEC = """
 name: failfast
@@ -90,13 +90,13 @@ def no_drop_trace() -> Iterator[None]:
     def refuse(self: object) -> None:
         raise SetupError("drop trace made unavailable by the benchmark")
 
-    saved, opener = _late._watches, _late.DropTrace.open
-    _late._watches = weakref.WeakKeyDictionary()
-    _late.DropTrace.open = refuse  # type: ignore[method-assign]
+    saved, opener = _topotrace._cache, _topotrace.DropTrace.open
+    _topotrace._cache = weakref.WeakKeyDictionary()
+    _topotrace.DropTrace.open = refuse  # type: ignore[method-assign]
     try:
         yield
     finally:
-        _late._watches, _late.DropTrace.open = saved, opener  # type: ignore[method-assign]
+        _topotrace._cache, _topotrace.DropTrace.open = saved, opener  # type: ignore[method-assign]
 
 
 @contextlib.contextmanager

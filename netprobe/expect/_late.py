@@ -4,8 +4,8 @@ it failed, instead of waiting out its deadline.
 Nothing here runs while probes arrive on time (a passing positive pays nothing). Once one
 is late, two pieces of evidence can end the wait:
 
-- the drop trace: the topology's trace instance (opened the first time, kept with
-  tracing off between uses) is switched on and a *twin* of the probe (the same bytes,
+- the drop trace: the topology's trace (`traffic._topotrace`, shared with explanations)
+  is switched on and a *twin* of the probe (the same bytes,
   a fresh nonce) is sent the same way. The original's own drop happened before anything
   was armed; the twin, taking the same path through the same rules, shows where it
   goes. When every buffer carrying the twin is gone (freed with a drop reason, or
@@ -22,106 +22,19 @@ and the barrier queued behind it: neither decides, and the deadline still does.
 from __future__ import annotations
 
 import contextlib
-import os
 import weakref
 
 from ..errors import NetprobeError
 from ..topology import Topology
 from ..topology._kernel.state import NsidLookup, peers
 from ..traffic._decode import decode
-from ..traffic._droptrace import (
-    CONSUME,
-    KFREE,
-    RECEIVE,
-    XMIT,
-    DropTrace,
-    TraceEvent,
-    Wiring,
-    parse_line,
-)
+from ..traffic._droptrace import CONSUME, KFREE, RECEIVE, XMIT, DropTrace, Wiring
 from ..traffic._droptrace import _Chain as Chain
 from ..traffic._port import parse_port
+from ..traffic._topotrace import drop_trace
 from ._run import Run
 
 LATE = 0.005  # s: a positive not in by then is watched for its end (on time: ~0.4 ms)
-
-
-class DropWatch:
-    """One topology's drop trace for late positives: opened on first use, removed at
-    teardown; read through `trace_pipe`, so each use starts where the last ended."""
-
-    def __init__(self, topo: Topology) -> None:
-        self.topo = topo
-        self.trace: DropTrace | None = None
-        self.pipe: int | None = None
-        self.broken: str | None = None  # why there is no drop trace here
-        self.pending = ""  # a line the last read cut in two
-        topo.add_cleanup(self.close)
-
-    def arm(self, wiring: Wiring) -> DropTrace | None:
-        """Tracing on for one late probe (None: no drop trace on this kernel, see `broken`)."""
-        if self.broken is not None:
-            return None
-        try:
-            if self.trace is None or self.trace.wiring != wiring:
-                self.close()
-                self.trace = DropTrace(wiring, runid=self.topo.runid)
-                self.trace.open()
-                self.pipe = os.open(os.path.join(self.trace.instance.path, "trace_pipe"),
-                                    os.O_RDONLY | os.O_NONBLOCK)  # fmt: skip
-            self.events()  # what an earlier use left unread
-            self.trace.instance._write("tracing_on", "1")
-        except (NetprobeError, OSError) as exc:
-            self.broken = f"no drop trace: {exc}"
-            self.close()
-            return None
-        return self.trace
-
-    def disarm(self) -> None:
-        """Tracing off: between late probes the topology's traffic costs nothing."""
-        if self.trace is not None:
-            with contextlib.suppress(OSError):
-                self.trace.instance._write("tracing_on", "0")
-
-    def events(self) -> list[TraceEvent]:
-        """The events logged since the last read."""
-        chunks = []
-        while self.pipe is not None:
-            try:
-                chunk = os.read(self.pipe, 1 << 16)
-            except BlockingIOError:
-                break
-            if not chunk:
-                break
-            chunks.append(chunk.decode(errors="replace"))
-        text = self.pending + "".join(chunks)
-        text, _sep, self.pending = text.rpartition("\n")
-        return [e for e in map(parse_line, text.splitlines()) if e is not None]
-
-    def close(self) -> None:
-        """Remove the trace instance (at teardown, or to open one for new devices)."""
-        if self.pipe is not None:
-            os.close(self.pipe)
-            self.pipe = None
-        if self.trace is not None:
-            self.trace.close()
-            self.trace = None
-        self.pending = ""
-
-
-_watches: weakref.WeakKeyDictionary[Topology, DropWatch] = weakref.WeakKeyDictionary()
-
-
-def watch_of(topo: Topology) -> DropWatch:
-    """The topology's drop watch (made on first use; its trace removed at teardown)."""
-    if topo not in _watches:
-        _watches[topo] = DropWatch(topo)
-    return _watches[topo]
-
-
-def held_instances() -> list[str]:
-    """The trace instances the live topologies' drop watches hold (removed at teardown)."""
-    return [w.trace.instance.name for w in list(_watches.values()) if w.trace is not None]
 
 
 def wiring_of(topo: Topology) -> Wiring:
@@ -154,7 +67,8 @@ class Late:
         self.run, self.kind = run, kind
         self.note = ""  # why the drop trace cannot decide, or that the twin got through
         self.barrier = _send_broadcast(run) if _bridged(topo, run) else None
-        self.watch = watch_of(topo)
+        self.held = contextlib.ExitStack()  # the topology's drop trace, recording
+        self.trace: DropTrace | None = None
         self.twin: bytes | None = None
         self.chain: Chain | None = None
         self.drops: list[str] = []
@@ -168,10 +82,12 @@ class Late:
         """Arm the drop trace and send the probe's twin under it."""
         host, ifname, _vm = parse_port(self.run.port)
         self.first = host
-        trace = self.watch.arm(wiring_of(topo))
-        if trace is None:
-            self.note = f" ({self.watch.broken})"
+        try:  # not waiting for another user: the barrier and the deadline remain
+            trace = self.held.enter_context(drop_trace(topo, wiring_of(topo), wait=False))
+        except (NetprobeError, OSError) as exc:
+            self.note = f" (no drop trace: {exc})"
             return
+        self.trace = trace
         self.overruns = trace.instance.overruns()
         self.reasons = bool(trace.reasons)
         data, nonce = self.run.frame.probe()
@@ -187,8 +103,8 @@ class Late:
         return " (the twin probe sent under the drop trace had not ended)"
 
     def close(self) -> None:
-        """Tracing off again."""
-        self.watch.disarm()
+        """Tracing off again, the trace free for its next use."""
+        self.held.close()
 
     def decided(self) -> str | None:
         """How it was decided that the probe cannot succeed, else None (keep waiting)."""
@@ -209,8 +125,8 @@ class Late:
         return None
 
     def _twin_gone(self) -> bool:
-        assert self.chain is not None
-        for event in self.watch.events():
+        assert self.chain is not None and self.trace is not None
+        for event in self.trace.events():
             if event.event in (XMIT, RECEIVE):
                 self.chain.see(event, self.first)
             elif event.event == CONSUME:
@@ -221,8 +137,7 @@ class Late:
                 self.drops.append(f"kfree_skb reason {reason} on {host or '?'}:{dev}")
         if not self.chain.path or self.chain.where:
             return False
-        assert self.watch.trace is not None  # an event lost may be a copy still on its way
-        return self.watch.trace.instance.overruns() == self.overruns
+        return self.trace.instance.overruns() == self.overruns  # a lost event: a copy on its way
 
     def _seen(self, nonce: bytes) -> set[str]:
         """Where a frame carrying `nonce` was seen, either way (as copies are counted)."""

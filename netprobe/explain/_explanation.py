@@ -5,8 +5,8 @@ adds nothing to passing checks. It sends the same probe once more (a fresh nonce
 the kernel's drop trace, nft tracing and counter snapshots armed, reads the state of the
 hosts involved, and ranks the causes. Without tracefs it says so and falls back to
 counters and state. The nft tables and monitors it adds are removed on every path; the
-trace instance is the topology's (`_sharedtrace`): idle between explanations, removed
-at teardown.
+trace instance is the topology's (`traffic._topotrace`, shared with late expectations):
+idle between uses, removed at teardown.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from ..traffic._craft import Template
 from ..traffic._decode import decode
 from ..traffic._droptrace import RECEIVE, DropReport, DropTrace, Wiring
 from ..traffic._port import parse_port, ports
+from ..traffic._topotrace import drop_trace
 from . import _counters as counters
 from . import _gather as gather
 from ._cause import rank
@@ -31,7 +32,6 @@ from ._delivery import delivery_of, nat_rules
 from ._facts import Cause, Delivery, Findings, HostFacts, PathFacts
 from ._lookup import route_get
 from ._nfttrace import NftReport, NftTrace, match_expression
-from ._sharedtrace import drop_trace
 from ._walk import devices as walk_devices
 
 

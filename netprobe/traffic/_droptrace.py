@@ -325,6 +325,7 @@ class DropTrace:
         self.symbols: Symbols | None = None
         self._markers = 0
         self._filter = ""
+        self._pending = ""  # a line the kernel has not finished giving
 
     def __enter__(self) -> DropTrace:
         self.open()
@@ -360,7 +361,14 @@ class DropTrace:
                     self.instance.enable(event, names)
             self._filter = names
         self.instance.take()  # what the last probe left behind
+        self._pending = ""
         self.instance.switch(True)
+
+    def events(self) -> list[TraceEvent]:
+        """The events logged since the last read (`trace_pipe`, consumed, without waiting)."""
+        lines = (self._pending + self.instance.take()).split("\n")
+        self._pending = lines.pop()
+        return [e for e in map(parse_line, lines) if e is not None]
 
     def end(self) -> None:
         """Stop recording until the next `begin`."""
@@ -410,11 +418,9 @@ class DropTrace:
         quiet, deadline = waits
         start = last_change = time.perf_counter()
         events: list[TraceEvent] = []
-        pending, marked = "", False
+        marked = False
         while True:
-            lines = (pending + self.instance.take()).split("\n")
-            pending = lines.pop()  # a line the kernel has not finished giving
-            new = [e for e in map(parse_line, lines) if e is not None]
+            new = self.events()
             if not marked:
                 at = next((i for i, e in enumerate(new) if e.fields.get("marker") == marker), None)
                 marked, new = (True, new[at + 1 :]) if at is not None else (False, [])

@@ -18,12 +18,12 @@ from support.paths import EXAMPLES
 
 import netprobe
 from netprobe.expect import at, expect
-from netprobe.expect._late import held_instances
 from netprobe.explain import Explanation, explain
 from netprobe.explain._nfttrace import TABLE
 from netprobe.topology import Topology
 from netprobe.traffic import Template, from_scapy
 from netprobe.traffic import _craft as craft
+from netprobe.traffic._topotrace import held_instances
 from netprobe.traffic._tracefs import TRACEFS, instance_names
 
 pytestmark = pytest.mark.root
@@ -61,12 +61,12 @@ def _top(explanation: Explanation) -> str:
 
 
 def _assert_clean(topo: Topology) -> None:
-    """No trace instance of this topology recording: its two, idle between uses (the drop
-    watch for late positives, the explanations' trace), stay until teardown (other
-    topologies of this process may hold theirs); no trace table, no monitor left."""
-    held = held_instances()
-    mine = [n for n in _instances(topo) if n not in held]
-    assert len(mine) <= 1
+    """At most one trace instance of this topology, the one it holds (late positives and
+    explanations share it), idle between uses until teardown (other topologies of this
+    process may hold theirs); no trace table, no monitor left."""
+    mine = _instances(topo)
+    assert len(mine) <= 1, mine
+    assert set(mine) <= set(held_instances()), mine
     for name in mine:
         assert Path(TRACEFS, "instances", name, "tracing_on").read_text().strip() == "0"
     for host in topo.spec.hosts:
@@ -227,21 +227,53 @@ def test_the_explanation_renders_and_serialises(router: Topology) -> None:
 
 
 def test_one_trace_instance_serves_a_topology_and_goes_with_it() -> None:
-    """Explanations reuse the topology's trace instance (idle in between: a fresh buffer
-    each time, so the second sees only its own probe); teardown removes it."""
+    """A late positive's watch and the explanations use the topology's one trace instance
+    (idle in between: a fresh buffer each time, so each sees only its own probe); teardown
+    removes it."""
     with netprobe.build(netprobe.load(EXAMPLES / "router.yaml")) as topo:
         topo.run("router", ["sysctl", "-qw", "net.ipv4.ip_forward=0"], check=True)
-        first = explain(topo, _udp(topo), "left:eth0")
+        outcome = expect(topo, _udp(topo), "left:eth0", at("right:eth0"))
+        assert outcome.decided_by.startswith("the drop trace"), outcome.decided_by
         made = _instances(topo)
+        assert len(made) == 1 and set(made) <= set(held_instances())
+        first = explain(topo, _udp(topo), "left:eth0", outcome)
+        assert _instances(topo) == made
         second = explain(topo, _udp(topo), "left:eth0")
         assert _instances(topo) == made
-        assert len(made) == 1
         assert [d.describe() for d in first.drops.drops] == [
             d.describe() for d in second.drops.drops
         ], (first.render(), second.render())
         assert len(second.drops.drops) == 1, second.render()
         _assert_clean(topo)
     assert _instances(topo) == []
+
+
+def test_the_topologys_trace_serves_one_user_at_a_time(router: Topology) -> None:
+    """Two threads: one holds the trace; the other, not waiting (a late positive), is
+    refused at once, and waiting, gets the same instance once it is let go."""
+    import threading
+
+    from netprobe.errors import SetupError
+    from netprobe.explain import wiring_of
+    from netprobe.traffic._topotrace import drop_trace
+
+    wiring, got, free = wiring_of(router), [], threading.Event()
+
+    def second() -> None:
+        with pytest.raises(SetupError, match="in use"), drop_trace(router, wiring, wait=False):
+            pass
+        free.set()
+        with drop_trace(router, wiring) as trace:
+            got.append(trace.instance.name)
+
+    with drop_trace(router, wiring) as trace:
+        other = threading.Thread(target=second)
+        other.start()
+        assert free.wait(10)
+        assert other.is_alive() and not got  # waiting for the trace
+    other.join(10)
+    assert got == [trace.instance.name] == _instances(router)
+    _assert_clean(router)
 
 
 def _instances(topo: Topology) -> list[str]:

@@ -14,9 +14,9 @@ import pytest
 
 import netprobe
 from netprobe.errors import SetupError
-from netprobe.expect import Outcome, Verdict, _late, at, expect
+from netprobe.expect import Outcome, Verdict, at, expect
 from netprobe.topology import Topology
-from netprobe.traffic import udp
+from netprobe.traffic import _topotrace, udp
 from netprobe.traffic._port import ports
 
 pytestmark = pytest.mark.root
@@ -51,8 +51,8 @@ def no_tracefs(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(self: object) -> None:
         raise SetupError("tracefs is not mounted here")
 
-    monkeypatch.setattr(_late, "_watches", weakref.WeakKeyDictionary())
-    monkeypatch.setattr(_late.DropTrace, "open", refuse)
+    monkeypatch.setattr(_topotrace, "_cache", weakref.WeakKeyDictionary())
+    monkeypatch.setattr(_topotrace.DropTrace, "open", refuse)
 
 
 def _expect(topo: Topology, timeout: float = 1.0) -> Outcome:
@@ -125,10 +125,9 @@ def test_the_watch_is_removed_with_its_topology() -> None:
     with netprobe.build(netprobe.load(str(ROOT / "examples/redblue.yaml"))) as topo:
         with _dropping(topo):
             assert _expect(topo).decided_by.startswith("the drop trace")
-        trace = _late.watch_of(topo).trace
-        assert trace is not None
-        mine = trace.instance.name
-        assert mine in _late.held_instances() and mine in instance_names()
+        held = [n for n in _topotrace.held_instances() if n.startswith(f"netprobe-{topo.runid}-")]
+        assert len(held) == 1 and held[0] in instance_names(), held
+        mine = held[0]
         assert _expect(topo).verdict is Verdict.PASS  # tracing is off between late probes
     assert mine not in instance_names()
 

@@ -13,9 +13,9 @@ import pytest
 from peer.conftest import ruleset, sysctl
 
 from netprobe.errors import SetupError
-from netprobe.expect import ROUTED, Outcome, Verdict, _late, at, expect, expect_from_host
+from netprobe.expect import ROUTED, Outcome, Verdict, at, expect, expect_from_host
 from netprobe.topology import Topology
-from netprobe.traffic import Template, udp
+from netprobe.traffic import Template, _topotrace, udp
 from netprobe.traffic._port import ports
 
 pytestmark = [pytest.mark.root, pytest.mark.sabotage]
@@ -109,8 +109,8 @@ def test_without_a_drop_trace_a_routed_drop_waits_its_deadline_and_says_why(
     def refuse(self: object) -> None:
         raise SetupError("tracefs is not mounted here")
 
-    monkeypatch.setattr(_late, "_watches", weakref.WeakKeyDictionary())
-    monkeypatch.setattr(_late.DropTrace, "open", refuse)
+    monkeypatch.setattr(_topotrace, "_cache", weakref.WeakKeyDictionary())
+    monkeypatch.setattr(_topotrace.DropTrace, "open", refuse)
     with sysctl(nat, "ns0", "net.ipv4.conf.veth0.forwarding", "0"):
         outcome = _expect(nat, timeout=0.2)
     assert outcome.verdict is Verdict.FAIL, outcome.evidence()
