@@ -14,10 +14,9 @@ import socket
 import struct
 from collections.abc import Mapping
 
-from ..topology._kernel.netlink import HDR, NetlinkError, Rtnl, scan
+from ..topology._kernel.netlink import HDR, NetlinkError, Rtnl, attr, scan
+from ..topology._kernel.state import RTM_GETROUTE, RTMSG
 
-_RTM_GETROUTE = 26
-_RTMSG = struct.Struct("=BBBBBBBBI")
 _RTM_F_CLONED = 0x200
 _TYPES = {2: "local", 3: "broadcast", 4: "anycast", 5: "multicast", 6: "blackhole",
           7: "unreachable", 8: "prohibit", 9: "throw", 10: "nat"}  # fmt: skip
@@ -39,32 +38,28 @@ def route_get(
     `iif` is given (forwarding and rp_filter count), as one line."""
     address = ipaddress.ip_address(dst)
     family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
-    attrs = _attr(1, address.packed)
+    attrs = attr(1, address.packed)
     src_len = 0
     if src and iif:
         index = next((i for i, n in names.items() if n == iif), None)
         if index is None:
             return f'Cannot find device "{iif}"'
-        attrs += _attr(2, ipaddress.ip_address(src).packed) + _attr(3, struct.pack("=I", index))
+        attrs += attr(2, ipaddress.ip_address(src).packed) + attr(3, struct.pack("=I", index))
         src_len = address.max_prefixlen
-    body = _RTMSG.pack(family, address.max_prefixlen, src_len, 0, 0, 0, 0, 0, 0) + attrs
+    body = RTMSG.pack(family, address.max_prefixlen, src_len, 0, 0, 0, 0, 0, 0) + attrs
     try:
-        replies = nl.raw(_RTM_GETROUTE, body, dump=False)
+        replies = nl.raw(RTM_GETROUTE, body, dump=False)
     except NetlinkError as exc:
         return f"RTNETLINK answers: {os.strerror(exc.code)}"
     return _words(replies[0], names) if replies else ""
 
 
-def _attr(kind: int, value: bytes) -> bytes:
-    return struct.pack("=HH", 4 + len(value), kind) + value + b"\0" * (-len(value) % 4)
-
-
 def _words(chunk: bytes, names: Mapping[int, str]) -> str:
     """One RTM_NEWROUTE reply as iproute2's print_route words it."""
-    family, dst_len, _s, _tos, table, proto, scope, rtype, flags = _RTMSG.unpack_from(
+    family, dst_len, _s, _tos, table, proto, scope, rtype, flags = RTMSG.unpack_from(
         chunk, HDR.size
     )
-    found = scan(chunk, HDR.size + _RTMSG.size, {1, 2, 3, 4, 5, 6, 7, 15, 20, 25})
+    found = scan(chunk, HDR.size + RTMSG.size, {1, 2, 3, 4, 5, 6, 7, 15, 20, 25})
     def ip(kind: int) -> str:
         return socket.inet_ntop(family, found[kind])
 

@@ -245,6 +245,11 @@ _IFA_ADDRESS, _IFA_LOCAL, _IFA_FLAGS = 1, 2, 8
 _NLA_TYPE_MASK = 0x3FFF
 
 
+def attr(kind: int, payload: bytes) -> bytes:
+    """One netlink attribute: its header, `payload`, and padding to 4 bytes."""
+    return struct.pack("=HH", 4 + len(payload), kind) + payload + b"\0" * (-len(payload) % 4)
+
+
 def scan(chunk: bytes, offset: int, wanted: set[int]) -> dict[int, bytes]:
     """The payloads of the wanted top-level attributes of one message."""
     found = {}

@@ -19,6 +19,7 @@ import struct
 from dataclasses import dataclass
 
 from . import netns
+from .netlink import attr
 from .nfnl import FAMILIES, attrs, text
 
 _NETLINK_NETFILTER = 12
@@ -43,21 +44,16 @@ _VERDICTS = {0: "drop", 1: "accept", 2: "stolen", 3: "queue", 4: "repeat", 5: "s
              -1: "continue", -2: "break", -3: "jump", -4: "goto", -5: "return"}  # fmt: skip
 
 
-def _attr(kind: int, value: bytes) -> bytes:
-    head = struct.pack("=HH", 4 + len(value), kind)
-    return head + value + b"\0" * (-len(value) % 4)
-
-
 def _nest(kind: int, *parts: bytes) -> bytes:
-    return _attr(kind | _NESTED, b"".join(parts))
+    return attr(kind | _NESTED, b"".join(parts))
 
 
 def _str(kind: int, value: str) -> bytes:
-    return _attr(kind, value.encode() + b"\0")
+    return attr(kind, value.encode() + b"\0")
 
 
 def _u32(kind: int, value: int) -> bytes:
-    return _attr(kind, struct.pack(">i" if value < 0 else ">I", value))
+    return attr(kind, struct.pack(">i" if value < 0 else ">I", value))
 
 
 def _expr(name: str, *data: bytes) -> bytes:
@@ -69,8 +65,8 @@ def _rule_expressions(base: int, offset: int, value: bytes) -> bytes:
     return _nest(
         4,  # NFTA_RULE_EXPRESSIONS
         _expr("payload", _u32(1, _REG_1), _u32(2, base), _u32(3, offset), _u32(4, len(value))),
-        _expr("cmp", _u32(1, _REG_1), _u32(2, 0), _nest(3, _attr(1, value))),
-        _expr("immediate", _u32(1, _REG_1), _nest(2, _attr(1, b"\x01"))),
+        _expr("cmp", _u32(1, _REG_1), _u32(2, 0), _nest(3, attr(1, value))),
+        _expr("immediate", _u32(1, _REG_1), _nest(2, attr(1, b"\x01"))),
         _expr("meta", _u32(2, _META_NFTRACE), _u32(3, _REG_1)),
     )
 

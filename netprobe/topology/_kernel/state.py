@@ -14,15 +14,15 @@ import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
-from .netlink import HDR, NetlinkError, Rtnl, scan, text
+from .netlink import HDR, NetlinkError, Rtnl, attr, scan, text
 
 IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-_RTM_GETLINK, _RTM_GETADDR, _RTM_GETROUTE, _RTM_GETNEIGH, _RTM_GETNSID = 18, 22, 26, 30, 90
+_RTM_GETLINK, _RTM_GETADDR, RTM_GETROUTE, _RTM_GETNEIGH, _RTM_GETNSID = 18, 22, 26, 30, 90
 _IFINFO = struct.Struct("=BxHiII")
 _IFADDR = struct.Struct("=BBBBI")
-_RTMSG = struct.Struct("=BBBBBBBBI")
+RTMSG = struct.Struct("=BBBBBBBBI")  # struct rtmsg
 _NDMSG = struct.Struct("=BBHiHBB")
 _LINK_ATTRS = {1, 3, 4, 5, 10, 12, 16, 18, 33, 37}  # address name mtu link master protinfo ...
 _ARPHRD_LOOPBACK, _ARPHRD_NONE = 772, 65534
@@ -158,12 +158,12 @@ def route_to(
     """The route the kernel picks for `dst` now (`ip route get`); None: unreachable."""
     address = ipaddress.ip_address(dst)
     family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
-    attrs = _attr(1, address.packed)
+    attrs = attr(1, address.packed)
     if src:
-        attrs += _attr(2, ipaddress.ip_address(src).packed)
-    body = _RTMSG.pack(family, address.max_prefixlen, 32 if src else 0, 0, 0, 0, 0, 0, 0)
+        attrs += attr(2, ipaddress.ip_address(src).packed)
+    body = RTMSG.pack(family, address.max_prefixlen, 32 if src else 0, 0, 0, 0, 0, 0, 0)
     try:
-        replies = nl.raw(_RTM_GETROUTE, body + attrs, dump=False)
+        replies = nl.raw(RTM_GETROUTE, body + attrs, dump=False)
     except NetlinkError:  # ENETUNREACH, EHOSTUNREACH …
         return None
     routes = [r for chunk in replies if (r := _route(chunk, names, wanted=None)) is not None]
@@ -172,7 +172,7 @@ def route_to(
 
 def nsid_of(nl: Rtnl, ns_fd: int) -> int | None:
     """The id under which `nl`'s namespace knows the namespace `ns_fd` (None: none yet)."""
-    body = struct.pack("=Bxxx", socket.AF_UNSPEC) + _attr(3, struct.pack("=I", ns_fd))
+    body = struct.pack("=Bxxx", socket.AF_UNSPEC) + attr(3, struct.pack("=I", ns_fd))
     for chunk in nl.raw(_RTM_GETNSID, body, dump=False):
         raw = scan(chunk, HDR.size + 4, {1}).get(1)
         if raw is not None:
@@ -226,11 +226,6 @@ class NsidLookup:
         return self.cache[key]
 
 
-def _attr(kind: int, payload: bytes) -> bytes:
-    data = struct.pack("=HH", 4 + len(payload), kind) + payload
-    return data + b"\0" * (-len(data) % 4)
-
-
 def _link(chunk: bytes) -> tuple[LiveInterface, int | None]:
     """One link, and its master's ifindex."""
     _family, arphrd, index, flags, _change = _IFINFO.unpack_from(chunk, HDR.size)
@@ -271,19 +266,19 @@ def _addresses(nl: Rtnl) -> Iterable[tuple[int, IPInterface]]:
 
 def _routes(nl: Rtnl, names: Mapping[int, str]) -> Iterable[LiveRoute]:
     for family in (socket.AF_INET, socket.AF_INET6):
-        for chunk in nl.raw(_RTM_GETROUTE, _RTMSG.pack(family, 0, 0, 0, 0, 0, 0, 0, 0)):
+        for chunk in nl.raw(RTM_GETROUTE, RTMSG.pack(family, 0, 0, 0, 0, 0, 0, 0, 0)):
             route = _route(chunk, names, wanted=set(_ROUTE_TYPES) - {2, 3})
             if route is not None and route.table != 255:
                 yield route
 
 
 def _route(chunk: bytes, names: Mapping[int, str], wanted: set[int] | None) -> LiveRoute | None:
-    family, dst_len, _src, _tos, table, proto, _scope, rtype, _fl = _RTMSG.unpack_from(
+    family, dst_len, _src, _tos, table, proto, _scope, rtype, _fl = RTMSG.unpack_from(
         chunk, HDR.size
     )
     if wanted is not None and (rtype not in wanted or table == 255):  # 255: local table
         return None
-    attrs = scan(chunk, HDR.size + _RTMSG.size, {1, 4, 5, 6, 7, 15})
+    attrs = scan(chunk, HDR.size + RTMSG.size, {1, 4, 5, 6, 7, 15})
     zero = "0.0.0.0" if family == socket.AF_INET else "::"
     dst = socket.inet_ntop(family, attrs[1]) if 1 in attrs else zero
     if 15 in attrs:
