@@ -214,10 +214,9 @@ class NftTrace:
             self.disarm()
             raise
 
-    def collect(self, quiet: float = 0.0) -> list[NftReport]:
+    def collect(self) -> list[NftReport]:
         """What each host traced, then disarm. Called once the probe is done with: the
         kernel queues a trace event as the packet meets each rule, so all are in."""
-        del quiet  # nothing to wait for: no monitor process prints them
         try:
             for mon in self.monitors:
                 if mon.sock is not None:
