@@ -63,6 +63,10 @@ FW = "firewall-cmd"
 FIXTURES = (
     Fixture("ufw-ssh", "ufw", ("ufw default deny incoming", "ufw allow 22/tcp",
                                "ufw --force enable"), "ssh only"),
+    Fixture("ufw-ssh-shadowed", "ufw", (
+        "ufw default deny incoming", "ufw allow 22/tcp",
+        "ufw insert 1 deny from 10.0.0.0/8 to any port 22 proto tcp", "ufw --force enable"),
+        "sabotage: ssh only, but a deny from the LAN inserted above the allow"),
     Fixture("ufw-web", "ufw", ("ufw default deny incoming", "ufw allow 80/tcp",
                                "ufw allow 443/tcp", "ufw limit 22/tcp", "ufw --force enable"),
             "a web server, ssh rate-limited"),

@@ -1,14 +1,14 @@
 """The filter check passes when a ruleset does what its policy says, on nft and on the
-iptables rules ufw writes, and names the policy line (and the rules) when it does not."""
+iptables rules real ufw wrote, and names the policy line (and the rules) when it does not."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from support.frontends import SHADOWED_SSH, ufw
 from support.paths import EXAMPLES
 from support.results import delivered_cause, failed_steps
-from support.ufw import write_ufw
 
 from netprobe.check import Status, run_check
 
@@ -60,42 +60,36 @@ def test_an_accepting_forward_policy_is_named(tmp_path: Path) -> None:
         delivered_cause(result)
 
 
-# -- a ruleset as ufw writes it: iptables-restore input, the ufw-* chains, "allow 22/tcp" ---
+# -- the rulesets real ufw wrote (captures/firewalls/): "allow 22/tcp", and a deny above it
 
 
-def _ufw_files(tmp_path: Path, allow: list[str] | None = None, v6: bool = True) -> str:
-    files = write_ufw(tmp_path, allow)
-    return ",".join(map(str, files if v6 else files[:1]))
-
-
-def test_filter_passes_on_the_rules_ufw_writes(tmp_path: Path) -> None:
-    rules = _ufw_files(tmp_path)
-    result = run_check("filter", ruleset=rules, policy=str(tmp_path / "ufw-policy.yaml"))
+def test_filter_passes_on_the_rules_ufw_writes() -> None:
+    fixture = ufw("ufw-ssh")
+    result = run_check("filter", ruleset=fixture.ruleset, policy=str(fixture.policy))
     assert result.status is Status.PASS, result.evidence()
-    assert "user.rules (iptables-restore), user6.rules (ip6tables-restore)" in \
+    assert "ufw-ssh.iptables (iptables-restore), ufw-ssh.ip6tables (ip6tables-restore)" in \
         result.steps[0].detail
     assert len(result.steps) == 1 + 10
 
 
-def test_a_shadowed_ufw_allow_is_named_with_its_chain(tmp_path: Path) -> None:
-    rules = _ufw_files(tmp_path, allow=["-A ufw-user-input -p tcp --dport 22 -j DROP",
-                                        "-A ufw-user-input -p tcp --dport 22 -j ACCEPT"])
-    result = run_check("filter", ruleset=rules, policy=str(tmp_path / "ufw-policy.yaml"))
+def test_a_shadowed_ufw_allow_is_named_with_its_chain() -> None:
+    fixture = SHADOWED_SSH  # ufw insert 1 deny from 10.0.0.0/8 to any port 22 proto tcp
+    result = run_check("filter", ruleset=fixture.ruleset, policy=str(fixture.policy))
     assert result.status is Status.FAIL
-    assert failed_steps(result) == ["line 1: INPUT tcp/22 IPv4: expect accept"]
+    assert failed_steps(result) == ["line 3: INPUT tcp/22 IPv4: expect accept"]
     assert result.diagnosis == (
-        "policy line 1 (INPUT tcp/22: accept) is shadowed over IPv4: `tcp dport 22 drop` "
-        "(ip filter ufw-user-input) drops it before `tcp dport 22 accept`, which would "
-        "accept it, is reached")
+        "policy line 3 (INPUT tcp/22: accept) is shadowed over IPv4: `ip saddr 10.0.0.0/8 "
+        "tcp dport 22 drop` (ip filter ufw-user-input) drops it before `tcp dport 22 "
+        "accept`, which would accept it, is reached")
 
 
-def test_ipv6_left_unfiltered_is_named(tmp_path: Path) -> None:
-    rules = _ufw_files(tmp_path, v6=False)  # user.rules loaded, user6.rules forgotten
-    result = run_check("filter", ruleset=rules, policy=str(tmp_path / "ufw-policy.yaml"))
+def test_ipv6_left_unfiltered_is_named() -> None:
+    fixture = ufw("ufw-ssh", v6=False)  # ufw-ssh.iptables loaded, .ip6tables forgotten
+    result = run_check("filter", ruleset=fixture.ruleset, policy=str(fixture.policy))
     assert result.status is Status.FAIL
     assert all(name.endswith("IPv6: expect drop") for name in failed_steps(result))
     assert result.diagnosis is not None
-    assert "policy line 2 (INPUT tcp/23: drop) is accepted over IPv6 (expected drop): no " \
+    assert "policy line 4 (INPUT tcp/23: drop) is accepted over IPv6 (expected drop): no " \
            "chain of fw's ruleset filters IPv6 at the input hook" in result.diagnosis
     # the first probed (not only recorded) failure is the FORWARD line's
     assert "nft trace: no chain of fw's ruleset saw it" in delivered_cause(result)

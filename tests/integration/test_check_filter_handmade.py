@@ -6,13 +6,12 @@ same diagnosis."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from support.frontends import SHADOWED_SSH, Frontend, ufw
 from support.handmade_net import HandMade
 from support.paths import EXAMPLES
 from support.results import failed_steps
-from support.ufw import write_ufw
 
 import netprobe
 from netprobe.check import Result, Status, run_check
@@ -96,40 +95,36 @@ def test_an_accepting_forward_policy_set_by_hand_is_named(hand: HandMade) -> Non
         "the policy of inet filter forward (accept)" in result.diagnosis
 
 
-def _ufw(net: HandMade, tmp_path: Path, allow: list[str] | None = None,
-         v6: bool = True) -> str:
-    """The firewall with ufw's rules restored by hand; the policy file's path."""
+def _ufw(net: HandMade, fixture: Frontend) -> str:
+    """The firewall with the rules real ufw wrote (captures/firewalls/) restored by hand;
+    the policy file's path."""
     firewall(net, None)
-    v4_rules, v6_rules = write_ufw(tmp_path, allow)
-    net.iptables_restore("fw", v4_rules.read_text())
-    if v6:
-        net.iptables_restore("fw", v6_rules.read_text(), six=True)
-    return str(tmp_path / "ufw-policy.yaml")
+    for path in fixture.files:
+        net.iptables_restore("fw", path.read_text(), six=path.suffix == ".ip6tables")
+    return str(fixture.policy)
 
 
-def test_filter_passes_on_ufw_rules_restored_by_hand(hand: HandMade, tmp_path: Path) -> None:
-    result = _run(hand, policy=_ufw(hand, tmp_path))
+def test_filter_passes_on_ufw_rules_restored_by_hand(hand: HandMade) -> None:
+    result = _run(hand, policy=_ufw(hand, ufw("ufw-ssh")))
     assert result.status is Status.PASS, result.evidence()
     assert len(result.steps) == 10
 
 
-def test_a_shadowed_ufw_allow_restored_by_hand_is_named(hand: HandMade, tmp_path: Path) -> None:
-    policy = _ufw(hand, tmp_path, allow=["-A ufw-user-input -p tcp --dport 22 -j DROP",
-                                         "-A ufw-user-input -p tcp --dport 22 -j ACCEPT"])
-    result = _run(hand, policy=policy)
-    assert failed_steps(result) == ["line 1: INPUT tcp/22 IPv4: expect accept"]
+def test_a_shadowed_ufw_allow_restored_by_hand_is_named(hand: HandMade) -> None:
+    result = _run(hand, policy=_ufw(hand, SHADOWED_SSH))
+    assert failed_steps(result) == ["line 3: INPUT tcp/22 IPv4: expect accept"]
     assert result.diagnosis == (
-        "policy line 1 (INPUT tcp/22: accept) is shadowed over IPv4: `tcp dport 22 drop` "
-        "(ip filter ufw-user-input) drops it before `tcp dport 22 accept`, which would "
-        "accept it, is reached")
+        "policy line 3 (INPUT tcp/22: accept) is shadowed over IPv4: `ip saddr 10.0.0.0/8 "
+        "tcp dport 22 drop` (ip filter ufw-user-input) drops it before `tcp dport 22 "
+        "accept`, which would accept it, is reached")
 
 
-def test_ipv6_left_unfiltered_by_hand_is_named(hand: HandMade, tmp_path: Path) -> None:
-    result = _run(hand, policy=_ufw(hand, tmp_path, v6=False))
+def test_ipv6_left_unfiltered_by_hand_is_named(hand: HandMade) -> None:
+    result = _run(hand, policy=_ufw(hand, ufw("ufw-ssh", v6=False)))
     assert result.status is Status.FAIL
     assert all(name.endswith("IPv6: expect drop") for name in failed_steps(result))
     assert result.diagnosis is not None
-    assert "policy line 2 (INPUT tcp/23: drop) is accepted over IPv6 (expected drop): no " \
+    assert "policy line 4 (INPUT tcp/23: drop) is accepted over IPv6 (expected drop): no " \
            "chain of fw's ruleset filters IPv6 at the input hook" in result.diagnosis
 
 

@@ -8,5 +8,5 @@
     handmade_discover  hand-made namespaces for discovery, and snapshots of their state
     site        a five-namespace site (client, two routers, a bridge, a server) for `probe`
     dockerhost  a Docker-like host: containers as processes on two bridges, dockerd's rules
-    ufw         a ruleset as ufw writes it, and the policy it means
+    frontends   rulesets real ufw and firewalld wrote (captures/firewalls/), and their policies
 """
