@@ -262,6 +262,12 @@ _OPEN_FORWARD = (
     "table inet f {\n chain fw { type filter hook forward priority 0; policy drop; }\n}\n"
 )
 _DNAT = "! -i docker0 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 172.17.0.2:80"
+# Docker 27's rules in place of Docker 28's: no raw table, isolation by DOCKER-ISOLATION alone
+_DOCKER27 = _all(
+    _run("dockerhost", "iptables-restore",
+         stdin=reference_path("docker-bridge-27.rules").read_text()),
+    _run("dockerhost", "iptables", "-t", "raw", "-F"),
+)
 
 SABOTAGES = [
     Sabotage(
@@ -367,9 +373,24 @@ SABOTAGES = [
     ),
     Sabotage(
         "docker-bridge",
-        "dockerhost: iptables -F DOCKER-ISOLATION-STAGE-2",
+        "dockerhost: Docker 27's rules (docker-bridge-27.rules), iptables -F "
+        "DOCKER-ISOLATION-STAGE-2",
         "docker-bridge.yaml",
-        _run("dockerhost", "iptables", "-F", "DOCKER-ISOLATION-STAGE-2"),
+        _all(_DOCKER27, _run("dockerhost", "iptables", "-F", "DOCKER-ISOLATION-STAGE-2")),
+        (("direct", ""),),
+    ),
+    Sabotage(
+        "docker-bridge",
+        "dockerhost: Docker 27's rules (no raw table)",
+        "docker-bridge.yaml",
+        _DOCKER27,
+    ),
+    Sabotage(
+        "docker-bridge",
+        "dockerhost: the raw rule for 172.17.0.2 deleted",
+        "docker-bridge.yaml",
+        _run("dockerhost", "iptables", "-t", "raw", "-D", "PREROUTING", "-d", "172.17.0.2/32",
+             "!", "-i", "docker0", "-j", "DROP"),
     ),
     Sabotage(
         "docker-bridge",

@@ -1,5 +1,6 @@
-"""The docker-bridge check passes on a Docker host as dockerd sets it up and names the
-fault when the isolation chains or the published port's DNAT rule are gone."""
+"""The docker-bridge check passes on a Docker host as dockerd 28 sets it up and names the
+fault when the isolation chains, the published port's DNAT rule or the raw-table rule that
+keeps a routing neighbour from a container's port are gone (Docker 27's rules among them)."""
 
 from __future__ import annotations
 
@@ -10,29 +11,94 @@ from support.results import failed_steps, top_cause
 
 import netprobe
 from netprobe.check import Status, reference_path, run_check
+from netprobe.topology import Topology
 
 pytestmark = pytest.mark.root
 
 DNAT = ["!", "-i", "docker0", "-p", "tcp", "-m", "tcp", "--dport", "8080", "-j", "DNAT",
         "--to-destination", "172.17.0.2:80"]
+RAW_C1 = ["-d", "172.17.0.2/32", "!", "-i", "docker0", "-j", "DROP"]
+DIRECT = "outside:eth0 → 172.17.0.2:80/tcp directly: never reaches c1:eth0"
+OPEN = ("c1:80 reachable directly from outside: no raw-table rule drops traffic to 172.17.0.2 "
+        "entering by other than docker0 (Docker < 28 or DOCKER_INSECURE_NO_IPTABLES_RAW); "
+        'dockerhost let it through with filter DOCKER: "-A DOCKER -d 172.17.0.2/32 ! -i '
+        'docker0 -o docker0 -p tcp -m tcp --dport 80 -j ACCEPT"')
+
+
+def docker27(topo: Topology) -> None:
+    """The host's rules as Docker 27 writes them: no raw table, isolation by the
+    DOCKER-ISOLATION chains alone."""
+    rules = reference_path("docker-bridge-27.rules").read_text()
+    topo.run("dockerhost", ["iptables-restore"], input=rules, check=True)
+    topo.run("dockerhost", ["iptables", "-t", "raw", "-F"], check=True)
 
 
 def test_docker_bridge_passes_on_its_reference_topology() -> None:
     result = run_check("docker-bridge")
     assert result.status is Status.PASS, result.evidence()
     names = [s.name for s in result.steps]
-    assert len(names) == 12
-    assert "198.51.100.1 → 198.51.100.2:8080/tcp: forwarded to 172.17.0.2:80" in names
+    assert len(names) == 13
+    assert names[9:11] == ["198.51.100.1 → 198.51.100.2:8080/tcp: forwarded to 172.17.0.2:80",
+                           DIRECT]
     assert names[-2:] == ["c3:eth0 → 172.19.0.2: br-net1 and br-net2 are isolated",
                           "c4:eth0 → 172.18.0.2: br-net2 and br-net1 are isolated"]
     isolation = result.steps[-1].outcome
     assert isolation is not None and isolation.decided_by == "barrier"
+    direct = result.steps[10]
+    assert direct.outcome is not None and direct.outcome.decided_by == "barrier"
+    assert direct.detail.endswith('dropped on dockerhost by raw PREROUTING: "-A PREROUTING -d '
+                                  '172.17.0.2/32 ! -i docker0 -j DROP" (nft trace)'), direct.detail
+
+
+def test_docker_27_rules_leave_a_container_port_open_to_a_routing_neighbour() -> None:
+    with netprobe.build(netprobe.load(reference_path("docker-bridge.yaml"))) as topo:
+        docker27(topo)
+        result = run_check("docker-bridge", topo)
+    assert result.status is Status.FAIL
+    assert failed_steps(result) == [DIRECT]
+    assert result.diagnosis == OPEN
+    assert top_cause(result).startswith("the probe was delivered, not dropped: it reached c1:eth0")
+
+
+def test_a_docker_28_raw_rule_removed_for_one_container_is_named() -> None:
+    with netprobe.build(netprobe.load(reference_path("docker-bridge.yaml"))) as topo:
+        topo.run("dockerhost", ["iptables", "-t", "raw", "-D", "PREROUTING", *RAW_C1],
+                 check=True)
+        result = run_check("docker-bridge", topo)
+        unpublished = run_check("docker-bridge", topo, direct="outside:eth0->c1:eth0:22")
+    assert failed_steps(result) == [DIRECT]
+    assert result.diagnosis == OPEN
+    # an unpublished port stays shut: Docker 28's DOCKER chain ends with a drop per bridge
+    assert unpublished.status is Status.PASS, unpublished.evidence()
+    assert unpublished.steps[10].detail.endswith(
+        'dropped on dockerhost by filter DOCKER: "-A DOCKER ! -i docker0 -o docker0 -j DROP" '
+        "(nft trace)"), unpublished.steps[10].detail
+
+
+def test_the_direct_step_takes_another_port_or_none() -> None:
+    with netprobe.build(netprobe.load(reference_path("docker-bridge.yaml"))) as topo:
+        other = run_check("docker-bridge", topo, direct="outside:eth0->c1:eth0:22")
+        none = run_check("docker-bridge", topo, direct="")
+    assert other.status is Status.PASS, other.evidence()
+    assert other.steps[10].name == ("outside:eth0 → 172.17.0.2:22/tcp directly: never reaches "
+                                    "c1:eth0")
+    assert 'raw PREROUTING: "-A PREROUTING -d 172.17.0.2/32' in other.steps[10].detail
+    assert none.status is Status.PASS and len(none.steps) == 12
+
+
+def test_docker_28_keeps_the_networks_apart_without_the_isolation_drops() -> None:
+    """Its raw rule per container drops what enters from another bridge first."""
+    with netprobe.build(netprobe.load(reference_path("docker-bridge.yaml"))) as topo:
+        topo.run("dockerhost", ["iptables", "-F", "DOCKER-ISOLATION-STAGE-2"], check=True)
+        result = run_check("docker-bridge", topo)
+    assert result.status is Status.PASS, result.evidence()
 
 
 def test_docker_bridge_fails_without_the_isolation_drops_and_names_them() -> None:
     with netprobe.build(netprobe.load(reference_path("docker-bridge.yaml"))) as topo:
+        docker27(topo)
         topo.run("dockerhost", ["iptables", "-F", "DOCKER-ISOLATION-STAGE-2"], check=True)
-        result = run_check("docker-bridge", topo)
+        result = run_check("docker-bridge", topo, direct="")
     assert result.status is Status.FAIL
     assert failed_steps(result) == ["c3:eth0 → 172.19.0.2: br-net1 and br-net2 are isolated",
                                     "c4:eth0 → 172.18.0.2: br-net2 and br-net1 are isolated"]
@@ -47,10 +113,11 @@ def test_docker_bridge_fails_without_the_isolation_drops_and_names_them() -> Non
 
 def test_docker_bridge_names_a_missing_stage_1_jump() -> None:
     with netprobe.build(netprobe.load(reference_path("docker-bridge.yaml"))) as topo:
+        docker27(topo)
         topo.run("dockerhost", ["iptables", "-D", "DOCKER-ISOLATION-STAGE-1", "-i", "br-net1",
                                 "!", "-o", "br-net1", "-j", "DOCKER-ISOLATION-STAGE-2"],
                  check=True)
-        result = run_check("docker-bridge", topo)
+        result = run_check("docker-bridge", topo, direct="")
     assert failed_steps(result) == ["c3:eth0 → 172.19.0.2: br-net1 and br-net2 are isolated"]
     assert result.diagnosis == (
         "br-net1 and br-net2 are not isolated: dockerhost lacks Docker's isolation rule "
@@ -116,7 +183,7 @@ hosts:
       eth0: {addresses: [192.0.2.1/24]}
 """)
     result = run_check("docker-bridge", tmp_path / "site.yaml", containers="web:eth0,db:eth0",
-                       outside="isp:eth0", public_ip="192.0.2.2", published="",
+                       outside="isp:eth0", public_ip="192.0.2.2", published="", direct="",
                        networks="web:eth0,db:eth0")
     assert result.status is Status.PASS, result.evidence()
     assert len(result.steps) == 8

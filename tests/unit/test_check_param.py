@@ -78,6 +78,16 @@ def test_checked_by_uses_the_checks_own_reader_and_keeps_the_value() -> None:
             parse(bad)
 
 
+def test_docker_bridges_direct_names_a_neighbour_and_a_container_port() -> None:
+    from netprobe.library.docker_bridge import DIRECT, parse_direct
+
+    assert parse_direct("lan:eth0->c1:eth0:22") == ("lan:eth0", "c1:eth0", 22)
+    parse = param.checked_by(parse_direct, DIRECT)
+    for bad in ("c1:eth0:80", "lan->c1:eth0:80", "lan:eth0->c1:eth0:0", "lan:eth0->c1:eth0"):
+        with pytest.raises(ValueError, match="NEIGHBOUR:IFNAME->HOST:IFNAME:PORT"):
+            parse(bad)
+
+
 def _typed(
     ctx: Context,
     *,
