@@ -123,7 +123,7 @@ def test_a_bad_policy_is_bad_input_naming_its_line(tmp_path: Path) -> None:
                                        "- {proto: sctp, port: 22, expect: accept}\n")
     result = run_check("filter", policy=str(tmp_path / "bad.yaml"))
     assert result.status is Status.ERROR
-    assert "bad.yaml:2: proto must be tcp or udp" in result.summary
+    assert "bad.yaml:2: proto must be one of tcp, udp, icmp, icmpv6, any" in result.summary
 
 
 def test_unknown_hosts_are_bad_input() -> None:
