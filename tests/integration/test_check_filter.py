@@ -21,7 +21,7 @@ def test_filter_passes_on_its_reference_topology() -> None:
     result = run_check("filter")
     assert result.status is Status.PASS, result.evidence()
     names = [s.name for s in result.steps]
-    assert len(names) == 16  # 8 policy lines, each over IPv4 and IPv6
+    assert len(names) == 23  # 13 policy lines, over IPv4 and IPv6 or the one they name
     assert result.not_run == []  # every planned step was taken, under the name planned
     assert names[0] == "line 9: INPUT tcp/22 from 10.0.0.0/8 IPv4: expect accept"
     assert {n.split(": ")[1].split()[0] for n in names} == {"INPUT", "FORWARD", "OUTPUT"}

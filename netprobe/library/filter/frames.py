@@ -28,7 +28,7 @@ _ECHO = {8, 0, 128, 129}
 def solicited_node(address: str) -> tuple[str, str]:
     """(solicited-node multicast address, its MAC) of an IPv6 address (RFC 4291, 2464)."""
     low = ipaddress.IPv6Address(address).packed[-3:]
-    group = ipaddress.IPv6Address(bytes.fromhex("ff020000000000000000000001ff") + low)
+    group = ipaddress.IPv6Address(bytes.fromhex("ff02" + "00" * 9 + "01ff") + low)
     return str(group), "33:33:ff:" + ":".join(f"{b:02x}" for b in low)
 
 

@@ -117,7 +117,10 @@ class Planner:
     def _source(self, line: Line, family: int) -> tuple[str, str]:
         """(host, address) the probe comes from: the neighbour on `in`'s link, or `from`."""
         if line.iif == "lo":
-            return self.host, "127.0.0.1" if family == 4 else "::1"
+            if family == 4:  # IPv4 drops a local source on a frame it did not send itself
+                raise _NoPath("an IPv4 frame put on lo is refused as a local source; "
+                              "only IPv6 loopback is probed")
+            return self.host, "::1"
         if not line.iif:
             return self._pick(line.source(family), family, self.client)
         return self._neighbour(line.iif, family, line.source(family))
