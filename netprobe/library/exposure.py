@@ -83,8 +83,9 @@ class _Scan:
 def body(ctx: Context, *, host: str = "web", neighbour: str = "client",
          policy: str | None = None, listen: str = "tcp/22,tcp/80,udp/53,tcp/5432") -> None:
     """Compare listening, reachable and intended for each port in question."""
+    # tcp/udp input lines of new flows: what a scan can answer; the others are not for it
     lines = [line for line in load_policy(policy or reference_path("exposure-policy.yml"))
-             if line.chain == "input"]
+             if line.scannable]
     targets = _targets(ctx.topo, host, neighbour)
     with _listeners(ctx.topo, host, _services(listen)):
         listening = _listening(ctx.topo, host)

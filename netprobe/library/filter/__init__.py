@@ -6,17 +6,29 @@ The policy is a YAML list of expectations (the format in full: `filter_policy`):
     - {proto: tcp, port: 23, expect: drop}                      # chain: input by default
     - {proto: tcp, port: 443, chain: forward, to: 198.51.100.0/24, expect: accept}
     - {proto: tcp, port: 25, chain: output, expect: drop}
+    - {proto: icmpv6, type: neighbour-solicitation, in: eth0, expect: accept}
+    - {proto: tcp, port: 443, state: established, expect: accept}   # replies come back in
+    - {proto: tcp, port: 80, chain: forward, from: eth0, snat: 192.0.2.1, expect: accept}
 
 Every line is probed over IPv4 and IPv6 (those `from`/`to` name) with real traffic: one
 step per line and family, expected verdict against observed.
 
-- INPUT: a neighbour sends a crafted TCP SYN or UDP datagram to the host. It counts as
+- INPUT: a neighbour (on `in`'s link, if given) sends a crafted TCP SYN, UDP datagram,
+  ICMP/ICMPv6 message (neighbour discovery with hop limit 255, a solicitation to the
+  solicited-node group) or protocol-253 datagram (`any`) to the host. It counts as
   accepted when the host's stack receives it: raw IP sockets opened in the host's
-  namespace get a copy of every TCP/UDP packet delivered locally, after the input hook.
+  namespace get a copy of every packet of the protocol delivered locally, after the
+  input hook (the host's own answers leave it: only the probe's nonce counts).
+- state established: the flow is opened the other way first, from the host's socket (or
+  for FORWARD the destination's), its far end kept silent so that conntrack holds it
+  (a TCP SYN meets a listener whose queue is full); the probe is its reply.
   No listener and no reply are involved, so the OUTPUT chain and ICMP rate limits cannot
   blur the answer.
 - FORWARD: the neighbour's frame goes through the host to a machine behind it and must
-  (or must not) come out there: an expectation, `at` or `nowhere`.
+  (or must not) come out there: an expectation, `at` or `nowhere`, judged on delivery:
+  a masqueraded, SNATed or DNATed copy counts, its rewrite shown in the step, unless the
+  line states the rewrite (`snat`, `dnat`: then another one FAILs). A DNAT line's probe
+  goes to the public address and must come out at the DNAT target.
 - OUTPUT: a crafted frame put on the host's wire skips its OUTPUT hook, so the host's own
   kernel sends the probe, from a real socket opened in its namespace (TCP connect, UDP
   sendto), and it must (or must not) reach the neighbour.
@@ -39,11 +51,11 @@ from collections.abc import Sequence
 
 from netprobe.check import Check, Context, Param, Status, Step, param, read_input, reference_path
 from netprobe.errors import SpecError
-from netprobe.expect import ROUTED, Barrier, at, nowhere
-from netprobe.traffic import ports
+from netprobe.expect import ROUTED, Barrier, Match, Outcome, at, nowhere
+from netprobe.traffic import decode, ports
 
 from .net import Plan, Planner
-from .observe import QUIET, TIMEOUT, Stack, send_from_host, watch
+from .observe import QUIET, TIMEOUT, Stack, open_flow, send_from_host, watch
 from .policy import Line, load_policy
 from .trace import explain
 
@@ -61,6 +73,7 @@ def body(ctx: Context, *, host: str = "fw", ruleset: Ruleset | None = None,
     if ruleset:
         _load_ruleset(ctx, host, ruleset)
     planner = Planner(ctx.topo, host, client, behind)
+    _interfaces(ctx, host, lines, os.fspath(policy or reference_path("filter-policy.yml")))
     stack = Stack(ctx.topo, host)
     order, mismatches = {}, []
     ctx.plan(*(_step(line, family) for line in lines for family in line.families))
@@ -83,6 +96,16 @@ def body(ctx: Context, *, host: str = "fw", ruleset: Ruleset | None = None,
         ctx.diagnose(text)
 
 
+def _interfaces(ctx: Context, host: str, lines: list[Line], path: str) -> None:
+    """An interface a line names must be the filtered host's: else bad input."""
+    have = {i.name for i in ctx.topo.live(host).interfaces}
+    for line in lines:
+        for name in line.interfaces:
+            if name not in have:
+                raise SpecError(f"{host} has no interface {name!r} (it has "
+                                f"{', '.join(sorted(have))})", file=path, line=line.number)
+
+
 def _step(line: Line, family: int) -> str:
     return f"line {line.number}: {_row(line, family)}"
 
@@ -90,7 +113,8 @@ def _step(line: Line, family: int) -> str:
 def _row(line: Line, family: int) -> str:
     where = "".join(f" {word} {net}" for word, net in
                     (("from", line.source(family)), ("to", line.dest(family))) if net)
-    return f"{line.chain.upper()} {line.service}{where} {_NAMES[family]}: expect {line.expect}"
+    return (f"{line.chain.upper()} {line.service}{where}{line.qualifiers()} {_NAMES[family]}: "
+            f"expect {line.expect}")
 
 
 def _probe(ctx: Context, plan: Plan, planner: Planner, stack: Stack, name: str) -> str | None:
@@ -113,7 +137,7 @@ def _probe(ctx: Context, plan: Plan, planner: Planner, stack: Stack, name: str) 
     ctx.steps.append(step)
     if status is Status.FAIL and not seen and plan.frame is not None:
         ctx.explain(step, plan.frame, plan.port)  # which rule dropped it
-    if seen and plan.line.chain == "input":
+    if seen and plan.line.chain == "input" and not plan.opener:
         planner.barriers.setdefault(plan.path, plan)
     return observed
 
@@ -126,6 +150,10 @@ def _input(ctx: Context, plan: Plan, planner: Planner,
         sources.append(stack.source(barrier.family, barrier.line.proto))
     for source in sources:
         source.drain()
+    if plan.opener:
+        failed = open_flow(ctx.topo, plan, TIMEOUT)
+        if failed:
+            return None, failed
     assert plan.frame is not None
     data, nonce = plan.frame.probe()
     sender = ports(ctx.topo).sender(plan.port)
@@ -151,24 +179,65 @@ def _output(ctx: Context, plan: Plan) -> tuple[bool | None, str]:
 
 def _forward(ctx: Context, plan: Plan, planner: Planner, name: str) -> str | None:
     assert plan.frame is not None
+    if plan.opener:
+        failed = open_flow(ctx.topo, plan, TIMEOUT)
+        if failed:
+            ctx.inconclusive(name, failed)
+            return None
+    match = _nat_match(plan.line)
     if plan.line.expect == "accept":
-        outcome = ctx.expect(name, plan.frame, plan.port, at(plan.observe), match=ROUTED,
+        outcome = ctx.expect(name, plan.frame, plan.port, at(plan.observe), match=match,
                              timeout=TIMEOUT)
-        seen = outcome.passed if outcome.verdict.value != "INCONCLUSIVE" else None
     else:
         barrier = planner.barriers.get(plan.path)
         outcome = ctx.expect(
-            name, plan.frame, plan.port, nowhere(among=[plan.observe]), match=ROUTED,
+            name, plan.frame, plan.port, nowhere(among=[plan.observe]), match=match,
             barrier=Barrier(barrier.frame) if barrier and barrier.frame else None,
             timeout=TIMEOUT, quiet=QUIET)
-        seen = None if outcome.verdict.value == "INCONCLUSIVE" else not outcome.passed
-    if seen is None:
+    if outcome.verdict.value == "INCONCLUSIVE":
         return None
-    if seen:
+    rewrite = _rewrite(outcome, plan.observe)
+    seen = rewrite is not None
+    if seen and not plan.opener:
         planner.barriers.setdefault(plan.path, plan)
     observed = "accept" if seen else "drop"
-    ctx.steps[-1].detail = f"observed {observed}: {outcome.reason} ({outcome.decided_by})"
+    shown = f"; rewritten on the way: {rewrite}" if rewrite else ""
+    if seen and plan.line.expect == "accept" and not outcome.passed:  # not the stated NAT
+        ctx.steps[-1].detail = (f"observed accept, rewritten otherwise than the line states "
+                                f"({match.describe()}): {outcome.reason}")
+        ctx.diagnose(f"policy line {plan.line.number} ({plan.line}): the probe came out at "
+                     f"{plan.observe} as {rewrite or 'sent'}, not as the line states")
+        return None
+    ctx.steps[-1].detail = f"observed {observed}: {outcome.reason} ({outcome.decided_by}){shown}"
     return observed
+
+
+def _nat_match(line: Line) -> Match:
+    """How a forwarded probe must come out: as routed, and rewritten as the line states;
+    addresses and ports it does not state may have been rewritten (masquerade, NAT)."""
+    match = ROUTED.masking("l4.chksum", "icmp.id")
+    match = match.rewriting(src=line.snat).masking("sport") if line.snat else \
+        match.masking("src", "sport")
+    if not line.dnat:
+        return match.masking("dst", "dport")
+    return match.rewriting(dst=line.dnat, **({"dport": line.dnat_port} if line.dnat_port
+                                             else {}))
+
+
+def _rewrite(outcome: Outcome, port: str) -> str | None:
+    """How the probe's copy at `port` differs from what was sent ("" unchanged), or None
+    when no copy came out there."""
+    report = outcome.reports.get(port)
+    if report is None or not report.copies or not outcome.sent:
+        return None
+    sent, seen = outcome.sent[0], decode(report.copies[0].frame.data)
+    changed = []
+    for label, names in (("src", ("ip.src", "ip6.src")), ("dst", ("ip.dst", "ip6.dst")),
+                         ("sport", ("l4.sport",)), ("dport", ("l4.dport",))):
+        for key in names:
+            if key in sent and sent.get(key) != seen.get(key):
+                changed.append(f"{label} {sent[key]} → {seen.get(key)}")
+    return ", ".join(changed) or ""
 
 
 def _load_ruleset(ctx: Context, host: str, ruleset: Ruleset) -> None:

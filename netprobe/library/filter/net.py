@@ -16,8 +16,9 @@ from dataclasses import dataclass, replace
 
 from netprobe.errors import SpecError
 from netprobe.topology import LiveRoute, Port, Topology
-from netprobe.traffic import Template, decode, tcp, udp
+from netprobe.traffic import Template, decode, udp
 
+from .frames import marker, probe_frame
 from .policy import Line, Network
 
 __all__ = ["Plan", "Planner"]
@@ -38,6 +39,7 @@ class Plan:
     macs: tuple[str, str]  # the frame's source and destination MAC (next hop)
     frame: Template | None = None  # INPUT and FORWARD: the crafted probe
     barrier: Template | None = None  # OUTPUT: sent from the egress behind the probe
+    opener: str = ""  # state established: the host whose socket opens the flow first
 
     @property
     def path(self) -> tuple[str, int, str, str]:
@@ -46,6 +48,8 @@ class Plan:
 
     def matches(self, data: bytes) -> bool:
         """Is this captured frame the OUTPUT probe (known by its ports)?"""
+        if self.line.proto not in ("tcp", "udp"):  # a raw or ICMP socket's: its payload
+            return marker(self.sport) in data
         fields = decode(data)
         return (fields.get("l4.sport") == self.sport
                 and fields.get("l4.dport") == self.line.port
@@ -53,18 +57,13 @@ class Plan:
 
     def with_sport(self, sport: int) -> Plan:
         """The same probe from another source port (a fresh flow for conntrack)."""
-        frame = None if self.frame is None else _frame(self.line, self.macs, self.src,
-                                                        self.dst, sport)
+        frame = None if self.frame is None else probe_frame(
+            self.line, self.family, self.macs, self.src, self.dst, sport)
         return replace(self, sport=sport, frame=frame)
 
 
 class _NoPath(Exception):
     """This topology cannot carry the probe (no such address, route or neighbour)."""
-
-
-def _frame(line: Line, macs: tuple[str, str], src: str, dst: str, sport: int) -> Template:
-    craft = tcp if line.proto == "tcp" else udp
-    return craft(macs[0], macs[1], src, dst, sport=sport, dport=line.port)
 
 
 class Planner:
@@ -77,8 +76,9 @@ class Planner:
             raise SpecError(f"no host {host!r} to filter in topology {topo.spec.name!r} "
                             f"(hosts: {', '.join(self.names)})")
         self.topo, self.host, self.client, self.behind = topo, host, client, behind
-        self.addresses = [(h, i.name, a.ip) for h in self.names
-                          for i in topo.live(h).interfaces for a in i.addresses
+        self.links = [(h, i.name, a) for h in self.names for i in topo.live(h).interfaces
+                      for a in i.addresses]
+        self.addresses = [(h, i, a.ip) for h, i, a in self.links
                           if not (a.ip.is_link_local or a.ip.is_loopback)]
         self.barriers: dict[tuple[str, int, str, str], Plan] = {}
         self._routes: dict[tuple[str, str], LiveRoute] = {}
@@ -94,28 +94,114 @@ class Planner:
         try:
             if line.chain == "output":
                 return self._output(line, family)
-            src_host, src = self._pick(line.source(family), family, self.client)
+            src_host, src = self._source(line, family)
+            opener = ""
             if line.chain == "input":
-                dst, observe = self._own(line.dest(family), family, src), self.host
+                dst, observe, opener = self._input_dest(line, family, src), self.host, self.host
+            elif line.dnat:
+                dst = self._own(line.dest(family), family, src)
+                target = self._owner(line.dnat)
+                observe, opener = self._ingress(target, src), target
             else:
-                dst_host, dst = self._pick(line.dest(family), family, self.behind)
-                observe = self._ingress(dst_host, src)
+                opener, dst = self._dest(line, family)
+                observe = self._ingress(opener, src)
             port, macs = self._hop(src_host, dst)
+            self._entry(line, src_host, dst, macs)
             sport = self.sport()
             return Plan(line, family, src_host, port, src, dst, sport, observe, macs,
-                        frame=_frame(line, macs, src, dst, sport))
+                        frame=probe_frame(line, family, macs, src, dst, sport),
+                        opener=opener if line.state == "established" else "")
         except _NoPath as exc:
             return str(exc)
 
+    def _source(self, line: Line, family: int) -> tuple[str, str]:
+        """(host, address) the probe comes from: the neighbour on `in`'s link, or `from`."""
+        if line.iif == "lo":
+            if family == 4:  # IPv4 drops a local source on a frame it did not send itself
+                raise _NoPath("an IPv4 frame put on lo is refused as a local source; "
+                              "only IPv6 loopback is probed")
+            return self.host, "::1"
+        if not line.iif:
+            return self._pick(line.source(family), family, self.client)
+        return self._neighbour(line.iif, family, line.source(family))
+
+    def _input_dest(self, line: Line, family: int, src: str) -> str:
+        if line.own_if:
+            return self._on(line.own_if, family, line.dest(family))
+        if line.iif == "lo" and line.dest(family) is None:
+            return src
+        return self._own(line.dest(family), family, src)
+
+    def _dest(self, line: Line, family: int) -> tuple[str, str]:
+        """(host, address) a forward probe goes to: in `to`, or the neighbour on `out`'s link."""
+        if line.oif and line.dest(family) is None:
+            return self._neighbour(line.oif, family, None)
+        found = self._pick(line.dest(family), family, self.behind)
+        if line.oif and self.route(self.host, found[1]).dev != line.oif:
+            raise _NoPath(f"{self.host} routes {found[1]} by "
+                          f"{self.route(self.host, found[1]).dev}, not {line.oif}")
+        return found
+
+    def _entry(self, line: Line, host: str, dst: str, macs: tuple[str, str]) -> None:
+        """Refuse a probe that would not enter by `in`, or a solicitation sent from afar."""
+        if line.iif and line.iif != "lo" and macs[1] != self.topo.mac(self.host, line.iif):
+            raise _NoPath(f"{host}'s route to {dst} does not enter {self.host} by {line.iif}")
+        if line.proto == "icmpv6" and line.icmp_number(6) in range(133, 138) and \
+                self.route(host, dst).gateway is not None:
+            raise _NoPath(f"{host} is not on {self.host}'s link: neighbour discovery "
+                          "does not cross a router")
+
+    def _neighbour(self, ifname: str, family: int, net: Network | None) -> tuple[str, str]:
+        """A host with an address on the link of the filtered host's `ifname` (in `net`)."""
+        prefixes = [a.network for h, i, a in self.links if h == self.host and i == ifname
+                    and a.version == family and not a.ip.is_link_local]
+        for h, _, ip in self.addresses:
+            if h != self.host and ip.version == family and any(ip in p for p in prefixes) \
+                    and (net is None or ip in net):
+                return h, str(ip)
+        within = f" in {net}" if net is not None else ""
+        raise _NoPath(f"no neighbour on the link of {self.host}:{ifname} has an IPv{family} "
+                      f"address{within}")
+
+    def _on(self, ifname: str, family: int, net: Network | None) -> str:
+        """The filtered host's IPv`family` address on `ifname` (lo: loopback)."""
+        if ifname == "lo" and net is None:
+            return "127.0.0.1" if family == 4 else "::1"
+        for h, i, ip in self.addresses:
+            if h == self.host and i == ifname and ip.version == family and (
+                    net is None or ip in net):
+                return str(ip)
+        raise _NoPath(f"{self.host}:{ifname} has no IPv{family} address")
+
+    def _owner(self, address: str) -> str:
+        """The host holding `address` (a DNAT target)."""
+        ip = ipaddress.ip_address(address)
+        found = next((h for h, _, a in self.addresses if a == ip), None)
+        if found is None:
+            raise _NoPath(f"no host of this topology has the DNAT target {address}")
+        return found
+
     def _output(self, line: Line, family: int) -> Plan:
-        dst_host, dst = self._pick(line.dest(family), family, self.client)
-        src = self._own(line.source(family), family, dst) if line.source(family) else ""
+        if line.oif and line.dest(family) is None:
+            dst_host, dst = (self.host, self._on("lo", family, None)) if line.oif == "lo" \
+                else self._neighbour(line.oif, family, None)
+        else:
+            dst_host, dst = self._pick(line.dest(family), family, self.client)
+        if line.own_if:
+            src = self._on(line.own_if, family, line.source(family))
+        else:
+            src = self._own(line.source(family), family, dst) if line.source(family) else ""
         port, macs = self._hop(self.host, dst)
-        self._prime(port, dst, macs[1])
+        if line.oif and Port.parse(port).ifname != line.oif:
+            raise _NoPath(f"{self.host} routes {dst} by {Port.parse(port).ifname}, "
+                          f"not {line.oif}")
+        if dst_host != self.host:
+            self._prime(port, dst, macs[1])
         prefsrc = src or self.route(self.host, dst).src or ""
         barrier = udp(macs[0], macs[1], prefsrc, dst, sport=self.sport(), dport=9)
-        return Plan(line, family, self.host, port, src, dst, self.sport(),
-                    self._ingress(dst_host, prefsrc), macs, barrier=barrier)
+        observe = port if dst_host == self.host else self._ingress(dst_host, prefsrc)
+        return Plan(line, family, self.host, port, src, dst, self.sport(), observe, macs,
+                    barrier=barrier)
 
     def _ingress(self, host: str, peer: str) -> str:
         """Where `host` receives traffic from `peer`: the way its route back goes."""
@@ -159,8 +245,12 @@ class Planner:
 
     def _hop(self, host: str, dst: str) -> tuple[str, tuple[str, str]]:
         """The port `host` sends toward `dst` from, and (its MAC, the next hop's MAC)."""
+        if host == self.host and ipaddress.ip_address(dst).is_loopback:
+            return f"{host}:lo", ("00:00:00:00:00:00", "00:00:00:00:00:00")
         route = self.route(host, dst)
         dev, hop = str(route.dev), route.gateway or dst
+        if dev == "lo":
+            return f"{host}:lo", ("00:00:00:00:00:00", "00:00:00:00:00:00")
         owner = next(((h, i) for h, i, ip in self.addresses
                       if ip == ipaddress.ip_address(hop)), None)
         if owner is not None:

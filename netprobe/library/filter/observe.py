@@ -9,16 +9,23 @@ import errno
 import select
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, Protocol
 
 from netprobe.topology import Topology
 from netprobe.topology._kernel import netns
-from netprobe.traffic import find_nonce
+from netprobe.traffic import decode, find_nonce, ports
+from netprobe.traffic._craft import SLOT
 
+from .frames import OPEN_SEQ, marker, message
 from .net import Plan
+from .policy import ANY_PROTO
 
-__all__ = ["QUIET", "TIMEOUT", "Stack", "send_from_host", "watch"]
+__all__ = ["QUIET", "TIMEOUT", "Stack", "open_flow", "send_from_host", "watch"]
+
+_IPPROTO = {"tcp": socket.IPPROTO_TCP, "udp": socket.IPPROTO_UDP, "icmp": socket.IPPROTO_ICMP,
+            "icmpv6": socket.IPPROTO_ICMPV6, "any": ANY_PROTO}
 
 TIMEOUT = 0.5  # for a probe (or a barrier) that should arrive: on veth it takes < 1 ms
 QUIET = 0.1  # a drop with no barrier to prove it: how long nothing must arrive
@@ -55,20 +62,22 @@ class _Raw:
 
 
 class Stack:
-    """Raw IP sockets in the filtered host. Each gets a copy of every TCP (or UDP) packet
-    the host's stack receives, taken after the input hook: what the firewall let in."""
+    """Raw IP sockets in the filtered host. Each gets a copy of every packet of its
+    protocol (TCP, UDP, ICMP, ICMPv6, 253) the host's stack receives, taken after the
+    input hook: what the firewall let in. The host's own answers (an echo reply, a
+    neighbour advertisement) leave it and are not received; a probe is known by its nonce."""
 
     def __init__(self, topo: Topology, host: str) -> None:
         self.topo, self.host = topo, host
         self._socks: dict[tuple[int, str], _Raw] = {}
 
     def source(self, family: int, proto: str) -> _Raw:
-        """The raw socket for `proto` (tcp or udp) in IPv`family`, in the host's namespace."""
+        """The raw socket for `proto` (a policy line's) in IPv`family`, in the host's
+        namespace."""
         if (family, proto) not in self._socks:
             with netns.entered(self.topo.fd_of(self.host)):
                 sock = socket.socket(socket.AF_INET if family == 4 else socket.AF_INET6,
-                                     socket.SOCK_RAW,
-                                     socket.IPPROTO_TCP if proto == "tcp" else socket.IPPROTO_UDP)
+                                     socket.SOCK_RAW, _IPPROTO[proto])
             sock.setblocking(False)
             self._socks[(family, proto)] = _Raw(sock)
         return self._socks[(family, proto)]
@@ -105,20 +114,123 @@ def watch(sources: Sequence[Source], is_probe: Callable[[bytes], bool],
 
 def send_from_host(topo: Topology, plan: Plan) -> str:
     """Have the host's kernel send the probe from a real socket in its namespace, so it
-    traverses the OUTPUT hook; return the socket's complaint, if any (EPERM: netfilter)."""
+    traverses the OUTPUT hook; return the socket's complaint, if any (EPERM: netfilter).
+    tcp: connect; udp: sendto; icmp, icmpv6, any: a raw socket of that protocol."""
     family = socket.AF_INET if plan.family == 4 else socket.AF_INET6
-    kind = socket.SOCK_STREAM if plan.line.proto == "tcp" else socket.SOCK_DGRAM
+    proto = plan.line.proto
+    kind = {"tcp": socket.SOCK_STREAM, "udp": socket.SOCK_DGRAM}.get(proto, socket.SOCK_RAW)
     with netns.entered(topo.fd_of(plan.sender)):
-        sock = socket.socket(family, kind)
+        sock = socket.socket(family, kind, 0 if kind != socket.SOCK_RAW else _IPPROTO[proto])
     with sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((plan.src, plan.sport))
+        sock.bind((plan.src, plan.sport if kind != socket.SOCK_RAW else 0))
         sock.setblocking(False)
         try:
             if kind == socket.SOCK_STREAM:  # the SYN leaves within connect(); close aborts it
                 code = sock.connect_ex((plan.dst, plan.line.port))
                 return "" if code in (0, errno.EINPROGRESS) else errno.errorcode[code]
-            sock.sendto(b"netprobe filter probe", (plan.dst, plan.line.port))
+            sock.sendto(_payload(plan, sock), (plan.dst, plan.line.port))
         except OSError as exc:
             return f"{errno.errorcode.get(exc.errno or 0, '')} {exc.strerror}".strip()
     return ""
+
+
+def _payload(plan: Plan, sock: socket.socket) -> bytes:
+    """What a datagram or raw socket sends: the marker, after the ICMP header if any."""
+    if plan.line.proto in ("udp", "any"):
+        return marker(plan.sport)
+    kind = plan.line.icmp_number(plan.family)
+    if plan.family == 6 and kind in range(133, 138):  # neighbour discovery: hop limit 255
+        for option in (socket.IPV6_UNICAST_HOPS, socket.IPV6_MULTICAST_HOPS):
+            sock.setsockopt(socket.IPPROTO_IPV6, option, 255)
+    data = bytes(message(plan.line, plan.family, plan.sport, plan.dst, plan.macs[0],
+                         plan.src))
+    at = data.find(SLOT)  # the nonce slot carries the marker instead
+    data = data[:at] + marker(plan.sport) + data[at + len(SLOT):]
+    if plan.family == 4:  # ICMPv6: the kernel computes the checksum; ICMP: ours
+        data = data[:2] + b"\0\0" + data[4:]
+        data = data[:2] + _checksum(data).to_bytes(2, "big") + data[4:]
+    return data
+
+
+def _checksum(data: bytes) -> int:
+    data += b"\0" * (len(data) % 2)
+    total = sum(int.from_bytes(data[i:i + 2], "big") for i in range(0, len(data), 2))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def open_flow(topo: Topology, plan: Plan, timeout: float) -> str:
+    """State established: open the flow the other way, from the opener's own socket (the
+    probe's destination), and wait until it has crossed to the probe's sender; return
+    why not, or "". A TCP SYN goes from a raw socket (its sequence number known, for the
+    probe's SYN-ACK) to a listener whose queue is full, so the far side stays silent:
+    an RST would close the flow in conntrack before its reply is probed."""
+    capture = ports(topo).capture(plan.port)
+    capture.drain()
+    line, family = plan.line, socket.AF_INET if plan.family == 4 else socket.AF_INET6
+    with _silent(topo, plan) if line.proto == "tcp" else _nothing():
+        with netns.entered(topo.fd_of(plan.opener)):
+            sock = socket.socket(family, socket.SOCK_RAW, socket.IPPROTO_RAW) \
+                if line.proto == "tcp" else socket.socket(
+                    family, socket.SOCK_DGRAM if line.proto == "udp" else socket.SOCK_RAW,
+                    0 if line.proto == "udp" else _IPPROTO[line.proto])
+        with sock:
+            try:
+                sock.bind((plan.dst, plan.sport if line.proto == "udp" else 0))
+                sock.sendto(_opening(plan), (plan.src, line.port if line.proto == "udp" else 0))
+            except OSError as exc:
+                return f"the opening packet could not be sent: {exc.strerror}"
+        seen, _ = watch([capture], lambda data: _opens(plan, data), None, timeout)
+    return "" if seen else (f"the flow could not be opened: {plan.opener}'s packet to "
+                            f"{plan.src} never reached {plan.port}")
+
+
+def _opening(plan: Plan) -> bytes:
+    """The packet that opens the flow the probe answers (from the probe's destination)."""
+    line = plan.line
+    if line.proto == "udp":
+        return marker(plan.sport)
+    if line.proto == "tcp":
+        from scapy.layers.inet import IP, TCP
+        from scapy.layers.inet6 import IPv6
+
+        l3 = (IP if plan.family == 4 else IPv6)(src=plan.dst, dst=plan.src)
+        return bytes(l3 / TCP(sport=plan.sport, dport=line.port, flags="S", seq=OPEN_SEQ))
+    from scapy.layers import inet, inet6
+
+    echo = inet.ICMP(type=8, id=plan.sport & 0xFFFF, seq=1) if plan.family == 4 else \
+        inet6.ICMPv6EchoRequest(id=plan.sport & 0xFFFF, seq=1)
+    return bytes(echo / marker(plan.sport))
+
+
+def _opens(plan: Plan, data: bytes) -> bool:
+    if plan.line.proto == "tcp":
+        fields = decode(data)
+        return fields.get("l4.sport") == plan.sport and fields.get("l4.dport") == plan.line.port
+    return marker(plan.sport) in data
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield
+
+
+@contextmanager
+def _silent(topo: Topology, plan: Plan) -> Iterator[None]:
+    """A listener on the probe's sender whose accept queue is full: it drops SYNs unanswered."""
+    family = socket.AF_INET if plan.family == 4 else socket.AF_INET6
+    with netns.entered(topo.fd_of(plan.sender)):
+        listener, filler = socket.socket(family, socket.SOCK_STREAM), \
+            socket.socket(family, socket.SOCK_STREAM)
+    with listener, filler:
+        try:
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind((plan.src, plan.line.port))
+            listener.listen(0)
+            filler.settimeout(TIMEOUT)
+            filler.connect((plan.src, plan.line.port))  # the one connection queue 0 holds
+        except OSError:
+            pass  # something listens there already: it may answer (and reset) the flow
+        yield

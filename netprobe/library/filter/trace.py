@@ -20,7 +20,7 @@ from netprobe.topology import Topology
 from netprobe.traffic import ports
 
 from .net import Plan, Planner
-from .observe import send_from_host
+from .observe import TIMEOUT, open_flow, send_from_host
 
 __all__ = ["explain"]
 
@@ -82,12 +82,24 @@ def _why(topo: Topology, planner: Planner, plan: Plan, seen: str) -> tuple[str, 
         shadow = _shadowing(topo, planner.host, drop, plan)
         if shadow:
             return "is shadowed", drop.describe(), shadow
-        return verb, f"by {drop.describe()}", ""
+        return verb, f"by {drop.describe()}{_rewritten(events, plan)}", ""
     accepts = [e for e, h in events if h == hook and e.verdict == "accept"]
     if not accepts:
         return verb, (f"no chain of {planner.host}'s ruleset filters "
                       f"{_NAMES[plan.family]} at the {hook} hook"), ""
     return verb, "by " + "; ".join(e.describe() for e in accepts), ""
+
+
+def _rewritten(events: list[tuple[_Event, str]], plan: Plan) -> str:
+    """What a NAT rule before the filtering hook did to the probe's destination."""
+    if plan.line.chain != "forward":
+        return ""
+    nat = next((e for e, hook in events if hook == "prerouting" and e.rule
+                and re.search(r"\b(dnat|redirect)\b", e.rule)), None)
+    if nat is None:
+        return ""
+    return (f", after {nat.describe()} had rewritten its destination at prerouting, "
+            f"before the forward hook (the forward rules see the rewritten address and port)")
 
 
 def _trace(topo: Topology, planner: Planner, plan: Plan) -> list[tuple[_Event, str]] | None:
@@ -97,7 +109,7 @@ def _trace(topo: Topology, planner: Planner, plan: Plan) -> list[tuple[_Event, s
     hook = "output" if plan.line.chain == "output" else "prerouting"
     topo.run(host, ["nft", "-f", "-"], check=True, input=(
         f"table inet {_TABLE} {{\n chain probe {{\n type filter hook {hook} priority -500\n"
-        f" {plan.line.proto} sport {retry.sport} meta nftrace set 1\n }}\n}}\n"))
+        f" {_marked(retry)} meta nftrace set 1\n }}\n}}\n"))
     hooks = _hooks(topo, host)
     monitor = topo.spawn(host, ["nft", "-a", "monitor", "trace"],
                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
@@ -110,7 +122,22 @@ def _trace(topo: Topology, planner: Planner, plan: Plan) -> list[tuple[_Event, s
     return _events(text, hooks)
 
 
+def _marked(plan: Plan) -> str:
+    """The nft match that singles out the retried probe (of a fresh flow)."""
+    line = plan.line
+    if line.proto in ("tcp", "udp"):
+        return f"{line.proto} {'dport' if plan.opener else 'sport'} {plan.sport}"
+    ip = "ip" if plan.family == 4 else "ip6"
+    ends = f"{ip} saddr {plan.src}" if plan.src else f"{ip} daddr {plan.dst}"
+    if line.proto in ("icmp", "icmpv6") and line.icmp_number(plan.family) in (0, 8, 128, 129):
+        return f"{ends} {line.proto} id {plan.sport & 0xFFFF}"
+    number = {"icmp": 1, "icmpv6": 58}.get(line.proto, 253)
+    return f"{ends} meta l4proto {number}"
+
+
 def _resend(topo: Topology, plan: Plan) -> None:
+    if plan.opener:  # an established probe's flow is opened afresh first
+        open_flow(topo, plan, TIMEOUT)
     if plan.frame is None:
         send_from_host(topo, plan)
     else:
