@@ -144,7 +144,7 @@ def _accepted(found: Findings) -> Iterator[str]:
     for report in found.nft:
         passed = [
             s
-            for s in report.steps
+            for s in report.filtering()
             if not own_table(s.table) and s.kind in ("rule", "policy") and s.verdict == "accept"
         ]
         if passed and report.verdict is None:

@@ -142,6 +142,17 @@ class NftReport:
     host: str
     steps: tuple[TraceStep, ...] = ()
     notes: tuple[str, ...] = ()
+    chain_types: tuple[tuple[str, str], ...] = ()  # ("family table chain", type) base chains
+
+    def filtering(self) -> list[TraceStep]:
+        """The steps that filter: all but those of nat chains (and the regular chains they
+        jump to), whose accept means "no translation", not "let through"."""
+        types, under, out = dict(self.chain_types), "", []
+        for step in self.steps:
+            under = types.get(f"{step.family} {step.table} {step.chain}", under)
+            if under != "nat":
+                out.append(step)
+        return out
 
     @property
     def verdict(self) -> TraceStep | None:
@@ -223,7 +234,14 @@ class NftTrace:
                     mon.events = mon.sock.events()
         finally:
             self.disarm()
-        return [NftReport(m.host, tuple(self._steps(m)), tuple(m.notes)) for m in self.monitors]
+        return [NftReport(m.host, tuple(self._steps(m)), tuple(m.notes), self._types(m))
+                for m in self.monitors]
+
+    def _types(self, mon: _Monitor) -> tuple[tuple[str, str], ...]:
+        """The host's base chains and their types, read only when it traced something."""
+        if not mon.events:
+            return ()
+        return tuple(nfnl.chain_types(self.topo.fd_of(mon.host)).items())
 
     def disarm(self) -> None:
         """Delete every trace table and leave the trace group, whatever fails on the way

@@ -23,7 +23,7 @@ def test_filter_passes_on_its_reference_topology() -> None:
     names = [s.name for s in result.steps]
     assert len(names) == 23  # 13 policy lines, over IPv4 and IPv6 or the one they name
     assert result.not_run == []  # every planned step was taken, under the name planned
-    assert names[0] == "line 9: INPUT tcp/22 from 10.0.0.0/8 IPv4: expect accept"
+    assert names[0] == "line 13: INPUT tcp/22 from 10.0.0.0/8 IPv4: expect accept"
     assert {n.split(": ")[1].split()[0] for n in names} == {"INPUT", "FORWARD", "OUTPUT"}
 
 
@@ -34,11 +34,11 @@ def test_a_drop_before_the_accept_is_named_as_shadowing_the_policy_line(tmp_path
     (tmp_path / "shadowed.nft").write_text(shadowed)
     result = run_check("filter", ruleset=str(tmp_path / "shadowed.nft"))
     assert result.status is Status.FAIL
-    assert failed_steps(result) == ["line 9: INPUT tcp/22 from 10.0.0.0/8 IPv4: expect accept",
-                                    "line 9: INPUT tcp/22 from fd00::/8 IPv6: expect accept"]
+    assert failed_steps(result) == ["line 13: INPUT tcp/22 from 10.0.0.0/8 IPv4: expect accept",
+                                    "line 13: INPUT tcp/22 from fd00::/8 IPv6: expect accept"]
     assert result.diagnosis is not None
     assert result.diagnosis == (
-        "policy line 9 (INPUT tcp/22 from 10.0.0.0/8, fd00::/8: accept) is shadowed over "
+        "policy line 13 (INPUT tcp/22 from 10.0.0.0/8, fd00::/8: accept) is shadowed over "
         "IPv4, IPv6: `tcp dport 22 drop` (inet filter input) drops it before "
         "`ip saddr 10.0.0.0/8 tcp dport 22 accept` / `ip6 saddr fd00::/8 tcp dport 22 accept`, "
         "which would accept it, is reached")
@@ -52,13 +52,12 @@ def test_an_accepting_forward_policy_is_named(tmp_path: Path) -> None:
                             "hook forward priority filter; policy accept;"))
     result = run_check("filter", ruleset=str(tmp_path / "open.nft"))
     assert result.status is Status.FAIL
-    assert [n.split(" from")[0] for n in failed_steps(result)] == ["line 14: FORWARD tcp/22"] * 2
-    assert result.diagnosis is not None and "policy line 14" in result.diagnosis
+    assert [n.split(" from")[0] for n in failed_steps(result)] == ["line 18: FORWARD tcp/22"] * 2
+    assert result.diagnosis is not None and "policy line 18" in result.diagnosis
     assert "is accepted over IPv4, IPv6 (expected drop): by the policy of inet filter " \
            "forward (accept)" in result.diagnosis
-    # the delivery explanation names the last accept it traced: since the reference
-    # masquerades, that is the nat postrouting chain's policy, not the forward one
-    assert "fw's ruleset let it through: the policy of chain ip nat postrouting (accept)" in \
+    # the reference masquerades: the nat postrouting chain's accept is no filtering decision
+    assert "fw's ruleset let it through: the policy of chain inet filter forward (accept)" in \
         delivered_cause(result)
 
 

@@ -44,10 +44,10 @@ def test_a_shadowing_drop_loaded_by_hand_is_named(hand: HandMade) -> None:
                                        "        ip saddr 10.0.0.0/8 tcp dport 22 accept"))
     result = _run(hand)
     assert result.status is Status.FAIL
-    assert failed_steps(result) == ["line 9: INPUT tcp/22 from 10.0.0.0/8 IPv4: expect accept",
-                                    "line 9: INPUT tcp/22 from fd00::/8 IPv6: expect accept"]
+    assert failed_steps(result) == ["line 13: INPUT tcp/22 from 10.0.0.0/8 IPv4: expect accept",
+                                    "line 13: INPUT tcp/22 from fd00::/8 IPv6: expect accept"]
     assert result.diagnosis == (
-        "policy line 9 (INPUT tcp/22 from 10.0.0.0/8, fd00::/8: accept) is shadowed over "
+        "policy line 13 (INPUT tcp/22 from 10.0.0.0/8, fd00::/8: accept) is shadowed over "
         "IPv4, IPv6: `tcp dport 22 drop` (inet filter input) drops it before "
         "`ip saddr 10.0.0.0/8 tcp dport 22 accept` / `ip6 saddr fd00::/8 tcp dport 22 accept`, "
         "which would accept it, is reached")
@@ -58,7 +58,7 @@ def test_an_accepting_forward_policy_set_by_hand_is_named(hand: HandMade) -> Non
                                        "hook forward priority filter; policy accept;"))
     result = _run(hand)
     assert result.status is Status.FAIL
-    assert [n.split(" from")[0] for n in failed_steps(result)] == ["line 14: FORWARD tcp/22"] * 2
+    assert [n.split(" from")[0] for n in failed_steps(result)] == ["line 18: FORWARD tcp/22"] * 2
     assert result.diagnosis is not None and "is accepted over IPv4, IPv6 (expected drop): by " \
         "the policy of inet filter forward (accept)" in result.diagnosis
 

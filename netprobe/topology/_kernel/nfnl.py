@@ -2,7 +2,7 @@
 
 `nft list` costs a process (several milliseconds, more on a loaded machine); a netlink
 dump of nf_tables answers in well under one. Only what needs no rendering is read here
-(table names, rule handles, counter values): rule text stays nft's to print.
+(table names, chain types, rule handles, counter values): rule text stays nft's to print.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from . import netns
 
 _NETLINK_NETFILTER = 12
 _SUBSYS = 10 << 8  # NFNL_SUBSYS_NFTABLES
-_GETTABLE, _GETRULE = 1, 7  # NFT_MSG_GET*
+_GETTABLE, _GETCHAIN, _GETRULE = 1, 4, 7  # NFT_MSG_GET*
 _DUMP = 0x301  # NLM_F_REQUEST | NLM_F_DUMP
 _NLMSG_ERROR, _NLMSG_DONE = 2, 3
 _HDR = struct.Struct("=IHHII")
@@ -73,6 +73,12 @@ def text(raw: bytes | None) -> str:
 def tables(ns_fd: int | None) -> list[tuple[str, str]]:
     """(family, name) of each nf_tables table of the namespace `ns_fd`."""
     return [(family, text(a.get(1))) for family, a in _dump(ns_fd, _GETTABLE)]
+
+
+def chain_types(ns_fd: int | None) -> dict[str, str]:
+    """{"family table chain": type} for each base chain (filter, nat or route)."""
+    return {f"{family} {text(a.get(1))} {text(a.get(3))}": text(a.get(7))
+            for family, a in _dump(ns_fd, _GETCHAIN) if 7 in a}
 
 
 def rule_counters(ns_fd: int | None) -> dict[str, int]:
