@@ -44,8 +44,9 @@ def list_checks(names: tuple[str, ...]) -> None:
 @click.option(
     "--ruleset",
     type=click.Path(dir_okay=False, exists=True),
+    multiple=True,
     help="Load this nft or iptables-restore file into the checked host (checks that take "
-    "a ruleset: filter).",
+    "a ruleset: filter); repeatable (ufw's rules for IPv4 and IPv6, say).",
 )
 @click.option(
     "--policy",
@@ -101,7 +102,7 @@ def list_checks(names: tuple[str, ...]) -> None:
 def check(
     names: tuple[str, ...],
     topology: str | None,
-    ruleset: str | None,
+    ruleset: tuple[str, ...],
     policy: str | None,
     params: tuple[str, ...],
     json_path: str | None,
@@ -128,7 +129,8 @@ def check(
         names, extra = _split_check_options(names)
         chosen = list(registered()) if names == ("all",) else expand_names(names)
         kwargs: dict[str, Any] = {**_parse_params(params), **extra}
-        kwargs.update({k: v for k, v in (("ruleset", ruleset), ("policy", policy)) if v})
+        files = ",".join(ruleset)
+        kwargs.update({k: v for k, v in (("ruleset", files), ("policy", policy)) if v})
         asked = click.get_current_context().get_parameter_source("bundle_dir")
         # the default folder is only wanted if a check fails (unwritable, the result says so)
         explicit = None if no_bundle or asked is ParameterSource.DEFAULT else bundle_dir
