@@ -34,7 +34,7 @@ class Unprobeable(Exception):
     """No packet can be built for this rule (the message says which match)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # one object per rule and base chain: hashed by identity
 class Rule:
     """One rule as a packet from base chain `base` meets it."""
 
@@ -153,8 +153,9 @@ class Want:
 
     @property
     def state(self) -> str:
-        """new when the rule allows it, else established (the flow opened first)."""
-        for state in ("new", "established"):
+        """new when the rule allows it, else established (the flow opened first), else
+        invalid (a TCP segment with SYN and FIN: conntrack refuses it)."""
+        for state in ("new", "established", "invalid"):
             if state in self.states:
                 return state
         raise Unprobeable(f"matches ct state {', '.join(sorted(self.states)) or 'nothing'}")
