@@ -184,6 +184,7 @@ class Builder:
             frame = tcp(*macs, ends.src, ends.dst, sport=sport, dport=dport, flags=flags)
         else:
             frame = udp(*macs, ends.src, ends.dst, sport=sport, dport=dport)
+        if proto != "icmp":
             key = bytes([_NUMBERS[proto]]) + struct.pack("!HH", sport, dport)
             what = f"{proto} {sport} → {dport}" + (" SYN+FIN" if flags == "SF" else "")
         if rule.hook == "forward":

@@ -163,7 +163,7 @@ class Want:
     def port(self, which: str, default: int) -> int:
         """A port that every `which` (sport, dport) match allows: `default` if it can."""
         tests: list[tuple[list[tuple[int, int]], bool]] = getattr(self, which)
-        candidates = [default] + [lo for spans, neg in tests if not neg for lo, _ in spans]
+        candidates = [default] + [max(lo, 1) for spans, neg in tests if not neg for lo, _ in spans]
         candidates += [hi + 1 for spans, neg in tests if neg for _, hi in spans]
         for port in candidates:
             if 0 < port < 65536 and all(
