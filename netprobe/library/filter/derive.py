@@ -72,12 +72,13 @@ def derive(ctx: Context, host: str, client: str, behind: str) -> None:
         except Unprobeable as exc:
             reasons[rule] = str(exc)
     outcomes, traces = _send(topo, host, list(built.values()))
+    index = _Index(rules)
     notes = []
     for rule in rules:
         if rule in reasons:
             row = _Row(Status.INCONCLUSIVE, f"not probed: {reasons[rule]}")
         else:
-            row = _judge(rule, built[rule], rules, outcomes.get(rule),
+            row = _judge(rule, built[rule], index, outcomes.get(rule),
                          traces.get(built[rule].key))
         ctx.steps.append(Step(_name(rule), row.status, row.detail, key=_name(rule)))
         if row.note:
@@ -138,23 +139,31 @@ def _by_probe(events: list[TraceEvent], keys: set[bytes]) -> dict[bytes, list[Tr
     return out
 
 
-def _judge(rule: Rule, built: Built, rules: list[Rule], outcome: Outcome | None,
+class _Index:
+    """The rules by their place in the kernel, and the chains each base chain reaches."""
+
+    def __init__(self, rules: list[Rule]) -> None:
+        self.by = {(r.key, r.base): r for r in rules}
+        self.chains: dict[tuple[str, str, str], set[tuple[str, str, str]]] = {}
+        for r in rules:
+            self.chains.setdefault((r.family, r.table, r.base), {(r.family, r.table, r.base)}
+                                   ).add((r.family, r.table, r.chain))
+
+
+def _judge(rule: Rule, built: Built, index: _Index, outcome: Outcome | None,
            events: list[TraceEvent] | None) -> _Row:
     delivered = _delivery(rule, outcome)
     head = f"probe: {built.summary}"
     if not events:
         return _Row(Status.INCONCLUSIVE, f"{head}; no trace of it came from the host; "
                                          f"{delivered}")
-    mine = {(r.family, r.table, r.chain) for r in rules if r.base == rule.base
-            and (r.family, r.table) == (rule.family, rule.table)}
-    mine.add((rule.family, rule.table, rule.base))
+    mine = index.chains[(rule.family, rule.table, rule.base)]
     seen = [e for e in events if (e.family, e.table, e.chain) in mine]
     decider = next((e for e in seen if e.kind == "policy"
                     or (e.kind == "rule" and e.verdict in _FINAL)), None)
     matched = any(e.kind == "rule" and e.handle == rule.handle and e.chain == rule.chain
                   for e in seen)
-    by = {(r.key, r.base): r for r in rules}
-    found = by.get(((rule.family, rule.table, decider.chain, decider.handle or 0), rule.base)) \
+    found = index.by.get(((rule.family, rule.table, decider.chain, decider.handle or 0), rule.base)) \
         if decider is not None else None
     who = _describe(decider, found, rule)
     text = f"{head}; decided by {who}; {delivered}"

@@ -21,8 +21,9 @@ from dataclasses import dataclass
 
 from netprobe.topology import LiveRoute, Topology
 from netprobe.topology._kernel import netns
-from netprobe.traffic import ethernet, icmp_echo, new_nonce, tcp, udp
+from netprobe.traffic import ethernet, icmp_echo, new_nonce
 
+from . import _frames
 from .batch import Barrier, Point, Probe, flow_key
 from .net import Planner
 from .rules import Net, Rule, Unprobeable, Want
@@ -72,11 +73,28 @@ class Builder:
         self.own = [(i, ip) for h, i, ip in planner.addresses if h == self.host]
         self.others = [(h, i, ip) for h, i, ip in planner.addresses if h != self.host]
         self._routes: dict[str, LiveRoute | None] = {}
+        self._table = [r for r in topo.live(self.host).routes if r.table == 254]
+        self._macs: dict[tuple[str, str], str] = {}
+        self._marks: dict[str, Barrier] = {}
+        self._primed: set[str] = set()
 
     def _route(self, dst: str) -> LiveRoute | None:
+        """The host's route to `dst`: the kernel's answer for the addresses of hosts,
+        the longest prefix of its main table for others (one lookup each is slow)."""
         if dst not in self._routes:
-            self._routes[dst] = self.topo.route_to(self.host, dst)
+            ip = ipaddress.ip_address(dst)
+            if any(ip == a for _, _, a in self.planner.addresses):
+                self._routes[dst] = self.topo.route_to(self.host, dst)
+            else:
+                found = [r for r in self._table if r.dst.version == ip.version and ip in r.dst]
+                self._routes[dst] = max(found, key=lambda r: (r.dst.prefixlen, -r.metric),
+                                        default=None)
         return self._routes[dst]
+
+    def _mac(self, host: str, dev: str) -> str:
+        if (host, dev) not in self._macs:
+            self._macs[(host, dev)] = self.topo.mac(host, dev)
+        return self._macs[(host, dev)]
 
     def build(self, rule: Rule, want: Want) -> Built:
         """The probe of `rule`; raises Unprobeable with the reason there is none."""
@@ -175,15 +193,11 @@ class Builder:
                  dport: int, flags: str = "S") -> Built:
         host, dev = ends.sender
         iif = ends.iif
-        macs = (self.topo.mac(host, dev), self.topo.mac(self.host, iif))
+        macs = (self._mac(host, dev), self._mac(self.host, iif))
         if proto == "icmp":
             frame = icmp_echo(*macs, ends.src, ends.dst, ident=sport)
             key = bytes([8 if ends.family == 4 else 128]) + struct.pack("!H", sport)
             what = f"ICMP echo-request id {sport}"
-        elif proto == "tcp":
-            frame = tcp(*macs, ends.src, ends.dst, sport=sport, dport=dport, flags=flags)
-        else:
-            frame = udp(*macs, ends.src, ends.dst, sport=sport, dport=dport)
         if proto != "icmp":
             key = bytes([_NUMBERS[proto]]) + struct.pack("!HH", sport, dport)
             what = f"{proto} {sport} → {dport}" + (" SYN+FIN" if flags == "SF" else "")
@@ -192,10 +206,16 @@ class Builder:
             observe = Point("out", f"{self.host}:{ends.oif}")
         else:
             observe = Point("stack", self.host, ends.family, proto)
-        data, nonce = frame.probe()
+        if proto == "icmp":
+            data, nonce = frame.probe()
+        else:
+            nonce = new_nonce()
+            data = _frames.frame(macs, ends.src, ends.dst, proto, sport, dport, nonce, flags)
         port = f"{host}:{dev}"
-        mark = ethernet(*macs).probe()
-        barrier = Barrier(port, mark[0], mark[1], Point("in", f"{self.host}:{iif}"))
+        if port not in self._marks:
+            mark = ethernet(*macs).probe()
+            self._marks[port] = Barrier(port, mark[0], mark[1], Point("in", f"{self.host}:{iif}"))
+        barrier = self._marks[port]
         summary = f"{what}, {ends.src} → {ends.dst}, sent by {port} into {self.host}:{iif}"
         if ends.oif:
             summary += f", out of {self.host}:{ends.oif}"
@@ -235,6 +255,11 @@ class Builder:
 
     def _prime(self, dst: str, dev: str) -> None:
         """A neighbour entry for the next hop: a packet held for ARP would come late."""
+        route = self._route(dst)
+        hop = f"{dev} {route.gateway if route is not None and route.gateway else dst}"
+        if hop in self._primed:
+            return
+        self._primed.add(hop)
         port, macs = self.planner._hop(self.host, dst)
         self.planner._prime(port, dst, macs[1])
 
