@@ -144,12 +144,12 @@ def main(argv: list[str] | None = None) -> int:
         seq = one_at_a_time(topo, probes, args.sample)
     best = min(runs, key=lambda r: float(r["s"]))  # type: ignore[arg-type]
     ok = all(r["wrong"] == 0 and r["undecided"] == 0 and r["drops"] == 0 for r in runs)
-    print(f"batch: {args.probes} probes, median {statistics.median(float(r['s']) for r in runs):.3f}"  # type: ignore[arg-type]
+    median = statistics.median(float(r["s"]) for r in runs)  # type: ignore[arg-type]
+    print(f"batch: {args.probes} probes, median {median:.3f}"
           f" s over {args.reps} runs (best {best['s']:.3f} s), wrong {best['wrong']}, "
           f"drops {best['drops']}")
     print(f"one at a time: {seq['sample']} sampled, {seq['per_probe_s'] * 1000:.1f} ms each, "
           f"{seq['extrapolated_s']:.1f} s for all (extrapolated), wrong {seq['wrong']}")
-    median = statistics.median(float(r["s"]) for r in runs)  # type: ignore[arg-type]
     print(json.dumps({"bench": "filter_matrix", "probes": args.probes, "batch_s": median,
                       "batch_runs": runs, "one_at_a_time": seq,
                       "ratio": float(seq["extrapolated_s"]) / median,  # type: ignore[arg-type]

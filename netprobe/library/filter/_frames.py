@@ -14,10 +14,10 @@ _FLAGS = {"S": 0x02, "SF": 0x03}
 def _sum(data: bytes) -> int:
     if len(data) % 2:
         data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
     while total >> 16:
         total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
+    return int(~total & 0xFFFF)
 
 
 def frame(macs: tuple[str, str], src: str, dst: str, proto: str, sport: int, dport: int,

@@ -223,11 +223,11 @@ def _collect(sources: dict[Point, _Stack | _Port], probes: Sequence[Probe],
     while True:
         for point, source in sources.items():
             for data in source.read():
-                nonce = find_nonce(data)
+                nonce = find_nonce(data) or b""
                 if (point, nonce) in marks:
                     barriers_seen.add(marks[(point, nonce)])
                     continue
-                index = wanted.get((point, nonce or b""))
+                index = wanted.get((point, nonce))
                 if index is None and point in flows:
                     index = wanted.get((point, _flow_of(data) or b""))
                 if index is not None:

@@ -36,7 +36,7 @@ from netprobe.traffic import new_nonce
 
 from .batch import Outcome, Probe, run_batch
 from .net import Planner
-from .probes import Built, Builder
+from .probes import Builder, Built
 from .rules import Rule, Unprobeable, filter_rules, rule_texts, want
 
 __all__ = ["derive"]
@@ -163,8 +163,8 @@ def _judge(rule: Rule, built: Built, index: _Index, outcome: Outcome | None,
                     or (e.kind == "rule" and e.verdict in _FINAL)), None)
     matched = any(e.kind == "rule" and e.handle == rule.handle and e.chain == rule.chain
                   for e in seen)
-    found = index.by.get(((rule.family, rule.table, decider.chain, decider.handle or 0), rule.base)) \
-        if decider is not None else None
+    found = None if decider is None else index.by.get(
+        ((rule.family, rule.table, decider.chain, decider.handle or 0), rule.base))
     who = _describe(decider, found, rule)
     text = f"{head}; decided by {who}; {delivered}"
     if matched:

@@ -28,7 +28,7 @@ from .batch import Barrier, Point, Probe, flow_key
 from .net import Planner
 from .rules import Net, Rule, Unprobeable, Want
 
-__all__ = ["Built", "Builder", "trace_key"]
+__all__ = ["Builder", "Built", "trace_key"]
 
 _NUMBERS = {"tcp": 6, "udp": 17, "icmp": 1}
 _DPORT = 9  # a port no rule names is as good as any: discard
@@ -100,7 +100,7 @@ class Builder:
         """The probe of `rule`; raises Unprobeable with the reason there is none."""
         state = want.state
         proto = want.proto or ("tcp" if state == "invalid" else "udp")
-        if state == "invalid" and proto != "tcp" or state == "invalid" and rule.hook == "output":
+        if state == "invalid" and (proto != "tcp" or rule.hook == "output"):
             raise Unprobeable("matches ct state invalid (only a crafted TCP SYN+FIN is sent)")
         if state == "established" and proto != "udp":
             raise Unprobeable(f"matches ct state established over {proto} (an established "
@@ -177,7 +177,7 @@ class Builder:
         onlink = [(h, i, ip) for h, i, ip in self.others if ip.version == hop.version
                   and (r := self._route(str(ip))) is not None
                   and r.dev == route.dev and r.gateway is None]
-        for h, i, ip in sorted(onlink, key=lambda item: item[2] != hop):
+        for h, i, _ in sorted(onlink, key=lambda item: item[2] != hop):
             return h, i
         return None
 

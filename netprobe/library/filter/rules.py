@@ -56,7 +56,7 @@ class Rule:
         for expr in self.exprs:
             (key, value), = expr.items()
             if key in _TERMINAL or key == "return":
-                return key
+                return str(key)
             if key in ("jump", "goto"):
                 return f"{key} {value['target']}"
             if key == "xt" and value.get("type") == "target":
