@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from integration.test_check_filter_handmade import firewall
 from support.handmade_net import HandMade
 from support.paths import EXAMPLES
-from integration.test_check_filter_handmade import firewall
 
 import netprobe
 from netprobe.check import Result, Status, Step, run_check
