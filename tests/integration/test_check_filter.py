@@ -15,6 +15,7 @@ from netprobe.check import Status, run_check
 pytestmark = pytest.mark.root
 
 SECURE_HOST = (EXAMPLES / "filter-secure-host.nft").read_text()
+POLICY = str(EXAMPLES / "filter-policy.yml")  # a ruleset without a policy: derived mode
 
 
 def test_filter_passes_on_its_reference_topology() -> None:
@@ -32,7 +33,7 @@ def test_a_drop_before_the_accept_is_named_as_shadowing_the_policy_line(tmp_path
                                    "        tcp dport 22 drop\n"
                                    "        ip saddr 10.0.0.0/8 tcp dport 22 accept")
     (tmp_path / "shadowed.nft").write_text(shadowed)
-    result = run_check("filter", ruleset=str(tmp_path / "shadowed.nft"))
+    result = run_check("filter", ruleset=str(tmp_path / "shadowed.nft"), policy=POLICY)
     assert result.status is Status.FAIL
     assert failed_steps(result) == ["line 13: INPUT tcp/22 from 10.0.0.0/8 IPv4: expect accept",
                                     "line 13: INPUT tcp/22 from fd00::/8 IPv6: expect accept"]
@@ -50,7 +51,7 @@ def test_an_accepting_forward_policy_is_named(tmp_path: Path) -> None:
     (tmp_path / "open.nft").write_text(
         SECURE_HOST.replace("hook forward priority filter; policy drop;",
                             "hook forward priority filter; policy accept;"))
-    result = run_check("filter", ruleset=str(tmp_path / "open.nft"))
+    result = run_check("filter", ruleset=str(tmp_path / "open.nft"), policy=POLICY)
     assert result.status is Status.FAIL
     assert [n.split(" from")[0] for n in failed_steps(result)] == ["line 18: FORWARD tcp/22"] * 2
     assert result.diagnosis is not None and "policy line 18" in result.diagnosis

@@ -41,6 +41,12 @@ an nft trace of the probe: the rule or chain policy that decided, and for an acc
 shadowed by an earlier drop, both rules. `ruleset` (nft or iptables-restore files, comma
 separated) replaces the host's ruleset before probing, in a namespace netprobe made;
 an adopted host is probed with the ruleset it has.
+
+Derived mode (a `ruleset` and no `policy`, or `derive` on a host's ruleset as found):
+every rule of every filter chain reachable from the input, forward and output hooks is
+probed, with a packet built from its matches, all in one traced batch; one step per rule
+names the rule that decided its probe, shadowed rules (and what shadows them), rules
+without effect, and rules no packet can be built for (see `derive`).
 """
 
 from __future__ import annotations
@@ -54,6 +60,7 @@ from netprobe.errors import SpecError
 from netprobe.expect import ROUTED, Barrier, Match, Outcome, at, nowhere
 from netprobe.traffic import decode, ports
 
+from . import derive as derived
 from .net import Plan, Planner
 from .observe import QUIET, TIMEOUT, Stack, open_flow, send_from_host, watch
 from .policy import Line, load_policy
@@ -67,8 +74,14 @@ _NAMES = {4: "IPv4", 6: "IPv6"}
 
 
 def body(ctx: Context, *, host: str = "fw", ruleset: Ruleset | None = None,
-         policy: str | None = None, client: str = "client", behind: str = "outside") -> None:
-    """Probe every policy line in each of its families; explain each mismatch."""
+         policy: str | None = None, client: str = "client", behind: str = "outside",
+         derive: bool = False) -> None:
+    """Probe every policy line in each of its families; explain each mismatch. With a
+    ruleset and no policy (or `derive`), probe every rule of the ruleset instead."""
+    if derive or (ruleset and policy is None):
+        if ruleset:
+            _load_ruleset(ctx, host, ruleset)
+        return derived.derive(ctx, host, client, behind)
     lines = load_policy(policy or reference_path("filter-policy.yml"))
     if ruleset:
         _load_ruleset(ctx, host, ruleset)
@@ -284,12 +297,15 @@ CHECK = Check(
         "host": Param("the filtered host", param.host()),
         "ruleset": "nft or iptables-restore file(s), comma separated, loaded into host "
                    "in place of its ruleset (default: keep the topology's)",
-        "policy": Param("the policy file (default: filter-policy.yml)", param.text),
+        "policy": Param("the policy file (default: filter-policy.yml; none with a "
+                        "ruleset: every rule is probed)", param.text),
         "client": Param(
             "the neighbour probes come from (and OUTPUT probes go to) by default",
             param.host(),
         ),
         "behind": Param("the host FORWARD probes go to by default", param.host()),
+        "derive": Param("probe every rule of the host's ruleset (the default when a "
+                        "ruleset is given without a policy)", param.boolean),
     },
 )
 

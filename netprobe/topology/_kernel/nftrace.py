@@ -35,6 +35,8 @@ _NESTED = 0x8000
 _HDR = struct.Struct("=IHHII")
 _TABLE_F_OWNER = 2
 _PREROUTING = 0
+HOOKS = {"prerouting": 0, "output": 3}  # NF_INET_*: where a trace chain can mark packets
+_SO_RCVBUFFORCE = 33
 _REG_1 = 1  # a 16-byte register
 _META_NFTRACE = 12
 BASES = {"nh": 1, "th": 2}  # @nh, @th: NFT_PAYLOAD_NETWORK_HEADER, _TRANSPORT_HEADER
@@ -83,6 +85,7 @@ class TraceEvent:
     handle: int | None
     verdict: str | None  # "accept", "drop", "jump sub", …
     headers: bool  # the event carries the packet's headers (the chain's first)
+    transport: bytes | None = None  # the first bytes of its transport header, if carried
 
 
 def parse_trace(payload: bytes, family: int) -> TraceEvent:
@@ -96,7 +99,7 @@ def parse_trace(payload: bytes, family: int) -> TraceEvent:
     trace_id = f"{struct.unpack('>I', found[6])[0]:08x}" if 6 in found else "?"
     headers = 7 in found or 8 in found
     where = (FAMILIES.get(family, str(family)), text(found.get(1)), text(found.get(2)))
-    return TraceEvent(trace_id, *where, kind, handle, verdict, headers)
+    return TraceEvent(trace_id, *where, kind, handle, verdict, headers, found.get(9))
 
 
 def _verdict(nested: bytes | None) -> str | None:
@@ -112,12 +115,12 @@ class TraceSocket:
     """A netlink socket in one namespace: subscribed to nf_tables trace events, owner
     of the trace tables it adds."""
 
-    def __init__(self, ns_fd: int | None) -> None:
+    def __init__(self, ns_fd: int | None, *, buffer: int = 1 << 20) -> None:
         with netns.entered(ns_fd):
             self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC,
                                       _NETLINK_NETFILTER)  # fmt: skip
-        try:
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        try:  # a batch of probes queues many events at once: a large buffer holds them
+            self.sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, buffer)
             self.sock.bind((0, 0))
             self.sock.setsockopt(_SOL_NETLINK, _NETLINK_ADD_MEMBERSHIP, _NFNLGRP_NFTRACE)
         except BaseException:
@@ -130,16 +133,24 @@ class TraceSocket:
         """Add table `name` (owned by this socket) with a prerouting chain, before every
         other, whose one rule sets nftrace on packets whose bytes at (base, offset) are
         `value`."""
+        self.add_rules(family, name, [("prerouting", match)])
+
+    def add_rules(self, family: str, name: str,
+                  rules: list[tuple[str, tuple[int, int, bytes]]]) -> None:
+        """Add table `name` (owned by this socket) with a chain per hook named in `rules`
+        (prerouting, output), before every other, and in it one rule per (hook, match)
+        that sets nftrace on packets whose bytes at (base, offset) are the match's value:
+        one transaction, however many rules."""
         number = _FAMILY_NUMBERS[family]
-        base, offset, value = match
-        hook = _nest(4, _u32(1, _PREROUTING), _u32(2, -500))
-        self._batch([
-            (_NEWTABLE, number, _CREATE, _str(1, name) + _u32(2, _TABLE_F_OWNER)),
-            (_NEWCHAIN, number, _CREATE, _str(1, name) + _str(3, "pre") + hook
-             + _str(7, "filter")),
-            (_NEWRULE, number, _CREATE | _APPEND, _str(1, name) + _str(2, "pre")
-             + _rule_expressions(base, offset, value)),
-        ])  # fmt: skip
+        messages = [(_NEWTABLE, number, _CREATE, _str(1, name) + _u32(2, _TABLE_F_OWNER))]
+        for hook in dict.fromkeys(h for h, _ in rules):
+            spec = _nest(4, _u32(1, HOOKS[hook]), _u32(2, -500))
+            messages.append((_NEWCHAIN, number, _CREATE,
+                             _str(1, name) + _str(3, hook[:3]) + spec + _str(7, "filter")))
+        for hook, (base, offset, value) in rules:
+            messages.append((_NEWRULE, number, _CREATE | _APPEND, _str(1, name)
+                             + _str(2, hook[:3]) + _rule_expressions(base, offset, value)))
+        self._batch(messages)
 
     def delete_table(self, family: str, name: str) -> None:
         """Delete table `name` (gone already is fine)."""

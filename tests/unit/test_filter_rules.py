@@ -1,0 +1,90 @@
+"""nft JSON → what a probe must be: the rules reached from the filter hooks (through jumps,
+with the jumps' matches), and the reason when no probe can be built."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+import pytest
+
+from netprobe.library.filter.rules import Unprobeable, filter_rules, rule_texts, want
+
+
+def _m(left: dict[str, Any], right: Any, op: str = "==") -> dict[str, Any]:
+    return {"match": {"op": op, "left": left, "right": right}}
+
+
+def _pl(proto: str, field: str) -> dict[str, Any]:
+    return {"payload": {"protocol": proto, "field": field}}
+
+
+def _listing(*rules: tuple[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    chains = [
+        {"chain": {"family": "inet", "table": "t", "name": "input", "type": "filter",
+                   "hook": "input", "prio": 0, "policy": "drop"}},
+        {"chain": {"family": "inet", "table": "t", "name": "sub"}},
+    ]
+    return {"nftables": chains + [
+        {"rule": {"family": "inet", "table": "t", "chain": chain, "handle": i + 1, "expr": e}}
+        for i, (chain, e) in enumerate(rules)]}
+
+
+def test_rules_are_walked_through_jumps_with_the_jumps_matches() -> None:
+    rules = filter_rules(_listing(
+        ("input", [_m(_pl("ip", "saddr"), {"prefix": {"addr": "10.0.0.0", "len": 8}}),
+                   {"jump": {"target": "sub"}}]),
+        ("sub", [_m(_pl("tcp", "dport"), {"set": [22, {"range": [80, 90]}]}), {"accept": None}]),
+        ("input", [{"counter": None}, {"drop": None}]),
+    ))
+    assert [(r.chain, r.handle, r.order, r.verdict) for r in rules] == [
+        ("input", 1, 0, "jump sub"), ("sub", 2, 1, "accept"), ("input", 3, 2, "drop")]
+    assert rules[-1].last and not rules[1].last
+    found = want(rules[1])
+    assert found.families == {4} and found.proto == "tcp"
+    assert found.saddr == [([ipaddress.ip_network("10.0.0.0/8")], False)]
+    assert found.port("dport", 9) == 22
+
+
+def test_negations_ranges_states_and_icmp() -> None:
+    rules = filter_rules(_listing(
+        ("input", [_m(_pl("tcp", "dport"), 22, "!="), _m({"ct": {"key": "state"}}, "new", "in"),
+                   {"accept": None}]),
+        ("input", [_m({"meta": {"key": "l4proto"}}, "ipv6-icmp"),
+                   _m(_pl("icmpv6", "type"), "echo-request"), {"accept": None}]),
+        ("input", [_m({"ct": {"key": "state"}}, ["established", "related"], "in"),
+                   {"accept": None}]),
+        ("input", [_m(_pl("udp", "dport"), 1024, "<"), {"drop": None}]),
+    ))
+    first, icmp, established, low = (want(r) for r in rules)
+    assert first.port("dport", 9) == 9 and first.port("dport", 22) == 23
+    assert first.state == "new"
+    assert icmp.proto == "icmp" and icmp.families == {6}
+    assert established.state == "established"
+    assert low.port("dport", 2000) == 1 and low.port("dport", 9) == 9
+
+
+@pytest.mark.parametrize(("expr", "reason"), [
+    (_m({"meta": {"key": "mark"}}, 1), "matches meta mark"),
+    (_m(_pl("ip", "saddr"), "@allowed"), "matches the named set @allowed"),
+    ({"xt": {"type": "match", "name": "conntrack"}}, "matches xt conntrack"),
+    ({"limit": {"rate": 5, "per": "second"}}, "has a limit statement"),
+    (_m(_pl("icmp", "type"), "destination-unreachable"), "only echo requests are sent"),
+])
+def test_what_cannot_be_probed_says_why(expr: dict[str, Any], reason: str) -> None:
+    (rule,) = filter_rules(_listing(("input", [expr, {"accept": None}])))
+    with pytest.raises(Unprobeable, match=reason):
+        want(rule)
+
+
+def test_chains_not_at_a_filter_hook_are_left_out() -> None:
+    listing = _listing(("input", [{"accept": None}]))
+    listing["nftables"][0]["chain"].update(type="nat", hook="prerouting")
+    assert filter_rules(listing) == []
+
+
+def test_rule_texts_come_from_the_listing_with_handles() -> None:
+    text = ("table inet filter { # handle 1\n\tchain input { # handle 1\n"
+            "\t\ttype filter hook input priority filter; policy drop;\n"
+            "\t\ttcp dport 22 counter packets 3 bytes 180 accept # handle 4\n\t}\n}\n")
+    assert rule_texts(text) == {("inet", "filter", "input", 4): "tcp dport 22 accept"}
