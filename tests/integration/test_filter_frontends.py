@@ -13,16 +13,60 @@ import sys
 from pathlib import Path
 
 import pytest
-from support.frontends import FIREWALLS, HEALTHY, WRONG_INTERFACE, Frontend
+from support.frontends import FIREWALLS, HEALTHY, SHADOWED_SSH, WRONG_INTERFACE, Frontend, ufw
+from support.paths import EXAMPLES
 from support.results import diagnosis_of, failed_steps
 
-from netprobe.check import Status, run_check
+from netprobe.check import Result, Status, Step, run_check
 
 pytestmark = pytest.mark.root
 
 
-# The same fixtures without a policy (probes derived from the ruleset) belong here, over
-# HEALTHY and SABOTAGED of support/frontends.py.
+def _row(result: Result, chain: str, text: str) -> Step:
+    """The derived step of the rule `text` in `chain` (the first, if several ways)."""
+    return next(s for s in result.steps if f" {chain}" in s.name and s.name.endswith(text))
+
+
+@pytest.mark.parametrize("fixture", HEALTHY, ids=lambda f: f.name)
+def test_every_rule_the_frontend_generated_is_probed_without_a_policy(
+        fixture: Frontend) -> None:
+    """Derived mode: no rule of a healthy ruleset is shadowed; what cannot be probed
+    says why; the rules that decide do."""
+    result = run_check("filter", ruleset=fixture.ruleset)
+    assert failed_steps(result) == [], result.evidence()
+    rules = [s for s in result.steps if " rule " in s.name]
+    assert len(rules) > 30
+    assert all(s.detail.startswith("not probed: ") for s in rules if s.status is Status.SKIP)
+    decisive = [s for s in rules if "reached, it decides" in s.detail]
+    assert len(decisive) >= 5, result.evidence()
+
+
+def test_ufw_allow_ssh_decides_and_the_shadowed_one_is_named_per_way_in() -> None:
+    healthy = run_check("filter", ruleset=ufw("ufw-ssh").ruleset)
+    allow = _row(healthy, "ufw-user-input", "tcp dport 22 accept")
+    assert allow.status is Status.PASS and "reached, it decides (accept)" in allow.detail
+    # `ufw insert 1 deny from 10.0.0.0/8 to any port 22`: the allow still decides for the
+    # outside, and the LAN's way in is named as shadowed by the deny
+    result = run_check("filter", ruleset=SHADOWED_SSH.ruleset)
+    allow = _row(result, "ufw-user-input", "tcp dport 22 accept")
+    assert allow.status is Status.PASS, allow.detail
+    assert "reached, it decides (accept)" in allow.detail
+    assert "sent by client:eth0 into fw:eth0" in allow.detail.split("on another way")[1]
+    assert "shadowed by rule" in allow.detail
+    assert result.status is not Status.FAIL and result.diagnosis is not None
+    assert "`tcp dport 22 accept` (ip filter ufw-user-input, handle 99) is shadowed by `ip " \
+           "saddr 10.0.0.0/8 tcp dport 22 drop` (ip filter ufw-user-input, handle 98) for " \
+           "part of its traffic" in result.diagnosis
+
+
+def test_dockers_raw_drop_is_named_in_derived_mode() -> None:
+    """Docker 28's rules, every rule probed: a neighbour's frame straight to a container
+    dies in the raw table before the filter chains see it, and the step says where."""
+    result = run_check("filter", str(EXAMPLES / "docker-bridge.yaml"), host="dockerhost",
+                       client="outside", behind="c1", derive=True)
+    direct = _row(result, "DOCKER", "ip daddr 172.17.0.2 tcp dport 80 accept")
+    assert "sent by outside:eth0" in direct.detail
+    assert "dropped before by rule" in direct.detail and "ip raw PREROUTING" in direct.detail
 
 
 @pytest.mark.parametrize("fixture", HEALTHY, ids=lambda f: f.name)

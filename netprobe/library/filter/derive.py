@@ -8,17 +8,23 @@ host in one traced batch (`batch.run_batch`), and the nf_tables trace of each na
 rule that decided it in that base chain. One step per rule (and base chain reaching it):
 the rule, its probe, the deciding rule, the verdict. A rule is
 
-- *decisive* (PASS) when its probe matched it and it decided the packet;
-- *shadowed* when its probe was decided by an earlier rule (named): FAIL when that rule's
-  verdict differs from its own (a shadowed accept, or a drop an earlier accept makes
-  void), PASS when the same (the rule is redundant);
+A rule gets a probe for each way in and out of the host (and family) that fits its
+matches: a probe decided early proves only that its own way is shadowed. A rule is
+
+- *decisive* (PASS) when a probe matched it and it decided the packet (the ways on
+  which it was shadowed are said);
+- *shadowed* when every probe was decided by an earlier rule (named): FAIL when each of
+  those rules' verdicts differs from its own (a shadowed accept, or a drop an earlier
+  accept makes void), PASS when they are the same (the rule is redundant) or mixed (a
+  safety net behind rules that decide every way);
 - *without effect* (PASS, listed) when its probe reached and matched it but its verdict
-  cannot decide anything: no verdict (counter, log), jump, goto or return (the packet was
-  decided further on), or it is the last rule of the base chain and does what the chain's
+  decides nothing: no verdict (counter, log), return, a jump or goto to chains that
+  decided no probe at all, or the last rule of the base chain doing what the chain's
   policy does anyway;
-- INCONCLUSIVE when no probe could be built (the reason: "not probed: matches meta mark"),
-  when its probe did not match it (it was decided by a later rule: the model of the rule
-  was wrong, and that is said), or when no trace of the probe came.
+- SKIP when no probe could be built, with the reason ("not probed: matches meta mark"):
+  said per rule, never guessed, and not held against the ruleset;
+- INCONCLUSIVE when its probe did not match it (it was decided by a later rule: the
+  model of the rule was wrong, and that is said), or when no trace of the probe came.
 
 Whether each probe was then delivered (reached the host's stack, left by the interface
 it was routed to) is the evidence of its step.
@@ -27,6 +33,7 @@ it was routed to) is the evidence of its step.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from netprobe.check import Context, Status, Step
@@ -51,6 +58,9 @@ class _Row:
     status: Status
     detail: str
     note: str = ""  # for the diagnosis: shadowed or without effect
+    idle: bool = False  # reached, with a verdict that decided nothing for its probe
+    kind: str = ""  # "reached", "shadowed", or "" (undecided, not probed)
+    partly: str = ""  # shadowed: the note if another way reaches the rule
 
 
 def derive(ctx: Context, host: str, client: str, behind: str) -> None:
@@ -64,22 +74,26 @@ def derive(ctx: Context, host: str, client: str, behind: str) -> None:
                          "forward or output hook: nothing to probe")
         return
     builder = Builder(topo, Planner(topo, host, client, behind))
-    built: dict[Rule, Built] = {}
+    built: dict[Rule, list[Built]] = {}
     reasons: dict[Rule, str] = {}
     for rule in rules:
         try:
-            built[rule] = builder.build(rule, want(rule))
+            built[rule] = builder.variants(rule, want(rule))
         except Unprobeable as exc:
             reasons[rule] = str(exc)
-    outcomes, traces = _send(topo, host, list(built.values()))
+    outcomes, traces = _send(topo, host, [b for found in built.values() for b in found])
     index = _Index(rules)
+    deciding = _deciding_chains(traces.values())
     notes = []
     for rule in rules:
         if rule in reasons:
-            row = _Row(Status.INCONCLUSIVE, f"not probed: {reasons[rule]}")
+            row = _Row(Status.SKIP, f"not probed: {reasons[rule]}")
         else:
-            row = _judge(rule, built[rule], index, outcomes.get(rule),
-                         traces.get(built[rule].key))
+            row = _combine([_judge(rule, b, index, outcomes.get(b.key), traces.get(b.key))
+                            for b in built[rule]])
+            if row.idle and index.decides_below(rule, deciding):
+                row = _Row(row.status, row.detail + " (the chain it leads to decides "
+                           "other probes)")
         ctx.steps.append(Step(_name(rule), row.status, row.detail, key=_name(rule)))
         if row.note:
             notes.append(row.note)
@@ -93,8 +107,33 @@ def _name(rule: Rule) -> str:
             f"{rule.chain}{via}: {rule.text or rule.verdict}")
 
 
+def _combine(rows: list[_Row]) -> _Row:
+    """One row of a rule from its probes' (one per way in and out): the first that reached
+    it, else the undecided, else shadowed on every way: a FAIL only if every way was
+    decided by a rule of another verdict (a safety net behind rules that decide every
+    way, some as it would, is no fault)."""
+    reached = [r for r in rows if r.kind == "reached"]
+    if reached:
+        others = [r for r in rows if r.kind == "shadowed"]
+        if not others:
+            return reached[0]
+        notes = [n for n in (reached[0].note, *dict.fromkeys(r.partly for r in others)) if n]
+        return _Row(reached[0].status, reached[0].detail + "; on another way in or out "
+                    + "; ".join(r.detail for r in others), "; ".join(notes), reached[0].idle,
+                    "reached")
+    undecided = [r for r in rows if r.kind == ""]
+    if undecided:
+        return undecided[0]
+    if len(rows) == 1 or all(r.status is Status.FAIL for r in rows) \
+            or all(r.status is Status.PASS for r in rows):
+        return _Row(rows[0].status, "; ".join(r.detail for r in rows),
+                    "; ".join(dict.fromkeys(r.note for r in rows)), kind="shadowed")
+    return _Row(Status.PASS, "; ".join(r.detail for r in rows) + ": never reached, the "
+                "rules before it decide every way in", kind="shadowed")
+
+
 def _send(topo: Topology, host: str, built: list[Built]
-          ) -> tuple[dict[Rule, Outcome], dict[bytes, list[TraceEvent]]]:
+          ) -> tuple[dict[bytes, Outcome], dict[bytes, list[TraceEvent]]]:
     """Open the flows established probes need, then send every probe in one traced batch."""
     openers = [b for b in built if b.opener is not None and b.opener_barrier is not None]
     if openers:
@@ -116,7 +155,7 @@ def _send(topo: Topology, host: str, built: list[Built]
         sock.delete_table("inet", _TABLE)
     finally:
         sock.close()
-    return ({b.rule: o for b, o in zip(built, found, strict=True)},
+    return ({b.key: o for b, o in zip(built, found, strict=True)},
             _by_probe(events, {b.key for b in built}))
 
 
@@ -139,15 +178,46 @@ def _by_probe(events: list[TraceEvent], keys: set[bytes]) -> dict[bytes, list[Tr
     return out
 
 
+def _deciding_chains(traces: Iterable[list[TraceEvent]]) -> set[tuple[str, str, str]]:
+    """The chains in which a rule's verdict decided some probe (a policy is a base
+    chain's, never a jump's target)."""
+    return {(e.family, e.table, e.chain) for events in traces for e in events
+            if e.kind == "rule" and e.verdict in _FINAL}
+
+
 class _Index:
-    """The rules by their place in the kernel, and the chains each base chain reaches."""
+    """The rules by their place in the kernel, the chains each base chain reaches, and
+    where each jump and goto leads."""
 
     def __init__(self, rules: list[Rule]) -> None:
-        self.by = {(r.key, r.base): r for r in rules}
+        self.by: dict[tuple[tuple[str, str, str, int], str], Rule] = {}
+        for r in rules:  # a chain reached by two jumps: the rule where a packet first meets it
+            self.by.setdefault((r.key, r.base), r)
         self.chains: dict[tuple[str, str, str], set[tuple[str, str, str]]] = {}
+        self.leads: dict[tuple[str, str, str], set[tuple[str, str, str]]] = {}
         for r in rules:
             self.chains.setdefault((r.family, r.table, r.base), {(r.family, r.table, r.base)}
                                    ).add((r.family, r.table, r.chain))
+            kind, _, target = r.verdict.partition(" ")
+            if kind in ("jump", "goto"):
+                self.leads.setdefault((r.family, r.table, r.chain), set()).add(
+                    (r.family, r.table, target))
+
+    def decides_below(self, rule: Rule, deciding: set[tuple[str, str, str]]) -> bool:
+        """Whether a jump's or goto's chain, or one it leads to, decided some probe: its
+        own probe, decided elsewhere, does not make it a rule without effect."""
+        kind, _, target = rule.verdict.partition(" ")
+        if kind not in ("jump", "goto"):
+            return False
+        todo, seen = [(rule.family, rule.table, target)], set()
+        while todo:
+            chain = todo.pop()
+            if chain in deciding:
+                return True
+            if chain not in seen:
+                seen.add(chain)
+                todo.extend(self.leads.get(chain, ()))
+        return False
 
 
 def _judge(rule: Rule, built: Built, index: _Index, outcome: Outcome | None,
@@ -170,7 +240,10 @@ def _judge(rule: Rule, built: Built, index: _Index, outcome: Outcome | None,
     if matched:
         return _reached(rule, decider, text, who)
     if decider is None:
-        return _Row(Status.INCONCLUSIVE, f"{text}: it never came to {rule.base}")
+        early = next((e for e in events if e.kind == "rule" and e.verdict == "drop"), None)
+        where = "" if early is None else (f", dropped before by rule {early.handle} of "
+                                          f"{early.family} {early.table} {early.chain}")
+        return _Row(Status.INCONCLUSIVE, f"{text}: it never came to {rule.base}{where}")
     if found is not None and found.order < rule.order:
         return _shadowed(rule, found, text)
     return _Row(Status.INCONCLUSIVE, f"{text}: the probe did not match the rule")
@@ -181,13 +254,14 @@ def _reached(rule: Rule, decider: TraceEvent | None, text: str, who: str) -> _Ro
     if verdict not in ("accept", "drop", "reject"):
         note = (f"{rule.describe()} has no effect: its verdict ({verdict}) decides nothing; "
                 f"its probe was decided by {who}")
-        return _Row(Status.PASS, f"{text}: reached, verdict {verdict}", note)
+        return _Row(Status.PASS, f"{text}: reached, verdict {verdict}", note, True, "reached")
     policy = _policy(decider)
     if rule.last and policy is not None and policy == _final(verdict):
         note = (f"{rule.describe()} has no effect: it is the last rule of {rule.base} "
                 f"and does what its policy ({policy}) does")
-        return _Row(Status.PASS, f"{text}: reached, redundant with the policy", note)
-    return _Row(Status.PASS, f"{text}: reached, it decides ({verdict})")
+        return _Row(Status.PASS, f"{text}: reached, redundant with the policy", note,
+                    kind="reached")
+    return _Row(Status.PASS, f"{text}: reached, it decides ({verdict})", kind="reached")
 
 
 def _shadowed(rule: Rule, by: Rule, text: str) -> _Row:
@@ -196,7 +270,10 @@ def _shadowed(rule: Rule, by: Rule, text: str) -> _Row:
         else Status.FAIL
     what = "redundant" if status is Status.PASS else f"its {rule.verdict} never happens"
     note = f"{rule.describe()} is shadowed by {by.describe()} ({what})"
-    return _Row(status, f"{text}: shadowed by rule {by.handle}", note)
+    partly = (f"{rule.describe()} is shadowed by {by.describe()} for part of its traffic "
+              f"({text.split(';')[0].removeprefix('probe: ')}); it decides the rest")
+    return _Row(status, f"{text}: shadowed by rule {by.handle}", note, kind="shadowed",
+                partly=partly)
 
 
 def _final(verdict: str) -> str:

@@ -16,7 +16,7 @@ import errno
 import ipaddress
 import socket
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from netprobe.topology import LiveRoute, Topology
@@ -96,8 +96,19 @@ class Builder:
             self._macs[(host, dev)] = self.topo.mac(host, dev)
         return self._macs[(host, dev)]
 
-    def build(self, rule: Rule, want: Want) -> Built:
-        """The probe of `rule`; raises Unprobeable with the reason there is none."""
+    def variants(self, rule: Rule, want: Want) -> list[Built]:
+        """A probe of `rule` for each way in and out of the host (and family) it can be
+        reached by: one probe decided early proves only that its own way is shadowed."""
+        ways: dict[tuple[int, str, str], _Ends] = {}
+        for ends in self._all_ends(rule, want):
+            ways.setdefault((ends.family, ends.iif, ends.oif), ends)
+        if not ways:
+            raise Unprobeable("no packet of this topology fits its addresses and interfaces")
+        return [self.build(rule, want, ends) for ends in ways.values()]
+
+    def build(self, rule: Rule, want: Want, ends: _Ends | None = None) -> Built:
+        """The probe of `rule` (by `ends`, or the first way that fits); raises Unprobeable
+        with the reason there is none."""
         state = want.state
         proto = want.proto or ("tcp" if state == "invalid" else "udp")
         if state == "invalid" and (proto != "tcp" or rule.hook == "output"):
@@ -105,14 +116,16 @@ class Builder:
         if state == "established" and proto != "udp":
             raise Unprobeable(f"matches ct state established over {proto} (an established "
                               "flow is opened first over UDP only)")
-        ends = self._ends(rule, want)
+        ends = ends or self._ends(rule, want)
         sport = want.port("sport", self.planner.sport())
         dport = want.port("dport", _DPORT)
         if rule.hook == "output":
             if proto != "udp" and proto != "tcp":
                 raise Unprobeable("matches ICMP sent by the host itself (not sent)")
-            return self._output(rule, ends, proto, sport, dport)
-        built = self._crafted(rule, ends, proto, sport, dport, "SF" if state == "invalid" else "S")
+            built = self._output(rule, ends, proto, sport, dport)
+        else:
+            built = self._crafted(rule, ends, proto, sport, dport,
+                                  "SF" if state == "invalid" else "S")
         if state == "established":
             back = _Ends(ends.family, ends.dst, ends.src, self._reverse_sender(rule, ends),
                          ends.oif, ends.iif)
@@ -123,6 +136,12 @@ class Builder:
         return built
 
     def _ends(self, rule: Rule, want: Want) -> _Ends:
+        for ends in self._all_ends(rule, want):
+            return ends
+        raise Unprobeable("no packet of this topology fits its addresses and interfaces")
+
+    def _all_ends(self, rule: Rule, want: Want) -> Iterator[_Ends]:
+        """Every (source, destination) the topology can send that fits, in order."""
         for family in sorted(want.families):
             for src, dst in self._pairs(rule.hook, want, family):
                 iif = "" if rule.hook == "output" else self._dev(src)
@@ -131,8 +150,7 @@ class Builder:
                     continue
                 sender = (self.host, oif) if rule.hook == "output" else self._neighbour(src)
                 if sender is not None:
-                    return _Ends(family, src, dst, sender, iif, oif)
-        raise Unprobeable("no packet of this topology fits its addresses and interfaces")
+                    yield _Ends(family, src, dst, sender, iif, oif)
 
     def _pairs(self, hook: str, want: Want, family: int) -> list[tuple[str, str]]:
         mine = [str(ip) for _, ip in self.own if ip.version == family]

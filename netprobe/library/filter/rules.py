@@ -177,18 +177,18 @@ def want(rule: Rule) -> Want:
     found = Want(families=set(_FAMILIES[rule.family]))
     for exprs in (*rule.path, rule.exprs):
         for expr in exprs:
-            _apply(found, expr, exprs is not rule.exprs)
+            _apply(found, expr, exprs is not rule.exprs, rule.text if exprs is rule.exprs else "")
     if not found.families:
         raise Unprobeable("matches both IPv4 and IPv6 only")
     return found
 
 
-def _apply(found: Want, expr: dict[str, Any], on_path: bool) -> None:
+def _apply(found: Want, expr: dict[str, Any], on_path: bool, text: str) -> None:
     (key, value), = expr.items()
     if key == "match":
         _match(found, value)
     elif key == "xt" and value.get("type") == "match":
-        raise Unprobeable(f"matches xt {value.get('name')} (an iptables match nft cannot show)")
+        _xt(found, str(value.get("name")), text)
     elif key in ("limit", "meter", "set", "queue", "quota", "synproxy") and not on_path:
         raise Unprobeable(f"has a {key} statement")
     elif key in ("limit", "meter", "quota"):
@@ -214,6 +214,26 @@ def _match(found: Want, match: dict[str, Any]) -> None:
         found.local = not neg
     else:
         raise Unprobeable(f"matches {_name(left)}")
+
+
+# iptables-nft keeps some iptables matches as xt expressions, which `nft -j` shows by name
+# only; `nft list` prints what it can translate. The translations a probe can follow:
+_XT = {"conntrack": r"ct state", "state": r"ct state", "icmp": r"icmp type",
+       "icmp6": r"icmpv6 type", "addrtype": r"fib daddr type"}
+_XT_VALUE = r"(?P<neg>!= )?(?P<value>\{[^}]*\}|[\w,-]+)"
+
+
+def _xt(found: Want, name: str, text: str) -> None:
+    """An xt match, through the translation in the rule's text; else not probeable."""
+    m = re.search(rf"\b{_XT[name]} {_XT_VALUE}", text) if name in _XT else None
+    if m is None or f"xt match {name}" in text:
+        raise Unprobeable(f"matches xt {name} (an iptables match nft cannot show)")
+    values: list[Any] = [v.strip() for v in m["value"].strip("{}").split(",")]
+    left = {"ct": {"key": "state"}} if _XT[name] == "ct state" else \
+        {"fib": {"result": "type", "flags": ["daddr"]}} if name == "addrtype" else \
+        {"payload": {"protocol": "icmp" if name == "icmp" else "icmpv6", "field": "type"}}
+    right = {"set": values} if len(values) > 1 else values[0]
+    _match(found, {"op": "!=" if m["neg"] else "==", "left": left, "right": right})
 
 
 def _compare(op: str, right: Any) -> dict[str, list[int]]:
