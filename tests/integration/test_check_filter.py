@@ -71,7 +71,7 @@ def test_filter_passes_on_the_rules_ufw_writes() -> None:
     assert result.status is Status.PASS, result.evidence()
     assert "ufw-ssh.iptables (iptables-restore), ufw-ssh.ip6tables (ip6tables-restore)" in \
         result.steps[0].detail
-    assert len(result.steps) == 1 + 10
+    assert len(result.steps) == 1 + 16
 
 
 def test_a_shadowed_ufw_allow_is_named_with_its_chain() -> None:

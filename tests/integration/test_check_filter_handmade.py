@@ -75,7 +75,7 @@ def _ufw(net: HandMade, fixture: Frontend) -> str:
 def test_filter_passes_on_ufw_rules_restored_by_hand(hand: HandMade) -> None:
     result = _run(hand, policy=_ufw(hand, ufw("ufw-ssh")))
     assert result.status is Status.PASS, result.evidence()
-    assert len(result.steps) == 10
+    assert len(result.steps) == 16
 
 
 def test_a_shadowed_ufw_allow_restored_by_hand_is_named(hand: HandMade) -> None:

@@ -32,6 +32,8 @@ from netprobe.topology import Topology
 from netprobe.topology._kernel import netns
 from netprobe.traffic import Capture, Port, find_nonce, ports
 
+from .observe import RawSocket
+
 __all__ = ["Barrier", "Outcome", "Point", "Probe", "flow_key", "run_batch"]
 
 _BUFFER = 256 << 20  # ~1 KiB charged per queued packet: room for 200,000
@@ -101,7 +103,7 @@ def _flow_of(frame: bytes) -> bytes | None:
     return flow_key(proto, *struct.unpack_from("!HH", frame, at))
 
 
-class _Stack:
+class _Stack(RawSocket):
     """A raw IP socket in a host's namespace, with a large buffer and its drop count."""
 
     def __init__(self, topo: Topology, point: Point) -> None:
@@ -112,20 +114,9 @@ class _Stack:
             proto = socket.IPPROTO_ICMPV6
         self.fd = topo.fd_of(point.where)
         with netns.entered(self.fd):
-            self.sock = socket.socket(family, socket.SOCK_RAW, proto)
+            super().__init__(socket.socket(family, socket.SOCK_RAW, proto))
         self.sock.setsockopt(socket.SOL_SOCKET, 33, _BUFFER)  # SO_RCVBUFFORCE
         self.sock.setblocking(False)
-
-    def fileno(self) -> int:
-        return self.sock.fileno()
-
-    def read(self) -> list[bytes]:
-        out = []
-        while True:
-            try:
-                out.append(self.sock.recv(65535))
-            except BlockingIOError:
-                return out
 
     def drops(self) -> int:
         """The socket's drop counter (the last column of /proc/net/raw and raw6)."""

@@ -22,7 +22,7 @@ from .frames import OPEN_SEQ, marker, message
 from .net import Plan
 from .policy import ANY_PROTO
 
-__all__ = ["QUIET", "TIMEOUT", "Stack", "open_flow", "send_from_host", "watch"]
+__all__ = ["QUIET", "TIMEOUT", "RawSocket", "Stack", "open_flow", "send_from_host", "watch"]
 
 _IPPROTO = {"tcp": socket.IPPROTO_TCP, "udp": socket.IPPROTO_UDP, "icmp": socket.IPPROTO_ICMP,
             "icmpv6": socket.IPPROTO_ICMPV6, "any": ANY_PROTO}
@@ -40,16 +40,18 @@ class Source(Protocol):
         """What is queued (never blocks)."""
 
 
-class _Raw:
+class RawSocket:
     """A non-blocking raw IP socket, read like a capture."""
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
 
     def fileno(self) -> int:
+        """The descriptor to wait on."""
         return self.sock.fileno()
 
     def read(self) -> list[bytes]:
+        """The packets queued (never blocks)."""
         out = []
         while True:
             try:
@@ -58,6 +60,7 @@ class _Raw:
                 return out
 
     def drain(self) -> None:
+        """Throw away what is queued."""
         self.read()
 
 
@@ -69,9 +72,9 @@ class Stack:
 
     def __init__(self, topo: Topology, host: str) -> None:
         self.topo, self.host = topo, host
-        self._socks: dict[tuple[int, str], _Raw] = {}
+        self._socks: dict[tuple[int, str], RawSocket] = {}
 
-    def source(self, family: int, proto: str) -> _Raw:
+    def source(self, family: int, proto: str) -> RawSocket:
         """The raw socket for `proto` (a policy line's) in IPv`family`, in the host's
         namespace."""
         if (family, proto) not in self._socks:
@@ -79,7 +82,7 @@ class Stack:
                 sock = socket.socket(socket.AF_INET if family == 4 else socket.AF_INET6,
                                      socket.SOCK_RAW, _IPPROTO[proto])
             sock.setblocking(False)
-            self._socks[(family, proto)] = _Raw(sock)
+            self._socks[(family, proto)] = RawSocket(sock)
         return self._socks[(family, proto)]
 
     def close(self) -> None:
