@@ -6,6 +6,7 @@ are installed, the generator is run again and must give the committed files."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -13,11 +14,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from support.frontends import FIREWALLS, HEALTHY, SHADOWED_SSH, WRONG_INTERFACE, Frontend, ufw
 from support.paths import EXAMPLES
 from support.results import diagnosis_of, failed_steps
 
 from netprobe.check import Result, Status, Step, run_check
+from netprobe.cli import cli
 
 pytestmark = pytest.mark.root
 
@@ -127,3 +130,16 @@ def test_the_tools_installed_here_generate_the_committed_fixtures(tmp_path: Path
         if _made_by(ours) != _made_by(theirs):
             pytest.skip(f"other tool versions here: {_made_by(ours)}")
         assert _output(ours) == _output(theirs), name
+
+
+def test_the_command_line_takes_ufws_ipv4_and_ipv6_files(tmp_path: Path) -> None:
+    """`--ruleset` repeated: ufw writes one file per family."""
+    fixture = ufw("ufw-ssh")
+    args = ["check", "filter", *(a for f in fixture.files for a in ("--ruleset", str(f))),
+            "--policy", str(fixture.policy), "--no-bundle", "--json", str(tmp_path / "r.json")]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    saved = json.loads((tmp_path / "r.json").read_text())
+    steps = saved["results"][0]["steps"]
+    assert steps[0]["detail"] == ("loaded ufw-ssh.iptables (iptables-restore), "
+                                  "ufw-ssh.ip6tables (ip6tables-restore)")
