@@ -154,31 +154,74 @@ def _accepted(found: Findings) -> Iterator[str]:
 
 
 def _flooded(found: Findings, got: Delivery) -> Iterator[str]:
-    """Unicast that went where the FDB does not send it: flooding, and why."""
+    """Unicast that went where the FDB does not send it: flooding, and why. Only the
+    bridges the frame reached with its destination MAC are judged (see _switched)."""
     mac = unicast_dst(found.probe)
     if mac is None:
         return
     owned = any(
         (link.mac or "").lower() == mac for f in found.hosts.values() for link in f.links.values()
     )
-    reached = {h.host for h in found.drops.path if h.host}
-    for facts in found.hosts.values():
-        bridges = [n for n, link in facts.links.items() if link.kind == "bridge"]
-        if facts.host not in reached or not bridges:
-            continue
+    for host, bridges in _switched(found, mac).items():
+        facts = found.hosts[host]
         for name in bridges:
             ageing = facts.links[name].ageing
             if ageing is not None and ageing == 0:
-                yield f"{facts.host}:{name} has ageing time 0: it forgets every MAC at once"
+                yield f"{host}:{name} has ageing time 0: it forgets every MAC at once"
         if not facts.fdb:
-            yield f"{facts.host}:{'/'.join(bridges)} has no FDB entry for {mac}: it floods it"
+            yield f"{host}:{'/'.join(bridges)} has no FDB entry for {mac}: it floods it"
         elif not owned:
-            yield f"{facts.host} forwards {mac} by its FDB entry `{facts.fdb[0]}`"
-        for host, dev in got.dests:
-            peer = found.peers.get((host, dev))
-            link = _link(found, *peer) if peer else None
-            if peer and link is not None and link.learning is False:
+            yield f"{host} forwards {mac} by its FDB entry `{facts.fdb[0]}`"
+        for dest in got.dests:
+            peer = found.peers.get(dest)
+            link = _link(found, *peer) if peer and peer[0] == host else None
+            if peer and link is not None and link.master in bridges and link.learning is False:
                 yield f"{peer[0]}:{peer[1]} has learning off: {mac} is never learned there"
+
+
+def _switched(found: Findings, mac: str) -> dict[str, list[str]]:
+    """Each host's bridges that the frame reached with destination `mac`, along the
+    path from the sender. A host owning `mac` takes the frame for itself: only the bridge
+    that owns it sees it; what it routes on has a new destination MAC (whose FDB entries
+    were not read), so the hosts it reaches after are not judged by `mac`."""
+    start = found.sender[0] if found.sender else next((h.host for h in found.drops.path), None)
+    switching = {start} if start else set()
+    owners: dict[str, set[str]] = {}
+    for hop in found.drops.path:
+        if hop.host is None:
+            continue
+        peer = found.peers.get((hop.host, hop.device))
+        if hop.event == RECEIVE and peer is not None and peer[0] in switching - owners.keys():
+            switching.add(hop.host)
+        if hop.host in switching and hop.host not in owners:
+            facts = found.hosts.get(hop.host)
+            owning = _owning_bridges(facts, mac) if facts is not None else None
+            if owning is not None:
+                owners[hop.host] = owning
+            elif hop.event == XMIT and peer is not None:
+                switching.add(peer[0])
+    out = {}
+    for host in sorted(switching & found.hosts.keys()):
+        links = found.hosts[host].links
+        bridges = [n for n, link in links.items() if link.kind == "bridge"]
+        bridges = [b for b in bridges if b in owners.get(host, bridges)]
+        if bridges:
+            out[host] = bridges
+    return out
+
+
+def _owning_bridges(facts: HostFacts, mac: str) -> set[str] | None:
+    """None if no device of the host has `mac`; else the bridges that do (a bridge, or the
+    master of a port that has it: the bridge's own, it delivers the frame up)."""
+    owning = [link for link in facts.links.values() if (link.mac or "").lower() == mac]
+    if not owning:
+        return None
+    return {
+        b
+        for link in owning
+        for b in (link.master, link.name if link.kind == "bridge" else None)
+        if b
+    }
 
 
 def _altered(found: Findings, got: Delivery) -> Cause:

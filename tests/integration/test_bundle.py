@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
@@ -156,22 +157,24 @@ def test_replay_gives_the_same_fail_step_by_step(bundle: Path) -> None:
     assert "reproduced" in again.text()
 
 
+def _repro(
+    argv: list[str], timeout: float, **kwargs: Any
+) -> tuple[subprocess.CompletedProcess[str], str]:
+    """Run a repro.sh; its namespaces are named repro<its pid>-<host> (P="repro$$"), so
+    what it left is judged by that prefix, not by every repro* namespace on the machine."""
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          **kwargs) as proc:  # fmt: skip
+        out, err = proc.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err), f"repro{proc.pid}-"
+
+
 def test_repro_sh_alone_shows_the_same_failure(bundle: Path, tmp_path: Path) -> None:
     """Copied anywhere, without netprobe on the path: iproute2, nft, python3 with scapy."""
     script = tmp_path / "repro.sh"
     shutil.copy(bundle / "repro.sh", script)
     env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": str(tmp_path)}
-    before = {n for n in netns.list_names() if n.startswith("repro")}
-    done = subprocess.run(
-        ["sh", str(script)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert {n for n in netns.list_names() if n.startswith("repro")} == before  # gone
+    done, prefix = _repro(["sh", str(script)], cwd=tmp_path, env=env, timeout=120)
+    assert not [n for n in netns.list_names() if n.startswith(prefix)]  # gone
     assert done.returncode == 1, done.stderr
     out = done.stdout
     assert "step 1: vm1:eth0 → 203.0.113.1" in out
@@ -206,17 +209,16 @@ def test_repro_sh_without_any_scapy_says_so_and_exits_2(bundle: Path, tmp_path: 
     hidden behind a shim): one line, exit 2, no namespace made."""
     shims = _shim(tmp_path / "bin", "exit 1")
     mounts = f"mount --bind {shims}/python3 /usr/bin/python3 && "
-    before = {n for n in netns.list_names() if n.startswith("repro")}
-    done = subprocess.run(
+    done, prefix = _repro(  # unshare and sh -c exec: the script keeps the first pid
         ["unshare", "-m", "--propagation", "private", "sh", "-c",
          f"{mounts}PATH={shims}:/usr/sbin:/usr/bin:/sbin:/bin exec sh {bundle}/repro.sh"],
-        capture_output=True, text=True, timeout=60, check=False,
-    )
+        timeout=60,
+    )  # fmt: skip
     assert done.returncode == 2, done.stdout + done.stderr
     (line,) = done.stderr.strip().splitlines()
     assert "no python3 that can import scapy" in line and "PYTHON=" in line
     assert done.stdout == ""
-    assert {n for n in netns.list_names() if n.startswith("repro")} == before
+    assert not [n for n in netns.list_names() if n.startswith(prefix)]
 
 
 def test_repro_sh_passes_where_the_fault_is_mended(bundle: Path, tmp_path: Path) -> None:

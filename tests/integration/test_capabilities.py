@@ -2,11 +2,15 @@
 
 Which optional features exist depends on the kernel, so only what netprobe cannot run
 without (netns, veth, bridge) is asserted present. Other people's runs may own np-*
-namespaces at the same time, so leftovers are judged by what this probe created.
+namespaces, records, root links and nat rules at the same time, so leftovers are judged
+only by what this probe created: its scratch namespace and run id, and the names of
+the links and rules it makes.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import time
 from collections import Counter
@@ -40,30 +44,36 @@ def created(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     capabilities.clear_cache()
 
 
-def np_namespaces() -> set[str]:
-    return {n for n in netns.list_names() if n.startswith("np-")}
+# The probe's own objects: its links are npd*, its nft tables nptest*, its nat rule an
+# unconditional masquerade (the machine's, e.g. Docker's, always have a match).
+_PROBE_LINK = "npd"
+_PROBE_NAT = "-A POSTROUTING -j MASQUERADE"
 
 
-def root_state() -> tuple[str, str]:
-    """The root namespace's links and nat rules, which probing must not change."""
-    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True)
+def root_state() -> tuple[list[str], int]:
+    """What of the probe's could reach the root namespace, which probing must not change:
+    links with the probe's names and its nat rule (others' links and rules come and go)."""
+    links = subprocess.run(["ip", "-j", "link"], capture_output=True, text=True, check=True)
+    names = [link["ifname"] for link in json.loads(links.stdout)]
     nat = subprocess.run(["iptables", "-t", "nat", "-S"], capture_output=True, text=True)
-    return links.stdout, nat.stdout
+    return (
+        sorted(n for n in names if n.startswith(_PROBE_LINK)),
+        nat.stdout.splitlines().count(_PROBE_NAT),
+    )
 
 
-def assert_nothing_left(created: list[str], np_before: set[str]) -> None:
+def assert_nothing_left(created: list[str]) -> None:
     assert len(created) == 1, "one scratch namespace for the whole probe"
     (name,) = created
     runid = name.removeprefix("np-").removesuffix("-doctor")
     assert name == owner.ns_name(runid, "doctor")
     assert not netns.exists(name)
+    assert not [n for n in netns.list_names() if n.startswith(owner.ns_prefix(runid))]
     assert runid not in {r.runid for r in owner.read_records()}
-    assert not {r for r in owner.read_records() if r.name == "doctor"}
-    assert not np_namespaces() - np_before
+    assert not [r for r in owner.read_records() if r.name == "doctor" and r.pid == os.getpid()]
 
 
 def test_probe_reports_every_capability_once(created: list[str]) -> None:
-    np_before = np_namespaces()
     links_before, nat_before = root_state()
     start = time.perf_counter()
     caps = capabilities.probe()
@@ -81,10 +91,8 @@ def test_probe_reports_every_capability_once(created: list[str]) -> None:
     for name in ("netns", "veth", "bridge"):
         assert by_name[name].present, by_name[name]
 
-    assert_nothing_left(created, np_before)
-    links_after, nat_after = root_state()
-    assert "npd" not in links_after and links_after == links_before
-    assert nat_after == nat_before
+    assert_nothing_left(created)
+    assert root_state() == (links_before, nat_before)
     ruleset = subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True)
     assert "nptest" not in ruleset.stdout
 
@@ -110,8 +118,6 @@ def test_require_agrees_with_probe(created: list[str]) -> None:
 def test_an_interrupted_probe_leaves_nothing(
     created: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    np_before = np_namespaces()
-
     def interrupted(scratch: object) -> str:
         raise KeyboardInterrupt  # as if Ctrl-C arrived halfway through the probes
 
@@ -121,5 +127,5 @@ def test_an_interrupted_probe_leaves_nothing(
     )
     with pytest.raises(KeyboardInterrupt):
         capabilities.probe()
-    assert_nothing_left(created, np_before)
+    assert_nothing_left(created)
     assert not capabilities._cache, "an interrupted probe caches nothing"

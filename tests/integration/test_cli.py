@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,10 +19,28 @@ pytestmark = pytest.mark.root
 
 
 
-def _np_state() -> tuple[list[str], list[str]]:
+@pytest.fixture
+def made_runids(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The run ids this test's (in-process) commands give out: what they made is judged by
+    these, not by every np-* namespace and record on the machine, which others' runs share."""
+    made: list[str] = []
+    for name in ("new_runid", "persistent_runid"):
+        real = getattr(owner, name)
+
+        def spy(*args: str, real: Callable[..., str] = real) -> str:
+            made.append(real(*args))
+            return made[-1]
+
+        monkeypatch.setattr(owner, name, spy)
+    return made
+
+
+def _left_of(runids: list[str]) -> tuple[list[str], list[str]]:
+    """Namespaces and records of these runs still on the machine."""
+    prefixes = tuple(owner.ns_prefix(r) for r in runids)
     return (
-        [n for n in netns.list_names() if n.startswith("np-")],
-        sorted(r.runid for r in owner.read_records()),
+        [n for n in netns.list_names() if prefixes and n.startswith(prefixes)],
+        [r.runid for r in owner.read_records() if r.runid in runids],
     )
 
 
@@ -72,16 +91,15 @@ def test_topo_up_show_list_down(tmp_path: Path) -> None:
     ],
 )
 def test_bad_input_is_one_message_with_file_and_line_exit_2_and_nothing_made(
-    tmp_path: Path, text: str, where: str, message: str
+    tmp_path: Path, text: str, where: str, message: str, made_runids: list[str]
 ) -> None:
     spec = tmp_path / "bad.yaml"
     spec.write_text(text)
-    before = _np_state()
     result = CliRunner().invoke(cli, ["topo", "up", str(spec)])
     assert result.exit_code == 2
     assert f"{spec}{where}" in result.stderr and message in result.stderr
     assert "Traceback" not in result.output + result.stderr
-    assert _np_state() == before
+    assert _left_of(made_runids) == ([], [])
 
 
 def test_missing_file_and_unknown_topology_are_exit_2() -> None:

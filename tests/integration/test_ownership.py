@@ -28,29 +28,30 @@ time.sleep(120)
 """
 
 
-def _machine_state() -> dict[str, object]:
-    """What a run must leave exactly as it found it (other live runs and labs on the
-    machine, which come and go meanwhile, left out)."""
+def _left_of_run(runid: str) -> dict[str, list[str]]:
+    """What of run `runid` is on the machine: its namespaces, record, root links and the
+    root routes and firewall lines that name them (others' runs, which come and go
+    meanwhile, are not looked at)."""
 
-    def sh(*argv: str) -> str:
-        return subprocess.run(argv, capture_output=True, text=True, check=False).stdout
+    def sh(*argv: str) -> list[str]:
+        out = subprocess.run(argv, capture_output=True, text=True, check=False).stdout
+        return out.splitlines()
 
-    others = {r.runid for r in owner.read_records() if r.persistent or owner.is_alive(r)}
+    tag = owner.root_ifname(runid, "")  # every root link of the run's is named so
 
-    def ours(runid: str | None) -> bool:
-        return runid not in others
+    def mine(line: str) -> bool:
+        return tag in line or f"netprobe:{runid}" in line
 
-    links = json.loads(sh("ip", "-j", "link"))
+    links = json.loads(subprocess.run(["ip", "-j", "link"], capture_output=True,
+                                      text=True, check=True).stdout)  # fmt: skip
     return {
-        "namespaces": [n for n in netns.list_names() if ours(owner.runid_of(n))],
-        "records": [r for r in _record_files() if ours(r.split(".")[0])],
+        "namespaces": [n for n in netns.list_names() if n.startswith(owner.ns_prefix(runid))],
+        "records": [r for r in _record_files() if r.split(".")[0] == runid],
         "root links": sorted(
-            link["ifname"]
-            for link in links
-            if ours((link.get("ifalias") or "").removeprefix("netprobe:") or None)
+            link["ifname"] for link in links if mine(f"{link['ifname']} {link.get('ifalias')}")
         ),
-        "root routes": sh("ip", "route"),
-        "root firewall": sh("nft", "list", "ruleset"),
+        "root routes": [line for line in sh("ip", "route") if mine(line)],
+        "root firewall": [line for line in sh("nft", "list", "ruleset") if mine(line)],
     }
 
 
@@ -92,25 +93,26 @@ def foreign_ns() -> Iterator[str]:
 
 
 def test_sigkill_in_the_middle_of_building_then_clean_restores_the_machine(tmp_path: Path) -> None:
-    netprobe.clean()  # a dead run left over from elsewhere would be cleaned below too
-    before = _machine_state()
     spec = _star_yaml(tmp_path / "star.yaml", 150)
     child = subprocess.Popen(
         [sys.executable, "-c", _CHILD, str(spec)], stdout=subprocess.PIPE, text=True
     )
     deadline = time.monotonic() + 30
     made: list[str] = []
+    runid = ""
     while time.monotonic() < deadline and len(made) < 10:
         record = _record_of(child.pid)
         if record is not None:
-            made = [n for n in netns.list_names() if n.startswith(owner.ns_prefix(record.runid))]
+            runid = record.runid
+            made = [n for n in netns.list_names() if n.startswith(owner.ns_prefix(runid))]
     child.kill()
     child.wait()
     assert len(made) >= 10, "the run was not caught in the middle of building"
-    assert _machine_state() != before  # it really left things behind
+    left = _left_of_run(runid)
+    assert left["records"] and len(left["namespaces"]) >= 10  # it really left things behind
     report = netprobe.clean()
-    assert report.removed_runs and len(report.removed_namespaces) >= 10
-    assert _machine_state() == before
+    assert runid in report.removed_runs and len(report.removed_namespaces) >= 10
+    assert not any(_left_of_run(runid).values()), _left_of_run(runid)
 
 
 def test_sigterm_and_ctrl_c_tear_down(tmp_path: Path) -> None:
@@ -194,8 +196,6 @@ hosts:
       ev0: {{veth: inner:eth1}}
   inner:
 """)
-    netprobe.clean()  # a dead run left over from elsewhere would be cleaned below too
-    before = _machine_state()
     child = subprocess.Popen(
         [sys.executable, "-c", _CHILD, str(spec)], stdout=subprocess.PIPE, text=True
     )
@@ -210,7 +210,7 @@ hosts:
     assert f"root:{root_name}" in report.removed_links
     assert f"{foreign_ns}:ev0" in report.removed_links
     assert foreign_ns in netns.list_names()  # adopted: never deleted
-    assert _machine_state() == before
+    assert not any(_left_of_run(runid).values()), _left_of_run(runid)
 
 
 def test_clean_spares_live_runs_foreign_namespaces_and_persistent_topologies(

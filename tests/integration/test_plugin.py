@@ -2,22 +2,45 @@
 
 from __future__ import annotations
 
+import os
+import secrets
+import time
+from collections.abc import Callable
+
 import pytest
 from support.paths import EXAMPLES
 
-from netprobe.topology._kernel import netns, owner
+from netprobe.topology import leftovers
+from netprobe.topology._kernel import owner
 
 pytestmark = pytest.mark.root
 
 
 
-def orphans() -> set[str]:
-    """netprobe namespaces no live run owns (other processes may be running checks too)."""
-    live = {r.runid for r in owner.read_records() if owner.is_alive(r)}
-    return {n for n in netns.list_names() if n.startswith("np-") and n.split("-")[1] not in live}
+@pytest.fixture
+def left_by_inner(monkeypatch: pytest.MonkeyPatch) -> Callable[[], set[str]]:
+    """The inner pytest runs in a session of its own (NETPROBE_SESSION, which its runs
+    record and its processes inherit); what that session's runs left is judged, not every
+    np-* namespace on the machine. Ownerless objects there before are not the inner's;
+    one that appears meanwhile is waited for, as another run's teardown removes it."""
+    outer = os.environ.get(owner.SESSION_ENV)  # nested in this session's, if any
+    own = f"plugin-test-{secrets.token_hex(4)}"
+    session = f"{outer}/{own}" if outer else own
+    monkeypatch.setenv(owner.SESSION_ENV, session)
+    before = set(leftovers(session=session))
+
+    def left() -> set[str]:
+        deadline = time.monotonic() + 10
+        while (found := set(leftovers(session=session)) - before) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return found
+
+    return left
 
 
-def test_lab_builds_topologies_and_always_tears_them_down(pytester: pytest.Pytester) -> None:
+def test_lab_builds_topologies_and_always_tears_them_down(
+    pytester: pytest.Pytester, left_by_inner: Callable[[], set[str]]
+) -> None:
     pytester.makepyfile(
         test_user=f"""
         import pytest
@@ -35,10 +58,9 @@ def test_lab_builds_topologies_and_always_tears_them_down(pytester: pytest.Pytes
             pass
     """
     )
-    before = orphans()
     result = pytester.runpytest_subprocess("-q")  # the plugin loads by its entry point
     result.assert_outcomes(passed=2, failed=1)
-    assert orphans() == before
+    assert left_by_inner() == set()
 
 
 def test_check_fixture_and_requires_marker(pytester: pytest.Pytester) -> None:
@@ -84,7 +106,9 @@ def test_check_fixture_and_requires_marker(pytester: pytest.Pytester) -> None:
     assert len(bundles) == 1
 
 
-def test_parallel_workers_never_collide(pytester: pytest.Pytester) -> None:
+def test_parallel_workers_never_collide(
+    pytester: pytest.Pytester, left_by_inner: Callable[[], set[str]]
+) -> None:
     """Under pytest-xdist every worker builds its own namespaces and writes its own
     bundles: the same topology and the same failing check, four times at once."""
     pytester.makepyfile(
@@ -100,10 +124,9 @@ def test_parallel_workers_never_collide(pytester: pytest.Pytester) -> None:
             assert result.status.value == "FAIL" and result.bundle
     """
     )
-    before = orphans()
     result = pytester.runpytest_subprocess("-q", "-n", "2", "--netprobe-bundles=reports")
     result.assert_outcomes(passed=4)
     found = (pytester.path / "reports").glob("*/veth-*/result.json")
     bundles = sorted(p.parent.parent.name for p in found)
     assert bundles == [f"test_parallel.py--test_same_topology_everywhere_{n}" for n in range(4)]
-    assert orphans() == before
+    assert left_by_inner() == set()

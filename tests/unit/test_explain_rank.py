@@ -171,6 +171,40 @@ def test_a_flood_names_the_missing_fdb_entry_and_the_port_that_does_not_learn() 
     )
 
 
+def test_a_routed_probe_is_not_judged_by_its_first_mac_on_the_routers_bridges() -> None:
+    """Addressed to dockerhost's eth0 and routed onto docker0: docker0 never saw that MAC
+    (the routed frame has the container's), so no flood is named; a switch the frame
+    crossed before reaching the router is still judged by it."""
+    probe = {**PROBE, "eth.dst": "aa:aa:aa:aa:aa:aa"}
+    got = Delivery(leaked=("c1:eth0",), devices={"c1:eth0": ("c1", "eth0")})
+    path = (
+        Hop("net_dev_xmit", "eth0", "outside"),
+        Hop("netif_receive_skb", "p1", "switch"),
+        Hop("net_dev_xmit", "p2", "switch"),
+        Hop("netif_receive_skb", "eth0", "dockerhost"),
+        Hop("net_dev_xmit", "vethc1", "dockerhost"),
+        Hop("netif_receive_skb", "eth0", "c1"),
+    )
+    docker = {
+        "eth0": LinkFacts("eth0", "aa:aa:aa:aa:aa:aa", kind="veth"),
+        "docker0": LinkFacts("docker0", "cc:cc:cc:cc:cc:cc", kind="bridge"),
+        "vethc1": LinkFacts("vethc1", "cc:cc:cc:cc:cc:cc", "docker0", kind="veth"),
+    }
+    hosts = {
+        **_switch(),
+        "dockerhost": HostFacts("dockerhost", {}, docker),
+        "c1": HostFacts("c1", {}, {"eth0": LinkFacts("eth0", "02:42:ac:11:00:02")}),
+    }
+    wires = {("outside", "eth0"): ("switch", "p1"), ("switch", "p2"): ("dockerhost", "eth0"),
+             ("dockerhost", "vethc1"): ("c1", "eth0")}  # fmt: skip
+    peers = {**wires, **{v: k for k, v in wires.items()}}
+    found = Findings(probe, "outside:eth0", DropReport(True, (), path), hosts=hosts,
+                     delivery=got, peers=peers, sender=("outside", "eth0"))  # fmt: skip
+    text = _top(found).text
+    assert "dockerhost:docker0" not in text
+    assert text.endswith("(switch:br0 has no FDB entry for aa:aa:aa:aa:aa:aa: it floods it)")
+
+
 def test_a_missing_source_nat_names_the_rule_that_does_not_match() -> None:
     rule = 'ip saddr 10.0.0.0/24 oifname "vmbr1" masquerade'
     diff = "ip.src: expected 1.1.1.1, seen 10.0.0.2"
