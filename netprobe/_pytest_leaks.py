@@ -50,8 +50,9 @@ class LeakGuard:
         if os.environ.get("PYTEST_XDIST_WORKER"):
             return  # the controller judges the whole session
         left = self._inventory() - self.before
-        if left:  # another run caught between two of its teardown steps goes away
-            time.sleep(0.5)
+        deadline = time.monotonic() + 2.0  # an ownerless object another run is tearing down
+        while left and time.monotonic() < deadline:  # goes away: wait for it, not a guess
+            time.sleep(0.05)
             left &= self._inventory()
         if not left:
             return
