@@ -6,7 +6,7 @@ chain reachable from the input, forward and output base chains, a packet is buil
 should reach it and match it (`rules.want`, `probes.Builder`); all of them go through the
 host in one traced batch (`batch.run_batch`), and the nf_tables trace of each names the
 rule that decided it in that base chain. One step per rule (and base chain reaching it):
-the rule, its probe, the deciding rule, the verdict. A rule is
+the rule, its probe, the deciding rule, the verdict.
 
 A rule gets a probe for each way in and out of the host (and family) that fits its
 matches: a probe decided early proves only that its own way is shadowed. A rule is
@@ -21,10 +21,24 @@ matches: a probe decided early proves only that its own way is shadowed. A rule 
   decides nothing: no verdict (counter, log), return, a jump or goto to chains that
   decided no probe at all, or the last rule of the base chain doing what the chain's
   policy does anyway;
-- SKIP when no probe could be built, with the reason ("not probed: matches meta mark"):
-  said per rule, never guessed, and not held against the ruleset;
+- SKIP when no probe could be built, with the reason ("not probed: matches meta mark"),
+  or when the flow its probe needs could not be opened: "not probed: the flow it needs
+  cannot be opened: `<rule>` drops its first packet", the rule (or policy) named from the
+  opener's own trace; said per rule, never guessed, and not held against the ruleset;
 - INCONCLUSIVE when its probe did not match it (it was decided by a later rule: the
   model of the rule was wrong, and that is said), or when no trace of the probe came.
+
+A rule that names lo (`iifname "lo"` at INPUT, `oifname "lo"` at OUTPUT) is probed from
+a socket of the host to its loopback or own address, out and back in by lo, traced like
+the others. A probe of ct state established goes after its flow is opened: first the
+other way (the reply is the probe); where that opener is dropped (decided by a barrier),
+from the probe's own side (its first packet, the reply, then the probe, its second). ICMP
+messages carry the state the host's conntrack gives them: an echo reply is established
+(the echo request sent first the other way), an error (destination unreachable, time
+exceeded, parameter problem, packet too big) related (it quotes a datagram sent first the
+other way), neighbour and router discovery untracked (hop limit 255); a rule whose state
+match excludes that state is not probed. The openers are traced too, and only the batch of
+probes after them is judged.
 
 Whether each probe was then delivered (reached the host's stack, left by the interface
 it was routed to) is the evidence of its step.

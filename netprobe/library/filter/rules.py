@@ -247,7 +247,8 @@ def _match(found: Want, match: dict[str, Any]) -> None:
 # iptables-nft keeps some iptables matches as xt expressions, which `nft -j` shows by name
 # only; `nft list` prints what it can translate. The translations a probe can follow:
 _XT = {"conntrack": r"ct state", "state": r"ct state", "icmp": r"icmp type",
-       "icmp6": r"icmpv6 type", "addrtype": r"fib daddr type"}
+       "icmp6": r"icmpv6 type", "addrtype": r"fib daddr type", "hl": r"ip6 hoplimit",
+       "ttl": r"ip ttl"}
 _XT_VALUE = r"(?P<neg>!= )?(?P<value>\{[^}]*\}|[\w,-]+)"
 
 
@@ -256,9 +257,12 @@ def _xt(found: Want, name: str, text: str) -> None:
     m = re.search(rf"\b{_XT[name]} {_XT_VALUE}", text) if name in _XT else None
     if m is None or f"xt match {name}" in text:
         raise Unprobeable(f"matches xt {name} (an iptables match nft cannot show)")
-    values: list[Any] = [v.strip() for v in m["value"].strip("{}").split(",")]
+    values: list[Any] = [int(v) if v.strip().isdigit() else v.strip()
+                         for v in m["value"].strip("{}").split(",")]
     left = {"ct": {"key": "state"}} if _XT[name] == "ct state" else \
         {"fib": {"result": "type", "flags": ["daddr"]}} if name == "addrtype" else \
+        {"payload": {"protocol": _XT[name].split()[0], "field": _XT[name].split()[1]}} \
+        if name in ("hl", "ttl") else \
         {"payload": {"protocol": "icmp" if name == "icmp" else "icmpv6", "field": "type"}}
     right = {"set": values} if len(values) > 1 else values[0]
     _match(found, {"op": "!=" if m["neg"] else "==", "left": left, "right": right})
