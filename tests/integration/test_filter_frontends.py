@@ -62,6 +62,36 @@ def test_ufw_allow_ssh_decides_and_the_shadowed_one_is_named_per_way_in() -> Non
            "part of its traffic" in result.diagnosis
 
 
+def test_ufws_lo_icmp_neighbour_discovery_and_established_rules_decide() -> None:
+    """What ufw writes for every host: lo, ICMP echo, neighbour discovery with hop limit
+    255, established flows (OUTPUT's opened by fw itself, INPUT's drop the opener the
+    other way); ICMP errors are related and reach the established rule first."""
+    result = run_check("filter", ruleset=ufw("ufw-ssh").ruleset)
+    for chain, text in (("ufw-before-input", 'iifname "lo" accept'),
+                        ("ufw6-before-input", 'iifname "lo" accept'),
+                        ("ufw-before-output", 'oifname "lo" accept'),
+                        ("ufw-before-input", "icmp type echo-request accept"),
+                        ("ufw6-before-input", "nd-neighbor-solicit ip6 hoplimit 255 accept"),
+                        ("ufw6-before-input", "nd-router-solicit ip6 hoplimit 255 accept"),
+                        ("ufw-before-input", "ct state related,established accept"),
+                        ("ufw-before-output", "ct state related,established accept"),
+                        ("ufw6-before-output", "ct state related,established accept")):
+        row = _row(result, chain, text)
+        assert row.status is Status.PASS and "reached, it decides (accept)" in row.detail, \
+            (chain, text, row.detail)
+    unreachable = _row(result, "ufw-before-input", "icmp type destination-unreachable accept")
+    assert unreachable.status is Status.PASS
+    assert "(related: the datagram it quotes sent the other way first)" in unreachable.detail
+    assert "shadowed by rule" in unreachable.detail  # by the related,established accept
+    # FORWARD: the policy drops every opener, both ways, and the row says which
+    forward = _row(result, "ufw-before-forward", "ct state related,established accept")
+    assert forward.status is Status.SKIP
+    assert forward.detail.startswith(
+        "not probed: the flow it needs cannot be opened: the policy of ip filter FORWARD "
+        "(drop) drops its first packet the other way, and the policy of ip filter FORWARD "
+        "(drop) its first packet from the probe's own side"), forward.detail
+
+
 def test_dockers_raw_drop_is_named_in_derived_mode() -> None:
     """Docker 28's rules, every rule probed: a neighbour's frame straight to a container
     dies in the raw table before the filter chains see it, and the step says where."""

@@ -4,6 +4,7 @@ with the jumps' matches), and the reason when no probe can be built."""
 from __future__ import annotations
 
 import ipaddress
+import struct
 from typing import Any
 
 import pytest
@@ -69,12 +70,57 @@ def test_negations_ranges_states_and_icmp() -> None:
     (_m(_pl("ip", "saddr"), "@allowed"), "matches the named set @allowed"),
     ({"xt": {"type": "match", "name": "conntrack"}}, "matches xt conntrack"),
     ({"limit": {"rate": 5, "per": "second"}}, "has a limit statement"),
-    (_m(_pl("icmp", "type"), "destination-unreachable"), "only echo requests are sent"),
 ])
 def test_what_cannot_be_probed_says_why(expr: dict[str, Any], reason: str) -> None:
     (rule,) = filter_rules(_listing(("input", [expr, {"accept": None}])))
     with pytest.raises(Unprobeable, match=reason):
         want(rule)
+
+
+def test_icmp_types_and_hop_limits_become_the_message_to_build() -> None:
+    rules = filter_rules(_listing(
+        ("input", [_m(_pl("icmp", "type"), "destination-unreachable"), {"accept": None}]),
+        ("input", [_m(_pl("icmpv6", "type"), "nd-neighbor-solicit"),
+                   _m(_pl("ip6", "hoplimit"), 255), {"accept": None}]),
+        ("input", [_m(_pl("icmpv6", "type"), ["echo-request", "nd-redirect"], "!="),
+                   {"accept": None}]),
+        ("input", [_m(_pl("icmp", "type"), "source-quench"), {"accept": None}]),
+    ))
+    unreach, solicit, other, quench = (want(r) for r in rules)
+    assert unreach.families == {4} and unreach.icmp_type(4) == 3
+    assert solicit.families == {6} and solicit.icmp_type(6) == 135 and solicit.hops(64) == 255
+    assert other.icmp_type(6) == 129  # the first built type the negation leaves
+    with pytest.raises(Unprobeable, match="matches icmp type source-quench"):
+        quench.icmp_type(4)
+
+
+def test_the_conntrack_state_of_each_icmp_message() -> None:
+    from netprobe.library.filter import _icmp
+
+    assert [_icmp.state(k, 4) for k in (8, 0, 3, 11, 12)] == [
+        "new", "established", "related", "related", "related"]
+    assert [_icmp.state(k, 6) for k in (128, 129, 1, 2, 135, 136, 133)] == [
+        "new", "established", "related", "related", "untracked", "untracked", "untracked"]
+    (rule,) = filter_rules(_listing(("input", [
+        _m({"ct": {"key": "state"}}, "new"), _m(_pl("icmpv6", "type"), "nd-neighbor-solicit"),
+        {"accept": None}])))
+    with pytest.raises(Unprobeable, match="type 135 is untracked"):
+        _icmp.kind_of(want(rule), 6)
+
+
+def test_an_icmp_message_carries_its_identifier_in_bytes_4_5_checksummed() -> None:
+    from netprobe.library.filter import _frames, _icmp
+
+    macs = ("02:00:00:00:00:01", "02:00:00:00:00:02")
+    for family, src, dst, kind in ((4, "10.0.0.10", "10.0.0.1", 3),
+                                   (6, "fd00::10", "fd00::1", 135),
+                                   (6, "fd00::10", "fd00::1", 2)):
+        data, nonce = _icmp.message(kind, family, macs, src, dst, 4242, 255)
+        at = _icmp.transport_at(data)
+        assert data[at] == kind and data[at + 4:at + 6] == (4242).to_bytes(2, "big")
+        assert nonce in data
+        pseudo = b"" if family == 4 else data[22:54] + struct.pack("!IxxxB", len(data) - at, 58)
+        assert _frames._sum(pseudo + data[at:]) == 0  # the checksum holds
 
 
 def test_chains_not_at_a_filter_hook_are_left_out() -> None:

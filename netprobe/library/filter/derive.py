@@ -6,7 +6,7 @@ chain reachable from the input, forward and output base chains, a packet is buil
 should reach it and match it (`rules.want`, `probes.Builder`); all of them go through the
 host in one traced batch (`batch.run_batch`), and the nf_tables trace of each names the
 rule that decided it in that base chain. One step per rule (and base chain reaching it):
-the rule, its probe, the deciding rule, the verdict. A rule is
+the rule, its probe, the deciding rule, the verdict.
 
 A rule gets a probe for each way in and out of the host (and family) that fits its
 matches: a probe decided early proves only that its own way is shadowed. A rule is
@@ -21,10 +21,24 @@ matches: a probe decided early proves only that its own way is shadowed. A rule 
   decides nothing: no verdict (counter, log), return, a jump or goto to chains that
   decided no probe at all, or the last rule of the base chain doing what the chain's
   policy does anyway;
-- SKIP when no probe could be built, with the reason ("not probed: matches meta mark"):
-  said per rule, never guessed, and not held against the ruleset;
+- SKIP when no probe could be built, with the reason ("not probed: matches meta mark"),
+  or when the flow its probe needs could not be opened: "not probed: the flow it needs
+  cannot be opened: `<rule>` drops its first packet", the rule (or policy) named from the
+  opener's own trace; said per rule, never guessed, and not held against the ruleset;
 - INCONCLUSIVE when its probe did not match it (it was decided by a later rule: the
   model of the rule was wrong, and that is said), or when no trace of the probe came.
+
+A rule that names lo (`iifname "lo"` at INPUT, `oifname "lo"` at OUTPUT) is probed from
+a socket of the host to its loopback or own address, out and back in by lo, traced like
+the others. A probe of ct state established goes after its flow is opened: first the
+other way (the reply is the probe); where that opener is dropped (decided by a barrier),
+from the probe's own side (its first packet, the reply, then the probe, its second). ICMP
+messages carry the state the host's conntrack gives them: an echo reply is established
+(the echo request sent first the other way), an error (destination unreachable, time
+exceeded, parameter problem, packet too big) related (it quotes a datagram sent first the
+other way), neighbour and router discovery untracked (hop limit 255); a rule whose state
+match excludes that state is not probed. The openers are traced too, and only the batch of
+probes after them is judged.
 
 Whether each probe was then delivered (reached the host's stack, left by the interface
 it was routed to) is the evidence of its step.
@@ -41,7 +55,7 @@ from netprobe.topology import Topology
 from netprobe.topology._kernel.nftrace import TraceEvent, TraceSocket
 from netprobe.traffic import new_nonce
 
-from .batch import Outcome, Probe, run_batch
+from .batch import Barrier, Outcome, Probe, run_batch
 from .net import Planner
 from .probes import Builder, Built
 from .rules import Rule, Unprobeable, filter_rules, rule_texts, want
@@ -81,16 +95,17 @@ def derive(ctx: Context, host: str, client: str, behind: str) -> None:
             built[rule] = builder.variants(rule, want(rule))
         except Unprobeable as exc:
             reasons[rule] = str(exc)
-    outcomes, traces = _send(topo, host, [b for found in built.values() for b in found])
+    sent = _send(topo, host, [b for found in built.values() for b in found])
     index = _Index(rules)
-    deciding = _deciding_chains(traces.values())
+    deciding = _deciding_chains(sent.traces.values())
     notes = []
     for rule in rules:
         if rule in reasons:
             row = _Row(Status.SKIP, f"not probed: {reasons[rule]}")
         else:
-            row = _combine([_judge(rule, b, index, outcomes.get(b.key), traces.get(b.key))
-                            for b in built[rule]])
+            row = _combine([_blocked(b, sent.blocked[b.key], index) if b.key in sent.blocked
+                            else _judge(rule, b, index, sent.outcomes.get(b.key),
+                                        sent.traces.get(b.key)) for b in built[rule]])
             if row.idle and index.decides_below(rule, deciding):
                 row = _Row(row.status, row.detail + " (the chain it leads to decides "
                            "other probes)")
@@ -132,31 +147,75 @@ def _combine(rows: list[_Row]) -> _Row:
                 "rules before it decide every way in", kind="shadowed")
 
 
-def _send(topo: Topology, host: str, built: list[Built]
-          ) -> tuple[dict[bytes, Outcome], dict[bytes, list[TraceEvent]]]:
-    """Open the flows established probes need, then send every probe in one traced batch."""
-    openers = [b for b in built if b.opener is not None and b.opener_barrier is not None]
-    if openers:
-        run_batch(topo, [b.opener for b in openers if b.opener],
-                  {b.opener_barrier.observe: b.opener_barrier for b in openers
-                   if b.opener_barrier})
-    probes: list[Probe] = [b.probe for b in built]
-    barriers = {b.probe.path: b.barrier for b in built}
+def _send(topo: Topology, host: str, built: list[Built]) -> _Sent:
+    """Open the flows established and related probes need, then send every probe whose
+    flow is open in one traced batch."""
     session = new_nonce()[:8]  # MAGIC and this process's session: every crafted probe
-    marks = [("prerouting", (_TH, 8, session)), ("prerouting", (_TH, 20, session)),
-             ("output", (_TH, 8, session))]
+    marks = [("prerouting", (_TH, at, session)) for at in
+             sorted({8, 20} | {b.mark_at for b in built if b.mark_at})]
+    marks += [("output", (_TH, 8, session))]
     marks += [("output", (_TH, 0, b.key[1:3])) for b in built
               if b.probe.frame is None and b.proto == "tcp"]
     sock = TraceSocket(topo.fd_of(host), buffer=256 << 20)
     try:
         sock.add_rules("inet", _TABLE, marks)
-        found = run_batch(topo, probes, barriers)
-        events = sock.events()
+        blocked = _open_flows(topo, sock, [b for b in built if b.opener is not None])
+        sent = [b for b in built if b.key not in blocked]
+        before = len(sock.events())
+        found = run_batch(topo, [b.probe for b in sent], {
+            b.probe.path: b.barrier for b in sent if not _blind(b)})
+        events = sock.events()[before:]
         sock.delete_table("inet", _TABLE)
     finally:
         sock.close()
-    return ({b.key: o for b, o in zip(built, found, strict=True)},
-            _by_probe(events, {b.key for b in built}))
+    return _Sent({b.key: o for b, o in zip(sent, found, strict=True)},
+                 _by_probe(events, {b.key for b in sent}), blocked)
+
+
+@dataclass(frozen=True)
+class _Sent:
+    outcomes: dict[bytes, Outcome]
+    traces: dict[bytes, list[TraceEvent]]
+    blocked: dict[bytes, list[list[TraceEvent]]]  # probe → its openers' traces, none opened
+
+
+def _blind(built: Built) -> bool:
+    """A TCP SYN from the host's socket to itself carries no nonce its stack shows."""
+    return built.probe.frame is None and built.proto == "tcp" \
+        and built.probe.observe.kind == "stack"
+
+
+def _phase(topo: Topology, sock: TraceSocket, steps: list[tuple[Probe, Barrier, bytes]]
+           ) -> tuple[list[Outcome], dict[bytes, list[TraceEvent]]]:
+    before = len(sock.events())
+    found = run_batch(topo, [p for p, _, _ in steps], {p.path: b for p, b, _ in steps})
+    return found, _by_probe(sock.events()[before:], {k for _, _, k in steps})
+
+
+def _open_flows(topo: Topology, sock: TraceSocket, built: list[Built]
+                ) -> dict[bytes, list[list[TraceEvent]]]:
+    """Send each opener the other way; where it is dropped, open the flow from the probe's
+    own side (its first packet, then the reply). The probes whose flow neither opened,
+    with the traces of the openers that were dropped."""
+    if not built:
+        return {}
+    found, traces = _phase(topo, sock, [(b.opener, b.opener_barrier, b.opener_key)
+                                        for b in built if b.opener and b.opener_barrier])
+    dropped = [b for b, o in zip(built, found, strict=True) if o.arrived is False]
+    blocked = {b.key: [traces.get(b.opener_key, [])] for b in dropped}
+    ways = [b for b in dropped if b.own_way is not None]
+    if ways:
+        found, traces = _phase(topo, sock, [(*b.own_way[0], b.key) for b in ways if b.own_way])
+        firsts = [b for b, o in zip(ways, found, strict=True) if o.arrived]
+        for b, o in zip(ways, found, strict=True):
+            if o.arrived is False:
+                blocked[b.key].append(traces.get(b.key, []))
+        found, _ = _phase(topo, sock, [(*b.own_way[1], b.opener_key) for b in firsts
+                                       if b.own_way])
+        for b, o in zip(firsts, found, strict=True):
+            if o.arrived:
+                del blocked[b.key]
+    return blocked
 
 
 def _by_probe(events: list[TraceEvent], keys: set[bytes]) -> dict[bytes, list[TraceEvent]]:
@@ -178,6 +237,31 @@ def _by_probe(events: list[TraceEvent], keys: set[bytes]) -> dict[bytes, list[Tr
     return out
 
 
+def _blocked(built: Built, traces: list[list[TraceEvent]], index: _Index) -> _Row:
+    """The row of a probe whose flow could not be opened: who dropped each opener."""
+    who = [_dropper(events, index) for events in traces]
+    if len(who) == 2:
+        said = (f"{who[0]} drops its first packet the other way, and {who[1]} its first "
+                f"packet from the probe's own side")
+    else:
+        said = f"{who[0]} drops its first packet"
+    return _Row(Status.SKIP, f"not probed: the flow it needs cannot be opened: {said} "
+                f"(probe: {built.summary})")
+
+
+def _dropper(events: list[TraceEvent], index: _Index) -> str:
+    """The rule (or policy) that dropped a packet, by its trace."""
+    event = next((e for e in events if e.verdict == "drop"
+                  and e.kind in ("rule", "policy")), None)
+    if event is None:
+        return "something before the filter chains (no trace of a drop came)"
+    if event.kind == "policy":
+        return f"the policy of {event.family} {event.table} {event.chain} (drop)"
+    found = index.rules.get((event.family, event.table, event.chain, event.handle or 0))
+    return found.describe() if found is not None else \
+        f"rule {event.handle} of {event.family} {event.table} {event.chain}"
+
+
 def _deciding_chains(traces: Iterable[list[TraceEvent]]) -> set[tuple[str, str, str]]:
     """The chains in which a rule's verdict decided some probe (a policy is a base
     chain's, never a jump's target)."""
@@ -191,6 +275,7 @@ class _Index:
 
     def __init__(self, rules: list[Rule]) -> None:
         self.by: dict[tuple[tuple[str, str, str, int], str], Rule] = {}
+        self.rules = {r.key: r for r in rules}
         for r in rules:  # a chain reached by two jumps: the rule where a packet first meets it
             self.by.setdefault((r.key, r.base), r)
         self.chains: dict[tuple[str, str, str], set[tuple[str, str, str]]] = {}

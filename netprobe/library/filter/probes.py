@@ -17,13 +17,13 @@ import ipaddress
 import socket
 import struct
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from netprobe.topology import LiveRoute, Topology
 from netprobe.topology._kernel import netns
 from netprobe.traffic import ethernet, icmp_echo, new_nonce
 
-from . import _frames
+from . import _frames, _icmp
 from .batch import Barrier, Point, Probe, flow_key
 from .net import Planner
 from .rules import Net, Rule, Unprobeable, Want
@@ -32,6 +32,7 @@ __all__ = ["Builder", "Built", "trace_key"]
 
 _NUMBERS = {"tcp": 6, "udp": 17, "icmp": 1}
 _DPORT = 9  # a port no rule names is as good as any: discard
+_ZERO = "00:00:00:00:00:00"  # lo's addresses
 
 
 def trace_key(proto: str, family: int, transport: bytes) -> bytes:
@@ -53,6 +54,11 @@ class Built:
     summary: str
     opener: Probe | None = None
     opener_barrier: Barrier | None = None
+    opener_key: bytes = b""  # the opener's trace key
+    # established, if the opener the other way is dropped: the flow opened by the probe's
+    # own side instead (its first packet, then the reply), the probe then its second packet
+    own_way: tuple[tuple[Probe, Barrier], tuple[Probe, Barrier]] | None = None
+    mark_at: int = 0  # where in the transport header the nonce is, if not at 8 or 20
 
 
 @dataclass(frozen=True)
@@ -109,6 +115,8 @@ class Builder:
     def build(self, rule: Rule, want: Want, ends: _Ends | None = None) -> Built:
         """The probe of `rule` (by `ends`, or the first way that fits); raises Unprobeable
         with the reason there is none."""
+        if want.proto == "icmp":
+            return self._icmp(rule, want, ends or self._ends(rule, want))
         state = want.state
         proto = want.proto or ("tcp" if state == "invalid" else "udp")
         if state == "invalid" and (proto != "tcp" or rule.hook == "output"):
@@ -119,9 +127,9 @@ class Builder:
         ends = ends or self._ends(rule, want)
         sport = want.port("sport", self.planner.sport())
         dport = want.port("dport", _DPORT)
-        if rule.hook == "output":
-            if proto != "udp" and proto != "tcp":
-                raise Unprobeable("matches ICMP sent by the host itself (not sent)")
+        if "lo" in (ends.iif, ends.oif):
+            built = self._loopback(rule, ends, proto, sport, dport)
+        elif rule.hook == "output":
             built = self._output(rule, ends, proto, sport, dport)
         else:
             built = self._crafted(rule, ends, proto, sport, dport,
@@ -129,11 +137,77 @@ class Builder:
         if state == "established":
             back = _Ends(ends.family, ends.dst, ends.src, self._reverse_sender(rule, ends),
                          ends.oif, ends.iif)
-            opener, barrier = self._opener(rule, back, dport, sport)
-            built = Built(built.rule, built.probe, built.barrier, built.key, proto,
-                          built.summary + " (established: the flow opened the other way "
-                          "first)", opener, barrier)
+            if "lo" in (ends.iif, ends.oif):
+                raise Unprobeable("matches ct state established on lo (not opened)")
+            opener, barrier, okey = self._opener(rule, back, "udp", dport, sport)
+            again = self._output(rule, ends, proto, sport, dport) if rule.hook == "output" \
+                else self._crafted(rule, ends, proto, sport, dport)
+            reply = self._opener(rule, back, "udp", dport, sport)[:2]
+            built = replace(built, summary=built.summary + " (established: the flow opened "
+                            "the other way first)", opener=opener, opener_barrier=barrier,
+                            opener_key=okey, own_way=((again.probe, again.barrier), reply))
         return built
+
+    def _icmp(self, rule: Rule, want: Want, ends: _Ends) -> Built:
+        """An ICMP or ICMPv6 message of a type the rule allows, with the flow it needs
+        (an echo request for a reply, a datagram for an error) opened first."""
+        family = ends.family
+        kind = _icmp.kind_of(want, family)
+        if rule.hook == "output" or "lo" in (ends.iif, ends.oif):
+            raise Unprobeable("matches ICMP sent by the host itself (not sent)")
+        hops, ident = _icmp.hops(want, kind, family), self.planner.sport() & 0xFFFF
+        host, dev = ends.sender
+        macs = (self._mac(host, dev), self._mac(self.host, ends.iif))
+        data, nonce = _icmp.message(kind, family, macs, ends.src, ends.dst, ident, hops)
+        observe = self._inward(rule, ends, "icmp")
+        port = f"{host}:{dev}"
+        summary = (f"{_icmp.name(kind, family)} id {ident}, {ends.src} → {ends.dst}, sent by "
+                   f"{port} into {self.host}:{ends.iif}")
+        if ends.oif:
+            summary += f", out of {self.host}:{ends.oif}"
+        built = Built(rule, Probe(port, nonce, observe, port, data),
+                      self._port_barrier(port, macs, ends.iif), bytes([kind]) +
+                      struct.pack("!H", ident), "icmp", summary,
+                      mark_at=data.find(nonce) - _icmp.transport_at(data))
+        needs = _icmp.state(kind, family)
+        if needs not in ("established", "related"):
+            return built
+        back = _Ends(family, ends.dst, ends.src, self._reverse_sender(rule, ends), ends.oif,
+                     ends.iif)
+        opener, barrier, okey = self._opener(rule, back, "icmp", ident, 0) \
+            if needs == "established" else self._opener(rule, back, "udp", ident,
+                                                        _icmp.QUOTED_DPORT)
+        what = "the echo request" if needs == "established" else "the datagram it quotes"
+        return replace(built, summary=f"{summary} ({needs}: {what} sent the other way first)",
+                       opener=opener, opener_barrier=barrier, opener_key=okey)
+
+    def _inward(self, rule: Rule, ends: _Ends, proto: str) -> Point:
+        """Where a crafted probe must appear: out of the host (FORWARD), else its stack."""
+        if rule.hook == "forward":
+            self._prime(ends.dst, ends.oif)
+            return Point("out", f"{self.host}:{ends.oif}")
+        return Point("stack", self.host, ends.family, proto)
+
+    def _port_barrier(self, port: str, macs: tuple[str, str], iif: str) -> Barrier:
+        if port not in self._marks:
+            mark = ethernet(*macs).probe()
+            self._marks[port] = Barrier(port, mark[0], mark[1], Point("in", f"{self.host}:{iif}"))
+        return self._marks[port]
+
+    def _loopback(self, rule: Rule, ends: _Ends, proto: str, sport: int, dport: int) -> Built:
+        """From a socket of the host to its own address, out and back in by lo; the
+        barrier is a frame of a local ethertype sent into lo behind it (one backlog)."""
+        inward = rule.hook == "input"
+        observe = Point("stack", self.host, ends.family, proto) if inward \
+            else Point("out", f"{self.host}:lo")
+        probe = replace(self._socket(ends, proto, sport, dport, observe), path=("lo", self.host))
+        data, nonce = ethernet(_ZERO, _ZERO).probe()
+        barrier = Barrier(f"{self.host}:lo", data, nonce,
+                          Point("in" if inward else "out", f"{self.host}:lo"))
+        key = bytes([_NUMBERS[proto]]) + struct.pack("!HH", sport, dport)
+        summary = (f"{proto} {sport} → {dport}, {ends.src} → {ends.dst}, from a socket of "
+                   f"{self.host}, by lo")
+        return Built(rule, probe, barrier, key, proto, summary)
 
     def _ends(self, rule: Rule, want: Want) -> _Ends:
         for ends in self._all_ends(rule, want):
@@ -143,6 +217,7 @@ class Builder:
     def _all_ends(self, rule: Rule, want: Want) -> Iterator[_Ends]:
         """Every (source, destination) the topology can send that fits, in order."""
         for family in sorted(want.families):
+            yield from self._lo_ends(rule, want, family)
             for src, dst in self._pairs(rule.hook, want, family):
                 iif = "" if rule.hook == "output" else self._dev(src)
                 oif = "" if rule.hook == "input" else self._dev(dst)
@@ -151,6 +226,23 @@ class Builder:
                 sender = (self.host, oif) if rule.hook == "output" else self._neighbour(src)
                 if sender is not None:
                     yield _Ends(family, src, dst, sender, iif, oif)
+
+    def _lo_ends(self, rule: Rule, want: Want, family: int) -> Iterator[_Ends]:
+        """A way by lo, when the rule names it (in at INPUT, out at OUTPUT): from the
+        host's loopback or own address to one of them."""
+        tests = want.iif if rule.hook == "input" else want.oif if rule.hook == "output" else []
+        if not any(not neg and any(_glob("lo", n) for n in names) for names, neg in tests):
+            return
+        mine = ["127.0.0.1" if family == 4 else "::1"] + [
+            str(ip) for _, ip in self.own if ip.version == family]
+        iif, oif = ("lo", "") if rule.hook == "input" else ("", "lo")
+        if want.local is False or not (_names(iif, want.iif) and _names(oif, want.oif)):
+            return
+        for src in mine:
+            for dst in mine:
+                if _fits(src, want.saddr) and _fits(dst, want.daddr):
+                    yield _Ends(family, src, dst, (self.host, "lo"), iif, oif)
+                    return
 
     def _pairs(self, hook: str, want: Want, family: int) -> list[tuple[str, str]]:
         mine = [str(ip) for _, ip in self.own if ip.version == family]
@@ -219,36 +311,33 @@ class Builder:
         if proto != "icmp":
             key = bytes([_NUMBERS[proto]]) + struct.pack("!HH", sport, dport)
             what = f"{proto} {sport} → {dport}" + (" SYN+FIN" if flags == "SF" else "")
-        if rule.hook == "forward":
-            self._prime(ends.dst, ends.oif)
-            observe = Point("out", f"{self.host}:{ends.oif}")
-        else:
-            observe = Point("stack", self.host, ends.family, proto)
+        observe = self._inward(rule, ends, proto)
         if proto == "icmp":
             data, nonce = frame.probe()
         else:
             nonce = new_nonce()
             data = _frames.frame(macs, ends.src, ends.dst, proto, sport, dport, nonce, flags)
         port = f"{host}:{dev}"
-        if port not in self._marks:
-            mark = ethernet(*macs).probe()
-            self._marks[port] = Barrier(port, mark[0], mark[1], Point("in", f"{self.host}:{iif}"))
-        barrier = self._marks[port]
+        barrier = self._port_barrier(port, macs, iif)
         summary = f"{what}, {ends.src} → {ends.dst}, sent by {port} into {self.host}:{iif}"
         if ends.oif:
             summary += f", out of {self.host}:{ends.oif}"
         return Built(rule, Probe(port, nonce, observe, port, data), barrier, key, proto,
                      summary)
 
-    def _opener(self, rule: Rule, back: _Ends, sport: int, dport: int
-                ) -> tuple[Probe, Barrier]:
+    def _opener(self, rule: Rule, back: _Ends, proto: str, sport: int, dport: int
+                ) -> tuple[Probe, Barrier, bytes]:
+        """The first packet of the flow, sent the other way (udp, or an icmp echo request
+        with identifier `sport`), and its trace key."""
         if rule.hook == "input":  # the host's own socket opens it
             self._prime(back.dst, self._dev(back.dst))
             out = self._dev(back.dst)
-            opener = self._socket(back, "udp", sport, dport, Point("out", f"{self.host}:{out}"))
-            return opener, self._out_barrier(back.dst, out)
-        built = self._crafted(rule, back, "udp", sport, dport)
-        return built.probe, built.barrier
+            opener = self._socket(back, proto, sport, dport, Point("out", f"{self.host}:{out}"))
+            key = bytes([8 if back.family == 4 else 128]) + struct.pack("!H", sport) \
+                if proto == "icmp" else bytes([17]) + struct.pack("!HH", sport, dport)
+            return opener, self._out_barrier(back.dst, out), key
+        built = self._crafted(rule, back, proto, sport, dport)
+        return built.probe, built.barrier, built.key
 
     def _output(self, rule: Rule, ends: _Ends, proto: str, sport: int, dport: int) -> Built:
         self._prime(ends.dst, ends.oif)
@@ -262,7 +351,8 @@ class Builder:
     def _socket(self, ends: _Ends, proto: str, sport: int, dport: int,
                 observe: Point) -> Probe:
         nonce = new_nonce()
-        ident = flow_key(_NUMBERS[proto], sport, dport) if proto == "tcp" else nonce
+        ident = flow_key(_NUMBERS[proto], sport, dport) if proto == "tcp" and \
+            observe.kind != "stack" else nonce
         send = _sender(self.topo.fd_of(self.host), ends, proto, sport, dport, nonce)
         return Probe(("out", observe.where), ident, observe, send=send)
 
@@ -286,16 +376,21 @@ def _sender(fd: int, ends: _Ends, proto: str, sport: int, dport: int,
             nonce: bytes) -> Callable[[], None]:
     family = socket.AF_INET if ends.family == 4 else socket.AF_INET6
     kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
+    if proto == "icmp":
+        kind = socket.SOCK_RAW
+        number = socket.IPPROTO_ICMP if ends.family == 4 else socket.IPPROTO_ICMPV6
 
     def send() -> None:
         with netns.entered(fd):
-            sock = socket.socket(family, kind)
+            sock = socket.socket(family, kind, number if proto == "icmp" else 0)
         with sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((ends.src, sport))
+            sock.bind((ends.src, 0 if proto == "icmp" else sport))
             sock.setblocking(False)
             try:
-                if kind == socket.SOCK_STREAM:  # the SYN leaves within connect()
+                if proto == "icmp":
+                    sock.sendto(_echo(ends.family, sport, nonce), (ends.dst, 0))
+                elif kind == socket.SOCK_STREAM:  # the SYN leaves within connect()
                     sock.connect_ex((ends.dst, dport))
                 else:
                     sock.sendto(nonce, (ends.dst, dport))
@@ -303,6 +398,14 @@ def _sender(fd: int, ends: _Ends, proto: str, sport: int, dport: int,
                 if exc.errno not in (errno.EPERM, errno.EACCES):
                     raise
     return send
+
+
+def _echo(family: int, ident: int, nonce: bytes) -> bytes:
+    """An echo request (a raw ICMPv6 socket fills in its checksum, an ICMP one does not)."""
+    head = struct.pack("!BBHHH", 8 if family == 4 else 128, 0, 0, ident & 0xFFFF, 1)
+    if family == 6:
+        return head + nonce
+    return _icmp.stamp(b"\0" * 12 + b"\x08\x00\x45" + b"\0" * 19 + head + nonce, ident)[34:]
 
 
 def _fits(address: str, tests: list[tuple[list[Net], bool]]) -> bool:

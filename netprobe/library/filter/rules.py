@@ -27,7 +27,13 @@ _TERMINAL = ("accept", "drop", "reject")
 _QUIET = ("counter", "log", "mangle", "notrack", "ct count")  # statements that decide nothing
 _PROTOS = {"tcp": "tcp", "udp": "udp", "icmp": "icmp", "ipv6-icmp": "icmp", "icmpv6": "icmp",
            6: "tcp", 17: "udp", 1: "icmp", 58: "icmp"}  # fmt: skip
-_ECHO = ("echo-request", 8, 128)
+# the ICMP and ICMPv6 types a probe is built for (probes.py, _icmp.py), by nft's names
+ICMP4 = {"echo-request": 8, "echo-reply": 0, "destination-unreachable": 3,
+         "time-exceeded": 11, "parameter-problem": 12}
+ICMP6 = {"echo-request": 128, "echo-reply": 129, "destination-unreachable": 1,
+         "packet-too-big": 2, "time-exceeded": 3, "parameter-problem": 4,
+         "nd-router-solicit": 133, "nd-router-advert": 134, "nd-neighbor-solicit": 135,
+         "nd-neighbor-advert": 136}
 
 
 class Unprobeable(Exception):
@@ -150,6 +156,28 @@ class Want:
     states: set[str] = field(default_factory=lambda: {"new", "established", "related",
                                                       "invalid", "untracked"})
     local: bool | None = None  # fib daddr type local (or != local)
+    icmp: list[tuple[list[Any], bool]] = field(default_factory=list)  # icmp(v6) type
+    hoplimit: list[tuple[list[tuple[int, int]], bool]] = field(default_factory=list)
+
+    def icmp_type(self, family: int) -> int:
+        """An ICMP (ICMPv6) type a probe is built for that every type match allows:
+        echo request first."""
+        names = ICMP4 if family == 4 else ICMP6
+        for number in names.values():
+            if all(any(names.get(v, v) == number for v in values) != neg
+                   for values, neg in self.icmp):
+                return number
+        shown = ", ".join(f"{'!= ' if neg else ''}{'/'.join(map(str, v))}" for v, neg in self.icmp)
+        raise Unprobeable(f"matches icmp{'' if family == 4 else 'v6'} type {shown} (only "
+                          f"{', '.join(names)} are built)")
+
+    def hops(self, default: int) -> int:
+        """A TTL (hop limit) every ttl/hoplimit match allows: `default` if it can."""
+        tests = self.hoplimit
+        for hops in [default] + [lo for spans, neg in tests if not neg for lo, _ in spans]:
+            if all(any(lo <= hops <= hi for lo, hi in spans) != neg for spans, neg in tests):
+                return hops
+        raise Unprobeable("no hop limit satisfies every ttl/hoplimit match")
 
     @property
     def state(self) -> str:
@@ -219,7 +247,8 @@ def _match(found: Want, match: dict[str, Any]) -> None:
 # iptables-nft keeps some iptables matches as xt expressions, which `nft -j` shows by name
 # only; `nft list` prints what it can translate. The translations a probe can follow:
 _XT = {"conntrack": r"ct state", "state": r"ct state", "icmp": r"icmp type",
-       "icmp6": r"icmpv6 type", "addrtype": r"fib daddr type"}
+       "icmp6": r"icmpv6 type", "addrtype": r"fib daddr type", "hl": r"ip6 hoplimit",
+       "ttl": r"ip ttl"}
 _XT_VALUE = r"(?P<neg>!= )?(?P<value>\{[^}]*\}|[\w,-]+)"
 
 
@@ -228,9 +257,12 @@ def _xt(found: Want, name: str, text: str) -> None:
     m = re.search(rf"\b{_XT[name]} {_XT_VALUE}", text) if name in _XT else None
     if m is None or f"xt match {name}" in text:
         raise Unprobeable(f"matches xt {name} (an iptables match nft cannot show)")
-    values: list[Any] = [v.strip() for v in m["value"].strip("{}").split(",")]
+    values: list[Any] = [int(v) if v.strip().isdigit() else v.strip()
+                         for v in m["value"].strip("{}").split(",")]
     left = {"ct": {"key": "state"}} if _XT[name] == "ct state" else \
         {"fib": {"result": "type", "flags": ["daddr"]}} if name == "addrtype" else \
+        {"payload": {"protocol": _XT[name].split()[0], "field": _XT[name].split()[1]}} \
+        if name in ("hl", "ttl") else \
         {"payload": {"protocol": "icmp" if name == "icmp" else "icmpv6", "field": "type"}}
     right = {"set": values} if len(values) > 1 else values[0]
     _match(found, {"op": "!=" if m["neg"] else "==", "left": left, "right": right})
@@ -262,8 +294,10 @@ def _payload(found: Want, payload: dict[str, Any], right: Any, neg: bool) -> Non
     elif proto in ("icmp", "icmpv6") and field_ == "type":
         found.families &= {4 if proto == "icmp" else 6}
         _proto(found, proto, False)
-        if any(v in _ECHO for v in _values(right)) == neg:
-            raise Unprobeable(f"matches {proto} type {right} (only echo requests are sent)")
+        found.icmp.append((_values(right), neg))
+    elif (proto, field_) in (("ip", "ttl"), ("ip6", "hoplimit")):
+        found.families &= {4 if proto == "ip" else 6}
+        found.hoplimit.append(([_span(v) for v in _values(right)], neg))
     else:
         raise Unprobeable(f"matches {proto} {field_ or 'raw payload'}")
 
