@@ -331,6 +331,14 @@ def _judge(rule: Rule, built: Built, index: _Index, outcome: Outcome | None,
         return _Row(Status.INCONCLUSIVE, f"{text}: it never came to {rule.base}{where}")
     if found is not None and found.order < rule.order:
         return _shadowed(rule, found, text)
+    left = next((e for e in seen if e.chain == rule.chain and e.kind == "rule"
+                 and e.verdict is not None and e.verdict.split()[0] in ("return", "goto")
+                 and (r := index.by.get(((rule.family, rule.table, e.chain, e.handle or 0),
+                                         rule.base))) is not None and r.order < rule.order),
+                None)
+    if left is not None:  # the probe was built from this rule's matches, not the earlier's
+        return _Row(Status.INCONCLUSIVE, f"{text}: never reached, rule {left.handle} of "
+                    f"{rule.chain} ({left.verdict}) took its probe out of the chain first")
     return _Row(Status.INCONCLUSIVE, f"{text}: the probe did not match the rule")
 
 

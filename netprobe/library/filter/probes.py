@@ -12,18 +12,16 @@ into the same port, seen where it enters the host (INPUT, FORWARD) or leaves it
 
 from __future__ import annotations
 
-import errno
 import ipaddress
-import socket
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 from netprobe.topology import LiveRoute, Topology
-from netprobe.topology._kernel import netns
 from netprobe.traffic import ethernet, icmp_echo, new_nonce
 
 from . import _frames, _icmp
+from ._hostsend import host_sender
 from .batch import Barrier, Point, Probe, flow_key
 from .net import Planner
 from .rules import Net, Rule, Unprobeable, Want
@@ -353,7 +351,8 @@ class Builder:
         nonce = new_nonce()
         ident = flow_key(_NUMBERS[proto], sport, dport) if proto == "tcp" and \
             observe.kind != "stack" else nonce
-        send = _sender(self.topo.fd_of(self.host), ends, proto, sport, dport, nonce)
+        send = host_sender(self.topo.fd_of(self.host), ends.family, ends.src, ends.dst, proto,
+                           sport, dport, nonce)
         return Probe(("out", observe.where), ident, observe, send=send)
 
     def _out_barrier(self, dst: str, dev: str) -> Barrier:
@@ -370,42 +369,6 @@ class Builder:
         self._primed.add(hop)
         port, macs = self.planner._hop(self.host, dst)
         self.planner._prime(port, dst, macs[1])
-
-
-def _sender(fd: int, ends: _Ends, proto: str, sport: int, dport: int,
-            nonce: bytes) -> Callable[[], None]:
-    family = socket.AF_INET if ends.family == 4 else socket.AF_INET6
-    kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
-    if proto == "icmp":
-        kind = socket.SOCK_RAW
-        number = socket.IPPROTO_ICMP if ends.family == 4 else socket.IPPROTO_ICMPV6
-
-    def send() -> None:
-        with netns.entered(fd):
-            sock = socket.socket(family, kind, number if proto == "icmp" else 0)
-        with sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((ends.src, 0 if proto == "icmp" else sport))
-            sock.setblocking(False)
-            try:
-                if proto == "icmp":
-                    sock.sendto(_echo(ends.family, sport, nonce), (ends.dst, 0))
-                elif kind == socket.SOCK_STREAM:  # the SYN leaves within connect()
-                    sock.connect_ex((ends.dst, dport))
-                else:
-                    sock.sendto(nonce, (ends.dst, dport))
-            except OSError as exc:  # EPERM: netfilter dropped it, which the batch sees
-                if exc.errno not in (errno.EPERM, errno.EACCES):
-                    raise
-    return send
-
-
-def _echo(family: int, ident: int, nonce: bytes) -> bytes:
-    """An echo request (a raw ICMPv6 socket fills in its checksum, an ICMP one does not)."""
-    head = struct.pack("!BBHHH", 8 if family == 4 else 128, 0, 0, ident & 0xFFFF, 1)
-    if family == 6:
-        return head + nonce
-    return _icmp.stamp(b"\0" * 12 + b"\x08\x00\x45" + b"\0" * 19 + head + nonce, ident)[34:]
 
 
 def _fits(address: str, tests: list[tuple[list[Net], bool]]) -> bool:
