@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 from support.filter_net import firewall
-from support.frontends import SHADOWED_SSH, Frontend, ufw
+from support.frontends import SHADOWED_SSH, WRONG_INTERFACE, Frontend, firewalld, ufw
 from support.handmade_net import HandMade
 from support.paths import EXAMPLES
 from support.results import failed_steps
@@ -20,6 +20,8 @@ from netprobe.check import Result, Status, run_check
 pytestmark = pytest.mark.root
 
 SECURE_HOST = (EXAMPLES / "filter-secure-host.nft").read_text()
+
+
 @pytest.fixture
 def hand() -> Iterator[HandMade]:
     with HandMade() as net:
@@ -102,3 +104,27 @@ def test_filter_will_not_replace_the_ruleset_of_an_adopted_host(hand: HandMade) 
     assert result.status is Status.ERROR
     assert "fw is not netprobe's: filter does not replace its ruleset" in result.summary
     assert "tcp dport 22" in hand.exec("fw", "nft", "list", "ruleset")  # left as it was
+
+
+def _firewalld(net: HandMade, fixture: Frontend) -> str:
+    """The firewall with the ruleset real firewalld wrote, loaded by hand with `nft -f`."""
+    firewall(net, None)
+    for path in fixture.files:
+        net.nft("fw", path.read_text())
+    return str(fixture.policy)
+
+
+def test_firewalld_zones_loaded_by_hand_pass(hand: HandMade) -> None:
+    result = _run(hand, policy=_firewalld(hand, firewalld("firewalld-zones")))
+    assert result.status is Status.PASS, result.evidence()
+
+
+def test_a_firewalld_zone_bound_to_the_wrong_interface_by_hand_is_named(hand: HandMade) -> None:
+    result = _run(hand, policy=_firewalld(hand, WRONG_INTERFACE))
+    assert failed_steps(result)[:2] == [
+        "line 4: INPUT tcp/8080 from 10.0.0.0/8 IPv4: expect accept",
+        "line 4: INPUT tcp/8080 from fd00::/8 IPv6: expect accept"]
+    assert result.diagnosis is not None and result.diagnosis.startswith(
+        "policy line 4 (INPUT tcp/8080 from 10.0.0.0/8, fd00::/8: accept) is dropped over "
+        "IPv4, IPv6 (expected accept): by `reject with icmpx admin-prohibited` "
+        "(inet firewalld filter_IN_public)")
