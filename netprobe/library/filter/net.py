@@ -37,7 +37,8 @@ class Plan:
     sport: int  # unique per probe: an OUTPUT SYN carries no nonce, its port names it
     observe: str  # INPUT: the filtered host; else HOST:IF where it must come out
     macs: tuple[str, str]  # the frame's source and destination MAC (next hop)
-    frame: Template | None = None  # INPUT and FORWARD: the crafted probe
+    frame: Template | None = None  # INPUT and FORWARD: the crafted probe (IPv4 lo: none,
+    # the kernel refuses a crafted frame with a local source there; a socket sends it)
     barrier: Template | None = None  # OUTPUT: sent from the egress behind the probe
     opener: str = ""  # state established: the host whose socket opens the flow first
 
@@ -54,6 +55,11 @@ class Plan:
         return (fields.get("l4.sport") == self.sport
                 and fields.get("l4.dport") == self.line.port
                 and ("tcp.flags" in fields) == (self.line.proto == "tcp"))
+
+    @property
+    def socket(self) -> bool:
+        """An INPUT probe the host sends itself, out and back in by lo (IPv4 lo)."""
+        return self.frame is None and self.line.chain == "input"
 
     def with_sport(self, sport: int) -> Plan:
         """The same probe from another source port (a fresh flow for conntrack)."""
@@ -108,8 +114,10 @@ class Planner:
             port, macs = self._hop(src_host, dst)
             self._entry(line, src_host, dst, macs)
             sport = self.sport()
+            local = line.iif == "lo" and family == 4  # sent from a socket: see `socket`
             return Plan(line, family, src_host, port, src, dst, sport, observe, macs,
-                        frame=probe_frame(line, family, macs, src, dst, sport),
+                        frame=None if local else probe_frame(line, family, macs, src, dst,
+                                                             sport),
                         opener=opener if line.state == "established" else "")
         except _NoPath as exc:
             return str(exc)
@@ -117,10 +125,9 @@ class Planner:
     def _source(self, line: Line, family: int) -> tuple[str, str]:
         """(host, address) the probe comes from: the neighbour on `in`'s link, or `from`."""
         if line.iif == "lo":
-            if family == 4:  # IPv4 drops a local source on a frame it did not send itself
-                raise _NoPath("an IPv4 frame put on lo is refused as a local source; "
-                              "only IPv6 loopback is probed")
-            return self.host, "::1"
+            if family == 4 and line.state == "established":
+                raise _NoPath("an established flow over IPv4 loopback is not probed")
+            return self.host, "127.0.0.1" if family == 4 else "::1"
         if not line.iif:
             return self._pick(line.source(family), family, self.client)
         return self._neighbour(line.iif, family, line.source(family))
