@@ -41,9 +41,10 @@ class Paths:
 
     def __init__(self, planner: Planner) -> None:
         self.planner, self.host, topo = planner, planner.host, planner.topo
-        self._by_mac = {topo.mac(self.host, i.name).lower(): i.name
+        self._by_mac = {planner.mac(self.host, i.name).lower(): i.name
                         for i in topo.live(self.host, addresses=False).interfaces
                         if i.name != "lo"}
+        self._marks: dict[tuple[str, int, str, tuple[str, str]], Barrier] = {}
 
     def entry(self, plan: Plan) -> str | None:
         """The host's interface the probe enters by: its next hop's, or (sent from
@@ -80,6 +81,12 @@ class Paths:
         iif = self.entry(plan)
         if iif is None:
             return None
+        key = (plan.port, plan.family, iif, plan.macs)
+        if key not in self._marks:
+            self._marks[key] = self._mark(plan, iif)
+        return self._marks[key]
+
+    def _mark(self, plan: Plan, iif: str) -> Barrier:
         if plan.macs[1].lower() in self._by_mac:
             data, nonce = ethernet(*plan.macs).probe()
         else:

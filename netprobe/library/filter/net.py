@@ -89,7 +89,14 @@ class Planner:
         self.barriers: dict[tuple[str, int, str, str], Plan] = {}
         self._routes: dict[tuple[str, str], LiveRoute] = {}
         self._primed: set[tuple[str, str, str]] = set()
+        self._macs: dict[tuple[str, str], str] = {}
         self._sports = itertools.count(random.randrange(20000, 50000, 1000))
+
+    def mac(self, host: str, ifname: str) -> str:
+        """An interface's MAC (cached: each lookup is a link dump)."""
+        if (host, ifname) not in self._macs:
+            self._macs[(host, ifname)] = self.topo.mac(host, ifname)
+        return self._macs[(host, ifname)]
 
     def sport(self) -> int:
         """A source port not yet used in this run, so each probe's flow is its own."""
@@ -151,7 +158,7 @@ class Planner:
 
     def _entry(self, line: Line, host: str, dst: str, macs: tuple[str, str]) -> None:
         """Refuse a probe that would not enter by `in`, or a solicitation sent from afar."""
-        if line.iif and line.iif != "lo" and macs[1] != self.topo.mac(self.host, line.iif):
+        if line.iif and line.iif != "lo" and macs[1] != self.mac(self.host, line.iif):
             raise _NoPath(f"{host}'s route to {dst} does not enter {self.host} by {line.iif}")
         if line.proto == "icmpv6" and line.icmp_number(6) in range(133, 138) and \
                 self.route(host, dst).gateway is not None:
@@ -261,7 +268,7 @@ class Planner:
         owner = next(((h, i) for h, i, ip in self.addresses
                       if ip == ipaddress.ip_address(hop)), None)
         if owner is not None:
-            mac = self.topo.mac(*owner)
+            mac = self.mac(*owner)
         else:  # a next hop outside the topology: ask the sender's neighbour table
             address = ipaddress.ip_address(hop)
             entry = next((n for n in self.topo.live(host).neighbours if n.dev == dev
@@ -269,7 +276,7 @@ class Planner:
             if entry is None or entry.mac is None:
                 raise _NoPath(f"{host} knows no MAC for its next hop {hop} on {dev}")
             mac = entry.mac
-        return f"{host}:{dev}", (self.topo.mac(host, dev), mac)
+        return f"{host}:{dev}", (self.mac(host, dev), mac)
 
     def _prime(self, port: str, dst: str, mac: str) -> None:
         """Give the host a neighbour entry for the OUTPUT next hop, as ARP or ND would:
