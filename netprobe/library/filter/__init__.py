@@ -33,10 +33,17 @@ step per line and family, expected verdict against observed.
   kernel sends the probe, from a real socket opened in its namespace (TCP connect, UDP
   sendto), and it must (or must not) reach the neighbour.
 
-A drop is proven by a barrier sent behind the probe along the same path: for INPUT and
-FORWARD a probe of an accept line that was seen to get through; for OUTPUT a frame sent
-from the host's egress interface (it skips netfilter, so it always goes). Where there is
-none, a short quiet period decides and the step says so. Each mismatch is explained with
+The probes of INPUT and FORWARD lines of state new are sent in one burst (`batch`): INPUT
+judged in the host's stack, FORWARD where it leaves the host. A probe that came out
+otherwise than its line expects (or undecided) is probed again alone, for its evidence
+and explanation; established, lo and OUTPUT lines are probed alone. `from: lo` over IPv4:
+the host's own socket sends the probe to itself (a crafted frame with a local source is
+refused there). A drop is proven by a barrier sent behind the probe along the same path:
+a frame seen where it enters the host (a local ethertype from a neighbour, a datagram
+the routers forward from beyond), or else a probe of an accept line seen to get
+through; for OUTPUT a frame sent from the host's egress interface (it skips netfilter,
+so it always goes). Where there is none, a short quiet period decides and the step says
+so. Each mismatch is explained with
 an nft trace of the probe: the rule or chain policy that decided, and for an accept
 shadowed by an earlier drop, both rules. `ruleset` (nft or iptables-restore files, comma
 separated) replaces the host's ruleset before probing, in a namespace netprobe made;

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -97,7 +97,9 @@ class Paths:
 def run(paths: Paths, plans: Sequence[Plan]) -> list[Found]:
     """Send every plan's probe in one burst, each port's path closed by its mark."""
     host, topo = paths.host, paths.planner.topo
-    probes, barriers, sent = [], {}, []
+    probes: list[Probe] = []
+    barriers: dict[Hashable, Barrier] = {}
+    sent: list[tuple[Plan, bytes]] = []
     for plan in sorted(plans, key=lambda p: p.port):  # one send_many per port
         mark = paths.mark(plan)
         assert plan.frame is not None and mark is not None
@@ -142,10 +144,8 @@ def as_stated(plan: Plan, seen: bytes) -> bool:
     dst = fields.get("ip.dst", fields.get("ip6.dst"))
     if line.snat and str(src) != line.snat:
         return False
-    if line.dnat and (str(dst) != line.dnat or (
-            line.dnat_port and fields.get("l4.dport") != line.dnat_port)):
-        return False
-    return True
+    port_ok = not line.dnat_port or fields.get("l4.dport") == line.dnat_port
+    return not line.dnat or (str(dst) == line.dnat and port_ok)
 
 
 @contextmanager
