@@ -122,9 +122,16 @@ def test_any_protocol_and_loopback_lines(tmp_path: Path) -> None:
               "- {proto: tcp, port: 23, from: lo, expect: accept}\n"
               "- {proto: any, chain: forward, in: eth0, out: eth1, expect: accept}\n")
     result = _lab(tmp_path, SECURE_HOST, policy)
-    assert [s.status for s in result.steps[1:]] == [Status.PASS] * 2 + [
-        Status.INCONCLUSIVE] + [Status.PASS] * 3, result.evidence()
+    assert [s.status for s in result.steps[1:]] == [Status.PASS] * 6, result.evidence()
     assert "line 2: INPUT tcp/23 in lo IPv6: expect accept" in [s.name for s in result.steps]
+    # IPv4 lo: the host's own socket sends it to itself (a crafted frame there is refused)
+    assert "sent from fw's own socket to 127.0.0.1 by lo" in result.steps[3].detail
+    result = _lab(tmp_path, SECURE_HOST.replace('iifname "lo" accept', "ip daddr 127.0.0.1 "
+                                                "tcp dport 23 drop\n        iifname \"lo\" "
+                                                "accept"), policy)
+    assert failed_steps(result) == ["line 2: INPUT tcp/23 in lo IPv4: expect accept"]
+    assert "`ip daddr 127.0.0.1 tcp dport 23 drop` (inet filter input)" in (
+        result.diagnosis or ""), result.evidence()
 
 
 def test_an_interface_the_host_lacks_is_bad_input_naming_the_line(tmp_path: Path) -> None:

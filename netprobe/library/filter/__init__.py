@@ -33,10 +33,17 @@ step per line and family, expected verdict against observed.
   kernel sends the probe, from a real socket opened in its namespace (TCP connect, UDP
   sendto), and it must (or must not) reach the neighbour.
 
-A drop is proven by a barrier sent behind the probe along the same path: for INPUT and
-FORWARD a probe of an accept line that was seen to get through; for OUTPUT a frame sent
-from the host's egress interface (it skips netfilter, so it always goes). Where there is
-none, a short quiet period decides and the step says so. Each mismatch is explained with
+The probes of INPUT and FORWARD lines of state new are sent in one burst (`batch`): INPUT
+judged in the host's stack, FORWARD where it leaves the host. A probe that came out
+otherwise than its line expects (or undecided) is probed again alone, for its evidence
+and explanation; established, lo and OUTPUT lines are probed alone. `from: lo` over IPv4:
+the host's own socket sends the probe to itself (a crafted frame with a local source is
+refused there). A drop is proven by a barrier sent behind the probe along the same path:
+a frame seen where it enters the host (a local ethertype from a neighbour, a datagram
+the routers forward from beyond), or else a probe of an accept line seen to get
+through; for OUTPUT a frame sent from the host's egress interface (it skips netfilter,
+so it always goes). Where there is none, a short quiet period decides and the step says
+so. Each mismatch is explained with
 an nft trace of the probe: the rule or chain policy that decided, and for an accept
 shadowed by an earlier drop, both rules. `ruleset` (nft or iptables-restore files, comma
 separated) replaces the host's ruleset before probing, in a namespace netprobe made;
@@ -54,13 +61,16 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Sequence
+from typing import Any
 
 from netprobe.check import Check, Context, Param, Status, Step, param, read_input, reference_path
 from netprobe.errors import SpecError
 from netprobe.expect import ROUTED, Barrier, Match, Outcome, at, nowhere
 from netprobe.traffic import decode, ports
 
+from . import _burst as burst
 from . import derive as derived
+from ._burst import Paths
 from .net import Plan, Planner
 from .observe import QUIET, TIMEOUT, Stack, open_flow, send_from_host, watch
 from .policy import Line, load_policy
@@ -71,6 +81,7 @@ Ruleset = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]  # file(s), 
 __all__ = ["CHECK", "run"]
 
 _NAMES = {4: "IPv4", 6: "IPv6"}
+_ALONE = "NETPROBE_FILTER_ONE_AT_A_TIME"  # "1": every line probed alone (to compare)
 
 
 def body(ctx: Context, *, host: str = "fw", ruleset: Ruleset | None = None,
@@ -87,26 +98,65 @@ def body(ctx: Context, *, host: str = "fw", ruleset: Ruleset | None = None,
         _load_ruleset(ctx, host, ruleset)
     planner = Planner(ctx.topo, host, client, behind)
     _interfaces(ctx, host, lines, os.fspath(policy or reference_path("filter-policy.yml")))
-    stack = Stack(ctx.topo, host)
-    order, mismatches = {}, []
-    ctx.plan(*(_step(line, family) for line in lines for family in line.families))
-    try:  # accept lines first: those that get through become the barriers of the others
-        for line in sorted(lines, key=lambda item: item.expect != "accept"):
-            for family in line.families:
-                name = _step(line, family)
-                order[name] = (line.number, family)
-                plan = planner.plan(line, family)
-                if isinstance(plan, str):  # a line that cannot be probed is not proven
-                    ctx.inconclusive(name, f"not probed: {plan}")
-                    continue
-                seen = _probe(ctx, plan, planner, stack, name)
-                if seen is not None and seen != line.expect:
-                    mismatches.append((plan, seen))
+    order = {_step(line, family): (line.number, family) for line in lines
+             for family in line.families}
+    ctx.plan(*order)
+    planned = []  # accept lines first: those that get through become the barriers of the others
+    for line in sorted(lines, key=lambda item: item.expect != "accept"):
+        for family in line.families:
+            plan = planner.plan(line, family)
+            if isinstance(plan, str):  # a line that cannot be probed is not proven
+                ctx.inconclusive(_step(line, family), f"not probed: {plan}")
+            else:
+                planned.append((_step(line, family), plan))
+    paths, stack = Paths(planner), Stack(ctx.topo, host)
+    mismatches: list[tuple[Plan, str]] = []
+    try:
+        alone = _batch(ctx, paths, planned) if os.environ.get(_ALONE) != "1" else planned
+        for name, plan in alone:
+            seen = _probe(ctx, plan, paths, stack, name)
+            if seen is not None and seen != plan.line.expect:
+                mismatches.append((plan, seen))
     finally:
         stack.close()
     ctx.steps.sort(key=lambda step: order.get(step.name, (0, 0)))
     for text in explain(ctx.topo, planner, mismatches):
         ctx.diagnose(text)
+
+
+def _batch(ctx: Context, paths: Paths, planned: list[tuple[str, Plan]]
+           ) -> list[tuple[str, Plan]]:
+    """Decide every probe the batch engine can carry in one burst, and record those that
+    came out as their lines expect; return the rest to be probed alone, with each
+    mismatch (or undecided probe) of the burst again on a fresh flow: alone, it gets the
+    evidence and the explanation a single probe gets."""
+    batched = [item for item in planned if paths.batchable(item[1])]
+    if not batched:
+        return planned
+    again = [(name, plan.with_sport(paths.planner.sport())) for (name, plan), found in
+             zip(batched, burst.run(paths, [p for _, p in batched]), strict=True)
+             if not _record(ctx, paths.planner, name, plan, found)]
+    chosen = {id(plan) for _, plan in batched}
+    rest = [item for item in planned if id(item[1]) not in chosen] + again
+    return sorted(rest, key=lambda item: item[1].line.expect != "accept")
+
+
+def _record(ctx: Context, planner: Planner, name: str, plan: Plan, found: burst.Found
+            ) -> bool:
+    """Record a batched probe that came out as its line expects; False for any other."""
+    arrived, copy = found.outcome.arrived, found.outcome.frame
+    if arrived is None or ("accept" if arrived else "drop") != plan.line.expect:
+        return False
+    if copy is not None and plan.line.chain == "forward" and not burst.as_stated(plan, copy):
+        return False
+    if arrived:
+        planner.barriers.setdefault(plan.path, plan)
+    verb = {"input": "reached", "forward": "came out of"}[plan.line.chain]
+    shown = f"; rewritten on the way: {found.rewrite}" if found.rewrite else ""
+    ctx.steps.append(Step(name, Status.PASS, (
+        f"observed {plan.line.expect}: the probe {'' if arrived else 'never '}{verb} "
+        f"{found.where} ({found.outcome.how}; all lines in one burst){shown}")))
+    return True
 
 
 def _interfaces(ctx: Context, host: str, lines: list[Line], path: str) -> None:
@@ -130,12 +180,16 @@ def _row(line: Line, family: int) -> str:
             f"expect {line.expect}")
 
 
-def _probe(ctx: Context, plan: Plan, planner: Planner, stack: Stack, name: str) -> str | None:
-    """Send the probe, record the step, return what was observed (None: undecided)."""
+def _probe(ctx: Context, plan: Plan, paths: Paths, stack: Stack, name: str) -> str | None:
+    """Send the probe alone, record the step, return what was observed (None: undecided)."""
+    planner = paths.planner
     if plan.line.chain == "forward":
         return _forward(ctx, plan, planner, name)
-    if plan.line.chain == "input":
-        seen, how = _input(ctx, plan, planner, stack)
+    if plan.socket:
+        seen, how = burst.loopback(paths, plan, stack)
+        where = f"{planner.host}'s stack"
+    elif plan.line.chain == "input":
+        seen, how = _input(ctx, plan, paths, stack)
         where = f"{planner.host}'s stack"
     else:
         seen, how = _output(ctx, plan)
@@ -155,28 +209,36 @@ def _probe(ctx: Context, plan: Plan, planner: Planner, stack: Stack, name: str) 
     return observed
 
 
-def _input(ctx: Context, plan: Plan, planner: Planner,
-           stack: Stack) -> tuple[bool | None, str]:
-    barrier = planner.barriers.get(plan.path)
-    sources = [stack.source(plan.family, plan.line.proto)]
-    if barrier is not None:
-        sources.append(stack.source(barrier.family, barrier.line.proto))
-    for source in sources:
-        source.drain()
+def _input(ctx: Context, plan: Plan, paths: Paths, stack: Stack) -> tuple[bool | None, str]:
+    """The probe, then behind it a mark seen where it enters the host (or else a probe
+    known to get through on its path); the host's raw socket says whether it came in."""
+    source = stack.source(plan.family, plan.line.proto)
+    sources: list[Any] = [source]
+    mark = paths.mark(plan)
+    known = paths.planner.barriers.get(plan.path) if mark is None else None
+    if mark is not None:
+        capture = ports(ctx.topo).capture(mark.observe.where)
+        sources.append(burst.Marked(capture, mark.nonce))
+        capture.drain()
+    elif known is not None:
+        sources.append(stack.source(known.family, known.line.proto))
+    for each in sources:
+        each.read()
     if plan.opener:
         failed = open_flow(ctx.topo, plan, TIMEOUT)
         if failed:
             return None, failed
     assert plan.frame is not None
     data, nonce = plan.frame.probe()
+    behind, behind_nonce = (mark.frame, mark.nonce) if mark is not None else \
+        known.frame.probe() if known is not None and known.frame is not None else (None, None)
     sender = ports(ctx.topo).sender(plan.port)
-    sender.send(data)
-    barrier_nonce = None
-    if barrier is not None and barrier.frame is not None:
-        barrier_data, barrier_nonce = barrier.frame.probe()
-        sender.send(barrier_data)
-    timeout = TIMEOUT if barrier or plan.line.expect == "accept" else QUIET
-    return watch(sources, lambda frame: nonce in frame, barrier_nonce, timeout)
+    with burst.pinned():
+        sender.send(data)
+        if behind is not None:
+            sender.send(behind)
+    timeout = TIMEOUT if behind is not None or plan.line.expect == "accept" else QUIET
+    return watch(sources, lambda frame: nonce in frame, behind_nonce, timeout)
 
 
 def _output(ctx: Context, plan: Plan) -> tuple[bool | None, str]:

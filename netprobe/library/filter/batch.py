@@ -37,7 +37,8 @@ from .observe import RawSocket
 __all__ = ["Barrier", "Outcome", "Point", "Probe", "flow_key", "run_batch"]
 
 _BUFFER = 256 << 20  # ~1 KiB charged per queued packet: room for 200,000
-_IPPROTO = {"tcp": socket.IPPROTO_TCP, "udp": socket.IPPROTO_UDP, "icmp": socket.IPPROTO_ICMP}
+_IPPROTO = {"tcp": socket.IPPROTO_TCP, "udp": socket.IPPROTO_UDP, "icmp": socket.IPPROTO_ICMP,
+            "icmpv6": socket.IPPROTO_ICMPV6, "any": 253}  # 253: RFC 3692, the policy's `any`
 
 
 @dataclass(frozen=True)
@@ -76,10 +77,12 @@ class Barrier:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What the batch found for one probe: arrived True/False, or None with why."""
+    """What the batch found for one probe: arrived True/False, or None with why; `frame`:
+    the first copy that arrived (a port's frame, or a stack's packet)."""
 
     arrived: bool | None
     how: str
+    frame: bytes | None = None
 
 
 def flow_key(proto: int, sport: int, dport: int) -> bytes:
@@ -168,7 +171,7 @@ def run_batch(topo: Topology, probes: Sequence[Probe], barriers: dict[Hashable, 
     finally:
         for source in sources.values():
             source.close()
-    return [_decide(i in seen, p.path in barriers, p.path in barriers_seen, lost)
+    return [_decide(seen.get(i), p.path in barriers, p.path in barriers_seen, lost)
             for i, p in enumerate(probes)]
 
 
@@ -203,12 +206,12 @@ def _burst(topo: Topology, probes: Sequence[Probe], barriers: dict[Hashable, Bar
 
 def _collect(sources: dict[Point, _Stack | _Port], probes: Sequence[Probe],
              barriers: dict[Hashable, Barrier], timeout: float
-             ) -> tuple[set[int], set[Hashable]]:
+             ) -> tuple[dict[int, bytes], set[Hashable]]:
     """Read every source until every barrier arrived (then once more) or `timeout`."""
     wanted = {(p.observe, p.ident): i for i, p in enumerate(probes)}
     flows = {p.observe for p in probes if p.frame is None}
     marks = {(b.observe, b.nonce): path for path, b in barriers.items()}
-    seen: set[int] = set()
+    seen: dict[int, bytes] = {}
     barriers_seen: set[Hashable] = set()
     deadline, last = time.perf_counter() + timeout, False
     while True:
@@ -222,7 +225,7 @@ def _collect(sources: dict[Point, _Stack | _Port], probes: Sequence[Probe],
                 if index is None and point in flows:
                     index = wanted.get((point, _flow_of(data) or b""))
                 if index is not None:
-                    seen.add(index)
+                    seen.setdefault(index, data)
         if last or len(seen) == len(probes):
             return seen, barriers_seen
         last = bool(barriers) and len(barriers_seen) == len(barriers)  # read once more
@@ -233,9 +236,9 @@ def _collect(sources: dict[Point, _Stack | _Port], probes: Sequence[Probe],
             select.select(list(sources.values()), [], [], min(left, 0.02))
 
 
-def _decide(arrived: bool, has_barrier: bool, barrier: bool, lost: int) -> Outcome:
-    if arrived:
-        return Outcome(True, "it arrived")
+def _decide(arrived: bytes | None, has_barrier: bool, barrier: bool, lost: int) -> Outcome:
+    if arrived is not None:
+        return Outcome(True, "it arrived", arrived)
     if lost:
         return Outcome(None, f"{lost} frames were lost by the capture (PACKET_STATISTICS) "
                              "or raw sockets: absence is not proven")

@@ -13,9 +13,10 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from netprobe.traffic import Template, from_scapy, icmp_echo, tcp, udp
+from netprobe.traffic import Template, from_scapy, icmp_echo
 from netprobe.traffic._craft import SLOT
 
+from . import _frames
 from .policy import ANY_PROTO, Line
 
 __all__ = ["OPEN_SEQ", "marker", "message", "probe_frame", "solicited_node"]
@@ -42,10 +43,10 @@ def probe_frame(line: Line, family: int, macs: tuple[str, str], src: str, dst: s
         return from_scapy(_l2l3(macs, src, dst) / TCP(sport=line.port, dport=sport, flags="SA",
                                                      seq=31000, ack=OPEN_SEQ + 1))
     if line.proto == "tcp":
-        return tcp(macs[0], macs[1], src, dst, sport=sport, dport=line.port)
+        return _struct(macs, src, dst, "tcp", sport, line.port)
     if line.proto == "udp":
         ends = (line.port, sport) if line.state == "established" else (sport, line.port)
-        return udp(macs[0], macs[1], src, dst, sport=ends[0], dport=ends[1])
+        return _struct(macs, src, dst, "udp", *ends)
     if line.proto == "any":
         return from_scapy(_l2l3(macs, src, dst, proto=ANY_PROTO))
     kind = line.icmp_number(family)
@@ -89,6 +90,17 @@ def message(line: Line, family: int, ident: int, target: str, mac: str,
         quoted6 = inet6.IPv6(src=target, dst=peer or target) / inet.UDP(sport=ident, dport=9)
         return inet6.ICMPv6DestUnreach(code=4) / quoted6 / Raw(SLOT)
     return inet6.ICMPv6Unknown(type=kind) / Raw(SLOT)
+
+
+def _struct(macs: tuple[str, str], src: str, dst: str, proto: str, sport: int,
+            dport: int) -> Template:
+    """The TCP SYN or UDP datagram `tcp` and `udp` make, built with struct: scapy takes
+    milliseconds a frame, too long for a policy of thousands of lines."""
+    data = _frames.frame(macs, src, dst, proto, sport, dport, SLOT)
+    start = 14 + (20 if ipaddress.ip_address(src).version == 4 else 40)
+    summary = f"Ether / IP / {proto.upper()} {src}:{sport} > {dst}:{dport} / Raw"
+    return Template(data, len(data) - len(SLOT), start + (16 if proto == "tcp" else 6),
+                    summary, proto == "udp", start)
 
 
 def marker(sport: int) -> bytes:

@@ -37,7 +37,8 @@ class Plan:
     sport: int  # unique per probe: an OUTPUT SYN carries no nonce, its port names it
     observe: str  # INPUT: the filtered host; else HOST:IF where it must come out
     macs: tuple[str, str]  # the frame's source and destination MAC (next hop)
-    frame: Template | None = None  # INPUT and FORWARD: the crafted probe
+    frame: Template | None = None  # INPUT and FORWARD: the crafted probe (IPv4 lo: none,
+    # the kernel refuses a crafted frame with a local source there; a socket sends it)
     barrier: Template | None = None  # OUTPUT: sent from the egress behind the probe
     opener: str = ""  # state established: the host whose socket opens the flow first
 
@@ -54,6 +55,11 @@ class Plan:
         return (fields.get("l4.sport") == self.sport
                 and fields.get("l4.dport") == self.line.port
                 and ("tcp.flags" in fields) == (self.line.proto == "tcp"))
+
+    @property
+    def socket(self) -> bool:
+        """An INPUT probe the host sends itself, out and back in by lo (IPv4 lo)."""
+        return self.frame is None and self.line.chain == "input"
 
     def with_sport(self, sport: int) -> Plan:
         """The same probe from another source port (a fresh flow for conntrack)."""
@@ -83,7 +89,14 @@ class Planner:
         self.barriers: dict[tuple[str, int, str, str], Plan] = {}
         self._routes: dict[tuple[str, str], LiveRoute] = {}
         self._primed: set[tuple[str, str, str]] = set()
+        self._macs: dict[tuple[str, str], str] = {}
         self._sports = itertools.count(random.randrange(20000, 50000, 1000))
+
+    def mac(self, host: str, ifname: str) -> str:
+        """An interface's MAC (cached: each lookup is a link dump)."""
+        if (host, ifname) not in self._macs:
+            self._macs[(host, ifname)] = self.topo.mac(host, ifname)
+        return self._macs[(host, ifname)]
 
     def sport(self) -> int:
         """A source port not yet used in this run, so each probe's flow is its own."""
@@ -108,8 +121,10 @@ class Planner:
             port, macs = self._hop(src_host, dst)
             self._entry(line, src_host, dst, macs)
             sport = self.sport()
+            local = line.iif == "lo" and family == 4  # sent from a socket: see `socket`
             return Plan(line, family, src_host, port, src, dst, sport, observe, macs,
-                        frame=probe_frame(line, family, macs, src, dst, sport),
+                        frame=None if local else probe_frame(line, family, macs, src, dst,
+                                                             sport),
                         opener=opener if line.state == "established" else "")
         except _NoPath as exc:
             return str(exc)
@@ -117,10 +132,9 @@ class Planner:
     def _source(self, line: Line, family: int) -> tuple[str, str]:
         """(host, address) the probe comes from: the neighbour on `in`'s link, or `from`."""
         if line.iif == "lo":
-            if family == 4:  # IPv4 drops a local source on a frame it did not send itself
-                raise _NoPath("an IPv4 frame put on lo is refused as a local source; "
-                              "only IPv6 loopback is probed")
-            return self.host, "::1"
+            if family == 4 and line.state == "established":
+                raise _NoPath("an established flow over IPv4 loopback is not probed")
+            return self.host, "127.0.0.1" if family == 4 else "::1"
         if not line.iif:
             return self._pick(line.source(family), family, self.client)
         return self._neighbour(line.iif, family, line.source(family))
@@ -144,7 +158,7 @@ class Planner:
 
     def _entry(self, line: Line, host: str, dst: str, macs: tuple[str, str]) -> None:
         """Refuse a probe that would not enter by `in`, or a solicitation sent from afar."""
-        if line.iif and line.iif != "lo" and macs[1] != self.topo.mac(self.host, line.iif):
+        if line.iif and line.iif != "lo" and macs[1] != self.mac(self.host, line.iif):
             raise _NoPath(f"{host}'s route to {dst} does not enter {self.host} by {line.iif}")
         if line.proto == "icmpv6" and line.icmp_number(6) in range(133, 138) and \
                 self.route(host, dst).gateway is not None:
@@ -254,7 +268,7 @@ class Planner:
         owner = next(((h, i) for h, i, ip in self.addresses
                       if ip == ipaddress.ip_address(hop)), None)
         if owner is not None:
-            mac = self.topo.mac(*owner)
+            mac = self.mac(*owner)
         else:  # a next hop outside the topology: ask the sender's neighbour table
             address = ipaddress.ip_address(hop)
             entry = next((n for n in self.topo.live(host).neighbours if n.dev == dev
@@ -262,7 +276,7 @@ class Planner:
             if entry is None or entry.mac is None:
                 raise _NoPath(f"{host} knows no MAC for its next hop {hop} on {dev}")
             mac = entry.mac
-        return f"{host}:{dev}", (self.topo.mac(host, dev), mac)
+        return f"{host}:{dev}", (self.mac(host, dev), mac)
 
     def _prime(self, port: str, dst: str, mac: str) -> None:
         """Give the host a neighbour entry for the OUTPUT next hop, as ARP or ND would:
