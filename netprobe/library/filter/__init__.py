@@ -98,17 +98,19 @@ def body(ctx: Context, *, host: str = "fw", ruleset: Ruleset | None = None,
         _load_ruleset(ctx, host, ruleset)
     planner = Planner(ctx.topo, host, client, behind)
     _interfaces(ctx, host, lines, os.fspath(policy or reference_path("filter-policy.yml")))
-    order = {_step(line, family): (line.number, family) for line in lines
+    names = {(id(line), family): _step(line, family) for line in lines
+             for family in line.families}
+    order = {names[(id(line), family)]: (line.number, family) for line in lines
              for family in line.families}
     ctx.plan(*order)
     planned = []  # accept lines first: those that get through become the barriers of the others
     for line in sorted(lines, key=lambda item: item.expect != "accept"):
         for family in line.families:
-            plan = planner.plan(line, family)
+            plan, name = planner.plan(line, family), names[(id(line), family)]
             if isinstance(plan, str):  # a line that cannot be probed is not proven
-                ctx.inconclusive(_step(line, family), f"not probed: {plan}")
+                ctx.inconclusive(name, f"not probed: {plan}")
             else:
-                planned.append((_step(line, family), plan))
+                planned.append((name, plan))
     paths, stack = Paths(planner), Stack(ctx.topo, host)
     mismatches: list[tuple[Plan, str]] = []
     try:

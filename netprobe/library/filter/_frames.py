@@ -4,9 +4,13 @@ traffic layer's `tcp` and `udp` put it."""
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import socket
 import struct
+
+# Parsed once: a policy of thousands of lines names the same few addresses over and over.
+address = functools.lru_cache(maxsize=1 << 14)(ipaddress.ip_address)
 
 _FLAGS = {"S": 0x02, "SF": 0x03}
 
@@ -24,7 +28,7 @@ def frame(macs: tuple[str, str], src: str, dst: str, proto: str, sport: int, dpo
           nonce: bytes, flags: str = "S") -> bytes:
     """An Ethernet frame: IPv4 or IPv6 (by address), TCP (SYN, or `flags`) or UDP from
     `sport` to `dport`, carrying `nonce`."""
-    a, b = ipaddress.ip_address(src), ipaddress.ip_address(dst)
+    a, b = address(src), address(dst)
     number = socket.IPPROTO_TCP if proto == "tcp" else socket.IPPROTO_UDP
     if proto == "tcp":
         head = struct.pack("!HHIIBBHHH", sport, dport, 1000, 0, 5 << 4, _FLAGS[flags], 8192,

@@ -12,8 +12,6 @@ from netprobe.topology._kernel import netns
 
 from ._icmp import stamp
 
-__all__ = ["host_sender"]
-
 
 def host_sender(fd: int, version: int, src: str, dst: str, proto: str, sport: int, dport: int,
                 nonce: bytes) -> Callable[[], None]:

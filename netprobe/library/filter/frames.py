@@ -97,7 +97,7 @@ def _struct(macs: tuple[str, str], src: str, dst: str, proto: str, sport: int,
     """The TCP SYN or UDP datagram `tcp` and `udp` make, built with struct: scapy takes
     milliseconds a frame, too long for a policy of thousands of lines."""
     data = _frames.frame(macs, src, dst, proto, sport, dport, SLOT)
-    start = 14 + (20 if ipaddress.ip_address(src).version == 4 else 40)
+    start = 14 + (20 if _frames.address(src).version == 4 else 40)
     summary = f"Ether / IP / {proto.upper()} {src}:{sport} > {dst}:{dport} / Raw"
     return Template(data, len(data) - len(SLOT), start + (16 if proto == "tcp" else 6),
                     summary, proto == "udp", start)
@@ -115,7 +115,7 @@ def _l2l3(macs: tuple[str, str], src: str, dst: str, *, proto: int | None = None
     from scapy.layers.l2 import Ether
 
     l3: Any
-    if ipaddress.ip_address(src).version == 6:
+    if _frames.address(src).version == 6:
         l3 = IPv6(src=src, dst=dst, hlim=hlim) if proto is None else IPv6(src=src, dst=dst,
                                                                           nh=proto)
     else:

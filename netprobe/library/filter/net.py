@@ -18,6 +18,7 @@ from netprobe.errors import SpecError
 from netprobe.topology import LiveRoute, Port, Topology
 from netprobe.traffic import Template, decode, udp
 
+from . import _frames
 from .frames import marker, probe_frame
 from .policy import Line, Network
 
@@ -259,14 +260,15 @@ class Planner:
 
     def _hop(self, host: str, dst: str) -> tuple[str, tuple[str, str]]:
         """The port `host` sends toward `dst` from, and (its MAC, the next hop's MAC)."""
-        if host == self.host and ipaddress.ip_address(dst).is_loopback:
+        if host == self.host and _frames.address(dst).is_loopback:
             return f"{host}:lo", ("00:00:00:00:00:00", "00:00:00:00:00:00")
         route = self.route(host, dst)
         dev, hop = str(route.dev), route.gateway or dst
         if dev == "lo":
             return f"{host}:lo", ("00:00:00:00:00:00", "00:00:00:00:00:00")
+        hop_ip = _frames.address(hop)
         owner = next(((h, i) for h, i, ip in self.addresses
-                      if ip == ipaddress.ip_address(hop)), None)
+                      if ip == hop_ip), None)
         if owner is not None:
             mac = self.mac(*owner)
         else:  # a next hop outside the topology: ask the sender's neighbour table

@@ -52,11 +52,12 @@ file: input tcp/udp lines of state new say which ports a neighbour is meant to r
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
@@ -171,13 +172,28 @@ class Line:
         return f"{text}{self.qualifiers()}: {self.expect}"
 
 
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_BASE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser
+
+
+class _Loader(_BASE_LOADER):  # type: ignore[misc]
+    """The safe loader, each scalar's tag resolved once: a policy of thousands of lines
+    repeats a few words (tcp, accept, a CIDR), and resolving runs regular expressions."""
+
+    _tags: ClassVar[dict[tuple[Any, Any, Any], str]] = {}
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
+        key = (kind, value, implicit)
+        if key not in self._tags:
+            if len(self._tags) > 1 << 16:
+                self._tags.clear()
+            self._tags[key] = super().resolve(kind, value, implicit)
+        return self._tags[key]
 
 
 def load_policy(path: str | os.PathLike[str]) -> list[Line]:
     """Read a policy file; SpecError names the file and line of anything wrong."""
     path = os.fspath(path)
-    loader = _LOADER(read_input(path, "policy"))  # libyaml's: 10,000 lines in a blink
+    loader = _Loader(read_input(path, "policy"))
     try:
         root = loader.get_single_node()
     except yaml.YAMLError as exc:
@@ -323,6 +339,12 @@ def _address(value: Any, key: str) -> str:
                          f"[ADDR]:PORT for IPv6), not {value!r}") from None
 
 
+@functools.lru_cache(maxsize=1 << 12)
+def _network(text: str) -> Network:
+    """A CIDR, parsed once: big policies repeat a few."""
+    return ipaddress.ip_network(text, strict=False)
+
+
 def _ends(value: Any, key: str) -> tuple[tuple[Network, ...], str]:
     """from/to: (CIDRs, an interface name or "")."""
     if value is None:
@@ -331,7 +353,7 @@ def _ends(value: Any, key: str) -> tuple[tuple[Network, ...], str]:
     nets, names = [], []
     for item in map(str, items):
         try:
-            nets.append(ipaddress.ip_network(item, strict=False))
+            nets.append(_network(item))
         except ValueError as exc:
             if not _IFNAME.match(item) or any(c in item for c in ":/") or item[0].isdigit():
                 raise ValueError(f"bad CIDR: {exc}") from None
