@@ -116,12 +116,14 @@ def _input(stack: observe.Stack, sender: object, frame: object, known: object,
            dport: int) -> bool:
     source = stack.source(4, "tcp")
     source.drain()
+    # the barrier is forwarded: watch for it where it arrives, as well as the stack (the
+    # capture opened before anything is sent, or the first barrier passes unseen)
+    capture = ports(stack.topo).capture("router:eth0")
+    capture.drain()
     data, nonce = frame.probe()  # type: ignore[attr-defined]
     barrier, barrier_nonce = known.probe()  # type: ignore[attr-defined]
     sender.send(data)  # type: ignore[attr-defined]
     sender.send(barrier)  # type: ignore[attr-defined]
-    # the barrier is forwarded: watch for it where it arrives, as well as the stack
-    capture = ports(stack.topo).capture("router:eth0")
     seen, _how = observe.watch([source, capture], lambda f: nonce in f, barrier_nonce,
                                observe.TIMEOUT)
     return seen is (dport % 3 == 0)
