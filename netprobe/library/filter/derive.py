@@ -13,32 +13,41 @@ matches: a probe decided early proves only that its own way is shadowed. A rule 
 
 - *decisive* (PASS) when a probe matched it and it decided the packet (the ways on
   which it was shadowed are said);
-- *shadowed* when every probe was decided by an earlier rule (named): FAIL when each of
-  those rules' verdicts differs from its own (a shadowed accept, or a drop an earlier
-  accept makes void), PASS when they are the same (the rule is redundant) or mixed (a
-  safety net behind rules that decide every way);
+- *shadowed* when every probe was decided by an earlier rule (named) that matches all it
+  matches (`rules.covers`: one packet proves only that its rule catches that packet):
+  FAIL when each of those rules' verdicts differs from its own (a shadowed accept, or a
+  drop an earlier accept makes void), PASS when they are the same (the rule is redundant)
+  or mixed (a safety net behind rules that decide every way); INCONCLUSIVE when one of
+  them does not match all it matches (a packet that reaches it may exist);
 - *without effect* (PASS, listed) when its probe reached and matched it but its verdict
-  decides nothing: no verdict (counter, log), return, a jump or goto to chains that
-  decided no probe at all, or the last rule of the base chain doing what the chain's
-  policy does anyway;
-- SKIP when no probe could be built, with the reason ("not probed: matches meta mark"),
+  decides nothing: no verdict (counter, log; not a `meta mark set` or `ct mark set` a later
+  match may read: "reached; sets …"), a return that is the last rule of its chain (one in
+  the middle changes which rule decides), a jump or goto to chains that decided no probe
+  at all, or the last rule of the base chain doing what the chain's policy does anyway;
+- SKIP when no probe could be built, with the reason ("not probed: matches meta mark",
+  "has a verdict map"; the chains a verdict map leads to are listed, their rules "reached
+  through a verdict map"),
   or when the flow its probe needs could not be opened: "not probed: the flow it needs
   cannot be opened: `<rule>` drops its first packet", the rule (or policy) named from the
   opener's own trace; said per rule, never guessed, and not held against the ruleset;
 - INCONCLUSIVE when its probe did not match it (it was decided by a later rule: the
-  model of the rule was wrong, and that is said), or when no trace of the probe came.
+  model of the rule was wrong, and that is said), when no trace of the probe came, or
+  when the flow it needs is not known to be open (an opener's delivery undecided).
 
 A rule that names lo (`iifname "lo"` at INPUT, `oifname "lo"` at OUTPUT) is probed from
 a socket of the host to its loopback or own address, out and back in by lo, traced like
-the others. A probe of ct state established goes after its flow is opened: first the
-other way (the reply is the probe); where that opener is dropped (decided by a barrier),
-from the probe's own side (its first packet, the reply, then the probe, its second). ICMP
-messages carry the state the host's conntrack gives them: an echo reply is established
-(the echo request sent first the other way), an error (destination unreachable, time
-exceeded, parameter problem, packet too big) related (it quotes a datagram sent first the
-other way), neighbour and router discovery untracked (hop limit 255); a rule whose state
-match excludes that state is not probed. The openers are traced too, and only the batch of
-probes after them is judged.
+the others (a TCP SYN to the host's own stack carries no nonce: its delivery is not
+observable, said undecided). A probe of ct state established goes after its flow is
+opened: first the other way (the reply is the probe); where that opener is dropped
+(decided by a barrier), from the probe's own side (its first packet, the reply, then the
+probe, its second). ICMP messages carry the state the host's conntrack gives them: an
+echo reply is established (the echo request sent first the other way), an error
+(destination unreachable, time exceeded, parameter problem, packet too big) related (it
+quotes a datagram sent first the other way), neighbour and router discovery untracked
+(hop limit 255); a rule whose state match excludes that state is not probed. The openers
+are traced too, and only the batch of probes after them is judged. Probes that would
+share a flow (a rule fixing both ports, the same ports in IPv4 and IPv6) go in rounds of
+their own: their traces are never merged.
 
 Whether each probe was then delivered (reached the host's stack, left by the interface
 it was routed to) is the evidence of its step.
@@ -58,7 +67,7 @@ from netprobe.traffic import new_nonce
 from .batch import Barrier, Outcome, Probe, run_batch
 from .net import Planner
 from .probes import Builder, Built
-from .rules import Rule, Unprobeable, filter_rules, rule_texts, want
+from .rules import Rule, Unprobeable, Want, covers, filter_rules, rule_texts, want
 
 __all__ = ["derive"]
 
@@ -75,11 +84,13 @@ class _Row:
     idle: bool = False  # reached, with a verdict that decided nothing for its probe
     kind: str = ""  # "reached", "shadowed", or "" (undecided, not probed)
     partly: str = ""  # shadowed: the note if another way reaches the rule
+    by: str = ""  # shadowed: the rule that decided the probe, when it does not cover this one
 
 
 def derive(ctx: Context, host: str, client: str, behind: str) -> None:
     """Probe every rule of `host`'s filter chains; one step per rule."""
     topo = ctx.topo
+    planner = Planner(topo, host, client, behind)  # a SpecError for a host not there
     listing = json.loads(topo.run(host, ["nft", "-j", "list", "ruleset"], check=True).stdout)
     texts = rule_texts(topo.run(host, ["nft", "-a", "list", "ruleset"], check=True).stdout)
     rules = filter_rules(listing, texts)
@@ -87,25 +98,25 @@ def derive(ctx: Context, host: str, client: str, behind: str) -> None:
         ctx.inconclusive(f"rules of {host}", f"{host} has no filter chain at the input, "
                          "forward or output hook: nothing to probe")
         return
-    builder = Builder(topo, Planner(topo, host, client, behind))
+    builder = Builder(topo, planner)
     built: dict[Rule, list[Built]] = {}
     reasons: dict[Rule, str] = {}
+    wants: dict[tuple[tuple[str, str, str, int], str], Want] = {}
     for rule in rules:
         try:
-            built[rule] = builder.variants(rule, want(rule))
+            wants[(rule.key, rule.base)] = found = want(rule)
+            built[rule] = builder.variants(rule, found)
         except Unprobeable as exc:
             reasons[rule] = str(exc)
     sent = _send(topo, host, [b for found in built.values() for b in found])
-    index = _Index(rules)
+    index = _Index(rules, wants)
     deciding = _deciding_chains(sent.traces.values())
     notes = []
     for rule in rules:
         if rule in reasons:
             row = _Row(Status.SKIP, f"not probed: {reasons[rule]}")
         else:
-            row = _combine([_blocked(b, sent.blocked[b.key], index) if b.key in sent.blocked
-                            else _judge(rule, b, index, sent.outcomes.get(b.key),
-                                        sent.traces.get(b.key)) for b in built[rule]])
+            row = _combine([_row(rule, b, sent, index) for b in built[rule]])
             if row.idle and index.decides_below(rule, deciding):
                 row = _Row(row.status, row.detail + " (the chain it leads to decides "
                            "other probes)")
@@ -114,6 +125,15 @@ def derive(ctx: Context, host: str, client: str, behind: str) -> None:
             notes.append(row.note)
     for note in notes:
         ctx.diagnose(note)
+
+
+def _row(rule: Rule, built: Built, sent: _Sent, index: _Index) -> _Row:
+    if built in sent.unknown:
+        return _Row(Status.INCONCLUSIVE, "not probed: the flow it needs is not known to be "
+                    f"open ({sent.unknown[built]}) (probe: {built.summary})")
+    if built in sent.blocked:
+        return _blocked(built, sent.blocked[built], index)
+    return _judge(rule, built, index, sent.outcomes.get(built), sent.traces.get(built))
 
 
 def _name(rule: Rule) -> str:
@@ -139,6 +159,12 @@ def _combine(rows: list[_Row]) -> _Row:
     undecided = [r for r in rows if r.kind == ""]
     if undecided:
         return undecided[0]
+    uncovered = list(dict.fromkeys(r.by for r in rows if r.by))
+    if uncovered:
+        return _Row(Status.INCONCLUSIVE, "; ".join(r.detail for r in rows) + ": its probes "
+                    f"were all decided by {' and '.join(uncovered)}, which does not match "
+                    "all it matches: a packet that reaches it may exist",
+                    "; ".join(dict.fromkeys(r.partly for r in rows)), kind="shadowed")
     if len(rows) == 1 or all(r.status is Status.FAIL for r in rows) \
             or all(r.status is Status.PASS for r in rows):
         return _Row(rows[0].status, "; ".join(r.detail for r in rows),
@@ -149,34 +175,72 @@ def _combine(rows: list[_Row]) -> _Row:
 
 def _send(topo: Topology, host: str, built: list[Built]) -> _Sent:
     """Open the flows established and related probes need, then send every probe whose
-    flow is open in one traced batch."""
+    flow is open in traced batches: one, unless probes share ports (a rule fixing both),
+    whose traces could not be told apart: each of those in a round of its own."""
     session = new_nonce()[:8]  # MAGIC and this process's session: every crafted probe
     marks = [("prerouting", (_TH, at, session)) for at in
              sorted({8, 20} | {b.mark_at for b in built if b.mark_at})]
     marks += [("output", (_TH, 8, session))]
     marks += [("output", (_TH, 0, b.key[1:3])) for b in built
               if b.probe.frame is None and b.proto == "tcp"]
+    sent = _Sent({}, {}, {}, {})
     sock = TraceSocket(topo.fd_of(host), buffer=256 << 20)
     try:
         sock.add_rules("inet", _TABLE, marks)
-        blocked = _open_flows(topo, sock, [b for b in built if b.opener is not None])
-        sent = [b for b in built if b.key not in blocked]
-        before = len(sock.events())
-        found = run_batch(topo, [b.probe for b in sent], {
-            b.probe.path: b.barrier for b in sent if not _blind(b)})
-        events = sock.events()[before:]
+        for batch in _rounds(built):
+            _round(topo, sock, batch, sent)
         sock.delete_table("inet", _TABLE)
     finally:
         sock.close()
-    return _Sent({b.key: o for b, o in zip(sent, found, strict=True)},
-                 _by_probe(events, {b.key for b in sent}), blocked)
+    return sent
+
+
+def _round(topo: Topology, sock: TraceSocket, built: list[Built], sent: _Sent) -> None:
+    """One batch whose probes' flows are all distinct: openers first, then the probes."""
+    blocked, unknown = _open_flows(topo, sock, [b for b in built if b.opener is not None])
+    sent.blocked.update(blocked)
+    sent.unknown.update(unknown)
+    go = [b for b in built if b not in blocked and b not in unknown]
+    found, traces = _phase(topo, sock, [(b.probe, None if _blind(b) else b.barrier, b.key)
+                                        for b in go])
+    for b, outcome in zip(go, found, strict=True):
+        sent.outcomes[b] = Outcome(None, _UNSEEN) if _blind(b) else outcome
+        if b.key in traces:
+            sent.traces[b] = traces[b.key]
+
+
+_UNSEEN = ("delivery not observable: a TCP SYN from the host's socket to itself carries "
+           "no nonce")
+
+
+def _rounds(built: list[Built]) -> list[list[Built]]:
+    """The probes in rounds in which no two share a flow (their own or their opener's)."""
+    rounds: list[tuple[list[Built], set[bytes]]] = []
+    for b in built:
+        flows = {_flow(b.key)} | ({_flow(b.opener_key)} if b.opener is not None else set())
+        for batch, used in rounds:
+            if not flows & used:
+                batch.append(b)
+                used |= flows
+                break
+        else:
+            rounds.append(([b], flows))
+    return [batch for batch, _ in rounds]
+
+
+def _flow(key: bytes) -> bytes:
+    """A trace key's flow, either way: protocol and both ports, or an ICMP identifier."""
+    if len(key) == 5:
+        return key[0:1] + min(key[1:3], key[3:5]) + max(key[1:3], key[3:5])
+    return b"icmp" + key[1:3]
 
 
 @dataclass(frozen=True)
 class _Sent:
-    outcomes: dict[bytes, Outcome]
-    traces: dict[bytes, list[TraceEvent]]
-    blocked: dict[bytes, list[list[TraceEvent]]]  # probe → its openers' traces, none opened
+    outcomes: dict[Built, Outcome]
+    traces: dict[Built, list[TraceEvent]]
+    blocked: dict[Built, list[list[TraceEvent]]]  # probe → its openers' traces, none opened
+    unknown: dict[Built, str]  # probe → why its flow is not known to be open
 
 
 def _blind(built: Built) -> bool:
@@ -185,37 +249,49 @@ def _blind(built: Built) -> bool:
         and built.probe.observe.kind == "stack"
 
 
-def _phase(topo: Topology, sock: TraceSocket, steps: list[tuple[Probe, Barrier, bytes]]
+def _phase(topo: Topology, sock: TraceSocket,
+           steps: list[tuple[Probe, Barrier | None, bytes]]
            ) -> tuple[list[Outcome], dict[bytes, list[TraceEvent]]]:
+    if not steps:
+        return [], {}
     before = len(sock.events())
-    found = run_batch(topo, [p for p, _, _ in steps], {p.path: b for p, b, _ in steps})
+    found = run_batch(topo, [p for p, _, _ in steps],
+                      {p.path: b for p, b, _ in steps if b is not None})
     return found, _by_probe(sock.events()[before:], {k for _, _, k in steps})
 
 
 def _open_flows(topo: Topology, sock: TraceSocket, built: list[Built]
-                ) -> dict[bytes, list[list[TraceEvent]]]:
+                ) -> tuple[dict[Built, list[list[TraceEvent]]], dict[Built, str]]:
     """Send each opener the other way; where it is dropped, open the flow from the probe's
     own side (its first packet, then the reply). The probes whose flow neither opened,
-    with the traces of the openers that were dropped."""
-    if not built:
-        return {}
+    with the traces of the openers that were dropped; and those whose flow may or may not
+    be open (an opener's delivery undecided), with why."""
+    built = [b for b in built if b.opener and b.opener_barrier]
     found, traces = _phase(topo, sock, [(b.opener, b.opener_barrier, b.opener_key)
-                                        for b in built if b.opener and b.opener_barrier])
+                                        for b in built if b.opener])
+    unknown = {b: f"its first packet the other way: {o.how}"
+               for b, o in zip(built, found, strict=True) if o.arrived is None}
     dropped = [b for b, o in zip(built, found, strict=True) if o.arrived is False]
-    blocked = {b.key: [traces.get(b.opener_key, [])] for b in dropped}
+    blocked = {b: [traces.get(b.opener_key, [])] for b in dropped}
     ways = [b for b in dropped if b.own_way is not None]
-    if ways:
-        found, traces = _phase(topo, sock, [(*b.own_way[0], b.key) for b in ways if b.own_way])
-        firsts = [b for b, o in zip(ways, found, strict=True) if o.arrived]
-        for b, o in zip(ways, found, strict=True):
-            if o.arrived is False:
-                blocked[b.key].append(traces.get(b.key, []))
-        found, _ = _phase(topo, sock, [(*b.own_way[1], b.opener_key) for b in firsts
-                                       if b.own_way])
-        for b, o in zip(firsts, found, strict=True):
-            if o.arrived:
-                del blocked[b.key]
-    return blocked
+    found, traces = _phase(topo, sock, [(*b.own_way[0], b.key) for b in ways if b.own_way])
+    firsts = []
+    for b, o in zip(ways, found, strict=True):
+        if o.arrived:
+            firsts.append(b)
+        elif o.arrived is False:
+            blocked[b].append(traces.get(b.key, []))
+        else:
+            del blocked[b]
+            unknown[b] = f"its first packet from the probe's own side: {o.how}"
+    found, _ = _phase(topo, sock, [(*b.own_way[1], b.opener_key) for b in firsts
+                                   if b.own_way])
+    for b, o in zip(firsts, found, strict=True):
+        if o.arrived is not False:
+            del blocked[b]
+        if o.arrived is None:
+            unknown[b] = f"the reply from the probe's own side: {o.how}"
+    return blocked, unknown
 
 
 def _by_probe(events: list[TraceEvent], keys: set[bytes]) -> dict[bytes, list[TraceEvent]]:
@@ -273,7 +349,9 @@ class _Index:
     """The rules by their place in the kernel, the chains each base chain reaches, and
     where each jump and goto leads."""
 
-    def __init__(self, rules: list[Rule]) -> None:
+    def __init__(self, rules: list[Rule],
+                 wants: dict[tuple[tuple[str, str, str, int], str], Want]) -> None:
+        self.wants = wants  # by (rule key, base chain): what reaches and matches it
         self.by: dict[tuple[tuple[str, str, str, int], str], Rule] = {}
         self.rules = {r.key: r for r in rules}
         for r in rules:  # a chain reached by two jumps: the rule where a packet first meets it
@@ -283,10 +361,14 @@ class _Index:
         for r in rules:
             self.chains.setdefault((r.family, r.table, r.base), {(r.family, r.table, r.base)}
                                    ).add((r.family, r.table, r.chain))
-            kind, _, target = r.verdict.partition(" ")
-            if kind in ("jump", "goto"):
+            for target in r.targets:
                 self.leads.setdefault((r.family, r.table, r.chain), set()).add(
                     (r.family, r.table, target))
+
+    def covers(self, by: Rule, rule: Rule) -> bool:
+        """Whether every packet that reaches and matches `rule` matches `by` too."""
+        s, r = self.wants.get((by.key, by.base)), self.wants.get((rule.key, rule.base))
+        return s is not None and r is not None and covers(s, r)
 
     def decides_below(self, rule: Rule, deciding: set[tuple[str, str, str]]) -> bool:
         """Whether a jump's or goto's chain, or one it leads to, decided some probe: its
@@ -330,7 +412,7 @@ def _judge(rule: Rule, built: Built, index: _Index, outcome: Outcome | None,
                                           f"{early.family} {early.table} {early.chain}")
         return _Row(Status.INCONCLUSIVE, f"{text}: it never came to {rule.base}{where}")
     if found is not None and found.order < rule.order:
-        return _shadowed(rule, found, text)
+        return _shadowed(rule, found, text, index.covers(found, rule))
     left = next((e for e in seen if e.chain == rule.chain and e.kind == "rule"
                  and e.verdict is not None and e.verdict.split()[0] in ("return", "goto")
                  and (r := index.by.get(((rule.family, rule.table, e.chain, e.handle or 0),
@@ -344,6 +426,11 @@ def _judge(rule: Rule, built: Built, index: _Index, outcome: Outcome | None,
 
 def _reached(rule: Rule, decider: TraceEvent | None, text: str, who: str) -> _Row:
     verdict = rule.verdict
+    sets = _sets(rule)
+    if sets and verdict == "continue":  # a mark a later match reads: not without effect
+        return _Row(Status.PASS, f"{text}: reached; sets {', '.join(sets)}", kind="reached")
+    if verdict == "return" and not rule.ends_chain:  # which rule decides depends on it
+        return _Row(Status.PASS, f"{text}: reached, verdict return", kind="reached")
     if verdict not in ("accept", "drop", "reject"):
         note = (f"{rule.describe()} has no effect: its verdict ({verdict}) decides nothing; "
                 f"its probe was decided by {who}")
@@ -357,7 +444,7 @@ def _reached(rule: Rule, decider: TraceEvent | None, text: str, who: str) -> _Ro
     return _Row(Status.PASS, f"{text}: reached, it decides ({verdict})", kind="reached")
 
 
-def _shadowed(rule: Rule, by: Rule, text: str) -> _Row:
+def _shadowed(rule: Rule, by: Rule, text: str, covered: bool) -> _Row:
     same = _final(by.verdict) == _final(rule.verdict)
     status = Status.PASS if same or rule.verdict not in ("accept", "drop", "reject") \
         else Status.FAIL
@@ -366,7 +453,19 @@ def _shadowed(rule: Rule, by: Rule, text: str) -> _Row:
     partly = (f"{rule.describe()} is shadowed by {by.describe()} for part of its traffic "
               f"({text.split(';')[0].removeprefix('probe: ')}); it decides the rest")
     return _Row(status, f"{text}: shadowed by rule {by.handle}", note, kind="shadowed",
-                partly=partly)
+                partly=partly, by="" if covered else by.describe())
+
+
+def _sets(rule: Rule) -> list[str]:
+    """The marks and the like its statements set (`meta mark set`, `ct mark set`)."""
+    out = []
+    for expr in rule.exprs:
+        mangle = expr.get("mangle")
+        if isinstance(mangle, dict) and isinstance(mangle.get("key"), dict):
+            (kind, what), = mangle["key"].items()
+            key = what.get("key", "") if isinstance(what, dict) else what
+            out.append(f"{kind} {key}".strip())
+    return out
 
 
 def _final(verdict: str) -> str:

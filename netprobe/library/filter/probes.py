@@ -198,7 +198,10 @@ class Builder:
         inward = rule.hook == "input"
         observe = Point("stack", self.host, ends.family, proto) if inward \
             else Point("out", f"{self.host}:lo")
-        probe = replace(self._socket(ends, proto, sport, dport, observe), path=("lo", self.host))
+        # a TCP SYN to the host's own stack carries no nonce it shows: a path of its own
+        # with no barrier (its delivery undecided), not one another lo probe's barrier closes
+        path = ("lo", self.host, sport, dport) if proto == "tcp" and inward else ("lo", self.host)
+        probe = replace(self._socket(ends, proto, sport, dport, observe), path=path)
         data, nonce = ethernet(_ZERO, _ZERO).probe()
         barrier = Barrier(f"{self.host}:lo", data, nonce,
                           Point("in" if inward else "out", f"{self.host}:lo"))

@@ -18,13 +18,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Rule", "Unprobeable", "Want", "filter_rules", "rule_texts", "want"]
+__all__ = ["Rule", "Unprobeable", "Want", "covers", "filter_rules", "rule_texts", "want"]
 
 Net = ipaddress.IPv4Network | ipaddress.IPv6Network
 HOOKS = ("input", "forward", "output")
 _FAMILIES = {"ip": {4}, "ip6": {6}, "inet": {4, 6}}
 _TERMINAL = ("accept", "drop", "reject")
 _QUIET = ("counter", "log", "mangle", "notrack", "ct count")  # statements that decide nothing
+# statements that neither match nor decide: a Want of a rule with anything else (ct count,
+# a match nft -j shows some other way) is not all the rule matches
+_STATEMENTS = {"counter", "log", "mangle", "notrack", "accept", "drop", "reject", "return",
+               "continue", "jump", "goto", "xt", "match", "limit", "meter", "set", "queue",
+               "quota", "synproxy", "vmap"}
 _PROTOS = {"tcp": "tcp", "udp": "udp", "icmp": "icmp", "ipv6-icmp": "icmp", "icmpv6": "icmp",
            6: "tcp", 17: "udp", 1: "icmp", 58: "icmp"}  # fmt: skip
 # the ICMP and ICMPv6 types a probe is built for (probes.py, _icmp.py), by nft's names
@@ -55,6 +60,7 @@ class Rule:
     path: tuple[tuple[Any, ...], ...] = ()  # the expressions of the jumps that lead here
     text: str = ""  # as `nft list ruleset` prints it
     last: bool = False  # the last rule a packet can meet in this base chain
+    ends_chain: bool = False  # the last rule of its own chain
 
     @property
     def verdict(self) -> str:
@@ -67,7 +73,14 @@ class Rule:
                 return f"{key} {value['target']}"
             if key == "xt" and value.get("type") == "target":
                 return f"xt target {value.get('name')}"
+            if key == "vmap":
+                return "vmap"
         return "continue"
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        """The chains its jump, goto or verdict map leads to."""
+        return _targets(self.exprs)
 
     @property
     def key(self) -> tuple[str, str, str, int]:
@@ -100,7 +113,8 @@ def filter_rules(listing: dict[str, Any], texts: dict[tuple[str, str, str, int],
         for order, (rule, path) in enumerate(found):
             key = (rule["family"], rule["table"], rule["chain"], rule["handle"])
             out.append(Rule(*key, base["hook"], base["name"], order, tuple(rule["expr"]),
-                            path, (texts or {}).get(key, ""), order == len(found) - 1))
+                            path, (texts or {}).get(key, ""), order == len(found) - 1,
+                            rules[key[:3]][-1] is rule))
     return out
 
 
@@ -111,17 +125,31 @@ def _of(items: list[dict[str, Any]], kind: str) -> Iterator[dict[str, Any]]:
 def _walk(rules: dict[tuple[str, str, str], list[dict[str, Any]]], chain: tuple[str, str, str],
           path: tuple[tuple[Any, ...], ...], seen: set[tuple[str, str, str]]
           ) -> Iterator[tuple[dict[str, Any], tuple[tuple[Any, ...], ...]]]:
-    """Each rule of `chain` and, after a jump or goto, the rules of its target."""
+    """Each rule of `chain` and, after a jump, goto or verdict map, the rules of each
+    chain it leads to."""
     if chain in seen:  # nft refuses loops; a chain jumped to twice on one path is one
         return
     for rule in rules.get(chain, []):
         yield rule, path
-        for expr in rule["expr"]:
+        for name in _targets(rule["expr"]):
+            yield from _walk(rules, (chain[0], chain[1], name), (*path, tuple(rule["expr"])),
+                             seen | {chain})
+
+
+def _targets(exprs: Any) -> tuple[str, ...]:
+    """The chains a rule's jump, goto or anonymous verdict map leads to, each once (a
+    named map's elements are not in the rule)."""
+    out: list[str] = []
+    for expr in exprs:
+        verdicts = [expr]
+        if isinstance(expr.get("vmap"), dict) and isinstance(expr["vmap"].get("data"), dict):
+            verdicts = [v for _, v in expr["vmap"]["data"].get("set", [])
+                        if isinstance(v, dict)]
+        for verdict in verdicts:
             for kind in ("jump", "goto"):
-                if kind in expr:
-                    target = (chain[0], chain[1], expr[kind]["target"])
-                    yield from _walk(rules, target, (*path, tuple(rule["expr"])),
-                                     seen | {chain})
+                if kind in verdict:
+                    out.append(str(verdict[kind]["target"]))
+    return tuple(dict.fromkeys(out))
 
 
 _HANDLE = re.compile(r"\s*# handle (\d+)\s*$")
@@ -158,6 +186,7 @@ class Want:
     local: bool | None = None  # fib daddr type local (or != local)
     icmp: list[tuple[list[Any], bool]] = field(default_factory=list)  # icmp(v6) type
     hoplimit: list[tuple[list[tuple[int, int]], bool]] = field(default_factory=list)
+    lossy: bool = False  # something the rule matches is not (exactly) in this Want
 
     def icmp_type(self, family: int) -> int:
         """An ICMP (ICMPv6) type a probe is built for that every type match allows:
@@ -211,6 +240,85 @@ def want(rule: Rule) -> Want:
     return found
 
 
+def covers(s: Want, r: Want) -> bool:
+    """Whether every packet `r` matches, `s` matches too (each of `s`'s matches implied by
+    `r`'s); False whenever that is not sure."""
+    if s.lossy or r.lossy or not s.families >= r.families or not s.states >= r.states:
+        return False
+    if s.proto not in (None, r.proto) or s.local not in (None, r.local):
+        return False
+    return _implied(s.saddr, r.saddr, _net_in, _net_apart) \
+        and _implied(s.daddr, r.daddr, _net_in, _net_apart) \
+        and all(_implied(getattr(s, k), getattr(r, k), _span_in, _span_apart)
+                for k in ("sport", "dport", "hoplimit")) \
+        and all(_implied(getattr(s, k), getattr(r, k), _glob_in, _glob_apart)
+                for k in ("iif", "oif")) \
+        and _implied(_icmps(s), _icmps(r), _same, _differ)
+
+
+def _implied(tests: list[tuple[list[Any], bool]], theirs: list[tuple[list[Any], bool]],
+             inside: Any, apart: Any) -> bool:
+    """Each test of `tests` holds for every packet some positive test of `theirs` allows:
+    a positive one when each of its values is inside one of the test's, a negated one
+    when each is apart from all the test's values."""
+    positive = [values for values, neg in theirs if not neg]
+    return all(any(all(any(inside(v, t) for t in mine) for v in values) if not neg
+                   else all(apart(v, t) for v in values for t in mine) for values in positive)
+               for mine, neg in tests)
+
+
+def _net_in(net: Net, of: Net) -> bool:
+    return net.version == of.version and net.subnet_of(of)  # type: ignore[arg-type]
+
+
+def _net_apart(net: Net, other: Net) -> bool:
+    return net.version != other.version or not net.overlaps(other)
+
+
+def _span_in(span: tuple[int, int], of: tuple[int, int]) -> bool:
+    return of[0] <= span[0] and span[1] <= of[1]
+
+
+def _span_apart(span: tuple[int, int], other: tuple[int, int]) -> bool:
+    return span[1] < other[0] or other[1] < span[0]
+
+
+def _glob_in(name: str, of: str) -> bool:
+    if of.endswith("*"):
+        return name.startswith(of[:-1])
+    return name == of and not name.endswith("*")
+
+
+def _glob_apart(name: str, other: str) -> bool:
+    a, b = name.removesuffix("*"), other.removesuffix("*")
+    if name.endswith("*") and other.endswith("*"):
+        return not (a.startswith(b) or b.startswith(a))
+    if name.endswith("*"):
+        return not b.startswith(a)
+    return not _glob_in(name, other)
+
+
+def _same(a: Any, b: Any) -> bool:
+    return isinstance(a, str) and a == b
+
+
+def _differ(a: Any, b: Any) -> bool:
+    return isinstance(a, str) and isinstance(b, str) and a != b
+
+
+def _icmps(w: Want) -> list[tuple[list[Any], bool]]:
+    """ICMP type tests by name (a number nft would name, named; others kept): unnamed
+    values, or a family not known, make the tests unsure (an impossible name)."""
+    names = {v: k for k, v in ICMP4.items()} if w.families == {4} else \
+        {v: k for k, v in ICMP6.items()} if w.families == {6} else {}
+    known = set(ICMP4) | set(ICMP6)
+    out = []
+    for values, neg in w.icmp:
+        named = [names.get(v, v) for v in values]
+        out.append(([v if v in known else object() for v in named], neg))
+    return out
+
+
 def _apply(found: Want, expr: dict[str, Any], on_path: bool, text: str) -> None:
     (key, value), = expr.items()
     if key == "match":
@@ -221,6 +329,11 @@ def _apply(found: Want, expr: dict[str, Any], on_path: bool, text: str) -> None:
         raise Unprobeable(f"has a {key} statement")
     elif key in ("limit", "meter", "quota"):
         raise Unprobeable(f"is reached through a rule with a {key}")
+    elif key == "vmap":
+        raise Unprobeable("is reached through a verdict map" if on_path
+                          else "has a verdict map")
+    elif key not in _STATEMENTS:
+        found.lossy = True
 
 
 def _match(found: Want, match: dict[str, Any]) -> None:
@@ -284,6 +397,7 @@ def _payload(found: Want, payload: dict[str, Any], right: Any, neg: bool) -> Non
     if proto in ("ip", "ip6") and field_ in ("saddr", "daddr"):
         found.families &= {4 if proto == "ip" else 6}
         getattr(found, field_).append(([_net(v) for v in _values(right)], neg))
+        found.lossy |= any(isinstance(v, dict) and "range" in v for v in _values(right))
     elif proto in ("ip", "ip6") and field_ in ("protocol", "nexthdr"):
         found.families &= {4 if proto == "ip" else 6}
         _proto(found, right, neg)
@@ -325,6 +439,7 @@ def _proto(found: Want, right: Any, neg: bool) -> None:
     if found.proto is not None:
         names &= {found.proto}
     usable = sorted(n for n in names if n in ("tcp", "udp", "icmp"))
+    found.lossy |= neg or len(names) > 1  # one of them is probed
     if not usable:
         raise Unprobeable(f"matches {', '.join(sorted(names)) or 'no protocol'} "
                           "(only TCP, UDP and ICMP echo are sent)")
@@ -349,7 +464,7 @@ def _net(value: Any) -> Net:
     if isinstance(value, dict) and "prefix" in value:
         return ipaddress.ip_network(f"{value['prefix']['addr']}/{value['prefix']['len']}",
                                     strict=False)
-    if isinstance(value, dict) and "range" in value:
+    if isinstance(value, dict) and "range" in value:  # its first address (a lossy Want)
         return ipaddress.ip_network(value["range"][0])
     if isinstance(value, str):
         return ipaddress.ip_network(value, strict=False)
