@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from netprobe.library.filter.rules import Unprobeable, filter_rules, rule_texts, want
+from netprobe.library.filter.rules import Unprobeable, covers, filter_rules, rule_texts, want
 
 
 def _m(left: dict[str, Any], right: Any, op: str = "==") -> dict[str, Any]:
@@ -134,3 +134,67 @@ def test_rule_texts_come_from_the_listing_with_handles() -> None:
             "\t\ttype filter hook input priority filter; policy drop;\n"
             "\t\ttcp dport 22 counter packets 3 bytes 180 accept # handle 4\n\t}\n}\n")
     assert rule_texts(text) == {("inet", "filter", "input", 4): "tcp dport 22 accept"}
+
+
+def _want(*exprs: dict[str, Any], family: str = "inet") -> Any:
+    listing = _listing(("input", [*exprs, {"accept": None}]))
+    for item in listing["nftables"]:
+        for kind in ("chain", "rule"):
+            if kind in item:
+                item[kind]["family"] = family
+    return want(filter_rules(listing)[0])
+
+
+_SADDR = _pl("ip", "saddr")
+_NET8 = {"prefix": {"addr": "10.0.0.0", "len": 8}}
+_SSH = _m(_pl("tcp", "dport"), 22)
+
+
+def test_a_rule_covers_another_only_when_each_of_its_matches_is_implied() -> None:
+    host, net, ssh = _want(_m(_SADDR, "10.0.0.5"), _SSH), _want(_m(_SADDR, _NET8), _SSH), \
+        _want(_SSH)
+    assert covers(ssh, net) and covers(net, host) and covers(ssh, ssh)
+    assert not covers(host, net)  # one sample packet from 10.0.0.5 proves nothing of 10/8
+    assert not covers(net, ssh) and not covers(ssh, _want(_m(_pl("tcp", "dport"), 23)))
+    ports = _want(_m(_pl("tcp", "dport"), {"set": [22, {"range": [80, 90]}]}))
+    assert covers(_want(_m(_pl("tcp", "dport"), {"range": [1, 100]})), ports)
+    assert not covers(ssh, ports)
+    # a negated test: covered by a positive one disjoint from it, never by nothing
+    not_ssh = _want(_m(_pl("tcp", "dport"), 22, "!="))
+    assert covers(not_ssh, _want(_m(_pl("tcp", "dport"), 80))) and not covers(not_ssh, ssh)
+    assert not covers(not_ssh, _want(_m({"meta": {"key": "l4proto"}}, "tcp")))
+    # families, states, interfaces (globs)
+    assert covers(ssh, _want(_SSH, family="ip")) and not covers(_want(_SSH, family="ip"), ssh)
+    new = _want(_m({"ct": {"key": "state"}}, "new", "in"), _SSH)
+    assert covers(ssh, new) and not covers(new, ssh)
+    eth = _want(_m({"meta": {"key": "iifname"}}, "eth*"), _SSH)
+    eth0 = _want(_m({"meta": {"key": "iifname"}}, "eth0"), _SSH)
+    assert covers(eth, eth0) and not covers(eth0, eth)
+
+
+def test_covers_is_false_when_a_want_is_not_all_its_rule_matches() -> None:
+    both = _want(_m({"meta": {"key": "l4proto"}}, {"set": ["tcp", "udp"]}))
+    tcp = _want(_m({"meta": {"key": "l4proto"}}, "tcp"))
+    assert both.lossy and not covers(tcp, both)  # the udp of `both` is not tcp
+    counted = _want({"ct count": {"val": 3}}, _SSH)
+    assert counted.lossy and not covers(counted, _want(_SSH))
+    ping = _want(_m(_pl("icmp", "type"), "echo-request"))
+    assert covers(ping, ping) and not covers(ping, _want(_m(_pl("icmp", "type"), 5)))
+
+
+def test_verdict_maps_are_unprobeable_and_their_chains_walked() -> None:
+    vmap = {"vmap": {"key": {"meta": {"key": "l4proto"}}, "data": {"set": [
+        ["tcp", {"jump": {"target": "sub"}}], ["udp", {"goto": {"target": "sub"}}]]}}}
+    states = {"vmap": {"key": {"ct": {"key": "state"}}, "data": {"set": [
+        ["established", {"accept": None}], ["invalid", {"drop": None}]]}}}
+    rules = filter_rules(_listing(("input", [states]), ("input", [vmap]),
+                                  ("sub", [_SSH, {"accept": None}]), ("sub", [{"return": None}]),
+                                  ("input", [{"drop": None}])))
+    assert [(r.chain, r.handle, r.verdict) for r in rules] == [
+        ("input", 1, "vmap"), ("input", 2, "vmap"), ("sub", 3, "accept"),
+        ("sub", 4, "return"), ("input", 5, "drop")]  # sub once, though two entries lead there
+    assert rules[1].targets == ("sub",) and rules[3].ends_chain and not rules[2].ends_chain
+    for rule, reason in ((rules[0], "has a verdict map"),
+                         (rules[2], "is reached through a verdict map")):
+        with pytest.raises(Unprobeable, match=reason):
+            want(rule)

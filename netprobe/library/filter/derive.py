@@ -13,12 +13,12 @@ matches: a probe decided early proves only that its own way is shadowed. A rule 
 
 - *decisive* (PASS) when a probe matched it and it decided the packet (the ways on
   which it was shadowed are said);
-- *shadowed* when every probe was decided by an earlier rule (named) that matches all it
-  matches (`rules.covers`: one packet proves only that its rule catches that packet):
-  FAIL when each of those rules' verdicts differs from its own (a shadowed accept, or a
-  drop an earlier accept makes void), PASS when they are the same (the rule is redundant)
-  or mixed (a safety net behind rules that decide every way); INCONCLUSIVE when one of
-  them does not match all it matches (a packet that reaches it may exist);
+- *shadowed* when every probe was decided by an earlier rule (named): FAIL when each of
+  those rules' verdicts differs from its own (a shadowed accept, or a drop an earlier
+  accept makes void) and each matches all it matches (`rules.covers`: one packet proves
+  only that its rule catches that packet), else INCONCLUSIVE (a packet that reaches it
+  may exist); PASS when they are the same (the rule is redundant) or mixed (a safety net
+  behind rules that decide every way);
 - *without effect* (PASS, listed) when its probe reached and matched it but its verdict
   decides nothing: no verdict (counter, log; not a `meta mark set` or `ct mark set` a later
   match may read: "reached; sets …"), a return that is the last rule of its chain (one in
@@ -160,7 +160,7 @@ def _combine(rows: list[_Row]) -> _Row:
     if undecided:
         return undecided[0]
     uncovered = list(dict.fromkeys(r.by for r in rows if r.by))
-    if uncovered:
+    if uncovered and all(r.status is Status.FAIL for r in rows):  # one packet is no proof
         return _Row(Status.INCONCLUSIVE, "; ".join(r.detail for r in rows) + ": its probes "
                     f"were all decided by {' and '.join(uncovered)}, which does not match "
                     "all it matches: a packet that reaches it may exist",
