@@ -57,7 +57,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TypeVar
 
 from netprobe.check import Context, Status, Step
 from netprobe.topology import Topology
@@ -72,6 +73,7 @@ from .rules import Rule, Unprobeable, Want, covers, filter_rules, rule_texts, wa
 __all__ = ["derive"]
 
 _TABLE = "netprobe_trace_derive"
+_V = TypeVar("_V")
 _TH = 2  # NFT_PAYLOAD_TRANSPORT_HEADER
 _FINAL = ("accept", "drop")
 
@@ -187,8 +189,15 @@ def _send(topo: Topology, host: str, built: list[Built]) -> _Sent:
     sock = TraceSocket(topo.fd_of(host), buffer=256 << 20)
     try:
         sock.add_rules("inet", _TABLE, marks)
-        for batch in _rounds(built):
-            _round(topo, sock, batch, sent)
+        for n, batch in enumerate(_rounds(built)):
+            sending = batch if n == 0 else _fresh(batch)
+            part = _Sent({}, {}, {}, {})
+            _round(topo, sock, sending, part)
+            back = {id(b): mine for b, mine in zip(sending, batch, strict=True)}
+            sent.outcomes.update(_back(part.outcomes, back))
+            sent.traces.update(_back(part.traces, back))
+            sent.blocked.update(_back(part.blocked, back))
+            sent.unknown.update(_back(part.unknown, back))
         sock.delete_table("inet", _TABLE)
     finally:
         sock.close()
@@ -211,6 +220,32 @@ def _round(topo: Topology, sock: TraceSocket, built: list[Built], sent: _Sent) -
 
 _UNSEEN = ("delivery not observable: a TCP SYN from the host's socket to itself carries "
            "no nonce")
+
+
+def _back(found: dict[Built, _V], back: dict[int, Built]) -> dict[Built, _V]:
+    """A round's findings by the probes as built (not their copies with fresh barriers)."""
+    return {back[id(b)]: v for b, v in found.items()}
+
+
+def _fresh(built: list[Built]) -> list[Built]:
+    """The probes with barriers of new nonces: a barrier of an earlier round that came
+    late must not close this one's paths."""
+    made: dict[bytes, Barrier] = {}
+
+    def renew(b: Barrier | None) -> Barrier | None:
+        if b is None or b.nonce not in b.frame:
+            return b
+        if b.nonce not in made:
+            nonce = new_nonce()[:len(b.nonce)]
+            made[b.nonce] = replace(b, frame=b.frame.replace(b.nonce, nonce), nonce=nonce)
+        return made[b.nonce]
+
+    return [replace(b, barrier=renew(b.barrier) or b.barrier,
+                    opener_barrier=renew(b.opener_barrier),
+                    own_way=None if b.own_way is None else (
+                        (b.own_way[0][0], renew(b.own_way[0][1]) or b.own_way[0][1]),
+                        (b.own_way[1][0], renew(b.own_way[1][1]) or b.own_way[1][1])))
+            for b in built]
 
 
 def _rounds(built: list[Built]) -> list[list[Built]]:
