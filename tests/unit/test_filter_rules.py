@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from netprobe.library.filter.rules import Unprobeable, covers, filter_rules, rule_texts, want
+from netprobe.library.filter._covers import covers
+from netprobe.library.filter.rules import Unprobeable, filter_rules, rule_texts, want
 
 
 def _m(left: dict[str, Any], right: Any, op: str = "==") -> dict[str, Any]:
