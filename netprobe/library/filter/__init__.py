@@ -71,6 +71,7 @@ from netprobe.traffic import decode, ports
 from . import _burst as burst
 from . import derive as derived
 from ._burst import Paths
+from .batch import pinned
 from .net import Plan, Planner
 from .observe import QUIET, TIMEOUT, Stack, open_flow, send_from_host, watch
 from .policy import Line, load_policy
@@ -235,7 +236,7 @@ def _input(ctx: Context, plan: Plan, paths: Paths, stack: Stack) -> tuple[bool |
     behind, behind_nonce = (mark.frame, mark.nonce) if mark is not None else \
         known.frame.probe() if known is not None and known.frame is not None else (None, None)
     sender = ports(ctx.topo).sender(plan.port)
-    with burst.pinned():
+    with pinned():
         sender.send(data)
         if behind is not None:
             sender.send(behind)
@@ -307,14 +308,7 @@ def _rewrite(outcome: Outcome, port: str) -> str | None:
     report = outcome.reports.get(port)
     if report is None or not report.copies or not outcome.sent:
         return None
-    sent, seen = outcome.sent[0], decode(report.copies[0].frame.data)
-    changed = []
-    for label, names in (("src", ("ip.src", "ip6.src")), ("dst", ("ip.dst", "ip6.dst")),
-                         ("sport", ("l4.sport",)), ("dport", ("l4.dport",))):
-        for key in names:
-            if key in sent and sent.get(key) != seen.get(key):
-                changed.append(f"{label} {sent[key]} → {seen.get(key)}")
-    return ", ".join(changed) or ""
+    return burst.changes(outcome.sent[0], decode(report.copies[0].frame.data))
 
 
 def _load_ruleset(ctx: Context, host: str, ruleset: Ruleset) -> None:

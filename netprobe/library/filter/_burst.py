@@ -10,16 +10,14 @@ for its evidence) gets the same mark behind it when it has no accepted probe to 
 
 from __future__ import annotations
 
-import os
 import struct
-from collections.abc import Hashable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from netprobe.traffic import decode, ethernet, find_nonce, ports, udp
 
-from .batch import Barrier, Outcome, Point, Probe, run_batch
+from .batch import Barrier, Outcome, Point, Probe, pinned, run_batch
 from .frames import marker
 from .net import Plan, Planner
 from .observe import TIMEOUT, Stack, send_from_host, watch
@@ -122,12 +120,11 @@ def _found(plan: Plan, data: bytes, probe: Probe, outcome: Outcome) -> Found:
     where = f"{plan.observe}'s stack" if probe.observe.kind == "stack" else probe.observe.where
     if plan.line.chain != "forward" or outcome.frame is None:
         return Found(outcome, where)
-    return Found(outcome, where, changes(data, outcome.frame))
+    return Found(outcome, where, changes(decode(data), decode(outcome.frame)))
 
 
-def changes(sent: bytes, seen: bytes) -> str:
-    """How a forwarded copy differs from the frame sent ("": unchanged)."""
-    before, after = decode(sent), decode(seen)
+def changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> str:
+    """How a forwarded copy's fields differ from those of the frame sent ("": unchanged)."""
     changed = []
     for label, names in (("src", ("ip.src", "ip6.src")), ("dst", ("ip.dst", "ip6.dst")),
                          ("sport", ("l4.sport",)), ("dport", ("l4.dport",))):
@@ -146,17 +143,6 @@ def as_stated(plan: Plan, seen: bytes) -> bool:
         return False
     port_ok = not line.dnat_port or fields.get("l4.dport") == line.dnat_port
     return not line.dnat or (str(dst) == line.dnat and port_ok)
-
-
-@contextmanager
-def pinned() -> Iterator[None]:
-    """Send from one CPU: the probe and what is sent behind it share a backlog queue."""
-    before = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, {min(before)})
-    try:
-        yield
-    finally:
-        os.sched_setaffinity(0, before)
 
 
 class Marked:
