@@ -39,11 +39,14 @@ otherwise than its line expects (or undecided) is probed again alone, for its ev
 and explanation; established, lo and OUTPUT lines are probed alone. `from: lo` over IPv4:
 the host's own socket sends the probe to itself (a crafted frame with a local source is
 refused there). A drop is proven by a barrier sent behind the probe along the same path:
-a frame seen where it enters the host (a local ethertype from a neighbour, a datagram
-the routers forward from beyond), or else a probe of an accept line seen to get
-through; for OUTPUT a frame sent from the host's egress interface (it skips netfilter,
-so it always goes). Where there is none, a short quiet period decides and the step says
-so. Each mismatch is explained with
+a frame seen where it enters the host (a local ethertype from a neighbour, or sent into
+lo; a datagram the routers forward from beyond), or a probe of an accept line seen to
+get through; for OUTPUT a frame sent from the host's egress interface (it skips
+netfilter, so it always goes). Where there is none, the step is INCONCLUSIVE, never a
+drop on silence. Before the burst the host's next hop of every forward probe is resolved
+(written in a namespace netprobe made; in an adopted one, the next hop asks for the
+host's address and the host learns it): a probe held back resolving it would come after
+its mark, so where that fails its drop is not proven. Each mismatch is explained with
 an nft trace of the probe: the rule or chain policy that decided, and for an accept
 shadowed by an earlier drop, both rules. `ruleset` (nft or iptables-restore files, comma
 separated) replaces the host's ruleset before probing, in a namespace netprobe made;
@@ -73,7 +76,7 @@ from . import derive as derived
 from ._burst import Paths
 from .batch import pinned
 from .net import Plan, Planner
-from .observe import QUIET, TIMEOUT, Stack, open_flow, send_from_host, watch
+from .observe import TIMEOUT, Stack, open_flow, send_from_host, watch
 from .policy import Line, load_policy
 from .trace import explain
 
@@ -187,7 +190,7 @@ def _probe(ctx: Context, plan: Plan, paths: Paths, stack: Stack, name: str) -> s
     """Send the probe alone, record the step, return what was observed (None: undecided)."""
     planner = paths.planner
     if plan.line.chain == "forward":
-        return _forward(ctx, plan, planner, name)
+        return _forward(ctx, plan, paths, name)
     if plan.socket:
         seen, how = burst.loopback(paths, plan, stack)
         where = f"{planner.host}'s stack"
@@ -195,7 +198,7 @@ def _probe(ctx: Context, plan: Plan, paths: Paths, stack: Stack, name: str) -> s
         seen, how = _input(ctx, plan, paths, stack)
         where = f"{planner.host}'s stack"
     else:
-        seen, how = _output(ctx, plan)
+        seen, how = _output(ctx, plan, planner)
         where = plan.observe
     if seen is None:
         ctx.steps.append(Step(name, Status.INCONCLUSIVE, how))
@@ -240,11 +243,10 @@ def _input(ctx: Context, plan: Plan, paths: Paths, stack: Stack) -> tuple[bool |
         sender.send(data)
         if behind is not None:
             sender.send(behind)
-    timeout = TIMEOUT if behind is not None or plan.line.expect == "accept" else QUIET
-    return watch(sources, lambda frame: nonce in frame, behind_nonce, timeout)
+    return watch(sources, lambda frame: nonce in frame, behind_nonce, TIMEOUT)
 
 
-def _output(ctx: Context, plan: Plan) -> tuple[bool | None, str]:
+def _output(ctx: Context, plan: Plan, planner: Planner) -> tuple[bool | None, str]:
     capture = ports(ctx.topo).capture(plan.observe)
     capture.drain()
     error = send_from_host(ctx.topo, plan)
@@ -252,29 +254,47 @@ def _output(ctx: Context, plan: Plan) -> tuple[bool | None, str]:
     data, nonce = plan.barrier.probe()
     ports(ctx.topo).sender(plan.port).send(data)  # AF_PACKET: no netfilter hook on the way
     seen, how = watch([capture], plan.matches, nonce, TIMEOUT)
+    if seen is False and not planner.primed(plan.port, plan.dst):
+        return None, (f"{how}, but {planner.host} held no neighbour entry for the next hop: "
+                      "the probe may have waited for it and come after the barrier")
     return seen, how + (f"; the socket said: {error}" if error else "")
 
 
-def _forward(ctx: Context, plan: Plan, planner: Planner, name: str) -> str | None:
+def _forward(ctx: Context, plan: Plan, paths: Paths, name: str) -> str | None:
+    """A forward probe alone: judged where it comes out (by `ctx.expect`, for its evidence)
+    behind a probe of its path known to get through; else (or if it did not come out)
+    decided by the mark of its path, seen where it enters the host."""
+    planner = paths.planner
     assert plan.frame is not None
     if plan.opener:
         failed = open_flow(ctx.topo, plan, TIMEOUT)
         if failed:
             ctx.inconclusive(name, failed)
             return None
+    known = planner.barriers.get(plan.path)
     match = _nat_match(plan.line)
     if plan.line.expect == "accept":
         outcome = ctx.expect(name, plan.frame, plan.port, at(plan.observe), match=match,
                              timeout=TIMEOUT)
-    else:
-        barrier = planner.barriers.get(plan.path)
+    elif known is not None and known.frame is not None:
         outcome = ctx.expect(
             name, plan.frame, plan.port, nowhere(among=[plan.observe]), match=match,
-            barrier=Barrier(barrier.frame) if barrier and barrier.frame else None,
-            timeout=TIMEOUT, quiet=QUIET)
+            barrier=Barrier(known.frame), timeout=TIMEOUT)
+    else:  # no probe known to get through: the mark decides; a copy is shown as evidence
+        observed = _forward_marked(ctx, plan, paths, name)
+        if observed != "accept":
+            return observed
+        marked = ctx.steps.pop()
+        outcome = ctx.expect(name, plan.frame, plan.port, nowhere(among=[plan.observe]),
+                             match=match, timeout=TIMEOUT, quiet=TIMEOUT)
+        if _rewrite(outcome, plan.observe) is None:  # not seen again: the mark's answer
+            ctx.steps[-1] = marked
+            return observed
     if outcome.verdict.value == "INCONCLUSIVE":
         return None
     rewrite = _rewrite(outcome, plan.observe)
+    if rewrite is None and plan.line.expect == "accept":  # not seen by the deadline: prove it
+        return _forward_marked(ctx, plan, paths, name, ctx.steps[-1])
     seen = rewrite is not None
     if seen and not plan.opener:
         planner.barriers.setdefault(plan.path, plan)
@@ -287,6 +307,40 @@ def _forward(ctx: Context, plan: Plan, planner: Planner, name: str) -> str | Non
                      f"{plan.observe} as {rewrite or 'sent'}, not as the line states")
         return None
     ctx.steps[-1].detail = f"observed {observed}: {outcome.reason} ({outcome.decided_by}){shown}"
+    return observed
+
+
+def _forward_marked(ctx: Context, plan: Plan, paths: Paths, name: str,
+                    step: Step | None = None) -> str | None:
+    """The probe, then its path's mark (netfilter never sees it) seen where it enters the
+    host: did the probe leave the host toward its destination? No mark: not proven.
+    `step`: the step of a probe that did not come out by the deadline, decided here."""
+    step = step or Step(name, Status.INCONCLUSIVE)
+    if not any(each is step for each in ctx.steps):
+        ctx.steps.append(step)
+    if paths.mark(plan) is None or paths.egress(plan) is None:
+        step.status = Status.INCONCLUSIVE
+        step.detail = (f"not decided: {paths.host}'s way in or out for this probe is not "
+                       "known, so nothing can be sent behind it to prove a drop")
+        return None
+    found = burst.run(paths, [plan])[0]
+    arrived, copy, how = found.outcome.arrived, found.outcome.frame, found.outcome.how
+    step.status, step.detail = Status.INCONCLUSIVE, f"not decided: {how}"
+    if arrived is None:
+        return None
+    if arrived and copy is not None and not burst.as_stated(plan, copy):
+        step.detail = f"observed accept, rewritten otherwise than the line states: {found.rewrite}"
+        ctx.diagnose(f"policy line {plan.line.number} ({plan.line}): the probe came out of "
+                     f"{found.where} as {found.rewrite or 'sent'}, not as the line states")
+        return None
+    if arrived and not plan.opener:
+        paths.planner.barriers.setdefault(plan.path, plan)
+    observed = "accept" if arrived else "drop"
+    step.status = Status.PASS if observed == plan.line.expect else Status.FAIL
+    shown = f"; rewritten on the way: {found.rewrite}" if found.rewrite else ""
+    marked = "" if arrived else f"; its path's mark seen entering {paths.host}"
+    step.detail = (f"observed {observed}: the probe {'' if arrived else 'never '}came out of "
+                   f"{found.where} ({how}{marked}){shown}")
     return observed
 
 

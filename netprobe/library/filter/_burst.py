@@ -74,9 +74,12 @@ class Paths:
 
     def mark(self, plan: Plan) -> Barrier | None:
         """What closes the probe's path, seen where it enters the host: a frame of a local
-        ethertype from its neighbour, or from beyond a router a datagram the routers
-        forward as they do the probe (seen before the host's netfilter)."""
+        ethertype from its neighbour (or sent into lo, for a probe the host sends itself
+        there), or from beyond a router a datagram the routers forward as they do the
+        probe (seen before the host's netfilter). None: the way in is not known."""
         iif = self.entry(plan)
+        if iif is None and plan.sender == self.host and plan.port == f"{self.host}:lo":
+            iif = "lo"
         if iif is None:
             return None
         key = (plan.port, plan.family, iif, plan.macs)
@@ -84,8 +87,21 @@ class Paths:
             self._marks[key] = self._mark(plan, iif)
         return self._marks[key]
 
+    def prime(self, plan: Plan) -> bool:
+        """Resolve a forward probe's next hop on the host (toward its DNAT target, if
+        any) before the burst; False: the host holds no entry for it, so the probe may be
+        held back resolving it and arrive after its mark."""
+        dst = plan.line.dnat or plan.dst
+        try:
+            port, macs = self.planner.hop(self.host, dst)
+        except Exception:  # no route or MAC: the probe is not batchable, or fails alone
+            return True
+        return self.planner.prime(port, dst, macs[1])
+
     def _mark(self, plan: Plan, iif: str) -> Barrier:
-        if plan.macs[1].lower() in self._by_mac:
+        if iif == "lo":
+            data, nonce = ethernet(_ZERO, _ZERO).probe()
+        elif plan.macs[1].lower() in self._by_mac:
             data, nonce = ethernet(*plan.macs).probe()
         else:
             data, nonce = udp(*plan.macs, plan.src, plan.dst, sport=9, dport=9).probe()
@@ -98,6 +114,7 @@ def run(paths: Paths, plans: Sequence[Plan]) -> list[Found]:
     probes: list[Probe] = []
     barriers: dict[Hashable, Barrier] = {}
     sent: list[tuple[Plan, bytes]] = []
+    late = {id(plan) for plan in plans if plan.line.chain == "forward" and not paths.prime(plan)}
     for plan in sorted(plans, key=lambda p: p.port):  # one send_many per port
         mark = paths.mark(plan)
         assert plan.frame is not None and mark is not None
@@ -111,9 +128,17 @@ def run(paths: Paths, plans: Sequence[Plan]) -> list[Found]:
         probes.append(Probe(path, nonce, observe, plan.port, data))
         sent.append((plan, data))
     outcomes = run_batch(topo, probes, barriers)
-    found = {id(plan): _found(plan, data, probe, outcome) for (plan, data), probe, outcome
-             in zip(sent, probes, outcomes, strict=True)}
+    found = {id(plan): _found(plan, data, probe, _unless_late(outcome, id(plan) in late))
+             for (plan, data), probe, outcome in zip(sent, probes, outcomes, strict=True)}
     return [found[id(plan)] for plan in plans]
+
+
+def _unless_late(outcome: Outcome, late: bool) -> Outcome:
+    """A drop is not proven when the probe may still be waiting for its next hop's MAC."""
+    if outcome.arrived is False and late:
+        return Outcome(None, "its next hop on the host was not resolved before the burst: "
+                             "it may have arrived after its mark; absence is not proven")
+    return outcome
 
 
 def _found(plan: Plan, data: bytes, probe: Probe, outcome: Outcome) -> Found:

@@ -1,6 +1,6 @@
 """How the filter check sees a probe arrive: inside the filtered host's stack (INPUT),
 or on a neighbour's wire (OUTPUT, from a real socket of the host); and how absence is
-proven: by a barrier frame sent behind the probe, or a bounded quiet period.
+proven: by a barrier frame sent behind the probe (without one, absence is not proven).
 """
 
 from __future__ import annotations
@@ -23,14 +23,13 @@ from .frames import OPEN_SEQ, marker, message
 from .net import Plan
 from .policy import ANY_PROTO
 
-__all__ = ["IPPROTO", "QUIET", "TIMEOUT", "RawSocket", "Stack", "open_flow", "send_from_host",
+__all__ = ["IPPROTO", "TIMEOUT", "RawSocket", "Stack", "open_flow", "send_from_host",
            "watch"]
 
 IPPROTO = {"tcp": socket.IPPROTO_TCP, "udp": socket.IPPROTO_UDP, "icmp": socket.IPPROTO_ICMP,
            "icmpv6": socket.IPPROTO_ICMPV6, "any": ANY_PROTO}  # a line's proto: its number
 
 TIMEOUT = 0.5  # for a probe (or a barrier) that should arrive: on veth it takes < 1 ms
-QUIET = 0.1  # a drop with no barrier to prove it: how long nothing must arrive
 
 
 class Source(Protocol):
@@ -95,8 +94,8 @@ class Stack:
 
 def watch(sources: Sequence[Source], is_probe: Callable[[bytes], bool],
           barrier: bytes | None, timeout: float) -> tuple[bool | None, str]:
-    """Did the probe arrive? True, False (proven by the barrier's nonce arriving, or by
-    `timeout` of quiet when there is no barrier), or None when the barrier never came."""
+    """Did the probe arrive? True, False (proven by the barrier's nonce arriving), or None
+    when the barrier never came, or there is none and nothing came in `timeout`."""
     deadline = time.perf_counter() + timeout
     barrier_seen = False
     while True:
@@ -112,8 +111,9 @@ def watch(sources: Sequence[Source], is_probe: Callable[[bytes], bool],
         if left <= 0:
             if barrier is not None:
                 return None, "the barrier never arrived: absence is not proven"
-            return False, (f"nothing arrived in {timeout * 1000:.0f} ms; no probe on this "
-                           "path got through to serve as a barrier")
+            return None, (f"nothing arrived in {timeout * 1000:.0f} ms, and nothing could be "
+                          "sent behind it on its path to prove it never will: absence is "
+                          "not proven")
         select.select(sources, [], [], min(left, 0.05))
 
 
