@@ -3,7 +3,8 @@ masquerade and get their replies back; a published port is reachable from outsid
 lands on its container's port; a neighbour that routes the container subnet via the host
 cannot reach a container's port directly, bypassing the published port (Docker 28's
 raw-table rule per container; Docker 27 and earlier, and DOCKER_INSECURE_NO_IPTABLES_RAW,
-leave this open); two user-defined networks are isolated from each other by Docker's
+leave this open; a neighbour whose route to the container goes elsewhere proves nothing:
+the step is INCONCLUSIVE); two user-defined networks are isolated from each other by Docker's
 DOCKER-ISOLATION chains.
 
 Built from the nat check's steps (`endpoint`, `masquerade`, `port_forward`); what is
