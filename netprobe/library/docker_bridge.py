@@ -3,7 +3,8 @@ masquerade and get their replies back; a published port is reachable from outsid
 lands on its container's port; a neighbour that routes the container subnet via the host
 cannot reach a container's port directly, bypassing the published port (Docker 28's
 raw-table rule per container; Docker 27 and earlier, and DOCKER_INSECURE_NO_IPTABLES_RAW,
-leave this open); two user-defined networks are isolated from each other by Docker's
+leave this open; a neighbour whose route to the container goes elsewhere proves nothing:
+the step is INCONCLUSIVE); two user-defined networks are isolated from each other by Docker's
 DOCKER-ISOLATION chains.
 
 Built from the nat check's steps (`endpoint`, `masquerade`, `port_forward`); what is
@@ -93,7 +94,13 @@ def direct_step(neighbour: str, target: str, port: int) -> str:
 def unreachable_directly(ctx: Context, neighbour: Endpoint, dst: Endpoint, port: int) -> bool:
     """A SYN from `neighbour`, which routes `dst`'s subnet via the Docker host, to
     `dst.ip:port` (the container's own address, not a published port) reaches `dst`
-    nowhere. Passed, the step names the rule that dropped it, from an nft trace."""
+    nowhere. Passed, the step names the rule that dropped it, from an nft trace. A
+    neighbour whose route to `dst` goes elsewhere proves nothing: INCONCLUSIVE."""
+    astray = _astray(ctx, neighbour, dst)
+    if astray:
+        ctx.inconclusive(f"{neighbour.port} → {dst.ip}:{port}/tcp directly", astray,
+                         key=direct_step(neighbour.port, dst.port, port))
+        return False
     probe = tcp(neighbour.mac, neighbour.gw_mac, neighbour.ip, dst.ip, sport=43000, dport=port)
     outcome = _never_reaches(
         ctx, f"{neighbour.port} → {dst.ip}:{port}/tcp directly: never reaches {dst.port}",
@@ -104,6 +111,19 @@ def unreachable_directly(ctx: Context, neighbour: Endpoint, dst: Endpoint, port:
     else:
         ctx.diagnose(_direct_fault(ctx, step, neighbour, dst, port))
     return outcome.passed
+
+
+def _astray(ctx: Context, neighbour: Endpoint, dst: Endpoint) -> str:
+    """Why `neighbour`'s probe would not go to `dst` via the Docker host ("": it does)."""
+    host = parse_port(neighbour.port)[0]
+    route = ctx.topo.route_to(host, dst.ip)
+    if route is not None and route.gateway is not None and neighbour.gw_host == dst.gw_host:
+        return ""
+    way = "none" if route is None else f"via {route.gateway} ({neighbour.gw_host})" \
+        if route.gateway is not None else f"on-link by {route.dev}"
+    return (f"not probed: {host}'s route to {dst.ip} is {way}, not via {dst.gw_host} "
+            f"({dst.gw_host}'s address on {host}'s link): a probe that never reaches "
+            f"{dst.port} that way proves nothing; route {dst.net} via {dst.gw_host} there")
 
 
 def _stopped_by(ctx: Context, probe: Template, port: str, dst: Endpoint) -> str:

@@ -89,6 +89,21 @@ def test_the_direct_step_takes_another_port_or_none() -> None:
     assert none.status is Status.PASS and len(none.steps) == 12
 
 
+def test_a_neighbour_routing_the_containers_elsewhere_leaves_the_direct_step_unproven(
+) -> None:
+    """outside reaches 172.17.0.0/16 on its own link, not via the Docker host: its probe
+    never reaches c1 whatever the Docker host's rules, so that proves nothing."""
+    with netprobe.build(netprobe.load(reference_path("docker-bridge.yaml"))) as topo:
+        topo.run("outside", ["ip", "route", "replace", "172.17.0.0/16", "dev", "eth0"],
+                 check=True)
+        docker27(topo)  # c1:80 open to a neighbour that does route via the host
+        result = run_check("docker-bridge", topo)
+    step = next(s for s in result.steps if "directly" in s.name)
+    assert result.status is Status.INCONCLUSIVE, result.evidence()
+    assert step.status is Status.INCONCLUSIVE, step
+    assert "outside's route to 172.17.0.2 is on-link by eth0, not via dockerhost" in step.detail
+
+
 def test_docker_28_keeps_the_networks_apart_without_the_isolation_drops() -> None:
     """Its raw rule per container drops what enters from another bridge first."""
     with netprobe.build(netprobe.load(reference_path("docker-bridge.yaml"))) as topo:

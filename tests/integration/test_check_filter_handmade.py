@@ -6,6 +6,7 @@ same diagnosis."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from support.filter_net import firewall
@@ -128,3 +129,33 @@ def test_a_firewalld_zone_bound_to_the_wrong_interface_by_hand_is_named(hand: Ha
         "policy line 4 (INPUT tcp/8080 from 10.0.0.0/8, fd00::/8: accept) is dropped over "
         "IPv4, IPv6 (expected accept): by `reject with icmpx admin-prohibited` "
         "(inet firewalld filter_IN_public)")
+
+
+@pytest.mark.parametrize(("hop", "family"), [("192.0.2.2", 4), ("2001:db8:2::2", 6)])
+def test_an_adopted_host_learns_its_next_hop_from_the_hop_itself(
+        hand: HandMade, hop: str, family: int) -> None:
+    """Priming a forward probe's next hop writes nothing into a host netprobe does not
+    own: the next hop asks for the host's address (ARP, or a solicitation carrying its
+    MAC) and the host notes it, as real traffic would have it."""
+    from netprobe.library.filter.net import Planner
+
+    firewall(hand)
+    hand.ip("fw", "neigh", "flush", "dev", "eth1")
+    with netprobe.build(hand.spec("filter-prime")) as topo:
+        planner = Planner(topo, "fw", "client", "outside")
+        ran: list[list[str]] = []
+        run = topo.run
+
+        def recorded(host: str, argv: list[str], **options: Any) -> Any:
+            ran.append(list(argv))
+            return run(host, argv, **options)
+
+        topo.run = recorded  # type: ignore[method-assign]
+        dst = "198.51.100.10" if family == 4 else "2001:db8:100::10"
+        port, macs = planner.hop("fw", dst)
+        assert not [n for n in topo.live("fw").neighbours if n.ip == hop and n.mac]
+        assert planner.prime(port, dst, macs[1]) and planner.primed(port, dst)
+        entry = next(n for n in topo.live("fw").neighbours if n.ip == hop)
+        # learned from the asker: STALE, or DELAY once fw's answer used it
+        assert entry.mac == macs[1] and entry.state.lower() in ("stale", "delay"), entry
+        assert not [argv for argv in ran if argv[:2] == ["ip", "neigh"]], ran

@@ -140,3 +140,18 @@ def test_an_interface_the_host_lacks_is_bad_input_naming_the_line(tmp_path: Path
     result = run_check("filter", policy=str(tmp_path / "policy.yml"))
     assert result.status is Status.ERROR
     assert "policy.yml:2: fw has no interface 'wlan0'" in result.summary
+
+
+def test_a_loopback_drop_is_decided_by_a_mark_sent_into_lo(tmp_path: Path) -> None:
+    """No drop on silence: the IPv6 probe from lo (a crafted frame) is closed by a frame
+    of a local ethertype sent into lo behind it; opened, both families FAIL."""
+    policy = "- {proto: tcp, port: 24, from: lo, expect: drop}\n"
+    closed = SECURE_HOST.replace('iifname "lo" accept',
+                                 'tcp dport 24 drop\n        iifname "lo" accept')
+    result = _lab(tmp_path, closed, policy)
+    assert result.status is Status.PASS, result.evidence()
+    six = next(s for s in result.steps if s.name.endswith("in lo IPv6: expect drop"))
+    assert "decided by a barrier: a frame sent behind it arrived" in six.detail, six.detail
+    result = _lab(tmp_path, SECURE_HOST, policy)
+    assert failed_steps(result) == ["line 1: INPUT tcp/24 in lo IPv4: expect drop",
+                                    "line 1: INPUT tcp/24 in lo IPv6: expect drop"]

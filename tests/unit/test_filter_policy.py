@@ -54,3 +54,15 @@ def test_nat_and_state(tmp_path: Path) -> None:
 def test_bad_lines_are_refused(tmp_path: Path, text: str, error: str) -> None:
     with pytest.raises(SpecError, match=error):
         _one(tmp_path, text)
+
+
+@pytest.mark.parametrize(("text", "error"), [
+    ("{[a]: 1}", "unhashable|found unacceptable key"),
+    ("!foo x", "could not determine a constructor for the tag '!foo'"),
+])
+def test_yaml_a_line_cannot_be_built_from_is_bad_input(tmp_path: Path, text: str,
+                                                       error: str) -> None:
+    (tmp_path / "p.yml").write_text(f"- {{proto: tcp, port: 22, expect: accept}}\n- {text}\n")
+    with pytest.raises(SpecError, match=error) as caught:
+        load_policy(tmp_path / "p.yml")
+    assert caught.value.line == 2 and str(tmp_path / "p.yml") in str(caught.value)

@@ -121,7 +121,7 @@ def test_an_icmp_message_carries_its_identifier_in_bytes_4_5_checksummed() -> No
         assert data[at] == kind and data[at + 4:at + 6] == (4242).to_bytes(2, "big")
         assert nonce in data
         pseudo = b"" if family == 4 else data[22:54] + struct.pack("!IxxxB", len(data) - at, 58)
-        assert _frames._sum(pseudo + data[at:]) == 0  # the checksum holds
+        assert _frames.checksum(pseudo + data[at:]) == 0  # the checksum holds
 
 
 def test_chains_not_at_a_filter_hook_are_left_out() -> None:

@@ -39,11 +39,14 @@ otherwise than its line expects (or undecided) is probed again alone, for its ev
 and explanation; established, lo and OUTPUT lines are probed alone. `from: lo` over IPv4:
 the host's own socket sends the probe to itself (a crafted frame with a local source is
 refused there). A drop is proven by a barrier sent behind the probe along the same path:
-a frame seen where it enters the host (a local ethertype from a neighbour, a datagram
-the routers forward from beyond), or else a probe of an accept line seen to get
-through; for OUTPUT a frame sent from the host's egress interface (it skips netfilter,
-so it always goes). Where there is none, a short quiet period decides and the step says
-so. Each mismatch is explained with
+a frame seen where it enters the host (a local ethertype from a neighbour, or sent into
+lo; a datagram the routers forward from beyond), or a probe of an accept line seen to
+get through; for OUTPUT a frame sent from the host's egress interface (it skips
+netfilter, so it always goes). Where there is none, the step is INCONCLUSIVE, never a
+drop on silence. Before the burst the host's next hop of every forward probe is resolved
+(written in a namespace netprobe made; in an adopted one, the next hop asks for the
+host's address and the host learns it): a probe held back resolving it would come after
+its mark, so where that fails its drop is not proven. Each mismatch is explained with
 an nft trace of the probe: the rule or chain policy that decided, and for an accept
 shadowed by an earlier drop, both rules. `ruleset` (nft or iptables-restore files, comma
 separated) replaces the host's ruleset before probing, in a namespace netprobe made;
@@ -65,14 +68,15 @@ from typing import Any
 
 from netprobe.check import Check, Context, Param, Status, Step, param, read_input, reference_path
 from netprobe.errors import SpecError
-from netprobe.expect import ROUTED, Barrier, Match, Outcome, at, nowhere
-from netprobe.traffic import decode, ports
+from netprobe.traffic import ports
 
 from . import _burst as burst
 from . import derive as derived
 from ._burst import Paths
+from ._forward import forward
+from .batch import pinned
 from .net import Plan, Planner
-from .observe import QUIET, TIMEOUT, Stack, open_flow, send_from_host, watch
+from .observe import TIMEOUT, Stack, open_flow, send_from_host, watch
 from .policy import Line, load_policy
 from .trace import explain
 
@@ -186,7 +190,7 @@ def _probe(ctx: Context, plan: Plan, paths: Paths, stack: Stack, name: str) -> s
     """Send the probe alone, record the step, return what was observed (None: undecided)."""
     planner = paths.planner
     if plan.line.chain == "forward":
-        return _forward(ctx, plan, planner, name)
+        return forward(ctx, plan, paths, name)
     if plan.socket:
         seen, how = burst.loopback(paths, plan, stack)
         where = f"{planner.host}'s stack"
@@ -194,7 +198,7 @@ def _probe(ctx: Context, plan: Plan, paths: Paths, stack: Stack, name: str) -> s
         seen, how = _input(ctx, plan, paths, stack)
         where = f"{planner.host}'s stack"
     else:
-        seen, how = _output(ctx, plan)
+        seen, how = _output(ctx, plan, planner)
         where = plan.observe
     if seen is None:
         ctx.steps.append(Step(name, Status.INCONCLUSIVE, how))
@@ -235,15 +239,14 @@ def _input(ctx: Context, plan: Plan, paths: Paths, stack: Stack) -> tuple[bool |
     behind, behind_nonce = (mark.frame, mark.nonce) if mark is not None else \
         known.frame.probe() if known is not None and known.frame is not None else (None, None)
     sender = ports(ctx.topo).sender(plan.port)
-    with burst.pinned():
+    with pinned():
         sender.send(data)
         if behind is not None:
             sender.send(behind)
-    timeout = TIMEOUT if behind is not None or plan.line.expect == "accept" else QUIET
-    return watch(sources, lambda frame: nonce in frame, behind_nonce, timeout)
+    return watch(sources, lambda frame: nonce in frame, behind_nonce, TIMEOUT)
 
 
-def _output(ctx: Context, plan: Plan) -> tuple[bool | None, str]:
+def _output(ctx: Context, plan: Plan, planner: Planner) -> tuple[bool | None, str]:
     capture = ports(ctx.topo).capture(plan.observe)
     capture.drain()
     error = send_from_host(ctx.topo, plan)
@@ -251,70 +254,10 @@ def _output(ctx: Context, plan: Plan) -> tuple[bool | None, str]:
     data, nonce = plan.barrier.probe()
     ports(ctx.topo).sender(plan.port).send(data)  # AF_PACKET: no netfilter hook on the way
     seen, how = watch([capture], plan.matches, nonce, TIMEOUT)
+    if seen is False and not planner.primed(plan.port, plan.dst):
+        return None, (f"{how}, but {planner.host} held no neighbour entry for the next hop: "
+                      "the probe may have waited for it and come after the barrier")
     return seen, how + (f"; the socket said: {error}" if error else "")
-
-
-def _forward(ctx: Context, plan: Plan, planner: Planner, name: str) -> str | None:
-    assert plan.frame is not None
-    if plan.opener:
-        failed = open_flow(ctx.topo, plan, TIMEOUT)
-        if failed:
-            ctx.inconclusive(name, failed)
-            return None
-    match = _nat_match(plan.line)
-    if plan.line.expect == "accept":
-        outcome = ctx.expect(name, plan.frame, plan.port, at(plan.observe), match=match,
-                             timeout=TIMEOUT)
-    else:
-        barrier = planner.barriers.get(plan.path)
-        outcome = ctx.expect(
-            name, plan.frame, plan.port, nowhere(among=[plan.observe]), match=match,
-            barrier=Barrier(barrier.frame) if barrier and barrier.frame else None,
-            timeout=TIMEOUT, quiet=QUIET)
-    if outcome.verdict.value == "INCONCLUSIVE":
-        return None
-    rewrite = _rewrite(outcome, plan.observe)
-    seen = rewrite is not None
-    if seen and not plan.opener:
-        planner.barriers.setdefault(plan.path, plan)
-    observed = "accept" if seen else "drop"
-    shown = f"; rewritten on the way: {rewrite}" if rewrite else ""
-    if seen and plan.line.expect == "accept" and not outcome.passed:  # not the stated NAT
-        ctx.steps[-1].detail = (f"observed accept, rewritten otherwise than the line states "
-                                f"({match.describe()}): {outcome.reason}")
-        ctx.diagnose(f"policy line {plan.line.number} ({plan.line}): the probe came out at "
-                     f"{plan.observe} as {rewrite or 'sent'}, not as the line states")
-        return None
-    ctx.steps[-1].detail = f"observed {observed}: {outcome.reason} ({outcome.decided_by}){shown}"
-    return observed
-
-
-def _nat_match(line: Line) -> Match:
-    """How a forwarded probe must come out: as routed, and rewritten as the line states;
-    addresses and ports it does not state may have been rewritten (masquerade, NAT)."""
-    match = ROUTED.masking("l4.chksum", "icmp.id")
-    match = match.rewriting(src=line.snat).masking("sport") if line.snat else \
-        match.masking("src", "sport")
-    if not line.dnat:
-        return match.masking("dst", "dport")
-    return match.rewriting(dst=line.dnat, **({"dport": line.dnat_port} if line.dnat_port
-                                             else {}))
-
-
-def _rewrite(outcome: Outcome, port: str) -> str | None:
-    """How the probe's copy at `port` differs from what was sent ("" unchanged), or None
-    when no copy came out there."""
-    report = outcome.reports.get(port)
-    if report is None or not report.copies or not outcome.sent:
-        return None
-    sent, seen = outcome.sent[0], decode(report.copies[0].frame.data)
-    changed = []
-    for label, names in (("src", ("ip.src", "ip6.src")), ("dst", ("ip.dst", "ip6.dst")),
-                         ("sport", ("l4.sport",)), ("dport", ("l4.dport",))):
-        for key in names:
-            if key in sent and sent.get(key) != seen.get(key):
-                changed.append(f"{label} {sent[key]} → {seen.get(key)}")
-    return ", ".join(changed) or ""
 
 
 def _load_ruleset(ctx: Context, host: str, ruleset: Ruleset) -> None:

@@ -10,16 +10,14 @@ for its evidence) gets the same mark behind it when it has no accepted probe to 
 
 from __future__ import annotations
 
-import os
 import struct
-from collections.abc import Hashable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from netprobe.traffic import decode, ethernet, find_nonce, ports, udp
 
-from .batch import Barrier, Outcome, Point, Probe, run_batch
+from .batch import Barrier, Outcome, Point, Probe, pinned, run_batch
 from .frames import marker
 from .net import Plan, Planner
 from .observe import TIMEOUT, Stack, send_from_host, watch
@@ -76,9 +74,12 @@ class Paths:
 
     def mark(self, plan: Plan) -> Barrier | None:
         """What closes the probe's path, seen where it enters the host: a frame of a local
-        ethertype from its neighbour, or from beyond a router a datagram the routers
-        forward as they do the probe (seen before the host's netfilter)."""
+        ethertype from its neighbour (or sent into lo, for a probe the host sends itself
+        there), or from beyond a router a datagram the routers forward as they do the
+        probe (seen before the host's netfilter). None: the way in is not known."""
         iif = self.entry(plan)
+        if iif is None and plan.sender == self.host and plan.port == f"{self.host}:lo":
+            iif = "lo"
         if iif is None:
             return None
         key = (plan.port, plan.family, iif, plan.macs)
@@ -86,8 +87,21 @@ class Paths:
             self._marks[key] = self._mark(plan, iif)
         return self._marks[key]
 
+    def prime(self, plan: Plan) -> bool:
+        """Resolve a forward probe's next hop on the host (toward its DNAT target, if
+        any) before the burst; False: the host holds no entry for it, so the probe may be
+        held back resolving it and arrive after its mark."""
+        dst = plan.line.dnat or plan.dst
+        try:
+            port, macs = self.planner.hop(self.host, dst)
+        except Exception:  # no route or MAC: the probe is not batchable, or fails alone
+            return True
+        return self.planner.prime(port, dst, macs[1])
+
     def _mark(self, plan: Plan, iif: str) -> Barrier:
-        if plan.macs[1].lower() in self._by_mac:
+        if iif == "lo":
+            data, nonce = ethernet(_ZERO, _ZERO).probe()
+        elif plan.macs[1].lower() in self._by_mac:
             data, nonce = ethernet(*plan.macs).probe()
         else:
             data, nonce = udp(*plan.macs, plan.src, plan.dst, sport=9, dport=9).probe()
@@ -100,6 +114,7 @@ def run(paths: Paths, plans: Sequence[Plan]) -> list[Found]:
     probes: list[Probe] = []
     barriers: dict[Hashable, Barrier] = {}
     sent: list[tuple[Plan, bytes]] = []
+    late = {id(plan) for plan in plans if plan.line.chain == "forward" and not paths.prime(plan)}
     for plan in sorted(plans, key=lambda p: p.port):  # one send_many per port
         mark = paths.mark(plan)
         assert plan.frame is not None and mark is not None
@@ -113,21 +128,28 @@ def run(paths: Paths, plans: Sequence[Plan]) -> list[Found]:
         probes.append(Probe(path, nonce, observe, plan.port, data))
         sent.append((plan, data))
     outcomes = run_batch(topo, probes, barriers)
-    found = {id(plan): _found(plan, data, probe, outcome) for (plan, data), probe, outcome
-             in zip(sent, probes, outcomes, strict=True)}
+    found = {id(plan): _found(plan, data, probe, _unless_late(outcome, id(plan) in late))
+             for (plan, data), probe, outcome in zip(sent, probes, outcomes, strict=True)}
     return [found[id(plan)] for plan in plans]
+
+
+def _unless_late(outcome: Outcome, late: bool) -> Outcome:
+    """A drop is not proven when the probe may still be waiting for its next hop's MAC."""
+    if outcome.arrived is False and late:
+        return Outcome(None, "its next hop on the host was not resolved before the burst: "
+                             "it may have arrived after its mark; absence is not proven")
+    return outcome
 
 
 def _found(plan: Plan, data: bytes, probe: Probe, outcome: Outcome) -> Found:
     where = f"{plan.observe}'s stack" if probe.observe.kind == "stack" else probe.observe.where
     if plan.line.chain != "forward" or outcome.frame is None:
         return Found(outcome, where)
-    return Found(outcome, where, changes(data, outcome.frame))
+    return Found(outcome, where, changes(decode(data), decode(outcome.frame)))
 
 
-def changes(sent: bytes, seen: bytes) -> str:
-    """How a forwarded copy differs from the frame sent ("": unchanged)."""
-    before, after = decode(sent), decode(seen)
+def changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> str:
+    """How a forwarded copy's fields differ from those of the frame sent ("": unchanged)."""
     changed = []
     for label, names in (("src", ("ip.src", "ip6.src")), ("dst", ("ip.dst", "ip6.dst")),
                          ("sport", ("l4.sport",)), ("dport", ("l4.dport",))):
@@ -146,17 +168,6 @@ def as_stated(plan: Plan, seen: bytes) -> bool:
         return False
     port_ok = not line.dnat_port or fields.get("l4.dport") == line.dnat_port
     return not line.dnat or (str(dst) == line.dnat and port_ok)
-
-
-@contextmanager
-def pinned() -> Iterator[None]:
-    """Send from one CPU: the probe and what is sent behind it share a backlog queue."""
-    before = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, {min(before)})
-    try:
-        yield
-    finally:
-        os.sched_setaffinity(0, before)
 
 
 class Marked:

@@ -15,7 +15,8 @@ address = functools.lru_cache(maxsize=1 << 14)(ipaddress.ip_address)
 _FLAGS = {"S": 0x02, "SF": 0x03}
 
 
-def _sum(data: bytes) -> int:
+def checksum(data: bytes) -> int:
+    """The Internet checksum (RFC 1071) of `data`, padded to an even length."""
     if len(data) % 2:
         data += b"\0"
     total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
@@ -39,13 +40,13 @@ def frame(macs: tuple[str, str], src: str, dst: str, proto: str, sport: int, dpo
     pseudo = a.packed + b.packed + struct.pack("!IxxxB" if a.version == 6 else "!xBH",
                                                *((len(segment), number) if a.version == 6
                                                  else (number, len(segment))))
-    csum = _sum(pseudo + segment) or (0xFFFF if proto == "udp" else 0)
+    csum = checksum(pseudo + segment) or (0xFFFF if proto == "udp" else 0)
     at = 16 if proto == "tcp" else 6
     segment = segment[:at] + struct.pack("!H", csum) + segment[at + 2:]
     if a.version == 4:
         ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(segment), 1, 0, 64, number, 0,
                          a.packed, b.packed)
-        ip = ip[:10] + struct.pack("!H", _sum(ip)) + ip[12:]
+        ip = ip[:10] + struct.pack("!H", checksum(ip)) + ip[12:]
         ethertype = 0x0800
     else:
         ip = struct.pack("!IHBB16s16s", 6 << 28, len(segment), number, 64, a.packed, b.packed)

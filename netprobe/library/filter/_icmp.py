@@ -103,7 +103,7 @@ def stamp(data: bytes, ident: int) -> bytes:
     if ethertype == 0x86DD:
         src, dst = ipaddress.IPv6Address(data[22:38]), ipaddress.IPv6Address(data[38:54])
         pseudo = src.packed + dst.packed + struct.pack("!IxxxB", len(body), 58)
-    body[2:4] = struct.pack("!H", _frames._sum(pseudo + bytes(body)))
+    body[2:4] = struct.pack("!H", _frames.checksum(pseudo + bytes(body)))
     return data[:at] + bytes(body)
 
 

@@ -25,20 +25,19 @@ import select
 import socket
 import struct
 import time
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from netprobe.topology import Topology
 from netprobe.topology._kernel import netns
 from netprobe.traffic import Capture, Port, find_nonce, ports
 
-from .observe import RawSocket
+from .observe import IPPROTO, RawSocket
 
-__all__ = ["Barrier", "Outcome", "Point", "Probe", "flow_key", "run_batch"]
+__all__ = ["Barrier", "Outcome", "Point", "Probe", "flow_key", "pinned", "run_batch"]
 
 _BUFFER = 256 << 20  # ~1 KiB charged per queued packet: room for 200,000
-_IPPROTO = {"tcp": socket.IPPROTO_TCP, "udp": socket.IPPROTO_UDP, "icmp": socket.IPPROTO_ICMP,
-            "icmpv6": socket.IPPROTO_ICMPV6, "any": 253}  # 253: RFC 3692, the policy's `any`
 
 
 @dataclass(frozen=True)
@@ -112,7 +111,7 @@ class _Stack(RawSocket):
     def __init__(self, topo: Topology, point: Point) -> None:
         self.point = point
         family = socket.AF_INET if point.family == 4 else socket.AF_INET6
-        proto = _IPPROTO[point.proto]
+        proto = IPPROTO[point.proto]
         if point.proto == "icmp" and point.family == 6:
             proto = socket.IPPROTO_ICMPV6
         self.fd = topo.fd_of(point.where)
@@ -175,6 +174,17 @@ def run_batch(topo: Topology, probes: Sequence[Probe], barriers: dict[Hashable, 
             for i, p in enumerate(probes)]
 
 
+@contextmanager
+def pinned() -> Iterator[None]:
+    """Send from one CPU: what is sent within shares one backlog queue, in the order sent."""
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(before)})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
 def _open(topo: Topology, point: Point) -> _Stack | _Port:
     return _Stack(topo, point) if point.kind == "stack" else _Port(topo, point)
 
@@ -182,9 +192,7 @@ def _open(topo: Topology, point: Point) -> _Stack | _Port:
 def _burst(topo: Topology, probes: Sequence[Probe], barriers: dict[Hashable, Barrier]) -> None:
     """Every probe, then every barrier, from one CPU (one backlog queue: sent order kept)."""
     senders = ports(topo)
-    before = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, {min(before)})
-    try:
+    with pinned():
         run: list[bytes] = []
         port = ""
         for probe in probes:  # consecutive frames into one port go in one call
@@ -200,8 +208,6 @@ def _burst(topo: Topology, probes: Sequence[Probe], barriers: dict[Hashable, Bar
             senders.sender(port).send_many(run)
         for barrier in barriers.values():
             senders.sender(barrier.port).send(barrier.frame)
-    finally:
-        os.sched_setaffinity(0, before)
 
 
 def _collect(sources: dict[Point, _Stack | _Port], probes: Sequence[Probe],

@@ -18,7 +18,7 @@ from netprobe.errors import SpecError
 from netprobe.topology import LiveRoute, Port, Topology
 from netprobe.traffic import Template, decode, udp
 
-from . import _frames
+from . import _frames, _learn
 from .frames import marker, probe_frame
 from .policy import Line, Network
 
@@ -89,7 +89,7 @@ class Planner:
                           if not (a.ip.is_link_local or a.ip.is_loopback)]
         self.barriers: dict[tuple[str, int, str, str], Plan] = {}
         self._routes: dict[tuple[str, str], LiveRoute] = {}
-        self._primed: set[tuple[str, str, str]] = set()
+        self._primed: dict[tuple[str, str, str], bool] = {}
         self._macs: dict[tuple[str, str], str] = {}
         self._sports = itertools.count(random.randrange(20000, 50000, 1000))
 
@@ -119,7 +119,7 @@ class Planner:
             else:
                 opener, dst = self._dest(line, family)
                 observe = self._ingress(opener, src)
-            port, macs = self._hop(src_host, dst)
+            port, macs = self.hop(src_host, dst)
             self._entry(line, src_host, dst, macs)
             sport = self.sport()
             local = line.iif == "lo" and family == 4  # sent from a socket: see `socket`
@@ -206,12 +206,12 @@ class Planner:
             src = self._on(line.own_if, family, line.source(family))
         else:
             src = self._own(line.source(family), family, dst) if line.source(family) else ""
-        port, macs = self._hop(self.host, dst)
+        port, macs = self.hop(self.host, dst)
         if line.oif and Port.parse(port).ifname != line.oif:
             raise _NoPath(f"{self.host} routes {dst} by {Port.parse(port).ifname}, "
                           f"not {line.oif}")
         if dst_host != self.host:
-            self._prime(port, dst, macs[1])
+            self.prime(port, dst, macs[1])
         prefsrc = src or self.route(self.host, dst).src or ""
         barrier = udp(macs[0], macs[1], prefsrc, dst, sport=self.sport(), dport=9)
         observe = port if dst_host == self.host else self._ingress(dst_host, prefsrc)
@@ -258,8 +258,10 @@ class Planner:
             self._routes[(host, dst)] = route
         return self._routes[(host, dst)]
 
-    def _hop(self, host: str, dst: str) -> tuple[str, tuple[str, str]]:
-        """The port `host` sends toward `dst` from, and (its MAC, the next hop's MAC)."""
+    def hop(self, host: str, dst: str) -> tuple[str, tuple[str, str]]:
+        """The port `host` sends toward `dst` from (HOST:IF), and (its MAC, the next hop's
+        MAC): the next hop's interface in the topology, else `host`'s neighbour table.
+        Raises _NoPath when there is no route or no MAC is known."""
         if host == self.host and _frames.address(dst).is_loopback:
             return f"{host}:lo", ("00:00:00:00:00:00", "00:00:00:00:00:00")
         route = self.route(host, dst)
@@ -280,13 +282,48 @@ class Planner:
             mac = entry.mac
         return f"{host}:{dev}", (self.mac(host, dev), mac)
 
-    def _prime(self, port: str, dst: str, mac: str) -> None:
-        """Give the host a neighbour entry for the OUTPUT next hop, as ARP or ND would:
-        a packet held back by address resolution would arrive after its barrier."""
+    def prime(self, port: str, dst: str, mac: str) -> bool:
+        """Give the host of `port` a neighbour entry for its next hop toward `dst` (MAC
+        `mac`) before a burst: a packet held back by address resolution would arrive after
+        its barrier. In a namespace netprobe made, the entry is written (STALE, as ARP or
+        ND leave it); in an adopted one, whose tables are not netprobe's to write, the next
+        hop asks for the host's address and the host learns it as real traffic teaches it.
+        False: the entry is not there (a probe through it may arrive late)."""
         found = Port.parse(port)
         host, dev = found.host, found.ifname
         hop = self.route(host, dst).gateway or dst
-        if (host, dev, hop) not in self._primed:
-            self.topo.run(host, ["ip", "neigh", "replace", hop, "lladdr", mac, "dev", dev,
-                                 "nud", "stale"], check=True)
-            self._primed.add((host, dev, hop))
+        key = (host, dev, hop)
+        if key not in self._primed:
+            if self.topo.spec.host(host).owned:
+                self.topo.run(host, ["ip", "neigh", "replace", hop, "lladdr", mac, "dev", dev,
+                                     "nud", "stale"], check=True)
+                self._primed[key] = True
+            else:
+                self._primed[key] = self._taught(host, dev, hop, mac)
+        return self._primed[key]
+
+    def primed(self, port: str, dst: str) -> bool:
+        """Did `prime` leave the host of `port` an entry for its next hop toward `dst`
+        (True when it was never asked to)?"""
+        found = Port.parse(port)
+        try:
+            hop = self.route(found.host, dst).gateway or dst
+        except _NoPath:
+            return True
+        return self._primed.get((found.host, found.ifname, hop), True)
+
+    def _taught(self, host: str, dev: str, hop: str, mac: str) -> bool:
+        """Have the next hop `hop` ask for `host`'s address on `dev`, and wait until `host`
+        has noted it (bounded); False if it did not, or no host here holds `hop`."""
+        if _learn.known(self.topo, host, dev, hop):
+            return True
+        hop_ip = _frames.address(hop)
+        owner = next(((h, i) for h, i, a in self.links if a.ip == hop_ip), None)
+        target = next((a.ip for h, i, a in self.links if h == host and i == dev
+                       and a.version == hop_ip.version and (hop_ip in a.network
+                                                            or a.ip.is_link_local)), None)
+        if owner is None or target is None:
+            return False
+        _learn.teach(self.topo, f"{owner[0]}:{owner[1]}", mac, hop, str(target),
+                     self.mac(host, dev))
+        return _learn.learned(self.topo, host, dev, hop)

@@ -1,6 +1,6 @@
 """How the filter check sees a probe arrive: inside the filtered host's stack (INPUT),
 or on a neighbour's wire (OUTPUT, from a real socket of the host); and how absence is
-proven: by a barrier frame sent behind the probe, or a bounded quiet period.
+proven: by a barrier frame sent behind the probe (without one, absence is not proven).
 """
 
 from __future__ import annotations
@@ -18,17 +18,18 @@ from netprobe.topology._kernel import netns
 from netprobe.traffic import decode, find_nonce, ports
 from netprobe.traffic._craft import SLOT
 
+from ._frames import checksum
 from .frames import OPEN_SEQ, marker, message
 from .net import Plan
 from .policy import ANY_PROTO
 
-__all__ = ["QUIET", "TIMEOUT", "RawSocket", "Stack", "open_flow", "send_from_host", "watch"]
+__all__ = ["IPPROTO", "TIMEOUT", "RawSocket", "Stack", "open_flow", "send_from_host",
+           "watch"]
 
-_IPPROTO = {"tcp": socket.IPPROTO_TCP, "udp": socket.IPPROTO_UDP, "icmp": socket.IPPROTO_ICMP,
-            "icmpv6": socket.IPPROTO_ICMPV6, "any": ANY_PROTO}
+IPPROTO = {"tcp": socket.IPPROTO_TCP, "udp": socket.IPPROTO_UDP, "icmp": socket.IPPROTO_ICMP,
+           "icmpv6": socket.IPPROTO_ICMPV6, "any": ANY_PROTO}  # a line's proto: its number
 
 TIMEOUT = 0.5  # for a probe (or a barrier) that should arrive: on veth it takes < 1 ms
-QUIET = 0.1  # a drop with no barrier to prove it: how long nothing must arrive
 
 
 class Source(Protocol):
@@ -80,7 +81,7 @@ class Stack:
         if (family, proto) not in self._socks:
             with netns.entered(self.topo.fd_of(self.host)):
                 sock = socket.socket(socket.AF_INET if family == 4 else socket.AF_INET6,
-                                     socket.SOCK_RAW, _IPPROTO[proto])
+                                     socket.SOCK_RAW, IPPROTO[proto])
             sock.setblocking(False)
             self._socks[(family, proto)] = RawSocket(sock)
         return self._socks[(family, proto)]
@@ -93,8 +94,8 @@ class Stack:
 
 def watch(sources: Sequence[Source], is_probe: Callable[[bytes], bool],
           barrier: bytes | None, timeout: float) -> tuple[bool | None, str]:
-    """Did the probe arrive? True, False (proven by the barrier's nonce arriving, or by
-    `timeout` of quiet when there is no barrier), or None when the barrier never came."""
+    """Did the probe arrive? True, False (proven by the barrier's nonce arriving), or None
+    when the barrier never came, or there is none and nothing came in `timeout`."""
     deadline = time.perf_counter() + timeout
     barrier_seen = False
     while True:
@@ -110,8 +111,9 @@ def watch(sources: Sequence[Source], is_probe: Callable[[bytes], bool],
         if left <= 0:
             if barrier is not None:
                 return None, "the barrier never arrived: absence is not proven"
-            return False, (f"nothing arrived in {timeout * 1000:.0f} ms; no probe on this "
-                           "path got through to serve as a barrier")
+            return None, (f"nothing arrived in {timeout * 1000:.0f} ms, and nothing could be "
+                          "sent behind it on its path to prove it never will: absence is "
+                          "not proven")
         select.select(sources, [], [], min(left, 0.05))
 
 
@@ -123,7 +125,7 @@ def send_from_host(topo: Topology, plan: Plan) -> str:
     proto = plan.line.proto
     kind = {"tcp": socket.SOCK_STREAM, "udp": socket.SOCK_DGRAM}.get(proto, socket.SOCK_RAW)
     with netns.entered(topo.fd_of(plan.sender)):
-        sock = socket.socket(family, kind, 0 if kind != socket.SOCK_RAW else _IPPROTO[proto])
+        sock = socket.socket(family, kind, 0 if kind != socket.SOCK_RAW else IPPROTO[proto])
     with sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((plan.src, plan.sport if kind != socket.SOCK_RAW else 0))
@@ -152,16 +154,8 @@ def _payload(plan: Plan, sock: socket.socket) -> bytes:
     data = data[:at] + marker(plan.sport) + data[at + len(SLOT):]
     if plan.family == 4:  # ICMPv6: the kernel computes the checksum; ICMP: ours
         data = data[:2] + b"\0\0" + data[4:]
-        data = data[:2] + _checksum(data).to_bytes(2, "big") + data[4:]
+        data = data[:2] + checksum(data).to_bytes(2, "big") + data[4:]
     return data
-
-
-def _checksum(data: bytes) -> int:
-    data += b"\0" * (len(data) % 2)
-    total = sum(int.from_bytes(data[i:i + 2], "big") for i in range(0, len(data), 2))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
 
 
 def open_flow(topo: Topology, plan: Plan, timeout: float) -> str:
@@ -178,7 +172,7 @@ def open_flow(topo: Topology, plan: Plan, timeout: float) -> str:
             sock = socket.socket(family, socket.SOCK_RAW, socket.IPPROTO_RAW) \
                 if line.proto == "tcp" else socket.socket(
                     family, socket.SOCK_DGRAM if line.proto == "udp" else socket.SOCK_RAW,
-                    0 if line.proto == "udp" else _IPPROTO[line.proto])
+                    0 if line.proto == "udp" else IPPROTO[line.proto])
         with sock:
             try:
                 sock.bind((plan.dst, plan.sport if line.proto == "udp" else 0))

@@ -212,6 +212,11 @@ def load_policy(path: str | os.PathLike[str]) -> list[Line]:
             lines.append(_line(number, loader.construct_object(node, deep=True)))
         except (ValueError, TypeError) as exc:
             raise SpecError(str(exc), file=path, line=number) from None
+        except yaml.YAMLError as exc:  # an unhashable key, an unknown tag
+            problem = getattr(exc, "problem", None) or str(exc)
+            mark = getattr(exc, "problem_mark", None)
+            raise SpecError(f"cannot read policy: {problem}", file=path,
+                            line=mark.line + 1 if mark is not None else number) from None
     return lines
 
 

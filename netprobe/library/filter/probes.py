@@ -359,7 +359,7 @@ class Builder:
         return Probe(("out", observe.where), ident, observe, send=send)
 
     def _out_barrier(self, dst: str, dev: str) -> Barrier:
-        port, macs = self.planner._hop(self.host, dst)
+        port, macs = self.planner.hop(self.host, dst)
         data, nonce = ethernet(*macs).probe()
         return Barrier(port, data, nonce, Point("out", f"{self.host}:{dev}"))
 
@@ -370,8 +370,8 @@ class Builder:
         if hop in self._primed:
             return
         self._primed.add(hop)
-        port, macs = self.planner._hop(self.host, dst)
-        self.planner._prime(port, dst, macs[1])
+        port, macs = self.planner.hop(self.host, dst)
+        self.planner.prime(port, dst, macs[1])
 
 
 def _fits(address: str, tests: list[tuple[list[Net], bool]]) -> bool:
