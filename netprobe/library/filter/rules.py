@@ -24,7 +24,6 @@ Net = ipaddress.IPv4Network | ipaddress.IPv6Network
 HOOKS = ("input", "forward", "output")
 _FAMILIES = {"ip": {4}, "ip6": {6}, "inet": {4, 6}}
 _TERMINAL = ("accept", "drop", "reject")
-_QUIET = ("counter", "log", "mangle", "notrack", "ct count")  # statements that decide nothing
 # statements that neither match nor decide: a Want of a rule with anything else (ct count,
 # a match nft -j shows some other way) is not all the rule matches
 _STATEMENTS = {"counter", "log", "mangle", "notrack", "accept", "drop", "reject", "return",
