@@ -340,3 +340,13 @@ def dhcp_discover(
         / BOOTP(chaddr=chaddr, xid=xid, sname=SLOT, flags=0x8000)
         / DHCP(options=[("message-type", "discover"), "end"])
     )
+
+
+def checksum(data: bytes) -> int:
+    """The Internet checksum (RFC 1071) of `data`, padded to an even length."""
+    if len(data) % 2:
+        data += b"\0"
+    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF

@@ -18,7 +18,7 @@ import struct
 from typing import Any
 
 from ..errors import TrafficError
-from ._craft import NONCE_LEN, SLOT, Template, _rebuilt
+from ._craft import NONCE_LEN, SLOT, Template, _rebuilt, checksum
 
 MARK_LEN = NONCE_LEN + 2  # the nonce, then its compensation word
 _UPPER = {6, 17, 58, 1, 132, 136}  # IPv6 next headers that are not extension headers
@@ -125,7 +125,7 @@ def _fragment(
         struct.pack_into("!HHH", fixed, 2, len(head) + len(chunk), ident & 0xFFFF,
                          (more << 13) | (off // 8))  # fmt: skip
         struct.pack_into("!H", fixed, 10, 0)
-        struct.pack_into("!H", fixed, 10, _checksum(bytes(fixed)))
+        struct.pack_into("!H", fixed, 10, checksum(bytes(fixed)))
         header = bytes(fixed)
         ident_at, ident_len, ident_csum = len(l2) + 4, 2, len(l2) + 10
     data = l2 + header + chunk
@@ -136,9 +136,3 @@ def _fragment(
         ident_at=ident_at, ident_len=ident_len, ident_csum_at=ident_csum,
     )  # fmt: skip
 
-
-def _checksum(data: bytes) -> int:
-    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from ..errors import TrafficError
 from ..topology._kernel import netns
-from ._craft import find_nonce, new_nonce
+from ._craft import checksum, find_nonce, new_nonce
 
 PROTOCOLS = ("icmp", "tcp", "udp")
 _IP_RECVERR, _IPV6_RECVERR = 11, 25
@@ -198,7 +198,7 @@ class StackProbe:
         head = struct.pack("!BBHHH", 128 if self.v6 else 8, 0, 0, ident, seq)
         if self.v6:
             return head + body
-        return struct.pack("!BBHHH", 8, 0, _checksum(head + body), ident, seq) + body
+        return struct.pack("!BBHHH", 8, 0, checksum(head + body), ident, seq) + body
 
     def echo_barrier(self, dst: str) -> bytes:
         """Send an echo request to `dst` from this ICMP socket; its nonce is returned."""
@@ -319,11 +319,3 @@ def _offender(raw: bytes) -> str | None:
         return socket.inet_ntop(socket.AF_INET6, raw[8:24])
     return None
 
-
-def _checksum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF

@@ -110,7 +110,8 @@ def test_the_conntrack_state_of_each_icmp_message() -> None:
 
 
 def test_an_icmp_message_carries_its_identifier_in_bytes_4_5_checksummed() -> None:
-    from netprobe.library.filter import _frames, _icmp
+    from netprobe.library.filter import _icmp
+    from netprobe.traffic import checksum
 
     macs = ("02:00:00:00:00:01", "02:00:00:00:00:02")
     for family, src, dst, kind in ((4, "10.0.0.10", "10.0.0.1", 3),
@@ -121,7 +122,7 @@ def test_an_icmp_message_carries_its_identifier_in_bytes_4_5_checksummed() -> No
         assert data[at] == kind and data[at + 4:at + 6] == (4242).to_bytes(2, "big")
         assert nonce in data
         pseudo = b"" if family == 4 else data[22:54] + struct.pack("!IxxxB", len(data) - at, 58)
-        assert _frames.checksum(pseudo + data[at:]) == 0  # the checksum holds
+        assert checksum(pseudo + data[at:]) == 0  # the checksum holds
 
 
 def test_chains_not_at_a_filter_hook_are_left_out() -> None:

@@ -9,20 +9,13 @@ import ipaddress
 import socket
 import struct
 
+from netprobe.traffic import checksum
+
 # Parsed once: a policy of thousands of lines names the same few addresses over and over.
 address = functools.lru_cache(maxsize=1 << 14)(ipaddress.ip_address)
 
 _FLAGS = {"S": 0x02, "SF": 0x03}
 
-
-def checksum(data: bytes) -> int:
-    """The Internet checksum (RFC 1071) of `data`, padded to an even length."""
-    if len(data) % 2:
-        data += b"\0"
-    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return int(~total & 0xFFFF)
 
 
 def frame(macs: tuple[str, str], src: str, dst: str, proto: str, sport: int, dport: int,

@@ -18,10 +18,10 @@ import ipaddress
 import struct
 from typing import Any
 
-from netprobe.traffic import from_scapy
+from netprobe.traffic import checksum, from_scapy
 from netprobe.traffic._craft import SLOT
 
-from . import _frames, frames
+from . import frames
 from .policy import Line
 from .rules import ICMP4, ICMP6, Unprobeable, Want
 
@@ -103,7 +103,7 @@ def stamp(data: bytes, ident: int) -> bytes:
     if ethertype == 0x86DD:
         src, dst = ipaddress.IPv6Address(data[22:38]), ipaddress.IPv6Address(data[38:54])
         pseudo = src.packed + dst.packed + struct.pack("!IxxxB", len(body), 58)
-    body[2:4] = struct.pack("!H", _frames.checksum(pseudo + bytes(body)))
+    body[2:4] = struct.pack("!H", checksum(pseudo + bytes(body)))
     return data[:at] + bytes(body)
 
 

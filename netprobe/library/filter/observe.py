@@ -15,10 +15,9 @@ from typing import Any, Protocol
 
 from netprobe.topology import Topology
 from netprobe.topology._kernel import netns
-from netprobe.traffic import decode, find_nonce, ports
+from netprobe.traffic import checksum, decode, find_nonce, ports
 from netprobe.traffic._craft import SLOT
 
-from ._frames import checksum
 from .frames import OPEN_SEQ, marker, message
 from .net import Plan
 from .policy import ANY_PROTO

@@ -292,21 +292,9 @@ def _interfaces(raw: dict[Any, Any], chain: str, source_if: str,
         raise ValueError("in is for input and forward lines (output leaves the host)")
     if oif and chain == "input":
         raise ValueError("out is for forward and output lines (input ends in the host)")
-    own = ""
-    if source_if:
-        if chain == "output":
-            own = source_if
-        elif iif and iif != source_if:
-            raise ValueError(f"from {source_if} and in {iif} disagree")
-        else:
-            iif = source_if
-    if dest_if:
-        if chain == "input":
-            own = dest_if
-        elif oif and oif != dest_if:
-            raise ValueError(f"to {dest_if} and out {oif} disagree")
-        else:
-            oif = dest_if
+    iif, own_src = _side(source_if, iif, chain == "output", ("from", "in"))
+    oif, own_dst = _side(dest_if, oif, chain == "input", ("to", "out"))
+    own = own_dst or own_src
     if chain == "forward" and "lo" in (iif, oif):
         raise ValueError("nothing is forwarded by lo")
     return iif, oif, own
@@ -342,6 +330,18 @@ def _address(value: Any, key: str) -> str:
     except ValueError:
         raise ValueError(f"{key} must be an address (dnat: ADDR or ADDR:PORT, "
                          f"[ADDR]:PORT for IPv6), not {value!r}") from None
+
+
+def _side(named: str, given: str, owned: bool, words: tuple[str, str]) -> tuple[str, str]:
+    """(the interface of `in`/`out`, the host's own interface) once `from`/`to` named an
+    interface: the host's own where the line starts or ends in it, else `in`/`out`."""
+    if not named:
+        return given, ""
+    if owned:
+        return given, named
+    if given and given != named:
+        raise ValueError(f"{words[0]} {named} and {words[1]} {given} disagree")
+    return named, ""
 
 
 @functools.lru_cache(maxsize=1 << 12)
