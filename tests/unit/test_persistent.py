@@ -1,0 +1,41 @@
+"""The persistent-configuration model read from Proxmox's documented interfaces files."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+from netprobe.topology._model.ifupdown import read_interfaces
+from netprobe.topology._model.persistent import from_ifupdown
+
+DATA = Path(__file__).parent.parent / "data" / "interfaces"
+
+
+def test_bridged_setup_has_a_bridge_with_its_port() -> None:
+    config = from_ifupdown(read_interfaces(DATA / "bridged"))
+    bridge = config.interface("vmbr0")
+    assert bridge is not None and bridge.kind == "bridge" and bridge.method == "static"
+    assert bridge.boot and bridge.addresses == (ipaddress.ip_interface("192.168.10.2/24"),)
+    assert bridge.gateways == (ipaddress.ip_address("192.168.10.1"),)
+    assert config.ports("vmbr0") == ("eno1",)
+    nic = config.interface("eno1")
+    assert nic is not None and nic.kind == "ethernet" and nic.method == "manual"
+    assert nic.master == "vmbr0" and bridge.where.endswith("bridged:" + bridge.where.split(":")[-1])
+
+
+def test_masquerading_setup_keeps_its_hook_commands_in_order() -> None:
+    config = from_ifupdown(read_interfaces(DATA / "masquerading"))
+    hooks = [(c.interface, c.hook) for c in config.commands]
+    assert ("vmbr0", "post-up") in hooks and ("vmbr0", "post-down") in hooks
+    assert any("MASQUERADE" in c.text for c in config.commands)
+    assert all(":" in c.where for c in config.commands)
+
+
+def test_bond_and_vlans_are_typed() -> None:
+    config = from_ifupdown(read_interfaces(DATA / "vlan-bond-traditional"))
+    kinds = {i.name: i.kind for i in config.interfaces}
+    assert "bond" in kinds.values() and "vlan" in kinds.values()
+    vlan = next(i for i in config.interfaces if i.kind == "vlan")
+    assert vlan.vlan_parent is not None and vlan.vlan_id is not None
+    bond = next(i for i in config.interfaces if i.kind == "bond")
+    assert config.ports(bond.name) and bond.bond_mode is not None
