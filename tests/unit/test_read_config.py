@@ -13,6 +13,7 @@ from netprobe.topology._model.config import kind_of, read_config
 
 DATA = Path(__file__).parent.parent / "data"
 INTERFACES = DATA / "interfaces"
+NM = DATA / "networkmanager"
 
 
 def test_interfaces_file_with_hooks_fills_sysctls_and_firewall() -> None:
@@ -74,3 +75,36 @@ def test_an_interface_in_two_interfaces_files_is_an_error(tmp_path: Path) -> Non
     shutil.copy(INTERFACES / "bridged", tmp_path / "interfaces")
     with pytest.raises(SpecError, match=rf"^{tmp_path}/interfaces:6: lo is configured again"):
         read_config([INTERFACES / "bridged", tmp_path / "interfaces"])
+
+
+def test_a_directory_of_keyfiles_as_system_connections(tmp_path: Path) -> None:
+    connections = tmp_path / "system-connections"
+    shutil.copytree(NM / "bond", connections)
+    (connections / "cloud-init-eth1.nmconnection~").write_text("an editor's backup\n")
+    shutil.copy(NM / "vlan-4A.nmconnection", connections / "VLAN 4A")  # an older, bare name
+    config = read_config([connections])
+    names = {i.name for i in config.interfaces}
+    assert {"bond0", "bond0.200", "VLAN-4A"} <= names
+    assert not any(f.endswith("~") for f in config.files)
+    assert kind_of(NM / "ethernet-dhcp.nmconnection") == "keyfile"
+    assert kind_of(connections / "VLAN 4A") == "keyfile"
+
+
+def test_ifupdown_wins_over_a_profile_for_the_same_interface(tmp_path: Path) -> None:
+    profile = tmp_path / "eno1.nmconnection"
+    profile.write_text("[connection]\nid=eno1\ntype=ethernet\ninterface-name=eno1\n")
+    config = read_config([INTERFACES / "bridged", profile, NM / "vlan-4A.nmconnection"])
+    eno1 = config.interface("eno1")
+    assert eno1 is not None and eno1.master == "vmbr0"  # ifupdown's stanza
+    assert any("eno1 is ifupdown's" in why for _, why in config.skipped)
+    assert config.interface("VLAN-4A") is not None
+    assert str(profile) in config.files and str(INTERFACES / "bridged") in config.files
+
+
+def test_a_bad_keyfile_in_a_directory_names_file_and_line(tmp_path: Path) -> None:
+    connections = tmp_path / "system-connections"
+    connections.mkdir()
+    bad = connections / "lan.nmconnection"
+    bad.write_text("[connection]\ntype=bridge\n")
+    with pytest.raises(SpecError, match=rf"^{bad}:1: a bridge profile needs connection\."):
+        read_config([connections])

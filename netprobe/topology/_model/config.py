@@ -17,7 +17,8 @@ from ..._inputfile import read_input
 from ...errors import SpecError
 from .hookcommand import with_hooks
 from .ifupdown import read_interfaces
-from .nmkeyfile import is_ignored_name, looks_like_keyfile, read_keyfiles
+from .keyfile_syntax import is_ignored_name, looks_like_keyfile
+from .nmkeyfile import read_keyfiles
 from .persistent import (
     Command,
     PersistentConfig,
@@ -142,11 +143,14 @@ def _merge(parts: _Parts) -> PersistentConfig:
             seen[interface.name] = interface.where
             interfaces.append(interface)
         commands += config.commands
-    files = list(parts.files)
+    files, skipped = list(parts.files), tuple[tuple[str, str], ...]()
     if parts.keyfiles:
         nm = read_keyfiles(parts.keyfiles)
         interfaces += [i for i in nm.interfaces if i.name not in seen]
         routes += [r for r in nm.routes if r.dev not in seen]
         files += nm.files
+        skipped = nm.skipped + tuple((i.where, f"{i.name} is ifupdown's: NetworkManager leaves "
+                                      "it alone") for i in nm.interfaces if i.name in seen)
     return PersistentConfig(tuple(interfaces), tuple(commands), tuple(routes),
-                            tuple(parts.sysctls), tuple(dict.fromkeys(files)))  # fmt: skip
+                            tuple(parts.sysctls), tuple(dict.fromkeys(files)),
+                            skipped=skipped)  # fmt: skip

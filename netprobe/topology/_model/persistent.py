@@ -20,7 +20,8 @@ Gateway = ipaddress.IPv4Address | ipaddress.IPv6Address
 # What an interface is: a bridge, bond or VLAN the configuration creates; `ethernet` one
 # it only configures (a NIC, or a veth someone else makes); `loopback`.
 KINDS = ("ethernet", "bridge", "bond", "vlan", "loopback")
-METHODS = ("static", "dhcp", "manual", "auto", "loopback", "disabled")
+# link-local and shared are NetworkManager's (shared: it runs a DHCP server and NATs out).
+METHODS = ("static", "dhcp", "manual", "auto", "loopback", "disabled", "link-local", "shared")
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,9 @@ class PersistentInterface:
     bond_miimon: int | None = None
     vlan_parent: str | None = None
     vlan_id: int | None = None
+    dns: tuple[Gateway, ...] = ()  # name servers the configuration sets (NM's ipv4/ipv6.dns)
+    stand_in: bool = False  # the configuration names no interface (an NM profile matching a
+    # NIC by its MAC, or any NIC): `name` is one netprobe made up
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,7 @@ class PersistentConfig:
     sysctls: tuple[tuple[str, str, str], ...] = ()  # (key as net.ipv4.ip_forward, value, where)
     files: tuple[str, ...] = ()
     firewall: tuple[FirewallLine, ...] = ()  # in the order the up-hooks run them
+    skipped: tuple[tuple[str, str], ...] = ()  # (where, why): profiles not read (wifi, vpn…)
 
     def sysctl(self, key: str) -> str | None:
         """The value `key` (net.ipv4.ip_forward) is left with at boot: the last one set."""
