@@ -21,14 +21,15 @@ from ._probe import _write_json
 def drift(files: tuple[str, ...], netns_name: str | None, pid: int | None,
           json_path: str | None, quiet: bool) -> None:
     """Compare the persistent configuration FILE… (/etc/network/interfaces and what it
-    sources) with the live state of the machine's own network namespace (or --netns,
-    --pid), and list what a reboot would change: addresses, bridge ports, interfaces up
-    or down, routes, forwarding sysctls and MTUs set at runtime or configured and not
-    there, each with its FILE:LINE. Reads only; changes nothing. Exit 0 when nothing
-    drifted, 1 when something did, 2 on bad input.
+    sources, NetworkManager keyfiles or their directory, sysctl files) with the live state
+    of the machine's own network namespace (or --netns, --pid), and list what a reboot
+    would change: addresses, bridge ports, interfaces up or down, routes, forwarding
+    sysctls and MTUs set at runtime or configured and not there, each with its FILE:LINE.
+    Reads only; changes nothing. Exit 0 when nothing drifted, 1 when something did, 2 on
+    bad input.
 
     \b
-      netprobe drift /etc/network/interfaces
+      netprobe drift /etc/network/interfaces /etc/sysctl.conf /etc/sysctl.d
       netprobe drift --netns lab interfaces --json -
     """
     with _errors():

@@ -83,25 +83,18 @@ def drift(config: PersistentConfig, live: LiveState, namespace: str = "") -> Dri
 
 def read_drift(files: Sequence[str | Path], *, netns: str | None = None,
                pid: int | None = None) -> DriftReport:
-    """Read the configuration `files` (interfaces files), then the live state of the
-    namespace `netns`, of process `pid`'s, or (neither) of the one netprobe runs in, and
-    compare them. Reads only; a bad file raises SpecError (file and line) before the
-    kernel is read."""
+    """Read the configuration `files` (interfaces files, keyfiles, sysctl files), then
+    the live state of the namespace `netns`, of process `pid`'s, or (neither) of the one
+    netprobe runs in, and compare them. Reads only; a bad file raises SpecError (file and
+    line) before the kernel is read."""
     config = read_persistent(files)
     live = read_live(netns=netns, pid=pid, sysctls=sysctl_paths(config))
     return drift(config, live, live.host.name)
 
 
 def read_persistent(files: Sequence[str | Path]) -> PersistentConfig:
-    """The persistent configuration of `files`, merged in the order given."""
-    from ..topology._model.ifupdown import read_interfaces
-    from ..topology._model.persistent import from_ifupdown
+    """The persistent configuration `files` make together: interfaces files (sources
+    followed, up-hooks' routes and sysctls read), NetworkManager keyfiles, sysctl files."""
+    from ..topology._model.config import read_config
 
-    parts = [from_ifupdown(read_interfaces(f)) for f in files]
-    return PersistentConfig(
-        interfaces=tuple(i for p in parts for i in p.interfaces),
-        commands=tuple(c for p in parts for c in p.commands),
-        routes=tuple(r for p in parts for r in p.routes),
-        sysctls=tuple(s for p in parts for s in p.sysctls),
-        files=tuple(f for p in parts for f in p.files),
-    )
+    return read_config(files)

@@ -10,6 +10,7 @@ family's switch is said once, at the switch.
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 
 from ..topology._kernel.state import LiveRoute
@@ -24,6 +25,7 @@ _SKIPPED = (ipaddress.ip_network("fe80::/64"), ipaddress.ip_network("ff00::/8"))
 _DEFAULTS = {"net/ipv4/ip_forward": "0", "net/ipv6/conf/all/forwarding": "0"}
 _ALIASES = {"net/ipv4/conf/all/forwarding": "net/ipv4/ip_forward"}  # one switch, two names
 
+_GLOB = re.compile(r"[*?\[]")
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -74,16 +76,15 @@ def _wanted(config: PersistentConfig) -> list[_Wanted]:
             default = ipaddress.ip_network("::/0" if gateway.version == 6 else "0.0.0.0/0")
             out.append(_Wanted(default, str(gateway), None, None, iface.where))
     for route in config.routes:
-        dst = _network(route.to, route.via)
+        dst = _network(route.to, route.family)
         if dst is not None:
             out.append(_Wanted(dst, route.via, route.dev, route.metric, route.where))
     return out
 
 
-def _network(to: str, via: str | None) -> Network | None:
-    if to in ("default", "default6", "all"):
-        six = to == "default6" or (via is not None and ":" in via)
-        return ipaddress.ip_network("::/0" if six else "0.0.0.0/0")
+def _network(to: str, family: int) -> Network | None:
+    if to == "default":
+        return ipaddress.ip_network("::/0" if family == 6 else "0.0.0.0/0")
     try:
         return ipaddress.ip_network(to, strict=False)
     except ValueError:
@@ -91,8 +92,11 @@ def _network(to: str, via: str | None) -> Network | None:
 
 
 def _by_hand(route: LiveRoute, live: LiveState) -> bool:
-    if route.proto in _NOT_BY_HAND or any(route.dst.subnet_of(n) for n in _SKIPPED
-                                          if n.version == route.dst.version):  # fmt: skip
+    dst = route.dst
+    if route.proto in _NOT_BY_HAND or any(
+        n.version == dst.version and dst.prefixlen >= n.prefixlen and dst.network_address in n
+        for n in _SKIPPED
+    ):
         return False
     dev = live.host.interface(route.dev) if route.dev else None
     return dev is None or made_at_runtime(dev, live.host) is None
@@ -101,10 +105,7 @@ def _by_hand(route: LiveRoute, live: LiveState) -> bool:
 def sysctl_drift(config: PersistentConfig, live: LiveState) -> list[Drift]:
     """Sysctls whose live value differs from what the configuration sets, or from the
     kernel's default where nothing sets them."""
-    persisted: dict[str, tuple[str, str]] = {}
-    for key, value, where in config.sysctls:  # the last one set wins, as at boot
-        path = sysctl_path(key)
-        persisted[_ALIASES.get(path, path)] = (" ".join(value.split()), where)
+    persisted = _persisted(config)
     out = []
     for path in dict.fromkeys([*GLOBAL_SYSCTLS, *persisted]):
         now = live.sysctls.get(path)
@@ -117,14 +118,29 @@ def sysctl_drift(config: PersistentConfig, live: LiveState) -> list[Drift]:
             if path in persisted or path not in live.sysctls:
                 continue  # compared above
             now, follows = live.sysctls[path], live.sysctls.get(switch)
-            expected = (persisted.get(switch) or (_DEFAULTS[switch], None))[0]
+            expected = (persisted.get(switch) or (None, None))[0] or _DEFAULTS[switch]
             if now != expected and now != follows:
-                out.append(_sysctl(path, now, expected, None))
+                said = f"nothing persists it: it follows {sysctl_name(switch)},"
+                out.append(_sysctl(path, now, expected, None, said))
     return out
 
 
-def _sysctl(path: str, now: str, expected: str, where: str | None) -> Drift:
+def _persisted(config: PersistentConfig) -> dict[str, tuple[str | None, str | None]]:
+    """Path → (value, where) of each sysctl the configuration sets, the last one winning
+    as at boot."""
+    out: dict[str, tuple[str | None, str | None]] = {}
+    for key, value, where in config.sysctls:
+        if _GLOB.search(key):
+            continue  # systemd-sysctl's globs (conf.*.rp_filter): not compared
+        path = sysctl_path(key)
+        out[_ALIASES.get(path, path)] = (" ".join(value.split()), where)
+    return out
+
+
+def _sysctl(path: str, now: str, expected: str, where: str | None,
+            said: str | None = None) -> Drift:
     name = sysctl_name(path)
-    said = "the configuration sets" if where else "nothing persists it: the kernel default"
+    if said is None:
+        said = "the configuration sets" if where else "nothing persists it: the kernel default"
     return Drift("sysctl", name, f"sysctl {name} = {now} now; {said} {expected} after a "
                  "reboot", where)

@@ -130,3 +130,18 @@ def test_a_bad_file_is_one_line_naming_file_and_line_exit_2(box: HandMade) -> No
         f"netprobe: error: {path}:3: address '10.1.2': not an IP address with an optional "
         "/prefix"]
     assert _snapshot(box) == before
+
+
+def test_what_hook_lines_and_sysctl_files_persist_is_no_drift(box: HandMade) -> None:
+    path = box.file("interfaces", CONFIG + "        post-up ip route add 10.50.0.0/16 via "
+                    "192.168.10.1\n")
+    sysctl = box.file("sysctl.conf", "net.ipv4.ip_forward = 1\n")
+    box.route("box", "10.50.0.0/16", "via", "192.168.10.1")
+    box.sysctl("box", "net.ipv4.ip_forward", "1")
+    assert not read_drift([path, sysctl], netns=box.hosts["box"]).drifted
+    box.sysctl("box", "net.ipv4.ip_forward", "0")
+    box.ip("box", "route", "del", "10.50.0.0/16")
+    report = read_drift([path, sysctl], netns=box.hosts["box"])
+    assert [(d.kind, d.where) for d in report.items] == [
+        ("route", f"{path}:17"), ("sysctl", f"{sysctl}:1")], report.render()
+    assert "sysctl net.ipv4.ip_forward = 0 now; the configuration sets 1" in report.render()
