@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import jsonschema
 import pytest
 from support.handmade_net import HandMade
 from support.paths import ROOT
@@ -22,6 +23,7 @@ from netprobe.diagnose import read_drift
 pytestmark = pytest.mark.root
 
 CONFIG = (ROOT / "tests/data/interfaces/bridged").read_text()
+SCHEMA = json.loads((ROOT / "docs" / "netprobe-json.schema.json").read_text())
 _TIMERS = re.compile(r"\b\w+_timer\s+\S+")  # a bridge's timers run on by themselves
 
 
@@ -101,6 +103,7 @@ def test_json_and_pid_read_the_same_namespace(box: HandMade, tmp_path: Path) -> 
         sleeper.kill()
         sleeper.wait()
     document = json.loads(out.read_text())
+    jsonschema.validate(document, SCHEMA)
     assert (document["format"], document["version"], document["drift"]) == (
         "netprobe-drift", 1, True)
     assert [(i["kind"], i["subject"], i["where"]) for i in document["items"]] == [
