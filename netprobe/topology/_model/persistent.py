@@ -143,7 +143,24 @@ def from_ifupdown(config: Interfaces) -> PersistentConfig:
         for stanza in stanzas:
             commands += [Command(name, o.key, o.value, f"{o.file}:{o.line}")
                          for o in stanza.options if o.key in HOOKS]  # fmt: skip
+    interfaces += _bare_ports(config, masters, set(names))
     return PersistentConfig(tuple(interfaces), tuple(commands), files=config.files)
+
+
+def _bare_ports(config: Interfaces, masters: dict[str, str], named: set[str]
+                ) -> list[PersistentInterface]:
+    """Ports that `bridge-ports` or `bond-slaves` name without a stanza of their own:
+    ifup brings them up, unconfigured, with their master."""
+    found = []
+    for port, master in masters.items():
+        stanza = config.stanza(master, "inet") or config.stanza(master, None) \
+            or config.stanza(master, "inet6")
+        if port in named or stanza is None:
+            continue
+        found.append(PersistentInterface(
+            name=port, kind="ethernet", where=f"{stanza.file}:{stanza.line}",
+            boot=stanza.auto or stanza.hotplug, master=master))  # fmt: skip
+    return found
 
 
 def _masters(config: Interfaces) -> dict[str, str]:
