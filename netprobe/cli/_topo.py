@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from itertools import chain
 from typing import TYPE_CHECKING
 
 import click
@@ -122,6 +123,46 @@ _DISCOVERED = (
     "# Discovered by `netprobe topo discover`: every interface exists already (no type,\n"
     "# an `observed:` block), so building this creates and changes nothing.\n"
 )
+
+
+@topo.command("from-config")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="Write the topology YAML to this file (its ruleset files beside it) "
+              "instead of printing it.")
+@click.option("--name", "box", default="box", show_default=True,
+              help="The name of the box's host in the topology.")
+def topo_from_config(files: tuple[str, ...], output: str | None, box: str) -> None:
+    """Write the topology of the box that the configuration FILE... (/etc/network/interfaces,
+    sources followed) brings up at boot: its NICs as veths to a stand-in "lan" host holding
+    their gateways, its bridges, bonds, VLANs, addresses, routes, sysctls and the firewall
+    lines its hooks run; a guest on each bridge with no NIC. What it cannot do is listed,
+    in the file and on stderr. Checks then run on the box after a reboot, without one."""
+    with _errors():
+        from ..topology._model.fromconfig import from_config, lab_yaml
+        from ..topology._model.ifupdown import read_interfaces
+        from ..topology._model.persistent import PersistentConfig, from_ifupdown
+
+        configs = [from_ifupdown(read_interfaces(path)) for path in files]
+        config = PersistentConfig(*(tuple(chain.from_iterable(getattr(c, f) for c in configs))
+                                    for f in ("interfaces", "commands", "routes", "sysctls",
+                                              "files")))  # fmt: skip
+        stem = os.path.splitext(os.path.basename(output))[0] if output else box
+        lab = from_config(config, box=box, name=stem)
+        text = lab_yaml(lab)
+        folder = os.path.dirname(os.path.abspath(output)) if output else os.getcwd()
+        for name, rules in lab.rulesets.items():
+            with open(os.path.join(folder, name), "w") as out:
+                out.write(rules)
+            click.echo(f"wrote {os.path.join(folder, name)}", err=True)
+        for note in lab.unapplied:
+            click.echo(f"not applied: {note}", err=True)
+        if output is None:
+            click.echo(text, nl=False)
+            return
+        with open(output, "w") as out:
+            out.write(text)
+        click.echo(f"wrote {output}: {len(lab.spec.hosts)} host(s)", err=True)
 
 
 @topo.command("list")
