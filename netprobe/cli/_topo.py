@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from itertools import chain
 from typing import TYPE_CHECKING
 
 import click
@@ -133,20 +132,16 @@ _DISCOVERED = (
 @click.option("--name", "box", default="box", show_default=True,
               help="The name of the box's host in the topology.")
 def topo_from_config(files: tuple[str, ...], output: str | None, box: str) -> None:
-    """Write the topology of the box that the configuration FILE... (/etc/network/interfaces,
-    sources followed) brings up at boot: its NICs as veths to a stand-in "lan" host holding
+    """Write the topology of the box that the configuration FILE... brings up at boot
+    (/etc/network/interfaces, sources followed; NetworkManager keyfiles; sysctl files): its NICs as veths to a stand-in "lan" host holding
     their gateways, its bridges, bonds, VLANs, addresses, routes, sysctls and the firewall
     lines its hooks run; a guest on each bridge with no NIC. What it cannot do is listed,
     in the file and on stderr. Checks then run on the box after a reboot, without one."""
     with _errors():
+        from ..topology._model.config import read_config
         from ..topology._model.fromconfig import from_config, lab_yaml
-        from ..topology._model.ifupdown import read_interfaces
-        from ..topology._model.persistent import PersistentConfig, from_ifupdown
 
-        configs = [from_ifupdown(read_interfaces(path)) for path in files]
-        config = PersistentConfig(*(tuple(chain.from_iterable(getattr(c, f) for c in configs))
-                                    for f in ("interfaces", "commands", "routes", "sysctls",
-                                              "files")))  # fmt: skip
+        config = read_config(files)
         stem = os.path.splitext(os.path.basename(output))[0] if output else box
         lab = from_config(config, box=box, name=stem)
         text = lab_yaml(lab)

@@ -18,13 +18,12 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from itertools import chain
 
 import yaml
 
 from ...errors import SpecError
 from .dump import _Dumper, to_data
-from .fromconfig_hooks import boot_hooks
+from .hookcommand import unapplied
 from .fromconfig_rules import rulesets
 from .persistent import PersistentConfig, PersistentInterface
 from .spec import (
@@ -280,6 +279,8 @@ class _Converter:
 
     def _routes(self) -> None:
         for route in self.config.routes:
+            if self._not_run(route.where, f"route to {route.to}"):
+                continue
             try:
                 made = Route(route.to, via=route.via, dev=route.dev, metric=route.metric)
             except SpecError as exc:
@@ -291,19 +292,29 @@ class _Converter:
             self.parts[self.box].routes.append(made)
 
     def _hooks(self, stem: str) -> None:
-        hooks = boot_hooks(self.config, self.up)
         box = self.parts[self.box]
-        for key, value, _ in chain(self.config.sysctls, hooks.sysctls):
-            box.sysctls[key] = value
-        for cmd, why in hooks.skipped:
-            self.note(cmd.where, f"{cmd.hook} {cmd.text}", why)
-        found = rulesets(hooks.firewall)
-        for fw, why in found.skipped:
-            self.note(fw.where, fw.text, why)
+        for key, value, where in self.config.sysctls:
+            if not self._not_run(where, f"sysctl {key}={value}"):
+                box.sysctls[key] = value
+        for cmd, why in unapplied(self.config):
+            if cmd.interface in self.up:
+                self.note(cmd.where, f"{cmd.hook} {cmd.text}", why)
+        lines = [f for f in self.config.firewall
+                 if not self._not_run(f.command.where, f.command.text)]  # fmt: skip
+        found = rulesets(lines)
+        for line, why in found.skipped:
+            self.note(line.command.where, line.command.text, why)
         for kind, text in found.texts.items():
             path = f"{stem}.{kind}"
             self.files[path] = text
             box.firewall.append(Firewall(kind, path))
+
+    def _not_run(self, where: str, what: str) -> bool:
+        """Whether `where` is a hook of an interface boot does not bring up (noted)."""
+        down = [c for c in self.config.commands if c.where == where and c.interface not in self.up]
+        if down:
+            self.note(where, what, f"a hook of {down[0].interface}, which boot does not bring up")
+        return bool(down)
 
 
 def _brought_up(config: PersistentConfig) -> set[str]:

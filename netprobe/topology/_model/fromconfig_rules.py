@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from .persistent import FirewallLine
+
 BUILTIN = {
     "filter": ("INPUT", "FORWARD", "OUTPUT"),
     "nat": ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"),
@@ -32,23 +34,12 @@ _NFT_INERT = ("list", "monitor", "describe", "get")
 
 
 @dataclass(frozen=True)
-class FirewallCommand:
-    """One firewall command a hook runs: the program (iptables, ip6tables, nft), its
-    arguments as the shell splits them, and where it is written."""
-
-    command: str
-    argv: tuple[str, ...]
-    where: str
-    text: str
-
-
-@dataclass(frozen=True)
 class Rulesets:
-    """Ruleset texts by loader (iptables, ip6tables, nft), and the commands left out
-    (the command, why)."""
+    """Ruleset texts by loader (iptables, ip6tables, nft), and the lines left out
+    (the line, why)."""
 
     texts: dict[str, str]
-    skipped: tuple[tuple[FirewallCommand, str], ...]
+    skipped: tuple[tuple[FirewallLine, str], ...]
 
 
 @dataclass
@@ -62,28 +53,30 @@ class _Table:
         return cls({c: "ACCEPT" for c in BUILTIN[name]}, {c: [] for c in BUILTIN[name]})
 
 
-def rulesets(commands: Iterable[FirewallCommand]) -> Rulesets:
-    """The ruleset files `commands` (in boot order) leave behind."""
+def rulesets(lines: Iterable[FirewallLine]) -> Rulesets:
+    """The ruleset files `lines` (in boot order) leave behind."""
     tables: dict[str, dict[str, _Table]] = {"iptables": {}, "ip6tables": {}}
     nft: list[str] = []
-    skipped: list[tuple[FirewallCommand, str]] = []
-    for cmd in commands:
-        if cmd.command == "nft":
-            why = _nft(cmd, nft)
-        elif cmd.command in tables:
-            why = _iptables(cmd, tables[cmd.command])
+    skipped: list[tuple[FirewallLine, str]] = []
+    for line in lines:
+        if line.file is not None:
+            why: str | None = f"it loads {line.file}, a file of the box the lab does not read"
+        elif line.tool == "nft":
+            why = _nft(line, nft)
+        elif line.tool in tables:
+            why = _iptables(line, tables[line.tool])
         else:
-            why = f"{cmd.command} is not iptables, ip6tables or nft"
+            why = f"{line.tool} is not iptables, ip6tables or nft"
         if why:
-            skipped.append((cmd, why))
+            skipped.append((line, why))
     texts = {family: _restore_text(t) for family, t in tables.items() if t}
     if nft:
         texts["nft"] = "".join(nft)
     return Rulesets(texts, tuple(skipped))
 
 
-def _nft(cmd: FirewallCommand, out: list[str]) -> str | None:
-    args = list(cmd.argv)
+def _nft(line: FirewallLine, out: list[str]) -> str | None:
+    args = list(line.argv[1:])
     while args and args[0].startswith("-"):
         flag = args.pop(0)
         if flag in ("-f", "--file") or flag.startswith("--file="):
@@ -100,12 +93,12 @@ def _nft(cmd: FirewallCommand, out: list[str]) -> str | None:
         return None
     if verb not in _NFT_KEPT:
         return f"`nft {verb}` is not reproduced (only add, insert, create, replace, flush)"
-    out.append(f"# {cmd.where}: {cmd.text}\n{text}\n")
+    out.append(f"# {line.command.where}: {line.command.text}\n{text}\n")
     return None
 
 
-def _iptables(cmd: FirewallCommand, tables: dict[str, _Table]) -> str | None:
-    table, args = _options(list(cmd.argv))
+def _iptables(line: FirewallLine, tables: dict[str, _Table]) -> str | None:
+    table, args = _options(list(line.argv[1:]))
     if table not in BUILTIN:
         return f"unknown table {table!r}"
     found = [i for i, a in enumerate(args) if a in _VERBS]
@@ -116,8 +109,9 @@ def _iptables(cmd: FirewallCommand, tables: dict[str, _Table]) -> str | None:
     rule_before = tuple(args[:at])
     state = tables.setdefault(table, _Table.fresh(table))
     why = _apply(state, verb, rest, rule_before)
-    if why is None and verb not in ("list", "zero"):
-        state.sources.append(f"# {cmd.where}: {cmd.text}")
+    source = f"# {line.command.where}: {line.command.text}"
+    if why is None and verb not in ("list", "zero") and source not in state.sources:
+        state.sources.append(source)
     return why
 
 
