@@ -199,7 +199,8 @@ class _Converter:
             if bond is not None and master is not None and master not in lan and master in self.up:
                 lan[master] = Interface(master, Bond(bond.bond_mode or "balance-rr",
                                                      bond.bond_miimon))
-            lan[iface.name] = Interface(iface.name, master=master if master in lan else None)
+            lan[iface.name] = Interface(iface.name, master=master if master in lan else None,
+                                        up=iface.name in self.up)  # a down NIC: no carrier
 
     def _gateways(self) -> None:
         """For each gateway: the lan holds it where the box reaches it, the box routes
@@ -344,7 +345,7 @@ def _at(where: str, reason: str) -> SpecError:
 def _guest_addressing(bridge: PersistentInterface, box: Iterable[PersistentInterface]) -> tuple[
         list[IPInterface], list[Route]]:
     """A free address in each of the bridge's subnets, and default routes via the bridge."""
-    taken = {a.ip for i in box for a in i.addresses}
+    taken = {a for i in box for a in (*(x.ip for x in i.addresses), *i.gateways)}
     addresses, routes, families = [], [], set()
     for own in bridge.addresses:
         if own.ip.is_link_local:
