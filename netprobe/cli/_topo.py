@@ -133,10 +133,11 @@ _DISCOVERED = (
               help="The name of the box's host in the topology.")
 def topo_from_config(files: tuple[str, ...], output: str | None, box: str) -> None:
     """Write the topology of the box that the configuration FILE... brings up at boot
-    (/etc/network/interfaces, sources followed; NetworkManager keyfiles; sysctl files): its NICs as veths to a stand-in "lan" host holding
-    their gateways, its bridges, bonds, VLANs, addresses, routes, sysctls and the firewall
-    lines its hooks run; a guest on each bridge with no NIC. What it cannot do is listed,
-    in the file and on stderr. Checks then run on the box after a reboot, without one."""
+    (/etc/network/interfaces, sources followed; NetworkManager keyfiles; sysctl files):
+    its NICs as veths to a stand-in "lan" host holding their gateways, its bridges, bonds,
+    VLANs, addresses, routes, sysctls and the firewall lines its hooks run; a guest on each
+    bridge with no NIC. What it cannot do is listed, in the file and on stderr. Checks
+    then run on the box after a reboot, without one."""
     with _errors():
         from ..topology._model.config import read_config
         from ..topology._model.fromconfig import from_config, lab_yaml
@@ -145,7 +146,7 @@ def topo_from_config(files: tuple[str, ...], output: str | None, box: str) -> No
         stem = os.path.splitext(os.path.basename(output))[0] if output else box
         lab = from_config(config, box=box, name=stem)
         text = lab_yaml(lab)
-        folder = os.path.dirname(os.path.abspath(output)) if output else os.getcwd()
+        folder = os.path.dirname(output) if output else ""  # the spec names them relative
         for name, rules in lab.rulesets.items():
             with open(os.path.join(folder, name), "w") as out:
                 out.write(rules)

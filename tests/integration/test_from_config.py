@@ -24,7 +24,9 @@ DATA = Path(__file__).resolve().parent.parent / "data" / "interfaces"
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "proxmox-nat" / "interfaces"
 NAT = {"inside": "guest-vmbr0:eth0", "vm": "", "outside": "lan:eno1",
        "public_ip": "198.51.100.5", "forward": ""}  # fmt: skip
-MASQUERADE = "        post-up   iptables -t nat -A POSTROUTING -s '10.10.10.0/24' -o eno1 -j MASQUERADE\n"
+MASQUERADE = (
+    "        post-up   iptables -t nat -A POSTROUTING -s '10.10.10.0/24' -o eno1 -j MASQUERADE\n"
+)
 FORWARDING = "        post-up   echo 1 > /proc/sys/net/ipv4/ip_forward\n"
 
 

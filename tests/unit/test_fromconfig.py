@@ -60,7 +60,8 @@ def test_masquerading_is_nat_mode_with_a_guest_and_the_masquerade_rule() -> None
     assert dict(box.sysctls) == {"net.ipv4.ip_forward": "1"}
     assert [(f.kind, f.path) for f in box.firewall] == [("iptables", "nat.iptables")]
     rules = lab.rulesets["nat.iptables"]
-    assert "*nat\n" in rules and "\n-A POSTROUTING -s 10.10.10.0/24 -o eno1 -j MASQUERADE\n" in rules
+    assert "*nat\n" in rules
+    assert "\n-A POSTROUTING -s 10.10.10.0/24 -o eno1 -j MASQUERADE\n" in rules
     assert "-D" not in rules  # the post-down twin never runs at boot
     lan = lab.spec.host("lan")
     assert [str(a) for a in lan.interface("eno1").addresses] == ["198.51.100.1/24"]  # type: ignore[union-attr]

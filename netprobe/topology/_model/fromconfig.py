@@ -23,8 +23,8 @@ import yaml
 
 from ...errors import SpecError
 from .dump import _Dumper, to_data
-from .hookcommand import unapplied
 from .fromconfig_rules import rulesets
+from .hookcommand import unapplied
 from .persistent import PersistentConfig, PersistentInterface
 from .spec import (
     Bond,
@@ -272,7 +272,7 @@ class _Converter:
             self.parts[host] = _HostParts()
             addresses, routes = _guest_addressing(bridge, self.by_name.values())
             self.parts[host].interfaces["eth0"] = Interface(
-                "eth0", Veth(f"{self.box}:{port}"), addresses=addresses)
+                "eth0", Veth(f"{self.box}:{port}"), addresses=tuple(addresses))
             self.parts[host].routes += routes
             self.parts[self.box].interfaces[port] = Interface(port, master=bridge.name)
 
