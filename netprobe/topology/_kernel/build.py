@@ -203,9 +203,10 @@ class _Builder:
 
     def _create_links(self) -> None:
         todo = [(h, i) for h in self.spec.hosts for i in h.interfaces]
-        for host, iface in todo:
-            if isinstance(iface.kind, (Bridge, Bond)):
-                self._create(host, iface)
+        for cls in (Bridge, Bond):  # bridges first: a bond may be a bridge's port
+            for host, iface in todo:
+                if isinstance(iface.kind, cls):
+                    self._create(host, iface)
         for host, iface in todo:
             if isinstance(iface.kind, Tap):
                 self._create_tap(host, iface)
