@@ -125,7 +125,7 @@ _DISCOVERED = (
 
 
 @topo.command("from-config")
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("files", nargs=-1, required=True, type=click.Path())
 @click.option("-o", "--output", type=click.Path(dir_okay=False),
               help="Write the topology YAML to this file (its ruleset files beside it) "
               "instead of printing it.")

@@ -246,3 +246,14 @@ def test_cli_prints_the_spec_without_output(tmp_path: Path) -> None:
     assert done.exit_code == 0
     assert "name: box\nhosts:\n  box:\n" in done.stdout
     assert loads(done.stdout).host("lan").interface("eno1") is not None
+
+
+def test_cli_reads_a_directory_of_networkmanager_keyfiles() -> None:
+    keyfiles = DATA.parent / "networkmanager" / "bridge-br0"
+    done = CliRunner().invoke(cli, ["topo", "from-config", str(keyfiles)])
+    assert done.exit_code == 0, done.output
+    spec = loads(done.stdout)
+    box = spec.host("box")
+    bridge = box.interface("br0")
+    assert bridge is not None and isinstance(bridge.kind, Bridge) and bridge.kind.stp
+    assert any(i.master == "br0" for i in box.interfaces)
