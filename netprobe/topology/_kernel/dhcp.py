@@ -149,10 +149,12 @@ def _check_served_subnet(topo: Topology, host: Host, server: DhcpServer, ifname:
     """An interface that exists already had no addresses in the spec to check the range
     against: its kernel's must hold it, or dnsmasq would serve nothing."""
     first, last = (ipaddress.IPv4Address(a) for a in server.range)
+    nl = topo.hosts[host.name].nl
+    index = nl.index(ifname)
     nets = [
         ipaddress.ip_interface(f"{a.address}/{a.prefixlen}").network
-        for a in topo.hosts[host.name].nl.addr_states()
-        if a.index == topo.hosts[host.name].nl.index(ifname) and ":" not in a.address
+        for a in nl.addr_states()
+        if a.index == index and ":" not in a.address
     ]
     if not any(first in n and last in n for n in nets):
         raise TopologyError(

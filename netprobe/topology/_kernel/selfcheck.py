@@ -116,10 +116,11 @@ def _address_problem(state: HostState, names: dict[int, str]) -> str | None:
     return None
 
 
-def verify_leases(topo: Topology, *, timeout: float = LEASE_WAIT) -> None:
+def verify_leases(topo: Topology, *, timeout: float | None = None) -> None:
     """Every DHCP client netprobe runs holds a lease: its script wrote it down, and the
     address is on the interface. None by the deadline (or a client gone): TopologyError
-    naming the interface, with the client's last log lines."""
+    naming the interface, with the client's last log lines. `timeout`: LEASE_WAIT."""
+    timeout = LEASE_WAIT if timeout is None else timeout
     deadline = time.monotonic() + timeout
     for host in topo.spec.hosts:
         for iface in dhcp.clients(host):
