@@ -33,19 +33,23 @@ _READY_WAIT = 5.0  # seconds for dnsmasq to bind its DHCP socket
 _DHCP_PORT = 67
 
 # Called by udhcpc as `udhcpc.sh EVENT` with the lease in its environment ($ip, $mask
-# (the prefix length), $router, $dns, $serverid, $lease). Writes LEASE_DIR/udhcpc-IF.lease.
+# (the prefix length), $router, $dns, $serverid, $lease); writes udhcpc-IF.lease beside itself.
 _SCRIPT = r"""#!/bin/sh
 # netprobe's udhcpc script: applies a lease with ip, and writes it down.
 file="$(dirname "$0")/udhcpc-$interface.lease"
+old=$(sed -n 's/^ip=//p' "$file" 2>/dev/null)
+oldprefix=$(sed -n 's/^prefix=//p' "$file" 2>/dev/null)
+forget() {  # the address of the lease held before (a static one of the spec stays)
+    [ -n "$old" ] && ip addr del "$old/$oldprefix" dev "$interface" 2>/dev/null
+    rm -f "$file"
+}
 case "$1" in
 deconfig)
-    ip -4 addr flush dev "$interface"
+    forget
     ip link set dev "$interface" up
-    rm -f "$file"
     ;;
 bound|renew)
-    old=$(sed -n 's/^ip=//p' "$file" 2>/dev/null)
-    [ "$1" = bound ] || [ "$old" != "$ip" ] && ip -4 addr flush dev "$interface"
+    [ "$old" != "$ip" ] && forget
     ip addr replace "$ip/${mask:-32}" dev "$interface" || exit 1
     gateway=${router%% *}
     if [ -n "$gateway" ]; then
