@@ -5,6 +5,7 @@ from __future__ import annotations
 from ._kernel.build import build
 from ._kernel.cleanup import CleanReport, clean, down, leftovers
 from ._kernel.discover import discover
+from ._kernel.dnsmasq import ClientLease, DhcpLease, RunningDhcpServer
 from ._kernel.live import RunResult, Topology
 from ._kernel.state import LiveHost, LiveInterface, LiveRoute, Neighbour
 from ._model.load import as_spec, load, loads
@@ -14,6 +15,7 @@ from ._model.spec import (
     Bond,
     Bridge,
     BridgeVlan,
+    DhcpServer,
     Firewall,
     Host,
     Interface,
@@ -33,6 +35,9 @@ __all__ = [
     "Bridge",
     "BridgeVlan",
     "CleanReport",
+    "ClientLease",
+    "DhcpLease",
+    "DhcpServer",
     "Firewall",
     "Host",
     "Interface",
@@ -50,6 +55,7 @@ __all__ = [
     "Port",
     "Route",
     "RunResult",
+    "RunningDhcpServer",
     "Spec",
     "Tap",
     "Topology",
