@@ -83,6 +83,36 @@ def test_bridged_box_whose_nic_left_the_bridge_reaches_nothing(tmp_path: Path) -
         assert result.ending is Ending.NO_NEIGHBOUR, result.words
 
 
+DHCP_BOX = """auto lo
+iface lo inet loopback
+
+iface eno1 inet manual
+
+auto vmbr0
+iface vmbr0 inet dhcp
+        bridge-ports eno1
+        bridge-stp off
+        bridge-fd 0
+
+auto eno2
+iface eno2 inet dhcp
+"""
+
+
+def test_a_box_that_asks_for_its_addresses_by_dhcp_gets_them_from_the_lan(
+        tmp_path: Path) -> None:
+    spec = netprobe.load(_from_config(tmp_path, DHCP_BOX))
+    assert {s.interface for s in spec.host("lan").dhcp_servers} == {"eno1", "eno2"}
+    with netprobe.build(spec) as topo:
+        for iface, router in (("vmbr0", "10.250.0.1"), ("eno2", "10.250.1.1")):
+            lease = topo.dhcp_lease("box", iface)
+            assert lease is not None and lease.router == router, lease
+            held = {str(a.ip) for a in topo.live("box").interface(iface).addresses}
+            assert lease.ip in held
+        result = probe(topo, "box", "10.250.0.1")
+        assert result.ending is Ending.DELIVERED_ANSWERED, result.words
+
+
 @pytest.mark.parametrize(("name", "feature"), [
     ("vlan-aware", "bridge vlan_filtering"),
     ("bond-bridge-port", "bond"),

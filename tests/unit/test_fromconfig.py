@@ -161,7 +161,9 @@ iface eth2 inet static
 """)
     lab = from_config(read_config([path]))
     notes = {(n.where.rpartition(":")[2], n.what): n.why for n in lab.unapplied}
-    assert "no DHCP client" in notes[("2", "iface eth0 inet dhcp")]
+    assert ("2", "iface eth0 inet dhcp") not in notes  # a client, and a server on the lan
+    assert lab.spec.host("box").interface("eth0").dhcp  # type: ignore[union-attr]
+    assert [s.interface for s in lab.spec.host("lan").dhcp_servers] == ["eth0"]
     assert "logger is not a route" in notes[("3", "post-up logger up")]
     assert "a file of the box" in notes[("4", "iptables-restore < /etc/iptables.rules")]
     assert "boot does not bring up" in notes[("5", "addresses of eth1")] + notes[
@@ -170,7 +172,8 @@ iface eth2 inet static
     assert lab.rulesets == {}  # eth1's hook never runs
     assert not lab.spec.host("box").interface("eth1").up  # type: ignore[union-attr]
     header = lab_yaml(lab).split("name:")[0]
-    assert "# Not applied" in header and f"{path}:2: iface eth0 inet dhcp" in header
+    assert "# Not applied" in header and f"{path}:3: post-up logger up" in header
+    assert "stand-in DHCP server" in header
 
 
 def _replayed(*lines: str) -> str:

@@ -8,6 +8,8 @@ ruleset texts it loads; writing them is the caller's.
   host "lan", the LAN behind it, which holds the gateway of every subnet the box reaches
   through that NIC (on a VLAN of its own when the box reaches it tagged, on a bond when the
   NICs are bonded), so that the box's default route works;
+- an interface configured by DHCP gets a client (`dhcp: true`), and the lan a DHCP server
+  on the link the box asks by, in a subnet of 10.250.0.0/16 of its own;
 - each bridge with no NIC under it (Proxmox NAT mode's vmbr0) gets a guest, "guest-BRIDGE",
   on a veth port, with an address of the bridge's subnet and its default route via the box;
 - whatever of the configuration the lab does not do is listed (where, what, why).
@@ -30,6 +32,7 @@ from .spec import (
     Bond,
     Bridge,
     BridgeVlan,
+    DhcpServer,
     Firewall,
     Host,
     Interface,
@@ -93,6 +96,7 @@ class _HostParts:
     routes: list[Route] = field(default_factory=list)
     sysctls: dict[str, str] = field(default_factory=dict)
     firewall: list[Firewall] = field(default_factory=list)
+    dhcp_servers: dict[str, DhcpServer] = field(default_factory=dict)  # by interface
 
 
 class _Converter:
@@ -102,13 +106,15 @@ class _Converter:
         self.guests: list[str] = []
         self.notes: list[NotApplied] = []
         self.files: dict[str, str] = {}
+        self.served: dict[tuple[str, int | None], str] = {}  # (NIC, VLAN) → its DHCP server's
         self.up = _brought_up(config)
         self.by_name = {i.name: i for i in config.interfaces if i.kind != "loopback"}
 
     def host(self, name: str) -> Host:
         p = self.parts[name]
         return Host(name, tuple(p.interfaces.values()), tuple(p.routes),
-                    tuple(p.sysctls.items()), tuple(p.firewall))  # fmt: skip
+                    tuple(p.sysctls.items()), tuple(p.firewall),
+                    dhcp_servers=tuple(p.dhcp_servers.values()))  # fmt: skip
 
     def note(self, where: str, what: str, why: str) -> None:
         self.notes.append(NotApplied(where, what, why))
@@ -128,6 +134,7 @@ class _Converter:
                 raise _at(iface.where, exc.reason) from None
         self._lan()
         self._gateways()
+        self._dhcp()
         self._guests()
         self._routes()
         self._hooks(stem)
@@ -163,10 +170,6 @@ class _Converter:
         return Veth(f"{LAN}:{iface.name}")
 
     def _methods(self, iface: PersistentInterface, up: bool) -> None:
-        if up and iface.method == "dhcp":
-            self.note(iface.where, f"iface {iface.name} inet dhcp",
-                      "the spec has no DHCP client: it gets no address in the lab, and the "
-                      "lan runs no DHCP server")
         if up and iface.method6 in ("dhcp", "auto"):
             self.note(iface.where, f"iface {iface.name} inet6 {iface.method6}",
                       "no IPv6 autoconfiguration in the lab (no router advertisements)")
@@ -249,7 +252,43 @@ class _Converter:
             return True
         return any(lo <= tag <= hi for lo, hi in (port.vids or bridge.vids))
 
-    def _lan_address(self, trunk: str, tag: int | None, address: IPInterface) -> None:
+    def _dhcp(self) -> None:
+        """Each interface boot configures by DHCP gets a client (udhcpc), and the lan a
+        DHCP server (dnsmasq) where the box reaches it, in a subnet of its own: the
+        configuration names none, the LAN's own server decides it."""
+        for iface in self.by_name.values():
+            if iface.name not in self.up or iface.method != "dhcp":
+                continue
+            what = f"iface {iface.name} inet dhcp"
+            if iface.master is not None:
+                self.note(iface.where, what, f"a port of {iface.master}, which takes no address")
+                continue
+            trunks = list(self._trunks(iface, None, set()))
+            if not trunks:
+                self.note(iface.where, what, "no NIC leads from it to the LAN: no server answers")
+                continue
+            self._lan_server(*trunks[0])
+            box = self.parts[self.box].interfaces
+            box[iface.name] = replace(box[iface.name], dhcp=True)
+
+    def _lan_server(self, trunk: str, tag: int | None) -> str:
+        """The lan interface a DHCP server serves the link (`trunk`, `tag`) by; one server
+        per link, in the first /24 of 10.250.0.0/16 no configured address is in."""
+        if (trunk, tag) in self.served:
+            return self.served[trunk, tag]
+        taken = [a.network for i in self.config.interfaces for a in i.addresses]
+        taken += [a.network for p in self.parts.values() for i in p.interfaces.values()
+                  for a in i.addresses]  # fmt: skip
+        subnet = next(n for n in ipaddress.ip_network("10.250.0.0/16").subnets(new_prefix=24)
+                      if not any(n.overlaps(t) for t in taken))
+        router = subnet[1]
+        name = self._lan_address(trunk, tag, ipaddress.ip_interface(f"{router}/24"))
+        self.parts[LAN].dhcp_servers[name] = DhcpServer(
+            name, (str(subnet[100]), str(subnet[199])), router=str(router), dns=(str(router),))
+        self.served[trunk, tag] = name
+        return name
+
+    def _lan_address(self, trunk: str, tag: int | None, address: IPInterface) -> str:
         lan = self.parts[LAN].interfaces
         name = trunk
         if tag is not None:
@@ -259,6 +298,7 @@ class _Converter:
         old = lan[name]
         if address not in old.addresses:
             lan[name] = Interface(old.name, old.kind, (*old.addresses, address), old.master)
+        return name
 
     # -- guests ----------------------------------------------------------------------------
 
@@ -387,6 +427,9 @@ def _header(lab: Lab) -> str:
     box, *_ = (h.name for h in lab.spec.hosts)
     lines = [f"The box after a reboot: `netprobe topo from-config` of {', '.join(lab.sources)}",
              f"{box}: the box. {LAN}: the LAN behind its NICs (it holds their gateways)."]
+    if any(h.dhcp_servers for h in lab.spec.hosts if h.name == LAN):
+        lines.append(f"{LAN} runs a stand-in DHCP server (its own subnet) on each link the "
+                     "box asks for an address by DHCP.")
     lines += [f"{h.name}: a guest on {h.name.removeprefix(GUEST)}, a bridge with no NIC."
               for h in lab.spec.hosts if h.name.startswith(GUEST)]
     if lab.unapplied:
