@@ -219,10 +219,12 @@ def parse_dhcp(frame: bytes) -> DhcpMessage | None:
     if frame[bootp + _BOOTP_LEN : bootp + _BOOTP_LEN + 4] != _COOKIE:
         return None
     op, _, hlen, _, xid, _, flags = struct.unpack_from("!BBBBIHH", frame, bootp)
-    addrs = [str(ipaddress.IPv4Address(frame[bootp + o : bootp + o + 4])) for o in (12, 16, 20, 24)]
+    ciaddr, yiaddr, siaddr, giaddr = (
+        str(ipaddress.IPv4Address(frame[bootp + o : bootp + o + 4])) for o in (12, 16, 20, 24))
     chaddr = _mac(frame[bootp + 28 : bootp + 28 + min(hlen, 16)])
-    return DhcpMessage(op, xid, flags, *addrs, chaddr, _parse_options(frame, bootp),
-                       _mac(frame[6:12]), _mac(frame[0:6]), ip_src, ip_dst)
+    return DhcpMessage(op, xid, flags, ciaddr, yiaddr, siaddr, giaddr, chaddr,
+                       _parse_options(frame, bootp), _mac(frame[6:12]), _mac(frame[0:6]),
+                       ip_src, ip_dst)
 
 
 def _parse_options(frame: bytes, bootp: int) -> dict[int, bytes]:
