@@ -22,6 +22,7 @@ from ._craft import (
     udp,
 )
 from ._decode import FIELDS, Fields, decode, summary
+from ._dhcp import DhcpMessage, dhcp_client, parse_dhcp
 from ._fragment import fragments
 from ._hostcapture import HostCapture
 from ._pcap import read_pcap, write_pcap
@@ -35,6 +36,7 @@ __all__ = [
     "Capture",
     "CaptureStats",
     "Captured",
+    "DhcpMessage",
     "Fields",
     "HostCapture",
     "Port",
@@ -49,6 +51,7 @@ __all__ = [
     "checksum",
     "compile_filter",
     "decode",
+    "dhcp_client",
     "dhcp_discover",
     "ethernet",
     "find_nonce",
@@ -56,6 +59,7 @@ __all__ = [
     "from_scapy",
     "icmp_echo",
     "new_nonce",
+    "parse_dhcp",
     "parse_port",
     "ports",
     "read_pcap",

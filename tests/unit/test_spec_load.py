@@ -42,6 +42,7 @@ EXPECTED_HOSTS = {
     "ovs-bond": ["h1", "h2", "hv", "tor"],
     "ovs-flows": ["h1", "h2", "bad", "switch"],
     "ovs-vlan": ["h1", "h2", "h3", "core", "switch"],
+    "proxmox-bridged": ["pve", "lan"],
     "redblue": ["red", "blue", "switch"],
     "router": ["left", "right", "router"],
     "tenants": ["a1", "a2", "b1", "b2", "hv"],
