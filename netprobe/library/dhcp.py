@@ -229,7 +229,7 @@ CHECK = Check(
     summary="a VM on a bridge gets, keeps and renews its address from the LAN's DHCP server",
     body=body,
     reference="proxmox-bridged.yaml",
-    requires=("veth", "bridge", "tap", "AF_PACKET", "ip"),
+    requires=("veth", "bridge", "tap", "AF_PACKET", "ip", "dnsmasq"),
     params={
         "client": Param("the client's port: a TAP's VM side HOST:TAP@vm, or HOST:IFNAME",
                         param.port(vm=True)),
