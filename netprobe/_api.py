@@ -25,6 +25,7 @@ from .topology import (
     Bridge,
     BridgeVlan,
     CleanReport,
+    DhcpServer,
     Firewall,
     Host,
     Interface,

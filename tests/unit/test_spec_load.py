@@ -34,6 +34,7 @@ MARK = "# <-"
 EXPECTED_HOSTS = {
     "bond": ["server", "client", "switch", "lacp1", "lacp2"],
     "docker-bridge": ["c1", "c2", "c3", "c4", "dockerhost", "outside"],
+    "dhcp": ["lan", "sw", "c1", "c2"],
     "exposure": ["client", "web"],
     "filter": ["client", "fw", "router", "outside"],
     "mac-learning": ["h1", "h2", "h3", "h4", "switch"],

@@ -57,6 +57,10 @@ def _host(host: Host, rename: Callable[[str], str]) -> dict[str, Any]:
         value = getattr(host, name)
         if value != _default(Host, name):
             out[name] = value
+    if host.dhcp_servers:
+        out["dhcp_servers"] = [
+            {**_fields(server), "range": "-".join(server.range)} for server in host.dhcp_servers
+        ]
     if host.observed is not None:
         seen = _fields(host.observed)
         if host.observed.sysctls:

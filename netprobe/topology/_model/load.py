@@ -17,11 +17,13 @@ import yaml
 
 from ..._inputfile import read_input
 from ...errors import SpecError
+from . import dhcp
 from .observed import observed, observed_host
 from .spec import (
     Bond,
     Bridge,
     BridgeVlan,
+    DhcpServer,
     Firewall,
     Host,
     Interface,
@@ -50,9 +52,11 @@ _HOST_KEYS = {
     "ipv6_dad",
     "ipv6_router_solicitation",
     "observed",
+    "dhcp_servers",
 }
 _IFACE_KEYS = {
-    "addresses", "master", "learning", "mac", "mtu", "up", "vlans", "tag", "trunks", "observed"
+    "addresses", "master", "learning", "mac", "mtu", "up", "vlans", "tag", "trunks", "observed",
+    "dhcp",
 }
 _KINDS: dict[str, tuple[Callable[..., Kind], set[str]]] = {
     "veth": (Veth, {"peer"}),
@@ -66,6 +70,7 @@ _KINDS: dict[str, tuple[Callable[..., Kind], set[str]]] = {
 }
 _VLAN_KEYS = {"id", "pvid", "untagged"}
 _ROUTE_KEYS = {"to", "via", "dev", "metric"}
+_DHCP_KEYS = {"interface", "range", "lease_time", "router", "dns"}
 _FIREWALL_KINDS = ("nft", "iptables", "ip6tables")
 
 
@@ -257,7 +262,43 @@ class _Reader:
                 kwargs[flag] = self.typed(raw[flag], flag, bool)
         if "observed" in raw:
             kwargs["observed"] = self.observed(raw["observed"], observed_host)
+        if "dhcp_servers" in raw:
+            items = self.sequence(raw["dhcp_servers"], "dhcp_servers")
+            kwargs["dhcp_servers"] = [
+                self.dhcp_server(item, (*path, "dhcp_servers", str(i)))
+                for i, item in enumerate(items)
+            ]
         return self.build(node, Host, path, **kwargs)
+
+    def dhcp_server(self, node: yaml.Node, path: tuple[str, ...]) -> DhcpServer:
+        """`{interface: eth0, range: A-B, lease_time: 3600, router: R, dns: [D]}`."""
+        raw = self.mapping(node, "a DHCP server", _DHCP_KEYS, path)
+        self.lines[path] = node.start_mark.line + 1
+        missing = [k for k in ("interface", "range") if k not in raw]
+        if missing:
+            raise self.error(node, f"a DHCP server needs {' and '.join(missing)}")
+        kwargs: dict[str, Any] = {"interface": self.typed(raw["interface"], "interface", str)}
+        if isinstance(raw["range"], yaml.SequenceNode):
+            ends = [self.typed(e, "a DHCP range's end", str) for e in raw["range"].value]
+        else:
+            ends = self.typed(raw["range"], "DHCP range", str)
+        kwargs["range"] = self.build(raw["range"], dhcp.dhcp_range, value=ends)
+        if "lease_time" in raw:
+            value = self.typed(raw["lease_time"], "lease_time", int)
+            kwargs["lease_time"] = self.build(raw["lease_time"], dhcp.lease_time, value=value)
+        if "router" in raw:
+            kwargs["router"] = self.build(
+                raw["router"], dhcp.ipv4, value=self.typed(raw["router"], "router", str),
+                what="DHCP router",
+            )
+        if "dns" in raw:
+            node_dns = raw["dns"]
+            items = node_dns.value if isinstance(node_dns, yaml.SequenceNode) else [node_dns]
+            kwargs["dns"] = [
+                self.build(d, dhcp.ipv4, value=self.typed(d, "dns", str), what="DHCP dns server")
+                for d in items
+            ]
+        return self.build(node, DhcpServer, path, **kwargs)
 
     def observed(self, node: yaml.Node, factory: Callable[[object], T]) -> T:
         """An `observed:` block: plain data, checked by its dataclasses."""
@@ -288,6 +329,7 @@ class _Reader:
         for key, types in (
             ("learning", (bool,)),
             ("up", (bool,)),
+            ("dhcp", (bool,)),
             ("mac", (str,)),
             ("mtu", (int,)),
             ("tag", (int,)),

@@ -22,6 +22,7 @@ from functools import cached_property
 from typing import Any
 
 from ...errors import SpecError
+from .dhcp import DhcpServer as DhcpServer
 from .observed import Observed, ObservedHost, observed, observed_host
 
 # Links netprobe makes in the root namespace are named np + 4 hex digits + the name.
@@ -250,10 +251,13 @@ class Interface:
     tag: int | None = None  # on a port of an OVS bridge: an access port of this VLAN
     trunks: tuple[int, ...] = ()  # on a port of an OVS bridge: a trunk of these VLANs
     observed: Observed | None = None  # an existing interface as discovery found it
+    dhcp: bool = False  # a DHCP client (busybox udhcpc) runs here; on a TAP, the VM's side
 
     def __post_init__(self) -> None:
         if self.observed is not None:
             _set(self, "observed", observed(self.observed))
+        if not isinstance(self.dhcp, bool):
+            raise SpecError(f"dhcp must be true or false, not {self.dhcp!r}")
         _set(self, "addresses", tuple(_address(a) for a in _tuple(self.addresses, "addresses")))
         _set(self, "vlans", tuple(_bridge_vlan(v) for v in _tuple(self.vlans, "vlans")))
         trunks = _tuple(self.trunks, "trunks")
@@ -365,11 +369,17 @@ class Host:
     ipv6_dad: bool = False
     ipv6_router_solicitation: bool = False
     observed: ObservedHost | None = None  # routes, rulesets … as discovery found them
+    dhcp_servers: tuple[DhcpServer, ...] = ()  # each one dnsmasq netprobe runs in the host
 
     def __post_init__(self) -> None:
         if self.observed is not None:
             _set(self, "observed", observed_host(self.observed))
-        for name, cls in (("interfaces", Interface), ("routes", Route), ("firewall", Firewall)):
+        for name, cls in (
+            ("interfaces", Interface),
+            ("routes", Route),
+            ("firewall", Firewall),
+            ("dhcp_servers", DhcpServer),
+        ):
             items = _tuple(getattr(self, name), name)
             if not all(isinstance(item, cls) for item in items):
                 raise SpecError(f"{name} of host {self.name!r} must be {cls.__name__} objects")

@@ -26,6 +26,7 @@ from .spec import (
     Veth,
     Vlan,
 )
+from .validate_dhcp import check_dhcp
 
 IFNAMSIZ = 15  # usable characters of an interface name (16 with the NUL)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -102,6 +103,7 @@ def _check_host(host: Host, existing: set[str]) -> None:
         if iface.name in existing:
             _check_existing(host, iface)
     _check_addresses(host)
+    check_dhcp(host, existing)
     for index, route in enumerate(host.routes):
         if route.dev is not None and host.interface(route.dev) is None:
             hint = (
