@@ -54,12 +54,15 @@ class Dnsmasq:
     interfaces: tuple[str, ...] = ()  # () = every interface
     except_interfaces: tuple[str, ...] = ()
     ranges: tuple[str, ...] = ()  # dhcp-range values as written
+    listen: tuple[str, ...] = ()  # listen-address: the interfaces holding them are served too
     lease_file: str = "/var/lib/misc/dnsmasq.leases"
     options: dict[str, list[str]] = field(default_factory=dict, compare=False)
 
-    def serves(self, ifname: str) -> bool:
-        """Does it answer DHCP on `ifname` (it has a range, and the interface is its)?"""
-        listed = not self.interfaces or ifname in self.interfaces
+    def serves(self, ifname: str, address: str) -> bool:
+        """Does it answer DHCP on `ifname`, whose address is `address` (it has a range, and
+        the interface is its, by name or by a listen-address)?"""
+        listed = not (self.interfaces or self.listen) or ifname in self.interfaces \
+            or address in self.listen
         return bool(self.ranges) and listed and ifname not in self.except_interfaces
 
     def leased(self, mac: str) -> list[str]:
@@ -73,8 +76,12 @@ class Dnsmasq:
 
 
 _SHORT = {"-i": "interface", "-I": "except-interface", "-F": "dhcp-range",
-          "-l": "dhcp-leasefile", "-C": "conf-file"}
-_WANTED = ("interface", "except-interface", "dhcp-range", "dhcp-leasefile", "conf-file")
+          "-l": "dhcp-leasefile", "-a": "listen-address", "-C": "conf-file"}
+_WANTED = ("interface", "except-interface", "dhcp-range", "dhcp-leasefile", "listen-address",
+           "conf-file")
+
+
+_LISTS = ("interface", "except-interface", "listen-address")
 
 
 def dnsmasqs(topo: Topology, host: str) -> list[Dnsmasq]:
@@ -105,7 +112,7 @@ def _options(argv: list[str]) -> dict[str, list[str]]:
         elif word.startswith("--") and not sep and name in _WANTED:
             value = next(words, "")
         if name in _WANTED:
-            out.setdefault(name, []).extend(value.split(",") if "interface" in name else [value])
+            out.setdefault(name, []).extend(value.split(",") if name in _LISTS else [value])
     for conf in out.get("conf-file", []):
         for key, values in _conf(conf).items():
             out.setdefault(key, []).extend(values)
@@ -120,8 +127,10 @@ def _conf(path: str) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for line in (raw.strip() for raw in lines):
         name, _, value = line.partition("=")
-        if name.strip() in _WANTED[:4] and not line.startswith("#"):
-            out.setdefault(name.strip(), []).extend(shlex.split(value) or [""])
+        if name.strip() in _WANTED[:-1] and not line.startswith("#"):
+            words = shlex.split(value) or [""]
+            out.setdefault(name.strip(), []).extend(
+                words[0].split(",") if name.strip() in _LISTS else words)
     return out
 
 
@@ -130,6 +139,6 @@ def _from_options(pid: int, opts: dict[str, list[str]]) -> Dnsmasq:
     return Dnsmasq(
         pid, tuple(i for i in opts.get("interface", []) if i),
         tuple(i for i in opts.get("except-interface", []) if i),
-        tuple(opts.get("dhcp-range", [])),
+        tuple(opts.get("dhcp-range", [])), tuple(a for a in opts.get("listen-address", []) if a),
         leases[-1] if leases else Dnsmasq.lease_file, opts,
     )

@@ -19,7 +19,7 @@ from netprobe.traffic import decode, parse_port
 from ._lxc_dhcp import RETRIES, WAIT, Dnsmasq, dnsmasqs, exchange
 from .nat import endpoint, masquerade, masquerade_steps
 
-__all__ = ["CHECK", "dhcp_step", "holds_step", "leases", "holds_lease", "run"]
+__all__ = ["CHECK", "dhcp_step", "holds_lease", "holds_step", "leases", "run"]
 
 # lxc-net's rule, in both of its forms (nft, its default when nft works; else iptables)
 LXC_NET_NFT = "ip saddr {net} ip daddr != {net} masquerade"
@@ -78,7 +78,7 @@ def _no_answer(ctx: Context, bridge: str) -> str:
     head = f"no DHCP server answered on {ifname}"
     if not running:
         return f"{head}: no dnsmasq runs in {host} (lxc-net starts one on {ifname})"
-    serving = [d for d in running if d.serves(ifname)]
+    serving = [d for d in running if d.serves(ifname, str(_bridge_address(ctx, bridge).ip))]
     if not serving:
         return f"{head}: {host}'s dnsmasq ({_pids(running)}) does not serve {ifname} " + \
             "(" + "; ".join(_served(d) for d in running) + ")"
@@ -91,7 +91,7 @@ def _pids(found: list[Dnsmasq]) -> str:
 
 
 def _served(d: Dnsmasq) -> str:
-    where = ", ".join(d.interfaces) or "every interface"
+    where = ", ".join((*d.interfaces, *d.listen)) or "every interface"
     ranges = ", ".join(d.ranges) or "no dhcp-range: DNS only"
     return f"pid {d.pid}: {where}, {ranges}"
 
