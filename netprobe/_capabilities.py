@@ -32,7 +32,9 @@ KERNEL_FEATURES: tuple[str, ...] = (
     "netns", "veth", "bridge", "802.1Q vlan", "bond", "bridge vlan_filtering", "tap",
     "macvlan", "vxlan", "nftables", "iptables", "tracefs drop reasons", "AF_PACKET",
 )  # fmt: skip
-TOOLS: tuple[str, ...] = ("ip", "tcpdump", "nft", "iptables", "nmap", "ethtool", "ovs-vsctl")
+TOOLS: tuple[str, ...] = (
+    "ip", "tcpdump", "nft", "iptables", "nmap", "ethtool", "ovs-vsctl", "dnsmasq", "busybox",
+)  # fmt: skip
 
 _TOOL_TIMEOUT = 3.0  # seconds for every version query together
 _CMD_TIMEOUT = 5.0  # seconds for one nft/iptables run inside the scratch namespace
@@ -338,7 +340,9 @@ def _probe_kernel(names: Sequence[str]) -> dict[str, Capability]:
 _TOOL_PACKAGE = {
     "ip": "iproute2", "tcpdump": "tcpdump", "nft": "nftables", "iptables": "iptables",
     "nmap": "nmap", "ethtool": "ethtool", "ovs-vsctl": "openvswitch-switch",
+    "dnsmasq": "dnsmasq-base", "busybox": "busybox-static",  # DHCP servers, clients (udhcpc)
 }  # fmt: skip
+_VERSION_ARGS = {"ip": ["-V"], "busybox": []}  # busybox alone prints its version first
 _Pending = dict[str, "subprocess.Popen[str] | Capability"]
 
 
@@ -357,7 +361,7 @@ def _start_tools(names: Sequence[str]) -> _Pending:
             continue
         try:
             pending[name] = subprocess.Popen(
-                [path, "-V" if name == "ip" else "--version"], stdin=subprocess.DEVNULL,
+                [path, *_VERSION_ARGS.get(name, ["--version"])], stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             )  # fmt: skip
         except OSError as exc:

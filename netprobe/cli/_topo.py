@@ -124,6 +124,43 @@ _DISCOVERED = (
 )
 
 
+@topo.command("from-config")
+@click.argument("files", nargs=-1, required=True, type=click.Path())
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="Write the topology YAML to this file (its ruleset files beside it) "
+              "instead of printing it.")
+@click.option("--name", "box", default="box", show_default=True,
+              help="The name of the box's host in the topology.")
+def topo_from_config(files: tuple[str, ...], output: str | None, box: str) -> None:
+    """Write the topology of the box that the configuration FILE... brings up at boot
+    (/etc/network/interfaces, sources followed; NetworkManager keyfiles; sysctl files):
+    its NICs as veths to a stand-in "lan" host holding their gateways, its bridges, bonds,
+    VLANs, addresses, routes, sysctls and the firewall lines its hooks run; a guest on each
+    bridge with no NIC. What it cannot do is listed, in the file and on stderr. Checks
+    then run on the box after a reboot, without one."""
+    with _errors():
+        from ..topology._model.config import read_config
+        from ..topology._model.fromconfig import from_config, lab_yaml
+
+        config = read_config(files)
+        stem = os.path.splitext(os.path.basename(output))[0] if output else box
+        lab = from_config(config, box=box, name=stem)
+        text = lab_yaml(lab)
+        folder = os.path.dirname(output) if output else ""  # the spec names them relative
+        for name, rules in lab.rulesets.items():
+            with open(os.path.join(folder, name), "w") as out:
+                out.write(rules)
+            click.echo(f"wrote {os.path.join(folder, name)}", err=True)
+        for note in lab.unapplied:
+            click.echo(f"not applied: {note}", err=True)
+        if output is None:
+            click.echo(text, nl=False)
+            return
+        with open(output, "w") as out:
+            out.write(text)
+        click.echo(f"wrote {output}: {len(lab.spec.hosts)} host(s)", err=True)
+
+
 @topo.command("list")
 def topo_list() -> None:
     """List the topologies left up, and runs in progress."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ._kernel.build import build
 from ._kernel.cleanup import CleanReport, clean, down, leftovers
 from ._kernel.discover import discover
+from ._kernel.dnsmasq import ClientLease, DhcpLease, RunningDhcpServer
 from ._kernel.live import RunResult, Topology
 from ._kernel.state import LiveHost, LiveInterface, LiveRoute, Neighbour
 from ._model.load import as_spec, load, loads
@@ -34,6 +35,8 @@ __all__ = [
     "Bridge",
     "BridgeVlan",
     "CleanReport",
+    "ClientLease",
+    "DhcpLease",
     "DhcpServer",
     "Firewall",
     "Host",
@@ -52,6 +55,7 @@ __all__ = [
     "Port",
     "Route",
     "RunResult",
+    "RunningDhcpServer",
     "Spec",
     "Tap",
     "Topology",

@@ -39,3 +39,14 @@ def test_bond_and_vlans_are_typed() -> None:
     assert vlan.vlan_parent is not None and vlan.vlan_id is not None
     bond = next(i for i in config.interfaces if i.kind == "bond")
     assert config.ports(bond.name) and bond.bond_mode is not None
+
+
+def test_a_port_named_only_by_its_bridge_is_an_interface(tmp_path: Path) -> None:
+    path = tmp_path / "interfaces"
+    path.write_text("auto vmbr0\niface vmbr0 inet static\n  address 10.0.0.1/24\n"
+                    "  bridge-ports eno1 eno2\n")
+    config = from_ifupdown(read_interfaces(path))
+    assert config.ports("vmbr0") == ("eno1", "eno2")
+    port = config.interface("eno2")
+    assert port is not None and port.kind == "ethernet" and port.boot
+    assert port.where == f"{path}:2" and port.addresses == ()

@@ -4,7 +4,8 @@ Order: namespaces (and each OVS host's ovsdb-server) → masters (bridges, bonds
 veths → stacked links (macvlan, vlan) → per-link settings (port VLANs of VLAN-filtering
 bridges among them) → Open vSwitch (switch daemon, bridges, ports, flows) → mtu and up
 state of existing links in adopted hosts → addresses → sysctls → routes → firewall →
-self-check. Changes to what netprobe does not own are recorded first (existing.py).
+self-check → DHCP servers (dnsmasq), then clients (udhcpc), whose leases are checked.
+Changes to what netprobe does not own are recorded first (existing.py).
 In namespaces netprobe owns, IPv6 DAD and router solicitation are switched off in the
 namespace's defaults before any link exists, so links can come up as they are created.
 Elsewhere each link is created down, tagged, quietened, then brought up.
@@ -19,7 +20,7 @@ from ..._privilege import require_root
 from ...errors import TopologyError
 from .._model.spec import Bond, Bridge, Host, Interface, Macvlan, Spec, Tap, Veth, Vlan
 from .._model.validate import validate
-from . import existing, netns, ovs, owner
+from . import dhcp, existing, netns, ovs, owner
 from .links import (
     address_message,
     create_message,
@@ -31,7 +32,7 @@ from .links import (
 from .live import HostState, Topology
 from .netlink import CREATE, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWROUTE, LinkState, Rtnl, link_msg
 from .preflight import check_names, existing_links, foreign_links, namespace_of, taken
-from .selfcheck import verify
+from .selfcheck import verify, verify_leases
 from .tap import open_tap
 
 _FIREWALL_TOOLS = {
@@ -90,6 +91,7 @@ class _Builder:
         self.pending_up: list[tuple[str, Interface]] = []
 
     def run(self) -> None:
+        dhcp.check_tools(self.spec)
         for host in self.spec.hosts:
             self._open_host(host)
         self._create_links()
@@ -105,6 +107,9 @@ class _Builder:
             self._routes(host)
             self._firewall(host)
         verify(self.topo)
+        if dhcp.needs_dhcp(self.spec):  # on links proven up: servers, then their clients
+            dhcp.start(self.topo)
+            verify_leases(self.topo)
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -203,9 +208,10 @@ class _Builder:
 
     def _create_links(self) -> None:
         todo = [(h, i) for h in self.spec.hosts for i in h.interfaces]
-        for host, iface in todo:
-            if isinstance(iface.kind, (Bridge, Bond)):
-                self._create(host, iface)
+        for cls in (Bridge, Bond):  # bridges first: a bond may be a bridge's port
+            for host, iface in todo:
+                if isinstance(iface.kind, cls):
+                    self._create(host, iface)
         for host, iface in todo:
             if isinstance(iface.kind, Tap):
                 self._create_tap(host, iface)

@@ -14,7 +14,7 @@ import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from . import process
+from . import netns, process
 from .owner import process_start_time
 
 
@@ -44,21 +44,28 @@ def start(
     directory: str,
     runid: str,
     outlive: bool = False,
+    output: str | None = None,
 ) -> Daemon:
     """Start `argv` inside namespace `ns`, in a session of its own (a Ctrl-C meant for
     netprobe does not reach it: teardown stops it in order). It dies with this process
-    unless it is to `outlive` it (a topology left up)."""
-    proc = process.popen(
-        ["ip", "netns", "exec", ns, *argv],
-        runid=runid,
-        env={**os.environ, **env},
-        outlive=outlive,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-        close_fds=True,
-    )
+    unless it is to `outlive` it (a topology left up). `output`: a file its stdout and
+    stderr are appended to (else they go nowhere)."""
+    sink = open(output, "ab") if output else None  # noqa: SIM115 (the child keeps it)
+    try:
+        proc = process.popen(
+            netns.exec_argv(ns, list(argv)),
+            runid=runid,
+            env={**os.environ, **env},
+            outlive=outlive,
+            stdin=subprocess.DEVNULL,
+            stdout=sink or subprocess.DEVNULL,
+            stderr=subprocess.STDOUT if sink else subprocess.DEVNULL,
+            start_new_session=True,
+            close_fds=True,
+        )
+    finally:
+        if sink is not None:
+            sink.close()
     entry = {
         "host": host,
         "name": os.path.basename(argv[0]),

@@ -15,8 +15,9 @@ from typing import Any
 from ...errors import NotFound, SetupError, TopologyError
 from .._model.port import Port, host_and_ifname
 from .._model.spec import Host, Spec
-from . import daemon, netns, ovs, owner, process, view
+from . import daemon, dhcp, dnsmasq, netns, ovs, owner, process, view
 from .cleanup import CleanReport, note_reverted
+from .dnsmasq import ClientLease, RunningDhcpServer
 from .links import IFF_UP, raise_up
 from .netlink import RTM_NEWLINK, Rtnl, link_msg
 from .state import LiveHost, LiveRoute
@@ -205,6 +206,20 @@ class Topology:
     def sysctl(self, host: str, key: str) -> str | None:
         """Sysctl `key` ("net.ipv4.ip_forward") inside `host` (None: no such key)."""
         return view.sysctl(self, host, key)
+
+    def dhcp_servers(self, host: str) -> list[RunningDhcpServer]:
+        """The DHCP servers (dnsmasq) running in `host`'s namespace now, whoever started
+        them: netprobe for the spec's `dhcp_servers`, or anyone in a namespace adopted.
+        Each is read from its command line and configuration files; `leases()` reads its
+        lease file."""
+        return dnsmasq.running_servers(self.fd_of(host))
+
+    def dhcp_lease(self, host: str, iface: str) -> ClientLease | None:
+        """The lease netprobe's DHCP client (`dhcp: true`) on `host`:`iface` holds now: its
+        address, prefix, router, DNS servers, server and lease time (None: netprobe runs
+        no client there, or it holds no lease)."""
+        self._host(host)
+        return dhcp.client_lease(self, host, iface)
 
     def note_undo(self, entry: dict[str, Any]) -> None:
         """Record how to undo a change in a namespace netprobe does not own, before it is

@@ -14,6 +14,7 @@ import time
 
 from ...errors import TopologyError
 from .._model.spec import Bridge, Host, Interface, OvsBond, OvsBridge, Tap
+from . import dhcp
 from .links import IFF_UP
 from .live import HostState, Topology
 from .netlink import NetlinkError
@@ -23,6 +24,7 @@ _IF_OPER_DOWN, _IF_OPER_UP = 2, 6
 _IFA_F_DADFAILED = 0x08
 _IFA_F_TENTATIVE = 0x40
 _DAD_WAIT = 5.0  # seconds, only when a host asked for duplicate address detection
+LEASE_WAIT = 15.0  # seconds for every DHCP client to hold its lease
 
 
 def verify(topo: Topology, *, timeout: float = 2.0) -> None:
@@ -112,3 +114,23 @@ def _address_problem(state: HostState, names: dict[int, str]) -> str | None:
     if missing:
         return f"{state.spec.name}:{wanted[missing[0]]}: address {missing[0]} is missing"
     return None
+
+
+def verify_leases(topo: Topology, *, timeout: float | None = None) -> None:
+    """Every DHCP client netprobe runs holds a lease: its script wrote it down, and the
+    address is on the interface. None by the deadline (or a client gone): TopologyError
+    naming the interface, with the client's last log lines. `timeout`: LEASE_WAIT."""
+    timeout = LEASE_WAIT if timeout is None else timeout
+    deadline = time.monotonic() + timeout
+    for host in topo.spec.hosts:
+        for iface in dhcp.clients(host):
+            while (problem := dhcp.lease_problem(topo, host, iface)) is not None:
+                running = dhcp.client_running(topo, host, iface)
+                if not running or time.monotonic() > deadline:
+                    why = "its client exited" if not running else f"none after {timeout:g} s"
+                    raise TopologyError(
+                        f"self-check failed: {problem} ({why})"
+                        f"{dhcp.client_log(topo, host, iface)}",
+                        obj=f"{host.name}:{iface.name}",
+                    )
+                time.sleep(0.02)

@@ -12,7 +12,7 @@ import ipaddress
 from dataclasses import dataclass
 
 from .ifupdown import Interfaces
-from .ifupdown_options import Stanza
+from .ifupdown_options import HOOKS, Stanza
 
 Address = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 Gateway = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -20,7 +20,8 @@ Gateway = ipaddress.IPv4Address | ipaddress.IPv6Address
 # What an interface is: a bridge, bond or VLAN the configuration creates; `ethernet` one
 # it only configures (a NIC, or a veth someone else makes); `loopback`.
 KINDS = ("ethernet", "bridge", "bond", "vlan", "loopback")
-METHODS = ("static", "dhcp", "manual", "auto", "loopback", "disabled")
+# link-local and shared are NetworkManager's (shared: it runs a DHCP server and NATs out).
+METHODS = ("static", "dhcp", "manual", "auto", "loopback", "disabled", "link-local", "shared")
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,9 @@ class PersistentInterface:
     bond_miimon: int | None = None
     vlan_parent: str | None = None
     vlan_id: int | None = None
+    dns: tuple[Gateway, ...] = ()  # name servers the configuration sets (NM's ipv4/ipv6.dns)
+    stand_in: bool = False  # the configuration names no interface (an NM profile matching a
+    # NIC by its MAC, or any NIC): `name` is one netprobe made up
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,32 @@ class PersistentRoute:
     dev: str | None
     metric: int | None
     where: str
+    family: int = 4  # 4 or 6 ("default" is either)
+
+
+@dataclass(frozen=True)
+class FirewallLine:
+    """A firewall command an up-hook runs (`iptables …`, `ip6tables …`, `nft …`,
+    `iptables-restore < FILE`), kept as its words: the lab runs it as it is."""
+
+    command: Command  # the hook line it is (or is one of the commands of)
+    argv: tuple[str, ...]  # its words, quotes resolved, redirections left out
+    family: str | None  # ip (iptables), ip6 (ip6tables), nft's family; None: a ruleset file's own
+    file: str | None = None  # the ruleset it reads (`< FILE`, `nft -f FILE`)
+
+    @property
+    def tool(self) -> str:
+        """iptables, ip6tables, iptables-restore, ip6tables-restore or nft, whatever the
+        path or backend (`/usr/sbin/iptables-nft` is iptables)."""
+        return tool_name(self.argv[0])
+
+
+def tool_name(argv0: str) -> str:
+    """The tool a command's first word runs, whatever its path or netfilter backend."""
+    name = argv0.rsplit("/", 1)[-1]
+    for backend in ("-legacy", "-nft"):  # iptables-nft-restore is iptables-restore
+        name = name.replace(f"{backend}-", "-").removesuffix(backend)
+    return name
 
 
 @dataclass(frozen=True)
@@ -81,6 +111,12 @@ class PersistentConfig:
     routes: tuple[PersistentRoute, ...] = ()
     sysctls: tuple[tuple[str, str, str], ...] = ()  # (key as net.ipv4.ip_forward, value, where)
     files: tuple[str, ...] = ()
+    firewall: tuple[FirewallLine, ...] = ()  # in the order the up-hooks run them
+    skipped: tuple[tuple[str, str], ...] = ()  # (where, why): profiles not read (wifi, vpn…)
+
+    def sysctl(self, key: str) -> str | None:
+        """The value `key` (net.ipv4.ip_forward) is left with at boot: the last one set."""
+        return next((v for k, v, _ in reversed(self.sysctls) if k == key), None)
 
     def interface(self, name: str) -> PersistentInterface | None:
         """The interface `name` (None when the configuration has none)."""
@@ -94,7 +130,8 @@ class PersistentConfig:
 def from_ifupdown(config: Interfaces) -> PersistentConfig:
     """`config` as the model: the inet and inet6 stanzas of one name are one interface
     (ifupdown2 lets a later stanza of a name win); masters come from bridge-ports and
-    bond-slaves. Hook commands are kept as they are: interpreting them is the caller's."""
+    bond-slaves. Hook commands are kept as they are, each at its own line: interpreting
+    them is hookcommand's."""
     names = list(dict.fromkeys(s.name for s in config.stanzas))
     masters = _masters(config)
     interfaces, commands = [], []
@@ -104,9 +141,26 @@ def from_ifupdown(config: Interfaces) -> PersistentConfig:
         stanzas = [s for s in (inet, inet6) if s is not None]
         interfaces.append(_interface(name, stanzas, inet, inet6, masters.get(name)))
         for stanza in stanzas:
-            where = f"{stanza.file}:{stanza.line}"
-            commands += [Command(name, hook, text, where) for hook, text in stanza.commands]
+            commands += [Command(name, o.key, o.value, f"{o.file}:{o.line}")
+                         for o in stanza.options if o.key in HOOKS]  # fmt: skip
+    interfaces += _bare_ports(config, masters, set(names))
     return PersistentConfig(tuple(interfaces), tuple(commands), files=config.files)
+
+
+def _bare_ports(config: Interfaces, masters: dict[str, str], named: set[str]
+                ) -> list[PersistentInterface]:
+    """Ports that `bridge-ports` or `bond-slaves` name without a stanza of their own:
+    ifup brings them up, unconfigured, with their master."""
+    found = []
+    for port, master in masters.items():
+        stanza = config.stanza(master, "inet") or config.stanza(master, None) \
+            or config.stanza(master, "inet6")
+        if port in named or stanza is None:
+            continue
+        found.append(PersistentInterface(
+            name=port, kind="ethernet", where=f"{stanza.file}:{stanza.line}",
+            boot=stanza.auto or stanza.hotplug, master=master))  # fmt: skip
+    return found
 
 
 def _masters(config: Interfaces) -> dict[str, str]:
