@@ -14,9 +14,10 @@ import ipaddress
 
 from netprobe.check import Check, Context, Param, param
 from netprobe.errors import SpecError
+from netprobe.topology import RunningDhcpServer
 from netprobe.traffic import decode, parse_port
 
-from ._lxc_dhcp import RETRIES, WAIT, Dnsmasq, dnsmasqs, exchange
+from ._lxc_dhcp import RETRIES, WAIT, exchange
 from .nat import endpoint, masquerade, masquerade_steps
 
 __all__ = ["CHECK", "dhcp_step", "holds_lease", "holds_step", "leases", "run"]
@@ -49,7 +50,7 @@ def leases(ctx: Context, container: str, bridge: str) -> dict[str, str] | None:
     `bridge`'s address, within its subnet, with it as the router. The lease, or None."""
     host, ifname, _ = parse_port(container)
     gw = _bridge_address(ctx, bridge)
-    got = exchange(ctx.topo, host, ifname)
+    got = exchange(ctx.topo, host, ctx.topo.ifname(host, ifname))
     name = f"{container}: DHCP lease from {gw.ip} on {bridge}"
     if not got.lease:
         ctx.record(name, False, f"no offer after {RETRIES} discovers ({WAIT} s each): "
@@ -74,11 +75,12 @@ def leases(ctx: Context, container: str, bridge: str) -> dict[str, str] | None:
 
 def _no_answer(ctx: Context, bridge: str) -> str:
     host, ifname, _ = parse_port(bridge)
-    running = dnsmasqs(ctx.topo, host)
+    running = ctx.topo.dhcp_servers(host)
     head = f"no DHCP server answered on {ifname}"
     if not running:
         return f"{head}: no dnsmasq runs in {host} (lxc-net starts one on {ifname})"
-    serving = [d for d in running if d.serves(ifname, str(_bridge_address(ctx, bridge).ip))]
+    address = str(_bridge_address(ctx, bridge).ip)
+    serving = [d for d in running if _serves(d, ctx.topo.ifname(host, ifname), address)]
     if not serving:
         return f"{head}: {host}'s dnsmasq ({_pids(running)}) does not serve {ifname} " + \
             "(" + "; ".join(_served(d) for d in running) + ")"
@@ -86,13 +88,21 @@ def _no_answer(ctx: Context, bridge: str) -> str:
             f"drops UDP 67/68 on {ifname}, or the container's link is not a port of {ifname}")
 
 
-def _pids(found: list[Dnsmasq]) -> str:
+def _serves(server: RunningDhcpServer, ifname: str, address: str) -> bool:
+    """Does `server` answer DHCP on `ifname`, whose address is `address` (it has a range,
+    and the interface is its, by name or by a listen-address)?"""
+    named = server.interfaces or server.listen_addresses
+    listed = not named or ifname in server.interfaces or address in server.listen_addresses
+    return bool(server.ranges) and listed and ifname not in server.except_interfaces
+
+
+def _pids(found: list[RunningDhcpServer]) -> str:
     return ", ".join(f"pid {d.pid}" for d in found)
 
 
-def _served(d: Dnsmasq) -> str:
-    where = ", ".join((*d.interfaces, *d.listen)) or "every interface"
-    ranges = ", ".join(d.ranges) or "no dhcp-range: DNS only"
+def _served(d: RunningDhcpServer) -> str:
+    where = ", ".join((*d.interfaces, *d.listen_addresses)) or "every interface"
+    ranges = ", ".join(f"{first}-{last}" for first, last in d.ranges) or "no dhcp-range: DNS only"
     return f"pid {d.pid}: {where}, {ranges}"
 
 
@@ -114,7 +124,7 @@ def holds_lease(
         ctx.diagnose(f"{container} holds no address of {gw.network}: no DHCP client "
                      "configured it (none runs there, or it got no lease)")
         return False
-    leased = _leased(ctx, parse_port(bridge)[0], iface.mac, lease)
+    leased = _leased(ctx, parse_port(bridge)[0], container, iface.mac, lease)
     dhcp = [a for a in held if str(a.ip) in leased]
     route = ctx.topo.route_to(host, toward)
     shown = f"{(dhcp or held)[0]} on {ifname}, route to {toward}: {route or 'none'}"
@@ -132,10 +142,15 @@ def holds_lease(
     return True
 
 
-def _leased(ctx: Context, host: str, mac: str, lease: dict[str, str] | None) -> set[str]:
-    """The addresses DHCP gave `mac`: the lease just got, and what `host`'s dnsmasqs hold."""
-    found = {ip for d in dnsmasqs(ctx.topo, host) for ip in d.leased(mac)}
-    return found | ({lease["ip"]} if lease else set())
+def _leased(
+    ctx: Context, host: str, container: str, mac: str, lease: dict[str, str] | None
+) -> set[str]:
+    """The addresses DHCP gave `mac`: the lease just got, what `host`'s dnsmasqs hold for
+    it, and the lease netprobe's client on `container` holds (`dhcp: true`)."""
+    found = {got.ip for d in ctx.topo.dhcp_servers(host) for got in d.leases()
+             if got.mac == mac.lower()}
+    held = ctx.topo.dhcp_lease(*parse_port(container)[:2])
+    return found | ({lease["ip"]} if lease else set()) | ({held.ip} if held else set())
 
 
 def _public_ip(ctx: Context, bridge: str, outside: str) -> str:
@@ -153,11 +168,7 @@ def _public_ip(ctx: Context, bridge: str, outside: str) -> str:
 
 def _lxc_net_fault(ctx: Context, container: str, outside: str, public_ip: str,
                    net: ipaddress.IPv4Network, gw: str) -> None:
-    """What of lxc-net's set-up the failed masquerade lacks, in lxc-net's own terms."""
-    if ctx.topo.sysctl(gw, "net.ipv4.ip_forward") == "0":
-        ctx.diagnose(f"net.ipv4.ip_forward = 0 on {gw}: lxc-net sets it to 1; without it "
-                     f"no container of {net} reaches beyond the bridge")
-        return
+    """What of lxc-net's masquerade the failed flow lacks, in lxc-net's own terms."""
     step = next((s for s in ctx.steps if s.id == masquerade_steps(container)[0]), None)
     copies = step.outcome.reports[outside].copies if step and step.outcome else []
     src = decode(copies[0].frame.data).get("ip.src") if copies else None
@@ -180,7 +191,10 @@ def body(
     if not holds_lease(ctx, container, bridge, lease, out.ip):
         return  # no address to send from: the masquerade steps are not run
     inside = endpoint(ctx, container, out.ip)
-    if not masquerade(ctx, inside, out, public):
+    no_forwarding = (f"ip_forward is 0 on {inside.gw_host}: it routes nothing, so no container "
+                     f"of {inside.net} reaches beyond {parse_port(bridge)[1]} (lxc-net sets "
+                     "net.ipv4.ip_forward = 1)")
+    if not masquerade(ctx, inside, out, public, no_forwarding=no_forwarding):
         _lxc_net_fault(ctx, container, outside, public, inside.net, inside.gw_host)
 
 

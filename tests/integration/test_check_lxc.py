@@ -10,12 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.lxc_net import dnsmasq, gone, udhcpc, wait_for
+from support.lxc_net import dnsmasq, gone, wait_for
 from support.results import failed_steps
 
 import netprobe
 from netprobe.check import Status, reference_path, run_check
-from netprobe.library._lxc_dhcp import dnsmasqs
 from netprobe.topology import Topology
 
 pytestmark = pytest.mark.root
@@ -23,23 +22,19 @@ pytestmark = pytest.mark.root
 OUT = "c1:eth0 → 192.0.2.1: new flow leaves with source 192.0.2.2"
 
 
-def _address(topo: Topology) -> bool:
-    eth0 = topo.live("c1").interface("eth0")
-    return eth0 is not None and bool(eth0.ipv4)
-
-
 @pytest.fixture
-def lxc(tmp_path: Path) -> Iterator[Topology]:
-    """lxc.yaml built; where the build ran no DHCP server or client, lxc-net's dnsmasq and a
-    busybox udhcpc are started in its hosts (stopped at teardown), and c1 has its lease."""
+def lxc() -> Iterator[Topology]:
+    """lxc.yaml built: its dnsmasq serves lxcbr0, and c1's client holds its lease."""
     with netprobe.build(netprobe.load(reference_path("lxc.yaml"))) as topo:
-        if not dnsmasqs(topo, "lxchost"):
-            topo.spawn("lxchost", dnsmasq(str(tmp_path), foreground=True))
-            wait_for("dnsmasq on lxcbr0", lambda: bool(dnsmasqs(topo, "lxchost")))
-        if not _address(topo):
-            topo.spawn("c1", udhcpc(str(tmp_path), foreground=True))
-        wait_for("c1's DHCP address", lambda: _address(topo))
+        held = topo.dhcp_lease("c1", "eth0")
+        assert held is not None and held.ip.startswith("10.0.3."), held
         yield topo
+
+
+def _stop_dnsmasq(topo: Topology) -> None:
+    for server in topo.dhcp_servers("lxchost"):
+        os.kill(server.pid, signal.SIGTERM)
+        wait_for(f"dnsmasq {server.pid} stopped", lambda pid=server.pid: gone(pid))
 
 
 def test_lxc_passes_on_lxcs_default_network(lxc: Topology) -> None:
@@ -68,9 +63,7 @@ def test_lxc_names_a_missing_masquerade(lxc: Topology) -> None:
 
 
 def test_lxc_names_dnsmasq_not_running(lxc: Topology) -> None:
-    for server in dnsmasqs(lxc, "lxchost"):
-        os.kill(server.pid, signal.SIGTERM)
-        wait_for(f"dnsmasq {server.pid} stopped", lambda pid=server.pid: gone(pid))
+    _stop_dnsmasq(lxc)
     result = run_check("lxc", lxc)
     assert result.status is Status.FAIL
     assert failed_steps(result) == ["c1:eth0: DHCP lease from 10.0.3.1 on lxchost:lxcbr0"]
@@ -85,23 +78,22 @@ def test_lxc_names_ip_forward_off(lxc: Topology) -> None:
     assert result.status is Status.FAIL
     assert failed_steps(result) == [OUT]
     assert result.diagnosis is not None
-    assert ("net.ipv4.ip_forward = 0 on lxchost: lxc-net sets it to 1; without it no container "
-            "of 10.0.3.0/24 reaches beyond the bridge") in result.diagnosis
+    assert result.diagnosis == (
+        "ip_forward is 0 on lxchost: it routes nothing, so no container of 10.0.3.0/24 reaches "
+        "beyond lxcbr0 (lxc-net sets net.ipv4.ip_forward = 1)")
 
 
 def test_lxc_names_a_dnsmasq_serving_another_interface(lxc: Topology, tmp_path: Path) -> None:
     """A dnsmasq left running for another bridge answers nothing on lxcbr0."""
-    for server in dnsmasqs(lxc, "lxchost"):
-        os.kill(server.pid, signal.SIGTERM)
-        wait_for(f"dnsmasq {server.pid} stopped", lambda pid=server.pid: gone(pid))
+    _stop_dnsmasq(lxc)
     argv = [{"--interface=lxcbr0": "--interface=eth0", "10.0.3.1": "192.0.2.2"}.get(a, a)
             for a in dnsmasq(str(tmp_path), foreground=True)]
     lxc.spawn("lxchost", argv)
-    wait_for("dnsmasq on eth0", lambda: bool(dnsmasqs(lxc, "lxchost")))
+    wait_for("dnsmasq on eth0", lambda: bool(lxc.dhcp_servers("lxchost")))
     result = run_check("lxc", lxc)
     assert failed_steps(result) == ["c1:eth0: DHCP lease from 10.0.3.1 on lxchost:lxcbr0"]
     assert result.diagnosis is not None
     assert result.diagnosis.startswith(
         "no DHCP server answered on lxcbr0: lxchost's dnsmasq (pid "), result.diagnosis
     assert "does not serve lxcbr0 (pid " in result.diagnosis
-    assert ": eth0, 192.0.2.2, 10.0.3.2,10.0.3.254)" in result.diagnosis
+    assert ": eth0, 192.0.2.2, 10.0.3.2-10.0.3.254)" in result.diagnosis

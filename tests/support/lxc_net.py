@@ -43,12 +43,11 @@ def client_script(rundir: str) -> str:
     return path
 
 
-def udhcpc(rundir: str, ifname: str = "eth0", *, foreground: bool = False) -> list[str]:
-    """busybox udhcpc on `ifname`: it stays (in the background once it has its lease,
-    unless `foreground`) and renews."""
+def udhcpc(rundir: str, ifname: str = "eth0") -> list[str]:
+    """busybox udhcpc on `ifname`: it returns once it has its lease, and stays in the
+    background to renew it."""
     return ["busybox", "udhcpc", "-i", ifname, "-s", client_script(rundir),
-            "-p", f"{rundir}/udhcpc.pid", "-t", "5", "-T", "2",
-            *(["-f"] if foreground else ["-n"])]
+            "-p", f"{rundir}/udhcpc.pid", "-t", "5", "-T", "2", "-n"]
 
 
 def wait_for(what: str, ready: Callable[[], bool], deadline: float = 30) -> None:
