@@ -94,10 +94,13 @@ def forward_step(proto: str, published: int) -> str:
 
 
 def masquerade(
-    ctx: Context, inside: Endpoint, outside: Endpoint, public_ip: str, *, sport: int = 40000
+    ctx: Context, inside: Endpoint, outside: Endpoint, public_ip: str, *, sport: int = 40000,
+    no_forwarding: str | None = None,
 ) -> bool:
     """New flow out (3 probes, rewritten to `public_ip`), the reply back (3 probes, rewritten
-    to the inside address and port), then the established flow keeps its mapping."""
+    to the inside address and port), then the established flow keeps its mapping.
+    `no_forwarding`: the diagnosis when the flow is lost and ip_forward is 0 on the gateway,
+    in the caller's terms (None: nat's)."""
     if parse_port(inside.port)[2]:  # the VM answers no ARP: teach the gateway its MAC
         frame, _ = arp(inside.mac, inside.ip, inside.gw_ip).probe()
         ports(ctx.topo).sender(inside.port).send(frame)
@@ -108,7 +111,7 @@ def masquerade(
         inside.port, at(outside.port), match=ROUTED.rewriting(src=public_ip).masking("sport"),
         count=3, timeout=0.5, key=keys[0])
     if not out.passed:
-        return _diagnose_out(ctx, inside, outside, public_ip, out)
+        return _diagnose_out(ctx, inside, outside, public_ip, out, no_forwarding)
     seen = decode(out.reports[outside.port].copies[0].frame.data)
     nat_port = int(seen["l4.sport"])  # masquerade keeps the port unless it is taken
     reply = udp(outside.mac, seen["eth.src"], outside.ip, public_ip, sport=9, dport=nat_port)
@@ -129,14 +132,15 @@ def masquerade(
 
 
 def _diagnose_out(
-    ctx: Context, inside: Endpoint, outside: Endpoint, public_ip: str, out: Outcome
+    ctx: Context, inside: Endpoint, outside: Endpoint, public_ip: str, out: Outcome,
+    no_forwarding: str | None,
 ) -> bool:
     gw = inside.gw_host
     copies = out.reports[outside.port].copies
     src = decode(copies[0].frame.data).get("ip.src") if copies else None
     egress = _route(ctx, gw, outside.ip).dev or "?"
     if ctx.topo.sysctl(gw, "net.ipv4.ip_forward") == "0":
-        ctx.diagnose(_NO_FORWARDING.format(gw=gw))
+        ctx.diagnose(no_forwarding or _NO_FORWARDING.format(gw=gw))
     elif src is None:
         ctx.diagnose(f"{gw} does not forward {inside.net} → {outside.ip} out of {egress} "
                      "(a FORWARD rule drops it, or a route is missing)")

@@ -48,6 +48,16 @@ def test_conf_files_are_read_nested_and_the_default_one_without_conf_file() -> N
     assert server_from(9, ["dnsmasq", "--conf-file="], files.get).ranges == ()  # no file at all
 
 
+def test_listen_addresses_are_read_as_lxc_net_gives_them() -> None:
+    """lxc-net's command line: `--listen-address 10.0.3.1` (a separate value), or `-a`."""
+    argv = ["dnsmasq", "--conf-file=/dev/null", "--listen-address", "10.0.3.1", "-a10.0.4.1",
+            "--dhcp-range", "10.0.3.2,10.0.3.254", "--except-interface=lo"]  # fmt: skip
+    server = server_from(5, argv, {"/dev/null": ""}.get)
+    assert server.listen_addresses == ("10.0.3.1", "10.0.4.1")
+    assert server.interfaces == () and server.except_interfaces == ("lo",)
+    assert server.ranges == (("10.0.3.2", "10.0.3.254"),)
+
+
 @pytest.mark.parametrize(
     ("value", "ends"),
     [

@@ -37,6 +37,7 @@ EXPECTED_HOSTS = {
     "dhcp": ["lan", "sw", "c1", "c2"],
     "exposure": ["client", "web"],
     "filter": ["client", "fw", "router", "outside"],
+    "lxc": ["lxchost", "c1", "outside"],
     "mac-learning": ["h1", "h2", "h3", "h4", "switch"],
     "nat-gateway": ["vm1", "pve", "internet"],
     "ovs-bond": ["h1", "h2", "hv", "tor"],

@@ -19,9 +19,11 @@ DEFAULT_LEASES = "/var/lib/misc/dnsmasq.leases"  # Debian's build of dnsmasq
 _MAX_NESTING = 8  # conf-file inside conf-file: dnsmasq's own limit is higher, no real one is
 # Short options of dnsmasq that matter here, by their long names.
 _SHORT = {"-i": "interface", "-I": "except-interface", "-F": "dhcp-range",
-          "-l": "dhcp-leasefile", "-C": "conf-file", "-8": "log-facility"}  # fmt: skip
+          "-l": "dhcp-leasefile", "-C": "conf-file", "-8": "log-facility",
+          "-a": "listen-address"}  # fmt: skip
 _ALIASES = {"dhcp-lease": "dhcp-leasefile"}
-_REQUIRED = {"interface", "except-interface", "dhcp-range", "dhcp-leasefile", "log-facility"}
+_REQUIRED = {"interface", "except-interface", "dhcp-range", "dhcp-leasefile", "log-facility",
+             "listen-address"}
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,8 @@ class ClientLease:
 @dataclass(frozen=True)
 class RunningDhcpServer:
     """A DHCP server running in a host, as its process and configuration say.
-    `interfaces`: the ones it serves (() = every interface but `except_interfaces`);
+    `interfaces`: the ones it serves by name, and `listen_addresses`: those holding one of
+    these addresses too (both () = every interface but `except_interfaces`);
     `ranges`: (first, last) addresses; `lease_file` and `log`: paths (None: none);
     `options`: every (name, value) it was given, command line first, then its files."""
 
@@ -59,6 +62,7 @@ class RunningDhcpServer:
     program: str = "dnsmasq"
     interfaces: tuple[str, ...] = ()
     except_interfaces: tuple[str, ...] = ()
+    listen_addresses: tuple[str, ...] = ()
     ranges: tuple[tuple[str, str], ...] = ()
     lease_file: str | None = None
     log: str | None = None
@@ -165,6 +169,7 @@ def server_from(pid: int, argv: list[str], read: Reader | None = None) -> Runnin
         program=os.path.basename(argv[0]) if argv else "dnsmasq",
         interfaces=_names(values.get("interface", [])),
         except_interfaces=_names(values.get("except-interface", [])),
+        listen_addresses=_names(values.get("listen-address", [])),
         ranges=tuple(r for r in map(dhcp_range_ends, values.get("dhcp-range", [])) if r),
         lease_file=leasefile,
         log=log if log.startswith("/") else None,
