@@ -124,6 +124,7 @@ def _kind(frame: bytes) -> tuple[int, int]:
 
 
 def _summary(frame: bytes) -> str:
+    import scapy.layers.dhcp
     import scapy.layers.inet
     import scapy.layers.inet6  # noqa: F401  (registers IPv6 under Ether)
     from scapy.layers.l2 import Ether
