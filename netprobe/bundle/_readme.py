@@ -94,7 +94,10 @@ def _without_netprobe(steps: list[dict[str, Any]], ovs: bool) -> str:
         "rebuilds the topology in fresh namespaces, sends the injected frames again and "
         "prints what came out where, with each step's verdict beside the recorded one. "
         f"It replays {replayable} of the {len(steps)} steps: the others sent no frames "
-        "netprobe recorded (state read back, nmap scans). Changes made while the check ran "
+        "netprobe recorded (state read back, nmap scans; a DHCP server's answer, which "
+        "carries no nonce, is judged by the xid and chaddr of the message it answers). "
+        "A topology's DHCP servers and clients run again, dnsmasq and busybox udhcpc with "
+        "netprobe's configuration. Changes made while the check ran "
         "(a link taken down, a timer waited for) are not replayed."
     )
 

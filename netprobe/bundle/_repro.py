@@ -3,7 +3,8 @@
 It rebuilds the topology in fresh namespaces with iproute2 (rulesets with nft or
 iptables-restore, inlined), replays the frames netprobe injected, step by step, and
 prints what came out where with the verdict each step gets, beside the one netprobe
-recorded. Only python3 with scapy is needed besides (scapy prints the frames).
+recorded. Only python3 with scapy is needed besides (scapy prints the frames); a
+topology's DHCP servers and clients get their dnsmasq and udhcpc (_repro_dhcp).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from ..topology._model.spec import (
     Vlan,
 )
 from . import _replay_frames as replay_frames
+from . import _repro_dhcp as repro_dhcp
 
 _HEADER = """#!/bin/sh
 # Reproduces netprobe check {check!r} on topology {topology!r} without netprobe.
@@ -62,7 +64,13 @@ PY=$(pick_python) || {{
 }}
 export P="repro$$"
 HOSTS={hosts}
-cleanup() {{ for h in $HOSTS; do ip netns del "$P-$h" 2>/dev/null || true; done; }}
+D="" PIDS=""  # the DHCP daemons' private directory and the pids of those started
+cleanup() {{
+    for pid in $PIDS; do kill "$pid" 2>/dev/null || true; done
+    for pid in $PIDS; do wait "$pid" 2>/dev/null || true; done
+    for h in $HOSTS; do ip netns del "$P-$h" 2>/dev/null || true; done
+    [ -z "$D" ] || rm -rf "$D"
+}}
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 """
@@ -85,7 +93,7 @@ def repro_script(
             for host in spec.hosts
             for fw in host.firewall
         }
-    )
+    ) + [name for name, _ in repro_dhcp.tools(spec)]
     lines = [
         _HEADER.format(
             check=check,
@@ -106,7 +114,9 @@ def repro_script(
             "this script does not rebuild; run netprobe replay on the bundle' >&2"
         )
         lines.append("exit 2")
+    lines += list(repro_dhcp.check_lines(spec))
     lines += list(build_lines(spec, rulesets, macs, neighbours or {}))
+    lines += list(repro_dhcp.start_lines(spec))
     plan = {"steps": [_step(s) for s in steps], "vm_ports": _vm_ports(spec)}
     lines.append("\"$PY\" - <<'NETPROBE_REPLAY'")
     lines.append(Path(replay_frames.__file__).read_text().rstrip("\n"))
@@ -272,11 +282,18 @@ def _layer3(host: Host) -> Iterator[str]:
         yield _sh("ip", *(["-6"] if route.family == 6 else []), "-n", _ns(host.name), *words)
 
 
+# The steps in which the dhcp check judges a server's answer to the DHCP message the step
+# before it sent (netprobe/library/dhcp.py), by their keys, with the answer they want.
+_DHCP_ANSWERS = {"offer": "OFFER", "ack": "ACK", "renew ack": "ACK"}
+
+
 def _step(step: dict[str, Any]) -> dict[str, Any]:
     """What the replay needs of a step: its frames, where they must (not) appear."""
     exp = step.get("expectation")
     out: dict[str, Any] = {"name": step["name"], "recorded": step["status"]}
     if exp is None:
+        if step.get("id") in _DHCP_ANSWERS:  # judged by xid and chaddr: no nonce in it
+            out["answer"] = _DHCP_ANSWERS[step["id"]]
         return out
     out.update(
         kind=exp["where"]["kind"],

@@ -34,7 +34,7 @@ _DHCP_PORT = 67
 
 # Called by udhcpc as `udhcpc.sh EVENT` with the lease in its environment ($ip, $mask
 # (the prefix length), $router, $dns, $serverid, $lease); writes udhcpc-IF.lease beside itself.
-_SCRIPT = r"""#!/bin/sh
+UDHCPC_SCRIPT = r"""#!/bin/sh
 # netprobe's udhcpc script: applies a lease with ip, and writes it down.
 file="$(dirname "$0")/udhcpc-$interface.lease"
 old=$(sed -n 's/^ip=//p' "$file" 2>/dev/null)
@@ -223,16 +223,21 @@ def _start_client(topo: Topology, host: Host, iface: Interface) -> None:
     script = os.path.join(directory, "udhcpc.sh")
     if not os.path.exists(script):
         with open(script, "w") as out:
-            out.write(_SCRIPT)
+            out.write(UDHCPC_SCRIPT)
         os.chmod(script, 0o700)
     ifname = topo.ifname(host.name, iface.name)
     base = os.path.join(directory, f"udhcpc-{ifname}")
-    argv = [
-        "busybox", "udhcpc", "-f", "-i", ifname, "-s", script, "-p", f"{base}.pid",
-        "-t", "4", "-T", "1", "-A", "1",  # discover each second, and go on after 4
-        "-x", f"hostname:{host.name}",
-    ]  # fmt: skip
+    argv = client_argv(ifname, script, f"{base}.pid", host.name)
     _start(topo, host, argv, directory, f"{base}.log", iface.name)
+
+
+def client_argv(ifname: str, script: str, pidfile: str, hostname: str) -> list[str]:
+    """The command line of the udhcpc netprobe runs on `ifname` (repro.sh runs it too)."""
+    return [
+        "busybox", "udhcpc", "-f", "-i", ifname, "-s", script, "-p", pidfile,
+        "-t", "4", "-T", "1", "-A", "1",  # discover each second, and go on after 4
+        "-x", f"hostname:{hostname}",
+    ]  # fmt: skip
 
 
 def client_lease(topo: Topology, host: str, iface: str) -> ClientLease | None:
