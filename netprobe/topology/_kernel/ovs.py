@@ -164,6 +164,8 @@ def vsctl_commands(host: Host) -> list[str]:
                 args += [f"lacp={iface.kind.lacp_mode}"]
             if iface.kind.lacp_time != "slow":
                 args += [f"other_config:lacp-time={iface.kind.lacp_time}"]
+            if iface.kind.rebalance_interval is not None:
+                args += [f"other_config:bond-rebalance-interval={iface.kind.rebalance_interval}"]
         else:
             args += ["--", "add-port", master.name, iface.name, *vlan]
     return args
