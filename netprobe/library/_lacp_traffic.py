@@ -68,12 +68,14 @@ class Flows:
         return _SPORT + flow
 
     def send(self, flow: int) -> bytes:
+        """Send one frame of flow number `flow`; its nonce."""
         data, nonce = self.frames[flow].probe()
         self.sent.append((nonce, flow, time.time()))
         self.tx.send(data)
         return nonce
 
     def collect(self) -> None:
+        """Note the frames that arrived, and the member each crossed, since the last call."""
         for frame in self.rx.read():
             nonce = find_nonce(frame.data)
             if nonce is not None and not frame.outgoing:

@@ -145,8 +145,10 @@ def _negotiate(ctx: Context, host: str, name: str, far: dict[str, Port | None],
 
 
 def _spread(on: dict[str, list[int]]) -> str:
-    return "; ".join(f"{m}: {len(f)} flow(s)" + (f" (sports {', '.join(str(Flows.sport(i)) for i in f)})" if f else "")
-                     for m, f in on.items())
+    def sports(flows: list[int]) -> str:
+        return f" (sports {', '.join(str(Flows.sport(i)) for i in flows)})" if flows else ""
+
+    return "; ".join(f"{m}: {len(f)} flow(s){sports(f)}" for m, f in on.items())
 
 
 def _cut(ctx: Context, traffic: Flows, member: str, at: Port, limit: float, key: str) -> None:

@@ -185,7 +185,7 @@ class OvsBond:
     def __post_init__(self) -> None:
         if self.mode not in OVS_BOND_MODES:
             raise SpecError(f"ovs_bond mode must be one of {', '.join(OVS_BOND_MODES)}")
-        if self.lacp is False:  # YAML reads a bare `off` as false
+        if self.lacp is False:  # type: ignore[comparison-overlap]  # YAML reads `off` as false
             _set(self, "lacp", "off")
         if self.lacp is not None and self.lacp not in OVS_LACP:
             raise SpecError(f"ovs_bond lacp must be one of {', '.join(OVS_LACP)}")
