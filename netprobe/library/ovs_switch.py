@@ -1,5 +1,5 @@
 """What the OVS checks read back from an Open vSwitch bridge: its flows, its ports' VLAN
-settings, what ofproto/trace says a frame meets, and the state of a bond.
+settings, what ofproto/trace says a frame meets, and the state of a bond and its LACP.
 
 Every read goes through `Topology.ovs`, which points the OVS tools at the host's own
 daemons (netprobe's, or those found running in an adopted namespace): what OVS has now,
@@ -17,9 +17,13 @@ from netprobe.topology import Topology
 
 __all__ = [
     "BondState",
+    "LacpMember",
+    "LacpState",
     "Trace",
+    "bond_of",
     "bond_state",
     "flows",
+    "lacp_state",
     "port_vlans",
     "require_ovs_bridge",
     "switch_port",
@@ -119,3 +123,62 @@ def bond_state(ctx: Context, host: str, bond: str) -> BondState | None:
         elif text == "active member" and member is not None:
             active = member
     return BondState(active, enabled)
+
+
+def bond_of(ctx: Context, host: str, member: str) -> str | None:
+    """The OVS bond on `host` that has `member` (from bond/list), or None."""
+    result = ctx.topo.ovs(host, "ovs-appctl", "bond/list")
+    for line in result.stdout.splitlines()[1:] if result.ok else []:
+        fields = line.split("\t")
+        if len(fields) == 4 and member in (m.strip() for m in fields[3].split(",")):
+            return fields[0]
+    return None
+
+
+@dataclass(frozen=True)
+class LacpMember:
+    """One member as lacp/show reports it: its state words ("current attached"; also
+    "expired", "defaulted", "detached") and its partner's system id."""
+
+    state: str
+    partner: str
+
+    @property
+    def attached(self) -> bool:
+        """True when LACP lets the member carry the bond's traffic."""
+        return self.state.split() == ["current", "attached"]
+
+
+@dataclass(frozen=True)
+class LacpState:
+    """A bond's LACP as lacp/show reports it: status ("active negotiated"), own system
+    id, each member."""
+
+    status: str
+    sys_id: str
+    members: dict[str, LacpMember]
+
+    @property
+    def negotiated(self) -> bool:
+        """True when the bond has agreed an aggregate with a partner."""
+        return "negotiated" in self.status.split()
+
+
+def lacp_state(ctx: Context, host: str, bond: str) -> LacpState | None:
+    """What ovs-appctl lacp/show says of `bond` on `host` (None: no LACP runs on it)."""
+    result = ctx.topo.ovs(host, "ovs-appctl", "lacp/show", bond)
+    if not result.ok:
+        return None
+    status, sys_id, members, member = "", "", {}, None
+    for line in result.stdout.splitlines():
+        key, _, value = line.strip().partition(": ")
+        if key == "status":
+            status = value
+        elif key == "sys_id":
+            sys_id = value
+        elif key == "member":
+            member, _, state = value.partition(": ")
+            members[member] = LacpMember(state, "")
+        elif key == "partner sys_id" and member is not None:
+            members[member] = LacpMember(members[member].state, value)
+    return LacpState(status, sys_id, members)

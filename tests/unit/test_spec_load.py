@@ -41,6 +41,7 @@ EXPECTED_HOSTS = {
     "mac-learning": ["h1", "h2", "h3", "h4", "switch"],
     "nat-gateway": ["vm1", "pve", "internet"],
     "ovs-bond": ["h1", "h2", "hv", "tor"],
+    "ovs-lacp": ["c1", "c2", "server", "switch"],
     "ovs-flows": ["h1", "h2", "bad", "switch"],
     "ovs-vlan": ["h1", "h2", "h3", "core", "switch"],
     "proxmox-bridged": ["pve", "lan"],

@@ -160,8 +160,12 @@ def vsctl_commands(host: Host) -> list[str]:
             args += ["--", "add-bond", master.name, iface.name, *members]
             args += [f"bond_mode={iface.kind.mode}", *vlan]
             args += [f"other_config:bond-primary={members[0]}"]  # the first listed
-            if iface.kind.mode == "balance-tcp":
-                args += ["lacp=active"]
+            if iface.kind.lacp_mode != "off":
+                args += [f"lacp={iface.kind.lacp_mode}"]
+            if iface.kind.lacp_time != "slow":
+                args += [f"other_config:lacp-time={iface.kind.lacp_time}"]
+            if iface.kind.rebalance_interval is not None:
+                args += [f"other_config:bond-rebalance-interval={iface.kind.rebalance_interval}"]
         else:
             args += ["--", "add-port", master.name, iface.name, *vlan]
     return args

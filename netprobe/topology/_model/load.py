@@ -66,7 +66,7 @@ _KINDS: dict[str, tuple[Callable[..., Kind], set[str]]] = {
     "vlan": (Vlan, {"parent", "id", "protocol"}),
     "bond": (Bond, {"mode", "miimon"}),
     "ovs": (OvsBridge, {"flows"}),
-    "ovs_bond": (OvsBond, {"mode"}),
+    "ovs_bond": (OvsBond, {"mode", "lacp", "lacp_time", "rebalance_interval"}),
 }
 _VLAN_KEYS = {"id", "pvid", "untagged"}
 _ROUTE_KEYS = {"to", "via", "dev", "metric"}

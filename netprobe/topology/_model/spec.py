@@ -41,6 +41,8 @@ BOND_MODES = (
     "balance-alb",
 )
 OVS_BOND_MODES = ("active-backup", "balance-slb", "balance-tcp")
+OVS_LACP = ("active", "passive", "off")
+OVS_LACP_TIMES = ("fast", "slow")
 
 
 _U32_MAX = 2**32 - 1
@@ -168,13 +170,37 @@ class OvsBridge:
 
 @dataclass(frozen=True)
 class OvsBond:
-    """A bond port of an OVS bridge (its `master`); its members name it as theirs."""
+    """A bond port of an OVS bridge (its `master`); its members name it as theirs.
+    `lacp`: active, passive or off; None (the default) is active for balance-tcp, which
+    needs LACP, and off otherwise. `lacp_time`: fast (a LACPDU every second, so a partner
+    lost is noticed in 3 s) or slow (every 30 s, OVS's default). `rebalance_interval`:
+    milliseconds between a balancing bond's moves of flows between members (OVS's
+    default 10000; 0: never), which is also when a member back from a failure gets some."""
 
     mode: str = "active-backup"
+    lacp: str | None = None
+    lacp_time: str = "slow"
+    rebalance_interval: int | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in OVS_BOND_MODES:
             raise SpecError(f"ovs_bond mode must be one of {', '.join(OVS_BOND_MODES)}")
+        if self.lacp is False:  # type: ignore[comparison-overlap]  # YAML reads `off` as false
+            _set(self, "lacp", "off")
+        if self.lacp is not None and self.lacp not in OVS_LACP:
+            raise SpecError(f"ovs_bond lacp must be one of {', '.join(OVS_LACP)}")
+        if self.lacp_time not in OVS_LACP_TIMES:
+            raise SpecError(f"ovs_bond lacp_time must be one of {', '.join(OVS_LACP_TIMES)}")
+        value = self.rebalance_interval
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)
+                                  or not 0 <= value <= 10_000):
+            raise SpecError(f"ovs_bond rebalance_interval must be milliseconds, 0 to 10000, "
+                            f"not {value!r}")
+
+    @property
+    def lacp_mode(self) -> str:
+        """The LACP mode OVS is given: `lacp`, or what the bond mode implies."""
+        return self.lacp or ("active" if self.mode == "balance-tcp" else "off")
 
 
 Kind = Veth | Bridge | Tap | Macvlan | Vlan | Bond | OvsBridge | OvsBond
