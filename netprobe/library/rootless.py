@@ -46,25 +46,42 @@ def body(
     neighbour = um.listen(topo, "neighbour", "10.89.0.2", container_port)
     for engine in chosen:
         if shutil.which(engine) is None:
-            ctx.skip(f"{engine}: the container's network", f"{engine} is not installed: "
-                     f"{_REMEDY.get(engine, 'install it')}")
+            ctx.skip(
+                f"{engine}: the container's network",
+                f"{engine} is not installed: {_REMEDY.get(engine, 'install it')}",
+            )
             continue
         if not _bridge_free(ctx, engine):
             continue
         before = um.host_state(topo, "host")
         with tempfile.TemporaryDirectory(prefix="netprobe-rootless-") as private:
-            proc, api = _start(ctx, engine, private, published, container_port,
-                               publish=publish, host_loopback=host_loopback)
+            proc, api = _start(
+                ctx,
+                engine,
+                private,
+                published,
+                container_port,
+                publish=publish,
+                host_loopback=host_loopback,
+            )
             if proc is None:
                 continue
-            _promises(ctx, engine, proc, api, (service, inside, neighbour),
-                      (service_port, published, container_port))
+            _promises(
+                ctx,
+                engine,
+                proc,
+                api,
+                (service, inside, neighbour),
+                (service_port, published, container_port),
+            )
             _stop(topo, proc)
         after = um.host_state(topo, "host")
         changed = um.state_diff(before, after)
-        ctx.record(f"{engine}: the host side's links, routes and sysctls are unchanged",
-                   not changed, "identical before and after" if not changed
-                   else f"changed: {', '.join(changed)}")
+        ctx.record(
+            f"{engine}: the host side's links, routes and sysctls are unchanged",
+            not changed,
+            "identical before and after" if not changed else f"changed: {', '.join(changed)}",
+        )
 
 
 def _bridge_free(ctx: Context, engine: str) -> bool:
@@ -80,28 +97,62 @@ def _bridge_free(ctx: Context, engine: str) -> bool:
         if peer is not None:
             far = ctx.topo.live(peer.host).interface(peer.ifname)
             master = far.master if far is not None else None
-        described.append(f"container:{link.name}" + (f" (veth to {peer}" if peer else "")
-                         + (f", a port of bridge {master})" if master else ")" if peer else ""))
-    ctx.diagnose("the container is wired to a kernel bridge, not by user-mode networking: "
-                 + "; ".join(described) + " (rootless containers get no kernel link)")
+        described.append(
+            f"container:{link.name}"
+            + (f" (veth to {peer}" if peer else "")
+            + (f", a port of bridge {master})" if master else ")" if peer else "")
+        )
+    ctx.diagnose(
+        "the container is wired to a kernel bridge, not by user-mode networking: "
+        + "; ".join(described)
+        + " (rootless containers get no kernel link)"
+    )
     return ctx.record(name, False, "; ".join(described))
 
 
 def _start(
-    ctx: Context, engine: str, private: str, published: int, cport: int, *,
-    publish: bool, host_loopback: bool,
+    ctx: Context,
+    engine: str,
+    private: str,
+    published: int,
+    cport: int,
+    *,
+    publish: bool,
+    host_loopback: bool,
 ) -> tuple[subprocess.Popen[bytes] | None, str | None]:
     topo = ctx.topo
     path = um.ns_path(topo, "container")
     api = os.path.join(private, "slirp.sock")
     if engine == "slirp4netns":
-        argv = ["slirp4netns", "--configure", "--mtu=65520", "--api-socket", api,
-                "--netns-type=path", path, "tap0"]
+        argv = [
+            "slirp4netns",
+            "--configure",
+            "--mtu=65520",
+            "--api-socket",
+            api,
+            "--netns-type=path",
+            path,
+            "tap0",
+        ]
         if not host_loopback:
             argv.insert(1, "--disable-host-loopback")
     else:  # pasta copies the host side's address and route; -f: stays in the foreground
-        argv = ["pasta", "-f", "--runas", "0", "--config-net", "-4", "-u", "none",
-                "-T", "none", "-U", "none", "-t", f"{published}:{cport}" if publish else "none"]
+        argv = [
+            "pasta",
+            "-f",
+            "--runas",
+            "0",
+            "--config-net",
+            "-4",
+            "-u",
+            "none",
+            "-T",
+            "none",
+            "-U",
+            "none",
+            "-t",
+            f"{published}:{cport}" if publish else "none",
+        ]
         if not host_loopback:
             argv.append("--no-map-gw")
         argv += ["--netns", path]
@@ -114,16 +165,37 @@ def _start(
     if addr is None:
         with open(log, "rb") as src:
             said = src.read().decode(errors="replace").strip().splitlines()[-3:]
-        ctx.record(name, False, f"{' '.join(argv[:1])} gave the container no address "
-                   f"({um.exited(proc) or 'still running'}): {' / '.join(said)}")
+        ctx.record(
+            name,
+            False,
+            f"{' '.join(argv[:1])} gave the container no address "
+            f"({um.exited(proc) or 'still running'}): {' / '.join(said)}",
+        )
+        if um.exited(proc) is not None:
+            ctx.diagnose(
+                f"{engine} is not running ({um.exited(proc)}): nothing serves the "
+                "container's network"
+            )
         _stop(topo, proc)
         return None, None
-    ctx.record(name, True, f"{ifname} {addr} in the container, served by {engine} "
-               f"(pid {proc.pid}) from the host side")
+    ctx.record(
+        name,
+        True,
+        f"{ifname} {addr} in the container, served by {engine} (pid {proc.pid}) from the host side",
+    )
     if engine == "slirp4netns" and publish:
-        um.api(api, {"execute": "add_hostfwd", "arguments": {
-            "proto": "tcp", "host_addr": "127.0.0.1", "host_port": published,
-            "guest_port": cport}})
+        um.api(
+            api,
+            {
+                "execute": "add_hostfwd",
+                "arguments": {
+                    "proto": "tcp",
+                    "host_addr": "127.0.0.1",
+                    "host_port": published,
+                    "guest_port": cport,
+                },
+            },
+        )
     return proc, api if engine == "slirp4netns" else None
 
 
@@ -134,8 +206,12 @@ def _pasta_if(topo: Topology) -> str | None:
 
 
 def _promises(
-    ctx: Context, engine: str, proc: subprocess.Popen[bytes], api: str | None,
-    listeners: tuple[um.Listener, um.Listener, um.Listener], ports: tuple[int, int, int],
+    ctx: Context,
+    engine: str,
+    proc: subprocess.Popen[bytes],
+    api: str | None,
+    listeners: tuple[um.Listener, um.Listener, um.Listener],
+    ports: tuple[int, int, int],
 ) -> None:
     service, inside, neighbour = listeners
     sport, published, cport = ports
@@ -154,12 +230,17 @@ def _promises(
     seen = len(neighbour.accepted)
     got = um.fetch(topo, "container", "10.89.0.2", cport, timeout=1.5)
     reached = got == neighbour.nonce or len(neighbour.accepted) > seen
-    ctx.record(f"{engine}: container ✗ neighbour 10.89.0.2:{cport} (another namespace)",
-               not reached, f"{got if isinstance(got, str) else 'answered'}; the neighbour's "
-               f"listener accepted {len(neighbour.accepted) - seen} connection(s)")
+    ctx.record(
+        f"{engine}: container ✗ neighbour 10.89.0.2:{cport} (another namespace)",
+        not reached,
+        f"{got if isinstance(got, str) else 'answered'}; the neighbour's "
+        f"listener accepted {len(neighbour.accepted) - seen} connection(s)",
+    )
     if reached:
-        ctx.diagnose(f"the container reaches the neighbour namespace through {engine}: "
-                     "the host side routes to it")
+        ctx.diagnose(
+            f"the container reaches the neighbour namespace through {engine}: "
+            "the host side routes to it"
+        )
 
 
 def _said(got: bytes | str, listener: um.Listener) -> str:
@@ -169,26 +250,37 @@ def _said(got: bytes | str, listener: um.Listener) -> str:
 
 
 def _why(
-    ctx: Context, engine: str, proc: subprocess.Popen[bytes], what: str, *,
-    api: str | None = None, published: int = 0,
+    ctx: Context,
+    engine: str,
+    proc: subprocess.Popen[bytes],
+    what: str,
+    *,
+    api: str | None = None,
+    published: int = 0,
 ) -> None:
     """Name the fault behind a failed promise."""
     ended = um.exited(proc)
     cmdline = _cmdline(proc.pid)
     if ended is not None:
-        ctx.diagnose(f"{engine} is not running ({ended}): nothing serves the container's "
-                     "network, so neither its outbound nor its published ports work")
+        ctx.diagnose(
+            f"{engine} is not running ({ended}): nothing serves the container's "
+            "network, so neither its outbound nor its published ports work"
+        )
     elif "--disable-host-loopback" in cmdline or "--no-map-gw" in cmdline:
         flag = "--disable-host-loopback" if engine == "slirp4netns" else "--no-map-gw"
-        ctx.diagnose(f"host loopback disabled: {engine} runs with {flag}, so the gateway "
-                     "does not lead to the host's 127.0.0.1")
+        ctx.diagnose(
+            f"host loopback disabled: {engine} runs with {flag}, so the gateway "
+            "does not lead to the host's 127.0.0.1"
+        )
     elif api is not None and what == "the published port":
         forwards = um.api(api, {"execute": "list_hostfwd"}).get("return", {})
         ports = [f.get("host_port") for f in forwards.get("entries", [])]  # type: ignore[union-attr]
         if published not in ports:
-            ctx.diagnose(f"port forward missing: slirp4netns publishes no host port "
-                         f"{published} (list_hostfwd: {ports or 'none'}; add_hostfwd was "
-                         "not done)")
+            ctx.diagnose(
+                f"port forward missing: slirp4netns publishes no host port "
+                f"{published} (list_hostfwd: {ports or 'none'}; add_hostfwd was "
+                "not done)"
+            )
     elif what == "the published port" and f"{published}:" not in cmdline:
         ctx.diagnose(f"port forward missing: pasta was started without -t {published}:...")
 
