@@ -129,6 +129,13 @@ def api(path: str, request: dict[str, object]) -> dict[str, object]:
     return answer
 
 
+def forwarded(path: str) -> list[int]:
+    """The host ports slirp4netns forwards (its list_hostfwd)."""
+    answer = api(path, {"execute": "list_hostfwd"}).get("return")
+    entries = answer.get("entries", []) if isinstance(answer, dict) else []
+    return [int(e["host_port"]) for e in entries if isinstance(e, dict) and "host_port" in e]
+
+
 def exited(proc: subprocess.Popen[bytes]) -> str | None:
     """How a started program ended, or None while it runs."""
     code = proc.poll()

@@ -273,8 +273,7 @@ def _why(
             "does not lead to the host's 127.0.0.1"
         )
     elif api is not None and what == "the published port":
-        forwards = um.api(api, {"execute": "list_hostfwd"}).get("return", {})
-        ports = [f.get("host_port") for f in forwards.get("entries", [])]  # type: ignore[union-attr]
+        ports = um.forwarded(api)
         if published not in ports:
             ctx.diagnose(
                 f"port forward missing: slirp4netns publishes no host port "
