@@ -180,7 +180,6 @@ def _refuse_bad_input(
 ) -> Spec | None:
     """Everything that can be wrong with the command line, found before any check runs:
     names, parameters, files read and written, privileges. The topology file's Spec."""
-    from .._privilege import require_root
     from ..topology import load
 
     for name in chosen:
@@ -188,9 +187,23 @@ def _refuse_bad_input(
     spec = load(topology) if topology is not None else None  # a bad topology file, once
     _check_inputs(params.get("ruleset"), params.get("policy"))
     if not kernel:  # a guest runs its checks as root whoever boots it
-        require_root()
+        _privileges(chosen)
     _check_outputs(*outputs)
     return spec
+
+
+_ROOTLESS = frozenset({"rootless"})  # checks that need no root: run in a user namespace
+
+
+def _privileges(chosen: list[str]) -> None:
+    """Root, or checks that need none: those run unprivileged in a user namespace
+    netprobe creates (as a rootless container's network is); anything else needs root."""
+    from .. import _userns
+    from .._privilege import is_root, require_root
+
+    if not is_root() and chosen and set(chosen) <= _ROOTLESS:
+        _userns.enter()
+    require_root()
 
 
 def _check_inputs(ruleset: str | None, policy: str | None) -> None:

@@ -42,6 +42,15 @@ _CMSG_SPACE = socket.CMSG_SPACE(_AUXDATA.size) + socket.CMSG_SPACE(_TIMESPEC.siz
 DEFAULT_BUFFER = 128 << 20
 
 
+def set_rcvbuf(sock: socket.socket, size: int) -> None:
+    """A receive buffer of `size` bytes, above net.core.rmem_max where privileged; in a
+    user namespace (no CAP_NET_ADMIN over the initial one) as large as rmem_max allows."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, size)
+    except PermissionError:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+
+
 @dataclass(frozen=True)
 class Captured:
     """One frame seen at a port: its bytes (VLAN tag restored), kernel time, direction."""
@@ -104,7 +113,7 @@ class Capture:
             self.sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
             if not outgoing:  # what this port receives, not what it sends
                 self.sock.setsockopt(SOL_PACKET, _PACKET_IGNORE_OUTGOING, 1)
-            self.sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, buffer)
+            set_rcvbuf(self.sock, buffer)
             with netns.entered(ns_fd):
                 self.sock.bind((ifname, _ETH_P_ALL))
         except OSError as exc:
@@ -124,7 +133,7 @@ class Capture:
 
     def set_buffer(self, size: int) -> None:
         """Resize the receive buffer (bytes; the kernel doubles it for bookkeeping)."""
-        self.sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, size)
+        set_rcvbuf(self.sock, size)
 
     def drain(self) -> None:
         """Forget what is queued and restart the loss counters: a clean slate for a probe."""

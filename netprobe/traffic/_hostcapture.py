@@ -21,13 +21,13 @@ from ._capture import (
     _ETH_P_ALL,
     _PACKET_AUXDATA,
     _PACKET_STATISTICS,
-    _SO_RCVBUFFORCE,
     _SO_TIMESTAMPNS,
     DEFAULT_BUFFER,
     PACKET_OUTGOING,
     SOL_PACKET,
     Captured,
     CaptureStats,
+    set_rcvbuf,
     unwrap,
 )
 
@@ -47,7 +47,7 @@ class HostCapture:
         try:
             self.sock.setsockopt(SOL_PACKET, _PACKET_AUXDATA, 1)
             self.sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
-            self.sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, buffer)
+            set_rcvbuf(self.sock, buffer)
         except OSError as exc:
             self.sock.close()
             raise TrafficError(f"cannot capture in {host}: {exc.strerror}") from exc

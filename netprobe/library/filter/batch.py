@@ -117,7 +117,10 @@ class _Stack(RawSocket):
         self.fd = topo.fd_of(point.where)
         with netns.entered(self.fd):
             super().__init__(socket.socket(family, socket.SOCK_RAW, proto))
-        self.sock.setsockopt(socket.SOL_SOCKET, 33, _BUFFER)  # SO_RCVBUFFORCE
+        try:
+            self.sock.setsockopt(socket.SOL_SOCKET, 33, _BUFFER)  # SO_RCVBUFFORCE
+        except PermissionError:  # in a user namespace: as large as rmem_max allows
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _BUFFER)
         self.sock.setblocking(False)
 
     def drops(self) -> int:

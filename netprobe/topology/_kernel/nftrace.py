@@ -120,7 +120,10 @@ class TraceSocket:
             self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC,
                                       _NETLINK_NETFILTER)  # fmt: skip
         try:  # a batch of probes queues many events at once: a large buffer holds them
-            self.sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, buffer)
+            try:
+                self.sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, buffer)
+            except PermissionError:  # in a user namespace: as large as rmem_max allows
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, buffer)
             self.sock.bind((0, 0))
             self.sock.setsockopt(_SOL_NETLINK, _NETLINK_ADD_MEMBERSHIP, _NFNLGRP_NFTRACE)
         except BaseException:

@@ -1,0 +1,180 @@
+"""The rootless check passes with slirp4netns and pasta, names each sabotage (no port
+forward, host loopback disabled, the user-mode network program killed, the container on a
+kernel bridge), and runs without root: `netprobe check rootless` as user nobody builds its
+topology in a user namespace netprobe creates, where veth, bridge and nft checks pass too."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from netprobe.check import Status, reference_path, run_check
+from netprobe.topology import Topology, build, load
+
+pytestmark = pytest.mark.root
+
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+def _need(tool: str) -> None:
+    if shutil.which(tool) is None:
+        pytest.skip(f"needs {tool}")
+
+
+def test_passes_with_slirp4netns_and_pasta() -> None:
+    _need("slirp4netns")
+    _need("pasta")
+    result = run_check("rootless")
+    assert result.status is Status.PASS, result.evidence()
+    names = [s.name for s in result.steps]
+    assert len(names) == 12
+    assert any(n.startswith("pasta: host 127.0.0.1:8080 (published)") for n in names)
+
+
+@pytest.mark.sabotage
+@pytest.mark.parametrize(
+    ("params", "fault", "failed"),
+    [
+        ({"publish": False}, "port forward missing: slirp4netns publishes no host port 8080",
+         "host 127.0.0.1:8080 (published)"),
+        ({"host_loopback": False}, "host loopback disabled: slirp4netns runs with "
+         "--disable-host-loopback", "container → 10.0.2.2:8000"),
+    ],
+    ids=["no port forward", "host loopback disabled"],
+)  # fmt: skip
+def test_a_sabotaged_slirp4netns_fails_naming_the_fault(
+    params: dict[str, bool], fault: str, failed: str
+) -> None:
+    _need("slirp4netns")
+    result = run_check("rootless", engines="slirp4netns", **params)
+    assert result.status is Status.FAIL, result.evidence()
+    assert fault in (result.diagnosis or ""), result.evidence()
+    bad = [s.name for s in result.steps if s.status is Status.FAIL]
+    assert bad and all(failed in name for name in bad), bad
+
+
+@pytest.mark.sabotage
+def test_slirp4netns_killed_fails_naming_it() -> None:
+    """slirp4netns is killed as soon as it starts: the container's network fails, and the
+    diagnosis says it is not running."""
+    _need("slirp4netns")
+    with build(load(reference_path("rootless.yaml"))) as topo:
+        stop = threading.Event()
+        threading.Thread(target=_kill_slirp_once_up, args=(topo, stop), daemon=True).start()
+        try:
+            result = run_check("rootless", topo, engines="slirp4netns")
+        finally:
+            stop.set()
+    assert result.status is Status.FAIL, result.evidence()
+    assert "slirp4netns is not running (killed by signal 9)" in (result.diagnosis or "")
+
+
+def _kill_slirp_once_up(topo: Topology, stop: threading.Event) -> None:
+    while not stop.wait(0.001):
+        for proc in topo.spawned:
+            if "slirp4netns" in str(proc.args) and proc.poll() is None:
+                proc.kill()
+                return
+
+
+@pytest.mark.sabotage
+def test_a_container_on_a_kernel_bridge_fails_naming_it() -> None:
+    _need("slirp4netns")
+    with build(load(reference_path("rootless.yaml"))) as topo:
+        topo.run("host", ["ip", "link", "add", "br0", "type", "bridge"], check=True)
+        ns = topo.namespace("container")
+        assert ns is not None
+        topo.run("host", ["ip", "link", "add", "vc", "type", "veth", "peer", "name", "eth0",
+                          "netns", ns], check=True)  # fmt: skip
+        topo.run("host", ["ip", "link", "set", "vc", "master", "br0"], check=True)
+        result = run_check("rootless", topo, engines="slirp4netns")
+    assert result.status is Status.FAIL, result.evidence()
+    assert "the container is wired to a kernel bridge" in (result.diagnosis or "")
+    assert "a port of bridge br0" in (result.diagnosis or "")
+
+
+@pytest.fixture(scope="module")
+def nobody_python() -> Iterator[Path]:
+    """A Python user nobody can run, seeing this venv's packages (netprobe included)."""
+    if shutil.which("setpriv") is None:
+        pytest.skip("needs setpriv (util-linux)")
+    base = Path("/usr/bin/python3")
+    if not base.exists():
+        pytest.skip("needs /usr/bin/python3 to make a venv user nobody can run")
+    where = Path(tempfile.mkdtemp(prefix="netprobe-nobody-venv-"))  # pytest's is root's only
+    try:
+        yield _venv(base, where)
+    finally:
+        shutil.rmtree(where, ignore_errors=True)
+
+
+def _venv(base: Path, where: Path) -> Path:
+    venv = where / "venv"
+    subprocess.run([str(base), "-m", "venv", "--without-pip", str(venv)], check=True)
+    site = sysconfig.get_paths()["purelib"]
+    inner = next(venv.glob("lib/python3*/site-packages"))
+    (inner / "netprobe-venv.pth").write_text(f"import site; site.addsitedir({site!r})\n")
+    for path in (where, *where.rglob("*")):
+        path.chmod(path.stat().st_mode | 0o555 if path.is_dir() else path.stat().st_mode | 0o444)
+    done = subprocess.run([*NOBODY, str(venv / "bin/python"), "-c", "import netprobe.cli"],
+                          cwd="/", capture_output=True, text=True, check=False)  # fmt: skip
+    if done.returncode != 0:
+        pytest.skip(f"user nobody cannot read this checkout: {done.stderr[-200:]}")
+    return venv / "bin/python"
+
+
+def _as_nobody(python: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": "/nonexistent"}
+    return subprocess.run([*NOBODY, str(python), *argv], cwd="/", env=env, capture_output=True,
+                          text=True, timeout=300, check=False)  # fmt: skip
+
+
+def test_the_cli_runs_rootless_as_nobody(nobody_python: Path) -> None:
+    _need("slirp4netns")
+    done = _as_nobody(nobody_python, "-m", "netprobe.cli", "check", "rootless", "--no-bundle")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "PASS" in done.stdout
+
+
+def test_other_checks_as_nobody_need_root_in_one_line(nobody_python: Path) -> None:
+    done = _as_nobody(nobody_python, "-m", "netprobe.cli", "check", "veth", "--no-bundle")
+    assert done.returncode == 2, done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("netprobe: error: netprobe needs root"), lines
+
+
+def test_topologies_build_and_checks_pass_in_a_user_namespace(nobody_python: Path) -> None:
+    """As uid 65534 in a user namespace it creates, netprobe builds the veth, bridge, nft
+    and TAP (nat: a VM's TAP behind an nft NAT gateway) and AF_PACKET (every capture)
+    topologies, and their checks pass."""
+    code = (
+        "from netprobe import _userns\n"
+        "_userns.enter()\n"
+        "from netprobe.check import run_check\n"
+        "for name in ('veth', 'bridge', 'nat'):\n"
+        "    r = run_check(name)\n"
+        "    print(name, r.status.value, r.summary)\n"
+    )
+    done = _as_nobody(nobody_python, "-c", code)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    for name in ("veth", "bridge", "nat"):
+        assert any(line.startswith(f"{name} PASS") for line in lines), done.stdout
+
+
+def test_root_can_still_run_it_outside_any_user_namespace() -> None:
+    done = subprocess.run([sys.executable, "-m", "netprobe.cli", "check", "rootless",
+                           "--no-bundle", "--engines", "slirp4netns"],
+                          capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+    if shutil.which("slirp4netns") is None:
+        pytest.skip("needs slirp4netns")
+    assert done.returncode == 0, done.stdout + done.stderr
