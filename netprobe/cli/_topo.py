@@ -128,16 +128,18 @@ _DISCOVERED = (
 @click.argument("files", nargs=-1, required=True, type=click.Path())
 @click.option("-o", "--output", type=click.Path(dir_okay=False),
               help="Write the topology YAML to this file (its ruleset files beside it) "
-              "instead of printing it.")
+              "instead of printing it; needed when the lab loads ruleset files.")
 @click.option("--name", "box", default="box", show_default=True,
               help="The name of the box's host in the topology.")
-def topo_from_config(files: tuple[str, ...], output: str | None, box: str) -> None:
+@click.option("--force", is_flag=True, help="Overwrite the spec and ruleset files if they exist.")
+def topo_from_config(files: tuple[str, ...], output: str | None, box: str, force: bool) -> None:
     """Write the topology of the box that the configuration FILE... brings up at boot
     (/etc/network/interfaces, sources followed; NetworkManager keyfiles; sysctl files):
     its NICs as veths to a stand-in "lan" host holding their gateways, its bridges, bonds,
     VLANs, addresses, routes, sysctls and the firewall lines its hooks run; a guest on each
     bridge with no NIC. What it cannot do is listed, in the file and on stderr. Checks
-    then run on the box after a reboot, without one."""
+    then run on the box after a reboot, without one. Existing files are left alone
+    unless --force."""
     with _errors():
         from ..topology._model.config import read_config
         from ..topology._model.fromconfig import from_config, lab_yaml
@@ -147,10 +149,12 @@ def topo_from_config(files: tuple[str, ...], output: str | None, box: str) -> No
         lab = from_config(config, box=box, name=stem)
         text = lab_yaml(lab)
         folder = os.path.dirname(output) if output else ""  # the spec names them relative
-        for name, rules in lab.rulesets.items():
-            with open(os.path.join(folder, name), "w") as out:
+        rulesets = {os.path.join(folder, name): rules for name, rules in lab.rulesets.items()}
+        _check_writable(output, list(rulesets), force)
+        for path, rules in rulesets.items():
+            with open(path, "w") as out:
                 out.write(rules)
-            click.echo(f"wrote {os.path.join(folder, name)}", err=True)
+            click.echo(f"wrote {path}", err=True)
         for note in lab.unapplied:
             click.echo(f"not applied: {note}", err=True)
         if output is None:
@@ -159,6 +163,17 @@ def topo_from_config(files: tuple[str, ...], output: str | None, box: str) -> No
         with open(output, "w") as out:
             out.write(text)
         click.echo(f"wrote {output}: {len(lab.spec.hosts)} host(s)", err=True)
+
+
+def _check_writable(output: str | None, rulesets: list[str], force: bool) -> None:
+    """Refuse, before anything is written, a lab whose ruleset files would land in the
+    current directory unasked (no -o), or files that exist already (without --force)."""
+    if output is None and rulesets:
+        raise SpecError(f"the lab loads ruleset files ({', '.join(rulesets)}): give -o "
+                        "FILE.yaml to write them beside the spec")
+    existing = [p for p in ([output] if output else []) + rulesets if os.path.exists(p)]
+    if existing and not force:
+        raise SpecError(f"{', '.join(existing)} exist(s) already: give --force to overwrite")
 
 
 @topo.command("list")

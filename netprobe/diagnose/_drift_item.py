@@ -26,3 +26,21 @@ class Drift:
         """The item as JSON data."""
         return {"kind": self.kind, "subject": self.subject, "message": self.message,
                 "where": self.where, "runtime": self.runtime}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class NotCompared:
+    """A line of the configuration `netprobe drift` could not compare (a hook command it
+    cannot read, a profile of a type it does not model, a NIC matched by a MAC no
+    interface here has), and why: what boot does there is unknown to it."""
+
+    where: str  # FILE:LINE
+    reason: str
+
+    def render(self) -> str:
+        """`FILE:LINE: reason`."""
+        return f"{self.where}: {self.reason}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The entry as JSON data."""
+        return {"where": self.where, "reason": self.reason}

@@ -20,10 +20,12 @@ _MADE = ("bridge", "bond", "vlan")  # kinds the configuration creates, not only 
 def interface_drift(config: PersistentConfig, live: LiveState) -> list[Drift]:
     """Every difference of interfaces, ports, MTUs and addresses, configured ones first."""
     out: list[Drift] = []
-    for iface in _last_of_each(config):
+    up = config.brought_up()
+    for iface in config.named():
         now = live.host.interface(iface.name)
         if now is None:
-            out.append(_absent(iface))
+            if iface.name in up:  # a stanza of a NIC this box may not have: no reboot makes it
+                out.append(_absent(iface))
             continue
         if iface.kind != "loopback":  # lo is up in every namespace, whatever says so
             out += _configured(iface, now, config, live)
@@ -33,25 +35,6 @@ def interface_drift(config: PersistentConfig, live: LiveState) -> list[Drift]:
                 and not kernel_own(now):
             out += _unconfigured(now, config, live)
     return out
-
-
-def _last_of_each(config: PersistentConfig) -> list[PersistentInterface]:
-    """One interface per name, the last read (a later file or stanza wins, as in ifupdown2)."""
-    return list({i.name: i for i in config.interfaces}.values())
-
-
-def booted(config: PersistentConfig, name: str, seen: frozenset[str] = frozenset()) -> bool:
-    """Whether the configuration brings `name` up at boot: named by auto or allow-hotplug,
-    or a port of a master, or the parent of a VLAN, that is brought up."""
-    iface = config.interface(name)
-    if iface is None or name in seen:
-        return False
-    if iface.boot:
-        return True
-    seen = seen | {name}
-    if iface.master and booted(config, iface.master, seen):
-        return True
-    return any(v.vlan_parent == name and booted(config, v.name, seen) for v in config.interfaces)
 
 
 def _absent(iface: PersistentInterface) -> Drift:
@@ -69,7 +52,7 @@ def _configured(iface: PersistentInterface, now: LiveInterface, config: Persiste
     if iface.kind in _MADE and now.kind != iface.kind:
         out.append(Drift("link", iface.name, f"{iface.name}: of kind {now.kind} now; "
                          f"the configuration makes a {iface.kind}", iface.where))
-    up = booted(config, iface.name)
+    up = iface.name in config.brought_up()
     if up and not now.up:
         out.append(Drift("link", iface.name, f"{iface.name}: down now; the configuration "
                          "brings it up at boot", iface.where))
@@ -143,12 +126,15 @@ def _addresses(iface: PersistentInterface, now: LiveInterface, live: LiveState) 
                  "not there now: a reboot adds it", iface.where)
            for a in iface.addresses if a not in have]  # fmt: skip
     for address in have:
-        if address in wanted or (iface.name, address) in live.dynamic:
+        if address in wanted:
             continue
         if address.version == 4 and iface.method == "dhcp":
             continue  # DHCP's answer, asked again at boot
         if address.version == 6 and iface.method6 in ("auto", "dhcp"):
             continue
+        if address.version == 6 and iface.method6 is None and (iface.name, address) in \
+                live.dynamic:
+            continue  # SLAAC's: the kernel autoconfigures where no inet6 stanza says how
         out.append(_extra_address(now, address, iface.where))
     if iface.method == "dhcp" and not now.ipv4:
         out.append(Drift("address", f"DHCP on {iface.name}", f"{iface.name}: asks DHCP for an "

@@ -15,6 +15,7 @@ from ..topology._kernel import netns
 from ..topology._kernel.netlink import Rtnl
 from ..topology._kernel.state import IPInterface, LiveHost, read
 from ..topology._model.persistent import PersistentConfig
+from ..topology._model.sysctlfile import sysctl_path
 
 _IFA_F_PERMANENT = 0x80  # set on addresses without a lifetime (`ip addr add`, ifupdown)
 
@@ -37,23 +38,6 @@ class LiveState:
 def sysctl_paths(config: PersistentConfig) -> tuple[str, ...]:
     """The /proc/sys paths of the sysctls `config` sets."""
     return tuple(dict.fromkeys(sysctl_path(key) for key, _value, _where in config.sysctls))
-
-
-def sysctl_path(key: str) -> str:
-    """A sysctl name as sysctl(8) takes it → its /proc/sys path: net.ipv4.ip_forward →
-    net/ipv4/ip_forward; in the dotted form a slash stands for a dot of an interface name
-    (net.ipv4.conf.eno1/10.forwarding); a name whose first separator is a slash is a path."""
-    key = key.strip()
-    dot, slash = key.find("."), key.find("/")
-    if slash != -1 and (dot == -1 or slash < dot):
-        return key
-    return key.translate(str.maketrans("./", "/."))
-
-
-def sysctl_name(path: str) -> str:
-    """A /proc/sys path as sysctl(8) prints it (net/ipv4/conf/eno1.10/forwarding →
-    net.ipv4.conf.eno1/10.forwarding)."""
-    return path.translate(str.maketrans("/.", "./"))
 
 
 def read_live(*, netns: str | None = None, pid: int | None = None,

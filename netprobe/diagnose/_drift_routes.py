@@ -15,8 +15,9 @@ from dataclasses import dataclass
 
 from ..topology._kernel.state import LiveRoute
 from ..topology._model.persistent import PersistentConfig
+from ..topology._model.sysctlfile import sysctl_name, sysctl_path
 from ._drift_item import Drift
-from ._drift_live import GLOBAL_SYSCTLS, PER_INTERFACE, LiveState, sysctl_name, sysctl_path
+from ._drift_live import GLOBAL_SYSCTLS, PER_INTERFACE, LiveState
 from ._drift_runtime import made_at_runtime
 
 _MAIN = 254
@@ -25,7 +26,7 @@ _SKIPPED = (ipaddress.ip_network("fe80::/64"), ipaddress.ip_network("ff00::/8"))
 _DEFAULTS = {"net/ipv4/ip_forward": "0", "net/ipv6/conf/all/forwarding": "0"}
 _ALIASES = {"net/ipv4/conf/all/forwarding": "net/ipv4/ip_forward"}  # one switch, two names
 
-_GLOB = re.compile(r"[*?\[]")
+GLOB = re.compile(r"[*?\[]")
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -60,7 +61,7 @@ def route_drift(config: PersistentConfig, live: LiveState) -> list[Drift]:
                  w.where) for w in wanted if not any(w.matches(r) for r in main)]  # fmt: skip
     dhcp = {i.name for i in config.interfaces if i.method == "dhcp"}
     for route in main:
-        if not _by_hand(route, live) or any(w.matches(route) for w in wanted):
+        if not _by_hand(route, config, live) or any(w.matches(route) for w in wanted):
             continue
         if route.dst.prefixlen == 0 and route.dev in dhcp:
             continue  # the DHCP server's router option, asked again at boot
@@ -71,7 +72,7 @@ def route_drift(config: PersistentConfig, live: LiveState) -> list[Drift]:
 
 def _wanted(config: PersistentConfig) -> list[_Wanted]:
     out = []
-    for iface in {i.name: i for i in config.interfaces}.values():
+    for iface in config.named():
         for gateway in iface.gateways:
             default = ipaddress.ip_network("::/0" if gateway.version == 6 else "0.0.0.0/0")
             out.append(_Wanted(default, str(gateway), None, None, iface.where))
@@ -91,13 +92,18 @@ def _network(to: str, family: int) -> Network | None:
         return None
 
 
-def _by_hand(route: LiveRoute, live: LiveState) -> bool:
+def _by_hand(route: LiveRoute, config: PersistentConfig, live: LiveState) -> bool:
+    """Whether someone made `route` (not the kernel, DHCP or an RA), on a device of the
+    box: one the configuration names, or one nothing made at runtime (a container's veth
+    is its runtime's, whatever routes go through it)."""
     dst = route.dst
     if route.proto in _NOT_BY_HAND or any(
         n.version == dst.version and dst.prefixlen >= n.prefixlen and dst.network_address in n
         for n in _SKIPPED
     ):
         return False
+    if route.dev is not None and config.interface(route.dev) is not None:
+        return True
     dev = live.host.interface(route.dev) if route.dev else None
     return dev is None or made_at_runtime(dev, live.host) is None
 
@@ -130,7 +136,7 @@ def _persisted(config: PersistentConfig) -> dict[str, tuple[str | None, str | No
     as at boot."""
     out: dict[str, tuple[str | None, str | None]] = {}
     for key, value, where in config.sysctls:
-        if _GLOB.search(key):
+        if GLOB.search(key):
             continue  # systemd-sysctl's globs (conf.*.rp_filter): not compared
         path = sysctl_path(key)
         out[_ALIASES.get(path, path)] = (" ".join(value.split()), where)

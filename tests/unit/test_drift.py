@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from netprobe.diagnose import LiveState, drift, read_persistent
-from netprobe.diagnose._drift_live import sysctl_name, sysctl_path
 from netprobe.topology import LiveHost, LiveInterface, LiveRoute
+from netprobe.topology._model.sysctlfile import sysctl_name, sysctl_path
 
 BRIDGED = """auto lo
 iface lo inet loopback
@@ -222,3 +222,74 @@ def test_json_document(config_of) -> None:  # type: ignore[no-untyped-def]
                                     "runtime": True,
                                     "message": "tap1 (tap): in no configuration, made at "
                                                "runtime"}]  # fmt: skip
+
+
+def test_hooks_and_absence_of_what_boot_does_not_bring_up(config_of) -> None:  # type: ignore[no-untyped-def]
+    text = BRIDGED + ("\niface eno2 inet manual\n  post-up echo 1 > /proc/sys/net/ipv4/ip_forward\n"
+                      "\niface eth1 inet manual\n")  # a template for a NIC this box lacks
+    live = _box(_if("eno2", up=False), sysctls={"net/ipv4/ip_forward": "1"})
+    assert _messages(config_of(text), live) == [
+        "sysctl net.ipv4.ip_forward = 1 now; nothing persists it: the kernel default 0 after "
+        "a reboot"]
+
+
+def test_what_cannot_be_read_is_not_compared_and_no_match_is_claimed(config_of) -> None:  # type: ignore[no-untyped-def]
+    text = BRIDGED + "        post-up /usr/local/bin/net.sh\n" \
+        "        post-up ip route del default\n"
+    report = drift(config_of(text), _box())
+    assert not report.drifted
+    assert [n.reason.split(":")[0] for n in report.not_compared] == [
+        "post-up /usr/local/bin/net.sh", "post-up ip route del default"]
+    assert all(n.where.endswith((":13", ":14")) for n in report.not_compared)
+    rendered = report.render()
+    assert "it matches" not in rendered and "2 line(s) not compared" in rendered
+    assert "not compared (what boot does there is not known here):" in rendered
+    document = report.to_dict()
+    assert document["minor"] == 1 and document["not_compared"][0]["reason"].startswith(
+        "post-up /usr/local/bin/net.sh: ")
+
+
+def test_a_runtime_route_through_a_configured_veth_is_drift(config_of) -> None:  # type: ignore[no-untyped-def]
+    text = "auto eno1\niface eno1 inet static\n  address 192.168.10.2/24\n"
+    live = LiveState(LiveHost("box", (
+        _if("eno1", "veth", addresses=("192.168.10.2/24",)),
+        _if("veth9", "veth"),
+    ), (_route("192.168.10.0/24", dev="eno1", proto="kernel"),
+        _route("10.50.0.0/16", "192.168.10.9", dev="eno1", proto="static"),
+        _route("10.60.0.0/16", dev="veth9", proto="static"))),
+        {"net/ipv4/ip_forward": "0"})  # fmt: skip
+    assert _messages(config_of(text), live) == [
+        "route 10.50.0.0/16 via 192.168.10.9 dev eno1: set at runtime, in no configuration: "
+        "gone after a reboot"]
+
+
+def test_an_address_with_a_lifetime_on_a_static_interface_is_drift(config_of) -> None:  # type: ignore[no-untyped-def]
+    extra = ipaddress.ip_interface("192.168.10.77/24")
+    vmbr0 = _if("vmbr0", "bridge", addresses=("192.168.10.2/24", str(extra)))
+    live = _box()
+    live = LiveState(LiveHost("box", tuple(vmbr0 if i.name == "vmbr0" else i
+                                            for i in live.host.interfaces), live.host.routes),
+                     live.sysctls, frozenset({("vmbr0", extra)}))  # fmt: skip
+    assert _messages(config_of(), live) == [
+        "address 192.168.10.77/24 on vmbr0: in no configuration (ip addr add?): gone after a "
+        "reboot"]
+
+
+def test_a_profile_matching_a_nic_by_mac_is_compared_with_that_nic(tmp_path: Path) -> None:
+    profile = tmp_path / "lan.nmconnection"
+    profile.write_text("[connection]\nid=lan\ntype=ethernet\n[ethernet]\n"
+                       "mac-address=52:54:00:12:34:56\n[ipv4]\nmethod=manual\n"
+                       "address1=10.3.0.2/24,10.3.0.1\n")
+    config = read_persistent([profile])
+    nic = _if("enp1s0", mac="52:54:00:12:34:56", addresses=("10.3.0.2/24",))
+    routes = (_route("0.0.0.0/0", "10.3.0.1", dev="enp1s0"),
+              _route("10.3.0.0/24", dev="enp1s0", proto="kernel"))
+    live = LiveState(LiveHost("box", (nic,), routes), {"net/ipv4/ip_forward": "0"})
+    report = drift(config, live)
+    assert report.items == () and report.not_compared == ()
+    other = LiveState(LiveHost("box", (_if("enp1s0", mac="52:54:00:00:00:01"),), ()),
+                      {"net/ipv4/ip_forward": "0"})
+    report = drift(config, other)
+    assert [n.reason for n in report.not_compared] == [
+        "a profile for the NIC with MAC 52:54:00:12:34:56: no interface here has that MAC"]
+    assert [d.subject for d in report.items] == ["enp1s0"]  # up, in no configuration

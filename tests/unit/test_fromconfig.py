@@ -260,3 +260,42 @@ def test_cli_reads_a_directory_of_networkmanager_keyfiles() -> None:
     bridge = box.interface("br0")
     assert bridge is not None and isinstance(bridge.kind, Bridge) and bridge.kind.stp
     assert any(i.master == "br0" for i in box.interfaces)
+
+
+def test_nothing_brought_up_at_boot_is_one_clear_error(tmp_path: Path) -> None:
+    path = _config(tmp_path, "auto lo\niface lo inet loopback\niface vmbr0 inet static\n"
+                             "  address 10.0.0.1/24\n  bridge-ports none\n")
+    with pytest.raises(SpecError) as caught:
+        _lab(path)
+    assert caught.value.file == str(path)
+    assert caught.value.reason.startswith("nothing is brought up at boot: no interface but lo "
+                                          "is named by auto or allow-hotplug")
+
+
+def test_cli_needs_output_for_rulesets_and_force_to_overwrite(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch
+                                                             ) -> None:
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    done = runner.invoke(cli, ["topo", "from-config", str(EXAMPLE)])
+    assert done.exit_code == 2 and list(tmp_path.iterdir()) == []
+    assert "give -o FILE.yaml" in done.output and "box.iptables" in done.output
+    (tmp_path / "nat.iptables").write_text("mine\n")
+    done = runner.invoke(cli, ["topo", "from-config", str(EXAMPLE), "-o", "nat.yaml"])
+    assert done.exit_code == 2 and "nat.iptables exist(s) already: give --force" in done.output
+    assert (tmp_path / "nat.iptables").read_text() == "mine\n"
+    assert not (tmp_path / "nat.yaml").exists()
+    done = runner.invoke(cli, ["topo", "from-config", str(EXAMPLE), "-o", "nat.yaml", "--force"])
+    assert done.exit_code == 0, done.output
+    assert (tmp_path / "nat.iptables").read_text() != "mine\n"
+
+
+def test_hooks_of_what_boot_does_not_bring_up_are_noted_not_run(tmp_path: Path) -> None:
+    path = _config(tmp_path, "auto eth0\niface eth0 inet static\n  address 10.0.0.2/24\n"
+                             "iface eth1 inet manual\n  post-up sysctl -w net.ipv4.ip_forward=1\n"
+                             "  post-up ip route add 10.9.0.0/16 dev eth1\n")
+    lab = _lab(path)
+    assert dict(lab.spec.host("box").sysctls) == {}
+    notes = {n.what: n.why for n in lab.unapplied}
+    assert notes["sysctl net.ipv4.ip_forward=1"] == notes["route to 10.9.0.0/16"] == (
+        "a hook of eth1, which boot does not bring up")

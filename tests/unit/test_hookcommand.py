@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from netprobe.topology._model.hookcommand import interpret, proc_key, sysctl_key, unapplied
+from netprobe.topology._model.hookcommand import interpret, unapplied
 from netprobe.topology._model.ifupdown import read_interfaces
 from netprobe.topology._model.persistent import Command, PersistentRoute, from_ifupdown
+from netprobe.topology._model.sysctlfile import sysctl_name, sysctl_path
 
 DATA = Path(__file__).parent.parent / "data" / "interfaces"
 
@@ -127,7 +128,40 @@ def test_down_hooks_are_neither_applied_nor_listed() -> None:
 
 
 def test_keys_in_dotted_form() -> None:
-    assert proc_key("/proc/sys/net/ipv4/conf/eno1.50/forwarding") == \
+    def dotted(key: str) -> str:  # one conversion, shared with sysctl files and drift
+        return sysctl_name(sysctl_path(key))
+
+    assert dotted("/proc/sys/net/ipv4/conf/eno1.50/forwarding") == \
         "net.ipv4.conf.eno1/50.forwarding"
-    assert sysctl_key("net/ipv4/conf/eno1.50/forwarding") == "net.ipv4.conf.eno1/50.forwarding"
-    assert sysctl_key(" net.ipv4.ip_forward ") == "net.ipv4.ip_forward"
+    assert dotted("net/ipv4/conf/eno1.50/forwarding") == "net.ipv4.conf.eno1/50.forwarding"
+    assert dotted(" net.ipv4.ip_forward ") == "net.ipv4.ip_forward"
+
+
+@pytest.mark.parametrize("text", [
+    "ip route add 10.9.0.0/16 via 192.168.1.254 > /dev/null",
+    "ip route add 10.9.0.0/16 via 192.168.1.254 >/dev/null 2>&1",
+    "ip route add 10.9.0.0/16 via 192.168.1.254 2>&1 || true",
+    "ip route add 10.9.0.0/16 via 192.168.1.254 1>/dev/null 2>/dev/null",
+])  # fmt: skip
+def test_output_thrown_away_or_joined_leaves_the_line_readable(text: str) -> None:
+    effects = interpret([_up(text)])
+    assert effects.unapplied == () and [r.to for r in effects.routes] == ["10.9.0.0/16"]
+
+
+def test_a_redirection_to_a_descriptor_other_than_1_or_2_is_not_read() -> None:
+    (_, reason), = interpret([_up("ip route add 10.9.0.0/16 dev eth0 2>&3")]).unapplied
+    assert "2>&3" in reason
+
+
+def test_hooks_of_an_interface_boot_does_not_bring_up_set_nothing(tmp_path: Path) -> None:
+    from netprobe.topology._model.hookcommand import with_hooks
+
+    path = tmp_path / "interfaces"
+    path.write_text("auto eth1\niface eth1 inet manual\n  post-up /usr/local/bin/net.sh\n"
+                    "iface eth2 inet manual\n"
+                    "  post-up echo 1 > /proc/sys/net/ipv4/ip_forward\n"
+                    "  post-up /usr/local/bin/other.sh\n")
+    config = with_hooks(from_ifupdown(read_interfaces(path)))
+    assert config.sysctls == () and config.sysctl("net.ipv4.ip_forward") is None
+    assert [(c.interface, c.text) for c, _ in unapplied(config)] == [
+        ("eth1", "/usr/local/bin/net.sh")]

@@ -169,8 +169,10 @@ BAD = {
             gateway 10.0.0.254
             address 10.0.0.2/33  # <-
         """, "not an IP address"),
-    "netmask too long for v4": ("iface eth0 inet static\n  netmask 64\n  address 10.0.0.1  # <-\n",
-                                "not an IP address"),
+    "netmask too long for v4": ("iface eth0 inet static\n  netmask 64  # <-\n  address 10.0.0.1\n",
+                                "netmask '64' does not fit the IPv4 address 10.0.0.1"),
+    "netmask not contiguous": ("iface eth0 inet static\n  address 10.0.0.5\n"
+                               "  netmask 255.255.0.255  # <-\n", "one bits must come first"),
     "bad netmask": ("iface eth0 inet static\n  netmask 255.0.255.0  # <-\n", "not a netmask"),
     "bad gateway": ("iface eth0 inet static\n  gateway fe80::1::2  # <-\n", "not an IP address"),
     "bad bond mode": ("iface bond0 inet manual\n  bond-mode lacp  # <-\n", "not a bonding mode"),

@@ -124,3 +124,19 @@ def test_bad_keyfile_names_file_and_line(tmp_path: Path, text: str, line: int,
     assert (caught.value.file, caught.value.line) == (str(path), line)
     assert message in caught.value.reason
     assert str(caught.value).startswith(f"{path}:{line}: ")
+
+
+def test_routes_in_another_table_are_set_aside_with_the_reason(tmp_path: Path) -> None:
+    path = tmp_path / "eth0.nmconnection"
+    path.write_text("[connection]\ntype=ethernet\ninterface-name=eth0\n[ipv4]\nmethod=manual\n"
+                    "address1=10.0.0.5/24,10.0.0.1\nroute1=10.9.0.0/16,10.0.0.9\n"
+                    "route1_options=table=100\nroute2=10.8.0.0/16,10.0.0.8\n"
+                    "[ipv6]\nmethod=manual\naddress1=2001:db8::5/64,2001:db8::1\n"
+                    "route-table=200\n")
+    config = read_keyfiles([str(path)])
+    assert [r.to for r in config.routes] == ["10.8.0.0/16"]
+    assert config.interfaces[0].gateways == (ipaddress.ip_address("10.0.0.1"),)
+    assert config.skipped == (
+        (f"{path}:7", "route 10.9.0.0/16 in table 100 (policy routing): not modelled"),
+        (f"{path}:13", "the default route via 2001:db8::1 in table 200 (policy routing): not "
+                       "modelled"))

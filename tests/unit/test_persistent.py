@@ -50,3 +50,38 @@ def test_a_port_named_only_by_its_bridge_is_an_interface(tmp_path: Path) -> None
     port = config.interface("eno2")
     assert port is not None and port.kind == "ethernet" and port.boot
     assert port.where == f"{path}:2" and port.addresses == ()
+
+
+def test_stanzas_of_one_name_and_family_are_merged_in_order(tmp_path: Path) -> None:
+    path = tmp_path / "interfaces"
+    path.write_text("auto eth0\niface eth0 inet static\n  address 192.168.1.5/24\n"
+                    "  gateway 192.168.1.1\n  mtu 1400\n  post-up echo one\n"
+                    "\niface eth0 inet static\n  address 10.0.0.5/24\n  mtu 9000\n"
+                    "  post-up echo two\n"
+                    "\niface eth0 inet6 static\n  address 2001:db8::5\n  netmask 64\n")
+    config = from_ifupdown(read_interfaces(path))
+    (eth0,) = config.interfaces
+    assert eth0.addresses == tuple(ipaddress.ip_interface(a) for a in (
+        "192.168.1.5/24", "10.0.0.5/24", "2001:db8::5/64"))  # fmt: skip
+    assert eth0.gateways == (ipaddress.ip_address("192.168.1.1"),)
+    assert eth0.mtu == 9000 and eth0.where == f"{path}:2" and eth0.method6 == "static"
+    assert [c.text for c in config.commands] == ["echo one", "echo two"]
+
+
+def test_brought_up_is_auto_and_what_it_needs(tmp_path: Path) -> None:
+    path = tmp_path / "interfaces"
+    path.write_text("auto vmbr0\niface vmbr0 inet manual\n  bridge-ports eno1\n"
+                    "iface eno1 inet manual\niface eno2 inet manual\n"
+                    "auto eno3.5\niface eno3.5 inet manual\niface eno3 inet manual\n")
+    config = from_ifupdown(read_interfaces(path))
+    assert config.brought_up() == {"vmbr0", "eno1", "eno3.5", "eno3"}
+
+
+def test_one_interface_per_name_the_first_read() -> None:
+    from netprobe.topology._model.persistent import PersistentConfig, PersistentInterface
+
+    first = PersistentInterface("eth0", "ethernet", "a:1")
+    config = PersistentConfig((first, PersistentInterface("eth0", "ethernet", "b:1"),
+                               PersistentInterface("eth1", "ethernet", "a:3")))
+    assert config.interface("eth0") is first
+    assert [i.where for i in config.named()] == ["a:1", "a:3"]

@@ -18,21 +18,21 @@ ruleset texts it loads; writing them is the caller's.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 
 import yaml
 
 from ...errors import SpecError
 from .dump import _Dumper, to_data
+from .fromconfig_lan import LAN, PHYSICAL, HostParts, LanStandIns, NotApplied
 from .fromconfig_rules import rulesets
-from .hookcommand import unapplied
+from .hookcommand import UP_HOOKS, interpret, unapplied
 from .persistent import PersistentConfig, PersistentInterface
 from .spec import (
     Bond,
     Bridge,
     BridgeVlan,
-    DhcpServer,
     Firewall,
     Host,
     Interface,
@@ -44,21 +44,7 @@ from .spec import (
 )
 from .validate import validate
 
-LAN = "lan"
 GUEST = "guest-"
-_PHYSICAL = "ethernet"
-
-
-@dataclass(frozen=True)
-class NotApplied:
-    """Something the configuration does at boot that the lab does not."""
-
-    where: str  # FILE:LINE
-    what: str
-    why: str
-
-    def __str__(self) -> str:
-        return f"{self.where}: {self.what}: {self.why}"
 
 
 @dataclass(frozen=True)
@@ -80,6 +66,11 @@ def from_config(config: PersistentConfig, *, box: str = "box", name: str | None 
     if box == LAN or box.startswith(GUEST):
         raise SpecError(f"the box cannot be named {box!r}: the lab's stand-ins use that name")
     lab = _Converter(config, box)
+    if not any(n in lab.up for n in lab.by_name):
+        raise SpecError("nothing is brought up at boot: no interface but lo is named by auto "
+                        "or allow-hotplug (or a NetworkManager profile that autoconnects), so "
+                        "the box after a reboot has no network to make a lab of",
+                        file=", ".join(config.files) or None)
     lab.run(stem or name or box)
     hosts = [lab.host(box), lab.host(LAN), *(lab.host(g) for g in lab.guests)]
     spec = Spec(name or box, tuple(h for h in hosts if h.interfaces))
@@ -90,34 +81,12 @@ def from_config(config: PersistentConfig, *, box: str = "box", name: str | None 
     return Lab(spec, lab.files, tuple(lab.notes), config.files)
 
 
-@dataclass
-class _HostParts:
-    interfaces: dict[str, Interface] = field(default_factory=dict)
-    routes: list[Route] = field(default_factory=list)
-    sysctls: dict[str, str] = field(default_factory=dict)
-    firewall: list[Firewall] = field(default_factory=list)
-    dhcp_servers: dict[str, DhcpServer] = field(default_factory=dict)  # by interface
-
-
-class _Converter:
-    def __init__(self, config: PersistentConfig, box: str) -> None:
-        self.config, self.box = config, box
-        self.parts: dict[str, _HostParts] = {box: _HostParts(), LAN: _HostParts()}
-        self.guests: list[str] = []
-        self.notes: list[NotApplied] = []
-        self.files: dict[str, str] = {}
-        self.served: dict[tuple[str, int | None], str] = {}  # (NIC, VLAN) → its DHCP server's
-        self.up = _brought_up(config)
-        self.by_name = {i.name: i for i in config.interfaces if i.kind != "loopback"}
-
+class _Converter(LanStandIns):
     def host(self, name: str) -> Host:
         p = self.parts[name]
         return Host(name, tuple(p.interfaces.values()), tuple(p.routes),
                     tuple(p.sysctls.items()), tuple(p.firewall),
                     dhcp_servers=tuple(p.dhcp_servers.values()))  # fmt: skip
-
-    def note(self, where: str, what: str, why: str) -> None:
-        self.notes.append(NotApplied(where, what, why))
 
     def located(self, exc: SpecError) -> SpecError:
         """`exc` pointing at the stanza of the interface it is about (else the first file)."""
@@ -138,12 +107,15 @@ class _Converter:
         self._guests()
         self._routes()
         self._hooks(stem)
+        self._not_booted()
+        for where, why in self.config.skipped:
+            self.note(where, "not read", why)
 
     # -- the box ---------------------------------------------------------------------------
 
     def _interface(self, iface: PersistentInterface) -> None:
         up = iface.name in self.up
-        if not up and iface.kind != _PHYSICAL:
+        if not up and iface.kind != PHYSICAL:
             self.note(iface.where, f"{iface.kind} {iface.name}",
                       "not brought up at boot (no auto or allow-hotplug), so not made")
             return
@@ -190,116 +162,6 @@ class _Converter:
                       f"the spec gives VLANs to bridge ports only: {iface.name} gets no "
                       f"frames of VLAN {iface.vlan_id} in the lab")
 
-    # -- the lan ---------------------------------------------------------------------------
-
-    def _lan(self) -> None:
-        lan = self.parts[LAN].interfaces
-        for iface in self.by_name.values():
-            if iface.kind != _PHYSICAL:
-                continue
-            bond = self.by_name.get(iface.master or "")
-            master = bond.name if bond is not None and bond.kind == "bond" else None
-            if bond is not None and master is not None and master not in lan and master in self.up:
-                lan[master] = Interface(master, Bond(bond.bond_mode or "balance-rr",
-                                                     bond.bond_miimon))
-            lan[iface.name] = Interface(iface.name, master=master if master in lan else None,
-                                        up=iface.name in self.up)  # a down NIC: no carrier
-
-    def _gateways(self) -> None:
-        """For each gateway: the lan holds it where the box reaches it, the box routes
-        by it (one default route per family: the kernel refuses a second)."""
-        families: set[int] = set()
-        for iface in self.by_name.values():
-            if iface.name not in self.up:
-                continue
-            for gateway in iface.gateways:
-                net = next((a.network for a in iface.addresses if gateway in a.network), None)
-                what = f"gateway {gateway} of {iface.name}"
-                if net is None:
-                    self.note(iface.where, what, "on none of its subnets: no default route")
-                    continue
-                trunks = list(self._trunks(iface, None, set()))
-                if trunks:
-                    held = ipaddress.ip_interface(f"{gateway}/{net.prefixlen}")
-                    self._lan_address(*trunks[0], held)
-                if gateway.version in families:
-                    self.note(iface.where, what, "a second default route, which the kernel "
-                              "refuses at boot as it does here")
-                    continue
-                families.add(gateway.version)
-                self.parts[self.box].routes.append(Route("default", via=str(gateway)))
-
-    def _trunks(self, iface: PersistentInterface, tag: int | None,
-                seen: set[str]) -> Iterator[tuple[str, int | None]]:
-        """(lan interface, VLAN) for each way from `iface` down to a NIC."""
-        if iface.name in seen:
-            return
-        seen.add(iface.name)
-        if iface.kind in (_PHYSICAL, "bond"):
-            bond = self.by_name.get(iface.master or "")
-            in_bond = bond is not None and bond.kind == "bond"
-            yield (bond.name if in_bond else iface.name, tag)  # type: ignore[union-attr]
-        elif iface.kind == "vlan" and tag is None and iface.vlan_parent in self.by_name:
-            yield from self._trunks(self.by_name[iface.vlan_parent], iface.vlan_id, seen)
-        elif iface.kind == "bridge":
-            for port in self.config.ports(iface.name):
-                if port in self.by_name and self._carries(iface, self.by_name[port], tag):
-                    yield from self._trunks(self.by_name[port], tag, seen)
-
-    def _carries(self, bridge: PersistentInterface, port: PersistentInterface,
-                 tag: int | None) -> bool:
-        if not bridge.vlan_aware or tag is None:
-            return True
-        return any(lo <= tag <= hi for lo, hi in (port.vids or bridge.vids))
-
-    def _dhcp(self) -> None:
-        """Each interface boot configures by DHCP gets a client (udhcpc), and the lan a
-        DHCP server (dnsmasq) where the box reaches it, in a subnet of its own: the
-        configuration names none, the LAN's own server decides it."""
-        for iface in self.by_name.values():
-            if iface.name not in self.up or iface.method != "dhcp":
-                continue
-            what = f"iface {iface.name} inet dhcp"
-            if iface.master is not None:
-                self.note(iface.where, what, f"a port of {iface.master}, which takes no address")
-                continue
-            trunks = list(self._trunks(iface, None, set()))
-            if not trunks:
-                self.note(iface.where, what, "no NIC leads from it to the LAN: no server answers")
-                continue
-            self._lan_server(*trunks[0])
-            box = self.parts[self.box].interfaces
-            box[iface.name] = replace(box[iface.name], dhcp=True)
-
-    def _lan_server(self, trunk: str, tag: int | None) -> str:
-        """The lan interface a DHCP server serves the link (`trunk`, `tag`) by; one server
-        per link, in the first /24 of 10.250.0.0/16 no configured address is in."""
-        if (trunk, tag) in self.served:
-            return self.served[trunk, tag]
-        taken = [a.network for i in self.config.interfaces for a in i.addresses]
-        taken += [a.network for p in self.parts.values() for i in p.interfaces.values()
-                  for a in i.addresses]  # fmt: skip
-        subnet = next(n for n in ipaddress.ip_network("10.250.0.0/16").subnets(new_prefix=24)
-                      if not any(n.overlaps(t) for t in taken))
-        router = subnet[1]
-        name = self._lan_address(trunk, tag, ipaddress.ip_interface(f"{router}/24"))
-        self.parts[LAN].dhcp_servers[name] = DhcpServer(
-            name, (str(subnet[100]), str(subnet[199])), router=str(router), dns=(str(router),))
-        self.served[trunk, tag] = name
-        return name
-
-    def _lan_address(self, trunk: str, tag: int | None, address: IPInterface) -> str:
-        lan = self.parts[LAN].interfaces
-        name = trunk
-        if tag is not None:
-            name = f"{trunk}.{tag}" if len(f"{trunk}.{tag}") <= 15 else f"lan.{tag}"
-            if name not in lan:
-                lan[name] = Interface(name, Vlan(trunk, tag))
-        old = lan[name]
-        if address not in old.addresses:
-            lan[name] = Interface(old.name, old.kind, (*old.addresses, address), old.master)
-        return name
-
     # -- guests ----------------------------------------------------------------------------
 
     def _guests(self) -> None:
@@ -309,7 +171,7 @@ class _Converter:
                 continue
             host, port = f"{GUEST}{bridge.name}", f"veth{100 + len(self.guests)}i0"
             self.guests.append(host)
-            self.parts[host] = _HostParts()
+            self.parts[host] = HostParts()
             addresses, routes = _guest_addressing(bridge, self.by_name.values())
             self.parts[host].interfaces["eth0"] = Interface(
                 "eth0", Veth(f"{self.box}:{port}"), addresses=tuple(addresses))
@@ -320,8 +182,6 @@ class _Converter:
 
     def _routes(self) -> None:
         for route in self.config.routes:
-            if self._not_run(route.where, f"route to {route.to}"):
-                continue
             try:
                 made = Route(route.to, via=route.via, dev=route.dev, metric=route.metric)
             except SpecError as exc:
@@ -334,15 +194,11 @@ class _Converter:
 
     def _hooks(self, stem: str) -> None:
         box = self.parts[self.box]
-        for key, value, where in self.config.sysctls:
-            if not self._not_run(where, f"sysctl {key}={value}"):
-                box.sysctls[key] = value
+        for key, value, _where in self.config.sysctls:
+            box.sysctls[key] = value
         for cmd, why in unapplied(self.config):
-            if cmd.interface in self.up:
-                self.note(cmd.where, f"{cmd.hook} {cmd.text}", why)
-        lines = [f for f in self.config.firewall
-                 if not self._not_run(f.command.where, f.command.text)]  # fmt: skip
-        found = rulesets(lines)
+            self.note(cmd.where, f"{cmd.hook} {cmd.text}", why)
+        found = rulesets(self.config.firewall)
         for line, why in found.skipped:
             self.note(line.command.where, line.command.text, why)
         for kind, text in found.texts.items():
@@ -350,28 +206,18 @@ class _Converter:
             self.files[path] = text
             box.firewall.append(Firewall(kind, path))
 
-    def _not_run(self, where: str, what: str) -> bool:
-        """Whether `where` is a hook of an interface boot does not bring up (noted)."""
-        down = [c for c in self.config.commands if c.where == where and c.interface not in self.up]
-        if down:
-            self.note(where, what, f"a hook of {down[0].interface}, which boot does not bring up")
-        return bool(down)
-
-
-def _brought_up(config: PersistentConfig) -> set[str]:
-    """What boot brings up: what auto/allow-hotplug names, and what those need (their
-    ports and members, the parents of their VLANs)."""
-    up = {i.name for i in config.interfaces if i.boot}
-    grown = True
-    while grown:
-        before = len(up)
-        for iface in config.interfaces:
-            if iface.master in up:
-                up.add(iface.name)
-            if iface.kind == "vlan" and iface.name in up and iface.vlan_parent:
-                up.add(iface.vlan_parent)
-        grown = len(up) > before
-    return up
+    def _not_booted(self) -> None:
+        """Note what the up-hooks of interfaces boot does not bring up would set (the
+        configuration's model leaves it out)."""
+        down = [c for c in self.config.commands
+                if c.hook in UP_HOOKS and c.interface not in self.up]  # fmt: skip
+        owner = {c.where: c.interface for c in down}
+        effects = interpret(down)
+        found = [*((r.where, f"route to {r.to}") for r in effects.routes),
+                 *((w, f"sysctl {k}={v}") for k, v, w in effects.sysctls),
+                 *((f.command.where, f.command.text) for f in effects.firewall)]  # fmt: skip
+        for where, what in found:
+            self.note(where, what, f"a hook of {owner[where]}, which boot does not bring up")
 
 
 def _at(where: str, reason: str) -> SpecError:

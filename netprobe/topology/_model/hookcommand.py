@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from .hookroute import RouteError, parse_ip_route, parse_route
 from .persistent import Command, FirewallLine, PersistentConfig, PersistentRoute, tool_name
 from .shellwords import ShellError, Simple, split
+from .sysctlfile import sysctl_name, sysctl_path
 
 UP_HOOKS = ("pre-up", "up", "post-up")
 _IPTABLES = {"iptables": "ip", "ip6tables": "ip6", "iptables-restore": "ip",
@@ -62,18 +63,25 @@ def interpret(commands: Iterable[Command]) -> HookEffects:
                        tuple(found.unapplied))  # fmt: skip
 
 
+def booted_commands(config: PersistentConfig) -> list[Command]:
+    """The commands of `config` boot runs: those of the interfaces it brings up."""
+    up = config.brought_up()
+    return [c for c in config.commands if c.interface in up]
+
+
 def with_hooks(config: PersistentConfig) -> PersistentConfig:
-    """`config` with the routes, sysctls and firewall lines its up-hooks set added after
-    its own (a hook runs after the sysctl files are applied at boot, so it wins)."""
-    effects = interpret(config.commands)
+    """`config` with the routes, sysctls and firewall lines the up-hooks boot runs set,
+    added after its own (a hook runs after the sysctl files are applied at boot, so it
+    wins); the hooks of an interface boot does not bring up set nothing."""
+    effects = interpret(booted_commands(config))
     return replace(config, routes=config.routes + effects.routes,
                    sysctls=config.sysctls + effects.sysctls,
                    firewall=config.firewall + effects.firewall)  # fmt: skip
 
 
 def unapplied(config: PersistentConfig) -> list[tuple[Command, str]]:
-    """The up-hook commands of `config` this model cannot honour, each with the reason."""
-    return list(interpret(config.commands).unapplied)
+    """The up-hook commands boot runs that this model cannot honour, each with the reason."""
+    return list(interpret(booted_commands(config)).unapplied)
 
 
 def _one(command: Command, simple: Simple, found: _Found) -> str | None:
@@ -106,7 +114,7 @@ def _echo(command: Command, simple: Simple, found: _Found) -> str | None:
     words = [w for w in simple.argv[1:] if w != "-n"]
     if not words or any(w.startswith("-") for w in words):
         return "echoes no plain value"
-    found.sysctls.append((proc_key(target), " ".join(words), command.where))
+    found.sysctls.append((sysctl_name(sysctl_path(target)), " ".join(words), command.where))
     return None
 
 
@@ -120,7 +128,7 @@ def _sysctl(command: Command, args: list[str], found: _Found) -> str | None:
         return "sysctl without key=value only reads"
     for pair in pairs:
         key, _, value = pair.partition("=")
-        found.sysctls.append((sysctl_key(key), value.strip(), command.where))
+        found.sysctls.append((sysctl_name(sysctl_path(key)), value.strip(), command.where))
     return None
 
 
@@ -151,18 +159,3 @@ def _nft_target(argv: tuple[str, ...]) -> tuple[str | None, str | None]:
     if len(words) >= 3 and words[2] in _NFT_FAMILIES:
         return words[2], None
     return "ip", None
-
-
-def proc_key(path: str) -> str:
-    """/proc/sys/net/ipv4/conf/eno1.5/proxy_arp → net.ipv4.conf.eno1/5.proxy_arp (a dot in
-    a name is a slash in sysctl's dotted form, as sysctl(8) writes it)."""
-    parts = path.removeprefix(_PROC_SYS).strip("/").split("/")
-    return ".".join(p.replace(".", "/") for p in parts)
-
-
-def sysctl_key(key: str) -> str:
-    """A key in sysctl's dotted form: `net/ipv4/ip_forward` is net.ipv4.ip_forward (when
-    the first separator is a slash, slashes and dots swap, as sysctl.d(5) says)."""
-    key = key.strip()
-    first = next((c for c in key if c in "./"), ".")
-    return key.translate(str.maketrans("./", "/.")) if first == "/" else key

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 
 from ..._inputfile import read_input
 from ...errors import SpecError
-from .ifupdown_options import Option, Stanza, interpret
+from .ifupdown_options import Option, Stanza, interpret, merge
 
 # Every method ifupdown knows, per address family (interfaces(5)).
 METHODS = {
@@ -43,9 +43,10 @@ class Interfaces:
     files: tuple[str, ...]
 
     def stanza(self, name: str, family: str | None = "inet") -> Stanza | None:
-        """The last stanza for `name` in `family` (ifupdown2 lets a later one win)."""
+        """The stanzas for `name` in `family` as one (`merge`: ifupdown and ifupdown2 both
+        configure an interface by all its stanzas), or None."""
         found = [s for s in self.stanzas if s.name == name and s.family == family]
-        return found[-1] if found else None
+        return merge(found) if found else None
 
 
 def parse_interfaces(path: str | os.PathLike[str]) -> list[Stanza]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ...errors import SpecError
@@ -146,9 +146,9 @@ def interpret(name: str, family: str | None, method: str | None, where: tuple[st
               options: Iterable[Option]) -> Stanza:
     """The stanza `iface NAME FAMILY METHOD` at `where` (file, line) with these options."""
     options = tuple(options)
-    netmask = next((o.value for o in reversed(options) if o.key == "netmask"), None)
+    netmask = next((o for o in reversed(options) if o.key == "netmask"), None)
     values = _Values()
-    for option in options:
+    for option in sorted(options, key=lambda o: o.key != "netmask"):  # a bad netmask first
         try:
             _take(option, netmask, values)
         except ValueError as exc:
@@ -163,7 +163,27 @@ def interpret(name: str, family: str | None, method: str | None, where: tuple[st
                   commands=tuple(values.commands), **fields)  # fmt: skip
 
 
-def _take(option: Option, netmask: str | None, values: _Values) -> None:
+def merge(stanzas: list[Stanza]) -> Stanza:
+    """Several stanzas of one name and family as the one interface ifupdown and ifupdown2
+    make of them (the way a second address is often written): at the first's place,
+    with the first method said, addresses, gateways, hooks and option lines of all in
+    order, and each one-value option the last stanza that says it gives."""
+    first, *rest = stanzas
+    if not rest:
+        return first
+    fields = {}
+    for key, (name, _parse) in _SCALARS.items():
+        sayers = [s for s in stanzas if any(o.key == key for o in s.options)]
+        fields[name] = getattr(sayers[-1] if sayers else first, name)
+    return replace(
+        first, method=next((s.method for s in stanzas if s.method is not None), None),
+        options=tuple(o for s in stanzas for o in s.options),
+        addresses=tuple(a for s in stanzas for a in s.addresses),
+        gateways=tuple(g for s in stanzas for g in s.gateways),
+        commands=tuple(c for s in stanzas for c in s.commands), **fields)  # fmt: skip
+
+
+def _take(option: Option, netmask: Option | None, values: _Values) -> None:
     key, value = option.key, option.value
     if key in _SCALARS:
         name, parse = _SCALARS[key]
@@ -178,12 +198,18 @@ def _take(option: Option, netmask: str | None, values: _Values) -> None:
         values.commands.append((key, value))
 
 
-def _address(word: str, netmask: str | None) -> Address:
-    text = word if "/" in word or netmask is None else f"{word}/{netmask}"
+def _address(word: str, netmask: Option | None) -> Address:
     try:
-        return ipaddress.ip_interface(text)  # no prefix: a host address, as `ip addr add` makes it
+        address = ipaddress.ip_interface(word)  # no prefix: a host address, as `ip addr add`
     except ValueError:
         raise ValueError("not an IP address with an optional /prefix") from None
+    if "/" in word or netmask is None:
+        return address
+    try:
+        return ipaddress.ip_interface(f"{word}/{netmask.value}")
+    except ValueError:
+        raise SpecError(f"netmask {netmask.value!r} does not fit the IPv{address.version} "
+                        f"address {word}", file=netmask.file, line=netmask.line) from None
 
 
 def _netmask(value: str) -> None:
@@ -192,7 +218,12 @@ def _netmask(value: str) -> None:
     try:
         ipaddress.IPv4Network(f"0.0.0.0/{value}")
     except ValueError:
-        raise ValueError("not a netmask (255.255.255.0) or prefix length (24)") from None
+        try:
+            ipaddress.IPv4Address(value)
+        except ValueError:
+            raise ValueError("not a netmask (255.255.255.0) or prefix length (24)") from None
+        raise ValueError("not a netmask: its one bits must come first, unbroken "
+                         "(255.255.255.0), or give a prefix length (24)") from None
 
 
 def _gateway(word: str) -> Gateway:

@@ -17,7 +17,7 @@ from typing import Any
 from ...errors import SpecError
 from .ifupdown_options import BOND_MODES
 from .keyfile_syntax import KeyFile, Value, parse_keyfile
-from .nmkeyfile_ip import read_ip
+from .nmkeyfile_ip import IpSettings, read_ip
 from .persistent import PersistentConfig, PersistentInterface, PersistentRoute
 
 _TYPES = {"802-3-ethernet": "ethernet", "ethernet": "ethernet", "bridge": "bridge",
@@ -64,11 +64,13 @@ def read_keyfiles(paths: Sequence[str]) -> PersistentConfig:
             profiles.append(profile)
     chosen, losers = _choose(profiles)
     skipped += losers
-    interfaces, routes = [], []
+    interfaces: list[PersistentInterface] = []
+    routes: list[PersistentRoute] = []
     for profile in chosen:
-        interface, its_routes = _interface(profile, profiles)
+        interface, ip = _interface(profile, profiles)
         interfaces.append(interface)
-        routes += its_routes
+        routes += ip.routes
+        skipped += ip.skipped
     return PersistentConfig(tuple(interfaces), routes=tuple(routes), files=tuple(paths),
                             skipped=tuple(skipped))  # fmt: skip
 
@@ -148,7 +150,7 @@ def _choose(profiles: list[_Profile]) -> tuple[list[_Profile], list[tuple[str, s
 
 
 def _interface(profile: _Profile,
-               profiles: list[_Profile]) -> tuple[PersistentInterface, list[PersistentRoute]]:
+               profiles: list[_Profile]) -> tuple[PersistentInterface, IpSettings]:
     keyfile, kind = profile.keyfile, profile.kind
     master = _controller(profile, profiles)
     parent, vid = _vlan(profile, profiles) if kind == "vlan" else (None, None)
@@ -164,7 +166,7 @@ def _interface(profile: _Profile,
         mtu=_mtu(ethernet.get("mtu")), master=master, mac=_mac(keyfile, ethernet),
         vlan_parent=parent, vlan_id=vid, dns=ip.dns, stand_in=profile.stand_in, **fields,
     )  # fmt: skip
-    return interface, list(ip.routes)
+    return interface, ip
 
 
 def _controller(profile: _Profile, profiles: list[_Profile]) -> str | None:

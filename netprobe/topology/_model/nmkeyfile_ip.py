@@ -1,6 +1,8 @@
 """A keyfile's [ipv4] and [ipv6] groups → method, addresses, gateways, DNS and routes, in
 both the spellings nm-settings-keyfile(5) reads: `address1=ADDR/PLEN[,GW]` and the older
-`addresses1=ADDR;PLEN;GW;`, `route1=DEST/PLEN[,NEXTHOP[,METRIC]]`."""
+`addresses1=ADDR;PLEN;GW;`, `route1=DEST/PLEN[,NEXTHOP[,METRIC]]`. Routes in a table other
+than main (`route1_options=table=N`, or the profile's `route-table`) are policy routing, not
+modelled: set aside with the reason, as a hook's `ip route add … table N` is."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ _METHODS: dict[str, dict[str, str | None]] = {
 }  # fmt: skip
 _NUMBERED = re.compile(r"^(address|addresses|route|routes)(\d*)$")
 _DEFAULT_PREFIX = {4: 24, 6: 64}  # what NetworkManager assumes for an address without one
+_MAIN_TABLES = ("0", "254")  # 0: unset, the main table
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,7 @@ class IpSettings:
     gateways: tuple[Gateway, ...]
     dns: tuple[Gateway, ...]
     routes: tuple[PersistentRoute, ...]
+    skipped: tuple[tuple[str, str], ...] = ()  # (where, why): routes in another table
 
 
 def read_ip(keyfile: KeyFile, name: str, *, port: bool) -> IpSettings:
@@ -40,7 +44,8 @@ def read_ip(keyfile: KeyFile, name: str, *, port: bool) -> IpSettings:
         return IpSettings("manual", None, (), (), (), ())
     v4, v6 = _family(keyfile, "ipv4", name), _family(keyfile, "ipv6", name)
     return IpSettings(v4.method or "manual", v6.method, v4.addresses + v6.addresses,
-                      v4.gateways + v6.gateways, v4.dns + v6.dns, v4.routes + v6.routes)
+                      v4.gateways + v6.gateways, v4.dns + v6.dns, v4.routes + v6.routes,
+                      v4.skipped + v6.skipped)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,7 @@ class _Family:
     gateways: tuple[Gateway, ...]
     dns: tuple[Gateway, ...]
     routes: tuple[PersistentRoute, ...]
+    skipped: tuple[tuple[str, str], ...]
 
 
 def _family(keyfile: KeyFile, group: str, name: str) -> _Family:
@@ -69,11 +75,39 @@ def _family(keyfile: KeyFile, group: str, name: str) -> _Family:
     if method == "static" and not addresses:
         raise (method_value or values["method"]).error(
             f"{group}.method=manual with no {group}.addresses: NetworkManager refuses it")
-    for _, value in _numbered(values, "route"):
-        routes.append(_route(value, version, name))
+    table = values["route-table"].text() if "route-table" in values else "0"
+    skipped = []
+    if table not in _MAIN_TABLES and gateways:
+        skipped.append(_where(values["route-table"], f"the default route via {gateways[0]} in "
+                              f"table {table} (policy routing): not modelled"))
+        gateways = []
+    for number, value in _numbered(values, "route"):
+        route = _route(value, version, name)
+        its = _table(values, number) or table
+        if its in _MAIN_TABLES:
+            routes.append(route)
+        else:
+            skipped.append(_where(value, f"route {route.to} in table {its} (policy routing): "
+                                  "not modelled"))
     dns = [_ip_text(text, value, version, "DNS server")
            for value in ([values["dns"]] if "dns" in values else []) for text in value.items()]
-    return _Family(method, tuple(addresses), tuple(gateways), tuple(dns), tuple(routes))
+    return _Family(method, tuple(addresses), tuple(gateways), tuple(dns), tuple(routes),
+                   tuple(skipped))
+
+
+def _table(values: dict[str, Value], number: int) -> str | None:
+    """The table=N of routeN_options (routesN_options in older files), or None."""
+    for key in (f"route{number or ''}_options", f"routes{number or ''}_options"):
+        if key in values:
+            for item in values[key].text().split(","):
+                option, _, table = item.strip().partition("=")
+                if option == "table":
+                    return table.strip()
+    return None
+
+
+def _where(value: Value, why: str) -> tuple[str, str]:
+    return f"{value.file}:{value.line}", why
 
 
 def _method(group: str, value: Value | None) -> str | None:

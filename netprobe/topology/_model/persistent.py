@@ -12,7 +12,7 @@ import ipaddress
 from dataclasses import dataclass
 
 from .ifupdown import Interfaces
-from .ifupdown_options import HOOKS, Stanza
+from .ifupdown_options import HOOKS, Stanza, merge
 
 Address = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 Gateway = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -119,8 +119,32 @@ class PersistentConfig:
         return next((v for k, v, _ in reversed(self.sysctls) if k == key), None)
 
     def interface(self, name: str) -> PersistentInterface | None:
-        """The interface `name` (None when the configuration has none)."""
+        """The interface `name` (None when the configuration has none): the first read of
+        that name, as `named` keeps it."""
         return next((i for i in self.interfaces if i.name == name), None)
+
+    def named(self) -> tuple[PersistentInterface, ...]:
+        """One interface per name, in reading order, the first read of each (what
+        `interface` returns): read_config refuses an ifupdown name twice and lets
+        ifupdown's stanza win over a NetworkManager profile, which comes later."""
+        return tuple({i.name: i for i in reversed(self.interfaces)}[n]
+                     for n in dict.fromkeys(i.name for i in self.interfaces))  # fmt: skip
+
+    def brought_up(self) -> frozenset[str]:
+        """The interfaces boot brings up: those auto/allow-hotplug (or NM's autoconnect)
+        names, and what those need: the ports of a master brought up, the parent of a
+        VLAN brought up. The one rule drift, from-config and the hooks read go by."""
+        up = {i.name for i in self.interfaces if i.boot}
+        grown = True
+        while grown:
+            before = len(up)
+            for iface in self.interfaces:
+                if iface.master in up:
+                    up.add(iface.name)
+                if iface.kind == "vlan" and iface.name in up and iface.vlan_parent:
+                    up.add(iface.vlan_parent)
+            grown = len(up) > before
+        return frozenset(up)
 
     def ports(self, master: str) -> tuple[str, ...]:
         """The interfaces whose master is `master`, in reading order."""
@@ -128,21 +152,22 @@ class PersistentConfig:
 
 
 def from_ifupdown(config: Interfaces) -> PersistentConfig:
-    """`config` as the model: the inet and inet6 stanzas of one name are one interface
-    (ifupdown2 lets a later stanza of a name win); masters come from bridge-ports and
-    bond-slaves. Hook commands are kept as they are, each at its own line: interpreting
-    them is hookcommand's."""
+    """`config` as the model: the stanzas of one name are one interface, those of a
+    family merged in order (ifupdown2's bare `iface NAME` with the inet ones); masters
+    come from bridge-ports and bond-slaves. Hook commands are kept as they are, each at
+    its own line: interpreting them is hookcommand's."""
     names = list(dict.fromkeys(s.name for s in config.stanzas))
     masters = _masters(config)
     interfaces, commands = [], []
     for name in names:
-        inet = config.stanza(name, "inet") or config.stanza(name, None)
+        four = [s for s in config.stanzas if s.name == name and s.family in ("inet", None)]
+        inet = merge(four) if four else None
         inet6 = config.stanza(name, "inet6")
         stanzas = [s for s in (inet, inet6) if s is not None]
         interfaces.append(_interface(name, stanzas, inet, inet6, masters.get(name)))
-        for stanza in stanzas:
-            commands += [Command(name, o.key, o.value, f"{o.file}:{o.line}")
-                         for o in stanza.options if o.key in HOOKS]  # fmt: skip
+        commands += [Command(name, o.key, o.value, f"{o.file}:{o.line}")  # in reading order
+                     for s in config.stanzas if s.name == name
+                     for o in s.options if o.key in HOOKS]  # fmt: skip
     interfaces += _bare_ports(config, masters, set(names))
     return PersistentConfig(tuple(interfaces), tuple(commands), files=config.files)
 

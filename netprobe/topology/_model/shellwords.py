@@ -1,8 +1,8 @@
 """A hook command's shell line → simple commands of words, as /bin/sh would split it, for
 the few forms a network configuration's hooks use (`a; b`, `a && b`, `a || true`,
-`echo 1 > FILE`, `cmd < FILE`). Nothing is run or expanded but `$IFACE`, which ifupdown
-sets; anything else dynamic (`$VAR`, `$(…)`, backquotes, pipes, `&`) marks the line as
-one this model cannot read, rather than guessing.
+`echo 1 > FILE`, `cmd < FILE`, `cmd > /dev/null 2>&1`). Nothing is run or expanded but
+`$IFACE`, which ifupdown sets; anything else dynamic (`$VAR`, `$(…)`, backquotes, pipes,
+`&`) marks the line as one this model cannot read, rather than guessing.
 """
 
 from __future__ import annotations
@@ -10,7 +10,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-_OPERATORS = ("&&", "||", ">>", ";", "|", "&", ">", "<")
+_OPERATORS = ("&&", "||", ">>", ">&", ";", "|", "&", ">", "<")
+_REDIRECTS = (">", ">>", ">&", "<")  # each also with a descriptor before it: 2>, 1>&…
+_DISCARDED = "/dev/null"
 _VARIABLE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
 # What ifupdown puts in a hook's environment that the command line alone tells.
 _KNOWN = ("IFACE", "LOGICAL")
@@ -42,7 +44,7 @@ def split(text: str, iface: str) -> list[Simple]:
             pending = ""
         elif not is_op:
             current.argv.append(word)
-        elif word in (">", ">>", "<", "2>", "2>>"):
+        elif word.lstrip("012") in _REDIRECTS:
             pending = word
         elif word in (";", "&&"):
             commands.append(current)
@@ -59,12 +61,16 @@ def split(text: str, iface: str) -> list[Simple]:
 
 
 def _redirect(command: Simple, operator: str, target: str) -> None:
-    if operator.startswith("2"):
-        return  # where errors go changes nothing the command sets
-    if operator == "<":
+    if operator.endswith("&"):  # 2>&1, >&2: one descriptor made a copy of another
+        if target not in ("1", "2"):
+            raise ShellError(f"redirects {operator}{target}, to no standard output or error")
+        return  # writes no file
+    if operator.startswith("2") or target == _DISCARDED:
+        return  # where errors go, or output thrown away, changes nothing the command sets
+    if operator.endswith("<"):
         command.stdin = target
     else:
-        command.stdout, command.append = target, operator == ">>"
+        command.stdout, command.append = target, operator.endswith(">>")
 
 
 def _drop_failure_guards(commands: list[Simple]) -> list[Simple]:
@@ -85,41 +91,55 @@ def _tokens(text: str, iface: str) -> list[tuple[str, bool]]:
     i = 0
     while i < len(text):
         char = text[i]
-        if char in " \t\n":
-            if started:
-                tokens.append(("".join(word), False))
-            word, started, i = [], False, i + 1
-        elif char == "#" and not started:
+        if char == "#" and not started:
             break
-        elif char == "'":
-            end = text.find("'", i + 1)
-            if end < 0:
-                raise ShellError("has an unclosed single quote")
-            word.append(text[i + 1 : end])
-            started, i = True, end + 1
-        elif char == '"':
-            i = _double_quoted(text, i + 1, word, iface)
-            started = True
-        elif char == "\\":
-            word.append(text[i + 1 : i + 2])
-            started, i = True, i + 2
-        elif char in "$`":
-            i = _variable(text, i, word, iface)
-            started = True
-        elif char in ";&|<>":
-            op = next(o for o in _OPERATORS if text.startswith(o, i))
-            if op in (">", ">>") and started and "".join(word) == "2":
-                word, started, op = [], False, "2" + op
-            if started:
-                tokens.append(("".join(word), False))
-            tokens.append((op, True))
-            word, started, i = [], False, i + len(op)
+        if char not in " \t\n;&|<>":
+            i, started = _word_part(text, i, word, iface), True
+            continue
+        if char in ";&|<>":
+            i = _operator(text, i, word if started else None, tokens)
         else:
-            word.append(char)
-            started, i = True, i + 1
+            tokens += [("".join(word), False)] if started else []
+            i += 1
+        word, started = [], False
     if started:
         tokens.append(("".join(word), False))
     return tokens
+
+
+def _word_part(text: str, i: int, word: list[str], iface: str) -> int:
+    """Add the part of a word at `i` (a quoted string, an escape, a variable, a
+    character) to `word`; the index after it."""
+    char = text[i]
+    if char == "'":
+        end = text.find("'", i + 1)
+        if end < 0:
+            raise ShellError("has an unclosed single quote")
+        word.append(text[i + 1 : end])
+        return end + 1
+    if char == '"':
+        return _double_quoted(text, i + 1, word, iface)
+    if char == "\\":
+        word.append(text[i + 1 : i + 2])
+        return i + 2
+    if char in "$`":
+        return _variable(text, i, word, iface)
+    word.append(char)
+    return i + 1
+
+
+def _operator(text: str, i: int, word: list[str] | None,
+              tokens: list[tuple[str, bool]]) -> int:
+    """Add the operator at `i` to `tokens`, after the open `word` (None: none open), or
+    as one with it when that is a descriptor (2>, 1>&); the index after it."""
+    op = next(o for o in _OPERATORS if text.startswith(o, i))
+    end = i + len(op)
+    if op in _REDIRECTS and word is not None and "".join(word) in ("0", "1", "2"):
+        op, word = "".join(word) + op, None
+    if word is not None:
+        tokens.append(("".join(word), False))
+    tokens.append((op, True))
+    return end
 
 
 def _double_quoted(text: str, i: int, word: list[str], iface: str) -> int:
