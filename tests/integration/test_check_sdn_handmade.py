@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from support.handmade_net import HandMade
@@ -74,8 +75,8 @@ def _switch(net: HandMade, flows: list[str] = FLOWS, port: int = PORT) -> None:
         net.addr(host, "eth0", ip)
     if port == PORT:  # the flows are in once the controller saw the barrier behind them
         deadline = time.monotonic() + 30
-        while " pushed " not in open(log).read():
-            assert time.monotonic() < deadline, open(log).read()
+        while " pushed " not in Path(log).read_text():
+            assert time.monotonic() < deadline, Path(log).read_text()
             time.sleep(0.05)
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from typing import Any
+from typing import Any, ClassVar
 
 _PROTOCOLS: dict[str, dict[str, int]] = {  # ovs-ofctl's shorthands
     "ip": {"eth_type": 0x0800},
@@ -44,11 +44,10 @@ def parse_flow(text: str) -> tuple[dict[str, int], dict[str, Any], str]:
             mod[key] = int(value, 0)
         else:
             match[_field(key)] = _value(_field(key), value)
-    if "tp_src" in head or "tp_dst" in head:  # tcp_* by default: udp's when udp was said
-        if match.get("ip_proto") == 17:
-            for old, new in (("tcp_src", "udp_src"), ("tcp_dst", "udp_dst")):
-                if old in match:
-                    match[new] = match.pop(old)
+    if ("tp_src" in head or "tp_dst" in head) and match.get("ip_proto") == 17:
+        for old, new in (("tcp_src", "udp_src"), ("tcp_dst", "udp_dst")):
+            if old in match:  # tcp_* by default: udp's when udp was said
+                match[new] = match.pop(old)
     return mod, match, actions.lower()  # os-ken's parser knows "normal", not "NORMAL"
 
 
@@ -101,10 +100,10 @@ def _app_class() -> type:
     log = logging.getLogger("netprobe.controller")
 
     class App(app_manager.OSKenApp):  # type: ignore[misc]
-        OFP_VERSIONS = [ofproto_v1_3.OFP_VERSION]
-        flows: list[tuple[dict[str, int], dict[str, Any], str]] = []
+        OFP_VERSIONS: ClassVar[list[int]] = [ofproto_v1_3.OFP_VERSION]
+        flows: ClassVar[list[tuple[dict[str, int], dict[str, Any], str]]] = []
 
-        @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)  # type: ignore[misc]
+        @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)  # type: ignore[untyped-decorator]
         def features(self, ev: Any) -> None:
             dp = ev.msg.datapath
             ofp, parser = dp.ofproto, dp.ofproto_parser
@@ -123,7 +122,7 @@ def _app_class() -> type:
             dp.send_msg(parser.OFPBarrierRequest(dp))
             log.info("pushing %d flows to dpid %016x", len(self.flows), dp.id)
 
-        @set_ev_cls(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)  # type: ignore[misc]
+        @set_ev_cls(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)  # type: ignore[untyped-decorator]
         def barrier(self, ev: Any) -> None:
             log.info("pushed %d flows to dpid %016x", len(self.flows), ev.msg.datapath.id)
 

@@ -77,9 +77,12 @@ def start(topo: Topology, host: Host) -> None:
                                runid=topo.runid, outlive=topo.persistent, output=f"{base}.log")
         started.entry["name"] = f"controller-{controller.name}"
         topo.note_daemon(started)
-        _wait(lambda: listener(topo.fd_of(host.name), where) == started.proc.pid,
-              started, f"controller {host.name}:{controller.name} listening on {where}",
-              f"{base}.log", _READY_WAIT)
+        def listening(where: str = where, pid: int = started.proc.pid,
+                      fd: int = topo.fd_of(host.name)) -> bool:
+            return listener(fd, where) == pid
+
+        _wait(listening, started, f"controller {host.name}:{controller.name} listening on "
+              f"{where}", f"{base}.log", _READY_WAIT)
 
 
 def wait_pushed(topo: Topology, host: Host) -> None:
@@ -92,7 +95,10 @@ def wait_pushed(topo: Topology, host: Host) -> None:
         log = os.path.join(directory, f"controller-{controller.name}.log")
         started = next(d for d in topo.daemons if d.name == f"controller-{controller.name}"
                        and d.entry["host"] == host.name)
-        _wait(lambda: _log_text(log).count(" pushed ") >= users, started,
+        def pushed(log: str = log, users: int = users) -> bool:
+            return _log_text(log).count(" pushed ") >= users
+
+        _wait(pushed, started,
               f"controller {host.name}:{controller.name} pushing its flows to {users} "
               "bridge(s)", log, _PUSH_WAIT)
 

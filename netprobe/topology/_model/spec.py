@@ -23,9 +23,9 @@ from typing import Any
 
 from ...errors import SpecError
 from .dhcp import DhcpServer as DhcpServer
+from .observed import Observed, ObservedHost, observed, observed_host
 from .sdn import FAIL_MODES, controller_target, openflow_flow
 from .sdn import SdnController as SdnController
-from .observed import Observed, ObservedHost, observed, observed_host
 
 # Links netprobe makes in the root namespace are named np + 4 hex digits + the name.
 ROOT_IF_PREFIX_LEN = 6
