@@ -95,7 +95,7 @@ def _probe(ctx: Context, src: Port, dst: Port) -> Template:
 # -- what OVS says ----------------------------------------------------------------------
 
 def _ovs_get(ctx: Context, host: str, table: str, record: str, column: str) -> str:
-    result = ctx.topo.ovs(host, "ovs-vsctl", "--timeout=5", "get", table, record, column)
+    result = ctx.topo.ovs(host, "ovs-vsctl", "--timeout=30", "get", table, record, column)
     return result.stdout.strip().strip('"[]') if result.ok else ""
 
 
@@ -114,7 +114,7 @@ def _controller_row(ctx: Context, host: str, bridge: str) -> dict[str, Any]:
     uuid = _ovs_get(ctx, host, "bridge", bridge, "controller").split(",")[0].strip()
     if not uuid:
         return {}
-    result = ctx.topo.ovs(host, "ovs-vsctl", "--timeout=5", "--format=json", "--columns="
+    result = ctx.topo.ovs(host, "ovs-vsctl", "--timeout=30", "--format=json", "--columns="
                           "target,is_connected,role,status", "list", "controller", uuid)
     if not result.ok:
         return {}
@@ -151,7 +151,7 @@ def _diagnose_connection(ctx: Context, host: str, bridge: str, state: dict[str, 
 
 
 def _set_fail_mode(ctx: Context, host: str, bridge: str, mode: str) -> None:
-    ctx.topo.ovs(host, "ovs-vsctl", "--timeout=5", "set-fail-mode", bridge, mode, check=True)
+    ctx.topo.ovs(host, "ovs-vsctl", "--timeout=30", "set-fail-mode", bridge, mode, check=True)
 
 
 def _failed_open(ctx: Context, host: str, bridge: str) -> bool:
