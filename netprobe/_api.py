@@ -35,6 +35,7 @@ from .topology import (
     Port,
     Route,
     RunResult,
+    SdnController,
     Spec,
     Tap,
     Topology,

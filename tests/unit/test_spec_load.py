@@ -47,6 +47,7 @@ EXPECTED_HOSTS = {
     "proxmox-bridged": ["pve", "lan"],
     "redblue": ["red", "blue", "switch"],
     "router": ["left", "right", "router"],
+    "sdn": ["good", "server", "bad", "switch"],
     "tenants": ["a1", "a2", "b1", "b2", "hv"],
     "vlan": ["router", "h10", "h20", "switch"],
     "vlan-bridge": ["vm1", "vm2", "upstream", "pve"],

@@ -20,7 +20,7 @@ from ..._privilege import require_root
 from ...errors import TopologyError
 from .._model.spec import Bond, Bridge, Host, Interface, Macvlan, Spec, Tap, Veth, Vlan
 from .._model.validate import validate
-from . import dhcp, existing, netns, ovs, owner
+from . import dhcp, existing, netns, ovs, owner, sdn
 from .links import (
     address_message,
     create_message,
@@ -92,11 +92,14 @@ class _Builder:
 
     def run(self) -> None:
         dhcp.check_tools(self.spec)
+        sdn.check_tools(self.spec)
         for host in self.spec.hosts:
             self._open_host(host)
         self._create_links()
         self._configure_links()
         self._port_vlans()
+        for host in self.spec.hosts:
+            sdn.start(self.topo, host)  # listening before the bridges that connect to it
         for host in self.spec.hosts:
             if ovs.has_ovs(host):
                 ovs.configure(self.topo, host)

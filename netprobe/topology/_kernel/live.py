@@ -15,7 +15,7 @@ from typing import Any
 from ...errors import NotFound, SetupError, TopologyError
 from .._model.port import Port, host_and_ifname
 from .._model.spec import Host, Spec
-from . import daemon, dhcp, dnsmasq, netns, ovs, owner, process, view
+from . import daemon, dhcp, dnsmasq, netns, ovs, owner, process, sdn, view
 from .cleanup import CleanReport, note_reverted
 from .dnsmasq import ClientLease, RunningDhcpServer
 from .links import IFF_UP, raise_up
@@ -220,6 +220,13 @@ class Topology:
         no client there, or it holds no lease)."""
         self._host(host)
         return dhcp.client_lease(self, host, iface)
+
+    def stop_controller(self, host: str, target: str) -> int | None:
+        """Stop the OpenFlow controller listening at `target` (tcp:IP:PORT or unix:PATH,
+        as an OVS bridge names it) in `host`'s namespace, whoever started it, and wait
+        until it is gone: its pid (None: nothing listens there)."""
+        self._host(host)
+        return sdn.stop_listener(self, host, target)
 
     def note_undo(self, entry: dict[str, Any]) -> None:
         """Record how to undo a change in a namespace netprobe does not own, before it is

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...errors import SetupError, TopologyError
 from .._model.spec import Host, Interface, OvsBond, OvsBridge, Veth
-from . import daemon, netns, owner
+from . import daemon, netns, owner, sdn
 from .links import netlink_errors, raise_up
 from .netlink import RTM_NEWLINK, link_msg
 
@@ -128,7 +128,9 @@ def configure(topo: Topology, host: Host) -> None:
         "--disable-system",  # no kernel datapath: do not even look for one
     ]
     _start_daemon(topo, host, argv, directory)
-    _tool(topo, host, ["ovs-vsctl", "--timeout=30", *vsctl_commands(host)])
+    _tool(topo, host, ["ovs-vsctl", "--timeout=30", *vsctl_commands(host, topo.runid)])
+    if host.controllers:
+        sdn.wait_pushed(topo, host)
     for iface in host.interfaces:
         if isinstance(iface.kind, OvsBridge) and iface.kind.flows:
             flows = "\n".join(iface.kind.flows) + "\n"
@@ -137,15 +139,22 @@ def configure(topo: Topology, host: Host) -> None:
     _bridges_up(topo, host)
 
 
-def vsctl_commands(host: Host) -> list[str]:
-    """The ovs-vsctl arguments that make `host`'s bridges and ports (`--` separated)."""
+def vsctl_commands(host: Host, runid: str = "") -> list[str]:
+    """The ovs-vsctl arguments that make `host`'s bridges and ports (`--` separated);
+    `runid` places the unix sockets of the host's controllers."""
     args: list[str] = []
     for iface in host.interfaces:
         if isinstance(iface.kind, OvsBridge):
             args += ["--", "add-br", iface.name]
             args += ["--", "set", "bridge", iface.name, "datapath_type=netdev"]
+            if iface.kind.fail_mode:
+                args += [f"fail_mode={iface.kind.fail_mode}"]
             if iface.mac:
                 args += [f'other-config:hwaddr="{iface.mac}"']
+            target = sdn.bridge_target(runid, host, iface.kind)
+            if target:  # a lost connection is noticed at once (no inactivity probe)
+                args += ["--", "set-controller", iface.name, target]
+                args += ["--", "set", "controller", iface.name, "inactivity_probe=0"]
             if iface.mtu:
                 args += ["--", "set", "interface", iface.name, f"mtu_request={iface.mtu}"]
     for iface in host.interfaces:

@@ -61,6 +61,8 @@ def _host(host: Host, rename: Callable[[str], str]) -> dict[str, Any]:
         out["dhcp_servers"] = [
             {**_fields(server), "range": "-".join(server.range)} for server in host.dhcp_servers
         ]
+    if host.controllers:
+        out["controllers"] = [_fields(c) for c in host.controllers]
     if host.observed is not None:
         seen = _fields(host.observed)
         if host.observed.sysctls:

@@ -32,6 +32,7 @@ from .spec import (
     OvsBond,
     OvsBridge,
     Route,
+    SdnController,
     Spec,
     Tap,
     Veth,
@@ -53,6 +54,7 @@ _HOST_KEYS = {
     "ipv6_router_solicitation",
     "observed",
     "dhcp_servers",
+    "controllers",
 }
 _IFACE_KEYS = {
     "addresses", "master", "learning", "mac", "mtu", "up", "vlans", "tag", "trunks", "observed",
@@ -65,12 +67,13 @@ _KINDS: dict[str, tuple[Callable[..., Kind], set[str]]] = {
     "macvlan": (Macvlan, {"parent", "mode"}),
     "vlan": (Vlan, {"parent", "id", "protocol"}),
     "bond": (Bond, {"mode", "miimon"}),
-    "ovs": (OvsBridge, {"flows"}),
+    "ovs": (OvsBridge, {"flows", "controller", "fail_mode"}),
     "ovs_bond": (OvsBond, {"mode", "lacp", "lacp_time", "rebalance_interval"}),
 }
 _VLAN_KEYS = {"id", "pvid", "untagged"}
 _ROUTE_KEYS = {"to", "via", "dev", "metric"}
 _DHCP_KEYS = {"interface", "range", "lease_time", "router", "dns"}
+_CONTROLLER_KEYS = {"name", "listen", "flows"}
 _FIREWALL_KINDS = ("nft", "iptables", "ip6tables")
 
 
@@ -268,7 +271,27 @@ class _Reader:
                 self.dhcp_server(item, (*path, "dhcp_servers", str(i)))
                 for i, item in enumerate(items)
             ]
+        if "controllers" in raw:
+            items = self.sequence(raw["controllers"], "controllers")
+            kwargs["controllers"] = [
+                self.controller(item, (*path, "controllers", str(i)))
+                for i, item in enumerate(items)
+            ]
         return self.build(node, Host, path, **kwargs)
+
+    def controller(self, node: yaml.Node, path: tuple[str, ...]) -> SdnController:
+        """`{name: c0, listen: tcp:127.0.0.1:6653 | unix, flows: [FLOW, ...]}`."""
+        raw = self.mapping(node, "a controller", _CONTROLLER_KEYS, path)
+        self.lines[path] = node.start_mark.line + 1
+        if "name" not in raw:
+            raise self.error(node, "a controller needs a name")
+        kwargs: dict[str, Any] = {"name": self.typed(raw["name"], "name", str)}
+        if "listen" in raw:
+            kwargs["listen"] = self.typed(raw["listen"], "listen", str)
+        flows = [self.typed(f, "a flow", str)
+                 for f in (self.sequence(raw["flows"], "controller flows")
+                           if "flows" in raw else [])]
+        return self.build(node, SdnController, path, flows=flows, **kwargs)
 
     def dhcp_server(self, node: yaml.Node, path: tuple[str, ...]) -> DhcpServer:
         """`{interface: eth0, range: A-B, lease_time: 3600, router: R, dns: [D]}`."""
@@ -380,7 +403,10 @@ class _Reader:
         flows = []
         for item in self.sequence(raw["flows"], "ovs flows") if "flows" in raw else []:
             flows.append(self.build(item, OvsBridge, flows=[self.typed(item, "a flow", str)]))
-        return self.build(node, OvsBridge, flows=[f for one in flows for f in one.flows])
+        extra = {k: self.typed(raw[k], f"ovs {k}", str)
+                 for k in ("controller", "fail_mode") if k in raw}
+        return self.build(node, OvsBridge, flows=[f for one in flows for f in one.flows],
+                          **extra)
 
     def route(self, node: yaml.Node, path: tuple[str, ...]) -> Route:
         raw = self.mapping(node, "a route", _ROUTE_KEYS, path)

@@ -24,6 +24,8 @@ from typing import Any
 from ...errors import SpecError
 from .dhcp import DhcpServer as DhcpServer
 from .observed import Observed, ObservedHost, observed, observed_host
+from .sdn import FAIL_MODES, controller_target, openflow_flow
+from .sdn import SdnController as SdnController
 
 # Links netprobe makes in the root namespace are named np + 4 hex digits + the name.
 ROOT_IF_PREFIX_LEN = 6
@@ -154,18 +156,26 @@ class Bond:
 class OvsBridge:
     """An Open vSwitch bridge (userspace `netdev` datapath), run by netprobe's own daemons
     inside the host. `flows`: when given, the bridge's whole OpenFlow table (ovs-ofctl
-    syntax); without them it keeps OVS's default `priority=0,actions=NORMAL`."""
+    syntax); without them it keeps OVS's default `priority=0,actions=NORMAL`.
+    `controller`: the OpenFlow controller it connects to, which then owns its flows;
+    `fail_mode`: what it does while that controller is gone (secure: nothing new is
+    forwarded; standalone: it falls back to MAC learning)."""
 
     flows: tuple[str, ...] = ()
+    controller: str | None = None  # a controller of the host by name, tcp:IP:PORT, unix:PATH
+    fail_mode: str | None = None  # secure | standalone (None: OVS's default, standalone)
 
     def __post_init__(self) -> None:
-        flows = _tuple(self.flows, "ovs flows")
-        for flow in flows:
-            if not isinstance(flow, str) or "actions=" not in flow.replace(" ", ""):
-                raise SpecError(f"an OpenFlow flow is text with `actions=`, not {flow!r}")
-            if "\n" in flow or "\0" in flow:
-                raise SpecError(f"an OpenFlow flow is one line: {flow!r}")
-        _set(self, "flows", tuple(f.strip() for f in flows))
+        _set(self, "flows", tuple(openflow_flow(f) for f in _tuple(self.flows, "ovs flows")))
+        if self.controller is not None and ":" in str(self.controller):
+            controller_target(self.controller)
+        elif self.controller is not None and (not isinstance(self.controller, str)
+                                              or not self.controller):
+            raise SpecError(f"an OVS controller is a name, tcp:IP:PORT or unix:PATH, "
+                            f"not {self.controller!r}")
+        if self.fail_mode is not None and self.fail_mode not in FAIL_MODES:
+            raise SpecError(f"ovs fail_mode must be one of {', '.join(FAIL_MODES)}, "
+                            f"not {self.fail_mode!r}")
 
 
 @dataclass(frozen=True)
@@ -396,6 +406,7 @@ class Host:
     ipv6_router_solicitation: bool = False
     observed: ObservedHost | None = None  # routes, rulesets … as discovery found them
     dhcp_servers: tuple[DhcpServer, ...] = ()  # each one dnsmasq netprobe runs in the host
+    controllers: tuple[SdnController, ...] = ()  # each one OpenFlow controller (os-ken)
 
     def __post_init__(self) -> None:
         if self.observed is not None:
@@ -405,6 +416,7 @@ class Host:
             ("routes", Route),
             ("firewall", Firewall),
             ("dhcp_servers", DhcpServer),
+            ("controllers", SdnController),
         ):
             items = _tuple(getattr(self, name), name)
             if not all(isinstance(item, cls) for item in items):

@@ -27,6 +27,7 @@ from .spec import (
     Vlan,
 )
 from .validate_dhcp import check_dhcp
+from .validate_sdn import check_controllers
 
 IFNAMSIZ = 15  # usable characters of an interface name (16 with the NUL)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -104,6 +105,7 @@ def _check_host(host: Host, existing: set[str]) -> None:
             _check_existing(host, iface)
     _check_addresses(host)
     check_dhcp(host, existing)
+    check_controllers(host)
     for index, route in enumerate(host.routes):
         if route.dev is not None and host.interface(route.dev) is None:
             hint = (
