@@ -13,7 +13,7 @@ from __future__ import annotations
 import select
 import struct
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from netprobe.expect import Outcome
@@ -31,6 +31,7 @@ class Answers:
     elsewhere: dict[str, list[DhcpMessage]] = field(default_factory=dict)
     barrier_missing: list[str] = field(default_factory=list)
     arp_answered: int = 0
+    watched: float = 0.0  # seconds watched for other answers after the expected one
 
     def first(self, kinds: Iterable[str], server_mac: str | None = None) -> DhcpMessage | None:
         """The first answer of one of `kinds` (from `server_mac` if given)."""
@@ -62,19 +63,27 @@ class Watch:
             self.pending[cap.port] += cap.read()
 
     def answers(self, xid: int, kinds: set[str], server_mac: str, timeout: float,
-                server_port: str) -> Answers:
-        """Wait up to `timeout` s for an answer of `kinds` from `server_mac`, then send the
-        barrier from `server_port` and read until it has reached every other port."""
+                server_port: str, linger: float = 0.0) -> Answers:
+        """Wait up to `timeout` s for an answer of `kinds` from `server_mac`, then `linger`
+        s more for the other servers' answers, then send the barrier from `server_port`
+        and read until it has reached every other port."""
         found = Answers(elsewhere={p: [] for p in self.others})
-        deadline = time.perf_counter() + timeout
-        while found.first(kinds, server_mac) is None and time.perf_counter() < deadline:
-            self._sort(xid, found)
-            if found.first(kinds, server_mac) is None:
-                self._read(min(0.05, deadline - time.perf_counter()))
-        self._sort(xid, found)
+        self._until(xid, found, time.perf_counter() + timeout,
+                    lambda: found.first(kinds, server_mac) is not None)
+        if found.first(kinds, server_mac) is not None and linger > 0:
+            self._until(xid, found, time.perf_counter() + linger, lambda: False)
+            found.watched = linger
         if found.first(kinds, server_mac) is not None or found.at_client:
             self._barrier(xid, found, server_port)
         return found
+
+    def _until(self, xid: int, found: Answers, deadline: float,
+               done: Callable[[], bool]) -> None:
+        """Read and sort what comes until `done()` or `deadline`."""
+        self._sort(xid, found)
+        while not done() and time.perf_counter() < deadline:
+            self._read(min(0.05, deadline - time.perf_counter()))
+            self._sort(xid, found)
 
     def _barrier(self, xid: int, found: Answers, server_port: str) -> None:
         frame, nonce = ethernet(self.topo.mac(server_port), "ff:ff:ff:ff:ff:ff").probe()

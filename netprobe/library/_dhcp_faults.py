@@ -1,17 +1,19 @@
 """Why a DHCP exchange across a bridge failed, as the dhcp check names it: a client port
 off the bridge, an nft rule that drops DHCP, a server that is not there, listens
-elsewhere or has no address left, a server that is not the one expected."""
+elsewhere or has no address left, a server that is not the one expected (one that
+answered, or one that runs on the bridge's segment)."""
 
 from __future__ import annotations
 
 import ipaddress
 import json
-import re
+import time
+from collections.abc import Sequence
+from typing import Any
 
 from netprobe.check import Context, Port
+from netprobe.topology import DhcpLease, RunningDhcpServer
 from netprobe.traffic import DhcpMessage
-
-from ._dhcp_servers import Server, active, servers
 
 
 def attachment(ctx: Context, bridge: Port, port: Port, what: str) -> list[str]:
@@ -52,26 +54,80 @@ def nft_drop(ctx: Context, host: str) -> str | None:
     return None
 
 
-_DHCP_PORTS = re.compile(r"\b(67|68|bootps|bootpc)\b")
+_DHCP_PORTS = {67, 68}
+_PORT_NAMES = {"bootps": 67, "bootpc": 68}
+_INET_HOOKS = {"prerouting", "forward", "postrouting"}  # what br_netfilter passes through
 
 
 def _ruleset_rule(ctx: Context, host: str) -> str | None:
-    """A drop rule of a bridge-family table in `host` that matches UDP port 67 or 68."""
+    """A drop rule of `host` that matches UDP port 67 or 68: in a bridge-family table, or
+    (bridge-nf-call-iptables=1) in an ip/inet table bridged IPv4 goes through."""
     result = ctx.topo.run(host, ["nft", "-j", "-a", "list", "ruleset"])
     if not result.ok or not result.stdout:
         return None
-    listing = ctx.topo.run(host, ["nft", "-a", "list", "ruleset"]).stdout
-    for item in json.loads(result.stdout).get("nftables", []):
-        rule = item.get("rule")
-        if not rule or rule.get("family") != "bridge":
-            continue
-        exprs = json.dumps(rule.get("expr", []))
-        if '"drop"' in exprs and re.search(r'"(sport|dport)"', exprs) and _DHCP_PORTS.search(
-                exprs):
-            text = _rule_text(listing, rule.get("handle"))
-            where = f"bridge {rule['table']} {rule['chain']}, handle {rule.get('handle')}"
-            return f"rule `{text}` (chain {where})"
-    return None
+    items = json.loads(result.stdout).get("nftables", [])
+    bridge_nf = ctx.topo.sysctl(host, "net.bridge.bridge-nf-call-iptables") == "1"
+    rule = next((r for r in dhcp_drops(items, bridge_nf=bridge_nf)), None)
+    if rule is None:
+        return None
+    text = _rule_text(ctx.topo.run(host, ["nft", "-a", "list", "ruleset"]).stdout,
+                      rule.get("handle"))
+    where = f"{rule['family']} {rule['table']} {rule['chain']}, handle {rule.get('handle')}"
+    why = ("; bridge-nf-call-iptables=1 sends bridged IPv4 through it"
+           if rule["family"] != "bridge" else "")
+    return f"rule `{text}` (chain {where}{why})"
+
+
+def dhcp_drops(items: Sequence[dict[str, Any]], *, bridge_nf: bool) -> list[dict[str, Any]]:
+    """The rules of an `nft -j list ruleset` that drop (or reject) UDP to or from port 67
+    or 68 on a path bridged DHCP takes: every bridge-family chain's; with `bridge_nf`,
+    those of ip/inet chains on the prerouting, forward, postrouting hooks (and of the
+    regular chains of a table that has one)."""
+    chains = [i["chain"] for i in items if "chain" in i]
+    seen = {(c["family"], c["table"]) for c in chains if c.get("hook") in _INET_HOOKS}
+    hooked = {(c["family"], c["table"], c["name"]): c.get("hook") for c in chains}
+    out = []
+    for rule in (i["rule"] for i in items if "rule" in i):
+        family, table = rule.get("family"), rule.get("table")
+        if family != "bridge":
+            hook = hooked.get((family, table, rule.get("chain")))
+            reached = hook in _INET_HOOKS or (hook is None and (family, table) in seen)
+            if not (bridge_nf and family in ("ip", "inet") and reached):
+                continue
+        exprs = rule.get("expr", [])
+        if any("drop" in e or "reject" in e for e in exprs) and any(
+                _matches_dhcp_port(e.get("match")) for e in exprs):
+            out.append(rule)
+    return out
+
+
+def _matches_dhcp_port(match: Any) -> bool:
+    """A `udp|th sport|dport == VALUE` match whose value (a port, set or range) holds 67
+    or 68."""
+    if not isinstance(match, dict) or match.get("op", "==") not in ("==", "in"):
+        return False
+    payload = (match.get("left") or {}).get("payload") if isinstance(
+        match.get("left"), dict) else None
+    if not isinstance(payload, dict) or payload.get("protocol") not in ("udp", "th") or \
+            payload.get("field") not in ("sport", "dport"):
+        return False
+    return bool(_ports_in(match.get("right")) & _DHCP_PORTS)
+
+
+def _ports_in(value: Any) -> set[int]:
+    if isinstance(value, bool):
+        return set()
+    if isinstance(value, int):
+        return {value}
+    if isinstance(value, str):
+        return {_PORT_NAMES[value]} if value in _PORT_NAMES else set()
+    if isinstance(value, dict) and isinstance(value.get("set"), list):
+        return set().union(*(_ports_in(v) for v in value["set"]))
+    if isinstance(value, dict) and isinstance(value.get("range"), list):
+        low, high = (next(iter(_ports_in(v)), None) for v in value["range"])
+        return {p for p in _DHCP_PORTS if low is not None and high is not None
+                and low <= p <= high}
+    return set()
 
 
 def _rule_text(listing: str, handle: object) -> str:
@@ -83,25 +139,50 @@ def _rule_text(listing: str, handle: object) -> str:
 
 def no_offer(ctx: Context, server: Port, mac: str) -> str:
     """Why nothing answered a DISCOVER from `mac` that reached `server`."""
-    found = servers(ctx.topo, server.host)
+    found = ctx.topo.dhcp_servers(server.host)
     if not found:
         return (f"no DHCP server runs in {server.host}: nothing answers the DISCOVER that "
                 f"reached {server}")
-    serving = [s for s in found if s.serves(server.ifname)]
+    holders = _holders(ctx, server.host)
+    serving = [s for s in found if s.serves(server.ifname, _held(holders, server.ifname))]
     if not serving:
-        listens = "; ".join(f"{s.program} (pid {s.pid}) listens on {_where(s)}" for s in found)
+        listens = "; ".join(f"{s.program} (pid {s.pid}) listens on {_where(s, holders)}"
+                            for s in found)
         return (f"the DHCP server in {server.host} does not serve {server.ifname}: {listens}, "
                 f"not on {server.ifname} where the DISCOVER arrived")
     return _why_silent(serving[0], server, mac)
 
 
-def _where(found: Server) -> str:
-    if found.interfaces:
-        return ", ".join(found.interfaces)
-    return "every interface but " + ", ".join(found.except_interfaces)
+def _holders(ctx: Context, host: str) -> dict[str, str]:
+    """The interface of `host` that holds each of its IPv4 addresses, by address."""
+    return {str(a.ip): i.name for i in ctx.topo.live(host).interfaces for a in i.ipv4}
 
 
-def _why_silent(found: Server, server: Port, mac: str) -> str:
+def _held(holders: dict[str, str], ifname: str) -> list[str]:
+    return [ip for ip, name in holders.items() if name == ifname]
+
+
+def _where(found: RunningDhcpServer, holders: dict[str, str]) -> str:
+    """The interfaces `found` serves, in words: by name, by listen-address (and where
+    that address is), or every one but some."""
+    named = list(found.interfaces) + [
+        f"listen-address {a} ({holders.get(a, 'held by no interface')})"
+        for a in found.listen_addresses]
+    bind = f" with bind-{found.bind}" if found.listen_addresses and found.bind != "wildcard" \
+        else ""
+    if named:
+        return ", ".join(named) + bind
+    return "every interface but " + ", ".join((*found.except_interfaces,
+                                               *found.no_dhcp_interfaces))
+
+
+def active(leases: Sequence[DhcpLease], now: float | None = None) -> list[DhcpLease]:
+    """The leases not expired."""
+    now = time.time() if now is None else now
+    return [x for x in leases if x.expires == 0 or x.expires > now]
+
+
+def _why_silent(found: RunningDhcpServer, server: Port, mac: str) -> str:
     who = f"the DHCP server on {server} ({found.program}, pid {found.pid})"
     size = sum(_size(first, last) for first, last in found.ranges)
     pool = ", ".join(f"{a}-{b}" for a, b in found.ranges) or "(no range)"
@@ -156,3 +237,22 @@ def _fdb_port(ctx: Context, bridge: Port, mac: str) -> str | None:
         if entry.get("mac") == mac and entry.get("ifname"):
             return str(entry["ifname"])
     return None
+
+
+def rivals(ctx: Context, bridge: Port, server: Port) -> list[str]:
+    """The DHCP servers, other than the one on `server`, that serve a link on `bridge`'s
+    segment: the bridge itself, and the far end of each veth enslaved to it."""
+    links = [Port(bridge.host, bridge.ifname)] + [
+        far for port in ctx.topo.live(bridge.host, addresses=False).ports_of(bridge.ifname)
+        if (far := ctx.topo.peer(Port(bridge.host, port.name))) is not None]
+    out = []
+    for link in links:
+        if (link.host, link.ifname) == (server.host, server.ifname):
+            continue
+        holders = _holders(ctx, link.host)
+        for found in ctx.topo.dhcp_servers(link.host):
+            if found.serves(link.ifname, _held(holders, link.ifname)):
+                pool = ", ".join(f"{a}-{b}" for a, b in found.ranges) or "no DHCPv4 range"
+                out.append(f"{found.program} (pid {found.pid}) in {link.host} serves {link} "
+                           f"({pool})")
+    return out

@@ -8,9 +8,13 @@ OFFER comes back to the client's port only (a barrier proves it never left by an
 the offered address lies in the server's range, with the router, DNS and server id
 expected; REQUEST and ACK likewise; then the lease is renewed (a unicast REQUEST from the
 leased address, ciaddr set, ACKed; netprobe answers the server's ARP for the address, as
-the VM would) and released. Failures are named from the kernel's and the server's state:
-a port not enslaved to the bridge, an nft rule that drops DHCP, no server or one listening
-on another interface, a pool with no address left, a second (rogue) server answering.
+the VM would) and released (whenever an ACK was seen, the run passing or not). After the
+expected OFFER the client's port is watched `window` s more for other servers' OFFERs,
+and the servers running on the bridge's segment are read: a second one fails the check
+whether or not it was fast enough to answer. Failures are named from the kernel's and the
+server's state: a port not enslaved to the bridge, an nft rule that drops DHCP, no server
+or one listening on another interface or address, a pool with no address left, a second
+(rogue) server answering or running on the segment.
 """
 
 from __future__ import annotations
@@ -38,12 +42,20 @@ def body(
     ctx: Context, *, client: str = "pve:tap100i0@vm", bridge: str = "pve:vmbr0",
     uplink: str = "pve:eno1", server: str = "lan:eth0", others: str = "pve:tap101i0@vm",
     range: str = "192.168.10.100-192.168.10.199", router: str = "192.168.10.1",
-    dns: str = "192.168.10.1", mac: str = "",
+    dns: str = "192.168.10.1", mac: str = "", window: float = 1.0,
 ) -> None:
     """DISCOVER, OFFER, REQUEST, ACK, renewal; each where it must appear, none elsewhere."""
     run = _Run(ctx, client, bridge, uplink, server, others, mac)
-    want = _Wanted(_pool(range), router, tuple(a for a in dns.split(",") if a.strip()))
+    run.window = window
+    want = wanted(range, router, dns)
     ctx.plan(*STEPS)
+    try:
+        _exchange(run, want)
+    finally:
+        run.release()
+
+
+def _exchange(run: _Run, want: _Wanted) -> None:
     offer = run.discover()
     if offer is None or not run.options("offer options", offer, want):
         return
@@ -51,6 +63,11 @@ def body(
     if ack is None or not run.options("ack options", ack, want):
         return
     run.renew(ack)
+
+
+def wanted(range: str, router: str, dns: str) -> _Wanted:
+    """What the answers must carry, from the check's params."""
+    return _Wanted(_pool(range), router, tuple(a.strip() for a in dns.split(",") if a.strip()))
 
 
 def _pool(text: str) -> tuple[ipaddress.IPv4Address, ipaddress.IPv4Address]:
@@ -96,6 +113,8 @@ class _Run:
         live = self.topo.live(self.server.host).interface(self.server.ifname)
         self.server_ids = [str(a.ip) for a in (live.ipv4 if live else ())]
         self.watch = Watch(self.topo, str(self.client), self.mac, [str(p) for p in self.others])
+        self.window = 1.0  # seconds watched for other servers after the expected OFFER
+        self.acked: DhcpMessage | None = None  # the last ACK seen: released at the end
 
     def _flood(self, key: str, name: str, msg: str, requested: str | None = None,
                server_id: str | None = None) -> bool:
@@ -127,7 +146,7 @@ class _Run:
         if not self._flood("discover", name, "DISCOVER"):
             return None
         found = self.watch.answers(self.xid, {"OFFER"}, self.server_mac, OFFER_TIMEOUT,
-                                   str(self.server))
+                                   str(self.server), linger=self.window)
         return self._answered("offer", "OFFER", found, no_answer=lambda: faults.no_offer(
             self.ctx, self.server, self.mac))
 
@@ -142,15 +161,31 @@ class _Run:
         strangers = [m for m in found.at_client if m.eth_src != self.server_mac]
         for msg in strangers[:1]:
             self.ctx.diagnose(faults.stranger(self.ctx, self.bridge, msg, self.server))
-        leaked = [(p, m[0]) for p, m in found.elsewhere.items() if m]
         if mine is None:
-            nak = found.first({"NAK"}, self.server_mac)
-            why = (f"{self.server}'s server answered NAK ({nak.message or 'no message'})"
-                   if nak else f"no {kind} from {self.server} within the deadline")
-            self.ctx.record(name, False, why, key=key)
-            if nak is None and callable(no_answer) and not strangers:
-                self.ctx.diagnose(str(no_answer()))
+            self._unanswered(key, kind, name, found, no_answer if not strangers else None)
             return None
+        if kind == "ACK":
+            self.acked = mine
+        if not self._alone(key, kind, name, found, strangers):
+            return None
+        watched = f"; no other answer in {found.watched:g} s" if found.watched else ""
+        self.ctx.record(name, True, f"{mine.summary()}{watched}; barrier reached "
+                        f"{', '.join(map(str, self.others)) or 'the client'}", key=key)
+        return mine
+
+    def _unanswered(self, key: str, kind: str, name: str, found: Answers,
+                    no_answer: object) -> None:
+        nak = found.first({"NAK"}, self.server_mac)
+        why = (f"{self.server}'s server answered NAK ({nak.message or 'no message'})"
+               if nak else f"no {kind} from {self.server} within the deadline")
+        self.ctx.record(name, False, why, key=key)
+        if nak is None and callable(no_answer):
+            self.ctx.diagnose(str(no_answer()))
+
+    def _alone(self, key: str, kind: str, name: str, found: Answers,
+               strangers: list[DhcpMessage]) -> bool:
+        """The answer went nowhere else, and no other server answered or serves."""
+        leaked = [(p, m[0]) for p, m in found.elsewhere.items() if m]
         if leaked:
             port, msg = leaked[0]
             self.ctx.record(name, False, f"{msg.summary()} left {self.bridge.ifname} by "
@@ -158,19 +193,30 @@ class _Run:
             self.ctx.diagnose(f"{self.bridge} sends the {kind} meant for {self.mac} out of "
                               f"{port} as well (a flooded unicast: the bridge did not learn "
                               f"{self.mac}, or ageing 0)")
-            return None
+            return False
         if found.barrier_missing:
             self.ctx.inconclusive(name, "the barrier never reached "
                                   f"{', '.join(found.barrier_missing)}: absence not proven",
                                   key=key)
-            return None
+            return False
         if strangers:
             self.ctx.record(name, False, f"{strangers[0].summary()} came too: another "
                             "server answers", key=key)
-            return None
-        self.ctx.record(name, True, f"{mine.summary()}; barrier reached "
-                        f"{', '.join(map(str, self.others)) or 'the client'}", key=key)
-        return mine
+            return False
+        return kind != "OFFER" or self._no_rival(key, name, found)
+
+    def _no_rival(self, key: str, name: str, found: Answers) -> bool:
+        """No other DHCP server runs on the bridge's segment (one slower than the window
+        would answer some other client first)."""
+        others = faults.rivals(self.ctx, self.bridge, self.server)
+        if not others:
+            return True
+        self.ctx.record(name, False, f"no other answer in {found.watched:g} s, but another "
+                        f"DHCP server runs on {self.bridge.ifname}'s segment", key=key)
+        self.ctx.diagnose(f"a second DHCP server runs on {self.bridge.ifname}'s segment: "
+                          f"{'; '.join(others)} (it did not answer within {found.watched:g} "
+                          f"s of the expected OFFER); the expected server is on {self.server}")
+        return False
 
     def options(self, key: str, msg: DhcpMessage, want: _Wanted) -> bool:
         bad = want.faults(msg, self.server_ids)
@@ -216,6 +262,13 @@ class _Run:
             self.ctx.diagnose(f"{self.server}'s server did not ACK the renewal of {ip}")
         elif found.arp_answered and self.ctx.steps[-1].status is Status.PASS:
             self.ctx.steps[-1].detail += f"; its ARP for {ip} answered from {self.client}"
+
+    def release(self) -> None:
+        """Give back the address of the last ACK seen, so no lease outlives the run."""
+        ack = self.acked
+        if ack is None:
+            return
+        ip, sid = ack.yiaddr, ack.server_id or ""
         release = dhcp_client("RELEASE", self.mac, xid=self.xid, ciaddr=ip, server_id=sid,
                               src_ip=ip, dst_ip=sid, dst_mac=ack.eth_src)
         self.watch.pset.sender(str(self.client)).send(release.probe()[0])
@@ -246,6 +299,8 @@ CHECK = Check(
                      "checked", param.text),
         "mac": Param("the client's MAC (default: a TAP's VM bc:24:11:00:01:00, a host "
                      "port's own)", param.text),
+        "window": Param("seconds the client's port is watched for other servers' OFFERs "
+                        "after the expected one", param.number(0.0, 30.0)),
     },
 )
 

@@ -86,6 +86,17 @@ def dhcp_client(
     )  # fmt: skip
     payload = bootp + _COOKIE + _options(kind, requested, server_id, hostname, params)
     payload += bytes(max(0, 300 - len(payload)))  # BOOTP's least size (RFC 1542)
+    eth = _mac_bytes(dst_mac) + chaddr + b"\x08\x00"
+    udp_at = len(eth) + 20
+    summary = f"DHCP{kind} xid 0x{xid:08x} from {mac}" + (
+        f" ciaddr {ciaddr}" if ciaddr != _ANY else "")
+    return Template(eth + _ipv4_udp(src_ip, dst_ip, payload), udp_at + 8 + _SNAME_AT,
+                    udp_at + 6, summary, udp_checksum=True, csum_from=udp_at)
+
+
+def _ipv4_udp(src_ip: str, dst_ip: str, payload: bytes) -> bytes:
+    """An IPv4 header and a UDP one (client port to server port) before `payload`, each
+    with its checksum."""
     udp_len = 8 + len(payload)
     pseudo = _ip4(src_ip) + _ip4(dst_ip) + struct.pack("!BBH", 0, 17, udp_len)
     head = struct.pack("!HHHH", CLIENT_PORT, SERVER_PORT, udp_len, 0)
@@ -93,14 +104,7 @@ def dhcp_client(
     udp = struct.pack("!HHHH", CLIENT_PORT, SERVER_PORT, udp_len, csum) + payload
     ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0x10, 20 + len(udp), 0, 0, 64, 17, 0,
                      _ip4(src_ip), _ip4(dst_ip))
-    ip = ip[:10] + struct.pack("!H", checksum(ip)) + ip[12:]
-    eth = _mac_bytes(dst_mac) + chaddr + b"\x08\x00"
-    data = eth + ip + udp
-    udp_at = len(eth) + 20
-    summary = f"DHCP{kind} xid 0x{xid:08x} from {mac}" + (
-        f" ciaddr {ciaddr}" if ciaddr != _ANY else "")
-    return Template(data, udp_at + 8 + _SNAME_AT, udp_at + 6, summary, udp_checksum=True,
-                    csum_from=udp_at)
+    return ip[:10] + struct.pack("!H", checksum(ip)) + ip[12:] + udp
 
 
 @dataclass(frozen=True)

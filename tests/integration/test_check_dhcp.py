@@ -6,6 +6,7 @@ interface, a rogue DHCP server on the bridge."""
 from __future__ import annotations
 
 import dataclasses
+import time
 from pathlib import Path
 
 import pytest
@@ -173,3 +174,124 @@ def test_a_rogue_dhcp_server_on_the_bridge_is_named(tmp_path: Path) -> None:
         "OFFER 192.168.10.24"), result.diagnosis
     assert ("it came in by vmbr0's port veth102i0, from rogue:eth0; the expected server is on "
             "lan:eth0") in result.diagnosis
+
+
+def _rogue_spec() -> Spec:
+    spec = _reference()
+    pve = spec.host("pve")
+    port = Interface("veth102i0", Veth("rogue:eth0"), master="vmbr0")
+    rogue = Host("rogue", (Interface("eth0", mac="02:00:00:00:06:66",
+                                     addresses=("192.168.10.250/24",)),))
+    return _hosts(spec, pve=dataclasses.replace(pve, interfaces=(*pve.interfaces, port)),
+                  rogue=rogue)
+
+
+@pytest.mark.parametrize(
+    ("delay", "window", "diagnosis"),
+    [
+        (1, "2.5", "a second DHCP server answers on vmbr0: server 192.168.10.250 (MAC "
+                   "02:00:00:00:06:66) OFFER 192.168.10.24"),
+        (4, "1", "a second DHCP server runs on vmbr0's segment: dnsmasq (pid "),
+    ],
+)
+def test_a_rogue_server_slower_than_the_expected_one_is_named(
+        tmp_path: Path, delay: int, window: str, diagnosis: str) -> None:
+    """The rogue answers `delay` s after the expected server: within the window its OFFER
+    is seen; beyond it, the server running on the segment is named all the same."""
+    with netprobe.build(_rogue_spec()) as topo:
+        proc = dnsmasq.start(topo, "rogue", dnsmasq.argv(
+            tmp_path, "rogue", "eth0", "192.168.10.240", "192.168.10.245",
+            router="192.168.10.250", extra=["--no-ping", f"--dhcp-reply-delay={delay}"]))
+        result = run_check("dhcp", topo, window=window)
+    assert result.status is Status.FAIL
+    assert failed_steps(result)[0] == STEPS[1], result.evidence()
+    assert result.diagnosis is not None and result.diagnosis.startswith(diagnosis), \
+        result.diagnosis
+    if delay > float(window):
+        assert result.diagnosis == (
+            f"a second DHCP server runs on vmbr0's segment: dnsmasq (pid {proc.pid}) in rogue "
+            "serves rogue:eth0 (192.168.10.240-192.168.10.245) (it did not answer within 1 s "
+            "of the expected OFFER); the expected server is on lan:eth0")
+
+
+def test_dnsmasq_limited_by_listen_address_to_another_interface_is_named(
+        tmp_path: Path) -> None:
+    spec = _reference()
+    lan = spec.host("lan")
+    other = Interface("eth1", Veth("office2:eth0"), addresses=("192.168.20.1/24",))
+    lan = dataclasses.replace(lan, interfaces=(*lan.interfaces, other), dhcp_servers=())
+    with netprobe.build(_hosts(spec, lan=lan, office2=Host("office2"))) as topo:
+        command = dnsmasq.argv(tmp_path, "lan", "eth1", "192.168.10.100", "192.168.10.199",
+                               extra=["--no-ping"])
+        command[command.index("--interface=eth1")] = "--listen-address=192.168.20.1"
+        proc = dnsmasq.start(topo, "lan", command)
+        result = run_check("dhcp", topo)
+    assert result.status is Status.FAIL
+    assert failed_steps(result) == [STEPS[1]]
+    assert result.diagnosis == (
+        f"the DHCP server in lan does not serve eth0: dnsmasq (pid {proc.pid}) listens on "
+        "listen-address 192.168.20.1 (eth1) with bind-interfaces, not on eth0 where the "
+        "DISCOVER arrived")
+
+
+NOISE = """
+table bridge noise {
+    chain fw {
+        type filter hook forward priority 0; policy accept;
+        ip saddr 10.0.67.0/24 tcp dport 22 drop
+    }
+}
+"""
+GUARD = """
+table %s guard {
+    chain fw {
+        type filter hook forward priority 0; policy accept;
+        udp dport 67 drop
+    }
+}
+"""
+
+
+@pytest.mark.parametrize("family", ["inet", "bridge"])
+def test_the_rule_dropping_bridged_dhcp_is_named_not_one_mentioning_67(
+        tmp_path: Path, family: str) -> None:
+    """bridge-nf-call-iptables=1 sends bridged IPv4 through inet forward too; the bridge
+    rule with 67 in an address is not the culprit."""
+    with netprobe.build(_reference()) as topo:
+        (tmp_path / "guard.nft").write_text(NOISE + GUARD % family)
+        if family == "inet":
+            topo.run("pve", ["sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=1"],
+                     check=True)
+        topo.run("pve", ["nft", "-f", str(tmp_path / "guard.nft")], check=True)
+        result = run_check("dhcp", topo)
+    assert result.status is Status.FAIL
+    assert failed_steps(result) == [STEPS[0]]
+    assert result.diagnosis is not None
+    assert result.diagnosis.startswith(f"pve's nft rule `udp dport 67 drop` (chain {family} "
+                                       "guard fw, handle "), result.diagnosis
+
+
+# vmbr0 drops the renewal (a unicast REQUEST: the DHCP type, option 53's value at byte
+# 250 of the UDP header, is 3) but not the RELEASE (7) sent to the same address.
+DROP_RENEWAL = """
+table bridge renewal {
+    chain fw {
+        type filter hook forward priority 0; policy accept;
+        ip daddr 192.168.10.1 udp dport 67 @th,2000,8 3 drop
+    }
+}
+"""
+
+
+def test_a_failed_run_releases_the_lease_it_was_acked(tmp_path: Path) -> None:
+    with netprobe.build(_reference()) as topo:
+        (tmp_path / "renewal.nft").write_text(DROP_RENEWAL)
+        topo.run("pve", ["nft", "-f", str(tmp_path / "renewal.nft")], check=True)
+        result = run_check("dhcp", topo)
+        assert result.status is Status.FAIL
+        assert failed_steps(result)[0].startswith("renewal: unicast REQUEST"), result.evidence()
+        (server,) = topo.dhcp_servers("lan")
+        deadline = time.monotonic() + 5
+        while any(x.mac == "bc:24:11:00:01:00" for x in server.leases()):
+            assert time.monotonic() < deadline, "the lease outlived the run: no RELEASE"
+            time.sleep(0.05)

@@ -143,3 +143,19 @@ def test_by_hand_a_rogue_dhcp_server_is_named(hand: HandMade) -> None:
         "a second DHCP server answers on vmbr0: server 192.168.10.250 (MAC 02:00:00:00:06:66) "
         "OFFER 192.168.10.24"), result.diagnosis
     assert "it came in by vmbr0's port veth102i0, from rogue:eth0" in result.diagnosis
+
+
+def test_by_hand_a_server_that_serves_dhcpv6_too_is_read(hand: HandMade) -> None:
+    """Its DHCPv6 range is not one of the pool's (the full pool is still named)."""
+    proxmox_bridged(hand)
+    hand.addr("lan", "eth0", "fd42::1/64")
+    expires = int(time.time()) + 3600
+    hand.file("lan.leases", f"{expires} 02:00:00:00:01:02 192.168.10.100 ct102 *\n")
+    serve(hand, "lan", "eth0", "192.168.10.100", "192.168.10.100",
+          "--dhcp-range=fd42::10,fd42::ff,64")
+    result = _run(hand)
+    assert result.status is Status.FAIL
+    assert failed_steps(result) == [OFFER]
+    assert result.diagnosis is not None and result.diagnosis.endswith(
+        "and made no offer: its pool 192.168.10.100-192.168.10.100 is full (1 of 1 addresses "
+        "leased: 192.168.10.100 to 02:00:00:00:01:02)"), result.diagnosis

@@ -128,3 +128,34 @@ def test_a_missing_program_is_a_setup_error_with_its_package(
     with pytest.raises(SetupError) as caught:
         dhcp.check_tools(spec)
     assert caught.value.remedy == "apt-get install busybox-static"
+
+
+def test_dhcpv6_ranges_are_kept_apart_from_the_dhcpv4_ones() -> None:
+    argv = ["dnsmasq", "--conf-file=", "--dhcp-range=10.0.0.5,10.0.0.9",
+            "--dhcp-range=fd42::10,fd42::ff,64"]  # fmt: skip
+    server = server_from(1, argv)
+    assert server.ranges == (("10.0.0.5", "10.0.0.9"),)
+    assert server.ranges6 == (("fd42::10", "fd42::ff"),)
+
+
+def test_listen_address_limits_the_interfaces_served_as_dnsmasq_decides() -> None:
+    server = server_from(1, ["dnsmasq", "--conf-file=", "--listen-address=10.2.0.1", "-z"])
+    assert server.listen_addresses == ("10.2.0.1",) and server.bind == "interfaces"
+    assert not server.serves("eth0", ["10.1.0.1"])
+    assert server.serves("eth1", ["10.2.0.1"])
+    both = server_from(2, ["dnsmasq", "--conf-file=", "-a", "10.2.0.1", "-i", "eth0",
+                           "--bind-dynamic"])  # fmt: skip
+    assert both.serves("eth0") and both.serves("eth1", ["10.2.0.1"]) and not both.serves("eth2")
+    assert both.bind == "dynamic"
+    every = server_from(3, ["dnsmasq", "--conf-file=", "-2", "eth0", "--interface=veth*"])
+    assert every.bind == "wildcard" and every.serves("veth7") and not every.serves("eth0")
+    assert not every.serves("eth1")
+
+
+def test_the_server_reads_its_own_log(tmp_path: Path) -> None:
+    log = tmp_path / "dnsmasq.log"
+    log.write_text("dnsmasq-dhcp: DHCPDISCOVER(eth0) 02:00:00:00:01:00\nother line\n")
+    server = server_from(1, ["dnsmasq", "--conf-file=", f"--log-facility={log}"])
+    assert server.log_lines("02:00:00:00:01:00") == [
+        "dnsmasq-dhcp: DHCPDISCOVER(eth0) 02:00:00:00:01:00"]
+    assert server_from(2, ["dnsmasq", "--conf-file="]).log_lines("x") == []

@@ -5,13 +5,19 @@ it, and read the way dnsmasq reads itself: its command line, then the --conf-fil
 names (or its compiled-in /etc/dnsmasq.conf when it names none), and any conf-file those
 name in turn. Leases are read from its lease file, one line per lease:
 `EXPIRY MAC IP HOSTNAME CLIENTID` (EXPIRY 0: never; HOSTNAME `*`: none given).
+
+Which interfaces it serves DHCP on is decided per packet, as dnsmasq's iface_check does,
+whatever its socket mode (bind-interfaces, bind-dynamic or the wildcard): an interface
+named by --interface or holding a --listen-address, every one when neither is given, never
+one of --except-interface or --no-dhcp-interface.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import ipaddress
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 DEFAULT_CONF = "/etc/dnsmasq.conf"
@@ -20,10 +26,11 @@ _MAX_NESTING = 8  # conf-file inside conf-file: dnsmasq's own limit is higher, n
 # Short options of dnsmasq that matter here, by their long names.
 _SHORT = {"-i": "interface", "-I": "except-interface", "-F": "dhcp-range",
           "-l": "dhcp-leasefile", "-C": "conf-file", "-8": "log-facility",
-          "-a": "listen-address"}  # fmt: skip
+          "-a": "listen-address", "-2": "no-dhcp-interface"}  # fmt: skip
+_SHORT_FLAGS = {"-z": "bind-interfaces"}
 _ALIASES = {"dhcp-lease": "dhcp-leasefile"}
 _REQUIRED = {"interface", "except-interface", "dhcp-range", "dhcp-leasefile", "log-facility",
-             "listen-address"}
+             "listen-address", "no-dhcp-interface"}
 
 
 @dataclass(frozen=True)
@@ -53,10 +60,12 @@ class ClientLease:
 @dataclass(frozen=True)
 class RunningDhcpServer:
     """A DHCP server running in a host, as its process and configuration say.
-    `interfaces`: the ones it serves by name, and `listen_addresses`: those holding one of
-    these addresses too (both () = every interface but `except_interfaces`);
-    `ranges`: (first, last) addresses; `lease_file` and `log`: paths (None: none);
-    `options`: every (name, value) it was given, command line first, then its files."""
+    `interfaces` and `listen_addresses`: the interfaces it serves, by name and by address
+    (both () = every interface but `except_interfaces` and `no_dhcp_interfaces`);
+    `bind`: its socket mode ("wildcard", "interfaces", "dynamic"); `ranges`: (first,
+    last) of its DHCPv4 ranges, `ranges6` of its DHCPv6 ones; `lease_file` and `log`:
+    paths (None: none); `options`: every (name, value) it was given, command line first,
+    then its files."""
 
     pid: int
     program: str = "dnsmasq"
@@ -67,6 +76,29 @@ class RunningDhcpServer:
     lease_file: str | None = None
     log: str | None = None
     options: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    no_dhcp_interfaces: tuple[str, ...] = ()
+    bind: str = "wildcard"
+    ranges6: tuple[tuple[str, str], ...] = ()
+
+    def serves(self, ifname: str, addresses: Iterable[str] = ()) -> bool:
+        """True when it answers DHCP arriving on `ifname`, which holds `addresses`."""
+        if _matches(ifname, (*self.except_interfaces, *self.no_dhcp_interfaces)):
+            return False
+        if not self.interfaces and not self.listen_addresses:
+            return True
+        return _matches(ifname, self.interfaces) or any(
+            a in self.listen_addresses for a in addresses)
+
+    def log_lines(self, needle: str, last: int = 200) -> list[str]:
+        """Its log's last `last` lines that contain `needle` (case-insensitive)."""
+        if self.log is None:
+            return []
+        try:
+            with open(self.log, errors="replace") as f:
+                lines = f.read().splitlines()[-last:]
+        except OSError:
+            return []
+        return [line for line in lines if needle.lower() in line.lower()]
 
     def leases(self) -> list[DhcpLease]:
         """The leases in its lease file now (none when it has no file, or it is unreadable)."""
@@ -77,6 +109,11 @@ class RunningDhcpServer:
                 return parse_leases(src.read())
         except OSError:
             return []
+
+
+def _matches(ifname: str, patterns: Iterable[str]) -> bool:
+    """dnsmasq's interface names: exact, or with a `*` wildcard."""
+    return any(fnmatch.fnmatchcase(ifname, p) for p in patterns)
 
 
 def parse_leases(text: str) -> list[DhcpLease]:
@@ -104,6 +141,8 @@ def argv_options(argv: list[str]) -> list[tuple[str, str]]:
             if not sep and name in _REQUIRED:
                 value = next(args, "")  # `--interface eth0`, as getopt takes it
             out.append((name, value))
+        elif arg in _SHORT_FLAGS:
+            out.append((_SHORT_FLAGS[arg], ""))
         elif arg[:2] in _SHORT:
             value = arg[2:] or next(args, "")
             out.append((_SHORT[arg[:2]], value))
@@ -164,17 +203,26 @@ def server_from(pid: int, argv: list[str], read: Reader | None = None) -> Runnin
     if "leasefile-ro" in values:
         leasefile = None
     log = (values.get("log-facility") or [""])[-1]
+    ranges = [r for r in map(dhcp_range_ends, values.get("dhcp-range", [])) if r]
     return RunningDhcpServer(
         pid=pid,
         program=os.path.basename(argv[0]) if argv else "dnsmasq",
         interfaces=_names(values.get("interface", [])),
         except_interfaces=_names(values.get("except-interface", [])),
-        listen_addresses=_names(values.get("listen-address", [])),
-        ranges=tuple(r for r in map(dhcp_range_ends, values.get("dhcp-range", [])) if r),
+        ranges=tuple(r for r in ranges if ":" not in r[0]),
         lease_file=leasefile,
         log=log if log.startswith("/") else None,
         options=tuple(options),
+        no_dhcp_interfaces=_names(values.get("no-dhcp-interface", [])),
+        bind=_bind(values),
+        ranges6=tuple(r for r in ranges if ":" in r[0]),
     )
+
+
+def _bind(values: dict[str, list[str]]) -> str:
+    if "bind-dynamic" in values:
+        return "dynamic"  # dnsmasq: bind-dynamic wins over bind-interfaces
+    return "interfaces" if "bind-interfaces" in values else "wildcard"
 
 
 def _values(options: list[tuple[str, str]]) -> dict[str, list[str]]:
