@@ -55,7 +55,8 @@ def test_exec_runs_inside_the_host_from_any_directory(name: str, tmp_path: Path)
     assert shown.returncode == 0 and "10.77.0.1/24" in shown.stdout, shown.stderr
     ping = netprobe("topo", "exec", name, "a", "ping", "-c1", "-W5", "10.77.0.2", cwd="/")
     assert ping.returncode == 0, ping.stdout + ping.stderr
-    where = netprobe("topo", "exec", name, "b", "--", "sh", "-c", "echo $NETPROBE_LAB:$NETPROBE_HOST")
+    where = netprobe("topo", "exec", name, "b", "--", "sh", "-c",
+                     "echo $NETPROBE_LAB:$NETPROBE_HOST")
     assert where.stdout.strip() == f"{name}:b"
 
 

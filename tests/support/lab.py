@@ -30,7 +30,10 @@ hosts:
     firewall:
       nft: rules/accept.nft
 """
-RULES = "table inet lxaccept {\n  chain input { type filter hook input priority 0; policy accept; }\n}\n"
+RULES = (
+    "table inet lxaccept {\n"
+    "  chain input { type filter hook input priority 0; policy accept; }\n}\n"
+)
 CLI = [sys.executable, "-c", "from netprobe.cli import main; main()"]
 
 
