@@ -117,10 +117,10 @@ def topo_capture(name: str, port: str, expression: tuple[str, ...], output: str 
             capture.close()
             raise
         sink: Sink = LineSink(sys.stdout) if out is None else PcapngSink(out, port)
-        click.echo(f"capturing on {port} of lab {name}" + (f": {text}" if text else ""),
-                   err=True)
         try:
-            with _stopping() as stopped, _listed(name):
+            with _stopping() as stopped, _listed(name):  # then say it is listening
+                click.echo(f"capturing on {port} of lab {name}" + (f": {text}" if text else ""),
+                           err=True)
                 done = follow(capture, sink, stop=stopped, gone=where.gone, count=count)
         finally:
             capture.close()
