@@ -213,6 +213,7 @@ def server_from(pid: int, argv: list[str], read: Reader | None = None) -> Runnin
         lease_file=leasefile,
         log=log if log.startswith("/") else None,
         options=tuple(options),
+        listen_addresses=_names(values.get("listen-address", [])),
         no_dhcp_interfaces=_names(values.get("no-dhcp-interface", [])),
         bind=_bind(values),
         ranges6=tuple(r for r in ranges if ":" in r[0]),

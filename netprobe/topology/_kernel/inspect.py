@@ -14,6 +14,7 @@ from . import netns, owner
 from .links import IFF_UP
 from .named import find_persistent, find_shown
 from .netlink import RTM_GETADDR, RTM_GETROUTE, Rtnl
+from .stored import stored_spec
 from .undo import route_words
 
 
@@ -102,8 +103,11 @@ def describe_spec(spec: Spec) -> list[HostView]:
 
 
 def recorded_spec(name: str) -> Spec:
-    """The spec a persistent topology was built from (its file, as recorded)."""
+    """The spec a persistent topology was built from (as stored with it, or its file)."""
     record = find_persistent(name)
+    kept = stored_spec(record.runid)
+    if kept is not None:
+        return kept
     if record.spec_path and os.path.isabs(record.spec_path) and os.path.isfile(record.spec_path):
         return load(record.spec_path)
     raise TopologyError(

@@ -15,7 +15,7 @@ from typing import Any
 from ...errors import NotFound, SetupError, TopologyError
 from .._model.port import Port, host_and_ifname
 from .._model.spec import Host, Spec
-from . import daemon, dhcp, dnsmasq, netns, ovs, owner, process, sdn, view
+from . import daemon, dhcp, dnsmasq, netns, ovs, owner, process, sdn, stored, view
 from .cleanup import CleanReport, note_reverted
 from .dnsmasq import ClientLease, RunningDhcpServer
 from .links import IFF_UP, raise_up
@@ -292,6 +292,8 @@ class Topology:
         for fd in self.taps.values():
             make_persistent(fd)
         self.record = replace(self.record, persistent=True)
+        with suppress(OSError):  # without it the lab is drawn from its file, as before
+            stored.store_spec(self.spec, self.runid)
         owner.update(self.record)
         self._release()
         self.daemons.clear()  # they run on; `netprobe topo down` stops them by the record
