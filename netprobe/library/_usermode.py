@@ -30,6 +30,7 @@ class Listener:
     accepted: list[str] = field(default_factory=list)
 
     def serve(self) -> None:
+        """Answer connections (each with the nonce) until closed."""
         while True:
             try:
                 conn, peer = self.sock.accept()
@@ -40,6 +41,7 @@ class Listener:
                 conn.sendall(self.nonce)
 
     def close(self) -> None:
+        """Stop listening."""
         self.sock.close()
 
 

@@ -31,6 +31,8 @@ class NotApplied:
 
 @dataclass
 class HostParts:
+    """What the conversion gathers for one host before it becomes a Host."""
+
     interfaces: dict[str, Interface] = field(default_factory=dict)
     routes: list[Route] = field(default_factory=list)
     sysctls: dict[str, str] = field(default_factory=dict)
@@ -52,6 +54,7 @@ class LanStandIns:
         self.by_name = {i.name: i for i in config.named() if i.kind != "loopback"}
 
     def note(self, where: str, what: str, why: str) -> None:
+        """Note something of the configuration the lab does not do."""
         self.notes.append(NotApplied(where, what, why))
 
     def _lan(self) -> None:
