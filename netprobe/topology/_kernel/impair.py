@@ -8,11 +8,12 @@ Qdiscs go with their link: a namespace netprobe owns takes them away when it goe
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ...errors import SetupError, TopologyError
+from ...errors import SetupError, SpecError, TopologyError
 from .._model.impair import Impair
 from . import netns
 
@@ -96,3 +97,43 @@ def apply_spec(topo: Topology) -> None:
                 ns = topo.hosts[host.name].ns or ""
                 apply(ns, topo.ifname(host.name, iface.name), iface.impair,
                       f"{host.name}:{iface.name}")  # fmt: skip
+
+
+def impair_lab(name: str, port: str, imp: Impair | None) -> str:
+    """Give HOST:IF of the running lab `name` (a `topo up` name, or a run id) the
+    impairments `imp`, or clear them (None). Returns what was done, in words."""
+    from ..._privilege import require_root
+    from .named import find_shown
+
+    require_root()
+    host, _, dev = port.partition(":")
+    if not host or not dev:
+        raise SpecError(f"say which interface as HOST:IF, not {port!r}")
+    record = find_shown(name)
+    if host not in record.namespaces:
+        raise TopologyError(f"lab {name!r} has no host {host!r} (its hosts: "
+                            f"{', '.join(sorted(record.namespaces))})", obj=host)  # fmt: skip
+    ns = record.namespaces[host]
+    if not ns:
+        raise TopologyError(f"{host} is the machine's own (root) namespace: impair the far "
+                            "end of its link instead", obj=host)  # fmt: skip
+    links = _link_names(ns)
+    if dev not in links:
+        raise TopologyError(f"host {host!r} of lab {name!r} has no interface {dev!r} (it has: "
+                            f"{', '.join(links)})", obj=port)  # fmt: skip
+    if imp is None:
+        had = clear(ns, dev, port)
+        return f"{port}: impairments removed" if had else f"{port}: had no impairments"
+    apply(ns, dev, imp, port)
+    return f"{port}: {imp.words()}"
+
+
+def _link_names(ns: str) -> list[str]:
+    from .netlink import Rtnl
+
+    fd = netns.open_fd(ns)
+    try:
+        with Rtnl(fd) as nl:
+            return sorted(n for n in nl.links() if n != "lo")
+    finally:
+        os.close(fd)
