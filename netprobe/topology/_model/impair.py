@@ -129,7 +129,7 @@ class Impair:
 
 
 def _usec(seconds: float) -> str:
-    return f"{int(round(seconds * 1e6))}us"
+    return f"{round(seconds * 1e6)}us"
 
 
 def impair(value: object) -> Impair:
