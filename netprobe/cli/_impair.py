@@ -3,6 +3,9 @@ made lossy (tc tbf and netem), or given back its default queue (--clear)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import click
 
 from ._app import _errors
@@ -21,10 +24,10 @@ _OPTIONS = (
 )
 
 
-def _with_options(command: click.Command) -> click.Command:
+def _with_options(function: Callable[..., Any]) -> Callable[..., Any]:
     for key, metavar, text in reversed(_OPTIONS):
-        command = click.option(f"--{key}", key, metavar=metavar, help=text)(command)
-    return command
+        function = click.option(f"--{key}", key, metavar=metavar, help=text)(function)
+    return function
 
 
 @topo.command("impair")

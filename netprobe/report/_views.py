@@ -25,12 +25,14 @@ def _head(fmt: str) -> dict[str, Any]:
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}  # fmt: skip
 
 
-def checks_document(registrations: Mapping[str, Registration], names: Sequence[str] = ()) -> dict[str, Any]:
+def checks_document(
+    registrations: Mapping[str, Registration], names: Sequence[str] = ()
+) -> dict[str, Any]:
     """`netprobe list --json`: each check (or those `names`), what it needs, whether this
     machine has it, and its parameters."""
     from ..check import load_check
 
-    out = []
+    out: list[dict[str, Any]] = []
     for name in names or list(registrations):
         try:
             check = load_check(name)

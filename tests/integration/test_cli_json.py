@@ -8,7 +8,6 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -61,7 +60,8 @@ def test_topo_show_json_has_hosts_namespaces_links_addresses_routes(lab: str) ->
     doc = _json("topo", "show", lab)
     assert (doc["format"], doc["name"]) == ("netprobe-topology", lab)
     a = next(h for h in doc["hosts"] if h["host"] == "a")
-    assert a["namespace"].startswith("np-") and a["enter"] == f"ip netns exec {a['namespace']} $SHELL"
+    assert a["namespace"].startswith("np-")
+    assert a["enter"] == f"ip netns exec {a['namespace']} $SHELL"
     eth0 = next(link for link in a["links"] if link["name"] == "eth0")
     assert (eth0["kind"], eth0["up"], "10.78.0.1/24" in eth0["addresses"]) == ("veth", True, True)
     assert "10.79.0.0/24 via 10.78.0.2 dev eth0" in a["routes"]
