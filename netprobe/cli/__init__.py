@@ -7,11 +7,11 @@ Each command lives in a module of its own; importing them registers them.
 
 from __future__ import annotations
 
-from . import _bundles, _check, _drift, _lab, _machine, _probe, _topo
+from . import _bundles, _check, _drift, _impair, _lab, _machine, _probe, _topo
 from ._app import cli
 
 __all__ = ["cli", "main"]
-_COMMANDS = (_bundles, _check, _drift, _lab, _machine, _probe, _topo)
+_COMMANDS = (_bundles, _check, _drift, _impair, _lab, _machine, _probe, _topo)
 
 
 def main() -> None:

@@ -18,7 +18,8 @@ if TYPE_CHECKING:
 
 @cli.command("list")
 @click.argument("names", nargs=-1)
-def list_checks(names: tuple[str, ...]) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print it as JSON (docs/json.md).")
+def list_checks(names: tuple[str, ...], as_json: bool) -> None:
     """List the checks: name, what it proves, what it needs and whether this machine has it.
 
     With NAMES: those checks in full, with their parameters (hosts and ports to use)."""
@@ -26,6 +27,12 @@ def list_checks(names: tuple[str, ...]) -> None:
         from ..check import load_check, registered
         from ..report._text import check_details, checks_table
 
+        if as_json:
+            from ..report._views import checks_document
+            from ._probe import _write_json
+
+            _write_json(checks_document(registered(), names), "-")
+            return
         if not names:
             _console().print(checks_table(registered()))
             return

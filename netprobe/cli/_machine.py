@@ -13,13 +13,20 @@ if TYPE_CHECKING:
 
 
 @cli.command()
-def doctor() -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print it as JSON (docs/json.md).")
+def doctor(as_json: bool) -> None:
     """Report which kernel features and tools this machine has, with remedies."""
     with _errors():
         from .._capabilities import probe
         from .._privilege import is_root
         from ..report._text import doctor_table
 
+        if as_json:
+            from ..report._views import doctor_document
+            from ._probe import _write_json
+
+            _write_json(doctor_document(probe(), root=is_root()), "-")
+            return
         _console().print(doctor_table(probe(), root=is_root()))
 
 

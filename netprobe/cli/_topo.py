@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -58,7 +58,9 @@ def topo_down(name: str) -> None:
     help="text: links, addresses and routes as the kernel has them; the others "
     "draw the topology (NAME may also be a topology file).",
 )
-def topo_show(name: str, fmt: str) -> None:
+@click.option("--json", "as_json", is_flag=True,
+              help="Print hosts, namespaces to enter, links, addresses, routes as JSON.")
+def topo_show(name: str, fmt: str, as_json: bool) -> None:
     """Print the links, addresses and routes of each host of topology NAME (or of the
     adopted hosts of a topology file, such as `topo discover` writes), or draw it."""
     with _errors():
@@ -79,8 +81,25 @@ def topo_show(name: str, fmt: str) -> None:
             views = describe_spec(load(name))
         else:
             views = describe_topology(name)
+        if as_json:
+            _show_json(name, views)
+            return
         for view in views:
             click.echo(host_view_text(view))
+
+
+def _show_json(name: str, views: list[Any]) -> None:
+    from ..errors import NetprobeError
+    from ..report._views import topology_document
+    from ..topology import load
+    from ..topology._kernel.inspect import recorded_spec
+    from ._probe import _write_json
+
+    try:  # the spec names the links between hosts; a run id or a lost file has none
+        spec = load(name) if os.path.isfile(name) else recorded_spec(name)
+    except NetprobeError:
+        spec = None
+    _write_json(topology_document(name, views, spec), "-")
 
 
 @topo.command("discover")
@@ -177,10 +196,17 @@ def _check_writable(output: str | None, rulesets: list[str], force: bool) -> Non
 
 
 @topo.command("list")
-def topo_list() -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print it as JSON (docs/json.md).")
+def topo_list(as_json: bool) -> None:
     """List the topologies left up, and runs in progress."""
     with _errors():
         from ..report._text import runs_table
         from ..topology._kernel.owner import read_records
 
+        if as_json:
+            from ..report._views import runs_document
+            from ._probe import _write_json
+
+            _write_json(runs_document(read_records()), "-")
+            return
         _console().print(runs_table(read_records()))

@@ -20,7 +20,7 @@ from ..._privilege import require_root
 from ...errors import TopologyError
 from .._model.spec import Bond, Bridge, Host, Interface, Macvlan, Spec, Tap, Veth, Vlan
 from .._model.validate import validate
-from . import dhcp, existing, netns, ovs, owner, sdn
+from . import dhcp, existing, impair, netns, ovs, owner, sdn
 from .links import (
     address_message,
     create_message,
@@ -109,6 +109,7 @@ class _Builder:
             self._sysctls(host)
             self._routes(host)
             self._firewall(host)
+        impair.apply_spec(self.topo)
         verify(self.topo)
         if dhcp.needs_dhcp(self.spec):  # on links proven up: servers, then their clients
             dhcp.start(self.topo)

@@ -18,6 +18,7 @@ import yaml
 from ..._inputfile import read_input
 from ...errors import SpecError
 from . import dhcp
+from .impair import Impair
 from .observed import observed, observed_host
 from .spec import (
     Bond,
@@ -58,7 +59,7 @@ _HOST_KEYS = {
 }
 _IFACE_KEYS = {
     "addresses", "master", "learning", "mac", "mtu", "up", "vlans", "tag", "trunks", "observed",
-    "dhcp",
+    "dhcp", "impair",
 }
 _KINDS: dict[str, tuple[Callable[..., Kind], set[str]]] = {
     "veth": (Veth, {"peer"}),
@@ -70,6 +71,8 @@ _KINDS: dict[str, tuple[Callable[..., Kind], set[str]]] = {
     "ovs": (OvsBridge, {"flows", "controller", "fail_mode"}),
     "ovs_bond": (OvsBond, {"mode", "lacp", "lacp_time", "rebalance_interval"}),
 }
+_IMPAIR_NEEDS = {"burst": "rate", "latency": "rate", "limit": "rate", "jitter": "delay",
+                 "reorder": "delay"}  # fmt: skip
 _VLAN_KEYS = {"id", "pvid", "untagged"}
 _ROUTE_KEYS = {"to", "via", "dev", "metric"}
 _DHCP_KEYS = {"interface", "range", "lease_time", "router", "dns"}
@@ -367,7 +370,21 @@ class _Reader:
             kwargs["vlans"] = [self.bridge_vlan(v) for v in items]
         if "observed" in raw:
             kwargs["observed"] = self.observed(raw["observed"], observed)
+        if "impair" in raw:
+            kwargs["impair"] = self.impair(raw["impair"], (*path, "impair"))
         return self.build(node, Interface, path, **kwargs)
+
+    def impair(self, node: yaml.Node, path: tuple[str, ...]) -> Impair:
+        """`{rate: 10mbit, delay: 20ms, loss: 1%}`: each value checked where it stands."""
+        known = {f.name for f in fields(Impair)}
+        raw = self.mapping(node, "impair", known, path)
+        values = {k: self.typed(v, f"impair {k}", str, int, float) for k, v in raw.items()}
+        for key, value in values.items():  # alone first, so a bad value names its own line
+            needs = _IMPAIR_NEEDS.get(key)
+            alone = {key: value, **({needs: values[needs]} if needs in values else {})}
+            if needs is None or needs in values:
+                self.build(raw[key], Impair, (*path, key), **alone)
+        return self.build(node, Impair, path, **values)
 
     def bridge_vlan(self, node: yaml.Node) -> BridgeVlan:
         """`10` (a tagged VLAN) or `{id: 10, pvid: true, untagged: true}`."""

@@ -23,6 +23,7 @@ from typing import Any
 
 from ...errors import SpecError
 from .dhcp import DhcpServer as DhcpServer
+from .impair import Impair, impair
 from .observed import Observed, ObservedHost, observed, observed_host
 from .sdn import FAIL_MODES, controller_target, openflow_flow
 from .sdn import SdnController as SdnController
@@ -288,8 +289,11 @@ class Interface:
     trunks: tuple[int, ...] = ()  # on a port of an OVS bridge: a trunk of these VLANs
     observed: Observed | None = None  # an existing interface as discovery found it
     dhcp: bool = False  # a DHCP client (busybox udhcpc) runs here; on a TAP, the VM's side
+    impair: Impair | None = None  # rate limit (tbf), delay, loss … (netem) on what it sends
 
     def __post_init__(self) -> None:
+        if self.impair is not None:
+            _set(self, "impair", impair(self.impair))
         if self.observed is not None:
             _set(self, "observed", observed(self.observed))
         if not isinstance(self.dhcp, bool):

@@ -267,6 +267,7 @@ def _check_existing(host: Host, iface: Interface) -> None:
             ("vlans", bool(iface.vlans)),
             ("tag", iface.tag is not None),
             ("trunks", bool(iface.trunks)),
+            ("impair", iface.impair is not None),
         )
         if given
     ]

@@ -1,0 +1,146 @@
+"""Impairments on a lab's link, measured: a TCP flow through a tbf rate limit (from the
+spec, or `topo impair` on a running lab) runs at the rate, within tolerance, decided over
+megabytes; cleared, the same flow runs far faster. Bad input is one line and exit 2; a
+kernel without netem says so with the remedy."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import netprobe
+from netprobe.errors import SetupError
+from netprobe.topology import Topology
+from netprobe.topology._kernel import netns, owner
+
+pytestmark = pytest.mark.root
+
+SPEC = """
+name: {name}
+hosts:
+  a:
+    interfaces:
+      eth0:
+        veth: {{peer: "b:eth0"}}
+        addresses: [10.77.0.1/24]
+        {impair}
+  b:
+    interfaces:
+      eth0: {{addresses: [10.77.0.2/24]}}
+"""
+BYTES = 4 * 2**20  # over 3 s at 10 Mbit/s: the 32 kB burst is under 1 % of it
+RECEIVE = """
+import socket, sys, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("10.77.0.2", 5001)); s.listen(1); print("ready", flush=True)
+c, _ = s.accept(); n = 0; first = None
+while chunk := c.recv(65536):
+    first = first or time.monotonic(); n += len(chunk)
+print(n, time.monotonic() - (first or time.monotonic()), flush=True)
+"""
+SEND = """
+import socket, sys
+s = socket.create_connection(("10.77.0.2", 5001)); s.sendall(b"x" * int(sys.argv[1])); s.close()
+"""
+
+
+def _spec(tmp_path: Path, name: str, impair: str = "") -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(SPEC.format(name=name, impair=f"impair: {impair}" if impair else ""))
+    return path
+
+
+def throughput(a_ns: str, b_ns: str, size: int = BYTES) -> float:
+    """Bits per second of one TCP flow a → b, timed at the receiver from its first byte
+    to the last."""
+    recv = subprocess.Popen(netns.exec_argv(b_ns, [sys.executable, "-c", RECEIVE]),
+                            stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert recv.stdout is not None and recv.stdout.readline().strip() == "ready"
+        subprocess.run(netns.exec_argv(a_ns, [sys.executable, "-c", SEND, str(size)]),
+                       check=True, timeout=120)  # fmt: skip
+        got, seconds = recv.stdout.readline().split()
+        assert int(got) == size
+        print(f"{size} bytes in {float(seconds):.2f} s: {size * 8 / float(seconds) / 1e6:.2f} Mb/s")
+        return size * 8 / float(seconds)
+    finally:
+        recv.kill()
+        recv.wait()
+
+
+def _netprobe(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "netprobe.cli", *argv], capture_output=True,
+                          text=True, timeout=120, check=False)  # fmt: skip
+
+
+@pytest.fixture
+def limited(tmp_path: Path) -> Iterator[Topology]:
+    spec = netprobe.load(_spec(tmp_path, "imp-spec", "{rate: 10mbit, burst: 32kb}"))
+    with netprobe.build(spec) as topo:
+        yield topo
+
+
+def test_a_rate_limit_from_the_spec_holds_a_tcp_flow_to_its_rate(limited: Topology) -> None:
+    rate = throughput(limited.namespace("a"), limited.namespace("b"))
+    assert 0.5 * 10e6 <= rate <= 1.2 * 10e6, f"{rate / 1e6:.2f} Mbit/s under a 10mbit limit"
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[str]:
+    name = f"imp-lab-{tmp_path.name[-6:].replace('_', '')}"
+    done = _netprobe("topo", "up", str(_spec(tmp_path, name)))
+    assert done.returncode == 0, done.stderr
+    try:
+        yield name
+    finally:
+        _netprobe("topo", "down", name)
+
+
+def test_topo_impair_limits_a_running_lab_and_clear_removes_it(lab: str) -> None:
+    a, b = (owner.ns_name(owner.persistent_runid(lab), h) for h in ("a", "b"))
+    done = _netprobe("topo", "impair", lab, "a:eth0", "--rate", "20mbit")
+    assert (done.returncode, done.stdout) == (0, "a:eth0: rate 20mbit\n"), done.stderr
+    rate = throughput(a, b)
+    assert 0.5 * 20e6 <= rate <= 1.2 * 20e6, f"{rate / 1e6:.2f} Mbit/s under a 20mbit limit"
+    done = _netprobe("topo", "impair", lab, "a:eth0", "--clear")
+    assert (done.returncode, done.stdout) == (0, "a:eth0: impairments removed\n")
+    assert throughput(a, b) > 3 * 20e6  # the limit was what held it: gone, it runs free
+
+
+@pytest.mark.parametrize(
+    ("target", "words"),
+    [
+        ("a:eth9", "host 'a' of lab '{lab}' has no interface 'eth9' (it has: eth0)"),
+        ("c:eth0", "lab '{lab}' has no host 'c' (its hosts: a, b)"),
+        ("eth0", "say which interface as HOST:IF, not 'eth0'"),
+    ],
+)
+def test_topo_impair_on_what_is_not_there_is_one_line(lab: str, target: str, words: str) -> None:
+    done = _netprobe("topo", "impair", lab, target, "--rate", "1mbit")
+    assert done.returncode == 2
+    assert done.stderr == f"netprobe: error: {words.format(lab=lab)}\n"
+
+
+def test_topo_impair_on_an_unknown_lab_is_one_line() -> None:
+    done = _netprobe("topo", "impair", "no-such-lab-x", "a:eth0", "--rate", "1mbit")
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "no topology named 'no-such-lab-x' is up" in done.stderr
+
+
+def test_without_netem_building_says_so_with_the_remedy(tmp_path: Path) -> None:
+    spec = netprobe.load(_spec(tmp_path, "imp-netem", "{rate: 10mbit, delay: 20ms}"))
+    try:
+        netprobe.build(spec).teardown()
+    except SetupError as exc:
+        caught = exc
+    else:
+        pytest.skip("this kernel has netem (the VM tier proves it works)")
+    message = str(caught)
+    assert "\n" not in message
+    assert "impairing a:eth0 with rate 10mbit, delay 20ms: this kernel has no netem" in message
+    assert "modprobe sch_netem" in message and "VM tier" in message
+    assert not [n for n in netns.list_names() if n.endswith("-a") and "imp-netem" in n]
