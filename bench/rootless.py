@@ -206,9 +206,7 @@ def summarise(reps: list[dict[str, dict[str, float]]], paths: list[str]) -> dict
         for p in paths
     }
     ratio = {
-        f"{p}_vs_bridge": {
-            k: round(medians[p][k] / medians["bridge"][k], 2) for k in medians[p]
-        }
+        f"{p}_vs_bridge": {k: round(medians[p][k] / medians["bridge"][k], 2) for k in medians[p]}
         for p in paths
         if p != "bridge"
     }
@@ -223,7 +221,7 @@ def table(summary: dict[str, Any], paths: list[str]) -> str:
         for p in paths:
             cell = f"{summary['medians'][p][key]:.1f}"
             if p != "bridge":
-                cell += f" ({summary['ratio'][f'{p}_vs_bridge'][key]:.2f}×)"
+                cell += f" ({summary['ratio'][f'{p}_vs_bridge'][key]:.2f}x)"
             cells.append(cell)
         lines.append(f"| {key} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -239,18 +237,20 @@ def main() -> int:
         _userns.enter()
     missing = [p for p in ("slirp4netns", "pasta") if shutil.which(p) is None]
     paths = [p for p in PATHS if p not in missing]
-    with tempfile.TemporaryDirectory(prefix="npbench-rootless-") as private:
-        with netprobe.build(netprobe.loads(SPEC)) as topo:
-            listener = topo.spawn("host", [sys.executable, "-u", "-c", SERVER, str(PORT)],
-                                  stdout=subprocess.PIPE)  # fmt: skip
-            assert listener.stdout is not None and listener.stdout.readline() == b"ready\n"
-            start_engines(topo, private, paths)
-            wait_ready(topo, paths)
-            reps = []
-            for rep in range(args.reps):
-                order = paths[rep % len(paths) :] + paths[: rep % len(paths)]
-                reps.append(one_rep(topo, order, args.round_trips, args.mib))
-                print(f"rep {rep + 1}: " + json.dumps(reps[-1]), flush=True)
+    with (
+        tempfile.TemporaryDirectory(prefix="npbench-rootless-") as private,
+        netprobe.build(netprobe.loads(SPEC)) as topo,
+    ):
+        listener = topo.spawn("host", [sys.executable, "-u", "-c", SERVER, str(PORT)],
+                              stdout=subprocess.PIPE)  # fmt: skip
+        assert listener.stdout is not None and listener.stdout.readline() == b"ready\n"
+        start_engines(topo, private, paths)
+        wait_ready(topo, paths)
+        reps = []
+        for rep in range(args.reps):
+            order = paths[rep % len(paths) :] + paths[: rep % len(paths)]
+            reps.append(one_rep(topo, order, args.round_trips, args.mib))
+            print(f"rep {rep + 1}: " + json.dumps(reps[-1]), flush=True)
     summary = summarise(reps, paths)
     print(table(summary, paths))
     print(f"(1-minute load average at the end: {os.getloadavg()[0]:.2f})")
