@@ -90,7 +90,7 @@ def serve(c):
         buf = bytearray(1 << 20); total = 0
         while n := c.recv_into(buf):
             total += n
-        c.sendall(str(total).encode())
+        c.sendall(b"%d\n" % total)
     c.close()
 threading.Thread(target=udp, daemon=True).start()
 print("ready", flush=True)
@@ -130,7 +130,10 @@ else:
     for _ in range(n):
         s.sendall(chunk)
     s.shutdown(socket.SHUT_WR)
-    total = int(s.recv(64)); elapsed = time.perf_counter() - t0
+    reply = b""
+    while not reply.endswith(b"\n"):  # pasta was seen to repeat this reply: one line only
+        reply += s.recv(1)
+    total = int(reply); elapsed = time.perf_counter() - t0
     assert total == n << 20, (total, n << 20)
     print(json.dumps({"bytes": total, "seconds": elapsed}))
 """
