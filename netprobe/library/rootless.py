@@ -20,18 +20,20 @@ import tempfile
 from netprobe.check import Check, Context, Param
 from netprobe.topology import Topology
 
+from . import _podman as pm
 from . import _usermode as um
+from ._rootless_podman import podman_path
 
 __all__ = ["CHECK", "run"]
 
-ENGINES = ("slirp4netns", "pasta")
+ENGINES = ("slirp4netns", "pasta", "podman")
 _REMEDY = {"slirp4netns": "apt-get install slirp4netns", "pasta": "apt-get install passt"}
 
 
 def body(
     ctx: Context,
     *,
-    engines: str = "slirp4netns,pasta",
+    engines: str = "slirp4netns,pasta,podman",
     service_port: int = 8000,
     published: int = 8080,
     container_port: int = 80,
@@ -45,6 +47,14 @@ def body(
     inside = um.listen(topo, "container", "0.0.0.0", container_port)
     neighbour = um.listen(topo, "neighbour", "10.89.0.2", container_port)
     for engine in chosen:
+        if engine == "podman":
+            before = um.host_state(topo, "host")
+            with tempfile.TemporaryDirectory(prefix="netprobe-podman-") as private:
+                ports = pm.Ports(service_port, published, container_port)
+                podman_path(ctx, private, (service, inside, neighbour), ports,
+                            publish=publish, host_loopback=host_loopback)  # fmt: skip
+            _unchanged(ctx, engine, before)
+            continue
         if shutil.which(engine) is None:
             ctx.skip(
                 f"{engine}: the container's network",
@@ -75,13 +85,16 @@ def body(
                 (service_port, published, container_port),
             )
             _stop(topo, proc)
-        after = um.host_state(topo, "host")
-        changed = um.state_diff(before, after)
-        ctx.record(
-            f"{engine}: the host side's links, routes and sysctls are unchanged",
-            not changed,
-            "identical before and after" if not changed else f"changed: {', '.join(changed)}",
-        )
+        _unchanged(ctx, engine, before)
+
+
+def _unchanged(ctx: Context, engine: str, before: dict[str, object]) -> None:
+    changed = um.state_diff(before, um.host_state(ctx.topo, "host"))
+    ctx.record(
+        f"{engine}: the host side's links, routes and sysctls are unchanged",
+        not changed,
+        "identical before and after" if not changed else f"changed: {', '.join(changed)}",
+    )
 
 
 def _bridge_free(ctx: Context, engine: str) -> bool:
@@ -310,7 +323,10 @@ CHECK = Check(
     reference="rootless.yaml",
     requires=("veth",),
     params={
-        "engines": Param("user-mode networks to try, comma-separated (slirp4netns,pasta)"),
+        "engines": Param(
+            "user-mode networks to try, comma-separated (slirp4netns,pasta,podman: a "
+            "container rootless Podman starts, with its own slirp4netns)"
+        ),
         "service_port": Param("port of the service on the host's loopback"),
         "published": Param("host port published to the container"),
         "container_port": Param("port of the listener in the container"),
