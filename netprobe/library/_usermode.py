@@ -5,6 +5,7 @@ state of the host side compared before and after."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import secrets
@@ -143,8 +144,38 @@ def forwarded(path: str) -> list[int]:
     return [int(e["host_port"]) for e in entries if isinstance(e, dict) and "host_port" in e]
 
 
-def exited(proc: subprocess.Popen[bytes]) -> str | None:
-    """How a started program ended, or None while it runs."""
+@dataclass(frozen=True)
+class Adopted:
+    """A user-mode network program someone else started (found by its API socket)."""
+
+    pid: int
+
+
+Program = subprocess.Popen[bytes] | Adopted
+
+
+def find_slirp(api_socket: str) -> Adopted | None:
+    """The slirp4netns serving `api_socket` (its --api-socket), found by command line."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as src:
+                argv = src.read().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if os.path.basename(argv[0]) == "slirp4netns" and (
+            f"--api-socket={api_socket}" in argv
+            or any(a == "--api-socket" and b == api_socket for a, b in itertools.pairwise(argv))
+        ):
+            return Adopted(int(entry))
+    return None
+
+
+def exited(proc: Program) -> str | None:
+    """How a program ended, or None while it runs."""
+    if isinstance(proc, Adopted):
+        return None if os.path.exists(f"/proc/{proc.pid}") else f"pid {proc.pid} gone"
     code = proc.poll()
     if code is None:
         return None

@@ -39,8 +39,10 @@ def body(
     container_port: int = 80,
     publish: bool = True,
     host_loopback: bool = True,
+    slirp_api: str = "",
 ) -> None:
-    """For each engine: start it for the container, then prove the four promises."""
+    """For each engine: start it for the container (or adopt the slirp4netns serving
+    `slirp_api`), then prove the four promises."""
     chosen = [e.strip() for e in engines.split(",") if e.strip()]
     topo = ctx.topo
     service = um.listen(topo, "host", "127.0.0.1", service_port)
@@ -65,14 +67,18 @@ def body(
             continue
         before = um.host_state(topo, "host")
         with tempfile.TemporaryDirectory(prefix="netprobe-rootless-") as private:
-            proc, api = _start(
-                ctx,
-                engine,
-                private,
-                published,
-                container_port,
-                publish=publish,
-                host_loopback=host_loopback,
+            proc, api = (
+                _adopt(ctx, slirp_api)
+                if slirp_api and engine == "slirp4netns"
+                else _start(
+                    ctx,
+                    engine,
+                    private,
+                    published,
+                    container_port,
+                    publish=publish,
+                    host_loopback=host_loopback,
+                )
             )
             if proc is None:
                 continue
@@ -212,6 +218,26 @@ def _start(
     return proc, api if engine == "slirp4netns" else None
 
 
+def _adopt(ctx: Context, api: str) -> tuple[um.Program | None, str | None]:
+    """A slirp4netns started by hand for the container: found by its API socket, its
+    configuration and port forwards taken as they are."""
+    proc = um.find_slirp(api)
+    addr = um.wait_addr(ctx.topo, "container", "tap0", timeout=3) if proc else None
+    name = "slirp4netns: the container's network comes up"
+    if proc is None or addr is None:
+        what = (
+            f"no slirp4netns runs with --api-socket {api}"
+            if proc is None
+            else (f"slirp4netns (pid {proc.pid}) gave the container's tap0 no address")
+        )
+        ctx.diagnose(f"{what}: nothing serves the container's network")
+        ctx.record(name, False, what)
+        return None, None
+    ctx.record(name, True, f"tap0 {addr} in the container, served by slirp4netns (pid "
+               f"{proc.pid}, started by hand: adopted through {api})")  # fmt: skip
+    return proc, api
+
+
 def _pasta_if(topo: Topology) -> str | None:
     """pasta names the container's interface after the host side's (up0)."""
     names = [i.name for i in topo.live("container").interfaces if i.name != "lo"]
@@ -221,7 +247,7 @@ def _pasta_if(topo: Topology) -> str | None:
 def _promises(
     ctx: Context,
     engine: str,
-    proc: subprocess.Popen[bytes],
+    proc: um.Program,
     api: str | None,
     listeners: tuple[um.Listener, um.Listener, um.Listener],
     ports: tuple[int, int, int],
@@ -265,7 +291,7 @@ def _said(got: bytes | str, listener: um.Listener) -> str:
 def _why(
     ctx: Context,
     engine: str,
-    proc: subprocess.Popen[bytes],
+    proc: um.Program,
     what: str,
     *,
     api: str | None = None,
@@ -305,8 +331,8 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-def _stop(topo: Topology, proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
+def _stop(topo: Topology, proc: um.Program) -> None:
+    if isinstance(proc, subprocess.Popen) and proc.poll() is None:  # adopted: left running
         proc.terminate()
         try:
             proc.wait(5)
@@ -332,6 +358,10 @@ CHECK = Check(
         "container_port": Param("port of the listener in the container"),
         "publish": Param("publish the port (no: the forward is left out)"),
         "host_loopback": Param("let the container reach the host's loopback"),
+        "slirp_api": Param(
+            "API socket of a slirp4netns already serving the container (started by hand): "
+            "adopted, not started, its port forwards as they are"
+        ),
     },
 )
 
