@@ -105,10 +105,19 @@ def _unchanged(ctx: Context, engine: str, before: dict[str, object]) -> None:
 
 def _bridge_free(ctx: Context, engine: str) -> bool:
     """The container has no kernel link to the host: no veth (to a bridge or not)."""
-    links = [i for i in ctx.topo.live("container").interfaces if i.name != "lo"]
+    live = ctx.topo.live("container").interfaces
+    # a TAP is served by a user-mode program (an adopted slirp4netns's tap0), not the kernel
+    links = [i for i in live if i.name != "lo" and i.kind not in ("tap", "tun")]
     name = f"{engine}: the container has no kernel link (no veth, no bridge)"
     if not links:
-        return ctx.record(name, True, "only lo before the user-mode network starts")
+        taps = [i.name for i in live if i.kind in ("tap", "tun")]
+        return ctx.record(
+            name,
+            True,
+            f"only lo and {', '.join(taps)} (a TAP, served from user space)"
+            if taps
+            else "only lo before the user-mode network starts",
+        )
     described = []
     for link in links:
         peer = ctx.topo.peer(f"container:{link.name}")
