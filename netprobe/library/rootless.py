@@ -4,7 +4,9 @@ from the rootless user's own namespace ("host"): the container reaches a service
 host's loopback (10.0.2.2 with slirp4netns, the gateway with pasta), a published port on the
 host's loopback reaches a listener in the container (slirp4netns: add_hostfwd through its
 API socket; pasta: -t), the container cannot reach the host's other namespaces, and no
-kernel bridge or change to the host side's links, routes or sysctls is involved.
+kernel bridge or change to the host side's links, routes or sysctls is involved. Then the
+same with real rootless Podman (a container it starts as uid 65534, with its own
+slirp4netns), or a SKIP saying why Podman cannot run here (_rootless_podman.py).
 
 `netprobe check rootless` runs without root: netprobe then creates a user namespace for
 itself and builds the topology inside it.

@@ -72,9 +72,10 @@ def _made(net: HandMade, pids: list[int], *, forward: bool) -> Rootless:
             "--mtu=65520", "--api-socket", api, str(sleeper.pid), "tap0"], pids)  # fmt: skip
     assert _configured(net), net.ip("container", "addr")
     if forward:
-        answer = _api(api, {"execute": "add_hostfwd", "arguments": {
-            "proto": "tcp", "host_addr": "127.0.0.1", "host_port": 8080, "guest_port": 80}})
-        assert "return" in answer, answer  # fmt: skip
+        forward_8080 = {"proto": "tcp", "host_addr": "127.0.0.1", "host_port": 8080,
+                        "guest_port": 80}  # fmt: skip
+        answer = _api(api, {"execute": "add_hostfwd", "arguments": forward_8080})
+        assert "return" in answer, answer
     return Rootless(net, api)
 
 
