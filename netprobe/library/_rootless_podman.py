@@ -52,7 +52,7 @@ def podman_path(
         stopped = podman.remove(name)
         left = podman.marked()
         ctx.record(
-            "podman: its processes are stopped and its state removed",
+            "podman: every process it left running is stopped",
             not left,
             f"podman rm -f, then by pid: {', '.join(stopped) or 'nothing left'}"
             + (f"; still running: {left}" if left else ""),
