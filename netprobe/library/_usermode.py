@@ -5,6 +5,7 @@ state of the host side compared before and after."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import secrets
@@ -86,6 +87,13 @@ def host_state(topo: Topology, host: str) -> dict[str, object]:
         for item in items:  # counters and timers move on their own
             for key in ("stats64", "stats", "operstate", "linkmode", "addr_info_lifetimes"):
                 item.pop(key, None)
+            # the kernel adds a link's IPv6 link-local address itself, some time after the
+            # link comes up (later still on a loaded machine): not a change anyone made
+            if isinstance(item.get("addr_info"), list):
+                item["addr_info"] = [
+                    a for a in item["addr_info"]
+                    if not (a.get("family") == "inet6" and a.get("scope") == "link")
+                ]  # fmt: skip
         state[what] = items
     for key in ("net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"):
         state[key] = topo.sysctl(host, key)
@@ -138,8 +146,38 @@ def forwarded(path: str) -> list[int]:
     return [int(e["host_port"]) for e in entries if isinstance(e, dict) and "host_port" in e]
 
 
-def exited(proc: subprocess.Popen[bytes]) -> str | None:
-    """How a started program ended, or None while it runs."""
+@dataclass(frozen=True)
+class Adopted:
+    """A user-mode network program someone else started (found by its API socket)."""
+
+    pid: int
+
+
+Program = subprocess.Popen[bytes] | Adopted
+
+
+def find_slirp(api_socket: str) -> Adopted | None:
+    """The slirp4netns serving `api_socket` (its --api-socket), found by command line."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as src:
+                argv = src.read().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if os.path.basename(argv[0]) == "slirp4netns" and (
+            f"--api-socket={api_socket}" in argv
+            or any(a == "--api-socket" and b == api_socket for a, b in itertools.pairwise(argv))
+        ):
+            return Adopted(int(entry))
+    return None
+
+
+def exited(proc: Program) -> str | None:
+    """How a program ended, or None while it runs."""
+    if isinstance(proc, Adopted):
+        return None if os.path.exists(f"/proc/{proc.pid}") else f"pid {proc.pid} gone"
     code = proc.poll()
     if code is None:
         return None

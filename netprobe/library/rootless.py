@@ -4,7 +4,9 @@ from the rootless user's own namespace ("host"): the container reaches a service
 host's loopback (10.0.2.2 with slirp4netns, the gateway with pasta), a published port on the
 host's loopback reaches a listener in the container (slirp4netns: add_hostfwd through its
 API socket; pasta: -t), the container cannot reach the host's other namespaces, and no
-kernel bridge or change to the host side's links, routes or sysctls is involved.
+kernel bridge or change to the host side's links, routes or sysctls is involved. Then the
+same with real rootless Podman (a container it starts as uid 65534, with its own
+slirp4netns), or a SKIP saying why Podman cannot run here (_rootless_podman.py).
 
 `netprobe check rootless` runs without root: netprobe then creates a user namespace for
 itself and builds the topology inside it.
@@ -20,31 +22,43 @@ import tempfile
 from netprobe.check import Check, Context, Param
 from netprobe.topology import Topology
 
+from . import _podman as pm
 from . import _usermode as um
+from ._rootless_podman import podman_path
 
 __all__ = ["CHECK", "run"]
 
-ENGINES = ("slirp4netns", "pasta")
+ENGINES = ("slirp4netns", "pasta", "podman")
 _REMEDY = {"slirp4netns": "apt-get install slirp4netns", "pasta": "apt-get install passt"}
 
 
 def body(
     ctx: Context,
     *,
-    engines: str = "slirp4netns,pasta",
+    engines: str = "slirp4netns,pasta,podman",
     service_port: int = 8000,
     published: int = 8080,
     container_port: int = 80,
     publish: bool = True,
     host_loopback: bool = True,
+    slirp_api: str = "",
 ) -> None:
-    """For each engine: start it for the container, then prove the four promises."""
+    """For each engine: start it for the container (or adopt the slirp4netns serving
+    `slirp_api`), then prove the four promises."""
     chosen = [e.strip() for e in engines.split(",") if e.strip()]
     topo = ctx.topo
     service = um.listen(topo, "host", "127.0.0.1", service_port)
     inside = um.listen(topo, "container", "0.0.0.0", container_port)
     neighbour = um.listen(topo, "neighbour", "10.89.0.2", container_port)
     for engine in chosen:
+        if engine == "podman":
+            before = um.host_state(topo, "host")
+            with tempfile.TemporaryDirectory(prefix="netprobe-podman-") as private:
+                ports = pm.Ports(service_port, published, container_port)
+                podman_path(ctx, private, (service, inside, neighbour), ports,
+                            publish=publish, host_loopback=host_loopback)  # fmt: skip
+            _unchanged(ctx, engine, before)
+            continue
         if shutil.which(engine) is None:
             ctx.skip(
                 f"{engine}: the container's network",
@@ -55,14 +69,18 @@ def body(
             continue
         before = um.host_state(topo, "host")
         with tempfile.TemporaryDirectory(prefix="netprobe-rootless-") as private:
-            proc, api = _start(
-                ctx,
-                engine,
-                private,
-                published,
-                container_port,
-                publish=publish,
-                host_loopback=host_loopback,
+            proc, api = (
+                _adopt(ctx, slirp_api)
+                if slirp_api and engine == "slirp4netns"
+                else _start(
+                    ctx,
+                    engine,
+                    private,
+                    published,
+                    container_port,
+                    publish=publish,
+                    host_loopback=host_loopback,
+                )
             )
             if proc is None:
                 continue
@@ -75,21 +93,33 @@ def body(
                 (service_port, published, container_port),
             )
             _stop(topo, proc)
-        after = um.host_state(topo, "host")
-        changed = um.state_diff(before, after)
-        ctx.record(
-            f"{engine}: the host side's links, routes and sysctls are unchanged",
-            not changed,
-            "identical before and after" if not changed else f"changed: {', '.join(changed)}",
-        )
+        _unchanged(ctx, engine, before)
+
+
+def _unchanged(ctx: Context, engine: str, before: dict[str, object]) -> None:
+    changed = um.state_diff(before, um.host_state(ctx.topo, "host"))
+    ctx.record(
+        f"{engine}: the host side's links, routes and sysctls are unchanged",
+        not changed,
+        "identical before and after" if not changed else f"changed: {', '.join(changed)}",
+    )
 
 
 def _bridge_free(ctx: Context, engine: str) -> bool:
     """The container has no kernel link to the host: no veth (to a bridge or not)."""
-    links = [i for i in ctx.topo.live("container").interfaces if i.name != "lo"]
+    live = ctx.topo.live("container").interfaces
+    # a TAP is served by a user-mode program (an adopted slirp4netns's tap0), not the kernel
+    links = [i for i in live if i.name != "lo" and i.kind not in ("tap", "tun")]
     name = f"{engine}: the container has no kernel link (no veth, no bridge)"
     if not links:
-        return ctx.record(name, True, "only lo before the user-mode network starts")
+        taps = [i.name for i in live if i.kind in ("tap", "tun")]
+        return ctx.record(
+            name,
+            True,
+            f"only lo and {', '.join(taps)} (a TAP, served from user space)"
+            if taps
+            else "only lo before the user-mode network starts",
+        )
     described = []
     for link in links:
         peer = ctx.topo.peer(f"container:{link.name}")
@@ -199,6 +229,26 @@ def _start(
     return proc, api if engine == "slirp4netns" else None
 
 
+def _adopt(ctx: Context, api: str) -> tuple[um.Program | None, str | None]:
+    """A slirp4netns started by hand for the container: found by its API socket, its
+    configuration and port forwards taken as they are."""
+    proc = um.find_slirp(api)
+    addr = um.wait_addr(ctx.topo, "container", "tap0", timeout=3) if proc else None
+    name = "slirp4netns: the container's network comes up"
+    if proc is None or addr is None:
+        what = (
+            f"no slirp4netns runs with --api-socket {api}"
+            if proc is None
+            else (f"slirp4netns (pid {proc.pid}) gave the container's tap0 no address")
+        )
+        ctx.diagnose(f"{what}: nothing serves the container's network")
+        ctx.record(name, False, what)
+        return None, None
+    ctx.record(name, True, f"tap0 {addr} in the container, served by slirp4netns (pid "
+               f"{proc.pid}, started by hand: adopted through {api})")  # fmt: skip
+    return proc, api
+
+
 def _pasta_if(topo: Topology) -> str | None:
     """pasta names the container's interface after the host side's (up0)."""
     names = [i.name for i in topo.live("container").interfaces if i.name != "lo"]
@@ -208,7 +258,7 @@ def _pasta_if(topo: Topology) -> str | None:
 def _promises(
     ctx: Context,
     engine: str,
-    proc: subprocess.Popen[bytes],
+    proc: um.Program,
     api: str | None,
     listeners: tuple[um.Listener, um.Listener, um.Listener],
     ports: tuple[int, int, int],
@@ -252,7 +302,7 @@ def _said(got: bytes | str, listener: um.Listener) -> str:
 def _why(
     ctx: Context,
     engine: str,
-    proc: subprocess.Popen[bytes],
+    proc: um.Program,
     what: str,
     *,
     api: str | None = None,
@@ -292,8 +342,8 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-def _stop(topo: Topology, proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
+def _stop(topo: Topology, proc: um.Program) -> None:
+    if isinstance(proc, subprocess.Popen) and proc.poll() is None:  # adopted: left running
         proc.terminate()
         try:
             proc.wait(5)
@@ -310,12 +360,19 @@ CHECK = Check(
     reference="rootless.yaml",
     requires=("veth",),
     params={
-        "engines": Param("user-mode networks to try, comma-separated (slirp4netns,pasta)"),
+        "engines": Param(
+            "user-mode networks to try, comma-separated (slirp4netns,pasta,podman: a "
+            "container rootless Podman starts, with its own slirp4netns)"
+        ),
         "service_port": Param("port of the service on the host's loopback"),
         "published": Param("host port published to the container"),
         "container_port": Param("port of the listener in the container"),
         "publish": Param("publish the port (no: the forward is left out)"),
         "host_loopback": Param("let the container reach the host's loopback"),
+        "slirp_api": Param(
+            "API socket of a slirp4netns already serving the container (started by hand): "
+            "adopted, not started, its port forwards as they are"
+        ),
     },
 )
 

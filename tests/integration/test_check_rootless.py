@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from netprobe.check import Status, reference_path, run_check
+from netprobe.library import _podman as pm
 from netprobe.topology import Topology, build, load
 
 pytestmark = pytest.mark.root
@@ -30,14 +31,76 @@ def _need(tool: str) -> None:
         pytest.skip(f"needs {tool}")
 
 
-def test_passes_with_slirp4netns_and_pasta() -> None:
+def test_passes_with_slirp4netns_pasta_and_podman() -> None:
     _need("slirp4netns")
     _need("pasta")
     result = run_check("rootless")
     assert result.status is Status.PASS, result.evidence()
-    names = [s.name for s in result.steps]
+    names = [s.name for s in result.steps if not s.name.startswith("podman:")]
     assert len(names) == 12
     assert any(n.startswith("pasta: host 127.0.0.1:8080 (published)") for n in names)
+    podman = [s for s in result.steps if s.name.startswith("podman:")]
+    if pm.refusal() is not None:
+        assert podman[0].status is Status.SKIP, result.evidence()
+        return
+    assert len(podman) == 6 and all(s.status is Status.PASS for s in podman), result.evidence()
+    assert "runtime runc, network slirp4netns" in podman[0].detail, podman[0].detail
+    assert "podman: every process it left running is stopped" in [s.name for s in podman]
+
+
+def _need_podman() -> None:
+    why = pm.refusal()
+    if why is not None:
+        pytest.skip(f"rootless Podman cannot run here: {why}")
+
+
+@pytest.mark.sabotage
+@pytest.mark.parametrize(
+    ("params", "fault", "failed"),
+    [
+        ({"publish": False}, "port forward missing: the Podman container publishes no host "
+         "port 8080 (podman port: none", "podman: host 127.0.0.1:8080 (published)"),
+        ({"host_loopback": False}, "host loopback disabled: Podman's slirp4netns runs with "
+         "--disable-host-loopback", "podman: container → 10.0.2.2:8000"),
+    ],
+    ids=["no -p", "allow_host_loopback=false"],
+)  # fmt: skip
+def test_a_sabotaged_podman_container_fails_naming_the_fault(
+    params: dict[str, bool], fault: str, failed: str
+) -> None:
+    _need_podman()
+    result = run_check("rootless", engines="podman", **params)
+    assert result.status is Status.FAIL, result.evidence()
+    assert fault in (result.diagnosis or ""), result.evidence()
+    bad = [s.name for s in result.steps if s.status is Status.FAIL]
+    assert bad and all(failed in name for name in bad), bad
+    assert not pm_leftovers(), pm_leftovers()
+
+
+def pm_leftovers() -> list[str]:
+    """Processes of a Podman path still running (they carry its mark)."""
+    mark = f"{pm.MARK}=".encode()
+    left = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as src:
+                variables = src.read().split(b"\0")
+        except OSError:
+            continue
+        if any(v.startswith(mark) and b"netprobe-podman-" in v for v in variables):
+            left.append(entry)
+    return left
+
+
+def test_podman_missing_is_a_skip_with_the_remedy(monkeypatch: pytest.MonkeyPatch) -> None:
+    which = shutil.which
+    monkeypatch.setattr(pm.shutil, "which", lambda t: None if t == "podman" else which(t))
+    result = run_check("rootless", engines="podman")
+    assert result.status is Status.PASS, result.evidence()
+    skipped = [s for s in result.steps if s.status is Status.SKIP]
+    assert [s.detail for s in skipped] == [
+        "podman not installed: apt-get install podman runc uidmap busybox-static"
+    ], result.evidence()
 
 
 @pytest.mark.sabotage
@@ -140,9 +203,12 @@ def _as_nobody(python: Path, *argv: str) -> subprocess.CompletedProcess[str]:
 
 def test_the_cli_runs_rootless_as_nobody(nobody_python: Path) -> None:
     _need("slirp4netns")
-    done = _as_nobody(nobody_python, "-m", "netprobe.cli", "check", "rootless", "--no-bundle")
+    done = _as_nobody(nobody_python, "-m", "netprobe.cli", "check", "rootless", "--no-bundle",
+                      "-v")  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert "PASS" in done.stdout
+    # Podman as another user cannot be started from netprobe's own user namespace
+    assert "[SKIP] podman: a container started by rootless Podman" in done.stdout, done.stdout
 
 
 def test_other_checks_as_nobody_need_root_in_one_line(nobody_python: Path) -> None:
