@@ -121,6 +121,7 @@ class Podman:
         return self("import", tar, IMAGE)
 
     def version(self) -> str:
+        """Podman's version (its client's)."""
         out = self("version", "--format", "json").stdout
         try:
             return str(json.loads(out)["Client"]["Version"])
@@ -128,6 +129,7 @@ class Podman:
             return "unknown"
 
     def inspect(self, name: str) -> dict[str, object]:
+        """`podman inspect NAME`: the container's state, as Podman reports it."""
         out = self("inspect", name).stdout
         try:
             found = json.loads(out)
@@ -183,6 +185,8 @@ def _chown_tree(top: str) -> None:
 
 @dataclass(frozen=True)
 class Ports:
+    """The loopback ports one Podman run uses."""
+
     service: int  # on the host's loopback
     published: int  # on the host's loopback, published to the container
     container: int  # the container's listener
@@ -204,6 +208,8 @@ def script(ports: Ports, nonce: str) -> str:
 
 
 def run_argv(name: str, ports: Ports, nonce: str, *, publish: bool, loopback: bool) -> list[str]:
+    """`podman run` arguments for the container (published port and host loopback per
+    the flags; its nc answers with `nonce`)."""
     network = f"slirp4netns:allow_host_loopback={'true' if loopback else 'false'}"
     argv = ["run", "-d", "--name", name, "--network", network]
     if publish:

@@ -24,6 +24,9 @@ def podman_path(
     publish: bool,
     host_loopback: bool,
 ) -> None:
+    """The rootless check's Podman path: a real rootless Podman container on slirp4netns
+    reaches the host's loopback and is reached through its published port (SKIP where
+    Podman cannot run here)."""
     why = pm.refusal()
     if why is not None:
         ctx.skip(STARTS, why)

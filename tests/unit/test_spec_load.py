@@ -46,7 +46,7 @@ EXPECTED_HOSTS = {
     "ovs-vlan": ["h1", "h2", "h3", "core", "switch"],
     "proxmox-bridged": ["pve", "lan"],
     "redblue": ["red", "blue", "switch"],
-    "rootless": ["host", "uplink", "neighbour", "sibling"],
+    "rootless": ["host", "uplink", "container", "neighbour", "sibling"],
     "router": ["left", "right", "router"],
     "sdn": ["good", "server", "bad", "switch"],
     "tenants": ["a1", "a2", "b1", "b2", "hv"],
