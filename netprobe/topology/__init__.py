@@ -22,11 +22,13 @@ from ._model.spec import (
     Macvlan,
     OvsBond,
     OvsBridge,
+    OvsVxlan,
     Route,
     Spec,
     Tap,
     Veth,
     Vlan,
+    Vxlan,
 )
 from ._model.validate import validate
 
@@ -52,6 +54,7 @@ __all__ = [
     "ObservedRoute",
     "OvsBond",
     "OvsBridge",
+    "OvsVxlan",
     "Port",
     "Route",
     "RunResult",
@@ -61,6 +64,7 @@ __all__ = [
     "Topology",
     "Veth",
     "Vlan",
+    "Vxlan",
     "as_spec",
     "build",
     "clean",

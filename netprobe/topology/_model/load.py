@@ -31,11 +31,13 @@ from .spec import (
     Macvlan,
     OvsBond,
     OvsBridge,
+    OvsVxlan,
     Route,
     Spec,
     Tap,
     Veth,
     Vlan,
+    Vxlan,
 )
 from .validate import validate
 
@@ -67,6 +69,8 @@ _KINDS: dict[str, tuple[Callable[..., Kind], set[str]]] = {
     "bond": (Bond, {"mode", "miimon"}),
     "ovs": (OvsBridge, {"flows"}),
     "ovs_bond": (OvsBond, {"mode"}),
+    "vxlan": (Vxlan, {"id", "remote", "local", "dstport", "dev", "learning"}),
+    "ovs_vxlan": (OvsVxlan, {"remote", "key", "local", "dstport"}),
 }
 _VLAN_KEYS = {"id", "pvid", "untagged"}
 _ROUTE_KEYS = {"to", "via", "dev", "metric"}
