@@ -37,12 +37,14 @@ def _peer_addresses(ctx: Context, wire: Port) -> tuple[str, list[str]]:
     if peer is None:
         return "?", []
     live = ctx.topo.live(peer.host)
-    return peer.host, [str(a.ip) for i in live.interfaces for a in i.ipv4]
+    return peer.host, [str(a.ip) for i in live.interfaces for a in i.ipv4
+                       if not a.ip.is_loopback]
 
 
 def _tenant(ctx: Context, t: Tenant, wire: Port, ours: list[Tunnelled], arps: set[str]) -> None:
-    src_host, dst_host = (Port.parse(p).host for p in (t.src, t.dst))
     mine, theirs = endpoints(ctx, t.src), endpoints(ctx, t.dst)
+    src_host, dst_host = (_hypervisor(ends, guest) for ends, guest in ((mine, t.src),
+                                                                       (theirs, t.dst)))
     peer, addresses = _peer_addresses(ctx, wire)
     sent = sorted({x.vni for x in ours})
     for vni in sent:
@@ -51,8 +53,8 @@ def _tenant(ctx: Context, t: Tenant, wire: Port, ours: list[Tunnelled], arps: se
         if theirs and vni not in {e.vni for e in theirs}:
             ids = ", ".join(f"{e.where} has id {e.vni}" for e in theirs)
             ctx.diagnose(f"VNI mismatch: {src_host} sends VNI {vni} "
-                         f"({ours[0].describe()}), but {ids} on {dst_host}'s side of "
-                         f"{t.dst}: {dst_host} has no tunnel for VNI {vni} and drops it")
+                         f"({ours[0].describe()}), but {ids}: {dst_host} has no tunnel "
+                         f"for VNI {vni} on {t.dst}'s bridge and drops it")
     for dst in sorted({x.dst for x in ours} | arps):
         if addresses and dst not in addresses:
             how = "outer destination seen" if dst in {x.dst for x in ours} else (
@@ -65,6 +67,11 @@ def _tenant(ctx: Context, t: Tenant, wire: Port, ours: list[Tunnelled], arps: se
                          f"underlay address is {', '.join(addresses)}")
     if not mine:
         ctx.diagnose(f"no VXLAN endpoint on the bridge of {t.src} ({src_host})")
+
+
+def _hypervisor(ends: list[Endpoint], guest: str) -> str:
+    """The host of the tunnel endpoints a guest's bridge has (else the guest's own)."""
+    return ends[0].where.partition(":")[0] if ends else Port.parse(guest).host
 
 
 def _where(ends: list[Endpoint]) -> str:
