@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import select
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from netprobe.check import (
     Barrier,
@@ -83,7 +85,8 @@ def body(ctx: Context, *, tenants: str = "100=g1:eth0,g2:eth0 200=b1:eth0,b2:eth
     """Probe every tenant across the overlay, their isolation, then the path MTU."""
     groups = parse_tenants(tenants)
     wire = Port.parse(underlay)
-    for port in [wire, *(p for t in groups for p in (t.src, t.dst))]:
+    named: list[str | Port] = [wire, *(p for t in groups for p in (t.src, t.dst))]
+    for port in named:
         ctx.topo.mac(port)  # an unknown port is bad input, before any probe
     ctx.plan(*(name for t in groups for name in _steps(ctx, t, groups)), _mtu_key(groups[0]))
     seen: dict[int, list[Tunnelled]] = {}
@@ -129,14 +132,15 @@ def _mtu_key(t: Tenant) -> str:
     return f"path MTU from {t.src} to {t.dst}"
 
 
-def _watch(sources: list[Capture], done: object, timeout: float) -> list[Captured]:
+def _watch(sources: list[Any], done: Callable[[list[Captured]], bool], timeout: float
+           ) -> list[Captured]:
     """Frames read from `sources` until `done(frames)` or the deadline."""
     frames: list[Captured] = []
     deadline = time.monotonic() + timeout
     while True:
         for source in sources:
             frames += source.read()
-        if done(frames) or time.monotonic() > deadline:  # type: ignore[operator]
+        if done(frames) or time.monotonic() > deadline:
             return frames
         select.select(sources, [], [], 0.02)
 
