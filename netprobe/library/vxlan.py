@@ -49,6 +49,7 @@ __all__ = ["CHECK", "Tenant", "parse_tenants", "run"]
 
 _TIMEOUT = 2.0  # seconds for what must arrive (polled: a pass costs only the delivery)
 _BROADCAST = "ff:ff:ff:ff:ff:ff"
+_TRIES = 3  # frames sent while a tunnel resolves its remote
 _SMALLEST = 44  # IPv4 + UDP + the nonce: the least a sized probe can be
 _BAD = (Status.FAIL, Status.INCONCLUSIVE)
 
@@ -145,25 +146,34 @@ def _watch(sources: list[Any], done: Callable[[list[Captured]], bool], timeout: 
         select.select(sources, [], [], 0.02)
 
 
+def _arrived(port: str, mark: bytes) -> Callable[[list[Captured]], bool]:
+    """Whether a frame carrying `mark` has been seen at `port`."""
+    return lambda frames: any(f.port == port and mark in f.data for f in frames)
+
+
 def _across(ctx: Context, t: Tenant, wire: Capture, port: Port
             ) -> tuple[list[Tunnelled], set[str]]:
-    """Send one frame src → dst; what the underlay carried of it, and the ARP requests
-    the underlay saw (a remote being resolved)."""
+    """Send a frame src → dst; what the underlay carried of it, and the ARP requests it
+    saw. A tunnel still resolving its remote (ARP on the underlay, the frame not carried:
+    OVS drops the first frames while it asks) is given another frame, up to _TRIES."""
     topo = ctx.topo
     frame = udp(topo.mac(t.src), topo.mac(t.dst), ipv4_of(topo, t.src) or "192.0.2.1",
                 ipv4_of(topo, t.dst) or "192.0.2.2")
     arrival = ports(topo).capture(t.dst)
-    arrival.drain()
-    wire.drain()
-    data, nonce = frame.probe()
-    ports(topo).sender(t.src).send(data)
-    frames = _watch([arrival, wire], lambda fs: any(
-        f.port == t.dst and nonce in f.data for f in fs), _TIMEOUT)
-    leaving = [f for f in frames if f.port == str(port) and f.outgoing]  # not the replies
-    carried = [x for f in leaving if (x := parse(f.data, {4789}))]
-    ours = [x for x in carried if x.nonce == nonce]
-    arps = {a for f in leaving if (a := arp_request_target(f.data))}
-    got = any(f.port == t.dst and nonce in f.data for f in frames)
+    ours: list[Tunnelled] = []
+    arps: set[str] = set()
+    for _ in range(_TRIES):
+        arrival.drain()
+        wire.drain()
+        data, nonce = frame.probe()
+        ports(topo).sender(t.src).send(data)
+        frames = _watch([arrival, wire], _arrived(t.dst, nonce), _TIMEOUT)
+        leaving = [f for f in frames if f.port == str(port) and f.outgoing]  # not replies
+        ours = [x for f in leaving if (x := parse(f.data, {4789})) and x.nonce == nonce]
+        arps |= {a for f in leaving if (a := arp_request_target(f.data))}
+        got = any(f.port == t.dst and nonce in f.data for f in frames)
+        if got or ours or not arps:
+            break
     wrong = [x for x in ours if x.vni != t.vni]
     shown = "; ".join(sorted({x.describe() for x in ours}))
     if ours and not wrong:
@@ -211,17 +221,22 @@ def _sized(ctx: Context, t: Tenant, size: int) -> bytes:
 
 
 def _crosses(ctx: Context, t: Tenant, size: int) -> bool | None:
-    """Whether a `size`-byte packet reaches dst; None: the barrier behind it did not."""
+    """Whether a `size`-byte packet reaches dst, decided by a small barrier behind it;
+    None: no barrier arrived. A switch that sends in batches (OVS's netdev datapath) may
+    lose the barrier with the oversized probe it was sent beside, so a second barrier,
+    sent alone once the first is overdue, decides then."""
     probe = _sized(ctx, t, size)
-    barrier = _sized(ctx, t, _SMALLEST)
     arrival = ports(ctx.topo).capture(t.dst)
+    sender = ports(ctx.topo).sender(t.src)
     arrival.drain()
-    ports(ctx.topo).sender(t.src).send_many([probe, barrier])
-    mark, tail = probe[-16:], barrier[-16:]  # their nonces, at the end of each
-    frames = _watch([arrival], lambda fs: any(tail in f.data for f in fs), _TIMEOUT)
-    if not any(tail in f.data for f in frames):
-        return None
-    return any(mark in f.data for f in frames)
+    frames: list[Captured] = []
+    for batch in ([probe, _sized(ctx, t, _SMALLEST)], [_sized(ctx, t, _SMALLEST)]):
+        sender.send_many(batch)
+        tail = batch[-1][-16:]  # the barrier's nonce, at its end
+        frames += _watch([arrival], _arrived(t.dst, tail), _TIMEOUT / 2)
+        if any(tail in f.data for f in frames):
+            return any(probe[-16:] in f.data for f in frames)
+    return None
 
 
 def _path_mtu(ctx: Context, t: Tenant, want: int | None) -> int | None:
