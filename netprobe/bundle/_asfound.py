@@ -16,7 +16,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..topology import Topology
-from ..topology._model.spec import Bond, Bridge, Firewall, Host, Interface, OvsBond, OvsBridge, Spec
+from ..topology._model.spec import (
+    Bond,
+    Bridge,
+    Firewall,
+    Host,
+    Interface,
+    OvsBond,
+    OvsBridge,
+    OvsVxlan,
+    Spec,
+)
 
 _DECIDING = re.compile(  # the sysctls that decide whether a host forwards
     r"^net\.ipv4\.ip_forward$|^net\.ipv6\.conf\.all\.forwarding$"
@@ -66,7 +76,7 @@ def _host(topo: Topology, host: Host, state: dict[str, Any], found: AsFound) -> 
 def _interface(
     host: Host, iface: Interface, link: dict[str, Any] | None, found: AsFound
 ) -> Interface:
-    if link is None or isinstance(iface.kind, (OvsBridge, OvsBond)):
+    if link is None or isinstance(iface.kind, (OvsBridge, OvsBond, OvsVxlan)):
         return iface
     where = f"{host.name}:{iface.name}"
     changes: dict[str, Any] = {}

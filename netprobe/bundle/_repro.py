@@ -23,10 +23,12 @@ from ..topology._model.spec import (
     Macvlan,
     OvsBond,
     OvsBridge,
+    OvsVxlan,
     Spec,
     Tap,
     Veth,
     Vlan,
+    Vxlan,
 )
 from . import _replay_frames as replay_frames
 from . import _repro_dhcp as repro_dhcp
@@ -106,7 +108,7 @@ def repro_script(
         f"{h.name}:{i.name}"
         for h in spec.hosts
         for i in h.interfaces
-        if isinstance(i.kind, (OvsBridge, OvsBond))
+        if isinstance(i.kind, (OvsBridge, OvsBond, OvsVxlan))
     ]
     if ovs:  # Open vSwitch needs its daemons: that is netprobe replay's job
         lines.append(
@@ -231,9 +233,21 @@ def _stacked(host: Host, iface: Interface) -> Iterator[str]:
         kind_words = ["macvlan", "mode", kind.mode]
     elif isinstance(kind, Vlan):
         kind_words = ["vlan", "id", str(kind.id), "protocol", kind.protocol]
+    elif isinstance(kind, Vxlan):
+        yield _ip(host.name, "link", "add", iface.name, "type", *vxlan_words(kind))
+        return
     else:
         return
     yield _ip(host.name, "link", "add", iface.name, "link", kind.parent, "type", *kind_words)
+
+
+def vxlan_words(kind: Vxlan) -> list[str]:
+    """`ip link add NAME type …` words for a kernel VXLAN."""
+    words = ["vxlan", "id", str(kind.id), "dstport", str(kind.dstport)]
+    for key, value in (("remote", kind.remote), ("local", kind.local), ("dev", kind.dev)):
+        if value is not None:
+            words += [key, value]
+    return [*words, "learning" if kind.learning else "nolearning"]
 
 
 def _settings(host: Host, iface: Interface, mac: str | None) -> Iterator[str]:

@@ -22,12 +22,14 @@ from ._model.spec import (
     Macvlan,
     OvsBond,
     OvsBridge,
+    OvsVxlan,
     Route,
     SdnController,
     Spec,
     Tap,
     Veth,
     Vlan,
+    Vxlan,
 )
 from ._model.validate import validate
 
@@ -53,6 +55,7 @@ __all__ = [
     "ObservedRoute",
     "OvsBond",
     "OvsBridge",
+    "OvsVxlan",
     "Port",
     "Route",
     "RunResult",
@@ -63,6 +66,7 @@ __all__ = [
     "Topology",
     "Veth",
     "Vlan",
+    "Vxlan",
     "as_spec",
     "build",
     "clean",

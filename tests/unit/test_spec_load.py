@@ -52,6 +52,8 @@ EXPECTED_HOSTS = {
     "tenants": ["a1", "a2", "b1", "b2", "hv"],
     "vlan": ["router", "h10", "h20", "switch"],
     "vlan-bridge": ["vm1", "vm2", "upstream", "pve"],
+    "vxlan": ["hv1", "hv2", "g1", "g2", "b1", "b2"],
+    "vxlan-ovs": ["hv1", "hv2", "g1", "g2", "b1", "b2"],
 }
 
 

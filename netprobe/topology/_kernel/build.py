@@ -1,15 +1,15 @@
 """Build a Spec into real kernel objects, fast, and never leave half of it behind.
 
 Order: namespaces (and each OVS host's ovsdb-server) → masters (bridges, bonds) → TAPs →
-veths → stacked links (macvlan, vlan) → per-link settings (port VLANs of VLAN-filtering
-bridges among them) → Open vSwitch (switch daemon, bridges, ports, flows) → mtu and up
-state of existing links in adopted hosts → addresses → sysctls → routes → firewall →
-self-check → DHCP servers (dnsmasq), then clients (udhcpc), whose leases are checked.
-Changes to what netprobe does not own are recorded first (existing.py).
-In namespaces netprobe owns, IPv6 DAD and router solicitation are switched off in the
-namespace's defaults before any link exists, so links can come up as they are created.
-Elsewhere each link is created down, tagged, quietened, then brought up.
-"""
+veths → stacked links (macvlan, vlan) → VXLANs (on their underlay) → per-link settings
+(port VLANs of VLAN-filtering bridges among them) → Open vSwitch (switch daemon,
+bridges, ports, flows) → mtu and up state of existing links in adopted hosts → addresses
+→ sysctls → routes → firewall → self-check → DHCP servers (dnsmasq), then clients
+(udhcpc), whose leases are checked. Changes to what netprobe does not own are recorded
+first (existing.py). In namespaces netprobe owns, IPv6 DAD and router solicitation are
+switched off in the namespace's defaults before any link exists, so links can come up as
+they are created. Elsewhere each link is created down, tagged, quietened, then brought
+up. """
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from typing import Any
 
 from ..._privilege import require_root
 from ...errors import TopologyError
-from .._model.spec import Bond, Bridge, Host, Interface, Macvlan, Spec, Tap, Veth, Vlan
+from .._model.spec import Bond, Bridge, Host, Interface, Macvlan, Spec, Tap, Veth, Vlan, Vxlan
 from .._model.validate import validate
 from . import dhcp, existing, impair, netns, ovs, owner, sdn
 from .links import (
@@ -233,12 +233,15 @@ class _Builder:
             stacked = [p for p in stacked if p not in ready]
             if not ready:
                 raise TopologyError("stacked interfaces form a cycle of parents")
+        for host, iface in todo:  # after the underlays they leave by (veths, stacked)
+            if isinstance(iface.kind, Vxlan):
+                self._create(host, iface, underlay=iface.kind.dev)
 
     def _up_at_once(self, host: Host, iface: Interface) -> bool:
         """Whether a link can come up in its creating request. Not a VLAN or macvlan (its
         parent may still be down: "Network is down"), nor a bond's member (a bond enslaves
         only links that are down)."""
-        stacked = isinstance(iface.kind, (Vlan, Macvlan))
+        stacked = isinstance(iface.kind, (Vlan, Macvlan, Vxlan))
         return host.owned and iface.up and not stacked and not self._bond_member(host, iface)
 
     def _bond_member(self, host: Host, iface: Interface) -> bool:
@@ -257,13 +260,16 @@ class _Builder:
         if not configured or not self._up_at_once(host, iface) or iface.learning is not None:
             self.pending_up.append((host.name, iface))
 
-    def _create(self, host: Host, iface: Interface, parent: str | None = None) -> None:
+    def _create(
+        self, host: Host, iface: Interface, parent: str | None = None, underlay: str | None = None
+    ) -> None:
         kind, msg = create_message(
             iface,
             name=self.kname(host.name, iface.name),
             up=self._up_at_once(host, iface),
             master_index=self.master_index(host, iface),
             parent_index=self.index(host.name, parent) if parent else None,
+            underlay_index=self.index(host.name, underlay) if underlay else None,
         )
         feature = kind
         if isinstance(iface.kind, Bridge) and iface.kind.vlan_filtering:

@@ -21,6 +21,7 @@ from .._model.spec import (
     Macvlan,
     Route,
     Vlan,
+    Vxlan,
 )
 from .netlink import RTM_DELLINK, NetlinkError, addr_msg, link_msg, route_msg
 
@@ -41,6 +42,7 @@ FEATURE = {
     ),
     "veth": ("veth pairs", "load the veth module"),
     "macvlan": ("macvlan devices", "load the macvlan module"),
+    "vxlan": ("VXLAN devices", "load the vxlan module (CONFIG_VXLAN)"),
 }
 
 
@@ -112,12 +114,13 @@ def create_message(
     parent_index: int | None = None,
     master_index: int | None = None,
     peer: tuple[Interface, str, int | None] | None = None,
+    underlay_index: int | None = None,
 ) -> tuple[str, Any]:
     """(kind name, RTM_NEWLINK message) creating `iface` under kernel name `name`.
 
     `peer` is for veths: (far Interface, its kernel name, its namespace fd or None for
     the same namespace). The peer cannot come up in the same request: the kernel answers
-    ENOTCONN, the pair not being joined yet.
+    ENOTCONN, the pair not being joined yet. `underlay_index`: a VXLAN's `dev`.
     """
     attrs = _common(iface)
     attrs["IFLA_IFNAME"] = name
@@ -125,7 +128,10 @@ def create_message(
         attrs["IFLA_MASTER"] = master_index
     if parent_index is not None:
         attrs["IFLA_LINK"] = parent_index
-    kind_name, data = _kind_data(iface, peer)
+    if isinstance(iface.kind, Vxlan):
+        kind_name, data = "vxlan", vxlan_info(iface.kind, underlay_index)
+    else:
+        kind_name, data = _kind_data(iface, peer)
     attrs["IFLA_LINKINFO"] = {
         "attrs": [("IFLA_INFO_KIND", kind_name), ("IFLA_INFO_DATA", {"attrs": data})]
     }
@@ -155,6 +161,22 @@ def _kind_data(
     if peer is not None:
         return "veth", [("VETH_INFO_PEER", _peer_attrs(*peer))]
     raise ValueError(f"no creation message for {iface!r}")
+
+
+def vxlan_info(vxlan: Vxlan, underlay_index: int | None) -> list[tuple[str, Any]]:
+    """IFLA_INFO_DATA of a VXLAN: a unicast remote travels as IFLA_VXLAN_GROUP."""
+    data: list[tuple[str, Any]] = [
+        ("IFLA_VXLAN_ID", vxlan.id),
+        ("IFLA_VXLAN_PORT", vxlan.dstport),  # pyroute2 packs it big-endian
+        ("IFLA_VXLAN_LEARNING", int(vxlan.learning)),
+    ]
+    if vxlan.remote is not None:
+        data.append(("IFLA_VXLAN_GROUP", vxlan.remote))
+    if vxlan.local is not None:
+        data.append(("IFLA_VXLAN_LOCAL", vxlan.local))
+    if underlay_index is not None:
+        data.append(("IFLA_VXLAN_LINK", underlay_index))
+    return data
 
 
 def _peer_attrs(far: Interface, name: str, ns_fd: int | None) -> dict[str, Any]:

@@ -26,7 +26,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ...errors import SetupError, TopologyError
-from .._model.spec import Host, Interface, OvsBond, OvsBridge, Veth
+from .._model.spec import Host, Interface, OvsBond, OvsBridge, OvsVxlan, Veth
 from . import daemon, netns, owner, sdn
 from .links import netlink_errors, raise_up
 from .netlink import RTM_NEWLINK, link_msg
@@ -175,9 +175,20 @@ def vsctl_commands(host: Host, runid: str = "") -> list[str]:
                 args += [f"other_config:lacp-time={iface.kind.lacp_time}"]
             if iface.kind.rebalance_interval is not None:
                 args += [f"other_config:bond-rebalance-interval={iface.kind.rebalance_interval}"]
+        elif isinstance(iface.kind, OvsVxlan):
+            args += ["--", "add-port", master.name, iface.name, *vlan]
+            args += ["--", "set", "interface", iface.name, *vxlan_options(iface.kind)]
         else:
             args += ["--", "add-port", master.name, iface.name, *vlan]
     return args
+
+
+def vxlan_options(vxlan: OvsVxlan) -> list[str]:
+    """The Interface columns of an OVS VXLAN port: userspace tunnelling finds the route
+    and the neighbour of `remote` through the OVS bridge that holds the underlay address."""
+    options = ["type=vxlan", f"options:remote_ip={vxlan.remote}", f"options:key={vxlan.key}",
+               f"options:dst_port={vxlan.dstport}"]
+    return options + ([f"options:local_ip={vxlan.local}"] if vxlan.local else [])
 
 
 def _wait_for_database(topo: Topology, host: Host, directory: str) -> None:
@@ -218,8 +229,8 @@ def _checksum_offload_off(topo: Topology, host: Host) -> None:
     """Both ends of every veth that is an OVS port: the sending end would otherwise leave
     TCP and UDP checksums for a NIC to fill in, which the netdev datapath never does."""
     for iface in host.interfaces:
-        if not is_ovs_port(host, iface) or isinstance(iface.kind, OvsBond):
-            continue
+        if not is_ovs_port(host, iface) or isinstance(iface.kind, (OvsBond, OvsVxlan)):
+            continue  # ports inside OVS, with no kernel device
         ends = [(host.name, iface.name)]
         peer = _veth_peer(topo, host, iface)
         if peer is not None:

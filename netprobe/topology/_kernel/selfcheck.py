@@ -13,7 +13,7 @@ import contextlib
 import time
 
 from ...errors import TopologyError
-from .._model.spec import Bridge, Host, Interface, OvsBond, OvsBridge, Tap
+from .._model.spec import Bridge, Host, Interface, OvsBond, OvsBridge, OvsVxlan, Tap, Vxlan
 from . import dhcp
 from .links import IFF_UP
 from .live import HostState, Topology
@@ -43,7 +43,9 @@ def verify(topo: Topology, *, timeout: float = 2.0) -> None:
 def _problem(topo: Topology, state: HostState) -> str | None:
     host = state.spec
     kernel_links = [  # not OVS's own, nor what exists already (it is as it was found)
-        i for i in host.interfaces if not isinstance(i.kind, OvsBond) and i.observed is None
+        i
+        for i in host.interfaces
+        if not isinstance(i.kind, (OvsBond, OvsVxlan)) and i.observed is None
     ]
     for iface in kernel_links:
         if iface.up:  # settles the kernel's pending link-watch work for this link
@@ -67,8 +69,8 @@ def _problem(topo: Topology, state: HostState) -> str | None:
         if (
             link.operstate != _IF_OPER_UP
             and _needs_carrier(host, iface)
-            and not isinstance(iface.kind, (Tap, OvsBridge))
-        ):  # a TAP (an OVS bridge's own interface is one) stays "unknown" for good
+            and not isinstance(iface.kind, (Tap, OvsBridge, Vxlan))
+        ):  # a TAP (an OVS bridge's own interface is one), a VXLAN stay "unknown" for good
             # Carrier is on, but the kernel's link watcher has not activated the transmit
             # queue: until it has, every frame sent is dropped (QDISC_DROP), though a
             # bridge may already call the port forwarding.

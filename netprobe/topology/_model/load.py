@@ -32,12 +32,14 @@ from .spec import (
     Macvlan,
     OvsBond,
     OvsBridge,
+    OvsVxlan,
     Route,
     SdnController,
     Spec,
     Tap,
     Veth,
     Vlan,
+    Vxlan,
 )
 from .validate import validate
 
@@ -70,6 +72,8 @@ _KINDS: dict[str, tuple[Callable[..., Kind], set[str]]] = {
     "bond": (Bond, {"mode", "miimon"}),
     "ovs": (OvsBridge, {"flows", "controller", "fail_mode"}),
     "ovs_bond": (OvsBond, {"mode", "lacp", "lacp_time", "rebalance_interval"}),
+    "vxlan": (Vxlan, {"id", "remote", "local", "dstport", "dev", "learning"}),
+    "ovs_vxlan": (OvsVxlan, {"remote", "key", "local", "dstport"}),
 }
 _IMPAIR_NEEDS = {"burst": "rate", "latency": "rate", "limit": "rate", "jitter": "delay",
                  "reorder": "delay"}  # fmt: skip

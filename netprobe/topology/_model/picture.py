@@ -12,7 +12,21 @@ import shutil
 import subprocess
 
 from ...errors import SetupError
-from .spec import Bond, Bridge, Host, Interface, Macvlan, OvsBond, OvsBridge, Spec, Tap, Veth, Vlan
+from .spec import (
+    Bond,
+    Bridge,
+    Host,
+    Interface,
+    Macvlan,
+    OvsBond,
+    OvsBridge,
+    OvsVxlan,
+    Spec,
+    Tap,
+    Veth,
+    Vlan,
+    Vxlan,
+)
 
 
 def _id(host: str, name: str) -> str:
@@ -35,6 +49,9 @@ def _label(iface: Interface, existing: bool = False) -> str:
         kind = "bridge, vlan-aware"
     if isinstance(iface.kind, Vlan):
         kind = f"vlan {iface.kind.id}"
+    if isinstance(iface.kind, (Vxlan, OvsVxlan)):  # the VNI, and where it tunnels to
+        vni = iface.kind.id if isinstance(iface.kind, Vxlan) else iface.kind.key
+        kind = f"vxlan {vni}" + (f" to {iface.kind.remote}" if iface.kind.remote else "")
     if existing:
         kind = "(existing)"
     seen = iface.observed

@@ -1,12 +1,12 @@
 """The topology spec: frozen dataclasses, built from YAML by `load` or directly in Python.
 
 A topology is a set of hosts. Each host is a network namespace (made by netprobe, or
-adopted when it already exists) holding interfaces. An interface has a kind (veth, bridge,
-tap, macvlan, vlan, bond, ovs, ovs_bond) or none: then it is the far end of a veth declared
-elsewhere, or, in an adopted host or the root one, an interface that exists already, which
-netprobe uses as it finds it (adding only the addresses and routes the spec gives).
-Ports of a VLAN-filtering Linux bridge list their `vlans`; ports of an Open vSwitch
-bridge say `tag` (access) or `trunks`.
+adopted when it already exists) holding interfaces. An interface has a kind (veth,
+bridge, tap, macvlan, vlan, bond, vxlan, ovs, ovs_bond, ovs_vxlan) or none: then it is
+the far end of a veth declared elsewhere, or, in an adopted host or the root one, an
+interface that exists already, which netprobe uses as it finds it (adding only the
+addresses and routes the spec gives). Ports of a VLAN-filtering Linux bridge list their
+`vlans`; ports of an Open vSwitch bridge say `tag` (access) or `trunks`.
 
 Constructors accept the loose forms a person writes (lists, dicts, "10.0.0.1/24" strings)
 and normalise them, so that ``Host("red", interfaces=[...])`` reads naturally in Python.
@@ -214,8 +214,70 @@ class OvsBond:
         return self.lacp or ("active" if self.mode == "balance-tcp" else "off")
 
 
-Kind = Veth | Bridge | Tap | Macvlan | Vlan | Bond | OvsBridge | OvsBond
-_KINDS = (Veth, Bridge, Tap, Macvlan, Vlan, Bond, OvsBridge, OvsBond)
+def _vni(value: object, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 2**24 - 1:
+        raise SpecError(f"{what} must be a VXLAN network identifier 0..16777215, not {value!r}")
+    return value
+
+
+def _ipv4(value: object, what: str) -> str:
+    try:
+        return str(ipaddress.IPv4Address(str(value)))
+    except ValueError:
+        raise SpecError(f"{what} must be an IPv4 address, not {value!r}") from None
+
+
+def _udp_port(value: object, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 65535:
+        raise SpecError(f"{what} must be a UDP port 1..65535, not {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Vxlan:
+    """A kernel VXLAN device: frames it sends leave `dev` (the underlay) inside UDP to
+    `remote` (port `dstport`), tagged with VNI `id`. `learning`: learn remote MACs from
+    what arrives (off: unknown destinations go to `remote`)."""
+
+    id: int
+    remote: str | None = None
+    local: str | None = None
+    dstport: int = 4789
+    dev: str | None = None
+    learning: bool = False
+
+    def __post_init__(self) -> None:
+        _vni(self.id, "vxlan id")
+        for name in ("remote", "local"):
+            value = getattr(self, name)
+            if value is not None:
+                _set(self, name, _ipv4(value, f"vxlan {name}"))
+        _udp_port(self.dstport, "vxlan dstport")
+        if not isinstance(self.learning, bool):
+            raise SpecError(f"vxlan learning must be true or false, not {self.learning!r}")
+
+
+@dataclass(frozen=True)
+class OvsVxlan:
+    """A VXLAN port of an OVS bridge (its `master`): OVS's own tunnel, on the userspace
+    datapath, to `remote` with VNI `key`; the underlay address must be on an OVS bridge
+    of the same host (how userspace tunnelling finds its route and neighbour)."""
+
+    remote: str
+    key: int
+    local: str | None = None
+    dstport: int = 4789
+
+    def __post_init__(self) -> None:
+        _set(self, "remote", _ipv4(self.remote, "ovs_vxlan remote"))
+        if self.local is not None:
+            _set(self, "local", _ipv4(self.local, "ovs_vxlan local"))
+        _vni(self.key, "ovs_vxlan key")
+        _udp_port(self.dstport, "ovs_vxlan dstport")
+
+
+Kind = Veth | Bridge | Tap | Macvlan | Vlan | Bond | OvsBridge | OvsBond | Vxlan | OvsVxlan
+_KINDS = (Veth, Bridge, Tap, Macvlan, Vlan, Bond, OvsBridge, OvsBond, Vxlan, OvsVxlan)
 
 
 def _vlan_id(value: object, what: str) -> int:
@@ -318,8 +380,8 @@ class Interface:
             raise SpecError(f"MAC address {self.mac} is a multicast address")
         if self.kind is not None and not isinstance(self.kind, _KINDS):
             raise SpecError(
-                f"interface type must be Veth, Bridge, Tap, Macvlan, Vlan, Bond, OvsBridge "
-                f"or OvsBond, not {self.kind!r}"
+                f"interface type must be Veth, Bridge, Tap, Macvlan, Vlan, Bond, Vxlan, OvsBridge, "
+                f"OvsBond or OvsVxlan, not {self.kind!r}"
             )
 
 

@@ -22,9 +22,11 @@ from .spec import (
     Macvlan,
     OvsBond,
     OvsBridge,
+    OvsVxlan,
     Spec,
     Veth,
     Vlan,
+    Vxlan,
 )
 from .validate_dhcp import check_dhcp
 from .validate_sdn import check_controllers
@@ -250,7 +252,31 @@ def _check_interface(host: Host, iface: Interface, existing: bool) -> None:
                 f"`learning` applies to bridge ports; {iface.name!r} has no bridge master", *path
             )
     _check_ovs(host, iface, path)
+    _check_vxlan(host, iface, path)
     _check_port_vlans(host, iface, path)
+
+
+def _check_vxlan(host: Host, iface: Interface, path: tuple[str, ...]) -> None:
+    """A kernel VXLAN's underlay is an interface of its host; an OVS VXLAN port is a port
+    of an OVS bridge, inside OVS (no kernel interface of its own to address)."""
+    kind = iface.kind
+    if isinstance(kind, Vxlan) and kind.dev is not None and (
+        kind.dev == iface.name or host.interface(kind.dev) is None
+    ):
+        raise _fail(
+            f"underlay dev {kind.dev!r} of vxlan {iface.name!r} is not another "
+            f"interface of {host.name!r}",
+            *path,
+        )
+    if isinstance(kind, OvsVxlan):
+        if not isinstance(_master_kind(host, iface), OvsBridge):
+            raise _fail(f"ovs_vxlan {iface.name!r} needs `master:` an OVS bridge", *path)
+        if iface.addresses or iface.mac or iface.mtu:
+            raise _fail(
+                f"ovs_vxlan {iface.name!r} is a tunnel port inside OVS, not a kernel "
+                "interface: it takes no addresses, mac or mtu",
+                *path,
+            )
 
 
 def _check_existing(host: Host, iface: Interface) -> None:
