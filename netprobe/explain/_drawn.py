@@ -46,7 +46,7 @@ def probe_path(
     words, then the likeliest cause of a failure."""
     cause = result.words
     if explanation is not None and explanation.top is not None:
-        cause += f". Likeliest cause: {_short(explanation.top.text)}"
+        cause += f"\nlikeliest cause: {_short(explanation.top.text)}"
     hops = tuple(PathHop(h.port, h.direction, h.rewrites) for h in result.path[:SHOWN_HOPS])
     return DrawnPath(
         title=f"{result.sender} → {result.target}: {result.ending.value}",

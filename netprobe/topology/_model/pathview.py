@@ -151,11 +151,14 @@ def ending_node(path: DrawnPath, nodes: set[str]) -> str | None:
 
 
 def wrap(text: str, width: int = 46) -> list[str]:
-    """`text` in lines of about `width` characters, broken at spaces."""
+    """`text` in lines of about `width` characters, broken at spaces (and at its own
+    line breaks)."""
     lines: list[str] = []
-    for word in text.split():
-        if lines and len(lines[-1]) + 1 + len(word) <= width:
-            lines[-1] += " " + word
-        else:
-            lines.append(word)
+    for paragraph in text.splitlines():
+        start = len(lines)
+        for word in paragraph.split():
+            if len(lines) > start and len(lines[-1]) + 1 + len(word) <= width:
+                lines[-1] += " " + word
+            else:
+                lines.append(word)
     return lines

@@ -94,7 +94,7 @@ def _edges(spec: Spec) -> list[tuple[str, str, str]]:
             if isinstance(iface.kind, (Macvlan, Vlan)):
                 edges.append((here, _id(host.name, iface.kind.parent), "port"))
             if isinstance(iface.kind, Tap):
-                edges.append((here, _vm(host.name, iface.name), "vm"))
+                edges.append((_vm(host.name, iface.name), here, "vm"))  # the VM left of it
             edges += _observed_edges(host, iface)
     return edges
 
@@ -184,7 +184,8 @@ def _mermaid_edges(spec: Spec, crossed: list[Segment], styled: bool) -> list[str
     hosts, and the style of each arrow of the path (mermaid styles links by number)."""
     arrows = {"veth": "---", "port": "-.-", "vm": "-.-"}
     by_pair = {frozenset((s.a, s.b)): s for s in crossed if s.link}
-    lines, marked = [], []
+    lines: list[str] = []
+    marked: list[int] = []
     for a, b, style in _edges(spec):
         seg = by_pair.pop(frozenset((a, b)), None)
         if seg is not None:

@@ -41,7 +41,7 @@ def dot_edge(seg: Segment, listed: tuple[str, str] | None) -> str:
     way = "forward" if (a, b) == (seg.a, seg.b) else "back"
     attrs = [f'color="{PATH}"', "penwidth=3", f"dir={way}", "arrowsize=0.8"]
     if not seg.link:
-        attrs += ["style=dashed", "constraint=false"]
+        attrs.append("style=dashed")
     if seg.label:
         text = _dot_text(seg.label.replace(", ", "\\n"))
         attrs += [f'label="{text}"', f'fontcolor="{PATH}"', "fontsize=10"]
@@ -81,7 +81,7 @@ def dot_legend() -> list[str]:
     """The legend: one HTML-like table, a colour swatch per row."""
     rows = "".join(
         f'<TR><TD BGCOLOR="{fill}" COLOR="{line}" BORDER="2" WIDTH="26"> </TD>'
-        f'<TD ALIGN="LEFT">{text.replace("&", "&amp;")}</TD></TR>'
+        f'<TD ALIGN="LEFT">{text.replace("&", "&amp;")}&#160;&#160;&#160;&#160;</TD></TR>'
         for line, fill, text in _LEGEND
     )
     table = (
