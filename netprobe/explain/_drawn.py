@@ -44,9 +44,7 @@ def probe_path(
 ) -> DrawnPath:
     """The path `probe` followed, its ending where it happened, and why: the ending's
     words, then the likeliest cause of a failure."""
-    cause = result.words
-    if explanation is not None and explanation.top is not None:
-        cause += f"\nlikeliest cause: {_short(explanation.top.text)}"
+    cause = "\n".join([result.words, *(_why(explanation) if explanation else [])])
     hops = tuple(PathHop(h.port, h.direction, h.rewrites) for h in result.path[:SHOWN_HOPS])
     return DrawnPath(
         title=f"{result.sender} → {result.target}: {result.ending.value}",
@@ -78,12 +76,29 @@ def explanation_path(
     else:
         where = hops[-1].port if hops else None
         ending = "did not arrive" if explanation.failure is None else explanation.failure
-    top = explanation.top
-    cause = _short(top.text) if top is not None else (drop.describe() if drop else "")
+    cause = "\n".join(_why(explanation))
     return DrawnPath(
         title=title, hops=tuple(hops), ok=False, ending=ending, where=where, cause=cause,
         nat=roles[0], firewall=roles[1],
     )  # fmt: skip
+
+
+def _why(explanation: Explanation) -> list[str]:
+    """The likeliest cause, the nft rule that dropped or rejected it, the kernel's drop
+    reason: each a line of the picture's note, when found."""
+    lines = []
+    if explanation.top is not None:
+        lines.append(f"likeliest cause: {_short(explanation.top.text)}")
+    for report in explanation.nft:
+        verdict = report.verdict
+        said = explanation.top is not None and verdict is not None and (
+            verdict.describe() in explanation.top.text
+        )
+        if verdict is not None and verdict.action is not None and not said:
+            lines.append(f"nft on {report.host}: {_short(verdict.describe())} {verdict.action}s it")
+    if explanation.drops.drops:
+        lines.append(f"kernel: {explanation.drops.drops[0].describe()}")
+    return lines
 
 
 def _spec_names(topo: Topology) -> dict[tuple[str, str], str]:
