@@ -53,3 +53,16 @@ def write_picture(diagnosis: Diagnosis, topo: Topology, path: str | Path) -> Non
         diagnosis.notes.append(f"no picture: {path}: {exc.strerror}")
         return
     diagnosis.picture = str(path)
+
+
+def bundle_picture(diagnosis: Diagnosis, topo: Topology, bundle: Path) -> None:
+    """path.mmd, and path.svg where Graphviz is, in a failed probe's bundle."""
+    import contextlib
+
+    from ..errors import SetupError
+    from ..explain._drawn import probe_path, rule_roles
+
+    drawn = probe_path(diagnosis.result, diagnosis.explanation, rule_roles(topo))
+    (bundle / "path.mmd").write_text(picture.mermaid(topo.spec, drawn))
+    with contextlib.suppress(SetupError):  # without Graphviz the mermaid is the picture
+        (bundle / "path.svg").write_text(picture.svg(topo.spec, drawn))

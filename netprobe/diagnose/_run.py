@@ -91,3 +91,9 @@ def _bundle(diagnosis: Diagnosis, topo: Topology, directory: str | Path, **probe
         diagnosis.notes.append(f"no bug-report bundle: {type(exc).__name__}: {exc}")
         return
     diagnosis.bundle = str(path)
+    from ._picture import bundle_picture
+
+    try:
+        bundle_picture(diagnosis, topo, Path(path))
+    except Exception as exc:  # the bundle stands without its picture
+        diagnosis.notes.append(f"no path picture in the bundle: {type(exc).__name__}: {exc}")

@@ -44,8 +44,10 @@ def test_a_probe_delivered_through_nat_is_drawn_with_its_rewrite(tmp_path: Path)
 def test_a_probe_dropped_by_a_firewall_is_drawn_where_it_died(tmp_path: Path) -> None:
     out = tmp_path / "path.md"
     done = _probe("-t", str(EXAMPLES / "filter.yaml"), "outside", "10.0.0.10", "tcp/22",
-                  "--picture", str(out))  # fmt: skip
+                  "--picture", str(out), "--bundle", str(tmp_path / "b"))  # fmt: skip
     assert done.returncode == 1, done.stderr
+    bundle = next((tmp_path / "b").iterdir())
+    assert "✗ DROPPED at fw:eth1" in (bundle / "path.mmd").read_text()  # its bundle has it too
     text = out.read_text()
     assert "```mermaid" in text
     assert "✗ DROPPED at fw:eth1" in text
