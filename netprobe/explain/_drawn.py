@@ -44,7 +44,9 @@ def probe_path(
 ) -> DrawnPath:
     """The path `probe` followed, its ending where it happened, and why: the ending's
     words, then the likeliest cause of a failure."""
-    cause = "\n".join([result.words, *(_why(explanation) if explanation else [])])
+    near = (result.where or "").split(":", 1)[0]
+    why = _why(explanation, near) if explanation is not None else []
+    cause = "\n".join([result.words, *why])
     hops = tuple(PathHop(h.port, h.direction, h.rewrites) for h in result.path[:SHOWN_HOPS])
     return DrawnPath(
         title=f"{result.sender} → {result.target}: {result.ending.value}",
@@ -83,9 +85,10 @@ def explanation_path(
     )  # fmt: skip
 
 
-def _why(explanation: Explanation) -> list[str]:
+def _why(explanation: Explanation, near: str = "") -> list[str]:
     """The likeliest cause, the nft rule that dropped or rejected it, the kernel's drop
-    reason: each a line of the picture's note, when found."""
+    reason (on host `near`, where the probe ended, when given): each a line of the
+    picture's note, when found."""
     lines = []
     if explanation.top is not None:
         lines.append(f"likeliest cause: {_short(explanation.top.text)}")
@@ -96,8 +99,9 @@ def _why(explanation: Explanation) -> list[str]:
         )
         if verdict is not None and verdict.action is not None and not said:
             lines.append(f"nft on {report.host}: {_short(verdict.describe())} {verdict.action}s it")
-    if explanation.drops.drops:
-        lines.append(f"kernel: {explanation.drops.drops[0].describe()}")
+    drops = [d for d in explanation.drops.drops if not near or d.host == near]
+    if drops:
+        lines.append(f"kernel: {drops[0].describe()}")
     return lines
 
 

@@ -134,3 +134,9 @@ def test_the_svg_is_valid_xml_with_the_ending_and_the_legend(path: DrawnPath) ->
     words = " ".join(t.text or "" for t in root.iter("{http://www.w3.org/2000/svg}text"))
     assert path.ending.upper() in words and "legend" in words
     assert ("#c62828" if not path.ok else "#2e7d32") in text
+
+
+def test_each_rewrite_of_a_link_is_a_line_of_its_label() -> None:
+    hops = (PathHop("vm1:eth0"), PathHop("pve:veth101i0", rewrites=("src a → b", "sport 1 → 2")))
+    text = dot(_nat(), DrawnPath("x", hops, ending="dropped"))
+    assert 'label="src a → b\\nsport 1 → 2"' in text

@@ -243,11 +243,11 @@ def _dot_edges(
     for a, b, style in _edges(spec):
         seg = by_pair.pop(frozenset((a, b)), None)
         if seg is not None:
-            lines.append(overlay.dot_edge(seg, (a, b)))
+            lines.append(overlay.dot_edge(seg))
         else:
             lines.append(f"  {a} -- {b}" + (" [style=dotted];" if style != "veth" else ";"))
-    lines += [overlay.dot_edge(s, None) for s in crossed if not s.link]
-    lines += [overlay.dot_edge(s, None) for s in by_pair.values()]
+    lines += [overlay.dot_edge(s) for s in crossed if not s.link]
+    lines += [overlay.dot_edge(s) for s in by_pair.values()]
     if path is not None:
         lines += overlay.dot_ending(path, nodes) + overlay.dot_legend()
     return lines

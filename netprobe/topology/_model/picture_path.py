@@ -34,18 +34,16 @@ def _dot_text(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
-def dot_edge(seg: Segment, listed: tuple[str, str] | None) -> str:
-    """The DOT edge of a crossed segment; `listed`: how the topology wrote that edge (so
-    the arrow points the way the probe went)."""
-    a, b = listed if listed is not None else (seg.a, seg.b)
-    way = "forward" if (a, b) == (seg.a, seg.b) else "back"
-    attrs = [f'color="{PATH}"', "penwidth=3", f"dir={way}", "arrowsize=0.8"]
+def dot_edge(seg: Segment) -> str:
+    """The DOT edge of a crossed segment, written the way the probe went (so the picture
+    reads left to right along it)."""
+    attrs = [f'color="{PATH}"', "penwidth=3", "dir=forward", "arrowsize=0.8"]
     if not seg.link:
         attrs.append("style=dashed")
     if seg.label:
-        text = _dot_text(seg.label.replace(", ", "\\n"))
+        text = _dot_text(seg.label).replace(", ", "\\n")  # a rewrite a line
         attrs += [f'label="{text}"', f'fontcolor="{PATH}"', "fontsize=10"]
-    return f"  {a} -- {b} [{', '.join(attrs)}];"
+    return f"  {seg.a} -- {seg.b} [{', '.join(attrs)}];"
 
 
 def dot_ending(path: DrawnPath, nodes: set[str]) -> list[str]:
@@ -56,8 +54,8 @@ def dot_ending(path: DrawnPath, nodes: set[str]) -> list[str]:
     )
     label = _dot_text("\n".join(ending_text(path))).replace("\n", "\\l") + "\\l"
     out = [
-        f'  ending [shape=note, style=filled, fillcolor="{fill}", color="{line}", '
-        f'fontcolor="{text}", penwidth=2, fontsize=11, label="{label}"];'
+        f'  ending [shape=note, margin="0.25,0.1", style=filled, fillcolor="{fill}", '
+        f'color="{line}", fontcolor="{text}", penwidth=2, fontsize=11, label="{label}"];'
     ]
     if at is not None:
         out += [
