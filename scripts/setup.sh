@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(iproute2 iputils-ping tcpdump nftables iptables nmap ethtool procps util-linux python3-scapy
           openvswitch-switch socat conntrack dnsmasq-base busybox-static
-          slirp4netns passt podman runc uidmap)
+          slirp4netns passt podman runc uidmap graphviz)
 # Debian's own python3 needs python3-venv for `python3 -m venv`; other builds carry ensurepip.
 python3 -c "import ensurepip" 2>/dev/null || PACKAGES+=(python3-venv)
 VENV=${VENV:-.venv}

@@ -19,6 +19,7 @@ their live state); `rulesets/` beside it |
 | `topology-discovered.yaml`, `topology-given.yaml` | what discovery read; the spec the \
 probe ran on |
 | `topology.mmd`, `topology.dot` | the picture above, as mermaid and Graphviz text |
+| `path.svg`, `path.mmd` | the probe drawn on the topology: its path, where it died, why |
 | `state/HOST.json` | each host's links, addresses, routes, neighbours, FDB, sysctls, \
 rulesets and conntrack, read just after the probe |
 | `environment.json` | kernel, distribution, libraries and capabilities |

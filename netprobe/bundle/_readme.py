@@ -14,6 +14,7 @@ _FILES = """\
 state: see `topology-discovered.yaml`, `topology-given.yaml`); `rulesets/` and `inputs/` \
 beside it |
 | `topology.mmd`, `topology.dot` | the picture above, as mermaid and Graphviz text |
+| `path.svg`, `path.mmd` | a failed step's probe drawn on the topology, where it died, why |
 | `injected.pcapng` | every frame netprobe sent, one interface per port |
 | `pcaps/step-NN/` | what each watched port saw during step NN |
 | `state/HOST.json` | each host's links, addresses, routes, neighbours, FDB, sysctls, \
@@ -31,9 +32,11 @@ def readme(
     ovs: bool = False,
     changes: list[str] | None = None,
     rebuilt: Rebuilt | None = None,
+    path_mermaid: str | None = None,
 ) -> str:
     """The README text for a bundle's result.json `document` (`ovs`: the topology has
-    Open vSwitch bridges, which repro.sh does not rebuild)."""
+    Open vSwitch bridges, which repro.sh does not rebuild; `path_mermaid`: the failed
+    step's path drawn on the topology)."""
     result = document["result"]
     lines = [
         f"# netprobe {result['check']}: {result['status']}",
@@ -59,6 +62,8 @@ def readme(
     lines += _explanation(result)
     lines += _changes(changes or [])
     lines += rebuilt_section(rebuilt)
+    if path_mermaid:
+        lines += ["## Where it failed", "", "```mermaid", path_mermaid.rstrip(), "```", ""]
     lines += [
         "## The topology",
         "",

@@ -9,6 +9,7 @@ DIR/CHECK-YYYYmmddTHHMMSSZ-RUNID/ (the run id keeps parallel runs apart):
                      namespaces rebuilt from their live state (topology-discovered.yaml
                      is what discovery read, topology-given.yaml the spec given)
     topology.mmd     the picture as mermaid and DOT text (topology.svg where Graphviz is)
+    path.svg         a failed step's probe drawn on it, where it died and why (path.mmd too)
     injected.pcapng  every frame netprobe sent, one interface per port
     pcaps/           what each watched port saw, per step
     state/HOST.json  links, addresses, routes, neighbours, FDB, sysctls, rulesets, conntrack
@@ -41,6 +42,7 @@ from ..traffic._pcap import write_pcap_ports
 from ._asfound import AsFound, as_found
 from ._environment import environment
 from ._live import Live, discovered_text, read_live, rebuild_document
+from ._pathpicture import failing_path, write_path_picture
 from ._readme import readme
 from ._repro import repro_script
 from ._state import topology_state
@@ -77,6 +79,8 @@ def write_bundle(
     _write_pcaps(result, path)
     spec = live.rebuilt.spec
     write_picture(spec, path)
+    drawn = failing_path(result, topo)
+    path_text = write_path_picture(drawn, spec, path) if drawn is not None else None
     states = write_states(topo, path, secrets)
     env = write_environment(path, secrets)
     result.bundle = str(path)
@@ -97,7 +101,7 @@ def write_bundle(
     has_ovs = any(ovs.has_ovs(h) for h in topo.spec.hosts)
     text = readme(
         document, env, picture.mermaid(spec), ovs=has_ovs, changes=found.changes,
-        rebuilt=live.rebuilt,
+        rebuilt=live.rebuilt, path_mermaid=path_text,
     )  # fmt: skip
     write_file(path / "README.md", secrets.scrub(text))
     if archive:

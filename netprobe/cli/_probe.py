@@ -21,6 +21,8 @@ USAGE = "FROM TO [PROTO[/PORT]], or --pid PID TO [PROTO[/PORT]]"
 @click.option("--json", "json_path", metavar="FILE", help="Write the result as JSON ('-': stdout).")
 @click.option("--bundle", "bundle_dir", metavar="DIR",
               help="Leave a bug-report bundle here when the probe fails.")
+@click.option("--picture", "picture_path", metavar="FILE",
+              help="Draw the topology with the probe's path on it (.svg, .mmd, .md, .dot).")
 @click.option("--no-touch", is_flag=True,
               help="Change nothing to explain a failure (no temporary nft trace table).")
 @click.option("--any-destination", is_flag=True,
@@ -36,6 +38,7 @@ def probe(
     topology: str | None,
     json_path: str | None,
     bundle_dir: str | None,
+    picture_path: str | None,
     no_touch: bool,
     any_destination: bool,
     size: int | None,
@@ -53,6 +56,7 @@ def probe(
       netprobe probe ux_a 10.66.0.2 tcp/22
       netprobe probe --pid 4242 172.17.0.1 icmp
       netprobe probe --topology site.yaml vm1 203.0.113.1 udp/53
+      netprobe probe --topology site.yaml vm1 203.0.113.1 --picture path.svg
     """
     with _errors():
         from ..diagnose import parse_service
@@ -65,10 +69,12 @@ def probe(
             ensure_writable_file(json_path, "--json")
         if bundle_dir:
             ensure_writable_dir(bundle_dir, "--bundle")
+        if picture_path:
+            ensure_writable_file(picture_path, "--picture")
         found = run_probe(
             source, destination, service, topology=topology, pid=pid,
             any_destination=any_destination, touch=not no_touch, timeout=timeout,
-            size=size, bundle_dir=bundle_dir,
+            size=size, bundle_dir=bundle_dir, picture=picture_path,
         )
         if not quiet and json_path != "-":
             _console().print(found.render(), markup=False, soft_wrap=True)

@@ -22,6 +22,7 @@ class Diagnosis:
     explanation: Explanation | None = None
     notes: list[str] = field(default_factory=list)
     bundle: str | None = None
+    picture: str | None = None  # the file the path was drawn into (--picture)
 
     @property
     def ok(self) -> bool:
@@ -48,6 +49,8 @@ class Diagnosis:
         lines += [f"note: {n}" for n in self.notes]
         if self.bundle:
             lines.append(f"bundle: {self.bundle}")
+        if self.picture:
+            lines.append(f"picture: {self.picture}")
         return "\n".join(lines)
 
     def __str__(self) -> str:

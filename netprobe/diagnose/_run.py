@@ -32,6 +32,7 @@ def probe(
     timeout: float = 1.0,
     size: int | None = None,
     bundle_dir: str | Path | None = None,
+    picture: str | Path | None = None,
 ) -> Diagnosis:
     """Probe `destination` from `source`'s own stack and say how it ended.
 
@@ -41,11 +42,17 @@ def probe(
     "tcp/PORT" or "udp/PORT". A destination no namespace of the topology holds is refused
     unless `any_destination`. `size`: the bytes an icmp or udp probe carries, with DF
     set (MTU questions). `bundle_dir`: a failure leaves a bug-report bundle there.
+    `picture`: draw the topology with the probe's path on it into this file (.svg,
+    .mmd, .md or .dot), delivered or not.
     `touch=False` forbids every change an explanation would
     make (a temporary nft trace table); the notes say what that costs.
     """
     dst = parse_address(destination)
     wanted = service if isinstance(service, Service) else parse_service(service)
+    if picture is not None:
+        from ._picture import check_picture
+
+        check_picture(picture)
     require_root()
     with scope(source, topology, pid) as (topo, sender, notes):
         if not any_destination and topo.holder(dst) is None:
@@ -61,6 +68,10 @@ def probe(
             from ..explain import explain_probe
 
             diagnosis.explanation = explain_probe(topo, result, touch=touch)
+        if picture is not None:
+            from ._picture import write_picture
+
+            write_picture(diagnosis, topo, picture)
         if not result.ok and bundle_dir is not None:
             _bundle(diagnosis, topo, bundle_dir, size=size, timeout=timeout,
                     any_destination=any_destination)  # fmt: skip
@@ -80,3 +91,9 @@ def _bundle(diagnosis: Diagnosis, topo: Topology, directory: str | Path, **probe
         diagnosis.notes.append(f"no bug-report bundle: {type(exc).__name__}: {exc}")
         return
     diagnosis.bundle = str(path)
+    from ._picture import bundle_picture
+
+    try:
+        bundle_picture(diagnosis, topo, Path(path))
+    except Exception as exc:  # the bundle stands without its picture
+        diagnosis.notes.append(f"no path picture in the bundle: {type(exc).__name__}: {exc}")
