@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # so `python3 bench/topology_build.py` runs from a checkout
 
 import netprobe  # noqa: E402
-from netprobe import Bridge, Host, Interface, Spec, Veth  # noqa: E402
+from netprobe import Bridge, Host, Interface, Route, Spec, Veth  # noqa: E402
 
 BENCH_PREFIX = "npbench-"
 CONTENDERS = ("netprobe", "ip_per_op", "ip_batch")
@@ -53,16 +53,21 @@ Runner = Callable[[str, Sequence[str]], tuple[int, str]]
 
 
 def star_spec(hosts: int) -> Spec:
-    """Host "switch" with bridge br0 and ports p0..pN-1; host hI's eth0 is pI's peer."""
+    """Host "switch" with bridge br0 and ports p0..pN-1; host hI's eth0 is pI's peer,
+    with an IPv4 and an IPv6 address and a default route through the switch's br0."""
     ports = tuple(Interface(f"p{i}", master="br0") for i in range(hosts))
     switch = Host("switch", interfaces=(Interface("br0", Bridge()), *ports))
     return Spec("star", hosts=(switch, *(_leaf(i) for i in range(hosts))))
 
 
+GATEWAY = "10.0.255.254"
+
+
 def _leaf(i: int) -> Host:
-    address = ipaddress.ip_interface(f"10.0.{i // 250}.{i % 250 + 1}/16")
-    eth0 = Interface("eth0", Veth(f"switch:p{i}"), addresses=(address,))
-    return Host(f"h{i}", interfaces=(eth0,))
+    v4 = ipaddress.ip_interface(f"10.0.{i // 250}.{i % 250 + 1}/16")
+    v6 = ipaddress.ip_interface(f"fd00::{i + 1:x}/64")
+    eth0 = Interface("eth0", Veth(f"switch:p{i}"), addresses=(v4, v6))
+    return Host(f"h{i}", interfaces=(eth0,), routes=(Route("default", via=GATEWAY),))
 
 
 # -- the baselines: a Spec rendered as ip commands -------------------------------------
@@ -90,6 +95,7 @@ class Plan:
     addresses: list[tuple[str, str, ipaddress.IPv4Interface | ipaddress.IPv6Interface]] = field(
         default_factory=list
     )
+    routes: list[tuple[str, str]] = field(default_factory=list)  # host, `route add` args
 
 
 def plan_of(spec: Spec) -> Plan:
@@ -97,11 +103,12 @@ def plan_of(spec: Spec) -> Plan:
     plan = Plan(hosts=[h.name for h in spec.hosts])
     done: set[tuple[str, str]] = set()
     for host in spec.hosts:
-        if not host.owned or host.routes or host.sysctls or host.firewall:
+        if not host.owned or host.sysctls or host.firewall:
             raise ValueError(
                 f"host {host.name}: the ip baselines support only owned, "
-                "route-, sysctl- and firewall-free hosts"
+                "sysctl- and firewall-free hosts"
             )
+        plan.routes += [(host.name, _route_args(r)) for r in host.routes]
         for iface in host.interfaces:
             if iface.mtu is not None or iface.learning is not None:
                 raise ValueError(f"{host.name}:{iface.name}: mtu/learning not supported")
@@ -167,6 +174,12 @@ def _addr_args(name: str, addr: ipaddress.IPv4Interface | ipaddress.IPv6Interfac
     return f"addr add {addr.with_prefixlen}{extra} dev {name}"
 
 
+def _route_args(route: Route) -> str:
+    if route.dev is not None or route.metric is not None or route.to == "default6":
+        raise ValueError(f"route {route}: the ip baselines support `to` and `via` only")
+    return f"route add {route.to} via {route.via}"
+
+
 def per_op_lines(plan: Plan, ns: Callable[[str], str]) -> tuple[list[str], list[str]]:
     """(build, teardown) commands, one `ip` process each, in the kernel selftests' style."""
     up: list[str] = [f"ip netns add {ns(h)}" for h in plan.hosts]
@@ -176,6 +189,7 @@ def per_op_lines(plan: Plan, ns: Callable[[str], str]) -> tuple[list[str], list[
     up += [f"ip -n {ns(h)} link set {n} master {m}" for (h, n), m in plan.masters.items()]
     up += [f"ip -n {ns(h)} link set {n} up" for h, n in plan.ups]
     up += [f"ip -n {ns(h)} {_addr_args(n, a)}" for h, n, a in plan.addresses]
+    up += [f"ip -n {ns(h)} {r}" for h, r in plan.routes]
     return up, [f"ip netns del {ns(h)}" for h in plan.hosts]
 
 
@@ -193,6 +207,8 @@ def batch_files(
         per_host[host].append(f"link set {name}{f' master {master}' if master else ''} up")
     for host, name, addr in plan.addresses:
         per_host[host].append(_addr_args(name, addr))
+    for host, args in plan.routes:
+        per_host[host].append(args)
     for host in plan.hosts:
         per_host[host].append("link set lo up")
     return root, per_host, [f"netns del {ns(h)}" for h in plan.hosts]
@@ -308,6 +324,10 @@ def _problem(spec: Spec, plan: Plan, run: Runner) -> str | None:
             missing = [str(a) for a in iface.addresses if str(a) not in words]
             if len(words) < 2 or words[1] != "UP" or missing:
                 return f"{host}:{iface.name} is not UP with {missing}: {out!r}"
+        routes = [f"default via {r.via}" for r in spec.host(host).routes if r.to == "default"]
+        _, shown = run(host, ["ip", "route", "show", "default"])
+        if any(r not in shown for r in routes):
+            return f"{host} lacks its default route: {shown!r}"
         _, lo = run(host, ["ip", "-o", "link", "show", "lo"])
         if ",UP" not in lo:
             return f"lo of {host} is down: {lo!r}"
