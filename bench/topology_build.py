@@ -493,18 +493,23 @@ def _cpu_times() -> tuple[int, int]:
     return sum(fields), fields[3] + fields[4]  # idle + iowait
 
 
-def measure(spec: Spec, reps: int, workdir: Path, probe: RtnlProbe) -> dict[str, list[Sample]]:
+def measure(
+    spec: Spec, reps: int, workdir: Path, probe: RtnlProbe, *, per_op: bool = True
+) -> dict[str, list[Sample]]:
     plan = plan_of(spec)
+    kinds = (("ip_per_op", "op"), ("ip_batch", "ba")) if per_op else (("ip_batch", "ba"),)
     scripts = {
         k: write_script(k, plan, _subdir(workdir, f"{spec.name}-{k}"), f"{os.getpid():x}-{tag}")
-        for k, tag in (("ip_per_op", "op"), ("ip_batch", "ba"))
+        for k, tag in kinds
     }
     verify_netprobe(spec, plan)
     for kind, script in scripts.items():
         verify_script(spec, plan, script, kind)
-    samples: dict[str, list[Sample]] = {k: [] for k in CONTENDERS}
+    contenders = tuple(c for c in CONTENDERS if c == "netprobe" or c in scripts)
+    samples: dict[str, list[Sample]] = {k: [] for k in contenders}
     for rep in range(reps):
-        order = CONTENDERS[rep % 3 :] + CONTENDERS[: rep % 3]  # rotate who goes first
+        n = len(contenders)
+        order = contenders[rep % n :] + contenders[: rep % n]  # rotate who goes first
         for who in order:
             settle(probe)
             try:
@@ -560,6 +565,8 @@ def print_table(results: dict[str, dict[str, list[Sample]]]) -> None:
 
 
 def _ratio(by_who: dict[str, list[Sample]], num: str, den: str) -> str:
+    if num not in by_who or den not in by_who:
+        return "  n/a"
     pairs = zip(by_who[num], by_who[den], strict=True)
     paired = statistics.median(a.total / b.total for a, b in pairs)
     return f"{median(by_who[num]) / median(by_who[den]):5.2f} [{paired:5.2f}]"
@@ -567,7 +574,8 @@ def _ratio(by_who: dict[str, list[Sample]], num: str, den: str) -> str:
 
 def summary(results: dict[str, dict[str, list[Sample]]], keys: list[str]) -> dict[str, object]:
     def med(topo: str, who: str) -> float | None:
-        return round(median(results[topo][who]), 5) if topo in results else None
+        found = results.get(topo, {}).get(who)
+        return round(median(found), 5) if found else None
 
     def ratio(topo: str, num: str, den: str) -> float | None:
         a, b = med(topo, num), med(topo, den)
@@ -589,6 +597,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, help="repetitions (default: 20 redblue, 5 star)")
     parser.add_argument("--hosts", type=int, default=200, help="leaves of the star")
     parser.add_argument("--only", choices=("redblue", "star"))
+    parser.add_argument(
+        "--per-op-max-hosts", type=int, default=200,
+        help="leave ip_per_op out of stars larger than this (7 ip processes a host)",
+    )
+    parser.add_argument("--no-scale", action="store_true", help="skip the checks at scale")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         parser.error("needs root: it builds network namespaces")
@@ -606,18 +619,127 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
     results: dict[str, dict[str, list[Sample]]] = {}
+    rss: dict[str, float] = {}
     probe = RtnlProbe(f"{BENCH_PREFIX}{os.getpid():x}-settle")
     try:
         with tempfile.TemporaryDirectory(prefix="npbench-") as tmp:
             for key, (spec, reps) in jobs.items():
                 print(f"{key}: verifying, then {reps} reps ...", file=sys.stderr, flush=True)
-                results[key] = measure(spec, reps, Path(tmp), probe)
+                per_op = args.per_op_max_hosts >= len(spec.hosts) - 1
+                results[key] = measure(spec, reps, Path(tmp), probe, per_op=per_op)
+                rss[key] = _peak_rss_mib()
+        scale = None if args.no_scale or star_key not in jobs else scale_checks(jobs[star_key][0])
     finally:
         probe.close()
     print_table(results)
-    print(json.dumps(summary(results, ["redblue", star_key])))
+    print(f"peak RSS of this process (netprobe builds in it), after each: {rss} MiB")
+    if scale is not None:
+        for k, v in scale.items():
+            print(f"  {k}: {v}")
+    line = summary(results, ["redblue", star_key])
+    line["netprobe_peak_rss_mib"] = rss
+    line["scale"] = scale
+    print(json.dumps(line))
     return 0
+
+
+def _peak_rss_mib() -> float:
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# -- at scale: frames right after the build, an explanation, teardown, clean after a kill -
+
+
+_DROP_RULES = """table bridge npbench {
+    chain forward { type filter hook forward priority 0; udp dport 7777 drop; }
+}
+"""
+
+
+def scale_checks(spec: Spec) -> dict[str, object]:
+    """On the star: frames sent the moment build() returns must all arrive (no settling
+    left to the caller); a probe dropped on the switch is explained by the drop trace;
+    teardown leaves nothing; after a SIGKILL, what `netprobe clean` does for the run
+    removes everything, timed."""
+    from netprobe.expect import at, expect
+    from netprobe.explain import explain
+    from netprobe.traffic import _craft as craft
+
+    leaves = [h.name for h in spec.hosts if h.name != "switch"]
+    mid = leaves[len(leaves) // 2]
+    pairs = [(leaves[0], leaves[-1]), (leaves[-1], leaves[0]), (mid, leaves[1])]
+    out: dict[str, object] = {}
+    with netprobe.build(spec) as topo:
+        runid = topo.runid
+
+        def frame(src: str, dst: str, dport: int) -> object:
+            ips = [str(_v4(spec.host(h))[0].ip) for h in (src, dst)]
+            macs = [topo.mac(h, "eth0") for h in (src, dst)]
+            return craft.udp(*macs, *ips, dport=dport)
+
+        first = [expect(topo, frame(a, b, 9), f"{a}:eth0", at(f"{b}:eth0")) for a, b in pairs]
+        out["frames_after_build"] = f"{sum(o.passed for o in first)}/{len(first)} arrived"
+        topo.run("switch", ["nft", "-f", "-"], input=_DROP_RULES, check=True)
+        a, b = pairs[0]
+        dropped = frame(a, b, 7777)
+        failed = expect(topo, dropped, f"{a}:eth0", at(f"{b}:eth0"))
+        t0 = time.perf_counter()
+        why = explain(topo, dropped, f"{a}:eth0", failed)
+        out["explain_s"] = round(time.perf_counter() - t0, 3)
+        out["explain_failed_as_it_should"] = not failed.passed
+        out["explain_top"] = why.top.text if why.top else None
+        out["explain_drops"] = [f"{d.reason} on {d.host}:{d.device}" for d in why.drops.drops]
+        out["explain_notes"] = list(why.notes) + list(why.drops.notes)
+    out["left_after_teardown"] = _left_of(runid)
+    out.update(_clean_after_kill(len(leaves)))
+    return out
+
+
+def _left_of(runid: str) -> list[str]:
+    from netprobe.topology._kernel import netns, owner
+
+    prefix = owner.ns_prefix(runid)
+    left = [n for n in netns.list_names() if n.startswith(prefix)]
+    return left + [f"record {r.runid}" for r in owner.read_records() if r.runid == runid]
+
+
+_KILLED = """
+import sys, time
+sys.path.insert(0, {bench!r})
+from topology_build import star_spec
+import netprobe
+topo = netprobe.build(star_spec({hosts}))
+print(topo.runid, flush=True)
+time.sleep(600)
+"""
+
+
+def _clean_after_kill(hosts: int) -> dict[str, object]:
+    """Build in a child, SIGKILL it once built, then time the removal `netprobe clean`
+    makes of a dead run (for this run's record only: other users' runs are theirs)."""
+    from netprobe.topology._kernel import cleanup, netns, owner
+
+    code = _KILLED.format(bench=str(ROOT / "bench"), hosts=hosts)
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    runid = child.stdout.readline().strip()
+    child.kill()
+    child.wait()
+    if not runid:
+        raise RuntimeError("the child to be killed did not build its star")
+    (record,) = [r for r in owner.read_records() if r.runid == runid]
+    t0 = time.perf_counter()
+    report = cleanup.CleanReport()
+    cleanup.remove_run(record, netns.list_names(), report)
+    took = time.perf_counter() - t0
+    return {
+        "clean_after_kill_s": round(took, 3),
+        "clean_removed_namespaces": len(report.removed_namespaces),
+        "left_after_clean": _left_of(runid),
+    }
