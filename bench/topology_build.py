@@ -518,6 +518,7 @@ def measure(
                 for script in scripts.values():
                     remove_namespaces(script.prefix)
             samples[who].append(sample)
+            print(f"  {spec.name} rep {rep + 1} {who}: {sample.total:.3f} s", file=sys.stderr)
     return samples
 
 
