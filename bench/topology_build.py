@@ -650,9 +650,6 @@ def _peak_rss_mib() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
 
 # -- at scale: frames right after the build, an explanation, teardown, clean after a kill -
 
@@ -744,3 +741,7 @@ def _clean_after_kill(hosts: int) -> dict[str, object]:
         "clean_removed_namespaces": len(report.removed_namespaces),
         "left_after_clean": _left_of(runid),
     }
+
+
+if __name__ == "__main__":
+    sys.exit(main())
