@@ -102,6 +102,23 @@ def delete(name: str) -> None:
         os.unlink(path)
 
 
+def delete_many(names: list[str]) -> None:
+    """`delete` each of `names`, from several threads at once: each unmount waits for an
+    RCU grace period (about 5 ms), which unmounts made together share; one after another,
+    1,000 namespaces took 5 s."""
+    if len(names) < 8:
+        for name in names:
+            delete(name)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=_DELETERS) as pool:
+        list(pool.map(delete, names))  # ctypes lets go of the GIL in umount2
+
+
+_DELETERS = 32
+
+
 def exists(name: str) -> bool:
     """True when the named namespace exists under /run/netns (or process PID lives, for
     "pid:PID")."""
