@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # so `python3 bench/topology_build.py` runs from a checkout
 
 import netprobe  # noqa: E402
-from netprobe import Bridge, Host, Interface, Spec, Veth  # noqa: E402
+from netprobe import Bridge, Host, Interface, Route, Spec, Veth  # noqa: E402
 
 BENCH_PREFIX = "npbench-"
 CONTENDERS = ("netprobe", "ip_per_op", "ip_batch")
@@ -53,16 +53,21 @@ Runner = Callable[[str, Sequence[str]], tuple[int, str]]
 
 
 def star_spec(hosts: int) -> Spec:
-    """Host "switch" with bridge br0 and ports p0..pN-1; host hI's eth0 is pI's peer."""
+    """Host "switch" with bridge br0 and ports p0..pN-1; host hI's eth0 is pI's peer,
+    with an IPv4 and an IPv6 address and a default route through the switch's br0."""
     ports = tuple(Interface(f"p{i}", master="br0") for i in range(hosts))
     switch = Host("switch", interfaces=(Interface("br0", Bridge()), *ports))
     return Spec("star", hosts=(switch, *(_leaf(i) for i in range(hosts))))
 
 
+GATEWAY = "10.0.255.254"
+
+
 def _leaf(i: int) -> Host:
-    address = ipaddress.ip_interface(f"10.0.{i // 250}.{i % 250 + 1}/16")
-    eth0 = Interface("eth0", Veth(f"switch:p{i}"), addresses=(address,))
-    return Host(f"h{i}", interfaces=(eth0,))
+    v4 = ipaddress.ip_interface(f"10.0.{i // 250}.{i % 250 + 1}/16")
+    v6 = ipaddress.ip_interface(f"fd00::{i + 1:x}/64")
+    eth0 = Interface("eth0", Veth(f"switch:p{i}"), addresses=(v4, v6))
+    return Host(f"h{i}", interfaces=(eth0,), routes=(Route("default", via=GATEWAY),))
 
 
 # -- the baselines: a Spec rendered as ip commands -------------------------------------
@@ -90,6 +95,7 @@ class Plan:
     addresses: list[tuple[str, str, ipaddress.IPv4Interface | ipaddress.IPv6Interface]] = field(
         default_factory=list
     )
+    routes: list[tuple[str, str]] = field(default_factory=list)  # host, `route add` args
 
 
 def plan_of(spec: Spec) -> Plan:
@@ -97,11 +103,12 @@ def plan_of(spec: Spec) -> Plan:
     plan = Plan(hosts=[h.name for h in spec.hosts])
     done: set[tuple[str, str]] = set()
     for host in spec.hosts:
-        if not host.owned or host.routes or host.sysctls or host.firewall:
+        if not host.owned or host.sysctls or host.firewall:
             raise ValueError(
                 f"host {host.name}: the ip baselines support only owned, "
-                "route-, sysctl- and firewall-free hosts"
+                "sysctl- and firewall-free hosts"
             )
+        plan.routes += [(host.name, _route_args(r)) for r in host.routes]
         for iface in host.interfaces:
             if iface.mtu is not None or iface.learning is not None:
                 raise ValueError(f"{host.name}:{iface.name}: mtu/learning not supported")
@@ -167,6 +174,12 @@ def _addr_args(name: str, addr: ipaddress.IPv4Interface | ipaddress.IPv6Interfac
     return f"addr add {addr.with_prefixlen}{extra} dev {name}"
 
 
+def _route_args(route: Route) -> str:
+    if route.dev is not None or route.metric is not None or route.to == "default6":
+        raise ValueError(f"route {route}: the ip baselines support `to` and `via` only")
+    return f"route add {route.to} via {route.via}"
+
+
 def per_op_lines(plan: Plan, ns: Callable[[str], str]) -> tuple[list[str], list[str]]:
     """(build, teardown) commands, one `ip` process each, in the kernel selftests' style."""
     up: list[str] = [f"ip netns add {ns(h)}" for h in plan.hosts]
@@ -176,6 +189,7 @@ def per_op_lines(plan: Plan, ns: Callable[[str], str]) -> tuple[list[str], list[
     up += [f"ip -n {ns(h)} link set {n} master {m}" for (h, n), m in plan.masters.items()]
     up += [f"ip -n {ns(h)} link set {n} up" for h, n in plan.ups]
     up += [f"ip -n {ns(h)} {_addr_args(n, a)}" for h, n, a in plan.addresses]
+    up += [f"ip -n {ns(h)} {r}" for h, r in plan.routes]
     return up, [f"ip netns del {ns(h)}" for h in plan.hosts]
 
 
@@ -193,6 +207,8 @@ def batch_files(
         per_host[host].append(f"link set {name}{f' master {master}' if master else ''} up")
     for host, name, addr in plan.addresses:
         per_host[host].append(_addr_args(name, addr))
+    for host, args in plan.routes:
+        per_host[host].append(args)
     for host in plan.hosts:
         per_host[host].append("link set lo up")
     return root, per_host, [f"netns del {ns(h)}" for h in plan.hosts]
@@ -308,6 +324,10 @@ def _problem(spec: Spec, plan: Plan, run: Runner) -> str | None:
             missing = [str(a) for a in iface.addresses if str(a) not in words]
             if len(words) < 2 or words[1] != "UP" or missing:
                 return f"{host}:{iface.name} is not UP with {missing}: {out!r}"
+        routes = [f"default via {r.via}" for r in spec.host(host).routes if r.to == "default"]
+        _, shown = run(host, ["ip", "route", "show", "default"])
+        if any(r not in shown for r in routes):
+            return f"{host} lacks its default route: {shown!r}"
         _, lo = run(host, ["ip", "-o", "link", "show", "lo"])
         if ",UP" not in lo:
             return f"lo of {host} is down: {lo!r}"
@@ -473,18 +493,23 @@ def _cpu_times() -> tuple[int, int]:
     return sum(fields), fields[3] + fields[4]  # idle + iowait
 
 
-def measure(spec: Spec, reps: int, workdir: Path, probe: RtnlProbe) -> dict[str, list[Sample]]:
+def measure(
+    spec: Spec, reps: int, workdir: Path, probe: RtnlProbe, *, per_op: bool = True
+) -> dict[str, list[Sample]]:
     plan = plan_of(spec)
+    kinds = (("ip_per_op", "op"), ("ip_batch", "ba")) if per_op else (("ip_batch", "ba"),)
     scripts = {
         k: write_script(k, plan, _subdir(workdir, f"{spec.name}-{k}"), f"{os.getpid():x}-{tag}")
-        for k, tag in (("ip_per_op", "op"), ("ip_batch", "ba"))
+        for k, tag in kinds
     }
     verify_netprobe(spec, plan)
     for kind, script in scripts.items():
         verify_script(spec, plan, script, kind)
-    samples: dict[str, list[Sample]] = {k: [] for k in CONTENDERS}
+    contenders = tuple(c for c in CONTENDERS if c == "netprobe" or c in scripts)
+    samples: dict[str, list[Sample]] = {k: [] for k in contenders}
     for rep in range(reps):
-        order = CONTENDERS[rep % 3 :] + CONTENDERS[: rep % 3]  # rotate who goes first
+        n = len(contenders)
+        order = contenders[rep % n :] + contenders[: rep % n]  # rotate who goes first
         for who in order:
             settle(probe)
             try:
@@ -493,6 +518,7 @@ def measure(spec: Spec, reps: int, workdir: Path, probe: RtnlProbe) -> dict[str,
                 for script in scripts.values():
                     remove_namespaces(script.prefix)
             samples[who].append(sample)
+            print(f"  {spec.name} rep {rep + 1} {who}: {sample.total:.3f} s", file=sys.stderr)
     return samples
 
 
@@ -540,6 +566,8 @@ def print_table(results: dict[str, dict[str, list[Sample]]]) -> None:
 
 
 def _ratio(by_who: dict[str, list[Sample]], num: str, den: str) -> str:
+    if num not in by_who or den not in by_who:
+        return "  n/a"
     pairs = zip(by_who[num], by_who[den], strict=True)
     paired = statistics.median(a.total / b.total for a, b in pairs)
     return f"{median(by_who[num]) / median(by_who[den]):5.2f} [{paired:5.2f}]"
@@ -547,7 +575,8 @@ def _ratio(by_who: dict[str, list[Sample]], num: str, den: str) -> str:
 
 def summary(results: dict[str, dict[str, list[Sample]]], keys: list[str]) -> dict[str, object]:
     def med(topo: str, who: str) -> float | None:
-        return round(median(results[topo][who]), 5) if topo in results else None
+        found = results.get(topo, {}).get(who)
+        return round(median(found), 5) if found else None
 
     def ratio(topo: str, num: str, den: str) -> float | None:
         a, b = med(topo, num), med(topo, den)
@@ -569,6 +598,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, help="repetitions (default: 20 redblue, 5 star)")
     parser.add_argument("--hosts", type=int, default=200, help="leaves of the star")
     parser.add_argument("--only", choices=("redblue", "star"))
+    parser.add_argument(
+        "--per-op-max-hosts", type=int, default=200,
+        help="leave ip_per_op out of stars larger than this (7 ip processes a host)",
+    )
+    parser.add_argument("--no-scale", action="store_true", help="skip the checks at scale")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         parser.error("needs root: it builds network namespaces")
@@ -586,17 +620,127 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
     results: dict[str, dict[str, list[Sample]]] = {}
+    rss: dict[str, float] = {}
     probe = RtnlProbe(f"{BENCH_PREFIX}{os.getpid():x}-settle")
     try:
         with tempfile.TemporaryDirectory(prefix="npbench-") as tmp:
             for key, (spec, reps) in jobs.items():
                 print(f"{key}: verifying, then {reps} reps ...", file=sys.stderr, flush=True)
-                results[key] = measure(spec, reps, Path(tmp), probe)
+                per_op = args.per_op_max_hosts >= len(spec.hosts) - 1
+                results[key] = measure(spec, reps, Path(tmp), probe, per_op=per_op)
+                rss[key] = _peak_rss_mib()
+        scale = None if args.no_scale or star_key not in jobs else scale_checks(jobs[star_key][0])
     finally:
         probe.close()
     print_table(results)
-    print(json.dumps(summary(results, ["redblue", star_key])))
+    print(f"peak RSS of this process (netprobe builds in it), after each: {rss} MiB")
+    if scale is not None:
+        for k, v in scale.items():
+            print(f"  {k}: {v}")
+    line = summary(results, ["redblue", star_key])
+    line["netprobe_peak_rss_mib"] = rss
+    line["scale"] = scale
+    print(json.dumps(line))
     return 0
+
+
+def _peak_rss_mib() -> float:
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+
+# -- at scale: frames right after the build, an explanation, teardown, clean after a kill -
+
+
+_DROP_RULES = """table bridge npbench {
+    chain forward { type filter hook forward priority 0; udp dport 7777 drop; }
+}
+"""
+
+
+def scale_checks(spec: Spec) -> dict[str, object]:
+    """On the star: frames sent the moment build() returns must all arrive (no settling
+    left to the caller); a probe dropped on the switch is explained by the drop trace;
+    teardown leaves nothing; after a SIGKILL, what `netprobe clean` does for the run
+    removes everything, timed."""
+    from netprobe.expect import at, expect
+    from netprobe.explain import explain
+    from netprobe.traffic import _craft as craft
+
+    leaves = [h.name for h in spec.hosts if h.name != "switch"]
+    mid = leaves[len(leaves) // 2]
+    pairs = [(leaves[0], leaves[-1]), (leaves[-1], leaves[0]), (mid, leaves[1])]
+    out: dict[str, object] = {}
+    with netprobe.build(spec) as topo:
+        runid = topo.runid
+
+        def frame(src: str, dst: str, dport: int) -> object:
+            ips = [str(_v4(spec.host(h))[0].ip) for h in (src, dst)]
+            macs = [topo.mac(h, "eth0") for h in (src, dst)]
+            return craft.udp(*macs, *ips, dport=dport)
+
+        first = [expect(topo, frame(a, b, 9), f"{a}:eth0", at(f"{b}:eth0")) for a, b in pairs]
+        out["frames_after_build"] = f"{sum(o.passed for o in first)}/{len(first)} arrived"
+        topo.run("switch", ["nft", "-f", "-"], input=_DROP_RULES, check=True)
+        a, b = pairs[0]
+        dropped = frame(a, b, 7777)
+        failed = expect(topo, dropped, f"{a}:eth0", at(f"{b}:eth0"))
+        t0 = time.perf_counter()
+        why = explain(topo, dropped, f"{a}:eth0", failed)
+        out["explain_s"] = round(time.perf_counter() - t0, 3)
+        out["explain_failed_as_it_should"] = not failed.passed
+        out["explain_top"] = why.top.text if why.top else None
+        out["explain_drops"] = [f"{d.reason} on {d.host}:{d.device}" for d in why.drops.drops]
+        out["explain_notes"] = list(why.notes) + list(why.drops.notes)
+    out["left_after_teardown"] = _left_of(runid)
+    out.update(_clean_after_kill(len(leaves)))
+    return out
+
+
+def _left_of(runid: str) -> list[str]:
+    from netprobe.topology._kernel import netns, owner
+
+    prefix = owner.ns_prefix(runid)
+    left = [n for n in netns.list_names() if n.startswith(prefix)]
+    return left + [f"record {r.runid}" for r in owner.read_records() if r.runid == runid]
+
+
+_KILLED = """
+import sys, time
+sys.path.insert(0, {bench!r})
+from topology_build import star_spec
+import netprobe
+topo = netprobe.build(star_spec({hosts}))
+print(topo.runid, flush=True)
+time.sleep(600)
+"""
+
+
+def _clean_after_kill(hosts: int) -> dict[str, object]:
+    """Build in a child, SIGKILL it once built, then time the removal `netprobe clean`
+    makes of a dead run (for this run's record only: other users' runs are theirs)."""
+    from netprobe.topology._kernel import cleanup, netns, owner
+
+    code = _KILLED.format(bench=str(ROOT / "bench"), hosts=hosts)
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    runid = child.stdout.readline().strip()
+    child.kill()
+    child.wait()
+    if not runid:
+        raise RuntimeError("the child to be killed did not build its star")
+    (record,) = [r for r in owner.read_records() if r.runid == runid]
+    t0 = time.perf_counter()
+    report = cleanup.CleanReport()
+    cleanup.remove_run(record, netns.list_names(), report)
+    took = time.perf_counter() - t0
+    return {
+        "clean_after_kill_s": round(took, 3),
+        "clean_removed_namespaces": len(report.removed_namespaces),
+        "left_after_clean": _left_of(runid),
+    }
 
 
 if __name__ == "__main__":

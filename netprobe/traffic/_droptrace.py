@@ -311,8 +311,38 @@ def _drop(event: TraceEvent, host: str | None, dev: str | None, symbols: Symbols
     )
 
 
+# The kernel refuses an event filter of a page or more (EINVAL): about 250 names.
+FILTER_MAX = 4000
+
+
 def _device_filter(names: Sequence[str]) -> str:
-    return " || ".join(f'name == "{n}"' for n in sorted(names))
+    """The net/ events' filter: each device by name; where that is too long for the
+    kernel (a large topology), names differing only in a trailing number as one glob
+    (p0..p999: `name ~ "p[0-9]*"`), else by first letter. A glob may let another
+    topology's devices in too: more events to read, never a wrong one, since the trace
+    follows the probe's own buffers."""
+    exact = " || ".join(f'name == "{n}"' for n in sorted(names))
+    if len(exact) <= FILTER_MAX:
+        return exact
+    stems: dict[str, list[str]] = {}
+    for name in names:
+        stems.setdefault(name.rstrip("0123456789"), []).append(name)
+    terms = []
+    for stem, group in sorted(stems.items()):
+        if stem and len(group) > 1:
+            terms.append(f'name ~ "{_glob_quote(stem)}[0-9]*"')
+        else:
+            terms += [f'name == "{n}"' for n in group]
+    stemmed = " || ".join(terms)
+    if len(stemmed) <= FILTER_MAX:
+        return stemmed
+    firsts = sorted({_glob_quote(n[0]) for n in names if n})
+    return " || ".join(f'name ~ "{c}*"' for c in firsts)
+
+
+def _glob_quote(text: str) -> str:
+    """`text` matched literally in a kernel glob (its specials in brackets)."""
+    return "".join(f"[{c}]" if c in "*?[]" else c for c in text)
 
 
 class DropTrace:

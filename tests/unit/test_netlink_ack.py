@@ -127,7 +127,50 @@ def fake_rtnl(*datagrams: bytes) -> netlink.Rtnl:
     rtnl = netlink.Rtnl.__new__(netlink.Rtnl)
     rtnl.sock = FakeSocket(*datagrams)  # type: ignore[assignment]
     rtnl._seq = 0
+    rtnl._queued, rtnl._tags = [], {}
     return rtnl
+
+
+def test_queued_requests_go_in_one_write_and_a_failure_names_its_tag() -> None:
+    # Three changes, the second refused: one write, the acks read together (one datagram
+    # holding two of them), the error carrying the second's tag; the third still acked.
+    rtnl = fake_rtnl(ack(0, seq=1) + ack(-errno.EEXIST, message(b"File exists"), seq=2),
+                     ack(0, seq=3))  # fmt: skip
+    for i, tag in enumerate(("lo up", "veth p1", "addr")):
+        rtnl.queue(netlink.link_msg(i + 1, IFLA_MTU=1400), RTM_NEWLINK, tag=tag)
+    assert rtnl.sock.sent == []  # type: ignore[attr-defined]
+    with pytest.raises(netlink.BatchError) as caught:
+        rtnl.flush()
+    assert (caught.value.tag, caught.value.code) == ("veth p1", errno.EEXIST)
+    assert caught.value.args[1] == "File exists"
+    (sent,) = rtnl.sock.sent  # type: ignore[attr-defined]
+    seqs, offset = [], 0
+    while offset < len(sent):
+        length, _kind, flags, seq, _pid = struct.unpack_from(HEADER, sent, offset)
+        assert flags & 0x5 == 0x5  # NLM_F_REQUEST | NLM_F_ACK
+        seqs.append(seq)
+        offset += length
+    assert seqs == [1, 2, 3]
+    rtnl.flush()  # nothing left queued: no write
+    assert len(rtnl.sock.sent) == 1  # type: ignore[attr-defined]
+
+
+def test_a_request_sends_what_was_queued_first() -> None:
+    rtnl = fake_rtnl(ack(0, seq=1), ack(0, seq=2))
+    rtnl.queue(netlink.link_msg(1), RTM_NEWLINK, tag="first")
+    rtnl.request(netlink.link_msg(2), RTM_NEWLINK)
+    first, second = rtnl.sock.sent  # type: ignore[attr-defined]
+    assert struct.unpack_from(HEADER, first)[3] == 1
+    assert struct.unpack_from(HEADER, second)[3] == 2
+
+
+def test_many_queued_requests_are_written_in_bounded_batches() -> None:
+    count = netlink._BATCH * 2 + 5
+    rtnl = fake_rtnl(*(ack(0, seq=i + 1) for i in range(count)))
+    for i in range(count):
+        rtnl.queue(netlink.link_msg(i + 1), RTM_NEWLINK, tag=i)
+    rtnl.flush()
+    assert len(rtnl.sock.sent) == 3  # type: ignore[attr-defined]
 
 
 def test_request_skips_stale_acks_and_returns_on_its_own() -> None:

@@ -14,7 +14,7 @@ up. """
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, cast
 
 from ..._privilege import require_root
 from ...errors import TopologyError
@@ -30,7 +30,16 @@ from .links import (
     route_message,
 )
 from .live import HostState, Topology
-from .netlink import CREATE, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWROUTE, LinkState, Rtnl, link_msg
+from .netlink import (
+    CREATE,
+    RTM_NEWADDR,
+    RTM_NEWLINK,
+    RTM_NEWROUTE,
+    BatchError,
+    LinkState,
+    Rtnl,
+    link_msg,
+)
 from .preflight import check_names, existing_links, foreign_links, namespace_of, taken
 from .selfcheck import verify, verify_leases
 from .tap import open_tap
@@ -96,7 +105,9 @@ class _Builder:
         for host in self.spec.hosts:
             self._open_host(host)
         self._create_links()
+        self.flush()  # every link exists before any is configured
         self._configure_links()
+        self.flush()
         self._port_vlans()
         for host in self.spec.hosts:
             sdn.start(self.topo, host)  # listening before the bridges that connect to it
@@ -109,7 +120,8 @@ class _Builder:
             self._sysctls(host)
             self._routes(host)
             self._firewall(host)
-        impair.apply_spec(self.topo)
+        self.flush()
+        impair.apply_spec(self.topo)  # tc, once every netlink change is in
         verify(self.topo)
         if dhcp.needs_dhcp(self.spec):  # on links proven up: servers, then their clients
             dhcp.start(self.topo)
@@ -126,6 +138,8 @@ class _Builder:
     def index(self, host: str, name: str) -> int:
         key = (host, name)
         if key not in self.indexes:
+            self.flush()  # the link may be among the requests queued (a veth's far end
+            # is made through the socket of the host at its near end)
             with netlink_errors(f"looking up {host}:{name}", f"{host}:{name}"):
                 self.indexes[key] = self.state(host).nl.index(self.kname(host, name))
         return self.indexes[key]
@@ -139,6 +153,7 @@ class _Builder:
 
     def _learn_indexes(self, host: Host) -> dict[str, LinkState]:
         """One dump per host gives every index the address and route steps need."""
+        self.flush(host.name)
         with netlink_errors(f"listing links of {host.name}", host.name):
             links = self.state(host.name).nl.link_states()
         for iface in host.interfaces:
@@ -147,9 +162,38 @@ class _Builder:
                 self.indexes[(host.name, iface.name)] = link.index
         return links
 
-    def request(self, host: str, what: str, msg: Any, msg_type: int, flags: int = 0) -> None:
-        with netlink_errors(what, host):
-            self.state(host).nl.request(msg, msg_type, flags)
+    def request(
+        self,
+        host: str,
+        what: str,
+        msg: Any,
+        msg_type: int,
+        flags: int = 0,
+        *,
+        obj: str | None = None,
+        kind: str | None = None,
+    ) -> None:
+        """Make a change in `host`; `what`, `obj` and `kind` name it should it fail. In a
+        namespace netprobe owns it is queued, sent with the others at the next `flush`
+        (one write, the acks read together); elsewhere it is made at once, in order with
+        the undo notes and tags that surround it."""
+        state = self.state(host)
+        if state.spec.owned:
+            state.nl.queue(msg, msg_type, flags, (what, host if obj is None else obj, kind))
+            return
+        with netlink_errors(what, host if obj is None else obj, kind):
+            state.nl.request(msg, msg_type, flags)
+
+    def flush(self, host: str | None = None) -> None:
+        """Send the queued changes of `host` (None: of every host), and raise the first
+        failure as the TopologyError naming its object."""
+        for state in [self.state(host)] if host else self.topo.hosts.values():
+            try:
+                state.nl.flush()
+            except BatchError as exc:
+                tag = cast(tuple[str, str, str | None], exc.tag)
+                with netlink_errors(*tag):
+                    raise
 
     # -- namespaces ----------------------------------------------------------------------
 
@@ -158,43 +202,48 @@ class _Builder:
         if host.owned:
             assert ns is not None
             try:
-                netns.create(ns)
+                fd, nl = netns.create(ns, lambda: self._inside_new(host))  # type: ignore[misc]
             except FileExistsError:
                 raise TopologyError(f"namespace {ns} already exists", obj=ns) from None
+            self.topo.hosts[host.name] = HostState(host, ns, fd, nl)
+            self.request(host.name, "bringing lo up", raise_up(link_msg(1)), RTM_NEWLINK)
         elif ns is not None and not netns.exists(ns):
             raise TopologyError(
                 f"host {host.name!r} adopts namespace {ns!r}, which does not "
                 f"exist (see `ip netns list`)",
                 obj=ns,
             )
-        fd = netns.open_fd(ns) if ns else netns.open_current()
-        try:
-            nl = Rtnl(fd)
-        except OSError:
-            os.close(fd)
-            raise
-        self.topo.hosts[host.name] = HostState(host, ns, fd, nl)
-        if host.owned:
-            self._quiet_ipv6(host, "default", "all")  # links made later inherit "default"
-            self.request(host.name, "bringing lo up", raise_up(link_msg(1)), RTM_NEWLINK)
+        if not host.owned:
+            fd = netns.open_fd(ns) if ns else netns.open_current()
+            try:
+                nl = Rtnl(fd)
+            except OSError:
+                os.close(fd)
+                raise
+            self.topo.hosts[host.name] = HostState(host, ns, fd, nl)
         if ovs.has_ovs(host):
             ovs.start(self.topo, host)  # the database starts while the links are made
+
+    def _inside_new(self, host: Host) -> tuple[int, Rtnl]:
+        """In a namespace just made (this thread in it): its descriptor, its netlink
+        socket, and IPv6 quietened in its defaults, which the links made later inherit."""
+        fd = netns.open_current()
+        try:
+            nl = Rtnl()
+            for path in _quiet_paths(host, ("default", "all")):
+                with open(path, "w") as out:
+                    out.write("0")
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd, nl
 
     def _quiet_ipv6(self, host: Host, *confs: str, undo: bool = True) -> None:
         """No DAD probes and no router solicitations unless the spec asks for them.
         `undo=False`: the settings of a link netprobe made, which go with it."""
-        keys = [
-            k
-            for k, wanted in (
-                ("accept_dad", host.ipv6_dad),
-                ("router_solicitations", host.ipv6_router_solicitation),
-            )
-            if not wanted
-        ]
         with netns.entered(self.state(host.name).fd):
-            for path in (f"/proc/sys/net/ipv6/conf/{c}/{k}" for c in confs for k in keys):
-                if os.path.exists(path):  # else a kernel without IPv6
-                    self._write_sysctl(host, path, "0", undo=undo)
+            for path in _quiet_paths(host, confs):
+                self._write_sysctl(host, path, "0", undo=undo)
 
     def _write_sysctl(self, host: Host, path: str, value: str, *, undo: bool = True) -> None:
         """Write a sysctl (this thread is in the host's namespace); remember the old value
@@ -274,8 +323,8 @@ class _Builder:
         feature = kind
         if isinstance(iface.kind, Bridge) and iface.kind.vlan_filtering:
             feature = "bridge vlan_filtering"  # what EOPNOTSUPP means here
-        with netlink_errors(f"creating {kind} {host.name}:{iface.name}", iface.name, feature):
-            self.state(host.name).nl.request(msg, RTM_NEWLINK, CREATE)
+        what = f"creating {kind} {host.name}:{iface.name}"
+        self.request(host.name, what, msg, RTM_NEWLINK, CREATE, obj=iface.name, kind=feature)
         self._after_create(host, iface, configured=True)
 
     def _create_veth(self, host: Host, iface: Interface) -> None:
@@ -295,8 +344,8 @@ class _Builder:
             peer=peer,
         )
         what = f"creating veth {host.name}:{iface.name} <-> {far_host.name}:{far.name}"
-        with netlink_errors(what, f"{host.name}:{iface.name}", "veth"):
-            self.state(host.name).nl.request(msg, RTM_NEWLINK, CREATE)
+        obj = f"{host.name}:{iface.name}"
+        self.request(host.name, what, msg, RTM_NEWLINK, CREATE, obj=obj, kind="veth")
         self._after_create(host, iface, configured=True)
         self._after_create(far_host, far, configured=False)
 
@@ -387,6 +436,8 @@ class _Builder:
                 )
 
     def _sysctls(self, host: Host) -> None:
+        if host.sysctls:  # after the addresses, as they were asked for
+            self.flush(host.name)
         state = self.state(host.name)
         for key, value in host.sysctls:
             path = "/proc/sys/" + (key if "/" in key else key.replace(".", "/"))
@@ -417,6 +468,8 @@ class _Builder:
             )
 
     def _firewall(self, host: Host) -> None:
+        if host.firewall:
+            self.flush(host.name)
         for rules in host.firewall:
             argv = [*_FIREWALL_TOOLS[rules.kind], rules.path]
             result = self.topo.run(host.name, argv)
@@ -426,3 +479,18 @@ class _Builder:
                     f"{argv[0]} failed:\n{result.stderr.strip()}",
                     obj=rules.path,
                 )
+
+
+def _quiet_paths(host: Host, confs: tuple[str, ...]) -> list[str]:
+    """The IPv6 sysctls under /proc/sys (as this thread's namespace shows them) that switch
+    off DAD and router solicitations on `confs`, unless `host` asks for them."""
+    keys = [
+        k
+        for k, wanted in (
+            ("accept_dad", host.ipv6_dad),
+            ("router_solicitations", host.ipv6_router_solicitation),
+        )
+        if not wanted
+    ]
+    paths = (f"/proc/sys/net/ipv6/conf/{c}/{k}" for c in confs for k in keys)
+    return [p for p in paths if os.path.exists(p)]  # none on a kernel without IPv6

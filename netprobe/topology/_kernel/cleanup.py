@@ -108,10 +108,9 @@ def remove_run(record: owner.RunRecord, names: list[str], report: CleanReport) -
     if problems:
         raise TopologyError(f"cleaning run {record.runid}: " + "; ".join(problems))
     prefix = owner.ns_prefix(record.runid)
-    for name in names:
-        if name.startswith(prefix):
-            netns.delete(name)
-            report.removed_namespaces.append(name)
+    mine = [name for name in names if name.startswith(prefix)]
+    netns.delete_many(mine)
+    report.removed_namespaces += mine
     owner.unregister(record.runid)
     report.removed_runs.append(record.runid)
 

@@ -329,10 +329,9 @@ class Topology:
             # By prefix, not by self.hosts: a build may die between creating a namespace
             # and recording it.
             prefix = owner.ns_prefix(self.runid)
-            for name in reversed(netns.list_names()):
-                if name.startswith(prefix):
-                    netns.delete(name)
-                    report.removed_namespaces.append(name)
+            mine = [n for n in reversed(netns.list_names()) if n.startswith(prefix)]
+            netns.delete_many(mine)
+            report.removed_namespaces += mine
             if not stuck:
                 owner.unregister(self.runid)
         _sigterm.disarm_if_idle()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import socket
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +53,8 @@ class Rtnl:
         self.sock.setsockopt(_SOL_NETLINK, _NETLINK_EXT_ACK, 1)
         self.sock.bind((0, 0))
         self._seq = 0
+        self._queued: list[bytes] = []  # encoded requests `flush` sends, in order
+        self._tags: dict[int, object] = {}  # their sequence numbers → what each one does
 
     def close(self) -> None:
         """Close the netlink socket."""
@@ -63,14 +66,61 @@ class Rtnl:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _send(self, msg: Any, msg_type: int, flags: int) -> int:
+    def _encode(self, msg: Any, msg_type: int, flags: int) -> bytes:
         self._seq += 1
         msg["header"]["type"] = msg_type
         msg["header"]["flags"] = NLM_F_REQUEST | flags
         msg["header"]["sequence_number"] = self._seq
         msg.encode()
-        self.sock.send(msg.data)
+        return bytes(msg.data)
+
+    def _send(self, msg: Any, msg_type: int, flags: int) -> int:
+        self.flush()  # what was queued goes first: requests are answered in order
+        self.sock.send(self._encode(msg, msg_type, flags))
         return self._seq
+
+    def queue(self, msg: Any, msg_type: int, flags: int = 0, tag: object = None) -> None:
+        """Encode a change to send with the next `flush` (or any request made before it);
+        `tag` says what it does, to name it should it fail."""
+        self._queued.append(self._encode(msg, msg_type, NLM_F_ACK | flags))
+        self._tags[self._seq] = tag
+
+    def flush(self) -> None:
+        """Send the queued changes, many to a write (the kernel handles the messages of one
+        write in order, acknowledging each), then read their acks together. Raise
+        BatchError, carrying the failed request's tag, for the first that failed (the
+        kernel still ran those after it)."""
+        queued, tags = self._queued, self._tags
+        if not queued:
+            return
+        self._queued, self._tags = [], {}
+        failed: BatchError | None = None
+        for start in range(0, len(queued), _BATCH):
+            seqs = list(tags)[start : start + _BATCH]
+            self.sock.send(b"".join(queued[start : start + _BATCH]))
+            for seq, error in self._acks(set(seqs)):
+                if error is not None and failed is None:
+                    failed = BatchError(tags[seq], error)
+        if failed is not None:
+            raise failed
+
+    def _acks(self, seqs: set[int]) -> Iterator[tuple[int, NetlinkError | None]]:
+        """(seq, error or None) for the ack of each of `seqs`, as they arrive."""
+        while seqs:
+            data = self.sock.recv(1 << 16)
+            offset = 0
+            while offset + HDR.size <= len(data):
+                length, mtype, _flags, mseq, _pid = HDR.unpack_from(data, offset)
+                chunk = data[offset : offset + length]
+                offset += (length + 3) & ~3
+                if mtype != _NLMSG_ERROR or mseq not in seqs:
+                    continue  # a stale reply to an abandoned request
+                seqs.discard(mseq)
+                try:
+                    _raise_for_ack(chunk)
+                    yield mseq, None
+                except NetlinkError as exc:
+                    yield mseq, exc
 
     def _replies(self, seq: int) -> Any:
         """Yield (type, payload bytes) of each reply to `seq`, through DONE or the ack."""
@@ -93,6 +143,7 @@ class Rtnl:
     def raw(self, msg_type: int, body: bytes, *, dump: bool = True) -> list[bytes]:
         """Send a request whose body is already packed; its replies as raw messages (a
         get that is no dump has one reply and no ack: it stops at that)."""
+        self.flush()
         self._seq += 1
         flags = NLM_F_REQUEST | (NLM_F_DUMP if dump else 0)
         self.sock.send(HDR.pack(HDR.size + len(body), msg_type, flags, self._seq, 0) + body)
@@ -206,11 +257,53 @@ class Rtnl:
         msg["attrs"] = [("IFLA_IFNAME", name)]
         seq = self._send(msg, RTM_GETLINK, 0)
         for _mtype, chunk in self._replies(seq):
-            reply = ifinfmsg(chunk)
-            reply.decode()
-            index: int = reply["index"]
+            index: int = _IFINFO.unpack_from(chunk, HDR.size)[2]
             return index
         raise NetlinkError(19, f"no interface {name}")
+
+    def settle(self, names: list[str]) -> None:
+        """Ask for each of `names` alone (what `index` does, for its link-watch effect),
+        the requests sent in one write and their replies read together; names that do not
+        exist are passed over."""
+        self.flush()
+        seqs = set()
+        out = []
+        for name in names:
+            msg = ifinfmsg()
+            msg["attrs"] = [("IFLA_IFNAME", name)]
+            out.append(self._encode(msg, RTM_GETLINK, NLM_F_ACK))
+            seqs.add(self._seq)
+        for start in range(0, len(out), _GETS):
+            batch = out[start : start + _GETS]
+            self.sock.send(b"".join(batch))
+            self._drain_gets(len(batch), seqs)
+
+    def _drain_gets(self, count: int, seqs: set[int]) -> None:
+        """Read `count` answers of single-link gets (a reply, then an ack; or an error)."""
+        while count:
+            data = self.sock.recv(1 << 20)
+            offset = 0
+            while offset + HDR.size <= len(data):
+                length, mtype, _flags, mseq, _pid = HDR.unpack_from(data, offset)
+                offset += (length + 3) & ~3
+                if mtype == _NLMSG_ERROR and mseq in seqs:
+                    seqs.discard(mseq)
+                    count -= 1
+
+
+class BatchError(NetlinkError):  # type: ignore[misc]  # pyroute2 is untyped
+    """A queued request failed: the kernel's error, and the tag the request was queued
+    with (what it was doing)."""
+
+    def __init__(self, tag: object, error: NetlinkError) -> None:
+        super().__init__(error.code, error.args[1] if len(error.args) > 1 else None)
+        self.tag = tag
+
+
+# Requests per write: their acks (about 1 KiB each, as the kernel charges them) must fit
+# in the socket's receive buffer, else the kernel drops them.
+_BATCH = 128
+_GETS = 32  # a single-link get is answered with the whole link (~4 KiB charged) and an ack
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ need only exist, and if it is up with carrier, be operational.
 
 from __future__ import annotations
 
-import contextlib
 import time
 
 from ...errors import TopologyError
@@ -17,7 +16,6 @@ from .._model.spec import Bridge, Host, Interface, OvsBond, OvsBridge, OvsVxlan,
 from . import dhcp
 from .links import IFF_UP
 from .live import HostState, Topology
-from .netlink import NetlinkError
 
 _BR_STATE_FORWARDING = 3
 _IF_OPER_DOWN, _IF_OPER_UP = 2, 6
@@ -47,10 +45,9 @@ def _problem(topo: Topology, state: HostState) -> str | None:
         for i in host.interfaces
         if not isinstance(i.kind, (OvsBond, OvsVxlan)) and i.observed is None
     ]
-    for iface in kernel_links:
-        if iface.up:  # settles the kernel's pending link-watch work for this link
-            with contextlib.suppress(NetlinkError):
-                state.nl.index(topo.ifname(host.name, iface.name))
+    # Asking for each link alone settles the kernel's pending link-watch work for it (all
+    # of a host's asked in one write, the answers read together).
+    state.nl.settle([topo.ifname(host.name, i.name) for i in kernel_links if i.up])
     links = state.nl.link_states()
     for iface in kernel_links:
         link = links.get(topo.ifname(host.name, iface.name))
