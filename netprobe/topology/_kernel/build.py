@@ -181,6 +181,7 @@ class _Builder:
         if state.spec.owned:
             state.nl.queue(msg, msg_type, flags, (what, host if obj is None else obj, kind))
             return
+        self.flush()  # what it acts on may wait in another host's queue (a veth's far end)
         with netlink_errors(what, host if obj is None else obj, kind):
             state.nl.request(msg, msg_type, flags)
 

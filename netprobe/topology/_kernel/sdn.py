@@ -63,6 +63,8 @@ def bridge_target(runid: str, host: Host, bridge: OvsBridge) -> str | None:
 
 def start(topo: Topology, host: Host) -> None:
     """Start each controller of `host`, and wait until each one listens."""
+    if not host.controllers:
+        return
     directory = os.path.join(owner.private_dir(topo.runid), host.name)
     os.makedirs(directory, mode=0o700, exist_ok=True)
     ns = topo.namespace(host.name)
