@@ -4,7 +4,8 @@ mapped: no /etc/subuid entry), from a busybox-static image made with `podman imp
 (nothing is pulled).
 
 All of Podman's state (storage, runroot, containers.conf through CONTAINERS_CONF, the XDG
-directories) lives in the check's private temporary directory, removed after. Every
+directories) lives in a directory of its own inside the run's private directory, removed
+after (and by `netprobe clean` after a kill). Every
 process Podman leaves running (its pause process, conmon, slirp4netns, rootlessport)
 inherits NETPROBE_RUN and a NETPROBE_PODMAN mark naming that directory: after `podman rm
 -f` what still carries the mark is stopped by pid.
@@ -12,18 +13,21 @@ inherits NETPROBE_RUN and a NETPROBE_PODMAN mark naming that directory: after `p
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import shutil
 import subprocess
 import tarfile
+import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from netprobe import _userns
 from netprobe.topology import RunResult, Topology
-from netprobe.topology._kernel import process
+from netprobe.topology._kernel import owner, process
 
 from ._usermode import ns_path
 
@@ -160,6 +164,22 @@ class Podman:
         return stopped + problems
 
 
+@contextlib.contextmanager
+def private(runid: str) -> Iterator[str]:
+    """Podman's directory, in the run's own (removed with the run, and by `netprobe clean`
+    after a kill, once it has stopped the processes that carry the run's tag); removed
+    after. The run's directory lets others through (0o711, not list it): Podman runs as
+    uid 65534."""
+    top = owner.private_dir(runid)
+    os.makedirs(top, mode=0o700, exist_ok=True)
+    os.chmod(top, 0o711)
+    path = tempfile.mkdtemp(prefix="netprobe-podman-", dir=top)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def _has(pid: int, mark: bytes) -> bool:
     try:
         with open(f"/proc/{pid}/environ", "rb") as src:
@@ -202,6 +222,10 @@ def script(ports: Ports, nonce: str) -> str:
         'echo "host: $(cat /tmp/got /tmp/err | tr "\\n" " ")"; '
         f"nc -w 2 10.89.0.2 {ports.container} </dev/null >/tmp/nb 2>&1; "
         'echo "neighbour: exit $? $(cat /tmp/nb | tr "\\n" " ")"; '
+        # the barrier: once the host's service answers again, slirp4netns has handled
+        # the attempt at the neighbour
+        f"nc {SLIRP_GW} {ports.service} </dev/null >/tmp/again 2>&1; "
+        'echo "barrier: exit $? $(cat /tmp/again | tr "\\n" " ")"; '
         f"echo {nonce} >/tmp/nonce; echo ready; "
         f"exec nc -ll -p {ports.container} -e cat /tmp/nonce"
     )

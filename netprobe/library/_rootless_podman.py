@@ -10,6 +10,7 @@ import time
 from netprobe.check import Context
 
 from . import _podman as pm
+from . import _rootless_neighbour as nb
 from . import _usermode as um
 
 STARTS = "podman: a container started by rootless Podman (uid 65534) comes up"
@@ -17,7 +18,6 @@ STARTS = "podman: a container started by rootless Podman (uid 65534) comes up"
 
 def podman_path(
     ctx: Context,
-    private: str,
     listeners: tuple[um.Listener, um.Listener, um.Listener],
     ports: pm.Ports,
     *,
@@ -31,9 +31,24 @@ def podman_path(
     if why is not None:
         ctx.skip(STARTS, why)
         return
-    podman = pm.Podman(ctx.topo, private)
+    before = listeners[2].settled(ctx.topo)
+    seen = None if before is None else len(before)
+    with pm.private(ctx.topo.runid) as private:
+        _run(ctx, pm.Podman(ctx.topo, private), listeners, ports, seen,
+             publish=publish, host_loopback=host_loopback)  # fmt: skip
+
+
+def _run(
+    ctx: Context,
+    podman: pm.Podman,
+    listeners: tuple[um.Listener, um.Listener, um.Listener],
+    ports: pm.Ports,
+    seen: int | None,
+    *,
+    publish: bool,
+    host_loopback: bool,
+) -> None:
     name = f"netprobe-{ctx.topo.runid}"
-    seen = len(listeners[2].accepted)
     t0 = time.monotonic()
     try:
         done = podman.import_image()
@@ -86,9 +101,9 @@ def _promises(
     listeners: tuple[um.Listener, um.Listener, um.Listener],
     ports: pm.Ports,
     nonce: str,
-    seen: int,
+    seen: int | None,
 ) -> None:
-    service, _inside, neighbour = listeners
+    service = listeners[0]
     lines = {ln.split(":", 1)[0]: ln.split(":", 1)[1].strip() for ln in said.splitlines()
              if ":" in ln}  # fmt: skip
     got = lines.get("host", "no answer")
@@ -113,10 +128,26 @@ def _promises(
                 f"{ports.published} (podman port: {mapped or 'none'}; started without "
                 f"-p 127.0.0.1:{ports.published}:{ports.container})"
             )
-    tried = lines.get("neighbour", "not tried")
-    ctx.record(
-        f"podman: container ✗ neighbour 10.89.0.2:{ports.container} (another namespace)",
-        len(neighbour.accepted) == seen,
-        f"the container's nc: {tried}; the neighbour's listener accepted "
-        f"{len(neighbour.accepted) - seen} connection(s)",
-    )
+    _neighbour(ctx, lines, listeners, ports, seen)
+
+
+def _neighbour(
+    ctx: Context,
+    lines: dict[str, str],
+    listeners: tuple[um.Listener, um.Listener, um.Listener],
+    ports: pm.Ports,
+    seen: int | None,
+) -> None:
+    """The container's nc tried the neighbour, then the host's service again (the
+    barrier), before it said ready."""
+    service, _inside, neighbour = listeners
+    outbound = service.nonce.decode() in lines.get("host", "")
+    tried = lines.get("neighbour")
+    again = lines.get("barrier", "not tried")
+    barrier = "" if service.nonce.decode() in again else f"the container read: {again}"
+    why = nb.unproven("podman", outbound, barrier)
+    if tried is None:
+        why = "the container's nc never tried the neighbour (it said nothing of it)"
+    said = f"the container's nc: {tried or 'not tried'}"
+    reached = tried is not None and neighbour.nonce.decode() in tried
+    nb.judge(ctx, nb.Attempt("podman", ports.container, said, reached, why), neighbour, seen)

@@ -27,19 +27,44 @@ class Listener:
     """A TCP listener in one namespace: answers each connection with its nonce."""
 
     sock: socket.socket
+    host: str = ""
+    addr: str = ""
     nonce: bytes = field(default_factory=lambda: secrets.token_hex(8).encode())
     accepted: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    probes: set[str] = field(default_factory=set)
 
     def serve(self) -> None:
-        """Answer connections (each with the nonce) until closed."""
+        """Answer connections (each with the nonce, once counted) until closed."""
         while True:
             try:
                 conn, peer = self.sock.accept()
             except OSError:
                 return  # closed
-            self.accepted.append(f"{peer[0]}:{peer[1]}")
+            with self.lock:
+                self.accepted.append(f"{peer[0]}:{peer[1]}")
             with conn:
                 conn.sendall(self.nonce)
+
+    def settled(self, topo: Topology) -> list[str] | None:
+        """Every peer accepted so far (but these probes), read once a probe from the
+        listener's own namespace has been answered: the kernel hands connections to
+        accept() in the order they were made, and the nonce is sent after the count, so
+        each connection made before the probe is counted. None if the probe failed."""
+        port = self.sock.getsockname()[1]
+        with netns.entered(topo.fd_of(self.host)):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        with sock:
+            sock.settimeout(10)
+            try:
+                sock.connect((self.addr if self.addr != "0.0.0.0" else "127.0.0.1", port))
+                me = "{}:{}".format(*sock.getsockname())
+                answer = sock.recv(64)
+            except OSError:
+                return None
+        with self.lock:
+            self.probes.add(me)
+            return [p for p in self.accepted if p not in self.probes] if answer else None
 
     def close(self) -> None:
         """Stop listening."""
@@ -53,7 +78,7 @@ def listen(topo: Topology, host: str, addr: str, port: int) -> Listener:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((addr, port))
     sock.listen(16)
-    listener = Listener(sock)
+    listener = Listener(sock, host, addr)
     threading.Thread(target=listener.serve, daemon=True).start()
     topo.add_cleanup(listener.close)
     return listener

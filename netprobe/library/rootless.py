@@ -23,6 +23,7 @@ from netprobe.check import Check, Context, Param
 from netprobe.topology import Topology
 
 from . import _podman as pm
+from . import _rootless_neighbour as nb
 from . import _usermode as um
 from ._rootless_podman import podman_path
 
@@ -49,14 +50,13 @@ def body(
     topo = ctx.topo
     service = um.listen(topo, "host", "127.0.0.1", service_port)
     inside = um.listen(topo, "container", "0.0.0.0", container_port)
-    neighbour = um.listen(topo, "neighbour", "10.89.0.2", container_port)
+    neighbour = um.listen(topo, "neighbour", nb.NEIGHBOUR, container_port)
     for engine in chosen:
         if engine == "podman":
             before = um.host_state(topo, "host")
-            with tempfile.TemporaryDirectory(prefix="netprobe-podman-") as private:
-                ports = pm.Ports(service_port, published, container_port)
-                podman_path(ctx, private, (service, inside, neighbour), ports,
-                            publish=publish, host_loopback=host_loopback)  # fmt: skip
+            ports = pm.Ports(service_port, published, container_port)
+            podman_path(ctx, (service, inside, neighbour), ports,
+                        publish=publish, host_loopback=host_loopback)  # fmt: skip
             _unchanged(ctx, engine, before)
             continue
         if shutil.which(engine) is None:
@@ -263,34 +263,41 @@ def _promises(
     listeners: tuple[um.Listener, um.Listener, um.Listener],
     ports: tuple[int, int, int],
 ) -> None:
-    service, inside, neighbour = listeners
+    service, inside, _ = listeners
     sport, published, cport = ports
     topo = ctx.topo
     gw = um.SLIRP_GW if engine == "slirp4netns" else um.gateway(topo, "container")
     got = um.fetch(topo, "container", gw or um.SLIRP_GW, sport)
     name = f"{engine}: container → {gw}:{sport} reaches the host's 127.0.0.1:{sport}"
-    if ctx.record(name, got == service.nonce, _said(got, service)):
-        pass
-    else:
+    outbound = ctx.record(name, got == service.nonce, _said(got, service))
+    if not outbound:
         _why(ctx, engine, proc, "the host's loopback service")
     got = um.fetch(topo, "host", "127.0.0.1", published)
     name = f"{engine}: host 127.0.0.1:{published} (published) → container:{cport}"
     if not ctx.record(name, got == inside.nonce, _said(got, inside)):
         _why(ctx, engine, proc, "the published port", api=api, published=published)
-    seen = len(neighbour.accepted)
-    got = um.fetch(topo, "container", "10.89.0.2", cport, timeout=1.5)
-    reached = got == neighbour.nonce or len(neighbour.accepted) > seen
-    ctx.record(
-        f"{engine}: container ✗ neighbour 10.89.0.2:{cport} (another namespace)",
-        not reached,
-        f"{got if isinstance(got, str) else 'answered'}; the neighbour's "
-        f"listener accepted {len(neighbour.accepted) - seen} connection(s)",
-    )
-    if reached:
-        ctx.diagnose(
-            f"the container reaches the neighbour namespace through {engine}: "
-            "the host side routes to it"
-        )
+    _neighbour(ctx, engine, gw or um.SLIRP_GW, outbound, listeners, ports)
+
+
+def _neighbour(
+    ctx: Context,
+    engine: str,
+    gw: str,
+    outbound: bool,
+    listeners: tuple[um.Listener, um.Listener, um.Listener],
+    ports: tuple[int, int, int],
+) -> None:
+    """The container tries the neighbour; then the host's service again (the barrier)."""
+    service, _inside, neighbour = listeners
+    sport, _published, cport = ports
+    before = neighbour.settled(ctx.topo)
+    got = um.fetch(ctx.topo, "container", nb.NEIGHBOUR, cport, timeout=3)
+    again = um.fetch(ctx.topo, "container", gw, sport) if outbound else b""
+    said = "read the neighbour's nonce" if got == neighbour.nonce else str(got)
+    barrier = "" if again == service.nonce else _said(again, service)
+    attempt = nb.Attempt(engine, cport, said, got == neighbour.nonce,
+                         nb.unproven(engine, outbound, barrier))  # fmt: skip
+    nb.judge(ctx, attempt, neighbour, None if before is None else len(before))
 
 
 def _said(got: bytes | str, listener: um.Listener) -> str:

@@ -16,10 +16,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.results import failed_steps
 
 from netprobe.check import Status, reference_path, run_check
 from netprobe.library import _podman as pm
 from netprobe.topology import Topology, build, load
+from netprobe.topology._kernel import cleanup, owner
 
 pytestmark = pytest.mark.root
 
@@ -163,6 +165,65 @@ def test_a_container_on_a_kernel_bridge_fails_naming_it() -> None:
     assert result.status is Status.FAIL, result.evidence()
     assert "the container is wired to a kernel bridge" in (result.diagnosis or "")
     assert "a port of bridge br0" in (result.diagnosis or "")
+
+
+@pytest.mark.sabotage
+@pytest.mark.parametrize("engine", ["slirp4netns", "pasta", "podman"])
+def test_a_host_side_routing_to_the_neighbour_fails_naming_it(engine: str) -> None:
+    """A veth from the host side to the neighbour namespace and a route to 10.89.0.2
+    through it: the container reaches the neighbour through its user-mode network, and
+    the negative step, able to fail, fails with the host side's route as the reason."""
+    if engine == "podman":
+        _need_podman()
+    else:
+        _need(engine)
+    with build(load(reference_path("rootless.yaml"))) as topo:
+        ns = topo.namespace("neighbour")
+        assert ns is not None
+        topo.run("host", ["ip", "link", "add", "nb0", "type", "veth", "peer", "name", "nb1",
+                          "netns", ns], check=True)  # fmt: skip
+        topo.run("host", ["ip", "addr", "add", "10.89.9.1/24", "dev", "nb0"], check=True)
+        topo.run("host", ["ip", "link", "set", "nb0", "up"], check=True)
+        topo.run("neighbour", ["ip", "addr", "add", "10.89.9.2/24", "dev", "nb1"], check=True)
+        topo.run("neighbour", ["ip", "link", "set", "nb1", "up"], check=True)
+        topo.run("host", ["ip", "route", "add", "10.89.0.2/32", "via", "10.89.9.2"], check=True)
+        result = run_check("rootless", topo, engines=engine)
+    assert result.status is Status.FAIL, result.evidence()
+    assert failed_steps(result) == [
+        f"{engine}: container ✗ neighbour 10.89.0.2:80 (another namespace)"
+    ], result.evidence()
+    assert (
+        f"the host side routes to 10.89.0.2: the container reaches it through {engine}"
+        in (result.diagnosis or "")
+    ), result.evidence()
+    bad = next(s for s in result.steps if s.status is Status.FAIL)
+    assert "via 10.89.9.2 dev nb0" in bad.detail and "accepted 1 connection(s) from 10.89.9.1" \
+        in bad.detail, bad.detail  # fmt: skip
+
+
+def test_the_neighbour_step_proves_nothing_when_the_engine_carries_nothing() -> None:
+    """With the host's loopback out of reach the failed connect to the neighbour is no
+    evidence: INCONCLUSIVE, saying why, never a PASS."""
+    _need("slirp4netns")
+    result = run_check("rootless", engines="slirp4netns", host_loopback=False)
+    step = next(s for s in result.steps if "neighbour" in s.name)
+    assert step.status is Status.INCONCLUSIVE, result.evidence()
+    assert "carried nothing to the host's loopback service before the attempt" in step.detail
+    assert "host side: ip route get 10.89.0.2: 10.89.0.2 via 192.0.2.254 dev up0" \
+        in step.detail, step.detail  # fmt: skip
+
+
+def test_the_podman_directory_is_in_the_runs_own() -> None:
+    """Podman's state lives in the run's private directory, which `netprobe clean` finds
+    (and removes) after a kill, reachable by uid 65534, and is gone after."""
+    with build(load(reference_path("rootless.yaml"))) as topo:
+        top = owner.private_dir(topo.runid)
+        with pm.private(topo.runid) as private:
+            assert os.path.dirname(private) == top
+            assert os.stat(top).st_mode & 0o777 == 0o711
+            assert f"directory {top}" in cleanup.leftovers(), cleanup.leftovers()
+        assert not os.path.exists(private)
+    assert not os.path.exists(top)
 
 
 @pytest.fixture(scope="module")
