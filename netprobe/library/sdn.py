@@ -11,7 +11,12 @@ ports and captured at the others (a negative verdict decided by a barrier):
    nothing new (a packet between two hosts no flow covers dies) while the flows pushed
    before stay; standalone falls back to MAC learning (the same packet is delivered, by
    OVS's own fail-open flow). The bridge's own fail mode is shown first, then the other
-   one, set for the proof and put back after it.
+   one, set for the proof and put back after it (in a `finally`).
+
+Only netprobe's own controller (a daemon of this topology) is stopped, and only a bridge
+of a host netprobe owns has its fail mode switched: for anyone else's controller, or an
+adopted host's bridge, the steps of 3 are SKIP with the reason, unless the
+`stop_controller` param names the pid of the controller the check may stop.
 """
 
 from __future__ import annotations
@@ -36,30 +41,64 @@ _FAIL_OPEN = "priority=15790320"  # the hidden flow of a bridge that failed open
 
 
 def body(ctx: Context, *, bridge: str = "switch:br0", good: str = "good:eth0",
-         server: str = "server:eth0", bad: str = "bad:eth0") -> None:
+         server: str = "server:eth0", bad: str = "bad:eth0",
+         stop_controller: int | None = None) -> None:
     """`bridge` is connected to its controller, whose drop of `bad`'s IPv4 takes effect;
     with the controller gone, secure forwards nothing new and standalone learns."""
     switch, name = require_ovs_bridge(ctx.topo, bridge)
     g, s, b = (parse_ports(ctx.topo, p, at_least=1)[0] for p in (good, server, bad))
     bad_ip = _ip(ctx, b)
-    mode = _ovs_get(ctx, switch, "bridge", name, "fail_mode") or "standalone"
+    found = _ovs_get(ctx, switch, "bridge", name, "fail_mode")
+    mode = found or "standalone"
     other = "standalone" if mode == "secure" else "secure"
     connected = f"{bridge} is connected to its controller"
     pushed = f"the controller's flow dropping IPv4 from {bad_ip} is in {bridge}'s table"
     ctx.plan(connected, _dropped(b, s), _switched(g, s), pushed,
-             *(step for m in (mode, other) for step in (_noticed(m), _gone(m, g, b))),
-             _kept(g, s))
+             *(step for m in (mode, other) for step in _gone_steps(m, g, s, b)))
     state = _connection(ctx, switch, name)
     ctx.record(connected, state.get("is_connected") is True, _describe(state))
     if state.get("is_connected") is not True:
         _diagnose_connection(ctx, switch, name, state)
     _pushed_flow(ctx, switch, name, g, s, b, pushed)
     target = str(state.get("target", ""))
-    pid = ctx.topo.stop_controller(switch, target) if target else None
-    for fail_mode in (mode, other):
-        _set_fail_mode(ctx, switch, name, fail_mode)
-        _without_controller(ctx, switch, name, fail_mode, g, s, b, pid, target)
-    _set_fail_mode(ctx, switch, name, mode)  # as it was
+    refused = _refusal(ctx, switch, name, target, mode, stop_controller)
+    pid = None if refused or not target else \
+        ctx.topo.stop_controller(switch, target, allow=stop_controller)
+    if pid is None:
+        why = refused or f"no controller listens at {target or '(none configured)'} in {switch}"
+        for step in (step for m in (mode, other) for step in _gone_steps(m, g, s, b)):
+            ctx.skip(step, why)
+        return
+    try:
+        for fail_mode in (mode, other):
+            _set_fail_mode(ctx, switch, name, fail_mode)
+            _without_controller(ctx, switch, name, fail_mode, g, s, b, pid)
+    finally:  # the bridge's own mode, whatever happened: secure must not stay fail-open
+        _set_fail_mode(ctx, switch, name, found)
+
+
+def _gone_steps(mode: str, g: Port, s: Port, b: Port) -> list[str]:
+    return [_noticed(mode), _gone(mode, g, b), *([_kept(g, s)] if mode == "secure" else [])]
+
+
+def _refusal(ctx: Context, host: str, bridge: str, target: str, mode: str,
+             allow: int | None) -> str | None:
+    """Why the steps without the controller are not taken (None: they are): netprobe stops
+    only its own controller, and switches the fail mode only of a bridge of a host it owns,
+    unless `allow` names the pid of the controller it may stop."""
+    remedy = ("; run the check on netprobe's reference topology, or pass "
+              "-p stop_controller=PID to let it stop that controller (it is not restarted) "
+              "and switch the bridge's fail mode for the proof (put back after)")
+    if not target:
+        return None
+    foreign = ctx.topo.foreign_controller(host, target, allow=allow)
+    if foreign is not None:
+        return foreign + remedy
+    spec = next((h for h in ctx.topo.spec.hosts if h.name == host), None)
+    if allow is None and (spec is None or not spec.owned):
+        return (f"{host} is a host netprobe does not own: it leaves the fail mode of {bridge} "
+                f"as it is ({mode}){remedy}")
+    return None
 
 
 def _dropped(src: Port, dst: Port) -> str:
@@ -151,7 +190,9 @@ def _diagnose_connection(ctx: Context, host: str, bridge: str, state: dict[str, 
 
 
 def _set_fail_mode(ctx: Context, host: str, bridge: str, mode: str) -> None:
-    ctx.topo.ovs(host, "ovs-vsctl", "--timeout=30", "set-fail-mode", bridge, mode, check=True)
+    """Set the bridge's fail mode ("": none set, OVS's default, standalone)."""
+    argv = ("set-fail-mode", bridge, mode) if mode else ("del-fail-mode", bridge)
+    ctx.topo.ovs(host, "ovs-vsctl", "--timeout=30", *argv, check=True)
 
 
 def _failed_open(ctx: Context, host: str, bridge: str) -> bool:
@@ -184,13 +225,8 @@ def _pushed_flow(ctx: Context, host: str, bridge: str, g: Port, s: Port, b: Port
 
 
 def _without_controller(ctx: Context, host: str, bridge: str, mode: str, g: Port, s: Port,
-                        b: Port, pid: int | None, target: str) -> None:
+                        b: Port, pid: int) -> None:
     name, noticed = _gone(mode, g, b), _noticed(mode)
-    if pid is None:
-        why = f"no controller listens at {target or '(none configured)'} in {host}"
-        for step in (noticed, name, *([_kept(g, s)] if mode == "secure" else [])):
-            ctx.skip(step, why)
-        return
     deadline = time.monotonic() + 3 * _STATE_WAIT
     while not _lost(ctx, host, bridge, mode) and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -233,6 +269,11 @@ CHECK = Check(
         "good": Param("the port of a host allowed to reach the server", param.port()),
         "server": Param("the port of the server", param.port()),
         "bad": Param("the port of the host whose IPv4 the controller drops", param.port()),
+        "stop_controller": Param(
+            "the pid of a controller netprobe did not start that the check may stop (it is "
+            "not restarted) and whose bridge's fail mode it may switch for the proof; "
+            "without it only netprobe's own controller is stopped",
+            param.optional(param.integer(1), none=None)),
     },
 )
 

@@ -1,5 +1,6 @@
 """The sdn check passes on its reference topology (OVS with netprobe's os-ken controller),
-and names the fault when the controller pushes the drop with the wrong match or the
+stopping netprobe's own controller for the proof and putting the fail mode back, and
+names the fault when the controller pushes the drop with the wrong match or the
 bridge points at the wrong controller port."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import pytest
 from support.paths import EXAMPLES
 from support.results import diagnosis_of
 
+import netprobe
 from netprobe.check import Status, run_check
 from netprobe.topology._kernel.sdn import has_os_ken
 
@@ -31,8 +33,11 @@ def _sabotaged(tmp_path: Path, old: str, new: str) -> Path:
 
 
 def test_sdn_passes_on_its_reference_topology() -> None:
-    result = run_check("sdn")
-    assert result.status is Status.PASS, result.evidence()
+    with netprobe.build(netprobe.load(EXAMPLES / "sdn.yaml")) as topo:
+        result = run_check("sdn", topo)  # netprobe's own controller: stopped for the proof
+        assert result.status is Status.PASS, result.evidence()
+        mode = topo.ovs("switch", "ovs-vsctl", "get", "bridge", "br0", "fail_mode").stdout
+        assert mode.strip() == "secure"  # standalone for the proof, then put back
     detail = {s.name: s.detail for s in result.steps}
     assert "is_connected: true" in detail["switch:br0 is connected to its controller"]
     pushed = detail["the controller's flow dropping IPv4 from 10.0.0.66 is in switch:br0's table"]

@@ -221,12 +221,22 @@ class Topology:
         self._host(host)
         return dhcp.client_lease(self, host, iface)
 
-    def stop_controller(self, host: str, target: str) -> int | None:
-        """Stop the OpenFlow controller listening at `target` (tcp:IP:PORT or unix:PATH,
-        as an OVS bridge names it) in `host`'s namespace, whoever started it, and wait
-        until it is gone: its pid (None: nothing listens there)."""
+    def stop_controller(self, host: str, target: str, *, allow: int | None = None) -> int | None:
+        """Stop netprobe's OpenFlow controller listening at `target` (tcp:IP:PORT or
+        unix:PATH, as an OVS bridge names it) in `host`'s namespace, and wait until it is
+        gone: its pid (None: nothing listens there). Only a controller this topology
+        started is stopped, or the process whose pid is `allow` (the caller's consent);
+        anyone else's raises TopologyError (`foreign_controller`'s reason), unsignalled."""
         self._host(host)
-        return sdn.stop_listener(self, host, target)
+        return sdn.stop_listener(self, host, target, allow)
+
+    def foreign_controller(self, host: str, target: str, *,
+                           allow: int | None = None) -> str | None:
+        """Why `stop_controller` would refuse the controller at `target` in `host`: "the
+        controller at T in H is not netprobe's (pid N, COMMAND): netprobe never stops it"
+        (None: nothing listens there, it is this topology's, or its pid is `allow`)."""
+        self._host(host)
+        return sdn.foreign(self, host, target, allow)
 
     def note_undo(self, entry: dict[str, Any]) -> None:
         """Record how to undo a change in a namespace netprobe does not own, before it is

@@ -14,8 +14,11 @@ open as soon as its controller is gone, not after three probe intervals (15 s).
 from __future__ import annotations
 
 import importlib.util
+import ipaddress
+import itertools
 import json
 import os
+import struct
 import sys
 import time
 from collections.abc import Callable
@@ -126,7 +129,8 @@ def _log_text(path: str) -> str:
 
 def listener(ns_fd: int, where: str) -> int | None:
     """The pid of the process in namespace `ns_fd` listening at `where` (tcp:IP:PORT or
-    unix:PATH), whoever started it (None: nothing listens there)."""
+    unix:PATH), whoever started it (None: nothing listens there). A TCP listener counts
+    when its local address is IP, or a wildcard one and IP is an address of the namespace."""
     pids = _pids_in(ns_fd)
     if not pids:
         return None
@@ -163,20 +167,79 @@ def _listening_inodes(pid: int, where: str) -> set[str]:
                 rows = [line.split() for line in src.read().splitlines()[1:]]
             return {r[6] for r in rows if len(r) > 7 and r[7] == rest
                     and int(r[3], 16) & _UNIX_ACCEPTCON}
-        port = int(rest.rsplit(":", 1)[1])
+        host, _, port_text = rest.rpartition(":")
+        ip, port = ipaddress.ip_address(host.strip("[]")), int(port_text)
         rows = []
         for table in ("tcp", "tcp6"):
             with open(f"/proc/{pid}/net/{table}") as src:
                 rows += [line.split() for line in src.read().splitlines()[1:]]
     except (OSError, ValueError, IndexError):
         return set()
-    return {r[9] for r in rows if len(r) > 9 and r[3] == _TCP_LISTEN
-            and int(r[1].rsplit(":", 1)[1], 16) == port}
+    local = ip.is_loopback or ip in _local_addresses(pid)
+    found = set()
+    for row in rows:
+        if len(row) <= 9 or row[3] != _TCP_LISTEN:
+            continue
+        bound, _, bound_port = row[1].partition(":")
+        at = _proc_address(bound)
+        if int(bound_port, 16) == port and (at == ip or (at.is_unspecified and local)):
+            found.add(row[9])
+    return found
 
 
-def stop_listener(topo: Topology, host: str, where: str) -> int | None:
-    """Stop the process in `host` listening at `where` (netprobe's controller, or one
-    someone else started there), and wait until it is gone: its pid (None: none)."""
+def _proc_address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """An address as /proc/net/tcp{,6} prints it: 32-bit words in the host's byte order;
+    an IPv4-mapped IPv6 one as its IPv4 address."""
+    raw = b"".join(struct.pack("=I", int(text[i:i + 8], 16)) for i in range(0, len(text), 8))
+    address = ipaddress.ip_address(raw)
+    mapped = getattr(address, "ipv4_mapped", None)
+    return mapped if mapped is not None else address
+
+
+def _local_addresses(pid: int) -> set[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """The addresses of the namespace of `pid` (its local routes; its IPv6 addresses)."""
+    found: set[ipaddress.IPv4Address | ipaddress.IPv6Address] = set()
+    try:
+        with open(f"/proc/{pid}/net/fib_trie") as src:
+            lines = src.read().splitlines()
+        with open(f"/proc/{pid}/net/if_inet6") as src:
+            found |= {ipaddress.ip_address(bytes.fromhex(line.split()[0]))
+                      for line in src if line.strip()}
+    except (OSError, ValueError):
+        return found
+    for before, line in itertools.pairwise(lines):
+        if line.strip() == "/32 host LOCAL" and "-- " in before:
+            found.add(ipaddress.ip_address(before.rsplit("-- ", 1)[1].strip()))
+    return found
+
+
+def foreign(topo: Topology, host: str, where: str, allow: int | None = None) -> str | None:
+    """Why the controller listening at `where` in `host` is not netprobe's to stop: it is
+    no daemon of this topology, and its pid is not `allow` (None: nothing listens there,
+    or it may be stopped)."""
+    pid = listener(topo.fd_of(host), where)
+    if pid is None or pid == allow or any(d.proc.pid == pid for d in topo.daemons):
+        return None
+    return (f"the controller at {where} in {host} is not netprobe's (pid {pid}, "
+            f"{_command(pid)}): netprobe never stops it")
+
+
+def _command(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as src:
+            argv = src.read().rstrip(b"\0").split(b"\0")
+    except OSError:
+        return "gone"
+    return " ".join(a.decode(errors="replace") for a in argv)[:120] or "?"
+
+
+def stop_listener(topo: Topology, host: str, where: str, allow: int | None = None) -> int | None:
+    """Stop netprobe's controller in `host` listening at `where` (one of this topology's
+    daemons, or the process whose pid is `allow`), and wait until it is gone: its pid
+    (None: nothing listens there). Anyone else's: TopologyError, and nothing is signalled."""
+    why = foreign(topo, host, where, allow)
+    if why is not None:
+        raise TopologyError(why)
     pid = listener(topo.fd_of(host), where)
     if pid is None:
         return None
