@@ -8,8 +8,9 @@ arrives; the second guest's kernel answers a ping across the overlay; a broadcas
 the tenant's guest and no guest of another tenant (decided by a barrier sent in that
 other tenant). Then the path MTU from the first tenant's sender: IPv4 packets with DF set,
 sized by bisection (each size decided by a small barrier behind it, a size lost only when
-lost twice, the size above the answer probed again), give the largest that crosses; VXLAN takes 50 bytes of the underlay's MTU. Packets of `mtu` bytes (default: the
-sender's own MTU) must cross. On failure the tunnel endpoints are read back (kernel VXLAN
+lost twice, the size above the answer probed again), give the largest that crosses;
+VXLAN takes 50 bytes of the underlay's MTU. Packets of `mtu` bytes (default: the sender's
+own MTU) must cross. On failure the tunnel endpoints are read back (kernel VXLAN
 devices, or OVS VXLAN ports) to name the fault: a VNI the far side does not have, a remote
 that is not the peer's underlay address, an underlay MTU too small for the guests.
 """

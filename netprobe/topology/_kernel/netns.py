@@ -111,7 +111,7 @@ def delete_many(names: list[str], delete: Callable[[str], None] = delete) -> dic
     def attempt(name: str) -> str | None:
         try:
             delete(name)
-        except Exception as exc:  # noqa: BLE001 - each failure is reported, none stops the rest
+        except Exception as exc:  # each failure is reported; none stops the rest
             return f"deleting namespace {name}: {exc}"
         return None
 
