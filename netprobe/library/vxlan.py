@@ -7,9 +7,10 @@ read from the frame captured there (the probe's nonce found in the inner frame),
 arrives; the second guest's kernel answers a ping across the overlay; a broadcast reaches
 the tenant's guest and no guest of another tenant (decided by a barrier sent in that
 other tenant). Then the path MTU from the first tenant's sender: IPv4 packets with DF set,
-sized by bisection (each size decided by a small barrier behind it), give the largest that
-crosses; VXLAN takes 50 bytes of the underlay's MTU. Packets of `mtu` bytes (default: the
-sender's own MTU) must cross. On failure the tunnel endpoints are read back (kernel VXLAN
+sized by bisection (each size decided by a small barrier behind it, a size lost only when
+lost twice, the size above the answer probed again), give the largest that crosses;
+VXLAN takes 50 bytes of the underlay's MTU. Packets of `mtu` bytes (default: the sender's
+own MTU) must cross. On failure the tunnel endpoints are read back (kernel VXLAN
 devices, or OVS VXLAN ports) to name the fault: a VNI the far side does not have, a remote
 that is not the peer's underlay address, an underlay MTU too small for the guests.
 """
@@ -43,6 +44,7 @@ from netprobe.errors import SpecError
 from netprobe.traffic import Capture, Captured
 
 from . import _vxlan_diagnosis as diagnosis
+from ._mtu_bisect import bisect
 from ._vxlan_wire import OVERHEAD, Tunnelled, arp_request_target, parse
 
 __all__ = ["CHECK", "Tenant", "parse_tenants", "run"]
@@ -247,19 +249,11 @@ def _path_mtu(ctx: Context, t: Tenant, want: int | None) -> int | None:
     want = want if want is not None else limit
     key = _mtu_key(t)
     name = f"{key}: {want}-byte IPv4 packets (DF set) cross the overlay"
-    low, high = _SMALLEST, limit
-    if not _crosses(ctx, t, low):
-        ctx.inconclusive(name, f"not even a {low}-byte packet crosses: no path to measure",
-                         key=key)
+    found = bisect(lambda size: _crosses(ctx, t, size), _SMALLEST, limit)
+    if found.largest is None:
+        ctx.inconclusive(name, found.why, key=key)
         return None
-    while low < high:  # low crosses; find the largest size that does
-        size = (low + high + 1) // 2
-        crossed = _crosses(ctx, t, size)
-        if crossed is None:
-            ctx.inconclusive(name, f"the barrier behind a {size}-byte probe never arrived",
-                             key=key)
-            return None
-        low, high = (size, high) if crossed else (low, size - 1)
+    low = found.largest
     lost = f"; {low + 1} bytes and above are lost" if low < limit else ""
     short = f"; {t.src} has MTU {limit}: it cannot send {want}-byte packets" if (
         want > limit) else ""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -144,3 +145,55 @@ def test_without_netem_building_says_so_with_the_remedy(tmp_path: Path) -> None:
     assert "impairing a:eth0 with rate 10mbit, delay 20ms: this kernel has no netem" in message
     assert "modprobe sch_netem" in message and "VM tier" in message
     assert not [n for n in netns.list_names() if n.endswith("-a") and "imp-netem" in n]
+
+
+ADOPTING = """
+name: {name}
+hosts:
+  a:
+    adopt: {ns}
+    interfaces:
+      eth0: {{}}
+      np1:
+        veth: {{peer: "b:eth0"}}
+        addresses: [10.77.1.1/24]
+  b:
+    interfaces:
+      eth0: {{addresses: [10.77.1.2/24]}}
+"""
+
+
+def _qdiscs(ns: str) -> str:
+    return subprocess.run(["tc", "-n", ns, "-j", "qdisc", "show", "dev", "eth0"],
+                          capture_output=True, text=True, check=True).stdout  # fmt: skip
+
+
+def test_topo_impair_leaves_an_adopted_namespaces_own_links_alone(tmp_path: Path) -> None:
+    """A link the lab found in an adopted namespace keeps its owner's qdisc: neither
+    impairing nor --clear touches it (one line, exit 2); the link the lab made there can."""
+    tag = uuid.uuid4().hex[:6]
+    ns, name = f"imx-{tag}-a", f"imp-adopt-{tag}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        subprocess.run(["ip", "-n", ns, "link", "add", "eth0", "up", "type", "veth", "peer",
+                        "eth1"], check=True)  # fmt: skip
+        subprocess.run(["tc", "-n", ns, "qdisc", "add", "dev", "eth0", "root", "tbf", "rate",
+                        "1mbit", "burst", "32kb", "latency", "50ms"], check=True)  # fmt: skip
+        before = _qdiscs(ns)
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(ADOPTING.format(name=name, ns=ns))
+        done = _netprobe("topo", "up", str(path))
+        assert done.returncode == 0, done.stderr
+        try:
+            for extra in (["--rate", "5mbit"], ["--clear"]):
+                done = _netprobe("topo", "impair", name, "a:eth0", *extra)
+                assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+                assert f"a:eth0 of lab {name!r} is not a link netprobe made" in done.stderr
+                assert _qdiscs(ns) == before  # the owner's tbf, as it was
+            done = _netprobe("topo", "impair", name, "a:np1", "--rate", "5mbit")
+            assert (done.returncode, done.stdout) == (0, "a:np1: rate 5mbit\n"), done.stderr
+        finally:
+            _netprobe("topo", "down", name)
+        assert _qdiscs(ns) == before
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=False)

@@ -425,3 +425,35 @@ def test_topo_down_removes_a_topo_up_killed_while_building(tmp_path: Path) -> No
         netprobe.build(netprobe.load(tmp_path / "killed.yaml"), persistent=True)
     netprobe.topology.down("np_killed_up")
     assert not [n for n in netns.list_names() if n.startswith("np-np_killed_up-")]
+
+
+def test_a_namespace_that_will_not_go_is_a_teardown_problem_and_keeps_the_record(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Teardown deletes the other namespaces, says which one stayed, and keeps the record
+    so that cleaning the run later removes it."""
+    from netprobe.topology._kernel import cleanup
+
+    spec = Spec("np_delfail", hosts=[Host("a", interfaces=[Interface("eth0", Veth("b:eth0"))]),
+                                     Host("b")])  # fmt: skip
+    topo = netprobe.build(spec)
+    stuck = topo.namespace("a")
+    real = netns.delete_many
+
+    def busy(name: str) -> None:
+        if name == stuck:
+            raise OSError(16, "Device or resource busy")
+        netns.delete(name)
+
+    monkeypatch.setattr(netns, "delete_many", lambda names: real(names, busy))
+    try:
+        with pytest.raises(netprobe.TopologyError, match=f"deleting namespace {stuck}: "):
+            topo.teardown()
+        assert _left_of_run(topo.runid)["namespaces"] == [stuck]
+        assert stuck not in (topo.teardown_report or cleanup.CleanReport()).removed_namespaces
+        assert [r.runid for r in owner.read_records() if r.runid == topo.runid] == [topo.runid]
+    finally:
+        monkeypatch.undo()
+        for record in (r for r in owner.read_records() if r.runid == topo.runid):
+            cleanup.remove_run(record, netns.list_names(), cleanup.CleanReport())
+    assert _left_of_run(topo.runid) == {k: [] for k in _left_of_run(topo.runid)}

@@ -109,8 +109,10 @@ def remove_run(record: owner.RunRecord, names: list[str], report: CleanReport) -
         raise TopologyError(f"cleaning run {record.runid}: " + "; ".join(problems))
     prefix = owner.ns_prefix(record.runid)
     mine = [name for name in names if name.startswith(prefix)]
-    netns.delete_many(mine)
-    report.removed_namespaces += mine
+    failed = netns.delete_many(mine)
+    report.removed_namespaces += [name for name in mine if name not in failed]
+    if failed:  # the record is how a later `clean` finds what is left
+        raise TopologyError(f"cleaning run {record.runid}: " + "; ".join(failed.values()))
     owner.unregister(record.runid)
     report.removed_runs.append(record.runid)
 

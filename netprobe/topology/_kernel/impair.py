@@ -3,6 +3,7 @@ duplicate, reorder) as the root qdisc with tbf (the rate limit and its queue) be
 or tbf alone. A kernel without netem gets one line saying so, with the remedy.
 
 Qdiscs go with their link: a namespace netprobe owns takes them away when it goes.
+Only links netprobe made are impaired: an existing link's qdisc is its owner's.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from ...errors import SetupError, SpecError, TopologyError
 from .._model.impair import Impair
-from . import netns
+from . import netns, owner
 
 if TYPE_CHECKING:
     from .live import Topology
@@ -117,10 +118,15 @@ def impair_lab(name: str, port: str, imp: Impair | None) -> str:
     if not ns:
         raise TopologyError(f"{host} is the machine's own (root) namespace: impair the far "
                             "end of its link instead", obj=host)  # fmt: skip
-    links = _link_names(ns)
+    links = _link_aliases(ns)
     if dev not in links:
         raise TopologyError(f"host {host!r} of lab {name!r} has no interface {dev!r} (it has: "
-                            f"{', '.join(links)})", obj=port)  # fmt: skip
+                            f"{', '.join(sorted(links))})", obj=port)  # fmt: skip
+    if not _made_by(record, ns, links[dev]):
+        # its qdisc is its owner's: deleting it could not be undone
+        raise TopologyError(f"{port} of lab {name!r} is not a link netprobe made: it is in "
+                            f"adopted namespace {ns!r} and was not made by the lab, so "
+                            "netprobe leaves its queue alone", obj=port)  # fmt: skip
     if imp is None:
         had = clear(ns, dev, port)
         return f"{port}: impairments removed" if had else f"{port}: had no impairments"
@@ -128,12 +134,21 @@ def impair_lab(name: str, port: str, imp: Impair | None) -> str:
     return f"{port}: {imp.words()}"
 
 
-def _link_names(ns: str) -> list[str]:
+def _made_by(record: owner.RunRecord, ns: str, alias: str | None) -> bool:
+    """Whether a link of `ns` with alias `alias` is the run's: every link of a namespace
+    the run owns is; in an adopted one, only those carrying the run's tag."""
+    if ns not in record.adopted and owner.runid_of(ns) == record.runid:
+        return True
+    return alias == owner.link_tag(record.runid)
+
+
+def _link_aliases(ns: str) -> dict[str, str | None]:
+    """The links of `ns` (loopback aside), name → alias."""
     from .netlink import Rtnl
 
     fd = netns.open_fd(ns)
     try:
         with Rtnl(fd) as nl:
-            return sorted(n for n in nl.links() if n != "lo")
+            return {n: s.alias for n, s in nl.link_states().items() if n != "lo"}
     finally:
         os.close(fd)

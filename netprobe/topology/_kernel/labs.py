@@ -97,7 +97,11 @@ def forget_process(lab: str) -> None:
 
 def _change(lab: str, edit: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]) -> None:
     try:
-        record = find_persistent(lab)
+        runid = find_persistent(lab).runid
+        with owner.locked(runid) as there:  # captures start and end at once: none lost
+            if not there:
+                return
+            record = find_persistent(lab)  # read again, under the lock
+            owner.update(replace(record, processes=edit(list(record.processes))))
     except TopologyError:
         return  # taken down meanwhile: nothing to note
-    owner.update(replace(record, processes=edit(list(record.processes))))

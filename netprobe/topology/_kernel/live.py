@@ -340,9 +340,10 @@ class Topology:
             # and recording it.
             prefix = owner.ns_prefix(self.runid)
             mine = [n for n in reversed(netns.list_names()) if n.startswith(prefix)]
-            netns.delete_many(mine)
-            report.removed_namespaces += mine
-            if not stuck:
+            failed = netns.delete_many(mine)
+            report.removed_namespaces += [n for n in mine if n not in failed]
+            problems += failed.values()
+            if not stuck and not failed:  # else the record is how `clean` finds them
                 owner.unregister(self.runid)
         _sigterm.disarm_if_idle()
         if problems:

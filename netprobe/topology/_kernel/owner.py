@@ -16,6 +16,7 @@ is not mistaken for the owner) and whether the run is persistent (`netprobe topo
 
 from __future__ import annotations
 
+import fcntl
 import glob
 import hashlib
 import json
@@ -175,9 +176,35 @@ def update(record: RunRecord) -> None:
 
 
 def unregister(runid: str) -> None:
-    """Remove run `runid`'s record (gone already is fine)."""
-    with suppress(FileNotFoundError):
+    """Remove run `runid`'s record (gone already is fine), not while `locked` holds it."""
+    with locked(runid), suppress(FileNotFoundError):
         os.unlink(_record_path(runid))
+
+
+@contextmanager
+def locked(runid: str) -> Iterator[bool]:
+    """Run `runid`'s record held for a read-modify-write (an exclusive flock): yields
+    whether there is a record."""
+    fd = _lock(_record_path(runid))
+    try:
+        yield fd is not None
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
+def _lock(path: str) -> int | None:
+    # Writes replace the file: the lock counts only on the file still there once held.
+    while True:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        with suppress(FileNotFoundError):
+            if os.path.samestat(os.fstat(fd), os.stat(path)):
+                return fd
+        os.close(fd)  # replaced or removed while this waited: lock what is there now
 
 
 def stale_temporaries() -> list[str]:
