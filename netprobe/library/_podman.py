@@ -177,7 +177,23 @@ def private(runid: str) -> Iterator[str]:
     try:
         yield path
     finally:
-        shutil.rmtree(path, ignore_errors=True)
+        _remove(path)
+
+
+def _remove(path: str, within: float = 5.0) -> None:
+    """Remove Podman's directory. A process of Podman's (its cleanup after `rm`) may still
+    be finishing a write in its storage: retry until the directory is gone."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            shutil.rmtree(path)
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def _has(pid: int, mark: bytes) -> bool:
