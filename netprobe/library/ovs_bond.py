@@ -31,7 +31,7 @@ from netprobe.check import (
 from netprobe.errors import SpecError
 from netprobe.traffic import Template, find_nonce, ports, udp
 
-from .ovs_switch import bond_state
+from .ovs_switch import bond_members, bond_state
 
 __all__ = ["CHECK", "run"]
 
@@ -78,7 +78,7 @@ class _Flow:
 def body(ctx: Context, *, bond: str = "hv:bond0", a: str = "h1:eth0", b: str = "h2:eth0",
          max_failover: float | str = 1.0) -> None:
     """Stream between `a` and `b` across `bond` (HOST:BOND), kill its active link."""
-    host, name, members = _bond(ctx, bond)
+    host, name, members = bond_members(ctx, bond)
     limit = _seconds(max_failover)
     src, dst = parse_ports(ctx.topo, [a, b], at_least=2)
     backup, failover, *kept = _steps(bond, src, dst)
@@ -120,19 +120,6 @@ def _seconds(value: float | str) -> float:
     if not 0 < limit <= 60:
         raise SpecError(f"max_failover must be 0..60 seconds, not {value!r}")
     return limit
-
-
-def _bond(ctx: Context, bond: str) -> tuple[str, str, list[str]]:
-    """(host, bond, its members), as that host's OVS reports them."""
-    try:
-        port: Port | None = Port.parse(bond)
-    except SpecError:
-        port = None
-    state = bond_state(ctx, port.host, port.ifname) if port and port.host in ctx.topo.hosts \
-        else None
-    if port is None or state is None or not state.enabled:
-        raise SpecError(f"bond must be HOST:BOND, an ovs_bond of this topology; {bond!r} is not")
-    return port.host, port.ifname, sorted(state.enabled)
 
 
 def _flow(ctx: Context, src: Port, dst: Port) -> _Flow:

@@ -11,12 +11,19 @@ from __future__ import annotations
 
 from itertools import permutations
 
-from netprobe.check import Check, Context, Param, Port, ipv4_of, param, parse_ports
-from netprobe.errors import SpecError
+from netprobe.check import Check, Context, Param, Port, param, parse_ports
 from netprobe.expect import at, nowhere
-from netprobe.traffic import Template, udp
+from netprobe.traffic import Template
 
-from .ovs_switch import Trace, flows, require_ovs_bridge, switch_port, trace
+from .ovs_switch import (
+    Trace,
+    flows,
+    ipv4_address,
+    require_ovs_bridge,
+    switch_port,
+    trace,
+    udp_probe,
+)
 
 __all__ = ["CHECK", "run"]
 
@@ -30,7 +37,7 @@ def body(ctx: Context, *, bridge: str = "switch:br0", hosts: str = "h1:eth0,h2:e
     switch, name = require_ovs_bridge(ctx.topo, bridge)
     allowed = parse_ports(ctx.topo, hosts, at_least=2)
     (bad,) = parse_ports(ctx.topo, blocked, at_least=1)
-    bad_ip = _ip(ctx, bad)
+    bad_ip = ipv4_address(ctx, bad)
     everyone = [*allowed, bad]
     traced = f"{bridge}'s flow table drops IPv4 from {bad_ip} (ofproto/trace)"
     ctx.plan(*(_switched(src, dst) for src, dst in permutations(allowed, 2)),
@@ -60,16 +67,8 @@ def _dropped(bad: Port, bad_ip: str, dst: Port) -> str:
     return f"IPv4 from {bad} ({bad_ip}) to {dst} is dropped"
 
 
-def _ip(ctx: Context, port: Port) -> str:
-    ip = ipv4_of(ctx.topo, port)
-    if ip is None:
-        raise SpecError(f"{port} has no IPv4 address in the topology")
-    return ip
-
-
 def _probe(ctx: Context, src: Port, dst: Port) -> Template:
-    src_mac, dst_mac = ctx.topo.mac(src), ctx.topo.mac(dst)
-    return udp(src_mac, dst_mac, _ip(ctx, src), _ip(ctx, dst), dport=_PORT)
+    return udp_probe(ctx, src, dst, _PORT)
 
 
 def _trace(ctx: Context, switch: str, bridge: str, src: Port, dst: Port) -> Trace | None:
@@ -77,7 +76,7 @@ def _trace(ctx: Context, switch: str, bridge: str, src: Port, dst: Port) -> Trac
     flow = (f"in_port={switch_port(ctx.topo, src, switch)},udp,"
             f"dl_src={ctx.topo.mac(src)},"
             f"dl_dst={ctx.topo.mac(dst)},"
-            f"nw_src={_ip(ctx, src)},nw_dst={_ip(ctx, dst)}")
+            f"nw_src={ipv4_address(ctx, src)},nw_dst={ipv4_address(ctx, dst)}")
     return trace(ctx, switch, bridge, flow)
 
 
@@ -88,12 +87,13 @@ def _explain(ctx: Context, switch: str, bridge: str, src: Port, dst: Port, wrong
     if found is None:
         ctx.diagnose(f"{switch}:{bridge} could not be traced (is ovs-vswitchd running?)")
     elif wrong == "passes" and not found.dropped:
-        ctx.diagnose(f"no flow on {switch}:{bridge} drops IPv4 from {_ip(ctx, src)}: its "
+        ctx.diagnose(f"no flow on {switch}:{bridge} drops IPv4 from {ipv4_address(ctx, src)}: its "
                      f"packets match {found.rule!r} (datapath actions: {found.actions}); "
                      f"the flow table is: {table}")
     elif wrong == "drops" and found.dropped:
         ctx.diagnose(f"{switch}:{bridge} drops IPv4 {src} → {dst} too: it matches "
-                     f"{found.rule!r}, which catches more than {_ip(ctx, src)}'s neighbour")
+                     f"{found.rule!r}, which catches more than "
+                     f"{ipv4_address(ctx, src)}'s neighbour")
     else:
         ctx.diagnose(f"ofproto/trace says {switch}:{bridge} handles {src} → {dst} with "
                      f"{found.rule!r} ({found.actions}), yet the frames disagree: see the "

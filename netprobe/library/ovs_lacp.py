@@ -27,7 +27,7 @@ from netprobe.errors import SpecError
 
 from ._lacp_diagnosis import diagnose
 from ._lacp_traffic import Flows
-from .ovs_switch import LacpState, bond_of, bond_state, lacp_state
+from .ovs_switch import LacpState, bond_members, bond_of, lacp_state
 
 __all__ = ["CHECK", "run"]
 
@@ -41,7 +41,7 @@ def body(ctx: Context, *, bond: str = "server:bond0", a: str = "c1:eth0",
          b: str = "c2:eth0", flows: int | str = 16, max_failover: float | str = 1.0,
          max_negotiation: float | str = 10.0) -> None:
     """Negotiate, balance, cut a link, take it back: `bond` (HOST:BOND) carries a → b."""
-    host, name, members = _bond(ctx, bond)
+    host, name, members = bond_members(ctx, bond)
     count = int(_number(flows, "flows", 2, 256))
     failover, negotiation = (_number(max_failover, "max_failover", 0, 60),
                              _number(max_negotiation, "max_negotiation", 0, 120))
@@ -78,19 +78,6 @@ def _number(value: float | int | str, what: str, low: float, high: float) -> flo
     if not low < number <= high:
         raise SpecError(f"{what} must be {low:g}..{high:g}, not {value!r}")
     return number
-
-
-def _bond(ctx: Context, bond: str) -> tuple[str, str, list[str]]:
-    """(host, bond, its members), as that host's OVS reports them."""
-    try:
-        port: Port | None = Port.parse(bond)
-    except SpecError:
-        port = None
-    state = bond_state(ctx, port.host, port.ifname) if port and port.host in ctx.topo.hosts \
-        else None
-    if port is None or state is None or not state.enabled:
-        raise SpecError(f"bond must be HOST:BOND, an ovs_bond of this topology; {bond!r} is not")
-    return port.host, port.ifname, sorted(state.enabled)
 
 
 def _far_bonds(ctx: Context, far: dict[str, Port | None]) -> dict[str, tuple[str, str] | None]:

@@ -11,23 +11,27 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from netprobe.check import Context, Port, peer_port
+from netprobe.check import Context, Port, ipv4_of, peer_port
 from netprobe.errors import SpecError
 from netprobe.topology import Topology
+from netprobe.traffic import Template, udp
 
 __all__ = [
     "BondState",
     "LacpMember",
     "LacpState",
     "Trace",
+    "bond_members",
     "bond_of",
     "bond_state",
     "flows",
+    "ipv4_address",
     "lacp_state",
     "port_vlans",
     "require_ovs_bridge",
     "switch_port",
     "trace",
+    "udp_probe",
 ]
 
 
@@ -182,3 +186,30 @@ def lacp_state(ctx: Context, host: str, bond: str) -> LacpState | None:
         elif key == "partner sys_id" and member is not None:
             members[member] = LacpMember(members[member].state, value)
     return LacpState(status, sys_id, members)
+
+
+def bond_members(ctx: Context, bond: str) -> tuple[str, str, list[str]]:
+    """(host, bond, its members) of `bond` (HOST:BOND), as that host's OVS reports them."""
+    try:
+        port: Port | None = Port.parse(bond)
+    except SpecError:
+        port = None
+    state = bond_state(ctx, port.host, port.ifname) if port and port.host in ctx.topo.hosts \
+        else None
+    if port is None or state is None or not state.enabled:
+        raise SpecError(f"bond must be HOST:BOND, an ovs_bond of this topology; {bond!r} is not")
+    return port.host, port.ifname, sorted(state.enabled)
+
+
+def udp_probe(ctx: Context, src: Port, dst: Port, dport: int) -> Template:
+    """A UDP datagram from `src` to `dst`, between their IPv4 addresses."""
+    return udp(ctx.topo.mac(src), ctx.topo.mac(dst), ipv4_address(ctx, src), ipv4_address(ctx, dst),
+               dport=dport)
+
+
+def ipv4_address(ctx: Context, port: Port) -> str:
+    """`port`'s IPv4 address in the topology (SpecError when it has none)."""
+    ip = ipv4_of(ctx.topo, port)
+    if ip is None:
+        raise SpecError(f"{port} has no IPv4 address in the topology")
+    return ip

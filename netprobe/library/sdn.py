@@ -25,12 +25,11 @@ import json
 import time
 from typing import Any
 
-from netprobe.check import Check, Context, Param, Port, ipv4_of, param, parse_ports
-from netprobe.errors import SpecError
+from netprobe.check import Check, Context, Param, Port, param, parse_ports
 from netprobe.expect import at, nowhere
-from netprobe.traffic import Template, udp
+from netprobe.traffic import Template
 
-from .ovs_switch import flows, require_ovs_bridge, switch_port, trace
+from .ovs_switch import flows, ipv4_address, require_ovs_bridge, switch_port, trace, udp_probe
 
 __all__ = ["CHECK", "run"]
 
@@ -47,7 +46,7 @@ def body(ctx: Context, *, bridge: str = "switch:br0", good: str = "good:eth0",
     with the controller gone, secure forwards nothing new and standalone learns."""
     switch, name = require_ovs_bridge(ctx.topo, bridge)
     g, s, b = (parse_ports(ctx.topo, p, at_least=1)[0] for p in (good, server, bad))
-    bad_ip = _ip(ctx, b)
+    bad_ip = ipv4_address(ctx, b)
     found = _ovs_get(ctx, switch, "bridge", name, "fail_mode")
     mode = found or "standalone"
     other = "standalone" if mode == "secure" else "secure"
@@ -119,16 +118,8 @@ def _kept(src: Port, dst: Port) -> str:
     return f"controller gone, fail_mode=secure: IPv4 {src} → {dst} still meets its pushed flow"
 
 
-def _ip(ctx: Context, port: Port) -> str:
-    ip = ipv4_of(ctx.topo, port)
-    if ip is None:
-        raise SpecError(f"{port} has no IPv4 address in the topology")
-    return ip
-
-
 def _probe(ctx: Context, src: Port, dst: Port) -> Template:
-    src_mac, dst_mac = ctx.topo.mac(src), ctx.topo.mac(dst)
-    return udp(src_mac, dst_mac, _ip(ctx, src), _ip(ctx, dst), dport=_PORT)
+    return udp_probe(ctx, src, dst, _PORT)
 
 
 # -- what OVS says ----------------------------------------------------------------------
@@ -204,7 +195,7 @@ def _failed_open(ctx: Context, host: str, bridge: str) -> bool:
 
 def _pushed_flow(ctx: Context, host: str, bridge: str, g: Port, s: Port, b: Port,
                  pushed: str) -> None:
-    bad_ip = _ip(ctx, b)
+    bad_ip = ipv4_address(ctx, b)
     drop = ctx.expect(_dropped(b, s), _probe(ctx, b, s), b, nowhere(among=[g, s]),
                       timeout=_TIMEOUT)
     ctx.expect(_switched(g, s), _probe(ctx, g, s), g, at(s), timeout=_TIMEOUT)
@@ -216,7 +207,7 @@ def _pushed_flow(ctx: Context, host: str, bridge: str, g: Port, s: Port, b: Port
         return
     found = trace(ctx, host, bridge, f"in_port={switch_port(ctx.topo, b, host)},udp,"
                   f"dl_src={ctx.topo.mac(b)},dl_dst={ctx.topo.mac(s)},"
-                  f"nw_src={bad_ip},nw_dst={_ip(ctx, s)}")
+                  f"nw_src={bad_ip},nw_dst={ipv4_address(ctx, s)}")
     drops = [f for f in table if f.endswith("actions=drop")]
     met = f"; its packets meet {found.rule!r} ({found.actions})" if found else ""
     ctx.diagnose(f"the controller pushed no flow that matches the bad host {b} ({bad_ip}): "
