@@ -26,7 +26,7 @@ from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
-from . import netns
+from . import netns, nlpack
 
 RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18
 RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR = 20, 21, 22
@@ -34,7 +34,7 @@ RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE = 24, 25, 26
 _NLMSG_ERROR, _NLMSG_DONE = 2, 3
 _SOL_NETLINK, _NETLINK_CAP_ACK, _NETLINK_EXT_ACK = 270, 10, 11
 _NLMSGERR_ATTR_MSG = 1
-HDR = struct.Struct("=IHHII")
+HDR = nlpack.HDR
 _CLASSES: dict[int, Any] = {RTM_GETLINK: ifinfmsg, RTM_GETADDR: ifaddrmsg, RTM_GETROUTE: rtmsg}
 
 CREATE = NLM_F_CREATE | NLM_F_EXCL
@@ -68,6 +68,9 @@ class Rtnl:
 
     def _encode(self, msg: Any, msg_type: int, flags: int) -> bytes:
         self._seq += 1
+        packed = nlpack.pack(msg, msg_type, NLM_F_REQUEST | flags, self._seq)
+        if packed is not None:
+            return packed
         msg["header"]["type"] = msg_type
         msg["header"]["flags"] = NLM_F_REQUEST | flags
         msg["header"]["sequence_number"] = self._seq
@@ -338,9 +341,7 @@ _IFA_ADDRESS, _IFA_LOCAL, _IFA_FLAGS = 1, 2, 8
 _NLA_TYPE_MASK = 0x3FFF
 
 
-def attr(kind: int, payload: bytes) -> bytes:
-    """One netlink attribute: its header, `payload`, and padding to 4 bytes."""
-    return struct.pack("=HH", 4 + len(payload), kind) + payload + b"\0" * (-len(payload) % 4)
+attr = nlpack.attr  # one netlink attribute: header, payload, padding to 4 bytes
 
 
 def scan(chunk: bytes, offset: int, wanted: set[int]) -> dict[int, bytes]:
