@@ -28,7 +28,7 @@ from netprobe.topology._kernel import build as _build
 from netprobe.topology._kernel import selfcheck
 
 PHASES = (
-    "_open_host",
+    "_open_hosts",
     "_create_links",
     "_configure_links",
     "_learn_indexes",

@@ -102,8 +102,7 @@ class _Builder:
     def run(self) -> None:
         dhcp.check_tools(self.spec)
         sdn.check_tools(self.spec)
-        for host in self.spec.hosts:
-            self._open_host(host)
+        self._open_hosts()
         self._create_links()
         self.flush()  # every link exists before any is configured
         self._configure_links()
@@ -198,14 +197,37 @@ class _Builder:
 
     # -- namespaces ----------------------------------------------------------------------
 
-    def _open_host(self, host: Host) -> None:
+    def _open_hosts(self) -> None:
+        """Open every host, in the spec's order; the namespaces netprobe owns are made
+        first, together (`netns.create_many`)."""
+        owned = {namespace_of(h, self.topo.runid): h for h in self.spec.hosts if h.owned}
+        made = dict(
+            zip(
+                (h.name for h in owned.values()),
+                netns.create_many(list(owned), lambda ns: self._inside_new(owned[ns])),
+                strict=True,
+            )
+        )
+        try:
+            for host in self.spec.hosts:
+                self._open_host(host, made.pop(host.name, None))
+        finally:  # what a failure left unopened: its descriptor and socket
+            for got in made.values():
+                if isinstance(got, tuple):
+                    os.close(got[0])
+                    got[1].close()
+
+    def _open_host(self, host: Host, made: tuple[int, Rtnl] | Exception | None) -> None:
+        """Record `host` with its namespace's descriptor and netlink socket: `made` by
+        `_open_hosts` for a namespace netprobe owns, opened here for any other."""
         ns = namespace_of(host, self.topo.runid) or None
         if host.owned:
-            assert ns is not None
-            try:
-                fd, nl = netns.create(ns, lambda: self._inside_new(host))  # type: ignore[misc]
-            except FileExistsError:
+            assert ns is not None and made is not None
+            if isinstance(made, FileExistsError):
                 raise TopologyError(f"namespace {ns} already exists", obj=ns) from None
+            if isinstance(made, Exception):
+                raise made
+            fd, nl = made
             self.topo.hosts[host.name] = HostState(host, ns, fd, nl)
             self.request(host.name, "bringing lo up", raise_up(link_msg(1)), RTM_NEWLINK)
         elif ns is not None and not netns.exists(ns):

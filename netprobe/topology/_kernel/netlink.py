@@ -184,23 +184,7 @@ class Rtnl:
         of a 200-host topology cost more than building it.
         """
         seq = self._send(ifinfmsg(), RTM_GETLINK, NLM_F_DUMP)
-        out = {}
-        for _mtype, chunk in self._replies(seq):
-            _family, _type, index, flags, _change = _IFINFO.unpack_from(chunk, HDR.size)
-            wanted = {_IFLA_IFNAME, _IFLA_CARRIER, _IFLA_IFALIAS, _IFLA_OPERSTATE, _IFLA_MTU}
-            attrs = scan(chunk, HDR.size + _IFINFO.size, wanted)
-            name = text(attrs.get(_IFLA_IFNAME)) or str(index)
-            carrier, oper = attrs.get(_IFLA_CARRIER), attrs.get(_IFLA_OPERSTATE)
-            alias, mtu = text(attrs.get(_IFLA_IFALIAS)), attrs.get(_IFLA_MTU)
-            out[name] = LinkState(
-                index,
-                flags,
-                bool(carrier and carrier[0]),
-                alias,
-                oper[0] if oper else 0,
-                struct.unpack_from("=I", mtu)[0] if mtu else 0,
-            )
-        return out
+        return dict(_link_state(chunk) for _mtype, chunk in self._replies(seq))
 
     def bridge_port_states(self) -> dict[str, int]:
         """STP state of every bridge port (3: forwarding), from an AF_BRIDGE link dump.
@@ -264,10 +248,10 @@ class Rtnl:
             return index
         raise NetlinkError(19, f"no interface {name}")
 
-    def settle(self, names: list[str]) -> None:
+    def settle(self, names: list[str]) -> dict[str, LinkState]:
         """Ask for each of `names` alone (what `index` does, for its link-watch effect),
-        the requests sent in one write and their replies read together; names that do not
-        exist are passed over."""
+        the requests sent in one write and their replies read together; the states of
+        those that exist (the others are passed over)."""
         self.flush()
         seqs = set()
         out = []
@@ -276,22 +260,45 @@ class Rtnl:
             msg["attrs"] = [("IFLA_IFNAME", name)]
             out.append(self._encode(msg, RTM_GETLINK, NLM_F_ACK))
             seqs.add(self._seq)
+        states: dict[str, LinkState] = {}
         for start in range(0, len(out), _GETS):
             batch = out[start : start + _GETS]
             self.sock.send(b"".join(batch))
-            self._drain_gets(len(batch), seqs)
+            self._drain_gets(len(batch), seqs, states)
+        return states
 
-    def _drain_gets(self, count: int, seqs: set[int]) -> None:
-        """Read `count` answers of single-link gets (a reply, then an ack; or an error)."""
+    def _drain_gets(self, count: int, seqs: set[int], states: dict[str, LinkState]) -> None:
+        """Read `count` answers of single-link gets (a reply, then an ack; or an error),
+        the replies' link states into `states`."""
         while count:
             data = self.sock.recv(1 << 20)
             offset = 0
             while offset + HDR.size <= len(data):
                 length, mtype, _flags, mseq, _pid = HDR.unpack_from(data, offset)
-                offset += (length + 3) & ~3
-                if mtype == _NLMSG_ERROR and mseq in seqs:
+                if mtype == RTM_NEWLINK and mseq in seqs:
+                    name, state = _link_state(data[offset : offset + length])
+                    states[name] = state
+                elif mtype == _NLMSG_ERROR and mseq in seqs:
                     seqs.discard(mseq)
                     count -= 1
+                offset += (length + 3) & ~3
+
+
+def _link_state(chunk: bytes) -> tuple[str, LinkState]:
+    """(name, state) of one RTM_NEWLINK message, parsed for just what LinkState holds."""
+    _family, _type, index, flags, _change = _IFINFO.unpack_from(chunk, HDR.size)
+    wanted = {_IFLA_IFNAME, _IFLA_CARRIER, _IFLA_IFALIAS, _IFLA_OPERSTATE, _IFLA_MTU}
+    attrs = scan(chunk, HDR.size + _IFINFO.size, wanted)
+    carrier, oper = attrs.get(_IFLA_CARRIER), attrs.get(_IFLA_OPERSTATE)
+    mtu = attrs.get(_IFLA_MTU)
+    return text(attrs.get(_IFLA_IFNAME)) or str(index), LinkState(
+        index,
+        flags,
+        bool(carrier and carrier[0]),
+        text(attrs.get(_IFLA_IFALIAS)),
+        oper[0] if oper else 0,
+        struct.unpack_from("=I", mtu)[0] if mtu else 0,
+    )
 
 
 class BatchError(NetlinkError):  # type: ignore[misc]  # pyroute2 is untyped

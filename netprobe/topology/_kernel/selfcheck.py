@@ -46,9 +46,10 @@ def _problem(topo: Topology, state: HostState) -> str | None:
         if not isinstance(i.kind, (OvsBond, OvsVxlan)) and i.observed is None
     ]
     # Asking for each link alone settles the kernel's pending link-watch work for it (all
-    # of a host's asked in one write, the answers read together).
-    state.nl.settle([topo.ifname(host.name, i.name) for i in kernel_links if i.up])
-    links = state.nl.link_states()
+    # of a host's asked in one write, the answers read together); the answers are what
+    # is checked. Interfaces that exist already are asked for too, for their names.
+    asked = [i for i in host.interfaces if not isinstance(i.kind, (OvsBond, OvsVxlan))]
+    links = state.nl.settle([topo.ifname(host.name, i.name) for i in asked])
     for iface in kernel_links:
         link = links.get(topo.ifname(host.name, iface.name))
         if link is None:
