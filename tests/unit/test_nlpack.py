@@ -44,6 +44,13 @@ def messages() -> list[tuple[str, Any, int]]:
             16,
         ),
         (
+            "veth, both ends given their index",
+            create_message(
+                VETH, name="p0", up=True, peer=(FAR, "eth0", 7), index=1000, peer_index=1001
+            )[1],
+            16,
+        ),
+        (
             "veth, both ends here",
             create_message(
                 Interface("a", Veth("h:b")), name="a", up=False, peer=(Interface("b"), "b", None)

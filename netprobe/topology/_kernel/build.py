@@ -44,6 +44,11 @@ from .preflight import check_names, existing_links, foreign_links, namespace_of,
 from .selfcheck import verify, verify_leases
 from .tap import open_tap
 
+# The first ifindex netprobe gives in a namespace it owns: above those of the devices a
+# new namespace has (lo, the tunnel drivers' fallback devices), and clear of those the
+# kernel numbers itself later (TAPs, OVS ports), which go on from the last it gave.
+_FIRST_INDEX = 1000
+
 _FIREWALL_TOOLS = {
     "nft": ["nft", "-f"],
     "iptables": ["iptables-restore"],
@@ -97,6 +102,7 @@ class _Builder:
         self.topo = topo
         self.spec = topo.spec
         self.indexes: dict[tuple[str, str], int] = {}
+        self.given: dict[str, int] = {}  # per owned host: how many indexes it gave
         self.pending_up: list[tuple[str, Interface]] = []
 
     def run(self) -> None:
@@ -143,6 +149,17 @@ class _Builder:
                 self.indexes[key] = self.state(host).nl.index(self.kname(host, name))
         return self.indexes[key]
 
+    def give_index(self, host: Host, iface: Interface) -> int:
+        """The ifindex to create `iface` with: in a namespace netprobe owns, one it gives
+        (then nothing waits for a lookup before addressing the link or enslaving a port
+        to it); elsewhere 0, the kernel's choice."""
+        if not host.owned:
+            return 0
+        count = self.given.get(host.name, 0)
+        self.given[host.name] = count + 1
+        self.indexes[(host.name, iface.name)] = index = _FIRST_INDEX + count
+        return index
+
     def master_index(self, host: Host, iface: Interface) -> int | None:
         """The ifindex of `iface`'s kernel master (None: none, or an OVS bridge or bond,
         which ovs-vswitchd attaches the port to instead)."""
@@ -151,7 +168,10 @@ class _Builder:
         return self.index(host.name, iface.master)
 
     def _learn_indexes(self, host: Host) -> dict[str, LinkState]:
-        """One dump per host gives every index the address and route steps need."""
+        """One dump per host gives every index the address and route steps need; none
+        when netprobe gave every link of the host its index."""
+        if host.owned and all((host.name, i.name) in self.indexes for i in host.interfaces):
+            return {}  # only adopted hosts need the links' states (settle_links)
         self.flush(host.name)
         with netlink_errors(f"listing links of {host.name}", host.name):
             links = self.state(host.name).nl.link_states()
@@ -342,6 +362,7 @@ class _Builder:
             master_index=self.master_index(host, iface),
             parent_index=self.index(host.name, parent) if parent else None,
             underlay_index=self.index(host.name, underlay) if underlay else None,
+            index=self.give_index(host, iface),
         )
         feature = kind
         if isinstance(iface.kind, Bridge) and iface.kind.vlan_filtering:
@@ -365,6 +386,8 @@ class _Builder:
             up=self._up_at_once(host, iface),
             master_index=master,
             peer=peer,
+            index=self.give_index(host, iface),
+            peer_index=self.give_index(far_host, far),
         )
         what = f"creating veth {host.name}:{iface.name} <-> {far_host.name}:{far.name}"
         obj = f"{host.name}:{iface.name}"

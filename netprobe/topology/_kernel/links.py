@@ -115,12 +115,16 @@ def create_message(
     master_index: int | None = None,
     peer: tuple[Interface, str, int | None] | None = None,
     underlay_index: int | None = None,
+    index: int = 0,
+    peer_index: int = 0,
 ) -> tuple[str, Any]:
     """(kind name, RTM_NEWLINK message) creating `iface` under kernel name `name`.
 
     `peer` is for veths: (far Interface, its kernel name, its namespace fd or None for
     the same namespace). The peer cannot come up in the same request: the kernel answers
     ENOTCONN, the pair not being joined yet. `underlay_index`: a VXLAN's `dev`.
+    `index`, `peer_index`: the ifindex to give the link and the veth's peer (0: the
+    kernel picks one).
     """
     attrs = _common(iface)
     attrs["IFLA_IFNAME"] = name
@@ -131,16 +135,16 @@ def create_message(
     if isinstance(iface.kind, Vxlan):
         kind_name, data = "vxlan", vxlan_info(iface.kind, underlay_index)
     else:
-        kind_name, data = _kind_data(iface, peer)
+        kind_name, data = _kind_data(iface, peer, peer_index)
     attrs["IFLA_LINKINFO"] = {
         "attrs": [("IFLA_INFO_KIND", kind_name), ("IFLA_INFO_DATA", {"attrs": data})]
     }
-    msg = link_msg(**attrs)
+    msg = link_msg(index, **attrs)
     return kind_name, raise_up(msg) if up else msg
 
 
 def _kind_data(
-    iface: Interface, peer: tuple[Interface, str, int | None] | None
+    iface: Interface, peer: tuple[Interface, str, int | None] | None, peer_index: int = 0
 ) -> tuple[str, list[tuple[str, Any]]]:
     """The rtnetlink kind name and its IFLA_INFO_DATA attributes."""
     kind = iface.kind
@@ -159,7 +163,7 @@ def _kind_data(
             data.append(("IFLA_BOND_MIIMON", kind.miimon))
         return "bond", data
     if peer is not None:
-        return "veth", [("VETH_INFO_PEER", _peer_attrs(*peer))]
+        return "veth", [("VETH_INFO_PEER", _peer_attrs(*peer, peer_index))]
     raise ValueError(f"no creation message for {iface!r}")
 
 
@@ -179,12 +183,12 @@ def vxlan_info(vxlan: Vxlan, underlay_index: int | None) -> list[tuple[str, Any]
     return data
 
 
-def _peer_attrs(far: Interface, name: str, ns_fd: int | None) -> dict[str, Any]:
+def _peer_attrs(far: Interface, name: str, ns_fd: int | None, index: int) -> dict[str, Any]:
     attrs = list(_common(far).items())
     attrs[0] = ("IFLA_IFNAME", name)
     if ns_fd is not None:
         attrs.append(("IFLA_NET_NS_FD", ns_fd))
-    return {"attrs": attrs}
+    return {"attrs": attrs, "index": index} if index else {"attrs": attrs}
 
 
 def address_message(index: int, addr: IPInterface, *, dad: bool) -> Any:
