@@ -208,17 +208,8 @@ class Rtnl:
     def addr_states(self) -> list[AddrState]:
         """Every address with its interface index and flags (IFA_FLAGS when present)."""
         seq = self._send(ifaddrmsg(), RTM_GETADDR, NLM_F_DUMP)
-        out = []
-        for _mtype, chunk in self._replies(seq):
-            family, plen, flags, _scope, index = _IFADDR.unpack_from(chunk, HDR.size)
-            attrs = scan(chunk, HDR.size + _IFADDR.size, {_IFA_ADDRESS, _IFA_LOCAL, _IFA_FLAGS})
-            raw = attrs.get(_IFA_LOCAL) or attrs.get(_IFA_ADDRESS)
-            if raw is None:
-                continue
-            if _IFA_FLAGS in attrs:
-                (flags,) = struct.unpack_from("=I", attrs[_IFA_FLAGS])
-            out.append(AddrState(index, socket.inet_ntop(family, raw), flags, plen))
-        return out
+        found = (_addr_state(chunk) for _mtype, chunk in self._replies(seq))
+        return [a for a in found if a is not None]
 
     def tx_dropped(self, name: str) -> int:
         """How many frames link `name` has dropped on transmit (rtnl_link_stats64)."""
@@ -248,40 +239,75 @@ class Rtnl:
             return index
         raise NetlinkError(19, f"no interface {name}")
 
-    def settle(self, names: list[str]) -> dict[str, LinkState]:
+    def settle(
+        self, names: list[str], *, addresses: bool = False
+    ) -> tuple[dict[str, LinkState], list[AddrState]]:
         """Ask for each of `names` alone (what `index` does, for its link-watch effect),
-        the requests sent in one write and their replies read together; the states of
-        those that exist (the others are passed over)."""
+        the requests sent in one write and their replies read together: the states of
+        those that exist (the others are passed over). `addresses`: and every address,
+        the dump asked for in the same write (a host's self-check in one round trip)."""
         self.flush()
-        seqs = set()
-        out = []
+        gets = []
         for name in names:
             msg = ifinfmsg()
             msg["attrs"] = [("IFLA_IFNAME", name)]
-            out.append(self._encode(msg, RTM_GETLINK, NLM_F_ACK))
-            seqs.add(self._seq)
-        states: dict[str, LinkState] = {}
-        for start in range(0, len(out), _GETS):
-            batch = out[start : start + _GETS]
-            self.sock.send(b"".join(batch))
-            self._drain_gets(len(batch), seqs, states)
-        return states
+            gets.append((self._encode(msg, RTM_GETLINK, NLM_F_ACK), self._seq))
+        batches = [gets[start : start + _GETS] for start in range(0, len(gets), _GETS)] or [[]]
+        dump = None
+        if addresses:
+            request = self._encode(ifaddrmsg(), RTM_GETADDR, NLM_F_DUMP)
+            dump = self._seq
+            batches[-1] = [*batches[-1], (request, dump)]
+        links: dict[str, LinkState] = {}
+        addrs: list[AddrState] = []
+        for batch in batches:
+            if batch:
+                self.sock.send(b"".join(request for request, _seq in batch))
+                self._read_states({seq for _request, seq in batch}, dump, links, addrs)
+        return links, addrs
 
-    def _drain_gets(self, count: int, seqs: set[int], states: dict[str, LinkState]) -> None:
-        """Read `count` answers of single-link gets (a reply, then an ack; or an error),
-        the replies' link states into `states`."""
-        while count:
+    def _read_states(
+        self,
+        waiting: set[int],
+        dump: int | None,
+        links: dict[str, LinkState],
+        addrs: list[AddrState],
+    ) -> None:
+        """Read until each of `waiting` is answered: a single-link get by its ack (its
+        reply, if any, into `links`), the address dump `dump` by its end (into `addrs`)."""
+        while waiting:
             data = self.sock.recv(1 << 20)
             offset = 0
             while offset + HDR.size <= len(data):
                 length, mtype, _flags, mseq, _pid = HDR.unpack_from(data, offset)
-                if mtype == RTM_NEWLINK and mseq in seqs:
-                    name, state = _link_state(data[offset : offset + length])
-                    states[name] = state
-                elif mtype == _NLMSG_ERROR and mseq in seqs:
-                    seqs.discard(mseq)
-                    count -= 1
+                chunk = data[offset : offset + length]
                 offset += (length + 3) & ~3
+                if mseq not in waiting:
+                    continue  # a stale reply to an abandoned request
+                if mseq == dump:
+                    if mtype == RTM_NEWADDR and (found := _addr_state(chunk)) is not None:
+                        addrs.append(found)
+                    elif mtype in (_NLMSG_DONE, _NLMSG_ERROR):
+                        waiting.discard(mseq)
+                        if mtype == _NLMSG_ERROR:
+                            _raise_for_ack(chunk)
+                elif mtype == RTM_NEWLINK:
+                    name, state = _link_state(chunk)
+                    links[name] = state
+                elif mtype == _NLMSG_ERROR:
+                    waiting.discard(mseq)  # the ack, or ENODEV: no such link
+
+
+def _addr_state(chunk: bytes) -> AddrState | None:
+    """The address of one RTM_NEWADDR message (None: it carries none)."""
+    family, plen, flags, _scope, index = _IFADDR.unpack_from(chunk, HDR.size)
+    attrs = scan(chunk, HDR.size + _IFADDR.size, {_IFA_ADDRESS, _IFA_LOCAL, _IFA_FLAGS})
+    raw = attrs.get(_IFA_LOCAL) or attrs.get(_IFA_ADDRESS)
+    if raw is None:
+        return None
+    if _IFA_FLAGS in attrs:
+        (flags,) = struct.unpack_from("=I", attrs[_IFA_FLAGS])
+    return AddrState(index, socket.inet_ntop(family, raw), flags, plen)
 
 
 def _link_state(chunk: bytes) -> tuple[str, LinkState]:

@@ -16,6 +16,7 @@ from .._model.spec import Bridge, Host, Interface, OvsBond, OvsBridge, OvsVxlan,
 from . import dhcp
 from .links import IFF_UP
 from .live import HostState, Topology
+from .netlink import AddrState
 
 _BR_STATE_FORWARDING = 3
 _IF_OPER_DOWN, _IF_OPER_UP = 2, 6
@@ -47,9 +48,11 @@ def _problem(topo: Topology, state: HostState) -> str | None:
     ]
     # Asking for each link alone settles the kernel's pending link-watch work for it (all
     # of a host's asked in one write, the answers read together); the answers are what
-    # is checked. Interfaces that exist already are asked for too, for their names.
+    # is checked. Interfaces that exist already are asked for too, for their names. The
+    # addresses come with them (asked for after the links, in the same write).
     asked = [i for i in host.interfaces if not isinstance(i.kind, (OvsBond, OvsVxlan))]
-    links = state.nl.settle([topo.ifname(host.name, i.name) for i in asked])
+    names = [topo.ifname(host.name, i.name) for i in asked]
+    links, addrs = state.nl.settle(names, addresses=True)
     for iface in kernel_links:
         link = links.get(topo.ifname(host.name, iface.name))
         if link is None:
@@ -74,7 +77,7 @@ def _problem(topo: Topology, state: HostState) -> str | None:
             # bridge may already call the port forwarding.
             return f"{host.name}:{iface.name} has carrier but is not operational yet"
     problem = _port_problem(topo, state)
-    return problem or _address_problem(state, {link.index: n for n, link in links.items()})
+    return problem or _address_problem(state, addrs, {link.index: n for n, link in links.items()})
 
 
 def _port_problem(topo: Topology, state: HostState) -> str | None:
@@ -98,10 +101,12 @@ def _needs_carrier(host: Host, iface: Interface) -> bool:
     return True
 
 
-def _address_problem(state: HostState, names: dict[int, str]) -> str | None:
+def _address_problem(
+    state: HostState, addrs: list[AddrState], names: dict[int, str]
+) -> str | None:
     wanted = {str(a.ip): i.name for i in state.spec.interfaces for a in i.addresses}
     present: set[str] = set()
-    for addr in state.nl.addr_states():
+    for addr in addrs:
         if addr.address not in wanted:
             continue  # link-local and pre-existing addresses are not the spec's
         where = f"{state.spec.name}:{names.get(addr.index, addr.index)}"
