@@ -93,3 +93,15 @@ def test_what_the_tables_do_not_cover_is_left_to_pyroute2() -> None:
     named_flags["flags"] = ["IFF_UP"]
     for msg in (bridge, learning, named_flags):
         assert nlpack.pack(msg, 16, NLM_F_REQUEST_ACK, 1) is None
+
+
+@pytest.mark.parametrize("mac", ["02:00:00:00:00:0a", "2:0:0:0:0:a", "02: 1:0 :00:00:00"])
+def test_a_mac_is_six_octets_as_pyroute2_reads_it(mac: str) -> None:
+    msg = link_msg(0, IFLA_IFNAME="eth0", IFLA_ADDRESS=mac)
+    assert nlpack.pack(msg, 16, NLM_F_REQUEST_ACK, 3) == pyroute2_bytes(
+        msg, 16, NLM_F_REQUEST_ACK, 3
+    )
+
+
+def test_a_value_of_another_type_is_left_to_pyroute2() -> None:
+    assert nlpack.pack(link_msg(0, IFLA_IFNAME=b"eth0"), 16, NLM_F_REQUEST_ACK, 1) is None

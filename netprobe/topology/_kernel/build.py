@@ -46,7 +46,7 @@ from .tap import open_tap
 
 # The first ifindex netprobe gives in a namespace it owns: above those of the devices a
 # new namespace has (lo, the tunnel drivers' fallback devices), and clear of those the
-# kernel numbers itself later (TAPs, OVS ports), which go on from the last it gave.
+# kernel numbers itself (TAPs, OVS ports), counted on from its own last choice, not these.
 _FIRST_INDEX = 1000
 
 _FIREWALL_TOOLS = {
@@ -221,17 +221,12 @@ class _Builder:
         """Open every host, in the spec's order; the namespaces netprobe owns are made
         first, together (`netns.create_many`)."""
         owned = {namespace_of(h, self.topo.runid): h for h in self.spec.hosts if h.owned}
-        made = dict(
-            zip(
-                (h.name for h in owned.values()),
-                netns.create_many(list(owned), lambda ns: self._inside_new(owned[ns])),
-                strict=True,
-            )
-        )
+        made: dict[str, tuple[int, Rtnl] | Exception] = {}  # by namespace, as each is made
         try:
+            netns.create_many(list(owned), lambda ns: self._inside_new(owned[ns]), made)
             for host in self.spec.hosts:
-                self._open_host(host, made.pop(host.name, None))
-        finally:  # what a failure left unopened: its descriptor and socket
+                self._open_host(host, made.pop(namespace_of(host, self.topo.runid), None))
+        finally:  # what a failure or an interrupt left unrecorded: descriptor and socket
             for got in made.values():
                 if isinstance(got, tuple):
                     os.close(got[0])
@@ -355,6 +350,8 @@ class _Builder:
     def _create(
         self, host: Host, iface: Interface, parent: str | None = None, underlay: str | None = None
     ) -> None:
+        if parent or underlay:  # it may be a veth's end, made through another host's socket
+            self.flush()
         kind, msg = create_message(
             iface,
             name=self.kname(host.name, iface.name),
@@ -386,8 +383,9 @@ class _Builder:
             up=self._up_at_once(host, iface),
             master_index=master,
             peer=peer,
-            index=self.give_index(host, iface),
-            peer_index=self.give_index(far_host, far),
+            index=(index := self.give_index(host, iface)),
+            # The kernel gives the peer its index only when the near end has one too.
+            peer_index=self.give_index(far_host, far) if index else 0,
         )
         what = f"creating veth {host.name}:{iface.name} <-> {far_host.name}:{far.name}"
         obj = f"{host.name}:{iface.name}"

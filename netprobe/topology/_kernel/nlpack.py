@@ -35,7 +35,10 @@ def _asciiz(value: str) -> bytes:
 
 
 def _mac(value: str) -> bytes:
-    return bytes.fromhex(value.replace(":", ""))
+    octets = value.split(":")
+    if len(octets) != 6 or any(not 1 <= len(o) <= 2 for o in octets):
+        raise _Unknown(value)
+    return bytes(int(o, 16) for o in octets)
 
 
 def _ip(value: str) -> bytes:
@@ -154,6 +157,6 @@ def pack(msg: Any, msg_type: int, flags: int, seq: int) -> bytes | None:
         return None  # flags given by name: pyroute2 turns them into bits
     try:
         body = body_of(msg)
-    except (_Unknown, KeyError, TypeError, ValueError, OSError, struct.error):
+    except (_Unknown, AttributeError, KeyError, TypeError, ValueError, OSError, struct.error):
         return None
     return HDR.pack(HDR.size + len(body), msg_type, flags, seq, 0) + body
