@@ -596,7 +596,10 @@ def summary(results: dict[str, dict[str, list[Sample]]], keys: list[str]) -> dic
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, help="repetitions (default: 20 redblue, 5 star)")
-    parser.add_argument("--hosts", type=int, default=200, help="leaves of the star")
+    parser.add_argument(
+        "--hosts", type=_sizes, default=[200],
+        help="leaves of the star; several stars side by side: --hosts 200,1000",
+    )
     parser.add_argument("--only", choices=("redblue", "star"))
     parser.add_argument(
         "--per-op-max-hosts", type=int, default=200,
@@ -606,11 +609,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         parser.error("needs root: it builds network namespaces")
-    star_key = f"star{args.hosts}"
-    jobs = {
-        "redblue": (netprobe.load(str(ROOT / "examples/redblue.yaml")), args.reps or 20),
-        star_key: (star_spec(args.hosts), args.reps or 5),
-    }
+    star_keys = [f"star{n}" for n in args.hosts]
+    star_key = star_keys[-1]  # the largest: the checks at scale run on it
+    jobs = {"redblue": (netprobe.load(str(ROOT / "examples/redblue.yaml")), args.reps or 20)}
+    jobs |= {k: (star_spec(n), args.reps or 5) for k, n in zip(star_keys, args.hosts, strict=True)}
     if args.only:
         jobs = {k: v for k, v in jobs.items() if k.startswith(args.only)}
     stale = [n for n in ip_netns_names() if n.startswith(BENCH_PREFIX)]
@@ -627,7 +629,9 @@ def main(argv: list[str] | None = None) -> int:
             for key, (spec, reps) in jobs.items():
                 print(f"{key}: verifying, then {reps} reps ...", file=sys.stderr, flush=True)
                 per_op = args.per_op_max_hosts >= len(spec.hosts) - 1
-                results[key] = measure(spec, reps, Path(tmp), probe, per_op=per_op)
+                workdir = Path(tmp) / key  # two stars share the spec's name
+                workdir.mkdir()
+                results[key] = measure(spec, reps, workdir, probe, per_op=per_op)
                 rss[key] = _peak_rss_mib()
         scale = None if args.no_scale or star_key not in jobs else scale_checks(jobs[star_key][0])
     finally:
@@ -637,11 +641,22 @@ def main(argv: list[str] | None = None) -> int:
     if scale is not None:
         for k, v in scale.items():
             print(f"  {k}: {v}")
-    line = summary(results, ["redblue", star_key])
+    line = summary(results, ["redblue", *star_keys])
     line["netprobe_peak_rss_mib"] = rss
     line["scale"] = scale
     print(json.dumps(line))
     return 0
+
+
+def _sizes(text: str) -> list[int]:
+    """"200" or "200,1000": star sizes, smallest first."""
+    try:
+        sizes = sorted({int(part) for part in text.split(",")})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of hosts: {text!r}") from None
+    if not sizes or sizes[0] < 1:
+        raise argparse.ArgumentTypeError(f"a star has at least one host, not {text!r}")
+    return sizes
 
 
 def _peak_rss_mib() -> float:
