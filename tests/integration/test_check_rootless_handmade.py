@@ -66,7 +66,8 @@ def _made(net: HandMade, pids: list[int], *, forward: bool) -> Rootless:
     net.addr("neighbour", "eth0", "10.89.0.2/24")
     net.addr("sibling", "eth0", "10.89.0.1/24")
     # the container's process, and slirp4netns started for its pid from the host side
-    sleeper = _start(["ip", "netns", "exec", net.hosts["container"], "sleep", "600"], pids)
+    sleeper = net.process("container", ["sleep", "600"])  # in there before its pid is given
+    pids.append(sleeper.pid)
     api = os.path.join(net.dir, "slirp.sock")
     _start(["ip", "netns", "exec", net.hosts["host"], "slirp4netns", "--configure",
             "--mtu=65520", "--api-socket", api, str(sleeper.pid), "tap0"], pids)  # fmt: skip

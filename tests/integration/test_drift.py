@@ -94,7 +94,7 @@ def test_each_runtime_change_is_listed_with_its_line_and_exit_1(box: HandMade) -
 def test_json_and_pid_read_the_same_namespace(box: HandMade, tmp_path: Path) -> None:
     path = box.file("interfaces", CONFIG)
     box.ip("box", "link", "set", "eno1", "down")  # a port the bridge's auto brings up
-    sleeper = subprocess.Popen(["ip", "netns", "exec", box.hosts["box"], "sleep", "60"])
+    sleeper = box.process("box", ["sleep", "60"])  # in there before its pid is given
     try:
         out = tmp_path / "drift.json"
         done = _netprobe("drift", "--pid", str(sleeper.pid), path, "--json", str(out))

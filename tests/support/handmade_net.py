@@ -18,6 +18,7 @@ import os
 import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import Sequence
 from types import TracebackType
 
@@ -52,6 +53,29 @@ class HandMade:
         self.sysctl(host, "net.ipv6.conf.default.accept_dad", "0")  # no DAD wait
         self.sysctl(host, "net.ipv6.conf.default.router_solicitations", "0")
         return name
+
+    def process(self, host: str, argv: Sequence[str]) -> subprocess.Popen[bytes]:
+        """`argv` started in `host`'s namespace by `ip netns exec`, returned once it is in
+        there: its pid is known at once, the switch into the namespace comes a moment
+        later, and a tool given the pid before that (slirp4netns, `drift --pid`) would
+        act on the root namespace. The caller stops it."""
+        ns = self.hosts[host]
+        proc = subprocess.Popen(["ip", "netns", "exec", ns, *argv], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        want = os.stat(f"/run/netns/{ns}")
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                now = os.stat(f"/proc/{proc.pid}/ns/net")
+                if (now.st_dev, now.st_ino) == (want.st_dev, want.st_ino):
+                    return proc
+            except FileNotFoundError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                proc.wait()
+                raise RuntimeError(f"{' '.join(argv)} never entered namespace {ns}")
+            time.sleep(0.005)
 
     def ip(self, host: str, *argv: str) -> str:
         """`ip -n NS argv…`."""
