@@ -2,9 +2,10 @@
 `impair: {delay: 20ms}` adds 20 ms to ping's round trip, and one with `loss: 30%` loses
 about that share of pings, measured in the guest against the same link unimpaired.
 
-netem drops ARP as readily as ICMP, and a lost ARP request stalls or drops every ping
-queued behind it (a run lost 53% under loss 30%). The guest therefore pins b's address
-in a's neighbour table first, so only the echo requests cross the lossy qdisc.
+netem drops ARP as readily as ICMP, and a lost ARP request or reply stalls or drops
+every packet queued behind it (a run lost 53% under loss 30%). The guest therefore pins
+each end's address in the other's neighbour table first: no ARP at all, so only the echo
+requests cross the lossy qdisc.
 
 Skipped unless a kernel is given: `make vm-test`, or
 `.venv/bin/python -m pytest tests/vm/test_vm_impair.py --netprobe-kernel auto`.
@@ -43,9 +44,10 @@ for label, impair, argv in (
     ("loss", "impair: {loss: 30%}", ["-c", "300", "-i", "0.01", "-W", "1"]),
 ):
     with netprobe.build(netprobe.loads(LAB % impair)) as topo:
-        mac = topo.run("b", ["cat", "/sys/class/net/eth0/address"]).stdout.strip()
-        topo.run("a", ["ip", "neigh", "replace", "10.80.0.2", "lladdr", mac,
-                       "nud", "permanent", "dev", "eth0"])
+        for here, there, address in (("a", "b", "10.80.0.2"), ("b", "a", "10.80.0.1")):
+            mac = topo.run(there, ["cat", "/sys/class/net/eth0/address"]).stdout.strip()
+            topo.run(here, ["ip", "neigh", "replace", address, "lladdr", mac,
+                            "nud", "permanent", "dev", "eth0"])
         got = topo.run("a", ["ping", "-q", "-n", *argv, "10.80.0.2"], timeout=120)
         sent, received = map(int, re.search(r"(\d+) packets transmitted, (\d+) received",
                                             got.stdout).groups())
