@@ -11,9 +11,9 @@ Contenders, each building the same topology and removing it again:
              `netns del` to tear down.
 
 Both scripts are generated from the very Spec netprobe builds, so they do the same work:
-same namespaces, lo up in each, same bridges, veths, MACs, masters and addresses
-(IPv6 without DAD, as netprobe adds them). netprobe additionally writes two IPv6 sysctls
-per namespace and self-checks the result; the scripts do neither.
+same namespaces, lo up in each, same bridges, veths (one queue each way), MACs, masters
+and addresses (IPv6 without DAD, as netprobe adds them). netprobe additionally writes
+two IPv6 sysctls per namespace and self-checks the result; the scripts do neither.
 
 Each contender is verified once (which also warms caches), then timed, the three taking
 turns in every repetition, so a noisy neighbour hurts all of them alike. The last line of
@@ -161,9 +161,10 @@ def _veth_args(pair: VethPair, ns: Callable[[str], str], *, main_netns: bool) ->
     peer_mac = f" address {pair.peer_mac}" if pair.peer_mac else ""
     where = f" netns {ns(pair.host)}" if main_netns else ""
     peer_where = f" netns {ns(pair.peer_host)}" if pair.peer_host != pair.host or main_netns else ""
+    queues = " numtxqueues 1 numrxqueues 1"  # as netprobe asks for them
     return (
-        f"link add {pair.name}{mac}{where} type veth "
-        f"peer name {pair.peer_name}{peer_mac}{peer_where}"
+        f"link add {pair.name}{mac}{where}{queues} type veth "
+        f"peer name {pair.peer_name}{peer_mac}{peer_where}{queues}"
     )
 
 

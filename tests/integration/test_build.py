@@ -46,6 +46,9 @@ def test_redblue_hosts_reach_each_other_over_ipv4_and_ipv6() -> None:
         ns = {topo.namespace(h) for h in ("red", "blue", "switch")}
         assert all(n and n.startswith(f"np-{topo.runid}-") for n in ns)
         assert ns <= set(netns.list_names())
+        for host, name in (("red", "eth0"), ("switch", "red")):  # a veth's two ends
+            link = _link(topo, host, name)  # one queue each way
+            assert (link["num_tx_queues"], link["num_rx_queues"]) == (1, 1), link
     assert not ns & set(netns.list_names())
 
 
@@ -156,10 +159,10 @@ def test_macvlan_addresses_routes_and_sysctls() -> None:
         ).stdout.split()
         assert sysctl == ["1", "2"]
         addrs = topo.run("a", ["ip", "-6", "-j", "addr", "show", "eth0"]).stdout
-        assert '"tentative"' not in addrs and "fd09::1" in addrs
-        assert (
-            topo.run("a", ["sysctl", "-n", "net.ipv6.conf.eth0.accept_dad"]).stdout.strip() == "0"
-        )
+        assert '"tentative"' not in addrs and "fd09::1" in addrs  # its link-local too
+        quiet = ["all.accept_dad", "eth0.accept_dad", "eth0.router_solicitations"]
+        argv = ["sysctl", "-n", *(f"net.ipv6.conf.{key}" for key in quiet)]
+        assert topo.run("a", argv, check=True).stdout.split() == ["0", "0", "0"]
 
 
 def test_nft_and_iptables_rulesets_load_inside_the_host(tmp_path: Path) -> None:

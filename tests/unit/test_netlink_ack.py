@@ -217,6 +217,9 @@ def test_veth_message_encodes_with_its_peer() -> None:
     assert peer.get_attr("IFLA_IFNAME") == "np1234v1"  # type: ignore[attr-defined]
     assert peer.get_attr("IFLA_NET_NS_FD") == 7  # type: ignore[attr-defined]
     assert link["flags"] & 1 == 1  # IFF_UP
+    for end in (link, peer):  # one queue each way, not one per possible CPU
+        assert end.get_attr("IFLA_NUM_TX_QUEUES") == 1  # type: ignore[attr-defined]
+        assert end.get_attr("IFLA_NUM_RX_QUEUES") == 1  # type: ignore[attr-defined]
 
 
 def test_bridge_message_encodes_times_in_centiseconds() -> None:

@@ -13,6 +13,7 @@ up. """
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any, cast
 
@@ -268,9 +269,11 @@ class _Builder:
         fd = netns.open_current()
         try:
             nl = Rtnl()
-            for path in _quiet_paths(host, ("default", "all")):
-                with open(path, "w") as out:
-                    out.write("0")
+            for path in _quiet_paths(host, _fresh_confs()):
+                try:
+                    _write_zero(path)
+                except FileNotFoundError:
+                    break  # a kernel without IPv6
         except BaseException:
             os.close(fd)
             raise
@@ -281,7 +284,8 @@ class _Builder:
         `undo=False`: the settings of a link netprobe made, which go with it."""
         with netns.entered(self.state(host.name).fd):
             for path in _quiet_paths(host, confs):
-                self._write_sysctl(host, path, "0", undo=undo)
+                if os.path.exists(path):  # none on a kernel without IPv6
+                    self._write_sysctl(host, path, "0", undo=undo)
 
     def _write_sysctl(self, host: Host, path: str, value: str, *, undo: bool = True) -> None:
         """Write a sysctl (this thread is in the host's namespace); remember the old value
@@ -527,7 +531,8 @@ class _Builder:
 
 def _quiet_paths(host: Host, confs: tuple[str, ...]) -> list[str]:
     """The IPv6 sysctls under /proc/sys (as this thread's namespace shows them) that switch
-    off DAD and router solicitations on `confs`, unless `host` asks for them."""
+    off DAD and router solicitations on `confs`, unless `host` asks for them. A link
+    reads router_solicitations from its own conf alone: "all" has none to write."""
     keys = [
         k
         for k, wanted in (
@@ -536,5 +541,32 @@ def _quiet_paths(host: Host, confs: tuple[str, ...]) -> list[str]:
         )
         if not wanted
     ]
-    paths = (f"/proc/sys/net/ipv6/conf/{c}/{k}" for c in confs for k in keys)
-    return [p for p in paths if os.path.exists(p)]  # none on a kernel without IPv6
+    return [
+        f"/proc/sys/net/ipv6/conf/{c}/{k}"
+        for c in confs
+        for k in keys
+        if not (c == "all" and k == "router_solicitations")
+    ]
+
+
+@functools.cache
+def _fresh_confs() -> tuple[str, ...]:
+    """The IPv6 confs a new namespace's quieting writes: "default", which its links
+    inherit, and "all" only where new namespaces inherit it (net.core.
+    devconf_inherit_init_net 1 or 3). DAD runs where all's or the link's accept_dad is
+    above 0, and otherwise a new namespace starts with the kernel's own "all": 0."""
+    try:
+        with open("/proc/sys/net/core/devconf_inherit_init_net") as src:
+            inherits = src.read().strip() in ("1", "3")
+    except OSError:
+        inherits = True  # unknown: write it
+    return ("default", "all") if inherits else ("default",)
+
+
+def _write_zero(path: str) -> None:
+    """Write "0" to sysctl `path` (os-level: half what Python's file objects cost)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, b"0")
+    finally:
+        os.close(fd)

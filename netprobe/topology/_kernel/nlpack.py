@@ -110,6 +110,8 @@ _LINK: _Table = {
     "IFLA_LINKINFO": (18, _linkinfo),
     "IFLA_IFALIAS": (20, _asciiz),
     "IFLA_NET_NS_FD": (28, _U32.pack),
+    "IFLA_NUM_TX_QUEUES": (31, _U32.pack),
+    "IFLA_NUM_RX_QUEUES": (32, _U32.pack),
 }
 _INFO_DATA: dict[str, _Table] = {"veth": {"VETH_INFO_PEER": (1, _veth_peer)}}
 _ADDR: _Table = {
