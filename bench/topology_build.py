@@ -8,11 +8,14 @@ Contenders, each building the same topology and removing it again:
   ip_batch   a generated bash script with as few `ip` processes as iproute2 allows: one
              root `ip -batch` (all `netns add` and all veths), then one `ip -n NS -batch`
              per namespace (batch lines cannot switch namespace), one `ip -batch` of
-             `netns del` to tear down.
+             `netns del` to tear down;
+  ip_batch_1q  the same, its veths asking for one queue each way as netprobe's do
+             (`numtxqueues 1 numrxqueues 1`): the scripts as people write them leave the
+             kernel to make one per possible CPU and cut each end back to one.
 
 Both scripts are generated from the very Spec netprobe builds, so they do the same work:
-same namespaces, lo up in each, same bridges, veths (one queue each way), MACs, masters
-and addresses (IPv6 without DAD, as netprobe adds them). netprobe additionally writes
+same namespaces, lo up in each, same bridges, veths, MACs, masters and addresses (IPv6
+without DAD, as netprobe adds them). netprobe additionally writes
 two IPv6 sysctls per namespace and self-checks the result; the scripts do neither.
 
 Each contender is verified once (which also warms caches), then timed, the three taking
@@ -46,7 +49,7 @@ import netprobe  # noqa: E402
 from netprobe import Bridge, Host, Interface, Route, Spec, Veth  # noqa: E402
 
 BENCH_PREFIX = "npbench-"
-CONTENDERS = ("netprobe", "ip_per_op", "ip_batch")
+CONTENDERS = ("netprobe", "ip_per_op", "ip_batch", "ip_batch_1q")
 
 # host, argv -> (returncode, stdout)
 Runner = Callable[[str, Sequence[str]], tuple[int, str]]
@@ -155,13 +158,16 @@ def _bridge_args(name: str, bridge: Bridge) -> str:
     return args
 
 
-def _veth_args(pair: VethPair, ns: Callable[[str], str], *, main_netns: bool) -> str:
-    """`link add` of a veth pair; `main_netns`: say where the first end goes (root batch)."""
+def _veth_args(
+    pair: VethPair, ns: Callable[[str], str], *, main_netns: bool, one_queue: bool = False
+) -> str:
+    """`link add` of a veth pair; `main_netns`: say where the first end goes (root batch);
+    `one_queue`: each end asks for one queue each way, as netprobe's do."""
     mac = f" address {pair.mac}" if pair.mac else ""
     peer_mac = f" address {pair.peer_mac}" if pair.peer_mac else ""
     where = f" netns {ns(pair.host)}" if main_netns else ""
     peer_where = f" netns {ns(pair.peer_host)}" if pair.peer_host != pair.host or main_netns else ""
-    queues = " numtxqueues 1 numrxqueues 1"  # as netprobe asks for them
+    queues = " numtxqueues 1 numrxqueues 1" if one_queue else ""
     return (
         f"link add {pair.name}{mac}{where}{queues} type veth "
         f"peer name {pair.peer_name}{peer_mac}{peer_where}{queues}"
@@ -195,11 +201,11 @@ def per_op_lines(plan: Plan, ns: Callable[[str], str]) -> tuple[list[str], list[
 
 
 def batch_files(
-    plan: Plan, ns: Callable[[str], str]
+    plan: Plan, ns: Callable[[str], str], *, one_queue: bool = False
 ) -> tuple[list[str], dict[str, list[str]], list[str]]:
     """(root batch, batch per host, teardown batch); one `ip` process per batch."""
     root = [f"netns add {ns(h)}" for h in plan.hosts]
-    root += [_veth_args(p, ns, main_netns=True) for p in plan.veths]
+    root += [_veth_args(p, ns, main_netns=True, one_queue=one_queue) for p in plan.veths]
     per_host: dict[str, list[str]] = {h: [] for h in plan.hosts}
     for host, name, bridge in plan.bridges:
         per_host[host].append(_bridge_args(name, bridge))
@@ -263,7 +269,7 @@ def write_script(kind: str, plan: Plan, workdir: Path, runid: str) -> Script:
     if kind == "ip_per_op":
         up, down = per_op_lines(plan, ns)
     else:
-        root, per_host, teardown = batch_files(plan, ns)
+        root, per_host, teardown = batch_files(plan, ns, one_queue=kind == "ip_batch_1q")
         (workdir / "root.batch").write_text("\n".join(root) + "\n")
         (workdir / "down.batch").write_text("\n".join(teardown) + "\n")
         up = [f"ip -batch {workdir / 'root.batch'}"]
@@ -360,6 +366,8 @@ def verify_script(spec: Spec, plan: Plan, script: Script, who: str) -> None:
         if proc.returncode != 0:
             raise RuntimeError(f"{who} failed to build: {proc.stderr.strip()}")
         verify(spec, plan, ns_runner(script.namespaces), who)
+        if who == "ip_batch_1q":
+            verify_one_queue(plan, ns_runner(script.namespaces), who)
         proc = script.run("down")
         if proc.returncode != 0:
             raise RuntimeError(f"{who} failed to tear down: {proc.stderr.strip()}")
@@ -375,6 +383,17 @@ def verify_netprobe(spec: Spec, plan: Plan) -> None:
             return result.returncode, result.stdout + result.stderr
 
         verify(spec, plan, run, "netprobe")
+        verify_one_queue(plan, run, "netprobe")
+
+
+def verify_one_queue(plan: Plan, run: Runner, who: str) -> None:
+    """Both ends of the first veth have one transmit and one receive queue."""
+    pair = plan.veths[0]
+    for host, name in ((pair.host, pair.name), (pair.peer_host, pair.peer_name)):
+        _, out = run(host, ["ip", "-d", "-j", "link", "show", name])
+        link = json.loads(out)[0]
+        if (link["num_tx_queues"], link["num_rx_queues"]) != (1, 1):
+            raise RuntimeError(f"{who}: {host}:{name} has not one queue each way: {out}")
 
 
 # -- timing ---------------------------------------------------------------------------
@@ -498,7 +517,8 @@ def measure(
     spec: Spec, reps: int, workdir: Path, probe: RtnlProbe, *, per_op: bool = True
 ) -> dict[str, list[Sample]]:
     plan = plan_of(spec)
-    kinds = (("ip_per_op", "op"), ("ip_batch", "ba")) if per_op else (("ip_batch", "ba"),)
+    kinds = [("ip_per_op", "op")] if per_op else []
+    kinds += [("ip_batch", "ba"), ("ip_batch_1q", "b1")]
     scripts = {
         k: write_script(k, plan, _subdir(workdir, f"{spec.name}-{k}"), f"{os.getpid():x}-{tag}")
         for k, tag in kinds
@@ -538,7 +558,7 @@ def median(samples: list[Sample], what: str = "total") -> float:
 
 def print_table(results: dict[str, dict[str, list[Sample]]]) -> None:
     head = (
-        f"{'topology':<10} {'contender':<10} {'build':>9} {'teardown':>9} "
+        f"{'topology':<10} {'contender':<11} {'build':>9} {'teardown':>9} "
         f"{'total':>9} {'min':>9} {'max':>9} {'reps':>5}"
     )
     print(head)
@@ -547,7 +567,7 @@ def print_table(results: dict[str, dict[str, list[Sample]]]) -> None:
         for who, samples in by_who.items():
             totals = [s.total for s in samples]
             print(
-                f"{topo:<10} {who:<10} {median(samples, 'build'):>8.4f}s "
+                f"{topo:<10} {who:<11} {median(samples, 'build'):>8.4f}s "
                 f"{median(samples, 'teardown'):>8.4f}s {median(samples):>8.4f}s "
                 f"{min(totals):>8.4f}s {max(totals):>8.4f}s {len(samples):>5}"
             )
@@ -562,6 +582,7 @@ def print_table(results: dict[str, dict[str, list[Sample]]]) -> None:
     for topo, by_who in results.items():
         print(
             f"  {topo:<10} netprobe/ip_batch {_ratio(by_who, 'netprobe', 'ip_batch')}"
+            f"   netprobe/ip_batch_1q {_ratio(by_who, 'netprobe', 'ip_batch_1q')}"
             f"   ip_per_op/netprobe {_ratio(by_who, 'ip_per_op', 'netprobe')}"
         )
 
@@ -586,9 +607,10 @@ def summary(results: dict[str, dict[str, list[Sample]]], keys: list[str]) -> dic
     return {
         "bench": "topology_build",
         "netprobe_s": {k: med(k, "netprobe") for k in keys},
-        "baseline": {who: {k: med(k, who) for k in keys} for who in ("ip_per_op", "ip_batch")},
+        "baseline": {who: {k: med(k, who) for k in keys} for who in CONTENDERS[1:]},
         "ratio": {
             "netprobe_vs_ip_batch": {k: ratio(k, "netprobe", "ip_batch") for k in keys},
+            "netprobe_vs_ip_batch_1q": {k: ratio(k, "netprobe", "ip_batch_1q") for k in keys},
             "ip_per_op_vs_netprobe": {k: ratio(k, "ip_per_op", "netprobe") for k in keys},
         },
     }
