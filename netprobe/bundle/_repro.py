@@ -223,8 +223,9 @@ def _taps(host: Host, iface: Interface) -> Iterator[str]:
 def _veths(host: Host, iface: Interface) -> Iterator[str]:
     kind = iface.kind
     if isinstance(kind, Veth):
-        far = ["peer", "name", kind.peer_ifname, "netns", _ns(kind.peer_host)]
-        yield _ip(host.name, "link", "add", iface.name, "type", "veth", *far)
+        one = ["numtxqueues", "1", "numrxqueues", "1"]  # as netprobe makes them
+        far = ["peer", "name", kind.peer_ifname, *one, "netns", _ns(kind.peer_host)]
+        yield _ip(host.name, "link", "add", iface.name, *one, "type", "veth", *far)
 
 
 def _stacked(host: Host, iface: Interface) -> Iterator[str]:
