@@ -1,26 +1,26 @@
-"""Topology build + teardown: netprobe against the two ways people script it with `ip`.
+"""Topology build + teardown: netprobe against the ways people script it with `ip`.
 
 Contenders, each building the same topology and removing it again:
 
-  netprobe   `netprobe.build(spec)` then `topo.teardown()`, in this process;
-  ip_per_op  a generated bash script with one `ip` process per operation (the kernel
-             selftests' style), torn down with one `ip netns del` per namespace;
-  ip_batch   a generated bash script with as few `ip` processes as iproute2 allows: one
-             root `ip -batch` (all `netns add` and all veths), then one `ip -n NS -batch`
-             per namespace (batch lines cannot switch namespace), one `ip -batch` of
-             `netns del` to tear down;
+  netprobe     `netprobe.build(spec)` then `topo.teardown()`, in this process;
+  ip_per_op    a generated bash script with one `ip` process per operation (the kernel
+               selftests' style), torn down with one `ip netns del` per namespace;
+  ip_batch     a generated bash script with as few `ip` processes as iproute2 allows:
+               one root `ip -batch` (all `netns add` and all veths), then one
+               `ip -n NS -batch` per namespace (batch lines cannot switch namespace),
+               one `ip -batch` of `netns del` to tear down;
   ip_batch_1q  the same, its veths asking for one queue each way as netprobe's do
-             (`numtxqueues 1 numrxqueues 1`): the scripts as people write them leave the
-             kernel to make one per possible CPU and cut each end back to one.
+               (`numtxqueues 1 numrxqueues 1`); scripts as people write them leave the
+               kernel to make one per possible CPU and cut each end back to one.
 
-Both scripts are generated from the very Spec netprobe builds, so they do the same work:
+The scripts are generated from the very Spec netprobe builds, so they do the same work:
 same namespaces, lo up in each, same bridges, veths, MACs, masters and addresses (IPv6
-without DAD, as netprobe adds them). netprobe additionally writes
-two IPv6 sysctls per namespace and self-checks the result; the scripts do neither.
+without DAD, as netprobe adds them). netprobe additionally writes two or three IPv6
+sysctls per namespace and self-checks the result; the scripts do neither.
 
-Each contender is verified once (which also warms caches), then timed, the three taking
-turns in every repetition, so a noisy neighbour hurts all of them alike. The last line of
-output is one line of JSON.
+Each contender is verified once (which also warms caches), then timed, all of them
+taking turns in every repetition, so a noisy neighbour hurts all of them alike. The last
+line of output is one line of JSON.
 """
 
 from __future__ import annotations

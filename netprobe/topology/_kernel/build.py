@@ -223,8 +223,9 @@ class _Builder:
         first, together (`netns.create_many`)."""
         owned = {namespace_of(h, self.topo.runid): h for h in self.spec.hosts if h.owned}
         made: dict[str, tuple[int, Rtnl] | Exception] = {}  # by namespace, as each is made
+        confs = _fresh_confs()  # read here: a new namespace has no net.core of its own
         try:
-            netns.create_many(list(owned), lambda ns: self._inside_new(owned[ns]), made)
+            netns.create_many(list(owned), lambda ns: self._inside_new(owned[ns], confs), made)
             for host in self.spec.hosts:
                 self._open_host(host, made.pop(namespace_of(host, self.topo.runid), None))
         finally:  # what a failure or an interrupt left unrecorded: descriptor and socket
@@ -263,13 +264,14 @@ class _Builder:
         if ovs.has_ovs(host):
             ovs.start(self.topo, host)  # the database starts while the links are made
 
-    def _inside_new(self, host: Host) -> tuple[int, Rtnl]:
+    def _inside_new(self, host: Host, confs: tuple[str, ...]) -> tuple[int, Rtnl]:
         """In a namespace just made (this thread in it): its descriptor, its netlink
-        socket, and IPv6 quietened in its defaults, which the links made later inherit."""
+        socket, and IPv6 quietened in `confs` ("default": the links made later inherit
+        it)."""
         fd = netns.open_current()
         try:
             nl = Rtnl()
-            for path in _quiet_paths(host, _fresh_confs()):
+            for path in _quiet_paths(host, confs):
                 try:
                     _write_zero(path)
                 except FileNotFoundError:
@@ -530,9 +532,9 @@ class _Builder:
 
 
 def _quiet_paths(host: Host, confs: tuple[str, ...]) -> list[str]:
-    """The IPv6 sysctls under /proc/sys (as this thread's namespace shows them) that switch
-    off DAD and router solicitations on `confs`, unless `host` asks for them. A link
-    reads router_solicitations from its own conf alone: "all" has none to write."""
+    """The paths under /proc/sys/net/ipv6/conf (a thread sees its own namespace's) of the
+    sysctls that switch off DAD and router solicitations on `confs`, unless `host` asks
+    for them. A link reads router_solicitations from its own conf alone: none for "all"."""
     keys = [
         k
         for k, wanted in (
@@ -554,7 +556,8 @@ def _fresh_confs() -> tuple[str, ...]:
     """The IPv6 confs a new namespace's quieting writes: "default", which its links
     inherit, and "all" only where new namespaces inherit it (net.core.
     devconf_inherit_init_net 1 or 3). DAD runs where all's or the link's accept_dad is
-    above 0, and otherwise a new namespace starts with the kernel's own "all": 0."""
+    above 0, and otherwise a new namespace starts with the kernel's own "all": 0. Read
+    in the root namespace: the sysctl exists there alone (elsewhere: write "all")."""
     try:
         with open("/proc/sys/net/core/devconf_inherit_init_net") as src:
             inherits = src.read().strip() in ("1", "3")

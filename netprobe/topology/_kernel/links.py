@@ -30,6 +30,10 @@ _IFA_F_NODAD = 0x02
 _MACVLAN_MODE = {"private": 1, "vepa": 2, "bridge": 4, "passthru": 8, "source": 16}
 _VLAN_PROTO = {"802.1Q": 0x8100, "802.1ad": 0x88A8}
 _RT_SCOPE_LINK = 253
+# A veth gets one transmit and one receive queue, asked for at creation. Without them
+# the kernel allocates one per possible CPU, then cuts each end back to one real queue:
+# an expedited RCU grace period per end (half of a veth pair's creation time).
+_ONE_QUEUE = {"IFLA_NUM_TX_QUEUES": 1, "IFLA_NUM_RX_QUEUES": 1}
 
 # What to tell a user whose kernel refuses a kind (EOPNOTSUPP: "Unknown device type").
 FEATURE = {
@@ -193,11 +197,6 @@ def _peer_attrs(far: Interface, name: str, ns_fd: int | None, index: int) -> dic
     attrs.extend(_ONE_QUEUE.items())
     return {"attrs": attrs, "index": index} if index else {"attrs": attrs}
 
-
-# A veth gets one transmit and one receive queue, asked for at creation. Without them
-# the kernel allocates one per possible CPU, then cuts each end back to one real queue:
-# an expedited RCU grace period per end (half of a veth pair's creation time).
-_ONE_QUEUE = {"IFLA_NUM_TX_QUEUES": 1, "IFLA_NUM_RX_QUEUES": 1}
 
 
 def address_message(index: int, addr: IPInterface, *, dad: bool) -> Any:
