@@ -731,7 +731,7 @@ def scale_checks(spec: Spec) -> dict[str, object]:
         out["explain_failed_as_it_should"] = not failed.passed
         out["explain_top"] = why.top.text if why.top else None
         out["explain_drops"] = [f"{d.reason} on {d.host}:{d.device}" for d in why.drops.drops]
-        out["explain_notes"] = list(why.notes) + list(why.drops.notes)
+        out["explain_notes"] = list(dict.fromkeys([*why.notes, *why.drops.notes]))
     out["left_after_teardown"] = _left_of(runid)
     out.update(_clean_after_kill(len(leaves)))
     return out
