@@ -23,6 +23,7 @@ from typing import Any
 from netprobe._privilege import is_root
 from netprobe.errors import SetupError
 from netprobe.topology._kernel import netns, owner
+from netprobe.topology._kernel.impair import NETEM_REMEDY
 from netprobe.topology._kernel.tap import open_tap
 
 KERNEL = "kernel"
@@ -31,9 +32,11 @@ TOOL = "tool"
 KERNEL_FEATURES: tuple[str, ...] = (
     "netns", "veth", "bridge", "802.1Q vlan", "bond", "bridge vlan_filtering", "tap",
     "macvlan", "vxlan", "nftables", "iptables", "tracefs drop reasons", "AF_PACKET",
+    "netem", "tbf",
 )  # fmt: skip
 TOOLS: tuple[str, ...] = (
     "ip", "tcpdump", "nft", "iptables", "nmap", "ethtool", "ovs-vsctl", "dnsmasq", "busybox",
+    "tc",
 )  # fmt: skip
 
 _TOOL_TIMEOUT = 3.0  # seconds for every version query together
@@ -171,6 +174,18 @@ def _iptables(s: _Scratch) -> str:
     return "listed the filter table and added a nat MASQUERADE rule"
 
 
+def _qdisc(kind: str, *args: str) -> Callable[[_Scratch], str]:
+    """A probe that makes a `kind` qdisc the root of the scratch veth, with `tc` (what an
+    interface's `impair:` does)."""
+
+    def run(s: _Scratch) -> str:
+        s.veth()
+        _run(["tc", "qdisc", "replace", "dev", "npdv0", "root", kind, *args])
+        return f"made a {kind} qdisc a veth's root"
+
+    return run
+
+
 def _af_packet(s: _Scratch) -> str:
     with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(_ETH_P_ALL)) as sock:
         sock.bind(("lo", 0))
@@ -217,6 +232,10 @@ _FEATURES: dict[str, _Feature] = {
                          "apt-get install iptables; modprobe iptable_nat (or nft_compat)",
                          _iptables),
     "AF_PACKET": _Feature("AF_PACKET sockets", "modprobe af_packet (CONFIG_PACKET)", _af_packet),
+    "netem": _Feature("netem qdisc (delay, loss, duplication, reordering)", NETEM_REMEDY,
+                      _qdisc("netem", "delay", "1ms")),
+    "tbf": _Feature("tbf qdisc (rate limits)", "modprobe sch_tbf (CONFIG_NET_SCH_TBF)",
+                    _qdisc("tbf", "rate", "1mbit", "burst", "32kbit", "latency", "50ms")),
 }
 # fmt: on
 _TRACEFS_REMEDY = (
@@ -341,8 +360,9 @@ _TOOL_PACKAGE = {
     "ip": "iproute2", "tcpdump": "tcpdump", "nft": "nftables", "iptables": "iptables",
     "nmap": "nmap", "ethtool": "ethtool", "ovs-vsctl": "openvswitch-switch",
     "dnsmasq": "dnsmasq-base", "busybox": "busybox-static",  # DHCP servers, clients (udhcpc)
+    "tc": "iproute2",  # impairments
 }  # fmt: skip
-_VERSION_ARGS = {"ip": ["-V"], "busybox": []}  # busybox alone prints its version first
+_VERSION_ARGS = {"ip": ["-V"], "tc": ["-V"], "busybox": []}  # busybox prints it first
 _Pending = dict[str, "subprocess.Popen[str] | Capability"]
 
 

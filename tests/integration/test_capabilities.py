@@ -129,3 +129,26 @@ def test_an_interrupted_probe_leaves_nothing(
         capabilities.probe()
     assert_nothing_left(created)
     assert not capabilities._cache, "an interrupted probe caches nothing"
+
+
+@pytest.mark.parametrize(
+    ("qdisc", "args", "module"),
+    [("netem", ["delay", "1ms"], "sch_netem"),
+     ("tbf", ["rate", "1mbit", "burst", "32kbit", "latency", "50ms"], "sch_tbf")],
+)  # fmt: skip
+def test_a_qdisc_is_reported_as_tc_finds_it_by_hand(
+    created: list[str], qdisc: str, args: list[str], module: str
+) -> None:
+    from support.handmade_net import HandMade
+
+    with HandMade() as hand:
+        hand.ns("h")
+        hand.ip("h", "link", "add", "q0", "type", "veth", "peer", "name", "q1")
+        argv = ["ip", "netns", "exec", hand.hosts["h"], "tc", "qdisc", "replace", "dev", "q0"]
+        by_hand = subprocess.run([*argv, "root", qdisc, *args], capture_output=True, check=False)
+    (cap,) = capabilities.probe([qdisc])
+    assert cap.present == (by_hand.returncode == 0), (cap, by_hand.stderr)
+    if not cap.present:
+        assert module in (cap.remedy or ""), cap
+        assert qdisc in cap.detail, cap  # the tc command that failed, and why
+    assert_nothing_left(created)
