@@ -32,7 +32,7 @@ _VLAN_PROTO = {"802.1Q": 0x8100, "802.1ad": 0x88A8}
 _RT_SCOPE_LINK = 253
 # A veth gets one transmit and one receive queue, asked for at creation. Without them
 # the kernel allocates one per possible CPU, then cuts each end back to one real queue:
-# an expedited RCU grace period per end (half of a veth pair's creation time).
+# an expedited RCU grace period per end (about a third of a veth pair's creation).
 _ONE_QUEUE = {"IFLA_NUM_TX_QUEUES": 1, "IFLA_NUM_RX_QUEUES": 1}
 
 # What to tell a user whose kernel refuses a kind (EOPNOTSUPP: "Unknown device type").
