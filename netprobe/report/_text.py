@@ -111,9 +111,10 @@ def host_view_text(view: HostView) -> str:
         addrs = " ".join(
             ("+" if view.is_added(f"{a} on {link.name}") else "") + a for a in link.addresses
         )
+        qdisc = f"  qdisc {link.qdisc}" if link.qdisc else ""
         lines.append(
             f"{'+' if mine else ' '} {link.name:<15} {link.kind:<8} {state:<14} {link.mac} "
-            f"mtu {link.mtu}{master}  {addrs}".rstrip()
+            f"mtu {link.mtu}{master}  {addrs}{qdisc}".rstrip()
         )
     lines += [f"{'+' if view.is_added(r) else ' '} route {r}" for r in view.routes]
     return "\n".join(lines)

@@ -110,7 +110,7 @@ def _host(view: HostView) -> dict[str, Any]:
         "links": [
             {"name": link.name, "kind": link.kind, "up": link.up, "carrier": link.carrier,
              "mac": link.mac, "mtu": link.mtu, "master": link.master,
-             "addresses": list(link.addresses),
+             "addresses": list(link.addresses), "qdisc": link.qdisc,
              **({"added": view.is_mine(link)} if view.adopted else {})}
             for link in view.links
         ],

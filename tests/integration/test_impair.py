@@ -5,11 +5,13 @@ kernel without netem says so with the remedy."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -107,9 +109,26 @@ def test_topo_impair_limits_a_running_lab_and_clear_removes_it(lab: str) -> None
     assert (done.returncode, done.stdout) == (0, "a:eth0: rate 20mbit\n"), done.stderr
     rate = throughput(a, b)
     assert 0.5 * 20e6 <= rate <= 1.2 * 20e6, f"{rate / 1e6:.2f} Mbit/s under a 20mbit limit"
+    assert _shown_qdisc(lab, "a", "eth0").startswith("tbf 1: root rate 20Mbit")  # live
+    assert _shown_qdisc(lab, "b", "eth0") is None  # its default (noqueue): nothing to show
     done = _netprobe("topo", "impair", lab, "a:eth0", "--clear")
     assert (done.returncode, done.stdout) == (0, "a:eth0: impairments removed\n")
     assert throughput(a, b) > 3 * 20e6  # the limit was what held it: gone, it runs free
+    assert _shown_qdisc(lab, "a", "eth0") is None
+    text = _netprobe("topo", "show", lab).stdout
+    assert "qdisc" not in text, text
+
+
+def _shown_qdisc(lab: str, host: str, link: str) -> Any:
+    """`topo show --json`'s qdisc of HOST's LINK (read from the kernel); the text view
+    shows the same words."""
+    done = _netprobe("topo", "show", lab, "--json")
+    assert done.returncode == 0, done.stderr
+    (view,) = [h for h in json.loads(done.stdout)["hosts"] if h["host"] == host]
+    (found,) = [k for k in view["links"] if k["name"] == link]
+    if found["qdisc"] is not None:
+        assert f"qdisc {found['qdisc']}" in _netprobe("topo", "show", lab).stdout
+    return found["qdisc"]
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import subprocess
 from dataclasses import dataclass, replace
 
 from ..._privilege import require_root
@@ -31,6 +33,9 @@ class LinkView:
     master: str | None
     addresses: tuple[str, ...]
     alias: str | None = None
+    # The link's queueing, in tc's words, where its root qdisc is not a kernel default
+    # (an impairment netprobe set, or shaping someone else did): live, not the spec's.
+    qdisc: str | None = None
 
 
 @dataclass(frozen=True)
@@ -149,7 +154,42 @@ def describe(host: str, ns: str) -> HostView:
         _link_view(n, link, names, addrs.get(link["index"], []))
         for n, link in sorted(links.items(), key=lambda item: item[1]["index"])
     ]
+    views = [_with_qdisc(v, ns, links[v.name].get_attr("IFLA_QDISC")) for v in views]
     return HostView(host, ns, tuple(views), tuple(routes))
+
+
+# Root qdiscs the kernel gives a link by itself: nothing to show.
+_DEFAULT_QDISCS = frozenset({"", "noqueue", "noop", "pfifo_fast", "fq_codel", "mq", "fq"})
+
+
+def _with_qdisc(view: LinkView, ns: str, kind: str | None) -> LinkView:
+    """`view` with its qdiscs in tc's words (`tc qdisc show dev LINK`, one line each, the
+    "qdisc" and refcnt left out) where the root one is not a default; the kind alone if
+    tc is missing or fails."""
+    if (kind or "") in _DEFAULT_QDISCS:
+        return view
+    words: str = kind or ""
+    if shutil.which("tc") is not None:
+        argv = ["tc", "qdisc", "show", "dev", view.name]
+        done = subprocess.run(
+            netns.exec_argv(ns, argv) if ns else argv,
+            capture_output=True, text=True, timeout=5, check=False,
+        )  # fmt: skip
+        lines = [_qdisc_words(line) for line in done.stdout.splitlines() if line.strip()]
+        if done.returncode == 0 and lines:
+            words = "; ".join(lines)
+    return replace(view, qdisc=words)
+
+
+def _qdisc_words(line: str) -> str:
+    """One line of `tc qdisc show` without its "qdisc" and "refcnt N" words."""
+    out = line.split()
+    if out[:1] == ["qdisc"]:
+        out = out[1:]
+    if "refcnt" in out:
+        at = out.index("refcnt")
+        del out[at : at + 2]
+    return " ".join(out)
 
 
 def _link_view(name: str, link: object, names: dict[int, str], addrs: list[str]) -> LinkView:
