@@ -220,7 +220,9 @@ _FEATURES: dict[str, _Feature] = {
         "bridge vlan_filtering", f"needs CONFIG_BRIDGE_VLAN_FILTERING: use OVS netdev {_VM}",
         _vlan_filtering),
     "tap": _Feature("tun/tap driver or /dev/net/tun",
-                    "modprobe tun; if /dev/net/tun is missing: mknod /dev/net/tun c 10 200", _tap),
+                    "modprobe tun; if /dev/net/tun is missing: mknod /dev/net/tun c 10 200; "
+                    "a user other than root needs it mode 0666 (chmod 0666 /dev/net/tun, as "
+                    "udev makes it)", _tap),
     "macvlan": _Feature("'macvlan' link type", "modprobe macvlan (CONFIG_MACVLAN)",
                         _link("npdmv0", on_veth=True, kind="macvlan", macvlan_mode="bridge")),
     "vxlan": _Feature("'vxlan' link type", "modprobe vxlan (CONFIG_VXLAN)",

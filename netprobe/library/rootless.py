@@ -65,13 +65,17 @@ def body(
                 f"{engine} is not installed: {_REMEDY.get(engine, 'install it')}",
             )
             continue
+        adopting = bool(slirp_api) and engine == "slirp4netns"  # its TAP is open already
+        if not adopting and (why := pm.tun_refusal(f"{engine} run as this user")) is not None:
+            ctx.skip(f"{engine}: the container's network", why)
+            continue
         if not _bridge_free(ctx, engine):
             continue
         before = um.host_state(topo, "host")
         with tempfile.TemporaryDirectory(prefix="netprobe-rootless-") as private:
             proc, api = (
                 _adopt(ctx, slirp_api)
-                if slirp_api and engine == "slirp4netns"
+                if adopting
                 else _start(
                     ctx,
                     engine,
