@@ -23,7 +23,7 @@ from typing import Any
 from netprobe._privilege import is_root
 from netprobe.errors import SetupError
 from netprobe.topology._kernel import netns, owner
-from netprobe.topology._kernel.impair import NETEM_REMEDY
+from netprobe.topology._kernel.impair import NETEM_REMEDY, NO_QDISC
 from netprobe.topology._kernel.tap import open_tap
 
 KERNEL = "kernel"
@@ -71,7 +71,12 @@ class Capability:
 
 
 class _ProbeFailed(Exception):
-    """A probe failed with a message already fit for `Capability.detail`."""
+    """A probe failed with a message already fit for `Capability.detail`; `remedy`, where
+    the feature's own would not help (the tool that probes it is missing)."""
+
+    def __init__(self, detail: str, remedy: str | None = None) -> None:
+        super().__init__(detail)
+        self.remedy = remedy
 
 
 def describe_errno(code: int, what: str) -> str:
@@ -179,8 +184,16 @@ def _qdisc(kind: str, *args: str) -> Callable[[_Scratch], str]:
     interface's `impair:` does)."""
 
     def run(s: _Scratch) -> str:
+        if shutil.which("tc") is None:
+            raise _ProbeFailed("not probed: tc is not installed", "apt-get install iproute2")
         s.veth()
-        _run(["tc", "qdisc", "replace", "dev", "npdv0", "root", kind, *args])
+        try:
+            _run(["tc", "qdisc", "replace", "dev", "npdv0", "root", kind, *args])
+        except _ProbeFailed as exc:
+            if any(s in str(exc) for s in NO_QDISC):  # tc's words for a kernel without it
+                said = str(exc).split("failed: ", 1)[-1].removeprefix("Error: ").rstrip(".")
+                raise _ProbeFailed(f"this kernel has no {kind} qdisc (tc: {said})") from None
+            raise
         return f"made a {kind} qdisc a veth's root"
 
     return run
@@ -262,7 +275,7 @@ def _try_feature(name: str, scratch: _Scratch) -> Capability:
         detail = describe_errno(exc.errno, feature.what) if exc.errno else str(exc)
         return _kernel(name, False, detail, feature.remedy)
     except _ProbeFailed as exc:
-        return _kernel(name, False, str(exc), feature.remedy)
+        return _kernel(name, False, str(exc), exc.remedy or feature.remedy)
 
 
 def _probe_scratch(names: Sequence[str]) -> dict[str, Capability]:

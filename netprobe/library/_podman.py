@@ -29,7 +29,7 @@ from netprobe import _userns
 from netprobe.topology import RunResult, Topology
 from netprobe.topology._kernel import owner, process
 
-from ._usermode import ns_path
+from ._usermode import ns_path, tun_refusal
 
 NOBODY = 65534
 IMAGE = "localhost/netprobe-busybox"
@@ -59,26 +59,6 @@ def refusal() -> str | None:
             "check as root for the Podman path (Podman itself runs as uid 65534)"
         )
     return tun_refusal("rootless Podman's slirp4netns (uid 65534)", others=True)
-
-
-TUN = "/dev/net/tun"
-TUN_REMEDY = f"chmod 0666 {TUN} (the mode udev gives it), or run as root"
-
-
-def tun_refusal(who: str, *, others: bool = False) -> str | None:
-    """Why `who` cannot open /dev/net/tun (a user-mode network's TAP), or None. `others`:
-    it runs as another unprivileged user, so the node's mode for others decides;
-    otherwise this process tries to open it. Opening makes no device (no TUNSETIFF)."""
-    try:
-        if others:
-            mode = os.stat(TUN).st_mode & 0o777
-            if mode & 0o006 != 0o006:
-                return f"{TUN} is mode {mode:04o}, so {who} cannot open it: {TUN_REMEDY}"
-            return None
-        os.close(os.open(TUN, os.O_RDWR | os.O_CLOEXEC))
-    except OSError as exc:
-        return f"{who} cannot open {TUN} ({exc.strerror}): {TUN_REMEDY}"
-    return None
 
 
 @dataclass

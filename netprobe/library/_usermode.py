@@ -5,6 +5,7 @@ state of the host side compared before and after."""
 
 from __future__ import annotations
 
+import errno
 import itertools
 import json
 import os
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 
 from netprobe.topology import Topology
 from netprobe.topology._kernel import netns
+from netprobe.topology._kernel.tap import TUN
 
 SLIRP_GW = "10.0.2.2"  # slirp4netns: the host's loopback, seen from the container
 SLIRP_ADDR = "10.0.2.100"
@@ -213,3 +215,25 @@ def ns_path(topo: Topology, host: str) -> str:
     """The path of `host`'s namespace, as slirp4netns and pasta take it."""
     name = topo.namespace(host)
     return f"/run/netns/{name}" if name else f"/proc/{os.getpid()}/ns/net"
+
+
+_TUN_MODE_REMEDY = f"chmod 0666 {TUN} (the mode udev gives it)"
+_TUN_REMEDY = f"modprobe tun; if {TUN} is missing: mknod {TUN} c 10 200"
+
+
+def tun_refusal(who: str, *, others: bool = False) -> str | None:
+    """Why `who` cannot open /dev/net/tun (a user-mode network's TAP), or None. `others`:
+    it runs as another unprivileged user, so the node's mode for others decides;
+    otherwise this process tries to open it (which makes no device: no TUNSETIFF)."""
+    try:
+        if others:
+            mode = os.stat(TUN).st_mode & 0o777
+            if mode & 0o006 != 0o006:
+                return f"{TUN} is mode {mode:04o}, so {who} cannot open it: {_TUN_MODE_REMEDY}"
+            return None
+        os.close(os.open(TUN, os.O_RDWR | os.O_CLOEXEC))
+    except OSError as exc:
+        denied = exc.errno in (errno.EACCES, errno.EPERM)
+        remedy = f"{_TUN_MODE_REMEDY}, or run as root" if denied else _TUN_REMEDY
+        return f"{who} cannot open {TUN} ({exc.strerror}): {remedy}"
+    return None

@@ -65,11 +65,11 @@ def body(
                 f"{engine} is not installed: {_REMEDY.get(engine, 'install it')}",
             )
             continue
-        adopting = bool(slirp_api) and engine == "slirp4netns"  # its TAP is open already
-        if not adopting and (why := pm.tun_refusal(f"{engine} run as this user")) is not None:
-            ctx.skip(f"{engine}: the container's network", why)
-            continue
         if not _bridge_free(ctx, engine):
+            continue
+        adopting = bool(slirp_api) and engine == "slirp4netns"  # its TAP is open already
+        if not adopting and (why := um.tun_refusal(f"{engine} run as this user")) is not None:
+            ctx.skip(f"{engine}: the container's network", why)
             continue
         before = um.host_state(topo, "host")
         with tempfile.TemporaryDirectory(prefix="netprobe-rootless-") as private:

@@ -20,8 +20,11 @@ if TYPE_CHECKING:
 VERSION = 1
 
 
+MINOR = 4  # fields added within version 1 (docs/json.md): 4, a link's qdisc
+
+
 def _head(fmt: str) -> dict[str, Any]:
-    return {"format": fmt, "version": VERSION, "netprobe": __version__,
+    return {"format": fmt, "version": VERSION, "minor": MINOR, "netprobe": __version__,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}  # fmt: skip
 
 

@@ -145,7 +145,8 @@ def test_a_qdisc_is_reported_as_tc_finds_it_by_hand(
         hand.ns("h")
         hand.ip("h", "link", "add", "q0", "type", "veth", "peer", "name", "q1")
         argv = ["ip", "netns", "exec", hand.hosts["h"], "tc", "qdisc", "replace", "dev", "q0"]
-        by_hand = subprocess.run([*argv, "root", qdisc, *args], capture_output=True, check=False)
+        by_hand = subprocess.run([*argv, "root", qdisc, *args], capture_output=True,
+                                 timeout=30, check=False)  # fmt: skip
     (cap,) = capabilities.probe([qdisc])
     assert cap.present == (by_hand.returncode == 0), (cap, by_hand.stderr)
     if not cap.present:

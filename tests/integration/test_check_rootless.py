@@ -20,6 +20,7 @@ from support.results import failed_steps
 
 from netprobe.check import Status, reference_path, run_check
 from netprobe.library import _podman as pm
+from netprobe.library import _usermode as um
 from netprobe.topology import Topology, build, load
 from netprobe.topology._kernel import cleanup, owner
 
@@ -54,6 +55,21 @@ def _need_podman() -> None:
     why = pm.refusal()
     if why is not None:
         pytest.skip(f"rootless Podman cannot run here: {why}")
+
+
+def test_the_podman_path_is_refused_where_uid_65534_cannot_open_tun() -> None:
+    """Rootless Podman's slirp4netns runs as uid 65534: the refusal follows that user's own
+    attempt to open /dev/net/tun (mode 0600 where udev did not make it)."""
+    _need("setpriv")
+    if not os.path.exists("/usr/bin/python3"):
+        pytest.skip("needs /usr/bin/python3, which user nobody can run")
+    code = "import os; os.close(os.open('/dev/net/tun', os.O_RDWR))"
+    attempt = subprocess.run([*NOBODY, "/usr/bin/python3", "-c", code], cwd="/",
+                             capture_output=True, text=True, timeout=30, check=False)  # fmt: skip
+    refused = um.tun_refusal("uid 65534", others=True)
+    assert (refused is None) == (attempt.returncode == 0), (refused, attempt.stderr)
+    if refused is not None:
+        assert "chmod 0666 /dev/net/tun" in refused and "run as root" not in refused
 
 
 @pytest.mark.sabotage
@@ -275,12 +291,15 @@ def test_the_cli_runs_rootless_as_nobody(nobody_python: Path) -> None:
     done = _as_nobody(nobody_python, "-m", "netprobe.cli", "check", "rootless", "--no-bundle",
                       "-v")  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "PASS" in done.stdout
-    if not _nobody_opens_tun(nobody_python):  # no TAP for either engine: each skipped
-        for engine in ("slirp4netns", "pasta"):
+    assert "[FAIL]" not in done.stdout, done.stdout
+    for engine in ("slirp4netns", "pasta"):
+        if _nobody_opens_tun(nobody_python):
+            assert f"[PASS] {engine}: the container's network comes up" in done.stdout
+        else:  # no TAP for it: skipped, saying why, after what it could prove without one
             assert f"[SKIP] {engine}: the container's network" in done.stdout, done.stdout
+            assert f"[PASS] {engine}: the container has no kernel link" in done.stdout
+    if not _nobody_opens_tun(nobody_python):
         assert "cannot open /dev/net/tun (Permission denied): chmod 0666" in done.stdout
-        assert "[FAIL]" not in done.stdout, done.stdout
     # Podman as another user cannot be started from netprobe's own user namespace
     assert "[SKIP] podman: a container started by rootless Podman" in done.stdout, done.stdout
 

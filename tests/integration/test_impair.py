@@ -11,7 +11,6 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -119,7 +118,7 @@ def test_topo_impair_limits_a_running_lab_and_clear_removes_it(lab: str) -> None
     assert "qdisc" not in text, text
 
 
-def _shown_qdisc(lab: str, host: str, link: str) -> Any:
+def _shown_qdisc(lab: str, host: str, link: str) -> str | None:
     """`topo show --json`'s qdisc of HOST's LINK (read from the kernel); the text view
     shows the same words."""
     done = _netprobe("topo", "show", lab, "--json")
@@ -128,7 +127,8 @@ def _shown_qdisc(lab: str, host: str, link: str) -> Any:
     (found,) = [k for k in view["links"] if k["name"] == link]
     if found["qdisc"] is not None:
         assert f"qdisc {found['qdisc']}" in _netprobe("topo", "show", lab).stdout
-    return found["qdisc"]
+    shown: str | None = found["qdisc"]
+    return shown
 
 
 @pytest.mark.parametrize(

@@ -25,7 +25,7 @@ NETEM_REMEDY = (
     "load sch_netem (modprobe sch_netem; a kernel built with CONFIG_NET_SCH_NETEM), or run "
     "where the kernel has it: the full-kernel VM tier (`make vm-test`, netprobe.vm)"
 )
-_NO_QDISC = ("Specified qdisc kind is unknown", "Unknown qdisc")
+NO_QDISC = ("Specified qdisc kind is unknown", "Unknown qdisc")
 _NONE_TO_DELETE = ("handle of zero", "Invalid handle", "No such file")
 
 
@@ -60,7 +60,7 @@ def apply(ns: str, dev: str, imp: Impair, where: str) -> None:
         if done.returncode == 0:
             continue
         error = done.stderr.strip().removeprefix("Error: ")
-        if "netem" in args and any(s in error for s in _NO_QDISC):
+        if "netem" in args and any(s in error for s in NO_QDISC):
             missing = SetupError(  # one line: the remedy follows the fault
                 f"impairing {where} with {imp.words()}: this kernel has no netem (delay, "
                 f"jitter, loss, duplicate, reorder): {NETEM_REMEDY}")  # fmt: skip
@@ -88,6 +88,33 @@ def shown(ns: str, dev: str) -> list[dict[str, object]]:
         return []
     found: list[dict[str, object]] = json.loads(done.stdout or "[]")
     return found
+
+
+def described(ns: str, dev: str) -> str | None:
+    """`dev`'s egress qdiscs in tc's words (`tc qdisc show`, one a line, "qdisc" and its
+    refcnt left out, joined by "; "); "" where the root one is the kernel's own (handle
+    0:); None where tc cannot say (missing, failing, too slow)."""
+    try:
+        done = _tc(ns, ["qdisc", "show", "dev", dev])
+    except (SetupError, OSError, subprocess.TimeoutExpired):
+        return None
+    lines = [line.split() for line in done.stdout.splitlines()]
+    egress = [w for w in lines if w[:1] == ["qdisc"] and len(w) > 2 and w[1] not in _INGRESS]
+    root = next((w for w in egress if "root" in w), None)
+    if done.returncode != 0 or root is None:
+        return None
+    return "" if root[2] == "0:" else "; ".join(_words(w) for w in egress)
+
+
+_INGRESS = ("ingress", "clsact")  # what arrives, not the queue of what is sent
+
+
+def _words(line: list[str]) -> str:
+    out = line[1:]
+    if "refcnt" in out:
+        at = out.index("refcnt")
+        del out[at : at + 2]
+    return " ".join(out)
 
 
 def apply_spec(topo: Topology) -> None:

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import os
-import shutil
 import socket
-import subprocess
 from dataclasses import dataclass, replace
 
 from ..._privilege import require_root
 from ...errors import TopologyError
 from .._model.load import load
 from .._model.spec import Route, Spec
-from . import netns, owner
+from . import impair, netns, owner
 from .links import IFF_UP
 from .named import find_persistent, find_shown
 from .netlink import RTM_GETADDR, RTM_GETROUTE, Rtnl
@@ -158,38 +156,14 @@ def describe(host: str, ns: str) -> HostView:
     return HostView(host, ns, tuple(views), tuple(routes))
 
 
-# Root qdiscs the kernel gives a link by itself: nothing to show.
-_DEFAULT_QDISCS = frozenset({"", "noqueue", "noop", "pfifo_fast", "fq_codel", "mq", "fq"})
-
-
 def _with_qdisc(view: LinkView, ns: str, kind: str | None) -> LinkView:
-    """`view` with its qdiscs in tc's words (`tc qdisc show dev LINK`, one line each, the
-    "qdisc" and refcnt left out) where the root one is not a default; the kind alone if
-    tc is missing or fails."""
-    if (kind or "") in _DEFAULT_QDISCS:
+    """`view` with its qdiscs in tc's words where its root one is not the kernel's own;
+    the kind alone where tc cannot say. A link without a queue (noqueue: veths, bridges)
+    needs no asking."""
+    if kind in (None, "noqueue", "noop"):
         return view
-    words: str = kind or ""
-    if shutil.which("tc") is not None:
-        argv = ["tc", "qdisc", "show", "dev", view.name]
-        done = subprocess.run(
-            netns.exec_argv(ns, argv) if ns else argv,
-            capture_output=True, text=True, timeout=5, check=False,
-        )  # fmt: skip
-        lines = [_qdisc_words(line) for line in done.stdout.splitlines() if line.strip()]
-        if done.returncode == 0 and lines:
-            words = "; ".join(lines)
-    return replace(view, qdisc=words)
-
-
-def _qdisc_words(line: str) -> str:
-    """One line of `tc qdisc show` without its "qdisc" and "refcnt N" words."""
-    out = line.split()
-    if out[:1] == ["qdisc"]:
-        out = out[1:]
-    if "refcnt" in out:
-        at = out.index("refcnt")
-        del out[at : at + 2]
-    return " ".join(out)
+    words = impair.described(ns, view.name)
+    return view if words == "" else replace(view, qdisc=words or kind)
 
 
 def _link_view(name: str, link: object, names: dict[int, str], addrs: list[str]) -> LinkView:

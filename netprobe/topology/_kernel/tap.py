@@ -8,6 +8,7 @@ import struct
 
 from . import netns
 
+TUN = "/dev/net/tun"
 _TUNSETIFF = 0x400454CA
 _TUNSETPERSIST = 0x400454CB
 _IFF_TAP = 0x0002
@@ -22,7 +23,7 @@ def open_tap(ns_fd: int | None, name: str) -> int:
     carrier only while it is open: exactly a VM's NIC whose VM is running.
     """
     with netns.entered(ns_fd):
-        fd = os.open("/dev/net/tun", os.O_RDWR | os.O_CLOEXEC)
+        fd = os.open(TUN, os.O_RDWR | os.O_CLOEXEC)
     try:
         fcntl.ioctl(
             fd,
