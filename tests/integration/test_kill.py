@@ -245,3 +245,36 @@ def test_clean_removes_half_written_records_of_dead_processes() -> None:
     finally:
         for path in (stale, live):
             path.unlink(missing_ok=True)
+
+
+# A star of ten hosts, built without `with`: its teardown at exit runs from the atexit
+# hook, where the thread pool that unmounts many namespaces at once is not to be had.
+_UNGUARDED = """
+import os, sys, time
+import netprobe
+from netprobe import Bridge, Host, Interface, Spec, Veth
+ports = [Interface(f"p{i}", master="br0") for i in range(10)]
+leaves = [Host(f"h{i}", interfaces=[Interface("eth0", Veth(f"switch:p{i}"))]) for i in range(10)]
+topo = netprobe.build(Spec("unguarded", [Host("switch", [Interface("br0", Bridge()), *ports]),
+                                         *leaves]))
+print(topo.runid, flush=True)
+if sys.argv[1] == "raise":
+    raise RuntimeError("the script's own failure")
+time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("how", ["raise", "sigterm"])
+def test_a_topology_built_without_with_goes_when_its_script_dies(how: str) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", _UNGUARDED, how], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    assert proc.stdout is not None
+    runid = proc.stdout.readline().strip()
+    assert runid, proc.communicate(timeout=30)
+    if how == "sigterm":
+        proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    mine = [n for n in os.listdir("/run/netns") if n.startswith(owner.ns_prefix(runid))]
+    assert mine == [], err
+    assert runid not in {r.runid for r in owner.read_records()}, err
+    assert "Exception ignored in atexit" not in err, err

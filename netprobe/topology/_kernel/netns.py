@@ -150,13 +150,17 @@ def delete_many(names: list[str], delete: Callable[[str], None] = delete) -> dic
             return f"deleting namespace {name}: {exc}"
         return None
 
-    if len(names) < 8:
-        done = [attempt(name) for name in names]
-    else:
+    done: list[str | None] | None = None
+    if len(names) >= 8:
         from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(max_workers=_DELETERS) as pool:
-            done = list(pool.map(attempt, names))  # ctypes lets go of the GIL in umount2
+        try:
+            with ThreadPoolExecutor(max_workers=_DELETERS) as pool:
+                done = list(pool.map(attempt, names))  # ctypes lets go of the GIL in umount2
+        except RuntimeError:  # the interpreter is exiting (an atexit teardown): no new
+            pass  # threads to be had, so one after another below
+    if done is None:
+        done = [attempt(name) for name in names]
     return {name: problem for name, problem in zip(names, done, strict=True) if problem}
 
 
