@@ -44,9 +44,9 @@ from .topology import (
     Vlan,
     Vxlan,
     build,
-    clean,
     discover,
     load,
     loads,
     validate,
 )
+from .traffic import clean  # the topology layer's clean, and the trace instances too

@@ -41,7 +41,7 @@ def clean(everything: bool) -> None:
     """Remove what killed netprobe runs left behind, and nothing else."""
     with _errors():
         from ..report._text import clean_summary
-        from ..topology import clean as do_clean
-        from ..traffic._tracefs import remove_stale
+        from ..traffic import clean as do_clean
 
-        click.echo(clean_summary(do_clean(all=everything), remove_stale()))
+        report = do_clean(all=everything)
+        click.echo(clean_summary(report, report.removed_trace_instances))

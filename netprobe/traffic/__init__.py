@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ..topology import Port
 from ._capture import Capture, Captured, CaptureStats, compile_filter
+from ._clean import clean
 from ._craft import (
     MAGIC,
     Template,
@@ -49,6 +50,7 @@ __all__ = [
     "Template",
     "arp",
     "checksum",
+    "clean",
     "compile_filter",
     "decode",
     "dhcp_client",

@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 from support.paths import EXAMPLES
 
-from netprobe.topology import clean, down, leftovers
+from netprobe import clean
+from netprobe.topology import down, leftovers
 from netprobe.topology._kernel import owner
 from netprobe.traffic import _tracefs as tracefs
 
@@ -278,3 +279,23 @@ def test_a_topology_built_without_with_goes_when_its_script_dies(how: str) -> No
     assert mine == [], err
     assert runid not in {r.runid for r in owner.read_records()}, err
     assert "Exception ignored in atexit" not in err, err
+
+
+def test_clean_removes_the_trace_instance_of_a_killed_process() -> None:
+    """`netprobe.clean()` does what `netprobe clean` does: a drop-trace instance whose
+    process was killed goes too."""
+    code = ("from netprobe.traffic import _tracefs as t\nimport time\n"
+            "i = t.Instance('killedtrace')\ni.open()\nprint(i.name, flush=True)\n"
+            "time.sleep(60)\n")  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    assert proc.stdout is not None
+    name = proc.stdout.readline().strip()
+    proc.kill()
+    _, err = proc.communicate(timeout=30)
+    if not name:
+        pytest.skip(f"no trace instance could be made here: {err.strip()[-200:]}")
+    assert name in tracefs.instance_names()
+    report = clean()
+    assert name in report.removed_trace_instances, report
+    assert name not in tracefs.instance_names()

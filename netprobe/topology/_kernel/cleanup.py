@@ -38,6 +38,7 @@ class CleanReport:
     kept_live: list[str] = field(default_factory=list)
     kept_persistent: list[str] = field(default_factory=list)
     unknown_namespaces: list[str] = field(default_factory=list)
+    removed_trace_instances: list[str] = field(default_factory=list)  # netprobe.clean's
 
 
 def clean(*, all: bool = False) -> CleanReport:
