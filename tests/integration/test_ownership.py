@@ -124,6 +124,9 @@ def test_sigterm_and_ctrl_c_tear_down(tmp_path: Path) -> None:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            # Ctrl-C as a terminal gives it, whoever started this run: a shell's background
+            # job (`cmd &`) runs with SIGINT ignored, and a child would inherit that.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         assert child.stdout is not None
         ready = child.stdout.readline().split()
