@@ -88,22 +88,3 @@ def bond() -> str:
         "ip -n hm-switch link add br0 type bridge; ip -n hm-switch link set br0 up",
         *(f"ip -n hm-switch link set {p} master br0" for p in ("s0", "s1", "c")),
     ])  # fmt: skip
-
-
-LACP_HOSTS = ("lacp1", "lacp2")
-
-
-def lacp(partner_mode: str = "802.3ad") -> str:
-    """The 802.3ad half of bond.yaml by hand: lacp1's bond0 and lacp2's (in
-    `partner_mode`) over two veth pairs."""
-    modes = {"lacp1": "802.3ad", "lacp2": partner_mode}
-    return "\n".join([
-        _namespaces(*LACP_HOSTS),
-        *(f"ip -n hm-{h} link add bond0 type bond mode {m} miimon 100" for h, m in modes.items()),
-        _veth("lacp1", "eth0", "lacp2", "eth0"),
-        _veth("lacp1", "eth1", "lacp2", "eth1"),
-        *(f"ip -n hm-{h} link set {m} down; ip -n hm-{h} link set {m} master bond0"
-          for h in LACP_HOSTS for m in ("eth0", "eth1")),
-        *(f"ip -n hm-lacp{n} addr add 10.0.6.{n}/24 dev bond0; ip -n hm-lacp{n} link set bond0 up"
-          for n in (1, 2)),
-    ])  # fmt: skip

@@ -154,9 +154,6 @@ HANDMADE: list[
     ("bond by hand, backup dead", "bond", handmade.bond(), handmade.BOND_HOSTS, {"lacp": ""},
      (("switch", ("ip", "link", "set", "s1", "down")),),
      "server:eth1, the bond's other member, has no carrier: its far end switch:s1 is down"),
-    ("lacp by hand", "bond", handmade.lacp(), handmade.LACP_HOSTS, {"bond": ""}, (), None),
-    ("lacp by hand, partner not lacp", "bond", handmade.lacp("balance-xor"),
-     handmade.LACP_HOSTS, {"bond": ""}, (), "lacp2:bond0 is in mode balance-xor, not 802.3ad"),
 ]  # fmt: skip
 LABELS = [row[0] for row in TABLE] + [row[0] for row in HANDMADE]
 
