@@ -43,5 +43,4 @@ def clean(everything: bool) -> None:
         from ..report._text import clean_summary
         from ..traffic import clean as do_clean
 
-        report = do_clean(all=everything)
-        click.echo(clean_summary(report, report.removed_trace_instances))
+        click.echo(clean_summary(do_clean(all=everything)))

@@ -44,9 +44,10 @@ def doctor_table(found: Sequence[Capability], *, root: bool) -> Any:
     return table
 
 
-def clean_summary(report: CleanReport, trace_instances: Sequence[str] = ()) -> str:
+def clean_summary(report: CleanReport) -> str:
     """What `netprobe clean` removed (dead runs, trace instances), as text."""
     lines = []
+    trace_instances = report.removed_trace_instances
     if report.removed_runs:
         lines.append(
             f"removed {len(report.removed_runs)} dead run(s): "

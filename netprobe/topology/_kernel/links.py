@@ -198,7 +198,6 @@ def _peer_attrs(far: Interface, name: str, ns_fd: int | None, index: int) -> dic
     return {"attrs": attrs, "index": index} if index else {"attrs": attrs}
 
 
-
 def address_message(index: int, addr: IPInterface, *, dad: bool) -> Any:
     """RTM_NEWADDR for `addr`; IPv6 addresses skip DAD unless asked (no tentative state)."""
     ip = str(addr.ip)
